@@ -1,0 +1,46 @@
+"""One root exception and a subclass per failure a user can hit.
+
+Every message says what is wrong, where, and ends with a hint on what to do. The CLI turns
+any FwpipeError into a single `Error: ...` line and exit code 1; library code never prints.
+"""
+
+
+class FwpipeError(Exception):
+    """Root of every error fwpipe raises on purpose."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        self.message = message
+        self.hint = hint
+        super().__init__(f"{message} (hint: {hint})" if hint else message)
+
+
+class InputNotFoundError(FwpipeError):
+    """A path, glob or dataset that is not there."""
+
+
+class InputFormatError(FwpipeError):
+    """An input that exists but cannot be read: not parquet, truncated, wrong schema."""
+
+
+class ShardFormatError(FwpipeError):
+    """A token shard whose header or size is wrong."""
+
+
+class DatasetMismatchError(FwpipeError):
+    """An output directory or checkpoint that belongs to a different dataset or inputs."""
+
+
+class ConfigError(FwpipeError):
+    """A config file, key or value that is wrong."""
+
+
+class BudgetError(FwpipeError):
+    """A token budget that cannot be met or makes no sense."""
+
+
+class OutputError(FwpipeError):
+    """Writing output failed (disk full, permissions)."""
+
+
+class DependencyError(FwpipeError):
+    """An optional dependency (torch) that is not installed."""

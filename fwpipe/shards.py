@@ -1,0 +1,279 @@
+"""The token-shard format: the only module that reads or writes token files.
+
+Three layouts are read, one is written:
+
+* fwpipe / llm.c / modded-nanogpt shards: a header of 256 little-endian int32 (magic 20240520,
+  version 1, token count, the rest zero), then the tokens as little-endian uint16. EOT (50256)
+  stands *before* every document.
+* nanoGPT `train.bin` / `val.bin`: raw little-endian uint16, EOT *after* every document.
+
+Either way a document is a non-empty run of tokens between EOTs, so every reader below finds
+documents the same way (kernels.doc_bounds) whatever the convention.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Literal
+
+import numpy as np
+
+from fwpipe.errors import InputNotFoundError, OutputError, ShardFormatError
+from fwpipe.tokenizer import EOT
+
+MAGIC = 20240520
+VERSION = 1
+HEADER_INTS = 256
+HEADER_BYTES = HEADER_INTS * 4
+TOKEN_DTYPE = np.dtype("<u2")  # since EOT == 50256 < 2**16
+SPLITS = ("train", "val")
+MANIFEST = "manifest.json"
+
+Format = Literal["fwpipe", "nanogpt", "llmc"]
+
+
+def shard_name(split: str, index: int) -> str:
+    return f"{split}_{index:06d}.bin"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, chunks: list[bytes | memoryview | np.ndarray]) -> None:
+    """Write chunks to `path` so that the name appears only when the whole file is durable."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {e.strerror or e}", "free disk space or choose another -o directory") from e
+    _fsync_dir(path.parent)
+
+
+def header(n_tokens: int) -> np.ndarray:
+    h = np.zeros(HEADER_INTS, dtype="<i4")
+    h[0], h[1], h[2] = MAGIC, VERSION, n_tokens
+    return h
+
+
+def write_shard(path: Path, tokens: np.ndarray) -> None:
+    """Write one llm.c-format shard atomically (temp file, fsync, rename)."""
+    tokens = np.ascontiguousarray(tokens, dtype=TOKEN_DTYPE)
+    if len(tokens) >= 2**31:
+        raise ShardFormatError(f"{path}: {len(tokens):,} tokens do not fit an llm.c header", "lower --shard-tokens")
+    atomic_write_bytes(path, [header(len(tokens)).tobytes(), tokens.data])
+
+
+def read_shard(path: Path) -> np.memmap:
+    """Memory-map the tokens of one llm.c-format shard after checking header and size."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size < HEADER_BYTES:
+        raise ShardFormatError(f"{path}: {size} bytes is shorter than the 1024-byte llm.c header", "re-run fwpipe prepare")
+    h = np.fromfile(path, dtype="<i4", count=HEADER_INTS)
+    if h[0] != MAGIC:
+        raise ShardFormatError(f"{path}: magic {h[0]} is not {MAGIC}, not an llm.c shard", "pass a fwpipe, nanoGPT or llm.c dataset")
+    if h[1] != VERSION:
+        raise ShardFormatError(f"{path}: shard version {h[1]} is not {VERSION} (uint16 tokens)", "re-tokenize with GPT-2 into version-1 shards")
+    expected = HEADER_BYTES + int(h[2]) * TOKEN_DTYPE.itemsize
+    if size != expected:
+        raise ShardFormatError(
+            f"{path}: header says {int(h[2]):,} tokens ({expected:,} bytes) but the file has {size:,} bytes",
+            "the shard is truncated or corrupt; delete it and re-run fwpipe prepare",
+        )
+    if h[2] == 0:
+        return np.zeros(0, dtype=TOKEN_DTYPE)  # np.memmap cannot map zero bytes
+    return np.memmap(path, dtype=TOKEN_DTYPE, mode="r", offset=HEADER_BYTES, shape=(int(h[2]),))
+
+
+def read_raw_bin(path: Path) -> np.memmap:
+    """Memory-map a nanoGPT raw uint16 token file."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size % 2:
+        raise ShardFormatError(f"{path}: {size} bytes is odd, not a uint16 token file", "re-export it with fwpipe prepare --format nanogpt")
+    if size == 0:
+        return np.zeros(0, dtype=TOKEN_DTYPE)
+    return np.memmap(path, dtype=TOKEN_DTYPE, mode="r")
+
+
+class RawBinWriter:
+    """Streams tokens into a nanoGPT raw uint16 file; the final name appears only on close()."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp")
+        self.f = open(self.tmp, "wb")
+        self.n_tokens = 0
+
+    def write(self, tokens: np.ndarray) -> None:
+        tokens = np.ascontiguousarray(tokens, dtype=TOKEN_DTYPE)
+        try:
+            self.f.write(tokens.data)
+        except OSError as e:
+            self.abort()
+            raise OutputError(f"cannot write {self.path}: {e.strerror or e}", "free disk space or choose another -o directory") from e
+        self.n_tokens += len(tokens)
+
+    def close(self) -> None:
+        try:
+            self.f.flush()
+            os.fsync(self.f.fileno())
+            self.f.close()
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            self.abort()
+            raise OutputError(f"cannot write {self.path}: {e.strerror or e}", "free disk space or choose another -o directory") from e
+        _fsync_dir(self.path.parent)
+
+    def abort(self) -> None:
+        if not self.f.closed:
+            self.f.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- reading datasets
+
+
+@dataclass
+class Split:
+    """One split of a dataset: its token files, memory-mapped, in order."""
+
+    name: str
+    paths: list[Path]
+    shards: list[np.ndarray]
+
+    @property
+    def stream_tokens(self) -> int:
+        """Tokens including the EOT separators, as a training loader sees them."""
+        return int(sum(len(s) for s in self.shards))
+
+    def documents(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Per shard: (shard index, doc starts, doc ends) of every non-empty run between EOTs."""
+        from fwpipe.kernels import doc_bounds
+
+        for i, tokens in enumerate(self.shards):
+            starts, ends = doc_bounds(tokens, EOT)
+            yield i, starts, ends
+
+
+@dataclass
+class Dataset:
+    """A tokenized dataset in any of the three layouts, with its splits memory-mapped."""
+
+    root: Path
+    format: Format
+    splits: dict[str, Split]
+    manifest: dict | None = None
+    manifest_sha256: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def split(self, name: str) -> Split:
+        return self.splits.get(name) or Split(name, [], [])
+
+
+def _is_llmc(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return len(head) == 12 and int(np.frombuffer(head[:4], "<i4")[0]) == MAGIC
+
+
+def _split_of(name: str) -> str | None:
+    # llm.c names shards fineweb_train_000001.bin / fineweb_val_000000.bin
+    lower = name.lower()
+    if "val" in lower:
+        return "val"
+    if "train" in lower:
+        return "train"
+    return None
+
+
+def open_dataset(path: str | Path) -> Dataset:
+    """Open a fwpipe dataset directory, a nanoGPT directory, or llm.c shards (dir or glob).
+
+    The layout is detected: manifest.json -> fwpipe; train.bin/val.bin without the llm.c magic
+    -> nanoGPT; *.bin files with the llm.c magic -> llm.c.
+    """
+    import hashlib
+
+    spath = str(path)
+    root = Path(spath)
+    if any(c in spath for c in "*?["):
+        files = sorted(Path(p) for p in globlib.glob(spath))
+        if not files:
+            raise InputNotFoundError(f"{spath}: the glob matches no files", "check the pattern; quote it so the shell does not expand it")
+        return _open_llmc(root.parent, files)
+    if not root.exists():
+        raise InputNotFoundError(f"{root}: no such dataset", "run `fwpipe prepare INPUT.parquet -o DIR` first, or pass an existing dataset")
+    if root.is_file():
+        files = [root]
+        return _open_llmc(root.parent, files) if _is_llmc(root) else _open_nanogpt(root.parent, {(_split_of(root.name) or "train"): root})
+    manifest_path = root / MANIFEST
+    if manifest_path.exists():
+        raw = manifest_path.read_bytes()
+        try:
+            manifest = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise ShardFormatError(f"{manifest_path}: not valid JSON ({e})", "delete the directory and re-run fwpipe prepare") from e
+        if manifest.get("status") != "complete":
+            raise ShardFormatError(f"{root}: prepare did not finish (manifest status {manifest.get('status')!r})", "re-run the same fwpipe prepare command to finish it")
+        splits = {}
+        for name in SPLITS:
+            files = [root / s["file"] for s in manifest.get("splits", {}).get(name, {}).get("shard_files", [])]
+            for f in files:
+                if not f.exists():
+                    raise ShardFormatError(f"{f}: listed in the manifest but missing", "re-run fwpipe prepare with --overwrite")
+            if manifest.get("format") == "nanogpt":
+                splits[name] = Split(name, files, [read_raw_bin(f) for f in files])
+            else:
+                splits[name] = Split(name, files, [read_shard(f) for f in files])
+        fmt: Format = "nanogpt" if manifest.get("format") == "nanogpt" else "fwpipe"
+        return Dataset(root, fmt, splits, manifest, hashlib.sha256(raw).hexdigest())
+    bins = sorted(root.glob("*.bin"))
+    if not bins:
+        raise InputNotFoundError(f"{root}: no manifest.json and no .bin token files", "pass a fwpipe dataset, a nanoGPT dir (train.bin/val.bin) or llm.c shards")
+    raw_named = {p.stem: p for p in bins if p.stem in SPLITS}
+    if raw_named and not any(_is_llmc(p) for p in raw_named.values()):
+        return _open_nanogpt(root, raw_named)
+    return _open_llmc(root, bins)
+
+
+def _open_nanogpt(root: Path, named: dict[str, Path]) -> Dataset:
+    splits = {name: Split(name, [p], [read_raw_bin(p)]) for name, p in sorted(named.items())}
+    return Dataset(root, "nanogpt", splits)
+
+
+def _open_llmc(root: Path, files: list[Path]) -> Dataset:
+    by_split: dict[str, list[Path]] = {}
+    for f in files:
+        if not _is_llmc(f):
+            raise ShardFormatError(f"{f}: no llm.c magic {MAGIC} in its header", "pass only llm.c shards, or a nanoGPT directory with train.bin/val.bin")
+        split = _split_of(f.name)
+        if split is None:
+            raise ShardFormatError(f"{f}: cannot tell train from val by its name", "rename llm.c shards to contain 'train' or 'val'")
+        by_split.setdefault(split, []).append(f)
+    splits = {name: Split(name, ps, [read_shard(p) for p in ps]) for name, ps in by_split.items()}
+    return Dataset(root, "llmc", splits)

@@ -1,0 +1,29 @@
+"""Shared fixtures: the real FineWeb rows in ../shared/data (or the bundled copies of them)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from fwpipe.sample import SAMPLE_DIR
+
+_SHARED = Path(os.environ.get("FWPIPE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def _fineweb(name: str) -> Path:
+    shared = _SHARED / "fineweb" / name
+    return shared if shared.exists() else SAMPLE_DIR / name
+
+
+@pytest.fixture(scope="session")
+def first150() -> Path:
+    """150 real FineWeb rows with FineWeb's token_count (ids are null)."""
+    return _fineweb("fineweb-first150.parquet")
+
+
+@pytest.fixture(scope="session")
+def sample1400() -> Path:
+    """1,400 real FineWeb sample-10BT documents with ids and urls, no token_count."""
+    return _fineweb("fineweb-sample10bt-1400.parquet")
