@@ -74,6 +74,71 @@ def main(verbose: bool) -> None:
 # (section owned by the prepare stage)
 
 
+@main.command(context_settings=CONTEXT)
+@click.argument("inputs", nargs=-1)
+@click.option("-o", "--out", "out_dir", default="data/fineweb", show_default=True, help="Dataset directory to write.")
+@click.option("--sample", is_flag=True, help="Use the bundled FineWeb sample (1,550 real documents) as input.")
+@click.option("--text-column", default="text", show_default=True, help="Column that holds the documents.")
+@click.option("--val-fraction", type=float, default=0.005, show_default=True, help="Share of documents (by key hash) in val.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split hash.")
+@click.option("--shard-tokens", type=TOKENS, default=100_000_000, show_default=True, help="Most tokens per shard.")
+@click.option("--format", "fmt", type=click.Choice(["fwpipe", "nanogpt"]), default="fwpipe", show_default=True,
+              help="fwpipe: llm.c-format shards; nanogpt: raw train.bin / val.bin.")  # fmt: skip
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Tokenizing threads [default: all cores].")
+@click.option("--buffer-mb", type=click.IntRange(min=1), default=256, show_default=True, help="Text held in flight; bounds memory.")
+@click.option("--overwrite", is_flag=True, help="Replace a dataset made from other inputs or options.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the summary as JSON.")
+def prepare(inputs, out_dir, sample, text_column, val_fraction, seed, shard_tokens, fmt, workers, buffer_mb, overwrite, json_path):
+    """Tokenize FineWeb parquet into GPT-2 token shards.
+
+    INPUTS are parquet files, directories (every *.parquet inside) or globs; together they
+    make one dataset. Interrupted? Run the same command again: it resumes.
+
+    \b
+      fwpipe prepare 000_00000.parquet
+      fwpipe prepare --sample
+      fwpipe prepare 'fineweb/*.parquet' -o data/fw --format nanogpt
+    """
+    from fwpipe.pipeline.prepare import PrepareOptions, prepare as run_prepare
+
+    if sample:
+        from fwpipe.sample import SAMPLE_FILES
+
+        inputs = tuple(str(p) for p in SAMPLE_FILES) + tuple(inputs)
+        click.echo(f"using the bundled FineWeb sample ({len(SAMPLE_FILES)} files; ODC-By 1.0, HuggingFaceFW/fineweb)", err=True)
+    options = PrepareOptions(text_column=text_column, val_fraction=val_fraction, seed=seed, shard_tokens=shard_tokens, format=fmt)
+    summary = run_prepare(list(inputs), out_dir, options=options, workers=workers, buffer_mb=buffer_mb, overwrite=overwrite)
+    click.echo(format_prepare_summary(summary))
+    if json_path:
+        _write_json(json_path, summary)
+
+
+def format_prepare_summary(s: dict) -> str:
+    if not s.get("did_work"):
+        return f"{s['out_dir']}: already prepared from these inputs, nothing to do ({s['docs']:,} documents, {s['tokens']:,} tokens)"
+    lines = [f"prepared {s['out_dir']} ({s['format']}) from {s['sources']} file(s)" + (" (resumed)" if s.get("resumed") else "")]
+    for name, sp in s["splits"].items():
+        lines.append(f"  {name:5s} {sp['docs']:>12,} docs {sp['tokens']:>15,} tokens  {sp['shards']} shard(s)")
+    sk = s["skipped"]
+    if any(sk.values()):
+        lines.append(f"  skipped: {sk['null_text']:,} null text, {sk['empty_text']:,} empty text, {sk['too_long']:,} longer than a shard")
+    tc = s.get("token_count_check")
+    if tc:
+        line = f"  token_count check: {tc['checked']:,} rows, {tc['differ']:,} differ ({tc['email_placeholder']:,} e-mail placeholders, expected; {tc['real']:,} real)"
+        if tc["real"]:
+            line += "; first: " + ", ".join(tc["first_real"])
+        lines.append(line)
+    lines.append(f"  {s['seconds']:.1f} s, {s['tokens_per_s'] / 1e6:.2f}M tokens/s on {s['workers']} worker(s)")
+    return "\n".join(lines)
+
+
+def _write_json(path: str, obj: dict) -> None:
+    import json
+    from pathlib import Path
+
+    Path(path).write_text(json.dumps(obj, indent=2) + "\n")
+
+
 # ------------------------------------------------------------------------------------ audit
 # (section owned by the audit stage)
 

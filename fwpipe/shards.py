@@ -117,38 +117,65 @@ def read_raw_bin(path: Path) -> np.memmap:
     return np.memmap(path, dtype=TOKEN_DTYPE, mode="r")
 
 
-class RawBinWriter:
-    """Streams tokens into a nanoGPT raw uint16 file; the final name appears only on close()."""
+class TokenFileWriter:
+    """Streams tokens into a shard (llm.c header) or a raw nanoGPT .bin under a temp name.
 
-    def __init__(self, path: Path):
+    seal() makes the temp file complete and durable; commit() then gives it its final name, so
+    a file under a final name is always whole. abort() removes the temp file.
+    """
+
+    def __init__(self, path: Path, *, with_header: bool = True):
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.name}.tmp")
-        self.f = open(self.tmp, "wb")
+        self.with_header = with_header
         self.n_tokens = 0
+        try:
+            self.f = open(self.tmp, "wb")
+            if with_header:
+                self.f.write(header(0).tobytes())
+        except OSError as e:
+            raise self._error(e) from e
+
+    def _error(self, e: OSError) -> OutputError:
+        self.abort()
+        return OutputError(f"cannot write {self.path}: {e.strerror or e}", "free disk space or choose another -o directory, then re-run to resume")
 
     def write(self, tokens: np.ndarray) -> None:
         tokens = np.ascontiguousarray(tokens, dtype=TOKEN_DTYPE)
+        if self.with_header and self.n_tokens + len(tokens) >= 2**31:
+            raise ShardFormatError(f"{self.path}: over 2**31 tokens do not fit an llm.c header", "lower --shard-tokens")
         try:
             self.f.write(tokens.data)
         except OSError as e:
-            self.abort()
-            raise OutputError(f"cannot write {self.path}: {e.strerror or e}", "free disk space or choose another -o directory") from e
+            raise self._error(e) from e
         self.n_tokens += len(tokens)
 
-    def close(self) -> None:
+    def seal(self) -> None:
         try:
+            if self.with_header:
+                self.f.seek(0)
+                self.f.write(header(self.n_tokens).tobytes())
             self.f.flush()
             os.fsync(self.f.fileno())
             self.f.close()
+        except OSError as e:
+            raise self._error(e) from e
+
+    def commit(self) -> None:
+        if not self.f.closed:
+            self.seal()
+        try:
             os.replace(self.tmp, self.path)
         except OSError as e:
-            self.abort()
-            raise OutputError(f"cannot write {self.path}: {e.strerror or e}", "free disk space or choose another -o directory") from e
+            raise self._error(e) from e
         _fsync_dir(self.path.parent)
 
     def abort(self) -> None:
-        if not self.f.closed:
-            self.f.close()
+        try:
+            if not self.f.closed:
+                self.f.close()
+        except (OSError, AttributeError):
+            pass
         self.tmp.unlink(missing_ok=True)
 
 

@@ -1,0 +1,173 @@
+"""Finding, checking and streaming parquet inputs.
+
+Inputs are read by record batch so memory follows the batch size, never the file size. Every
+check that can fail on a user's file happens here and names the file.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fwpipe.errors import InputFormatError, InputNotFoundError
+
+KEY_COLUMN = "id"  # FineWeb's `<urn:uuid:...>`; the text itself where it is missing or null
+TOKEN_COUNT_COLUMN = "token_count"  # FineWeb's GPT-2 count of `text`
+URL_COLUMN = "url"
+
+
+def resolve_inputs(inputs: list[str]) -> list[Path]:
+    """Files as given, directories as their sorted *.parquet, globs as their sorted matches."""
+    if not inputs:
+        raise InputNotFoundError("no input given", "pass parquet files, a directory or a glob, or --sample for the bundled sample")
+    out: list[Path] = []
+    for spec in inputs:
+        p = Path(spec)
+        if any(c in spec for c in "*?["):
+            matches = sorted(Path(m) for m in globlib.glob(spec, recursive=True) if Path(m).is_file())
+            if not matches:
+                raise InputNotFoundError(f"{spec}: the glob matches no files", "check the pattern, and quote it so the shell does not expand it")
+            out.extend(matches)
+        elif p.is_dir():
+            matches = sorted(p.glob("*.parquet"))
+            if not matches:
+                raise InputNotFoundError(f"{p}: the directory holds no *.parquet files", "pass the directory that holds the FineWeb parquet shards")
+            out.extend(matches)
+        elif p.exists():
+            out.append(p)
+        else:
+            raise InputNotFoundError(f"{p}: no such file or directory", "check the path")
+    seen: set[Path] = set()
+    unique = []
+    for p in out:  # the same file named twice would double every document
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            unique.append(p)
+    return unique
+
+
+@dataclass(frozen=True)
+class Source:
+    """One parquet input: where it is, what it holds, and a fingerprint of its bytes."""
+
+    path: str
+    bytes: int
+    rows: int
+    sha256: str
+    row_groups: tuple[int, ...]  # rows per row group, to resume without reading what is done
+    has_id: bool
+    has_token_count: bool
+    has_url: bool
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "bytes": self.bytes, "rows": self.rows, "sha256": self.sha256}
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def open_parquet(path: Path) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
+        raise InputFormatError(
+            f"{path}: not a readable parquet file ({str(e).splitlines()[0][:120]})",
+            "check that it is a complete .parquet file (a truncated download or a renamed CSV fails here)",
+        ) from e
+
+
+def inspect(path: Path, text_column: str, *, hash_content: bool = True) -> Source:
+    """Check schema and footer of one input and fingerprint it, reading no text."""
+    pf = open_parquet(path)
+    schema = pf.schema_arrow
+    if text_column not in schema.names:
+        raise InputFormatError(
+            f"{path}: no column {text_column!r}; it has {', '.join(schema.names)}",
+            "pass --text-column NAME with the column that holds the documents",
+        )
+    ttype = schema.field(text_column).type
+    if not (pa.types.is_string(ttype) or pa.types.is_large_string(ttype) or pa.types.is_string_view(ttype)):
+        raise InputFormatError(f"{path}: column {text_column!r} is {ttype}, not a string", "pass --text-column NAME with a string column")
+    md = pf.metadata
+    return Source(
+        path=str(path),
+        bytes=path.stat().st_size,
+        rows=md.num_rows,
+        sha256=file_sha256(path) if hash_content else "",
+        row_groups=tuple(md.row_group(i).num_rows for i in range(md.num_row_groups)),
+        has_id=KEY_COLUMN in schema.names and text_column != KEY_COLUMN,
+        has_token_count=TOKEN_COUNT_COLUMN in schema.names and pa.types.is_integer(schema.field(TOKEN_COUNT_COLUMN).type),
+        has_url=URL_COLUMN in schema.names,
+    )
+
+
+@dataclass
+class Batch:
+    """A slice of one input: rows [row0, row0 + len(texts)) of source `file_index`."""
+
+    file_index: int
+    row0: int
+    texts: list[str | None]
+    ids: list[str | None]
+    token_counts: list[int | None]
+    urls: list[str | None]
+    n_bytes: int  # compressed input bytes this batch stands for, for the ETA
+
+
+def read_batches(source: Source, file_index: int, text_column: str, *, start_row: int = 0, batch_rows: int = 1024) -> Iterator[Batch]:
+    """Stream rows from `start_row` on, skipping whole row groups that lie before it."""
+    pf = open_parquet(Path(source.path))
+    columns = [text_column]
+    if source.has_id:
+        columns.append(KEY_COLUMN)
+    if source.has_token_count:
+        columns.append(TOKEN_COUNT_COLUMN)
+    if source.has_url and URL_COLUMN not in columns:
+        columns.append(URL_COLUMN)
+    first_rg, rg_row0 = 0, 0
+    for n in source.row_groups:
+        if rg_row0 + n > start_row:
+            break
+        rg_row0 += n
+        first_rg += 1
+    row_groups = list(range(first_rg, len(source.row_groups)))
+    if not row_groups:
+        return
+    bytes_per_row = source.bytes / max(source.rows, 1)
+    row = rg_row0
+    try:
+        for rb in pf.iter_batches(batch_size=batch_rows, row_groups=row_groups, columns=columns, use_threads=False):
+            n = rb.num_rows
+            if row + n <= start_row:
+                row += n
+                continue
+            lo = max(0, start_row - row)
+            if lo:
+                rb = rb.slice(lo)
+            col = {name: rb.column(i) for i, name in enumerate(rb.schema.names)}
+            yield Batch(
+                file_index=file_index,
+                row0=row + lo,
+                texts=col[text_column].to_pylist(),
+                ids=col[KEY_COLUMN].to_pylist() if source.has_id else [None] * rb.num_rows,
+                token_counts=col[TOKEN_COUNT_COLUMN].to_pylist() if source.has_token_count else [None] * rb.num_rows,
+                urls=col[URL_COLUMN].to_pylist() if source.has_url else [None] * rb.num_rows,
+                n_bytes=int(bytes_per_row * rb.num_rows),
+            )
+            row += n
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
+        raise InputFormatError(
+            f"{source.path}: cannot read row {row} ({str(e).splitlines()[0][:120]})",
+            "the file is truncated or corrupt; download it again",
+        ) from e

@@ -1,0 +1,190 @@
+"""The shards of one split as prepare writes them, with the sidecars that make a resume exact.
+
+A shard is finished when its tokens, its rows table and its statistics are all durable:
+
+    .work/train_000003.rows.parquet   every input row the shard accounts for (docs and skipped)
+    .work/train_000003.stats.npy      its token histogram and document-length histogram
+    train_000003.bin                  renamed into place last, so its name means "finished"
+
+After a crash the rows tables say which input rows each split has finished; nothing else needs
+to survive.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fwpipe import shards
+from fwpipe.kernels import length_histogram, token_histogram
+from fwpipe.pipeline.tokenize import OK, ChunkRows
+from fwpipe.tokenizer import VOCAB_SIZE
+
+log = logging.getLogger(__name__)
+WORK = ".work"
+
+ROWS_SCHEMA = pa.schema(
+    [
+        ("gpos", pa.int64()),
+        ("file_index", pa.int32()),
+        ("source_row", pa.int64()),
+        ("status", pa.int8()),
+        ("shard", pa.int32()),
+        ("offset", pa.int64()),
+        ("n_tokens", pa.int64()),
+        ("n_bytes", pa.int64()),
+        ("key_hash", pa.uint64()),
+        ("fineweb_token_count", pa.int64()),
+        ("placeholder", pa.bool_()),
+        ("id", pa.string()),
+        ("url", pa.string()),
+    ]
+)
+
+
+def sidecar(out_dir: Path, split: str, index: int, kind: str) -> Path:
+    return out_dir / WORK / f"{split}_{index:06d}.{kind}"
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    shards.atomic_write_bytes(path, [buf.getbuffer()])
+
+
+def write_npy_atomic(path: Path, array: np.ndarray) -> None:
+    # .npy, not .npz: a zip member carries the time it was written, and the bytes must not
+    buf = io.BytesIO()
+    np.save(buf, array)
+    shards.atomic_write_bytes(path, [buf.getbuffer()])
+
+
+def read_stats(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(token_counts, length_hist) of one finished shard."""
+    a = np.load(path)
+    return a[:VOCAB_SIZE], a[VOCAB_SIZE:]
+
+
+def finished_shards(out_dir: Path, split: str, shard_dir: Path) -> list[int]:
+    """Indices 0..k-1 of the shards that finished (all three files present and valid)."""
+    done = []
+    i = 0
+    while True:
+        bin_path = shard_dir / shards.shard_name(split, i)
+        rows, stats = sidecar(out_dir, split, i, "rows.parquet"), sidecar(out_dir, split, i, "stats.npy")
+        if not (bin_path.exists() and rows.exists() and stats.exists()):
+            break
+        shards.read_shard(bin_path)  # raises if the header and size disagree
+        done.append(i)
+        i += 1
+    # anything after the first gap is from an interrupted run: remove it so it is redone
+    for path in list(shard_dir.glob(f"{split}_*.bin")) + list((out_dir / WORK).glob(f"{split}_*.*")):
+        try:
+            idx = int(path.name.split("_")[1].split(".")[0])
+        except (IndexError, ValueError):
+            continue
+        if idx >= i:
+            path.unlink(missing_ok=True)
+    return done
+
+
+class SplitWriter:
+    """Appends documents of one split into shards of at most `shard_tokens` tokens."""
+
+    def __init__(self, out_dir: Path, shard_dir: Path, split: str, split_id: int, shard_tokens: int, first_index: int, on_shard: Callable[[str, int], None]):
+        self.out_dir, self.shard_dir, self.split, self.split_id = out_dir, shard_dir, split, split_id
+        self.shard_tokens = shard_tokens
+        self.index = first_index
+        self.on_shard = on_shard
+        self._open()
+
+    def _open(self) -> None:
+        self.file: shards.TokenFileWriter | None = None
+        self.n_tokens = 0
+        self.tables: list[pa.Table] = []
+        self.hist = np.zeros(VOCAB_SIZE, dtype=np.int64)
+        self.lengths: list[np.ndarray] = []
+
+    def append(self, rows: ChunkRows) -> None:
+        """Add rows in input order, closing a shard before the first document that overflows it."""
+        lens = rows.stream_lens
+        lo = 0
+        while lo < len(lens):
+            cum = np.cumsum(lens[lo:])
+            room = self.shard_tokens - self.n_tokens
+            k = int(np.searchsorted(cum, room, side="right"))  # rows that fit (skipped rows are 0 wide)
+            if k == 0:
+                self.close()  # the next document does not fit: it starts a new shard
+                continue
+            self._write(rows, lo, lo + k, cum[:k])
+            lo += k
+            if lo < len(lens):
+                self.close()
+
+    def _write(self, rows: ChunkRows, lo: int, hi: int, cum: np.ndarray) -> None:
+        start = int(rows.stream_lens[:lo].sum())  # stream position of row lo within this chunk
+        stream = rows.stream[start : start + int(cum[-1])]
+        if self.file is None:
+            self.file = shards.TokenFileWriter(self.shard_dir / shards.shard_name(self.split, self.index))
+        if len(stream):
+            self.file.write(stream)
+            self.hist += token_histogram(stream, VOCAB_SIZE)
+        sl = slice(lo, hi)
+        ok = rows.status[sl] == OK
+        # offset: the document's first token, just after its EOT, from the shard's first token
+        offsets = np.where(ok, self.n_tokens + cum - rows.stream_lens[sl] + 1, -1)
+        self.lengths.append(rows.n_tokens[sl][ok])
+        self.tables.append(
+            pa.table(
+                {
+                    "gpos": rows.gpos[sl],
+                    "file_index": rows.file_index[sl],
+                    "source_row": rows.source_row[sl],
+                    "status": rows.status[sl],
+                    "shard": np.full(hi - lo, self.index, dtype=np.int32),
+                    "offset": offsets.astype(np.int64),
+                    "n_tokens": rows.n_tokens[sl],
+                    "n_bytes": rows.n_bytes[sl],
+                    "key_hash": rows.key_hash[sl],
+                    "fineweb_token_count": rows.fineweb_token_count[sl],
+                    "placeholder": rows.placeholder[sl],
+                    "id": pa.array(rows.ids[lo:hi], type=pa.string()),
+                    "url": pa.array(rows.urls[lo:hi], type=pa.string()),
+                },
+                schema=ROWS_SCHEMA,
+            )
+        )
+        self.n_tokens += int(cum[-1])
+
+    @property
+    def empty(self) -> bool:
+        return self.n_tokens == 0
+
+    def close(self) -> None:
+        """Finish the open shard: tokens sealed, sidecars durable, then the shard's final name."""
+        if self.empty:
+            return  # a shard of only skipped rows is not written; the final tally counts them
+        assert self.file is not None
+        self.file.seal()
+        write_parquet_atomic(pa.concat_tables(self.tables), sidecar(self.out_dir, self.split, self.index, "rows.parquet"))
+        lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int64)
+        write_npy_atomic(sidecar(self.out_dir, self.split, self.index, "stats.npy"), np.concatenate([self.hist, length_histogram(lengths)]))
+        self.file.commit()
+        log.info("finished %s shard %d: %d tokens", self.split, self.index, self.n_tokens)
+        self.on_shard(self.split, self.index)
+        self.index += 1
+        self._open()
+
+    def abort(self) -> None:
+        if self.file is not None:
+            self.file.abort()
+
+    def pending_table(self) -> pa.Table:
+        """Rows appended but not yet in a finished shard (only skipped rows at the very end)."""
+        return pa.concat_tables(self.tables) if self.tables else ROWS_SCHEMA.empty_table()

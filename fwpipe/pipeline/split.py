@@ -1,0 +1,27 @@
+"""Which split a document belongs to: a 64-bit hash of its key against the val fraction.
+
+The hash depends on the key (FineWeb `id`, else the text) and the seed only, so a document lands
+on the same side however the inputs are sharded or ordered, and adding inputs never moves one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+TRAIN, VAL = 0, 1
+SPLIT_NAMES = ("train", "val")
+
+
+def key_hash(key: str, seed: int) -> int:
+    """64-bit blake2b of the key, keyed by the seed."""
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8, key=seed.to_bytes(8, "little")).digest()
+    return int.from_bytes(digest, "little")
+
+
+def val_threshold(val_fraction: float) -> int:
+    """Documents whose key hash is below this go to val."""
+    return min(int(val_fraction * 2**64), 2**64)
+
+
+def split_of(h: int, threshold: int) -> int:
+    return VAL if h < threshold else TRAIN
