@@ -1,0 +1,141 @@
+"""The audit report as terminal text (100 columns, verdicts first) and as JSON.
+
+JSON schema (schema_version 1; keys are only ever added). Counts are documents or tokens;
+"tokens" never include EOT separators, "stream_tokens" do; fractions are in [0, 1].
+
+    schema_version, fwpipe_version, dataset, format ("fwpipe" | "nanogpt" | "llmc"),
+    options {block_size, shingle, threshold, num_perm, ngram, seed, minhash_scheme},
+    seconds
+    verdicts [{section, level ("ok" | "warn" | "bad"), text}]
+    splits.{train,val}      {docs, tokens, stream_tokens, distinct_token_ids, shards}
+    sources                 [{source, split, docs, tokens}]   (fwpipe datasets with docs.parquet)
+    lengths.{train,val}     {docs, min, p10, p50, p90, p99, max, mean, skewness, gini,
+                             top1pct_token_share, top10pct_token_share, short_doc_share,
+                             short_doc_tokens, block_size, over_block_token_share,
+                             histogram {bin_lower_edges, counts}}      (only {docs: 0} if empty)
+    exact_duplicates        {docs, tokens, groups, doc_fraction, by_split {train, val},
+                             largest [{copies, n_tokens, first {split, doc, shard, offset,
+                             n_tokens}, snippet}]}
+                             docs = documents equal to an earlier one (train before val)
+    near_duplicates         {threshold, shingle, num_perm, bands, rows, candidate_pairs,
+                             kept_pairs, distinct_signatures, clusters, docs_in_clusters,
+                             removable_docs, removable_tokens, removable_token_fraction,
+                             cluster_sizes {size, clusters}, largest [{docs, n_tokens, first,
+                             splits, snippet}], clusters_file?}
+                             clusters span both splits and include exact copies;
+                             removable = all but the earliest document of each cluster
+    leakage                 {val_docs, train_docs, exact_docs, near_docs, ngram_n, ngram_docs,
+                             ngram_fraction, exact_fraction, near_fraction,
+                             ngram_docs_fraction, ngram_val_ngrams, note?, ngram_sampled_every?}
+                             near_docs counts val docs with a train doc at estimated Jaccard
+                             >= threshold, so it includes exact_docs; ngram_fraction is the
+                             share of val n-gram occurrences that also occur in train
+    budget (with --budget-tokens)
+                            {budget_tokens, unique_tokens (= train stream tokens), epochs,
+                             effective_tokens, effective_fraction, verdict ("fresh" |
+                             "nearly-free" | "diminishing" | "wasted"), verdict_text,
+                             source_files, tokens_per_source_file, files_for_4_epochs,
+                             files_for_1_epoch, data_multiple_for_4_epochs,
+                             data_multiple_for_1_epoch, unique_tokens_for_4_epochs,
+                             unique_tokens_for_1_epoch, repeats_free_epochs,
+                             with --params: params, tokens_per_param, chinchilla_tokens_per_param,
+                             compute_flops, optimal_params, optimal_tokens, chinchilla_verdict}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fwpipe.shards import atomic_write_bytes
+
+WIDTH = 100
+_LEVEL = {"ok": "[ OK ]", "warn": "[WARN]", "bad": "[BAD ]"}
+
+
+def write_json(report: dict, path: Path) -> None:
+    atomic_write_bytes(Path(path), [json.dumps(report, indent=2).encode() + b"\n"])
+
+
+def h(n: float | None) -> str:
+    """Human count: 1234 -> 1.2K, 3.8e8 -> 380.0M."""
+    if n is None:
+        return "-"
+    for div, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= div:
+            return f"{n / div:.1f}{unit}"
+    return f"{n:,.0f}" if float(n).is_integer() else f"{n:.3g}"
+
+
+def _clip(line: str) -> str:
+    return line if len(line) <= WIDTH else line[: WIDTH - 3] + "..."
+
+
+def terminal(report: dict) -> str:
+    out: list[str] = []
+    add = out.append
+    add(f"fwpipe audit  {report['dataset']}  ({report['format']} layout, {report['seconds']:.1f} s)")
+    add("")
+    for v in report["verdicts"]:
+        add(f"{_LEVEL[v['level']]} {v['section']:<11}{v['text']}")
+    add("")
+    add(f"{'TOTALS':<8}{'docs':>12}{'tokens':>16}{'stream tokens':>16}{'distinct ids':>14}")
+    for name, s in report["splits"].items():
+        add(f"  {name:<6}{s['docs']:>12,}{s['tokens']:>16,}{s['stream_tokens']:>16,}{s['distinct_token_ids']:>14,}")
+    add("")
+    add(f"{'LENGTHS':<8}{'p10':>7}{'p50':>7}{'p90':>7}{'p99':>8}{'max':>9}{'mean':>8}{'skew':>6}{'gini':>6}"
+        f"{'top1%':>7}{'<64':>6}{'>blk':>6}")
+    for name, L in report["lengths"].items():
+        if L["docs"] == 0:
+            add(f"  {name:<6}  (no documents)")
+            continue
+        add(f"  {name:<6}{L['p10']:>7.0f}{L['p50']:>7.0f}{L['p90']:>7.0f}{L['p99']:>8.0f}{L['max']:>9,}{L['mean']:>8.0f}"
+            f"{L['skewness']:>6.1f}{L['gini']:>6.2f}{L['top1pct_token_share']:>7.1%}{L['short_doc_share']:>6.1%}"
+            f"{L['over_block_token_share']:>6.0%}")
+    blk = next(iter(report["lengths"].values())).get("block_size", "")
+    add(f"  top1%: token share of the longest 1% of docs; <64: share of docs; >blk: token share over {blk}")
+    add("")
+    e = report["exact_duplicates"]
+    add(f"EXACT DUPLICATES  {e['docs']:,} docs ({h(e['tokens'])} tokens) repeat an earlier doc, in {e['groups']:,} groups")
+    for g in e["largest"][:5]:
+        add(_clip(f"  {g['copies']:>6,}x {g['n_tokens']:>7,} tok  \"{g['snippet']}\""))
+    add("")
+    nd = report["near_duplicates"]
+    add(f"NEAR DUPLICATES  Jaccard >= {nd['threshold']} on {nd['shingle']}-token shingles, {nd['num_perm']} perms, "
+        f"{nd['bands']} bands x {nd['rows']} rows")
+    add(f"  {nd['clusters']:,} clusters hold {nd['docs_in_clusters']:,} docs; removable {nd['removable_docs']:,} docs, "
+        f"{h(nd['removable_tokens'])} tokens ({nd['removable_token_fraction']:.1%})")
+    for c in nd["largest"][:5]:
+        add(_clip(f"  {c['docs']:>6,} docs {c['n_tokens']:>8,} tok  \"{c['snippet']}\""))
+    if nd.get("clusters_file"):
+        add(f"  wrote {nd['clusters_file']}")
+    add("")
+    lk = report["leakage"]
+    add(f"LEAKAGE  {lk['val_docs']:,} val docs")
+    if lk.get("ngram_fraction") is None:
+        add(f"  {lk['note']}")
+    else:
+        add(f"  exact copies in train {lk['exact_docs']:,} ({lk['exact_fraction']:.1%})   near copies {lk['near_docs']:,} "
+            f"({lk['near_fraction']:.1%})")
+        add(f"  sharing a {lk['ngram_n']}-gram with train {lk['ngram_docs']:,} ({lk['ngram_docs_fraction']:.1%}); "
+            f"{lk['ngram_fraction']:.1%} of val {lk['ngram_n']}-grams occur in train")
+        if lk.get("note"):
+            add(_clip(f"  {lk['note']}"))
+    b = report.get("budget")
+    if b:
+        add("")
+        add(f"BUDGET  {h(b['budget_tokens'])} tokens over {h(b['unique_tokens'])} unique train tokens")
+        add(f"  {b['epochs']:.2f} epochs; effective data {h(b['effective_tokens'])} tokens ({b['effective_fraction']:.0%} of "
+            f"the budget); verdict: {b['verdict']}")
+        if b["epochs"] > 1:
+            if b["files_for_4_epochs"]:
+                add(f"  for <= 4 epochs: {b['files_for_4_epochs']:,} input files like these ({b['source_files']} now, "
+                    f"{h(b['tokens_per_source_file'])} tokens each); for 1 epoch: {b['files_for_1_epoch']:,}")
+            else:
+                add(f"  for <= 4 epochs: {b['data_multiple_for_4_epochs']:.1f}x this data ({h(b['unique_tokens_for_4_epochs'])} "
+                    f"tokens); for 1 epoch: {b['data_multiple_for_1_epoch']:.1f}x")
+        if "params" in b:
+            add(f"  {h(b['params'])} params, {b['tokens_per_param']:.0f} tokens/param (Chinchilla ~20)")
+            add(f"  {b['chinchilla_verdict']}")
+            add(f"  compute-optimal for this compute: {h(b['optimal_params'])} params on {h(b['optimal_tokens'])} tokens")
+    return "\n".join(_clip(line) for line in out)

@@ -1,0 +1,131 @@
+"""Audit fixtures: real FineWeb documents, tokenized, with planted copies, in all three layouts.
+
+The planted dataset (built once per session):
+  train = 600 distinct real documents, then 4 exact copies of train docs (doc 0 three times,
+          doc 1 once), then 3 word-edited copies of train docs 10, 11, 12 (~2% of words);
+  val   = 150 distinct real documents (none in train), then 2 exact copies of train docs 20, 21,
+          then 2 edited copies of train docs 30, 31.
+So: exact duplicates 4 (train) + 2 (val) = 6; exact leakage 2; near leakage 4 (2 exact + 2 edited).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from fwpipe.shards import write_shard
+from fwpipe.tokenizer import EOT, encode
+
+
+def edit_words(text: str, rate: float, rng: random.Random) -> str:
+    """Replace, delete or insert words, each with probability rate/3 per word."""
+    words = text.split(" ")
+    out = []
+    for w in words:
+        r = rng.random()
+        if r < rate / 3:
+            out.append(rng.choice(words))  # replace
+        elif r < 2 * rate / 3:
+            continue  # delete
+        elif r < rate:
+            out.extend([w, rng.choice(words)])  # insert
+        else:
+            out.append(w)
+    return " ".join(out)
+
+
+@dataclass
+class Planted:
+    train: list[np.ndarray]
+    val: list[np.ndarray]
+    exact_dups: int
+    exact_leak: int
+    near_leak: int
+
+
+@pytest.fixture(scope="session")
+def real_texts(sample1400) -> list[str]:
+    texts = pl.read_parquet(sample1400, columns=["text"])["text"].to_list()
+    seen, out = set(), []
+    for t in texts:  # distinct texts of some length, so planted counts are the only copies
+        if t not in seen and len(t.split()) >= 60:
+            seen.add(t)
+            out.append(t)
+    return out
+
+
+@pytest.fixture(scope="session")
+def planted(real_texts) -> Planted:
+    rng = random.Random(7)
+    base = [encode(t).astype(np.uint16) for t in real_texts[:750]]
+    train = base[:600]
+    val = base[600:750]
+    train = train + [train[0], train[0], train[0], train[1]]
+    train += [encode(edit_words(real_texts[i], 0.02, rng)).astype(np.uint16) for i in (10, 11, 12)]
+    val = val + [train[20], train[21]]
+    val += [encode(edit_words(real_texts[i], 0.02, rng)).astype(np.uint16) for i in (30, 31)]
+    return Planted(train, val, exact_dups=6, exact_leak=2, near_leak=4)
+
+
+def stream(docs: list[np.ndarray], eot_after: bool = False) -> np.ndarray:
+    parts = []
+    for d in docs:
+        parts += [d, [EOT]] if eot_after else [[EOT], d]
+    return np.concatenate([np.asarray(p, dtype=np.uint16) for p in parts]) if parts else np.zeros(0, np.uint16)
+
+
+def write_fwpipe(root: Path, splits: dict[str, list[list[np.ndarray]]], manifest_extra: dict | None = None) -> Path:
+    """A fwpipe dataset dir: per split a list of shards, each a list of docs."""
+    root.mkdir(parents=True, exist_ok=True)
+    man = {"status": "complete", "format": "fwpipe", "splits": {}}
+    for name, shards in splits.items():
+        files = []
+        for i, docs in enumerate(shards):
+            f = f"{name}_{i:06d}.bin"
+            write_shard(root / f, stream(docs))
+            files.append({"file": f})
+        man["splits"][name] = {"shard_files": files}
+    man.update(manifest_extra or {})
+    (root / "manifest.json").write_text(json.dumps(man))
+    return root
+
+
+def write_llmc(root: Path, splits: dict[str, list[list[np.ndarray]]]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, shards in splits.items():
+        for i, docs in enumerate(shards):
+            write_shard(root / f"fineweb_{name}_{i:06d}.bin", stream(docs))
+    return root
+
+
+def write_nanogpt(root: Path, splits: dict[str, list[np.ndarray]]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, docs in splits.items():
+        stream(docs, eot_after=True).tofile(root / f"{name}.bin")
+    return root
+
+
+@pytest.fixture(scope="session")
+def planted_dirs(planted, tmp_path_factory) -> dict[str, Path]:
+    """The planted dataset in the three layouts (train split over two shards where shards exist)."""
+    tmp = tmp_path_factory.mktemp("planted")
+    t, v = planted.train, planted.val
+    shards = {"train": [t[:300], t[300:]], "val": [v]}
+    return {
+        "fwpipe": write_fwpipe(tmp / "fwpipe", shards, {"sources": [{"path": "a.parquet"}, {"path": "b.parquet"}]}),
+        "llmc": write_llmc(tmp / "llmc", shards),
+        "nanogpt": write_nanogpt(tmp / "nanogpt", {"train": t, "val": v}),
+    }
+
+
+@pytest.fixture(scope="session")
+def planted_reports(planted_dirs) -> dict[str, dict]:
+    from fwpipe.audit import audit
+
+    return {fmt: audit(path, budget_tokens=7.6e9, params=40e6) for fmt, path in planted_dirs.items()}
