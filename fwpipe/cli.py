@@ -48,8 +48,8 @@ class FwpipeGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FwpipeError as e:
-            msg = e.message + (f"\n  hint: {e.hint}" if e.hint else "")
-            click.echo(f"Error: {msg}", err=True)
+            # one line: what is wrong, where, and what to do
+            click.echo(f"Error: {e.message}" + (f"; {e.hint}" if e.hint else ""), err=True)
             sys.exit(1)
         except KeyboardInterrupt:
             click.echo("Error: interrupted", err=True)

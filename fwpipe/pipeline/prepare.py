@@ -77,7 +77,7 @@ def prepare(
     state = _claim_output(out_dir, identity, sources, overwrite)
     if state == "complete":
         manifest = json.loads((out_dir / shards.MANIFEST).read_text())
-        summary = dict(manifest["summary"], did_work=False, seconds=time.perf_counter() - t0)
+        summary = dict(manifest["summary"], out_dir=str(out_dir), did_work=False, seconds=time.perf_counter() - t0)
         log.info("%s is already prepared from these inputs; nothing to do", out_dir)
         return summary
 
@@ -343,7 +343,6 @@ def _finalize(out_dir: Path, shard_dir: Path, identity: dict, sources: list[Sour
         "skipped": skipped,
         "token_count_check": tc_check,
         "sources": len(sources),
-        "out_dir": str(out_dir),
         "format": options.format,
     }
     manifest = {
@@ -359,7 +358,7 @@ def _finalize(out_dir: Path, shard_dir: Path, identity: dict, sources: list[Sour
     }
     _write_manifest(out_dir, manifest)
     shutil.rmtree(out_dir / WORK, ignore_errors=True)
-    return dict(summary)
+    return dict(summary, out_dir=str(out_dir))
 
 
 def _token_count_check(docs_t: pa.Table, sources: list[Source]) -> dict | None:

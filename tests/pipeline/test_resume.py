@@ -1,0 +1,68 @@
+"""kill -9 at random moments, then the same command: the result is byte-identical."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from fwpipe.errors import OutputError
+from fwpipe.pipeline.prepare import PrepareOptions, prepare
+from fwpipe.shards import TokenFileWriter
+from tests.pipeline.helpers import dir_digest
+
+
+def _cmd(inputs, out):
+    return [sys.executable, "-m", "fwpipe.cli", "prepare", *map(str, inputs), "-o", str(out), "--shard-tokens", "30000", "--workers", "2"]
+
+
+@pytest.mark.slow
+def test_kill_9_then_rerun_gives_identical_bytes(tmp_path, sample1400, first150):
+    inputs = [sample1400, first150]
+    ref = tmp_path / "ref"
+    subprocess.run(_cmd(inputs, ref), check=True, capture_output=True)
+    rng = np.random.default_rng(0)
+    out = tmp_path / "out"
+    kills = 0
+    for delay in sorted(rng.uniform(0.5, 4.0, 6)):
+        p = subprocess.Popen(_cmd(inputs, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)
+            kills += 1
+        p.wait()
+    assert kills >= 2, "the run finished before any kill; the test proved nothing"
+    done = subprocess.run(_cmd(inputs, out), check=True, capture_output=True, text=True)
+    assert dir_digest(out) == dir_digest(ref)
+    again = subprocess.run(_cmd(inputs, out), check=True, capture_output=True, text=True)
+    assert "nothing to do" in again.stdout
+    assert "prepared" in done.stdout
+
+
+def test_disk_full_leaves_nothing_that_looks_complete_and_resumes(tmp_path, monkeypatch, sample1400):
+    opts = PrepareOptions(shard_tokens=100_000)
+    prepare([sample1400], tmp_path / "ref", options=opts, progress=False)
+    real_write = TokenFileWriter.write
+    calls = {"n": 0}
+
+    def failing_write(self, tokens):
+        calls["n"] += 1
+        if calls["n"] == 8:  # the disk fills up part way through a shard
+            raise self._error(OSError(28, "No space left on device"))
+        return real_write(self, tokens)
+
+    monkeypatch.setattr(TokenFileWriter, "write", failing_write)
+    with pytest.raises(OutputError, match="No space left"):
+        prepare([sample1400], tmp_path / "out", options=opts, progress=False)
+    out = tmp_path / "out"
+    import json
+
+    assert json.loads((out / "manifest.json").read_text())["status"] == "in_progress"
+    assert not (out / "docs.parquet").exists()
+    assert not list(out.glob(".*.tmp"))
+    monkeypatch.setattr(TokenFileWriter, "write", real_write)
+    s = prepare([sample1400], out, options=opts, progress=False)
+    assert s["resumed"] and dir_digest(out) == dir_digest(tmp_path / "ref")

@@ -1,0 +1,25 @@
+import numpy as np
+
+from fwpipe import kernels
+
+
+def test_token_histogram_matches_numpy():
+    rng = np.random.default_rng(0)
+    toks = rng.integers(0, 50257, 100_000).astype(np.uint16)
+    assert np.array_equal(kernels.token_histogram(toks, 50257), kernels.token_histogram_ref(toks, 50257))
+
+
+def test_doc_bounds_matches_numpy_on_random_streams():
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        n = int(rng.integers(0, 200))
+        toks = rng.integers(50250, 50258, n).astype(np.uint16)  # many EOTs, runs of them too
+        got, want = kernels.doc_bounds(toks, 50256), kernels.doc_bounds_ref(toks, 50256)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+def test_length_histogram_matches_reference():
+    rng = np.random.default_rng(2)
+    lengths = np.concatenate([[0, 1, 2, 3, 4, 1023, 1024, 2**45], rng.integers(0, 10**6, 10_000)]).astype(np.int64)
+    assert np.array_equal(kernels.length_histogram(lengths), kernels.length_histogram_ref(lengths))
+    assert kernels.length_histogram(np.array([1024], np.int64))[11] == 1  # [1024, 2048) is bin 11
