@@ -143,6 +143,63 @@ def _write_json(path: str, obj: dict) -> None:
 # (section owned by the audit stage)
 
 
+@main.command(context_settings=CONTEXT)
+@click.argument("dataset", default="data/fineweb")
+@click.option("--budget-tokens", type=TOKENS, help="Tokens you plan to train on (e.g. 7.6e9): adds epochs and a verdict.")
+@click.option("--params", type=TOKENS, help="Model parameters (e.g. 40e6): adds Chinchilla sizing to the budget.")
+@click.option("--block-size", type=int, default=1024, show_default=True, help="Context length for the long-document share.")
+@click.option("--shingle", type=int, default=5, show_default=True, help="Tokens per MinHash shingle.")
+@click.option("--threshold", type=float, default=0.8, show_default=True, help="Jaccard threshold for near duplicates.")
+@click.option("--num-perm", type=int, default=128, show_default=True, help="MinHash permutations.")
+@click.option("--ngram", type=int, default=13, show_default=True, help="n for train/val n-gram contamination.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the full report as JSON ('-' for stdout).")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Write a self-contained HTML report with plots.")
+@click.option("--fail-on", "fail_on", multiple=True, metavar="RULE", help="Exit 1 if RULE holds, e.g. 'leakage.near_docs>0', 'budget.epochs>4'. Repeatable.")
+def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_perm, ngram, json_path, html_path, fail_on):
+    """Audit a tokenized dataset: totals, lengths, duplicates, train/val leakage, budget verdict.
+
+    DATASET is a fwpipe dataset directory (default data/fineweb), a nanoGPT directory with
+    train.bin/val.bin, or llm.c shards (a directory or a quoted glob).
+
+    \b
+      fwpipe audit --budget-tokens 7.6e9 --params 40e6
+      fwpipe audit data/fineweb --json audit.json --html audit.html
+      fwpipe audit 'shards/fineweb_*.bin' --fail-on 'leakage.near_docs>0' --fail-on 'budget.epochs>4'
+    """
+    import json
+
+    from fwpipe.audit import audit as run_audit
+    from fwpipe.audit.report import terminal, write_json
+    from fwpipe.audit.rules import failed_rules, parse_rule
+    from fwpipe.progress import Progress
+
+    rules = [parse_rule(r) for r in fail_on]  # a malformed rule fails before the audit runs
+    prog = Progress()
+    try:
+        report = run_audit(dataset, budget_tokens=budget_tokens, params=params, block_size=block_size, shingle=shingle,
+                           threshold=threshold, num_perm=num_perm, ngram=ngram,
+                           on_step=lambda s: prog.update(f"audit: {s} ({prog.elapsed():.0f} s)", force=True))
+    finally:
+        prog.close()
+    if json_path == "-":
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(terminal(report))
+        if json_path:
+            write_json(report, json_path)
+            click.echo(f"\nwrote {json_path}")
+    if html_path:
+        from fwpipe.audit.html import write_html
+
+        write_html(report, html_path)
+        click.echo(f"wrote {html_path}", err=json_path == "-")
+    failed = failed_rules(report, rules)
+    for rule, value in failed:
+        click.echo(f"fail-on: {rule.text} holds ({'.'.join(rule.path)} = {value:g})", err=True)
+    if failed:
+        sys.exit(1)
+
+
 # ------------------------------------------------------------------------------------ train
 # (section owned by the train stage)
 

@@ -229,7 +229,7 @@ def doc_hashes_ref(tokens, starts, ends):
         h = 0
         for t in tokens[s:e]:
             h = (h * 0x100000001B3 + int(t) + 1) & m
-        out.append(_fmix64_ref(h ^ (e - s)))
+        out.append(_fmix64_ref(h ^ int(e - s)))
     return np.array(out, dtype=np.uint64)
 
 
