@@ -1,0 +1,226 @@
+"""Training config: dataclasses with defaults, TOML presets that override them, --set on top.
+
+A preset is a TOML file with top-level training keys and a [model] table:
+
+    name = "tiny-cpu"
+    batch_size = 8
+    [model]
+    n_layer = 4
+
+Unknown keys are an error that lists the valid ones. `--set key=value` takes a training key
+(`lr=3e-4`) or a model key, bare or dotted (`n_layer=6`, `model.n_layer=6`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from fwpipe.errors import ConfigError, InputNotFoundError
+
+PACKAGE_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@dataclass
+class ModelConfig:
+    """nanoGPT's GPTConfig, same names and defaults (GPT-2 small)."""
+
+    block_size: int = 1024
+    vocab_size: int = 50304  # GPT-2's 50257 padded up to a multiple of 64 for efficiency
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = False  # bias in Linears and LayerNorms, like GPT-2; False is a bit better and faster
+
+
+@dataclass
+class TrainConfig:
+    name: str = "custom"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    # batch: tokens per iteration = batch_size * grad_accum * block_size
+    batch_size: int = 12  # micro-batch, sequences per forward pass
+    grad_accum: int = 40
+    # optimizer: AdamW, cosine schedule with linear warmup and a floor
+    lr: float = 6e-4
+    min_lr: float = 6e-5
+    warmup_iters: int = 2000
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0  # 0 disables clipping
+    # system
+    dtype: str = "auto"  # auto | bf16 | fp16 | fp32
+    compile: bool = False
+    seed: int = 1337
+    # logging, evaluation, plateau diagnosis
+    log_interval: int = 10
+    eval_interval: int = 500
+    eval_iters: int = 50  # fixed batches per eval, per split
+    plateau_threshold: float = 0.02  # val-loss drop per doubling of tokens (nats) below which we diagnose
+
+    @property
+    def tokens_per_iter(self) -> int:
+        return self.batch_size * self.grad_accum * self.model.block_size
+
+
+_DTYPES = ("auto", "bf16", "fp16", "fp32")
+
+
+def _names(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _coerce(value: Any, current: Any, key: str) -> Any:
+    """Convert a TOML or --set value to the type of the field's default."""
+    kind = type(current)
+    if isinstance(value, str) and kind is not str:
+        text = value.strip()
+        if kind is bool:
+            if text.lower() in ("true", "1", "yes", "on"):
+                return True
+            if text.lower() in ("false", "0", "no", "off"):
+                return False
+            raise ConfigError(f"{key}={value!r} is not a boolean", "use true or false")
+        try:
+            value = float(text.replace("_", "")) if kind in (int, float) else text
+        except ValueError as e:
+            raise ConfigError(f"{key}={value!r} is not a number", f"write e.g. {key}={current}") from e
+    if kind is bool and not isinstance(value, bool):
+        raise ConfigError(f"{key}={value!r} is not a boolean", "use true or false")
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            raise ConfigError(f"{key}={value!r} is not a whole number", f"write e.g. {key}={current}")
+        return int(value)
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}={value!r} is not a number", f"write e.g. {key}={current}")
+        return float(value)
+    if kind is str and not isinstance(value, str):
+        raise ConfigError(f"{key}={value!r} is not a string", f'write e.g. {key}="{current}"')
+    return value
+
+
+def _apply(obj: Any, values: dict, where: str) -> None:
+    valid = _names(type(obj))
+    for key, value in values.items():
+        if key not in valid:
+            raise ConfigError(f"{where}: unknown key {key!r}", f"valid keys are: {', '.join(valid)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: {key} must be a table [{key}]", f"valid keys in it: {', '.join(_names(type(current)))}")
+            _apply(current, value, f"{where} [{key}]")
+        else:
+            setattr(obj, key, _coerce(value, current, key))
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    m = cfg.model
+    positive = {"batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "log_interval": cfg.log_interval,
+                "eval_interval": cfg.eval_interval, "eval_iters": cfg.eval_iters, "block_size": m.block_size,
+                "vocab_size": m.vocab_size, "n_layer": m.n_layer, "n_head": m.n_head, "n_embd": m.n_embd}
+    for key, v in positive.items():
+        if v <= 0:
+            raise ConfigError(f"{key}={v} must be positive", "fix the config or the --set value")
+    if m.n_embd % m.n_head:
+        raise ConfigError(f"n_embd={m.n_embd} is not divisible by n_head={m.n_head}", "pick n_embd a multiple of n_head")
+    if m.vocab_size < 50257:
+        raise ConfigError(f"vocab_size={m.vocab_size} is smaller than GPT-2's 50257 tokens", "use 50257 or 50304")
+    if not 0 <= m.dropout < 1:
+        raise ConfigError(f"dropout={m.dropout} is not in [0, 1)", "use e.g. 0.0 or 0.1")
+    if not (cfg.lr > 0 and 0 <= cfg.min_lr <= cfg.lr and math.isfinite(cfg.lr)):
+        raise ConfigError(f"lr={cfg.lr}, min_lr={cfg.min_lr}: need 0 <= min_lr <= lr, lr > 0", "fix lr / min_lr")
+    if cfg.warmup_iters < 0 or cfg.grad_clip < 0 or cfg.weight_decay < 0:
+        raise ConfigError("warmup_iters, grad_clip and weight_decay must not be negative", "fix the config")
+    if cfg.dtype not in _DTYPES:
+        raise ConfigError(f"dtype={cfg.dtype!r} is not one of {', '.join(_DTYPES)}", "use auto")
+    return cfg
+
+
+def find_config(name_or_path: str | Path) -> Path:
+    """A TOML path as given, or a preset by bare name (`tiny-cpu`) from the packaged configs."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    packaged = PACKAGE_CONFIGS / f"{path.stem if path.suffix == '.toml' else path.name}.toml"
+    if path.parent == Path(".") and packaged.exists():
+        return packaged
+    names = ", ".join(sorted(p.stem for p in PACKAGE_CONFIGS.glob("*.toml")))
+    raise InputNotFoundError(f"{name_or_path}: no such config file or preset", f"pass a .toml path or one of: {names}")
+
+
+def load_config(name_or_path: str | Path | None = None, overrides: list[str] | dict | None = None) -> TrainConfig:
+    """Defaults, then the TOML file (if any), then `key=value` overrides; validated."""
+    cfg = TrainConfig()
+    if name_or_path is not None:
+        path = find_config(name_or_path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML ({e})", "check the file's syntax") from e
+        cfg.name = path.stem
+        _apply(cfg, data, str(path))
+    for key, value in _parse_overrides(overrides).items():
+        target, field_name = _resolve_key(cfg, key)
+        _apply(target, {field_name: value}, "--set")
+    return validate(cfg)
+
+
+def _parse_overrides(overrides: list[str] | dict | None) -> dict:
+    if not overrides:
+        return {}
+    if isinstance(overrides, dict):
+        return dict(overrides)
+    out = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r} is not key=value", "write e.g. --set lr=3e-4")
+        out[key.strip()] = value
+    return out
+
+
+def _resolve_key(cfg: TrainConfig, key: str) -> tuple[Any, str]:
+    if key.startswith("model."):
+        return cfg.model, key.split(".", 1)[1]
+    if key in _names(ModelConfig):
+        return cfg.model, key
+    if key == "model":
+        raise ConfigError("--set model=... is not a value", "set one model key, e.g. --set n_layer=6")
+    return cfg, key
+
+
+def to_dict(cfg: TrainConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(data: dict) -> TrainConfig:
+    cfg = TrainConfig()
+    _apply(cfg, data, "checkpoint config")
+    return validate(cfg)
+
+
+def to_toml(cfg: TrainConfig) -> str:
+    """The resolved config as TOML (saved in the run directory, loadable with --config)."""
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return f'"{v}"'
+        return repr(v)
+
+    d = to_dict(cfg)
+    model = d.pop("model")
+    lines = [f"{k} = {fmt(v)}" for k, v in d.items()] + ["", "[model]"] + [f"{k} = {fmt(v)}" for k, v in model.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,336 @@
+"""The training run: plan, model, loader, loop, evals, checkpoints, metrics.
+
+`plan_run` does everything up to step 0 (what `--dry-run` shows); `train` runs the loop. Library
+code never prints: progress goes to the `on_event` callback (the CLI prints it) and to logging.
+Events are dicts with a "kind": plan, message, train, eval, diagnosis, done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from fwpipe import __version__
+from fwpipe.errors import BudgetError, ConfigError, ShardFormatError
+from fwpipe.shards import Dataset, open_dataset
+from fwpipe.train.config import TrainConfig, from_dict, load_config, to_dict, to_toml
+from fwpipe.train.mfu import mfu, peak_tflops
+from fwpipe.train.plan import make_plan
+
+log = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+PLAN_JSON, METRICS, CONFIG_TOML, LOSS_PNG = "plan.json", "metrics.jsonl", "config.toml", "loss.png"
+
+
+@dataclass
+class Run:
+    cfg: TrainConfig
+    dataset: Dataset
+    out: Path
+    plan: dict[str, Any]
+    device: Any  # DeviceInfo
+    budget_tokens: int
+    checkpoint: dict[str, Any] | None  # loaded for --resume
+
+
+def _default_out(cfg: TrainConfig) -> Path:
+    return Path("runs") / cfg.name
+
+
+def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | TrainConfig | None = None, *,
+             out: str | Path | None = None, device: str = "auto", resume: bool = False, overrides: list[str] | None = None,
+             allow_repeats: bool = False, peak: float | None = None) -> Run:
+    """Resolve config, dataset, device and checkpoint, and make the plan. Raises FwpipeError on bad input."""
+    from fwpipe.train import checkpoint as ckpt_mod
+    from fwpipe.train.device import resolve
+
+    ckpt = None
+    if resume:
+        if isinstance(config, TrainConfig):
+            cfg = config
+        elif out is None:
+            cfg = load_config(config or "rtx4070-40m")
+        out = Path(out) if out is not None else _default_out(cfg)
+        ckpt = ckpt_mod.load(Path(out) / ckpt_mod.LAST)
+        if overrides:
+            raise ConfigError("--set cannot change a run that is being resumed", "drop --set, or start a new run with another --out")
+        cfg = from_dict(ckpt["config"])
+        if budget_tokens is not None and int(budget_tokens) != ckpt["budget_tokens"]:
+            raise BudgetError(f"--budget-tokens {budget_tokens:,} differs from the run's {ckpt['budget_tokens']:,}",
+                              "drop --budget-tokens when resuming (the LR schedule depends on it)")
+        budget_tokens = ckpt["budget_tokens"]
+    else:
+        cfg = config if isinstance(config, TrainConfig) else load_config(config or "rtx4070-40m", overrides)
+        out = Path(out) if out is not None else _default_out(cfg)
+        if (out / ckpt_mod.LAST).exists():
+            raise ConfigError(f"{out} already holds a run (last.pt)", "pass --resume to continue it, or another --out")
+    if budget_tokens is None:
+        raise BudgetError("no token budget given", "pass e.g. --budget-tokens 7.6e9")
+    ds = open_dataset(data)
+    train = ds.split("train")
+    if train.stream_tokens == 0:
+        raise ShardFormatError(f"{ds.root}: the dataset has no train tokens", "prepare a dataset with a train split")
+    dev = resolve(device, cfg.dtype)
+    peak_source = "--peak-tflops" if peak else "table"
+    if not peak and dev.type == "cuda":
+        peak = peak_tflops(dev.name)
+    device_info = {"type": dev.type, "name": dev.name, "memory_bytes": dev.memory_bytes, "precision": dev.precision,
+                   "peak_tflops": peak, "peak_source": peak_source if peak else None}
+    dataset_info = {"path": str(ds.root), "format": ds.format, "train_tokens": train.stream_tokens,
+                    "val_tokens": ds.split("val").stream_tokens, "manifest_sha256": ds.manifest_sha256}
+    plan = make_plan(cfg, int(budget_tokens), train.stream_tokens, dataset=dataset_info, device=device_info,
+                     allow_repeats=allow_repeats or (ckpt is not None))
+    if ckpt is not None:
+        fp = ckpt_mod.dataset_fingerprint(ds)
+        ckpt_mod.check_dataset(ckpt, fp, ds.root)
+    return Run(cfg, ds, Path(out), plan, dev, int(budget_tokens), ckpt)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _rng_state(torch) -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(torch, state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def lr_at(it: int, cfg: TrainConfig, max_iters: int) -> float:
+    """Linear warmup to lr, cosine decay to min_lr at the last iteration (nanoGPT's get_lr)."""
+    if it < cfg.warmup_iters:
+        return cfg.lr * (it + 1) / (cfg.warmup_iters + 1)
+    if it >= max_iters:
+        return cfg.min_lr
+    ratio = (it - cfg.warmup_iters) / max(1, max_iters - cfg.warmup_iters)
+    coeff = 0.5 * (1.0 + math.cos(math.pi * ratio))  # 1 -> 0
+    return cfg.min_lr + coeff * (cfg.lr - cfg.min_lr)
+
+
+def train(run: Run, on_event: Callable[[Event], None] | None = None, stop_after: int | None = None) -> dict[str, Any]:
+    """Train to the budget (or until `stop_after` iterations are done, leaving a resumable last.pt)."""
+    import torch
+
+    from fwpipe.train import checkpoint as ckpt_mod
+    from fwpipe.train.data import TrainLoader, batch_to_device, fixed_batches
+    from fwpipe.train.diagnose import diagnose
+    from fwpipe.train.model import GPT
+    from fwpipe.train.plot import plot_losses
+
+    emit = on_event or (lambda e: None)
+    cfg, plan, dev = run.cfg, run.plan, run.device
+    out = run.out
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / PLAN_JSON, plan)
+    (out / CONFIG_TOML).write_text(to_toml(cfg))
+    fingerprint = ckpt_mod.dataset_fingerprint(run.dataset)
+    max_iters = plan["iterations"]
+    tpi = cfg.tokens_per_iter
+    device = dev.torch_device
+
+    torch.manual_seed(cfg.seed)
+    torch.backends.cuda.matmul.allow_tf32 = True  # only for fp32 matmuls outside autocast
+    torch.backends.cudnn.allow_tf32 = True
+    model = GPT(cfg.model).to(device)
+    optimizer = model.configure_optimizers(cfg.weight_decay, cfg.lr, (cfg.beta1, cfg.beta2), dev.type)
+    scaler = torch.amp.GradScaler(dev.type if dev.type == "cuda" else "cpu", enabled=dev.precision == "fp16")
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dev.precision)
+    ctx = torch.autocast(device_type=dev.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+    loader = TrainLoader(run.dataset.split("train"), cfg.model.block_size, cfg.batch_size, cfg.seed, device)
+    val_batches = fixed_batches(run.dataset.split("val"), cfg.model.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed)
+    train_batches = fixed_batches(run.dataset.split("train"), cfg.model.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed + 1)
+    if not val_batches:
+        emit({"kind": "message", "level": "warning", "text": "the dataset has no val split: no val loss, no plateau diagnosis"})
+
+    it, best_val, evals, records = 0, math.inf, [], []
+    metrics_path = out / METRICS
+    if run.checkpoint is not None:
+        ck = run.checkpoint
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        scaler.load_state_dict(ck["scaler"])
+        loader.load_state_dict(ck["loader"])
+        _set_rng_state(torch, ck["rng"])
+        it, best_val, evals = ck["iter"], ck["best_val_loss"], ck["evals"]
+        # lines logged after the checkpoint (a crash or kill) are dropped: they will be logged again
+        if metrics_path.exists():
+            records = [r for r in map(json.loads, metrics_path.read_text().splitlines()) if r["iter"] <= it]
+        tmp = metrics_path.with_name(f".{METRICS}.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+        os.replace(tmp, metrics_path)
+        emit({"kind": "message", "level": "info", "text": f"resumed {out / ckpt_mod.LAST} at iteration {it:,} (epoch {loader.epoch:.3f})"})
+    else:
+        metrics_path.write_text("")
+    metrics = open(metrics_path, "a")
+
+    def record(r: Event) -> None:
+        records.append(r)
+        metrics.write(json.dumps(r) + "\n")
+        metrics.flush()
+        emit(r)
+
+    fwd = model
+    if cfg.compile:
+        fwd = _compile(torch, model, ctx, val_batches or train_batches, device, emit)
+
+    @torch.no_grad()
+    def estimate(batches: list) -> float | None:
+        if not batches:
+            return None
+        fwd.eval()
+        total = 0.0
+        for xy in batches:
+            x, y = batch_to_device(xy, device)
+            with ctx:
+                _, loss = fwd(x, y)
+            total += loss.item()
+        fwd.train()
+        return total / len(batches)
+
+    def save_checkpoint(iter_done: int, loader_state: dict, rng: dict, best: bool) -> None:
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                 "loader": loader_state, "rng": rng, "iter": iter_done, "config": to_dict(cfg),
+                 "budget_tokens": run.budget_tokens, "dataset_sha256": fingerprint, "dataset_path": str(run.dataset.root),
+                 "best_val_loss": best_val, "evals": evals, "fwpipe_version": __version__}
+        ckpt_mod.save(out / ckpt_mod.LAST, state)
+        if best:
+            ckpt_mod.save(out / ckpt_mod.BEST, state)
+
+    def evaluate(iter_done: int, step_loss: float | None) -> None:
+        nonlocal best_val
+        val_loss, train_loss = estimate(val_batches), estimate(train_batches)
+        e = {"kind": "eval", "iter": iter_done, "tokens": iter_done * tpi, "epoch": loader.epoch,
+             "val_loss": val_loss, "train_loss": train_loss}
+        evals.append({k: e[k] for k in ("iter", "tokens", "epoch", "val_loss", "train_loss")})
+        d = diagnose(evals, n_params=plan["params_non_embedding"], unique_tokens=plan["unique_tokens"],
+                     budget_tokens=run.budget_tokens, dropout=cfg.model.dropout, lr=cfg.lr, min_lr=cfg.min_lr,
+                     threshold=cfg.plateau_threshold, step_loss=step_loss) if val_loss is not None else {}
+        e["improvement_per_doubling"] = d.get("improvement_per_doubling")
+        e["plateau"] = d.get("plateau", False)
+        record(e)
+        if d.get("diagnosis"):
+            emit({"kind": "diagnosis", "iter": iter_done, **d["diagnosis"]})
+        is_best = val_loss is not None and val_loss < best_val
+        if is_best:
+            best_val = val_loss
+        if iter_done > 0:
+            save_checkpoint(iter_done, loader.state_dict(), _rng_state(torch), is_best or val_loss is None)
+        plot_losses(records, loader.tokens_per_epoch, out / LOSS_PNG, title=f"{cfg.name}: {plan['params_non_embedding'] / 1e6:.1f}M params")
+
+    emit({"kind": "message", "level": "info",
+          "text": f"{loader.windows_per_epoch:,} windows of {cfg.model.block_size + 1} tokens per epoch = "
+                  f"{loader.tokens_per_epoch:,} tokens; {max_iters:,} iterations to go from {it:,}"})
+    if it == 0:
+        evaluate(0, None)
+    stop = max_iters if stop_after is None else min(max_iters, stop_after)
+    t_last, it_last, step_loss = time.perf_counter(), it, None
+    flops_tok, peak = plan["flops_per_token"], dev_peak(plan)
+    eta_said = False
+    snapshot = None
+    try:
+        while it < stop:
+            snapshot = (loader.state_dict(), _rng_state(torch))  # the state a Ctrl-C inside this iteration saves
+            lr = lr_at(it, cfg, max_iters)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss_sum = torch.zeros((), device=device)
+            x, y = loader.next_batch()
+            for micro in range(cfg.grad_accum):
+                with ctx:
+                    _, loss = fwd(x, y)
+                    loss = loss / cfg.grad_accum  # the gradients add up to the mean over the whole batch
+                if micro + 1 < cfg.grad_accum:
+                    x, y = loader.next_batch()  # fetch while the device works on this micro-step
+                scaler.scale(loss).backward()
+                loss_sum += loss.detach()
+            scaler.unscale_(optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+            snapshot = None  # from here on the weights change: a Ctrl-C now saves nothing
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            it += 1
+            if it % cfg.log_interval == 0 or it == stop:
+                step_loss = loss_sum.item()  # syncs with the device, so the timing below is honest
+                now = time.perf_counter()
+                tok_s = (it - it_last) * tpi / (now - t_last)
+                t_last, it_last = now, it
+                r = {"kind": "train", "iter": it, "tokens": it * tpi, "epoch": loader.epoch, "loss": step_loss, "lr": lr,
+                     "grad_norm": grad_norm.item(), "tokens_per_s": tok_s, "mfu": mfu(tok_s, flops_tok, peak),
+                     "eta_s": (max_iters - it) * tpi / tok_s}
+                record(r)
+                if not eta_said and it >= 2 * cfg.log_interval:
+                    eta_said = True
+                    emit({"kind": "message", "level": "info",
+                          "text": f"ETA {_duration(r['eta_s'])} for {max_iters - it:,} more iterations at {tok_s:,.0f} tokens/s"})
+            if it % cfg.eval_interval == 0 or it == max_iters:
+                evaluate(it, step_loss)
+                t_last, it_last = time.perf_counter(), it  # tokens/s counts training steps only
+            elif it == stop:
+                save_checkpoint(it, loader.state_dict(), _rng_state(torch), False)
+    except KeyboardInterrupt:
+        if snapshot is not None and it > 0:
+            save_checkpoint(it, *snapshot, False)
+            log.warning("interrupted: saved %s at iteration %d", out / ckpt_mod.LAST, it)
+        raise
+    finally:
+        metrics.close()
+    summary = {"kind": "done", "out": str(out), "iterations": it, "max_iterations": max_iters, "complete": it >= max_iters,
+               "tokens": it * tpi, "epoch": loader.epoch, "best_val_loss": best_val if math.isfinite(best_val) else None,
+               "last_val_loss": evals[-1]["val_loss"] if evals else None}
+    emit(summary)
+    return summary
+
+
+def dev_peak(plan: dict[str, Any]) -> float | None:
+    return plan.get("device", {}).get("peak_tflops")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}min"
+    return f"{seconds / 3600:.1f}h"
+
+
+def _compile(torch, model, ctx, batches: list, device: str, emit: Callable[[Event], None]):
+    """torch.compile the model and run one forward/backward now, so that a failure shows up
+    before training; on any failure warn and continue uncompiled."""
+    from fwpipe.train.data import batch_to_device
+
+    rng = _rng_state(torch)
+    try:
+        compiled = torch.compile(model)
+        if batches:
+            x, y = batch_to_device(batches[0], device)
+            with ctx:
+                _, loss = compiled(x, y)
+            loss.backward()
+        return compiled
+    except Exception as e:  # noqa: BLE001 - any compiler failure is survivable
+        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        log.warning("torch.compile failed, training uncompiled: %s", msg)
+        emit({"kind": "message", "level": "warning", "text": f"torch.compile failed ({msg}); continuing uncompiled"})
+        return model
+    finally:
+        model.zero_grad(set_to_none=True)
+        _set_rng_state(torch, rng)

@@ -1,0 +1,154 @@
+"""The plan printed before step 0: model size, iterations, epochs, effective data, memory.
+
+Pure arithmetic (no torch), so `fwpipe train --dry-run` answers on any machine. The budget
+numbers (epochs, Muennighoff effective data, Chinchilla) come from fwpipe.budget, the one
+implementation that `audit` also prints.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fwpipe import budget
+from fwpipe.errors import BudgetError
+from fwpipe.train.config import ModelConfig, TrainConfig, to_dict
+from fwpipe.train.mfu import flops_per_token
+
+WARN_EPOCHS = 4.0  # Muennighoff et al.: up to ~4 epochs repeated data is almost as good as fresh
+MAX_EPOCHS = 16.0  # past R* ~ 15 repeats, more repeats add almost no effective data
+
+
+def param_counts(m: ModelConfig) -> tuple[int, int]:
+    """(total, without position embeddings) parameters of nanoGPT's GPT, by arithmetic.
+
+    Per block: ln_1, ln_2 (C each), c_attn (3C^2), attn c_proj (C^2), c_fc (4C^2), mlp c_proj
+    (4C^2) = 12C^2 + 2C, plus 11C of biases when bias=True. Tied wte/lm_head (V*C) is counted
+    once; wpe is T*C; ln_f is C (+C bias).
+    """
+    C, V, T, L = m.n_embd, m.vocab_size, m.block_size, m.n_layer
+    per_block = 12 * C * C + 2 * C + (11 * C if m.bias else 0)
+    total = V * C + T * C + L * per_block + C + (C if m.bias else 0)
+    return total, total - T * C
+
+
+def memory_estimate(cfg: TrainConfig, precision: str) -> dict[str, int]:
+    """Rough training memory in bytes: fp32 weights, grads and AdamW moments (16 bytes/param),
+    activations after Korthikanti et al. 2022 (34*B*T*C bytes per layer at 16 bits, without the
+    attention-matrix term that SDPA's fused kernels avoid) and the logits with their fp32
+    softmax and gradient (B*T*V*8 bytes). torch.compile usually needs less."""
+    m = cfg.model
+    total, _ = param_counts(m)
+    scale = 2 if precision == "fp32" else 1
+    B, T, C, V = cfg.batch_size, m.block_size, m.n_embd, m.vocab_size
+    out = {
+        "weights": 4 * total,
+        "grads": 4 * total,
+        "optimizer": 8 * total,
+        "activations": 34 * B * T * C * m.n_layer * scale,
+        "logits": B * T * V * (8 + (4 if precision == "fp32" else 0)),
+    }
+    out["total"] = sum(out.values())
+    return out
+
+
+def make_plan(cfg: TrainConfig, budget_tokens: int, unique_tokens: int, *, dataset: dict[str, Any] | None = None,
+              device: dict[str, Any] | None = None, allow_repeats: bool = False) -> dict[str, Any]:
+    """Everything the user should know before step 0. Raises BudgetError for a budget smaller
+    than one iteration, and for more than 16 epochs unless allow_repeats."""
+    budget_tokens = budget.check_budget(budget_tokens)
+    tpi = cfg.tokens_per_iter
+    if budget_tokens < tpi:
+        raise BudgetError(f"budget of {budget_tokens:,} tokens is less than one iteration ({tpi:,} tokens = "
+                          f"{cfg.batch_size} x {cfg.grad_accum} x {cfg.model.block_size})",
+                          f"pass --budget-tokens {tpi} or more, or lower batch_size / grad_accum with --set")
+    if unique_tokens <= cfg.model.block_size:
+        raise BudgetError(f"the train split holds {unique_tokens:,} tokens, not one window of block_size+1 = {cfg.model.block_size + 1}",
+                          "prepare more text or lower block_size with --set")
+    total, non_emb = param_counts(cfg.model)
+    iters = math.ceil(budget_tokens / tpi)
+    b = budget.plan(budget_tokens, unique_tokens, non_emb)
+    eff = b["effective_tokens"]
+    n_opt, d_opt = b["optimal_params"], b["optimal_tokens"]
+    plan: dict[str, Any] = {
+        "config": to_dict(cfg),
+        "params_total": total,
+        "params_non_embedding": non_emb,
+        "tokens_per_iter": tpi,
+        "iterations": iters,
+        "tokens_trained": iters * tpi,
+        "flops_per_token": flops_per_token(cfg.model, non_emb),
+        **{k: v for k, v in b.items() if k != "params"},
+        "chinchilla_loss": {
+            "this_run": budget.chinchilla_loss(non_emb, eff),
+            "compute_optimal": budget.chinchilla_loss(n_opt, d_opt),
+            "capacity_term": budget.FIT_A / non_emb**budget.FIT_ALPHA,
+            "data_term": budget.FIT_B / eff**budget.FIT_BETA,
+            "note": "trend from Chinchilla's fit (Hoffmann et al. 2022) on MassiveText with a SentencePiece "
+                    "tokenizer, not a prediction of GPT-2-token loss on FineWeb",
+        },
+        "dataset": dataset or {},
+        "device": device or {},
+        "warnings": [],
+    }
+    precision = (device or {}).get("precision", "bf16")
+    mem = memory_estimate(cfg, precision)
+    plan["memory"] = {**mem, "device_bytes": (device or {}).get("memory_bytes"), "precision": precision}
+    e = plan["epochs"]
+    if e > MAX_EPOCHS and not allow_repeats:
+        raise BudgetError(
+            f"{budget_tokens:,} tokens is {e:.1f} epochs of {unique_tokens:,} unique train tokens; past {MAX_EPOCHS:g} epochs "
+            f"repeats add almost nothing (effective data {eff / 1e9:.3g}B tokens, {b['effective_fraction']:.0%} of the budget)",
+            f"prepare at least {math.ceil(budget_tokens / WARN_EPOCHS):,} unique tokens, lower --budget-tokens, or pass --allow-repeats",
+        )
+    if e > WARN_EPOCHS:
+        plan["warnings"].append(
+            f"{e:.1f} epochs: the run repeats its {unique_tokens / 1e6:,.1f}M unique tokens; effective data is "
+            f"{eff / 1e9:.3g}B of {budget_tokens / 1e9:.3g}B tokens ({b['effective_fraction']:.0%}). Prepare "
+            f"{math.ceil(budget_tokens / WARN_EPOCHS) / 1e9:.3g}B+ unique tokens (more parquet shards) for at most {WARN_EPOCHS:g} epochs."
+        )
+    dev_mem = plan["memory"]["device_bytes"]
+    if dev_mem and mem["total"] > 0.9 * dev_mem:
+        plan["warnings"].append(
+            f"estimated memory {mem['total'] / 2**30:.1f} GiB is over 90% of the device's {dev_mem / 2**30:.1f} GiB; "
+            "lower batch_size and raise grad_accum by the same factor (same tokens per iteration)"
+        )
+    return plan
+
+
+def _m(n: float) -> str:
+    return f"{n / 1e9:.3g}B" if n >= 1e9 else f"{n / 1e6:.4g}M"
+
+
+def format_plan(plan: dict[str, Any]) -> list[str]:
+    """The plan as terminal lines."""
+    c = plan["config"]
+    m = c["model"]
+    ch = plan["chinchilla_loss"]
+    mem = plan["memory"]
+    ds = plan["dataset"]
+    dev = plan["device"]
+    lines = [
+        f"plan: {c['name']} on {dev.get('name', '?')} ({mem['precision']})",
+        f"  model       {m['n_layer']} layers x {m['n_head']} heads x {m['n_embd']} wide, block {m['block_size']}: "
+        f"{_m(plan['params_total'])} params, {_m(plan['params_non_embedding'])} without position embeddings",
+        f"  batch       {c['batch_size']} x {c['grad_accum']} accum x {m['block_size']} = {plan['tokens_per_iter']:,} tokens/iter",
+        f"  budget      {plan['budget_tokens']:,} tokens -> {plan['iterations']:,} iterations ({plan['tokens_trained']:,} tokens)",
+        f"  data        {ds.get('path', '?')} ({ds.get('format', '?')}): {plan['unique_tokens']:,} unique train tokens, "
+        f"{ds.get('val_tokens', 0):,} val",
+        f"  epochs      {plan['epochs']:.2f} ({plan['verdict']}: {plan['verdict_text']})",
+        f"  effective   {_m(plan['effective_tokens'])} tokens after repetition ({plan['effective_fraction']:.0%} of budget; Muennighoff et al. 2023)",
+        f"  tokens/param {plan['tokens_per_param']:.1f} (Chinchilla ~{plan['chinchilla_tokens_per_param']:g})",
+        f"  compute     C = 6*N*D = {plan['compute_flops']:.3g} FLOPs; compute-optimal ~{_m(plan['optimal_params'])} params "
+        f"on {_m(plan['optimal_tokens'])} tokens",
+        f"  loss trend  ~{ch['this_run']:.2f} for this run, ~{ch['compute_optimal']:.2f} compute-optimal "
+        f"(capacity term {ch['capacity_term']:.2f}, data term {ch['data_term']:.2f}; {ch['note']})",
+        f"  memory      ~{mem['total'] / 2**30:.1f} GiB estimated (weights+grads+AdamW {(mem['weights'] + mem['grads'] + mem['optimizer']) / 2**30:.2f}, "
+        f"activations {mem['activations'] / 2**30:.2f}, logits {mem['logits'] / 2**30:.2f})"
+        + (f" of {mem['device_bytes'] / 2**30:.1f} GiB on the device" if mem.get("device_bytes") else ""),
+    ]
+    if dev.get("peak_tflops"):
+        lines.append(f"  peak        {dev['peak_tflops']:g} TFLOPS dense bf16 ({dev.get('peak_source', 'table')}); "
+                     f"{plan['flops_per_token'] / 1e6:.1f} MFLOPs/token")
+    lines += [f"  WARNING: {w}" for w in plan["warnings"]]
+    return lines
