@@ -2,7 +2,7 @@
 
 The planted dataset (built once per session):
   train = 600 distinct real documents, then 4 exact copies of train docs (doc 0 three times,
-          doc 1 once), then 3 word-edited copies of train docs 10, 11, 12 (~2% of words);
+          doc 1 once), then 3 word-edited copies of train docs 10, 11, 12 (~1% of words);
   val   = 150 distinct real documents (none in train), then 2 exact copies of train docs 20, 21,
           then 2 edited copies of train docs 30, 31.
 So: exact duplicates 4 (train) + 2 (val) = 6; exact leakage 2; near leakage 4 (2 exact + 2 edited).
@@ -67,9 +67,9 @@ def planted(real_texts) -> Planted:
     train = base[:600]
     val = base[600:750]
     train = train + [train[0], train[0], train[0], train[1]]
-    train += [encode(edit_words(real_texts[i], 0.02, rng)).astype(np.uint16) for i in (10, 11, 12)]
+    train += [encode(edit_words(real_texts[i], 0.01, rng)).astype(np.uint16) for i in (10, 11, 12)]
     val = val + [train[20], train[21]]
-    val += [encode(edit_words(real_texts[i], 0.02, rng)).astype(np.uint16) for i in (30, 31)]
+    val += [encode(edit_words(real_texts[i], 0.01, rng)).astype(np.uint16) for i in (30, 31)]
     return Planted(train, val, exact_dups=6, exact_leak=2, near_leak=4)
 
 

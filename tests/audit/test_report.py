@@ -1,0 +1,71 @@
+"""Report outputs: required JSON keys, terminal layout, HTML, --fail-on rules."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fwpipe.audit.html import render
+from fwpipe.audit.report import terminal, write_json
+from fwpipe.audit.rules import failed_rules, parse_rule
+from fwpipe.errors import ConfigError
+
+REQUIRED = {
+    "splits.train": ["docs", "tokens", "stream_tokens"],
+    "splits.val": ["docs", "tokens", "stream_tokens"],
+    "lengths.train": ["p50", "p90", "p99", "max", "mean", "gini", "top1pct_token_share"],
+    "lengths.val": ["p50", "p90", "p99", "max", "mean", "gini", "top1pct_token_share"],
+    "exact_duplicates": ["docs", "tokens"],
+    "near_duplicates": ["threshold", "shingle", "num_perm", "clusters", "docs_in_clusters", "removable_docs", "removable_tokens"],
+    "leakage": ["val_docs", "exact_docs", "near_docs", "ngram_n", "ngram_docs", "ngram_fraction"],
+    "budget": ["budget_tokens", "unique_tokens", "epochs", "effective_tokens", "verdict"],
+}
+
+
+def test_json_has_required_keys(planted_reports, tmp_path):
+    write_json(planted_reports["fwpipe"], tmp_path / "a.json")
+    rep = json.loads((tmp_path / "a.json").read_text())
+    assert rep["format"] == "fwpipe"
+    for path, keys in REQUIRED.items():
+        node = rep
+        for k in path.split("."):
+            node = node[k]
+        missing = [k for k in keys if k not in node]
+        assert not missing, (path, missing)
+
+
+def test_terminal_starts_with_verdicts_and_fits_100_columns(planted_reports):
+    text = terminal(planted_reports["fwpipe"])
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert [line[7:].split()[0] for line in lines[2:5]] == ["budget", "leakage", "duplicates"]
+    assert lines[2].startswith("[BAD ]")  # 7.6e9 tokens over ~1M train tokens
+    assert "for <= 4 epochs: " in text and "input files like these" in text
+
+
+def test_html_is_self_contained(planted_reports):
+    page = render(planted_reports["fwpipe"])
+    assert page.count('src="data:image/png;base64,') == 4
+    assert "http://" not in page.split("<pre>")[0] and "<script" not in page
+
+
+@pytest.mark.parametrize("text,fires", [("leakage.near_docs>0", True), ("leakage.near_docs>4", False), ("budget.epochs>=4", True),
+                                        ("exact_duplicates.docs==6", True), ("splits.val.docs < 1e3", True), ("leakage.ngram_n!=13", False)])
+def test_rules(planted_reports, text, fires):
+    rule = parse_rule(text)
+    assert bool(failed_rules(planted_reports["fwpipe"], [rule])) == fires
+
+
+@pytest.mark.parametrize("bad", ["leakage.near_docs", "near_docs>>0", "> 3", "leakage.near_docs>x", "a b>1"])
+def test_malformed_rules(bad):
+    with pytest.raises(ConfigError, match="is not a rule"):
+        parse_rule(bad)
+
+
+def test_rule_on_missing_key_names_the_key(planted_reports):
+    rep = {k: v for k, v in planted_reports["fwpipe"].items() if k != "budget"}
+    with pytest.raises(ConfigError, match="needs --budget-tokens"):
+        failed_rules(rep, [parse_rule("budget.epochs>4")])
+    with pytest.raises(ConfigError, match="no 'leakage.nope'"):
+        failed_rules(rep, [parse_rule("leakage.nope>4")])
