@@ -204,5 +204,99 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
 # (section owned by the train stage)
 
 
+@main.command(context_settings=CONTEXT)
+@click.option("--budget-tokens", type=TOKENS, default=None, help="Tokens to train on, e.g. 7.6e9 (taken from the checkpoint with --resume).")
+@click.option("--data", default="data/fineweb", show_default=True, help="Dataset: fwpipe dir, nanoGPT dir or llm.c shards (dir or glob).")
+@click.option("--config", "config", default=None, help="Preset name (rtx4070-40m, gpt2-124m, tiny-cpu) or a TOML path.  [default: rtx4070-40m]")
+@click.option("--out", "out", default=None, help="Run directory.  [default: runs/<config name>]")
+@click.option("--device", type=click.Choice(["auto", "cuda", "mps", "cpu"]), default="auto", show_default=True)
+@click.option("--dry-run", is_flag=True, help="Print the plan and stop.")
+@click.option("--json", "json_path", default=None, help="Also write the plan as JSON to this path.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt, exactly.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. --set lr=3e-4 --set n_layer=6.")
+@click.option("--allow-repeats", is_flag=True, help="Train even past 16 epochs of the same data.")
+@click.option("--peak-tflops", type=float, default=None, help="The device's dense bf16 peak for MFU (default: from the GPU table).")
+def train(budget_tokens, data, config, out, device, dry_run, json_path, resume, overrides, allow_repeats, peak_tflops):
+    """Train a GPT on DATASET for --budget-tokens tokens, with the plan printed first.
+
+    \b
+      fwpipe train --budget-tokens 7.6e9 --dry-run       # the plan: epochs, effective data, memory
+      fwpipe train --budget-tokens 7.6e9                 # configs/rtx4070-40m.toml on data/fineweb
+      fwpipe train --config tiny-cpu --budget-tokens 2e5 --device cpu
+      fwpipe train --out runs/rtx4070-40m --resume       # continue after a crash or Ctrl-C
+    """
+    from fwpipe.train import require_torch
+
+    require_torch()  # first, so that a machine without torch gets the install hint and nothing else
+    from fwpipe.train.loop import plan_run, write_json
+    from fwpipe.train.plan import format_plan
+
+    if peak_tflops is not None and not peak_tflops > 0:
+        raise click.BadParameter("must be a positive number of TFLOPS", param_hint="--peak-tflops")
+    run = plan_run(data, budget_tokens, config, out=out, device=device, resume=resume, overrides=list(overrides),
+                   allow_repeats=allow_repeats, peak=peak_tflops)
+    for line in format_plan(run.plan):
+        click.echo(line)
+    if json_path:
+        write_json(json_path, run.plan)
+    if dry_run:
+        return
+    from fwpipe.train.loop import train as train_run
+
+    click.echo(f"run directory: {run.out}")
+    train_run(run, on_event=_print_train_event)
+
+
+def _print_train_event(e: dict) -> None:
+    kind = e["kind"]
+    if kind == "train":
+        mfu = f" | mfu {e['mfu']:.1%}" if e.get("mfu") is not None else ""
+        click.echo(f"iter {e['iter']:,} | loss {e['loss']:.4f} | lr {e['lr']:.2e} | grad {e['grad_norm']:.3f} | "
+                   f"{e['tokens_per_s']:,.0f} tok/s{mfu} | epoch {e['epoch']:.3f}")
+    elif kind == "eval":
+        if e.get("val_loss") is None:
+            return
+        trend = f" | {e['improvement_per_doubling']:.3f}/doubling" if e.get("improvement_per_doubling") is not None else ""
+        click.echo(f"eval iter {e['iter']:,}: val {e['val_loss']:.4f} | train {e['train_loss']:.4f} (no dropout){trend}")
+    elif kind == "diagnosis":
+        for line in e["text"]:
+            click.echo(line)
+    elif kind == "message":
+        click.echo(("warning: " if e.get("level") == "warning" else "") + e["text"], err=e.get("level") == "warning")
+    elif kind == "done":
+        state = "done" if e["complete"] else "stopped"
+        best = f", best val {e['best_val_loss']:.4f}" if e.get("best_val_loss") is not None else ""
+        click.echo(f"{state}: {e['iterations']:,}/{e['max_iterations']:,} iterations, {e['tokens']:,} tokens, "
+                   f"epoch {e['epoch']:.3f}{best}; outputs in {e['out']}")
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("checkpoint")
+@click.option("--prompt", default="", help="Text to continue (default: a new document).")
+@click.option("--tokens", "max_new_tokens", type=click.IntRange(1), default=200, show_default=True, help="Tokens to generate per sample.")
+@click.option("-n", "--num-samples", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--temperature", type=click.FloatRange(0, min_open=True), default=0.8, show_default=True)
+@click.option("--top-k", type=click.IntRange(1), default=200, show_default=True)
+@click.option("--seed", type=int, default=1337, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cuda", "mps", "cpu"]), default="auto", show_default=True)
+def sample(checkpoint, prompt, max_new_tokens, num_samples, temperature, top_k, seed, device):
+    """Print text sampled from a checkpoint (a .pt file, or a run directory's best.pt).
+
+    \b
+      fwpipe sample runs/rtx4070-40m --prompt "The history of" --tokens 100 -n 3
+    """
+    from fwpipe.train import require_torch
+
+    require_torch()
+    from fwpipe.train.sample import sample as sample_text
+
+    texts = sample_text(checkpoint, prompt, max_new_tokens=max_new_tokens, num_samples=num_samples,
+                        temperature=temperature, top_k=top_k, seed=seed, device=device)
+    for i, text in enumerate(texts):
+        if i:
+            click.echo("-" * 40)
+        click.echo(text)
+
+
 if __name__ == "__main__":
     main()

@@ -14,6 +14,7 @@ Unknown keys are an error that lists the valid ones. `--set key=value` takes a t
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import sys
 from dataclasses import dataclass, field
@@ -114,7 +115,7 @@ def _apply(obj: Any, values: dict, where: str) -> None:
     valid = _names(type(obj))
     for key, value in values.items():
         if key not in valid:
-            raise ConfigError(f"{where}: unknown key {key!r}", f"valid keys are: {', '.join(valid)}")
+            _unknown(key, valid, where)
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
@@ -122,6 +123,12 @@ def _apply(obj: Any, values: dict, where: str) -> None:
             _apply(current, value, f"{where} [{key}]")
         else:
             setattr(obj, key, _coerce(value, current, key))
+
+
+def _unknown(key: str, valid: list[str], where: str) -> None:
+    close = difflib.get_close_matches(key, valid, n=1)
+    guess = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(f"{where}: unknown key {key!r}{guess}", f"valid keys are: {', '.join(valid)}")
 
 
 def validate(cfg: TrainConfig) -> TrainConfig:
@@ -195,8 +202,8 @@ def _resolve_key(cfg: TrainConfig, key: str) -> tuple[Any, str]:
         return cfg.model, key.split(".", 1)[1]
     if key in _names(ModelConfig):
         return cfg.model, key
-    if key == "model":
-        raise ConfigError("--set model=... is not a value", "set one model key, e.g. --set n_layer=6")
+    if key not in _names(TrainConfig) or key == "model":
+        _unknown(key, [k for k in _names(TrainConfig) if k != "model"] + _names(ModelConfig), "--set")
     return cfg, key
 
 

@@ -149,12 +149,15 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """Extend idx (b, t) by max_new_tokens sampled tokens; the context is cropped to block_size."""
+                 generator: torch.Generator | None = None, n_valid: int | None = None) -> torch.Tensor:
+        """Extend idx (b, t) by max_new_tokens sampled tokens; the context is cropped to block_size.
+        With n_valid, ids from n_valid up (vocabulary padding) are never sampled."""
         for _ in range(max_new_tokens):
             idx_cond = idx if idx.size(1) <= self.config.block_size else idx[:, -self.config.block_size:]
             logits, _ = self(idx_cond)
             logits = logits[:, -1, :] / max(temperature, 1e-6)  # (b, vocab_size)
+            if n_valid is not None:
+                logits[:, n_valid:] = -float("inf")
             if top_k is not None:
                 v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
                 logits[logits < v[:, [-1]]] = -float("inf")

@@ -1,0 +1,91 @@
+"""The commands through click's CliRunner: plans, runs, and every bad input as one error line."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from fwpipe.cli import main
+
+TINY = ["--config", "tiny-cpu", "--device", "cpu", "--set", "n_layer=1", "--set", "n_embd=32", "--set", "n_head=2",
+        "--set", "block_size=32", "--set", "batch_size=4", "--set", "eval_interval=3", "--set", "eval_iters=1"]
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def assert_error(result, *fragments):
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("Error: ") and len(lines) <= 2 and "Traceback" not in result.output, result.output
+    for f in fragments:
+        assert f in result.output, result.output
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from fwpipe.cli import main\ntry:\n main(['train', '--help'])\nexcept SystemExit: pass\nassert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_dry_run_prints_and_writes_the_plan(tmp_path, tiny_data):
+    r = cli("train", "--data", tiny_data, "--budget-tokens", "1e5", "--dry-run", "--json", tmp_path / "plan.json",
+            "--out", tmp_path / "run", *TINY)
+    assert r.exit_code == 0, r.output
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert plan["iterations"] == 782 and plan["tokens_per_iter"] == 128  # ceil(1e5 / (4 * 1 * 32))
+    assert "782 iterations" in r.output and "epochs" in r.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_resume_and_sample(tmp_path, tiny_data):
+    out = tmp_path / "run"
+    r = cli("train", "--data", tiny_data, "--budget-tokens", 6 * 128, "--out", out, *TINY)
+    assert r.exit_code == 0, r.output
+    assert "iter 6 |" in r.output and "done: 6/6 iterations" in r.output and "eval iter 6" in r.output
+    r = cli("train", "--data", tiny_data, "--budget-tokens", 6 * 128, "--out", out, *TINY)
+    assert_error(r, "already holds a run", "--resume")
+    r = cli("train", "--data", tiny_data, "--out", out, "--resume", "--device", "cpu")
+    assert r.exit_code == 0 and "done: 6/6" in r.output, r.output
+    r = cli("sample", out, "--tokens", 5, "--prompt", "Hello", "--device", "cpu")
+    assert r.exit_code == 0 and r.output.startswith("Hello"), r.output
+
+
+def test_no_dataset(tmp_path):
+    assert_error(cli("train", "--data", tmp_path / "nope", "--budget-tokens", "1e6", *TINY), "no such dataset")
+
+
+def test_budget_smaller_than_one_iteration(tiny_data, tmp_path):
+    assert_error(cli("train", "--data", tiny_data, "--budget-tokens", 100, "--out", tmp_path, *TINY), "less than one iteration")
+
+
+def test_config_typos(tiny_data, tmp_path):
+    assert_error(cli("train", "--data", tiny_data, "--budget-tokens", "1e5", *TINY, "--set", "n_layr=2"), "n_layr", "n_layer")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("learning_rate = 1e-3\n")
+    assert_error(cli("train", "--data", tiny_data, "--budget-tokens", "1e5", "--config", bad), "learning_rate", "lr")
+    assert_error(cli("train", "--data", tiny_data, "--budget-tokens", "1e5", "--config", "tiny-gpu"), "no such config")
+
+
+def test_resume_without_checkpoint(tiny_data, tmp_path):
+    assert_error(cli("train", "--data", tiny_data, "--resume", "--out", tmp_path / "empty", "--device", "cpu"), "no checkpoint")
+
+
+def test_device_that_is_not_there(tiny_data, tmp_path):
+    missing = "mps" if torch.cuda.is_available() else "cuda"
+    assert_error(cli("train", "--data", tiny_data, "--budget-tokens", "1e5", "--out", tmp_path, *TINY, "--device", missing), f"--device {missing}")
+
+
+def test_too_many_epochs_refused(tiny_data, tmp_path):
+    r = cli("train", "--data", tiny_data, "--budget-tokens", "2e7", "--out", tmp_path, "--dry-run", *TINY)
+    assert_error(r, "epochs", "--allow-repeats")
+    r = cli("train", "--data", tiny_data, "--budget-tokens", "2e7", "--out", tmp_path, "--dry-run", "--allow-repeats", *TINY)
+    assert r.exit_code == 0 and "WARNING" in r.output
+
+
+def test_missing_torch_is_a_hint(monkeypatch, tiny_data):
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
+    assert_error(cli("train", "--data", tiny_data, "--budget-tokens", "1e6"), "PyTorch", "pip install")
