@@ -70,6 +70,18 @@ def atomic_write_bytes(path: Path, chunks: list[bytes | memoryview | np.ndarray]
     _fsync_dir(path.parent)
 
 
+def commit_file(tmp: Path, path: Path) -> None:
+    """Give a finished temp file its final name durably (fsync, rename, fsync the directory)."""
+    try:
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {e.strerror or e}", "free disk space or choose another -o directory") from e
+    _fsync_dir(Path(path).parent)
+
+
 def header(n_tokens: int) -> np.ndarray:
     h = np.zeros(HEADER_INTS, dtype="<i4")
     h[0], h[1], h[2] = MAGIC, VERSION, n_tokens

@@ -79,7 +79,9 @@ def file_sha256(path: Path) -> str:
 
 def open_parquet(path: Path) -> pq.ParquetFile:
     try:
-        return pq.ParquetFile(path)
+        # pre_buffer would read every requested column chunk ahead (the whole file): memory
+        # would then follow the file size. Buffered streaming reads keep it to a few MB.
+        return pq.ParquetFile(path, pre_buffer=False, buffer_size=8 << 20)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
         raise InputFormatError(
             f"{path}: not a readable parquet file ({str(e).splitlines()[0][:120]})",

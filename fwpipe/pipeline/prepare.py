@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -71,7 +72,11 @@ def prepare(
     workers = max(1, workers or os.cpu_count() or 1)
     out_dir = Path(out_dir)
     paths = inputs_mod.resolve_inputs([str(p) for p in inputs])
+    # numba's first call costs ~0.4 s of set-up: pay it while the inputs are being hashed
+    warm = threading.Thread(target=_warm_up, daemon=True)
+    warm.start()
     sources = [inputs_mod.inspect(p, options.text_column) for p in paths]
+    warm.join()
     identity = _identity(sources, options)
 
     state = _claim_output(out_dir, identity, sources, overwrite)
@@ -91,8 +96,8 @@ def prepare(
     threshold = val_threshold(options.val_fraction)
     forced_val = _forced_val(sources, options, threshold)
     writers = {
-        s: SplitWriter(out_dir, shard_dir, s, sid, options.shard_tokens, len(done[s]), lambda split, i: _record_shard(out_dir, identity, split, i))
-        for sid, s in enumerate(SPLIT_NAMES)
+        s: SplitWriter(out_dir, shard_dir, s, options.shard_tokens, len(done[s]), lambda split, i: _record_shard(out_dir, identity, split, i))
+        for s in SPLIT_NAMES
     }
     total_bytes = sum(src.bytes for src in sources)
     start_gpos = min(cursors) + 1
@@ -112,6 +117,15 @@ def prepare(
     seconds = time.perf_counter() - t0
     summary.update(did_work=True, resumed=resumed, seconds=seconds, workers=workers, tokens_this_run=stats["tokens"], tokens_per_s=stats["tokens"] / max(seconds, 1e-9))
     return summary
+
+
+def _warm_up() -> None:
+    from fwpipe.kernels import length_histogram, token_histogram
+    from fwpipe.tokenizer import get_encoding
+
+    get_encoding()
+    token_histogram(np.zeros(1, np.uint16), VOCAB_SIZE)
+    length_histogram(np.zeros(1, np.int64))
 
 
 def _check_options(o: PrepareOptions) -> None:
@@ -288,31 +302,31 @@ def _write_manifest(out_dir: Path, manifest: dict) -> None:
 
 
 def _finalize(out_dir: Path, shard_dir: Path, identity: dict, sources: list[Source], options: PrepareOptions, writers: dict[str, SplitWriter]) -> dict:
-    """All shards are durable: write docs.parquet, token_counts.npy, the nanoGPT .bin files and the manifest."""
-    per_split, tables, hists = {}, [], {}
+    """All shards are durable: write docs.parquet, token_counts.npy, the nanoGPT .bin files, the manifest.
+
+    Streams one shard's rows at a time, so memory does not grow with the number of documents.
+    """
+    per_split, hists = {}, {}
     skipped = {"null_text": 0, "empty_text": 0, "too_long": 0}
-    for sid, split in enumerate(SPLIT_NAMES):
+    check = _TokenCountCheck(sources)
+    for split in SPLIT_NAMES:
         n_shards = writers[split].index
-        split_tables = [pq.read_table(sidecar(out_dir, split, i, "rows.parquet")) for i in range(n_shards)]
-        split_tables.append(writers[split].pending_table())  # trailing skipped rows, no shard
-        t = pa.concat_tables(split_tables)
         token_counts = np.zeros(VOCAB_SIZE, dtype=np.int64)
-        length_hist = None
+        length_hist = np.zeros(len(length_bin_edges()), np.int64)
         shard_files = []
         for i in range(n_shards):
             tc, lh = read_stats(sidecar(out_dir, split, i, "stats.npy"))
             token_counts += tc
-            length_hist = lh if length_hist is None else length_hist + lh
-            n_tok = len(shards.read_shard(shard_dir / shards.shard_name(split, i)))
-            shard_files.append({"file": shards.shard_name(split, i), "tokens": n_tok})
-        status = t["status"].to_numpy()
-        ok = status == OK
-        n_tokens = t["n_tokens"].to_numpy()
-        skipped["null_text"] += int((status == NULL_TEXT).sum())
-        skipped["empty_text"] += int((status == EMPTY_TEXT).sum())
-        skipped["too_long"] += int((status == TOO_LONG).sum())
-        docs = int(ok.sum())
-        tokens = int(n_tokens[ok].sum())
+            length_hist += lh
+            shard_files.append({"file": shards.shard_name(split, i), "tokens": len(shards.read_shard(shard_dir / shards.shard_name(split, i)))})
+        docs = tokens = 0
+        for t in _split_tables(out_dir, split, n_shards, writers[split]):
+            status = t["status"].to_numpy()
+            for name, code in (("null_text", NULL_TEXT), ("empty_text", EMPTY_TEXT), ("too_long", TOO_LONG)):
+                skipped[name] += int((status == code).sum())
+            ok = status == OK
+            docs += int(ok.sum())
+            tokens += int(t["n_tokens"].to_numpy()[ok].sum())
         per_split[split] = {
             "docs": docs,
             "tokens": tokens,
@@ -320,22 +334,27 @@ def _finalize(out_dir: Path, shard_dir: Path, identity: dict, sources: list[Sour
             "distinct_tokens": int((token_counts > 0).sum() - (token_counts[EOT] > 0)),
             "shards": n_shards,
             "shard_files": shard_files,
-            "length_hist": (length_hist if length_hist is not None else np.zeros(len(length_bin_edges()), np.int64)).tolist(),
+            "length_hist": length_hist.tolist(),
         }
         hists[split] = token_counts
-        tables.append(t.filter(pa.array(ok)).append_column("split", pa.array([split] * docs, pa.string())))
 
-    docs_t = pa.concat_tables(tables)
-    tc_check = _token_count_check(docs_t, sources)
+    bases = _write_nanogpt(out_dir, shard_dir, per_split) if options.format == "nanogpt" else None
+    names = pa.array([s.path for s in sources], pa.string())
+    docs_path = out_dir / "docs.parquet"
+    tmp = docs_path.with_name(".docs.parquet.tmp")
+    with pq.ParquetWriter(tmp, _DOCS_SCHEMA, compression="zstd") as w:
+        for split in SPLIT_NAMES:
+            for t in _split_tables(out_dir, split, writers[split].index, writers[split]):
+                t = t.filter(pc.equal(t["status"], OK))
+                check.add(t)
+                w.write_table(_docs_rows(t, split, names, bases), row_group_size=1 << 20)
+    shards.commit_file(tmp, docs_path)
+    write_npy_atomic(out_dir / "token_counts.npy", np.stack([hists[s] for s in SPLIT_NAMES]))
+
     total_docs = per_split["train"]["docs"] + per_split["val"]["docs"]
     if total_docs >= 2 and options.val_fraction > 0 and per_split["val"]["docs"] == 0:
         log.warning("no document fell into val although %d documents were prepared", total_docs)
-
-    if options.format == "nanogpt":
-        docs_t = _write_nanogpt(out_dir, shard_dir, per_split, docs_t)
-    _write_docs(out_dir, docs_t, sources)
-    write_npy_atomic(out_dir / "token_counts.npy", np.stack([hists[s] for s in SPLIT_NAMES]))
-
+    tc_check = check.result()
     summary = {
         "splits": {s: {k: v for k, v in per_split[s].items() if k not in ("shard_files", "length_hist")} for s in SPLIT_NAMES},
         "docs": total_docs,
@@ -361,60 +380,98 @@ def _finalize(out_dir: Path, shard_dir: Path, identity: dict, sources: list[Sour
     return dict(summary, out_dir=str(out_dir))
 
 
-def _token_count_check(docs_t: pa.Table, sources: list[Source]) -> dict | None:
-    """Compare our GPT-2 counts with FineWeb's `token_count` wherever the input had it."""
-    if not any(s.has_token_count for s in sources):
-        return None
-    ftc = docs_t["fineweb_token_count"].to_numpy()
-    ours = docs_t["n_tokens"].to_numpy()
-    has = ftc >= 0
-    differ = has & (ftc != ours)
-    placeholder = differ & docs_t["placeholder"].to_numpy(zero_copy_only=False)
-    real = differ & ~placeholder
-    ids = docs_t["id"].to_pylist()
-    files = docs_t["file_index"].to_numpy()
-    rows = docs_t["source_row"].to_numpy()
-    first = [ids[i] or f"{Path(sources[files[i]].path).name}:{rows[i]}" for i in np.flatnonzero(real)[:5]]
-    return {"checked": int(has.sum()), "differ": int(differ.sum()), "email_placeholder": int(placeholder.sum()), "real": int(real.sum()), "first_real": first}
+def _split_tables(out_dir: Path, split: str, n_shards: int, writer: SplitWriter):
+    """Each finished shard's rows table, then the rows after the last shard (skipped ones)."""
+    for i in range(n_shards):
+        yield pq.read_table(sidecar(out_dir, split, i, "rows.parquet"))
+    yield writer.table()
 
 
-def _write_docs(out_dir: Path, docs_t: pa.Table, sources: list[Source]) -> None:
-    names = pa.array([s.path for s in sources], pa.string())
-    fi = docs_t["file_index"]
-    source_file = pa.DictionaryArray.from_arrays(fi, names)
-    ftc = docs_t["fineweb_token_count"]
-    out = pa.table(
+_DOCS_SCHEMA = pa.schema(
+    [
+        ("split", pa.string()),
+        ("shard", pa.int32()),
+        ("offset", pa.int64()),
+        ("n_tokens", pa.int64()),
+        ("n_bytes", pa.int64()),
+        ("source_file", pa.dictionary(pa.int32(), pa.string())),
+        ("source_row", pa.int64()),
+        ("id", pa.string()),
+        ("url", pa.string()),
+        ("key_hash", pa.uint64()),
+        ("fineweb_token_count", pa.int64()),
+    ]
+)
+
+
+def _docs_rows(t: pa.Table, split: str, names: pa.Array, bases: dict | None) -> pa.Table:
+    shard, offset = t["shard"].to_numpy(), t["offset"].to_numpy()
+    if bases is not None:  # nanoGPT: one .bin per split; offsets move to where each shard landed
+        offset = offset + np.array([bases[(split, int(i))] for i in shard], dtype=np.int64)
+        shard = np.zeros(len(shard), np.int32)
+    ftc = t["fineweb_token_count"]
+    return pa.table(
         {
-            "split": docs_t["split"],
-            "shard": docs_t["shard"],
-            "offset": docs_t["offset"],
-            "n_tokens": docs_t["n_tokens"],
-            "n_bytes": docs_t["n_bytes"],
-            "source_file": source_file,
-            "source_row": docs_t["source_row"],
-            "id": docs_t["id"],
-            "url": docs_t["url"],
-            "key_hash": docs_t["key_hash"],
+            "split": pa.array([split] * len(t), pa.string()),
+            "shard": pa.array(shard, pa.int32()),
+            "offset": pa.array(offset, pa.int64()),
+            "n_tokens": t["n_tokens"],
+            "n_bytes": t["n_bytes"],
+            "source_file": pa.DictionaryArray.from_arrays(t["file_index"].combine_chunks(), names),
+            "source_row": t["source_row"],
+            "id": t["id"],
+            "url": t["url"],
+            "key_hash": t["key_hash"],
             "fineweb_token_count": pc.if_else(pc.less(ftc, 0), pa.scalar(None, pa.int64()), ftc),
-        }
+        },
+        schema=_DOCS_SCHEMA,
     )
-    write_parquet_atomic(out, out_dir / "docs.parquet")
 
 
-def _write_nanogpt(out_dir: Path, shard_dir: Path, per_split: dict, docs_t: pa.Table) -> pa.Table:
+class _TokenCountCheck:
+    """Our GPT-2 counts against FineWeb's `token_count`, wherever the input had it."""
+
+    def __init__(self, sources: list[Source]):
+        self.sources = sources
+        self.enabled = any(s.has_token_count for s in sources)
+        self.checked = self.differ = self.placeholder = self.real = 0
+        self.first_real: list[str] = []
+
+    def add(self, t: pa.Table) -> None:
+        if not self.enabled:
+            return
+        ftc, ours = t["fineweb_token_count"].to_numpy(), t["n_tokens"].to_numpy()
+        has = ftc >= 0
+        differ = has & (ftc != ours)
+        placeholder = differ & t["placeholder"].to_numpy(zero_copy_only=False)
+        real = differ & ~placeholder
+        self.checked += int(has.sum())
+        self.differ += int(differ.sum())
+        self.placeholder += int(placeholder.sum())
+        self.real += int(real.sum())
+        for i in np.flatnonzero(real)[: 5 - len(self.first_real)]:
+            self.first_real.append(t["id"][i].as_py() or f"{Path(self.sources[t['file_index'][i].as_py()].path).name}:{t['source_row'][i].as_py()}")
+
+    def result(self) -> dict | None:
+        if not self.enabled:
+            return None
+        return {"checked": self.checked, "differ": self.differ, "email_placeholder": self.placeholder, "real": self.real, "first_real": self.first_real}
+
+
+def _write_nanogpt(out_dir: Path, shard_dir: Path, per_split: dict) -> dict:
     """nanoGPT's train.bin / val.bin: raw uint16 with EOT *after* each document.
 
     Our shards hold [EOT d1 EOT d2 ...]; dropping the leading EOT and appending one at the end
     gives [d1 EOT d2 EOT ...], the same stream shifted by one token, which is nanoGPT's layout.
-    Returns docs_t with offsets into the .bin files (shard 0).
+    Returns, per (split, shard), what to add to a shard offset to get the offset in the .bin.
     """
-    base = {}  # (split, shard) -> where that shard's first token lands in the .bin
+    bases = {}
     for split, info in per_split.items():
         w = shards.TokenFileWriter(out_dir / f"{split}.bin", with_header=False)
         try:
             for i, f in enumerate(info["shard_files"]):
                 toks = shards.read_shard(shard_dir / f["file"])
-                base[(split, i)] = w.n_tokens - 1  # the dropped leading EOT moves every token back one
+                bases[(split, i)] = w.n_tokens - 1  # the dropped leading EOT moves every token back one
                 if len(toks):
                     w.write(toks[1:])
                     w.write(np.array([EOT], dtype=np.uint16))
@@ -424,8 +481,4 @@ def _write_nanogpt(out_dir: Path, shard_dir: Path, per_split: dict, docs_t: pa.T
             raise
         info["shard_files"] = [{"file": f"{split}.bin", "tokens": w.n_tokens}]
         info["shards"] = 1
-    splits = docs_t["split"].to_pylist()
-    shard_ids = docs_t["shard"].to_numpy()
-    shift = np.array([base[(s, int(i))] for s, i in zip(splits, shard_ids)], dtype=np.int64)
-    docs_t = docs_t.set_column(docs_t.schema.get_field_index("offset"), "offset", pa.array(docs_t["offset"].to_numpy() + shift))
-    return docs_t.set_column(docs_t.schema.get_field_index("shard"), "shard", pa.array(np.zeros(len(shard_ids), np.int32)))
+    return bases

@@ -97,8 +97,8 @@ def finished_shards(out_dir: Path, split: str, shard_dir: Path) -> list[int]:
 class SplitWriter:
     """Appends documents of one split into shards of at most `shard_tokens` tokens."""
 
-    def __init__(self, out_dir: Path, shard_dir: Path, split: str, split_id: int, shard_tokens: int, first_index: int, on_shard: Callable[[str, int], None]):
-        self.out_dir, self.shard_dir, self.split, self.split_id = out_dir, shard_dir, split, split_id
+    def __init__(self, out_dir: Path, shard_dir: Path, split: str, shard_tokens: int, first_index: int, on_shard: Callable[[str, int], None]):
+        self.out_dir, self.shard_dir, self.split = out_dir, shard_dir, split
         self.shard_tokens = shard_tokens
         self.index = first_index
         self.on_shard = on_shard
@@ -107,9 +107,8 @@ class SplitWriter:
     def _open(self) -> None:
         self.file: shards.TokenFileWriter | None = None
         self.n_tokens = 0
-        self.tables: list[pa.Table] = []
+        self.cols: dict[str, list] = {name: [] for name in ROWS_SCHEMA.names}
         self.hist = np.zeros(VOCAB_SIZE, dtype=np.int64)
-        self.lengths: list[np.ndarray] = []
 
     def append(self, rows: ChunkRows) -> None:
         """Add rows in input order, closing a shard before the first document that overflows it."""
@@ -122,58 +121,62 @@ class SplitWriter:
             if k == 0:
                 self.close()  # the next document does not fit: it starts a new shard
                 continue
-            self._write(rows, lo, lo + k, cum[:k])
+            whole = lo == 0 and k == len(lens)
+            self._write(rows, lo, lo + k, cum[:k], rows.hist if whole else None)
             lo += k
             if lo < len(lens):
                 self.close()
 
-    def _write(self, rows: ChunkRows, lo: int, hi: int, cum: np.ndarray) -> None:
+    def _write(self, rows: ChunkRows, lo: int, hi: int, cum: np.ndarray, hist: np.ndarray | None) -> None:
         start = int(rows.stream_lens[:lo].sum())  # stream position of row lo within this chunk
         stream = rows.stream[start : start + int(cum[-1])]
         if self.file is None:
             self.file = shards.TokenFileWriter(self.shard_dir / shards.shard_name(self.split, self.index))
         if len(stream):
             self.file.write(stream)
-            self.hist += token_histogram(stream, VOCAB_SIZE)
+            # the worker counted the whole chunk; only a chunk cut by a shard end is recounted
+            self.hist += hist if hist is not None else token_histogram(stream, VOCAB_SIZE)
         sl = slice(lo, hi)
         ok = rows.status[sl] == OK
         # offset: the document's first token, just after its EOT, from the shard's first token
         offsets = np.where(ok, self.n_tokens + cum - rows.stream_lens[sl] + 1, -1)
-        self.lengths.append(rows.n_tokens[sl][ok])
-        self.tables.append(
-            pa.table(
-                {
-                    "gpos": rows.gpos[sl],
-                    "file_index": rows.file_index[sl],
-                    "source_row": rows.source_row[sl],
-                    "status": rows.status[sl],
-                    "shard": np.full(hi - lo, self.index, dtype=np.int32),
-                    "offset": offsets.astype(np.int64),
-                    "n_tokens": rows.n_tokens[sl],
-                    "n_bytes": rows.n_bytes[sl],
-                    "key_hash": rows.key_hash[sl],
-                    "fineweb_token_count": rows.fineweb_token_count[sl],
-                    "placeholder": rows.placeholder[sl],
-                    "id": pa.array(rows.ids[lo:hi], type=pa.string()),
-                    "url": pa.array(rows.urls[lo:hi], type=pa.string()),
-                },
-                schema=ROWS_SCHEMA,
-            )
-        )
+        c = self.cols
+        c["gpos"].append(rows.gpos[sl])
+        c["file_index"].append(rows.file_index[sl])
+        c["source_row"].append(rows.source_row[sl])
+        c["status"].append(rows.status[sl])
+        c["shard"].append(np.full(hi - lo, self.index, dtype=np.int32))
+        c["offset"].append(offsets.astype(np.int64))
+        c["n_tokens"].append(rows.n_tokens[sl])
+        c["n_bytes"].append(rows.n_bytes[sl])
+        c["key_hash"].append(rows.key_hash[sl])
+        c["fineweb_token_count"].append(rows.fineweb_token_count[sl])
+        c["placeholder"].append(rows.placeholder[sl])
+        c["id"].extend(rows.ids[lo:hi])
+        c["url"].extend(rows.urls[lo:hi])
         self.n_tokens += int(cum[-1])
 
-    @property
-    def empty(self) -> bool:
-        return self.n_tokens == 0
+    def table(self) -> pa.Table:
+        """The rows appended to the open shard (at the very end: trailing skipped rows only)."""
+        cols = {}
+        for f in ROWS_SCHEMA:
+            v = self.cols[f.name]
+            if f.name in ("id", "url"):
+                cols[f.name] = pa.array(v, type=f.type)
+            else:
+                cols[f.name] = pa.array(np.concatenate(v) if v else np.zeros(0, f.type.to_pandas_dtype()), type=f.type)
+        return pa.table(cols, schema=ROWS_SCHEMA)
 
     def close(self) -> None:
         """Finish the open shard: tokens sealed, sidecars durable, then the shard's final name."""
-        if self.empty:
+        if self.n_tokens == 0:
             return  # a shard of only skipped rows is not written; the final tally counts them
         assert self.file is not None
         self.file.seal()
-        write_parquet_atomic(pa.concat_tables(self.tables), sidecar(self.out_dir, self.split, self.index, "rows.parquet"))
-        lengths = np.concatenate(self.lengths) if self.lengths else np.zeros(0, np.int64)
+        t = self.table()
+        write_parquet_atomic(t, sidecar(self.out_dir, self.split, self.index, "rows.parquet"))
+        ok = t["status"].to_numpy() == OK
+        lengths = t["n_tokens"].to_numpy()[ok]
         write_npy_atomic(sidecar(self.out_dir, self.split, self.index, "stats.npy"), np.concatenate([self.hist, length_histogram(lengths)]))
         self.file.commit()
         log.info("finished %s shard %d: %d tokens", self.split, self.index, self.n_tokens)
@@ -184,7 +187,3 @@ class SplitWriter:
     def abort(self) -> None:
         if self.file is not None:
             self.file.abort()
-
-    def pending_table(self) -> pa.Table:
-        """Rows appended but not yet in a finished shard (only skipped rows at the very end)."""
-        return pa.concat_tables(self.tables) if self.tables else ROWS_SCHEMA.empty_table()

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fwpipe.kernels import token_histogram
 from fwpipe.pipeline.split import TRAIN, VAL, key_hash, split_of
-from fwpipe.tokenizer import EOT, get_encoding
+from fwpipe.tokenizer import EOT, VOCAB_SIZE, get_encoding
 
 # Row status, kept per row in the work sidecars so every input row is accounted for.
 OK, NULL_TEXT, EMPTY_TEXT, TOO_LONG = 0, 1, 2, 3
@@ -37,6 +38,7 @@ class ChunkRows:
     ids: list
     urls: list
     stream: np.ndarray  # uint16: EOT before every OK document, concatenated
+    hist: np.ndarray  # int64 (vocab,): token histogram of `stream`, counted here in the worker
 
     def __post_init__(self) -> None:
         # tokens each row adds to the stream: its EOT and tokens, or nothing if it was skipped
@@ -86,10 +88,8 @@ def encode_chunk(
                 status = TOO_LONG
             else:
                 status = OK
-                piece = np.empty(n_tokens + 1, dtype=np.uint16)  # since EOT == 50256 < 2**16
-                piece[0] = EOT
-                piece[1:] = tokens
-                pieces[s].append(piece)
+                pieces[s].append(_EOT)  # EOT before every document
+                pieces[s].append(tokens)
             tc = token_counts[i]
             if tc is not None and tc != n_tokens:
                 placeholder = any(p in text for p in EMAIL_PLACEHOLDERS)
@@ -111,8 +111,13 @@ def encode_chunk(
 _FIELDS = ("gpos", "source_row", "status", "n_tokens", "n_bytes", "key_hash", "fineweb_token_count", "placeholder", "ids", "urls")
 
 
+_EOT = np.array([EOT], dtype=np.uint32)
+
+
 def _rows(c: dict, pieces: list, file_index: int) -> ChunkRows:
     n = len(c["gpos"])
+    # one concatenation casts every uint32 piece to uint16 (ids < 50257 < 2**16)
+    stream = np.concatenate(pieces, dtype=np.uint16, casting="unsafe") if pieces else np.zeros(0, dtype=np.uint16)
     return ChunkRows(
         gpos=np.array(c["gpos"], dtype=np.int64),
         file_index=np.full(n, file_index, dtype=np.int32),
@@ -125,5 +130,6 @@ def _rows(c: dict, pieces: list, file_index: int) -> ChunkRows:
         placeholder=np.array(c["placeholder"], dtype=bool),
         ids=c["ids"],
         urls=c["urls"],
-        stream=np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.uint16),
+        stream=stream,
+        hist=token_histogram(stream, VOCAB_SIZE),  # numba, nogil: counts in parallel too
     )
