@@ -132,8 +132,10 @@ def test_hashset_and_ngram_probe_match_ref():
     ts = np.concatenate([ts, vs[:4]])  # plus four val docs verbatim
     te = np.concatenate([te, ve[:4]])
     hit, hit_ref = np.zeros(len(table), np.uint8), np.zeros(len(table), np.uint8)
-    K.ngram_probe(toks, ts, te, 13, table, hit)
-    K.ngram_probe_ref(toks, ts, te, 13, table, hit_ref)
+    bits = K.hashset_filter(table)
+    assert 0 < np.unpackbits(bits.view(np.uint8)).sum() <= len(np.unique(val))
+    K.ngram_probe(toks, ts, te, 13, table, bits, hit)
+    K.ngram_probe_ref(toks, ts, te, 13, table, bits, hit_ref)
     assert np.array_equal(hit, hit_ref)
     h4, _ = K.window_hashes(toks, vs[:4], ve[:4], 13, False)
     assert hit.sum() == len(np.unique(h4)) > 0

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fwpipe.audit.arrays import unique
 from fwpipe.audit.corpus import Corpus
 from fwpipe.kernels import doc_hashes
 
@@ -48,7 +49,7 @@ def exact_duplicates(corpus: Corpus) -> ExactResult:
     report = {
         "docs": int(is_dup.sum()),
         "tokens": int(lengths[is_dup].sum()),
-        "groups": int(len(np.unique(first[is_dup]))),
+        "groups": int(len(unique(first[is_dup]))),
         "by_split": {name: int(is_dup[lo:hi].sum()) for name, (lo, hi) in corpus.split_docs.items()},
         "largest": _largest(corpus, first, is_dup),
     }

@@ -13,11 +13,12 @@ import logging
 
 import numpy as np
 
+from fwpipe.audit.arrays import unique
 from fwpipe.audit.corpus import Corpus
-from fwpipe.kernels import hashset_build, hashset_slots, ngram_probe, window_hashes
+from fwpipe.kernels import hashset_build, hashset_filter, hashset_slots, ngram_probe, window_hashes
 
 log = logging.getLogger(__name__)
-MAX_VAL_NGRAMS = 16_000_000  # 128 MB of hashes + a 32M-slot (256 MB) table at most
+MAX_VAL_NGRAMS = 16_000_000  # 128 MB of hashes + a 32M-slot (256 MB) table + 64 MB filter at most
 
 
 def leakage(corpus: Corpus, exact_first: np.ndarray, near_train: np.ndarray, *, ngram: int,
@@ -44,21 +45,22 @@ def _ngram_contamination(corpus: Corpus, n: int, max_val_ngrams: int) -> dict:
     step = max(1, int(np.ceil(total / max_val_ngrams)))  # bounded memory: sample every step-th val doc
     checked = np.arange(v_lo, v_hi, step)
     hashes, doc_of = [], []
-    for k in np.unique(corpus.shard[checked]):
+    for k in unique(corpus.shard[checked]):
         docs = checked[corpus.shard[checked] == k]
         h, off = window_hashes(corpus.shards[k], corpus.starts[docs], corpus.ends[docs], n, False)
         hashes.append(h)
         doc_of.append(np.repeat(docs, np.diff(off)))
     hashes = np.concatenate(hashes)
     doc_of = np.concatenate(doc_of)
-    table = hashset_build(np.unique(hashes))
+    table = hashset_build(unique(hashes))
+    bits = hashset_filter(table)
     hit = np.zeros(len(table), dtype=np.uint8)
     for k, tokens in enumerate(corpus.shards):
         if corpus.shard_split[k] == "train":
             lo, hi = corpus.shard_range(k)
-            ngram_probe(tokens, corpus.starts[lo:hi], corpus.ends[lo:hi], n, table, hit)
+            ngram_probe(tokens, corpus.starts[lo:hi], corpus.ends[lo:hi], n, table, bits, hit)
     found = hit[hashset_slots(table, hashes)].astype(bool)
-    contaminated = np.unique(doc_of[found])
+    contaminated = unique(doc_of[found])
     out = {
         "ngram_docs": int(len(contaminated)) if step == 1 else round(len(contaminated) / len(checked) * (v_hi - v_lo)),
         "ngram_docs_fraction": len(contaminated) / len(checked),

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fwpipe.audit.arrays import unique
 from fwpipe.audit.corpus import Corpus
 from fwpipe.kernels import band_keys, bucket_pairs, signature_agreement, union_find
 
@@ -38,7 +39,7 @@ def candidate_pairs(sig: np.ndarray, bands: int, rows: int, max_bucket: int = MA
         left.append(lo)
         right.append(hi)
     left, right = np.concatenate(left), np.concatenate(right)
-    code = np.unique(left * np.int64(len(sig)) + right)  # one pair may share several bands
+    code = unique(left * np.int64(len(sig)) + right)  # one pair may share several bands
     return code // len(sig), code % len(sig)
 
 
