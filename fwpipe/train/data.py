@@ -50,11 +50,11 @@ class Windows:
 
 def _to_device(xy: np.ndarray, device: str) -> tuple[torch.Tensor, torch.Tensor]:
     t = torch.from_numpy(xy)
-    x, y = t[:, :-1], t[:, 1:]  # (B, T) inputs and (B, T) next-token targets
+    x, y = t[:, :-1].contiguous(), t[:, 1:].contiguous()  # (B, T) inputs and (B, T) next-token targets
     if device.startswith("cuda"):
         # pinned memory lets the copy run asynchronously with the previous step's kernels
         return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
-    return x.contiguous().to(device), y.contiguous().to(device)
+    return x.to(device), y.to(device)
 
 
 class TrainLoader:

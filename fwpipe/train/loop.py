@@ -233,7 +233,8 @@ def train(run: Run, on_event: Callable[[Event], None] | None = None, stop_after:
             best_val = val_loss
         if iter_done > 0:
             save_checkpoint(iter_done, loader.state_dict(), _rng_state(torch), is_best or val_loss is None)
-        plot_losses(records, loader.tokens_per_epoch, out / LOSS_PNG, title=f"{cfg.name}: {plan['params_non_embedding'] / 1e6:.1f}M params")
+        plot_losses(records, loader.tokens_per_epoch, out / LOSS_PNG, title=f"{cfg.name}: {plan['params_non_embedding'] / 1e6:.1f}M params",
+                   dropout=cfg.model.dropout)
 
     emit({"kind": "message", "level": "info",
           "text": f"{loader.windows_per_epoch:,} windows of {cfg.model.block_size + 1} tokens per epoch = "

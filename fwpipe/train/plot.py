@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 
-def plot_losses(records: list[dict[str, Any]], tokens_per_epoch: int, path: Path, title: str = "") -> None:
+def plot_losses(records: list[dict[str, Any]], tokens_per_epoch: int, path: Path, title: str = "", dropout: float = 0.0) -> None:
     """Write a PNG atomically from metrics.jsonl records (kind 'train' and 'eval')."""
     import matplotlib
 
@@ -18,7 +18,7 @@ def plot_losses(records: list[dict[str, Any]], tokens_per_epoch: int, path: Path
     evals = [r for r in records if r.get("kind") == "eval" and r.get("val_loss") is not None]
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     if train:
-        ax.plot([r["tokens"] for r in train], [r["loss"] for r in train], lw=1, alpha=0.8, label="train (step, with dropout)")
+        ax.plot([r["tokens"] for r in train], [r["loss"] for r in train], lw=1, alpha=0.8, label=f"train (per step, dropout {dropout:g})" if dropout else "train (per step)")
     if evals:
         ax.plot([r["tokens"] for r in evals], [r["val_loss"] for r in evals], "o-", ms=3, label="val")
     max_tokens = max([r["tokens"] for r in train + evals] or [0])

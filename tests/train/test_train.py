@@ -67,6 +67,12 @@ def test_resume_refuses_another_dataset(trained, other_data):
         plan_run(other_data, None, None, out=trained[0], device="cpu", resume=True)
 
 
+def tiny_data_tokens(root):
+    from fwpipe.shards import open_dataset
+
+    return open_dataset(root).split("train").stream_tokens
+
+
 class Crash(Exception):
     pass
 
@@ -74,9 +80,16 @@ class Crash(Exception):
 def test_resume_is_exact(tmp_path, tiny_data):
     """A run that crashes (like kill -9) and resumes logs the same losses as one that never stopped."""
     # smaller still (32 wide, 4 x 32 tokens); dropout: the RNG state must come back too
-    cfg = tiny_config(n_embd=32, block_size=32, batch_size=4, eval_interval=4, dropout=0.1)
+    # plateau_threshold=100: every eval from the third on counts as a plateau, so the diagnosis runs
+    cfg = tiny_config(n_embd=32, block_size=32, batch_size=4, eval_interval=4, dropout=0.1, plateau_threshold=100)
     budget = 12 * cfg.tokens_per_iter
-    train(plan_run(tiny_data, budget, cfg, out=tmp_path / "a", device="cpu"))
+    events = []
+    train(plan_run(tiny_data, budget, cfg, out=tmp_path / "a", device="cpu"), events.append)
+    diagnoses = [e for e in events if e["kind"] == "diagnosis"]
+    assert [d["iter"] for d in diagnoses] == [12]  # evals at 4, 8, 12: three points make a slope
+    d = diagnoses[0]
+    assert d["epochs"] == pytest.approx(12 * 4 / ((tiny_data_tokens(tiny_data) - 1) // 32))
+    assert d["dropout_inflation"] is not None and d["capacity_term"] > 0 and d["advice"]
 
     def crash_at_7(e):
         if e["kind"] == "train" and e["iter"] == 7:
