@@ -27,8 +27,9 @@ def assert_error(result, *fragments):
 
 
 def test_help_does_not_import_torch():
-    code = "import sys; from fwpipe.cli import main\ntry:\n main(['train', '--help'])\nexcept SystemExit: pass\nassert 'torch' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    for args in (["--help"], ["train", "--help"], ["sample", "--help"]):
+        code = f"import sys; from fwpipe.cli import main\ntry:\n main({args!r})\nexcept SystemExit: pass\nassert 'torch' not in sys.modules"
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
 def test_dry_run_prints_and_writes_the_plan(tmp_path, tiny_data):
@@ -43,9 +44,13 @@ def test_dry_run_prints_and_writes_the_plan(tmp_path, tiny_data):
 
 def test_train_resume_and_sample(tmp_path, tiny_data):
     out = tmp_path / "run"
-    r = cli("train", "--data", tiny_data, "--budget-tokens", 6 * 128, "--out", out, *TINY)
+    r = cli("train", "--data", tiny_data, "--budget-tokens", 6 * 128, "--out", out, "--peak-tflops", 0.5, *TINY)
     assert r.exit_code == 0, r.output
     assert "iter 6 |" in r.output and "done: 6/6 iterations" in r.output and "eval iter 6" in r.output
+    plan = json.loads((out / "plan.json").read_text())
+    steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"train"' in line]
+    for s in steps:  # --peak-tflops gives an MFU even on a CPU
+        assert s["mfu"] == pytest.approx(s["tokens_per_s"] * plan["flops_per_token"] / 0.5e12)
     r = cli("train", "--data", tiny_data, "--budget-tokens", 6 * 128, "--out", out, *TINY)
     assert_error(r, "already holds a run", "--resume")
     r = cli("train", "--data", tiny_data, "--out", out, "--resume", "--device", "cpu")
