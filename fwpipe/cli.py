@@ -86,9 +86,11 @@ def main(verbose: bool) -> None:
               help="fwpipe: llm.c-format shards; nanogpt: raw train.bin / val.bin.")  # fmt: skip
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Tokenizing threads [default: all cores].")
 @click.option("--buffer-mb", type=click.IntRange(min=1), default=256, show_default=True, help="Text held in flight; bounds memory.")
+@click.option("--budget-tokens", type=TOKENS, default=None, help="Stop once train holds enough tokens for this budget.")
+@click.option("--max-epochs", type=float, default=1.0, show_default=True, help="Epochs the budget may run over the train split.")
 @click.option("--overwrite", is_flag=True, help="Replace a dataset made from other inputs or options.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the summary as JSON.")
-def prepare(inputs, out_dir, sample, text_column, val_fraction, seed, shard_tokens, fmt, workers, buffer_mb, overwrite, json_path):
+def prepare(inputs, out_dir, sample, text_column, val_fraction, seed, shard_tokens, fmt, workers, buffer_mb, budget_tokens, max_epochs, overwrite, json_path):
     """Tokenize FineWeb parquet into GPT-2 token shards.
 
     INPUTS are parquet files, directories (every *.parquet inside) or globs; together they
@@ -106,7 +108,10 @@ def prepare(inputs, out_dir, sample, text_column, val_fraction, seed, shard_toke
 
         inputs = tuple(str(p) for p in SAMPLE_FILES) + tuple(inputs)
         click.echo(f"using the bundled FineWeb sample ({len(SAMPLE_FILES)} files; ODC-By 1.0, HuggingFaceFW/fineweb)", err=True)
-    options = PrepareOptions(text_column=text_column, val_fraction=val_fraction, seed=seed, shard_tokens=shard_tokens, format=fmt)
+    options = PrepareOptions(
+        text_column=text_column, val_fraction=val_fraction, seed=seed, shard_tokens=shard_tokens, format=fmt,
+        budget_tokens=budget_tokens, max_epochs=max_epochs,
+    )  # fmt: skip
     summary = run_prepare(list(inputs), out_dir, options=options, workers=workers, buffer_mb=buffer_mb, overwrite=overwrite)
     click.echo(format_prepare_summary(summary))
     if json_path:
@@ -128,6 +133,16 @@ def format_prepare_summary(s: dict) -> str:
         if tc["real"]:
             line += "; first: " + ", ".join(tc["first_real"])
         lines.append(line)
+    z = s.get("sizing")
+    if z:
+        head = f"  budget {z['budget_tokens']:,} tokens at <= {z['max_epochs']:g} epochs needs {z['target_train_tokens']:,} train tokens: "
+        if z["reached"]:
+            unused = f"; {len(z['inputs_unused'])} input file(s) left untouched" if z["inputs_unused"] else ""
+            lines.append(head + f"reached with {z['train_stream_tokens']:,} ({z['epochs']:.2f} epochs){unused}")
+        else:
+            lines.append(head + f"inputs ran out at {z['train_stream_tokens']:,}, {z['shortfall_tokens']:,} short ({z['epochs']:.2f} epochs)")
+            if z.get("more_files_needed"):
+                lines.append(f"  -> {z['more_files_needed']} more file(s) like these ({z['files_needed']} in all) reach <= {z['max_epochs']:g} epochs")
     lines.append(f"  {s['seconds']:.1f} s, {s['tokens_per_s'] / 1e6:.2f}M tokens/s on {s['workers']} worker(s)")
     return "\n".join(lines)
 

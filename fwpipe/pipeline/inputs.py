@@ -89,6 +89,14 @@ def open_parquet(path: Path) -> pq.ParquetFile:
         ) from e
 
 
+def _is_str(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def _is_key_type(t: pa.DataType) -> bool:
+    return _is_str(t) or pa.types.is_integer(t)
+
+
 def inspect(path: Path, text_column: str, *, hash_content: bool = True) -> Source:
     """Check schema and footer of one input and fingerprint it, reading no text."""
     pf = open_parquet(path)
@@ -99,7 +107,7 @@ def inspect(path: Path, text_column: str, *, hash_content: bool = True) -> Sourc
             "pass --text-column NAME with the column that holds the documents",
         )
     ttype = schema.field(text_column).type
-    if not (pa.types.is_string(ttype) or pa.types.is_large_string(ttype) or pa.types.is_string_view(ttype)):
+    if not _is_str(ttype):
         raise InputFormatError(f"{path}: column {text_column!r} is {ttype}, not a string", "pass --text-column NAME with a string column")
     md = pf.metadata
     return Source(
@@ -108,10 +116,15 @@ def inspect(path: Path, text_column: str, *, hash_content: bool = True) -> Sourc
         rows=md.num_rows,
         sha256=file_sha256(path) if hash_content else "",
         row_groups=tuple(md.row_group(i).num_rows for i in range(md.num_row_groups)),
-        has_id=KEY_COLUMN in schema.names and text_column != KEY_COLUMN,
+        has_id=KEY_COLUMN in schema.names and text_column != KEY_COLUMN and _is_key_type(schema.field(KEY_COLUMN).type),
         has_token_count=TOKEN_COUNT_COLUMN in schema.names and pa.types.is_integer(schema.field(TOKEN_COUNT_COLUMN).type),
-        has_url=URL_COLUMN in schema.names,
+        has_url=URL_COLUMN in schema.names and _is_str(schema.field(URL_COLUMN).type),
     )
+
+
+def _ids(col: pa.Array) -> list[str | None]:
+    ids = col.to_pylist()
+    return [None if i is None else str(i) for i in ids] if pa.types.is_integer(col.type) else ids
 
 
 @dataclass
@@ -162,7 +175,7 @@ def read_batches(source: Source, file_index: int, text_column: str, *, start_row
                 file_index=file_index,
                 row0=row + lo,
                 texts=col[text_column].to_pylist(),
-                ids=col[KEY_COLUMN].to_pylist() if source.has_id else [None] * rb.num_rows,
+                ids=_ids(col[KEY_COLUMN]) if source.has_id else [None] * rb.num_rows,
                 token_counts=col[TOKEN_COUNT_COLUMN].to_pylist() if source.has_token_count else [None] * rb.num_rows,
                 urls=col[URL_COLUMN].to_pylist() if source.has_url else [None] * rb.num_rows,
                 n_bytes=int(bytes_per_row * rb.num_rows),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import threading
@@ -53,6 +54,8 @@ class PrepareOptions:
     seed: int = 0
     shard_tokens: int = 100_000_000
     format: Literal["fwpipe", "nanogpt"] = "fwpipe"
+    budget_tokens: int | None = None  # stop once train holds budget / max_epochs stream tokens
+    max_epochs: float = 1.0
 
 
 def prepare(
@@ -104,11 +107,11 @@ def prepare(
     prog = Progress(total=total_bytes, enabled=progress)
     stats = {"docs": 0, "tokens": 0, "bytes": 0}
     try:
-        _run(sources, options, writers, cursors, forced_val, threshold, start_gpos, workers, batch_rows, buffer_mb, prog, stats)
+        stop = _run(sources, options, writers, cursors, forced_val, threshold, start_gpos, workers, batch_rows, buffer_mb, prog, stats)
         for w in writers.values():
             w.close()
         prog.close()
-        summary = _finalize(out_dir, shard_dir, identity, sources, options, writers)
+        summary = _finalize(out_dir, shard_dir, identity, sources, options, writers, stop)
     except BaseException:
         prog.close()
         for w in writers.values():
@@ -135,6 +138,12 @@ def _check_options(o: PrepareOptions) -> None:
         raise ConfigError(f"--val-fraction {o.val_fraction} is not in [0, 1)", "use e.g. --val-fraction 0.005")
     if o.shard_tokens < 2:
         raise ConfigError(f"--shard-tokens {o.shard_tokens} is too small", "use at least a few thousand tokens (default 100M)")
+    if o.budget_tokens is not None and o.budget_tokens <= 0:
+        from fwpipe.errors import BudgetError
+
+        raise BudgetError(f"--budget-tokens {o.budget_tokens} is not a positive number of tokens", "pass e.g. --budget-tokens 7.6e9")
+    if not o.max_epochs > 0:
+        raise ConfigError(f"--max-epochs {o.max_epochs} is not positive", "pass e.g. --max-epochs 1 (fresh data) or 4 (repeats nearly free)")
     if o.shard_tokens >= 2**31:
         raise ConfigError(f"--shard-tokens {o.shard_tokens} does not fit an llm.c header", "use at most 2,147,483,647 tokens")
 
@@ -232,25 +241,42 @@ def _forced_val(sources: list[Source], options: PrepareOptions, threshold: int) 
     return frozenset([best[1]]) if n_docs >= 2 and best is not None else frozenset()
 
 
-def _run(sources, options, writers, cursors, forced_val, threshold, start_gpos, workers, batch_rows, buffer_mb, prog, stats) -> None:
-    """Read, tokenize on `workers` threads, and append to the split writers in input order."""
+def _run(sources, options, writers, cursors, forced_val, threshold, start_gpos, workers, batch_rows, buffer_mb, prog, stats) -> int | None:
+    """Read, tokenize on `workers` threads, and append to the split writers in input order.
+
+    With a budget, stops at the train document that brings train to budget / max_epochs stream
+    tokens, and returns that document's global row (None when the inputs ran out first).
+    """
     max_doc_tokens = options.shard_tokens
     budget = buffer_mb * 2**20  # text bytes in flight, which bounds memory with the batch size
+    target = math.ceil(options.budget_tokens / options.max_epochs) if options.budget_tokens else None
+    train = writers["train"]
+    train_tokens = train.finished_tokens()
+    stop: int | None = cursors[TRAIN] if target is not None and train_tokens >= target else None
     inflight: deque = deque()
     inflight_bytes = 0
     done_bytes = 0
 
     def drain_one() -> None:
-        nonlocal inflight_bytes
+        nonlocal inflight_bytes, train_tokens, stop
         fut, nbytes = inflight.popleft()
         rows_pair = fut.result()
         inflight_bytes -= nbytes
+        if stop is not None:
+            rows_pair = tuple(r.head(int(np.searchsorted(r.gpos, stop, side="right"))) for r in rows_pair)
+        elif target is not None and len(rows_pair[TRAIN].gpos):
+            cum = train_tokens + np.cumsum(rows_pair[TRAIN].stream_lens)
+            if cum[-1] >= target:  # this chunk holds the last train document the budget needs
+                stop = int(rows_pair[TRAIN].gpos[int(np.searchsorted(cum, target, side="left"))])
+                rows_pair = tuple(r.head(int(np.searchsorted(r.gpos, stop, side="right"))) for r in rows_pair)
         for sid, rows in enumerate(rows_pair):
             if len(rows.gpos):
                 writers[SPLIT_NAMES[sid]].append(rows)
                 ok = rows.status == OK
                 stats["docs"] += int(ok.sum())
                 stats["tokens"] += int(rows.n_tokens[ok].sum())
+                if sid == TRAIN:
+                    train_tokens += int(rows.stream_lens.sum())
         el = prog.elapsed()
         prog.update(
             f"prepare: {stats['docs']:,} docs  {stats['tokens']:,} tokens  {stats['tokens'] / max(el, 1e-9) / 1e6:.2f}M tok/s  "
@@ -260,11 +286,15 @@ def _run(sources, options, writers, cursors, forced_val, threshold, start_gpos, 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fwpipe-tok") as pool:
         gpos0 = 0
         for fi, src in enumerate(sources):
+            if stop is not None:
+                break
             if gpos0 + src.rows <= start_gpos:
                 gpos0 += src.rows
                 done_bytes += src.bytes
                 continue
             for b in inputs_mod.read_batches(src, fi, options.text_column, start_row=max(0, start_gpos - gpos0), batch_rows=batch_rows):
+                if stop is not None:
+                    break
                 done_bytes += b.n_bytes
                 for lo in range(0, len(b.texts), CHUNK_ROWS):
                     hi = min(lo + CHUNK_ROWS, len(b.texts))
@@ -283,6 +313,7 @@ def _run(sources, options, writers, cursors, forced_val, threshold, start_gpos, 
             gpos0 += src.rows
         while inflight:
             drain_one()
+    return stop
 
 
 def _record_shard(out_dir: Path, identity: dict, split: str, index: int) -> None:
@@ -301,7 +332,7 @@ def _write_manifest(out_dir: Path, manifest: dict) -> None:
     shards.atomic_write_bytes(out_dir / shards.MANIFEST, [data])
 
 
-def _finalize(out_dir: Path, shard_dir: Path, identity: dict, sources: list[Source], options: PrepareOptions, writers: dict[str, SplitWriter]) -> dict:
+def _finalize(out_dir: Path, shard_dir: Path, identity: dict, sources: list[Source], options: PrepareOptions, writers: dict[str, SplitWriter], stop: int | None) -> dict:
     """All shards are durable: write docs.parquet, token_counts.npy, the nanoGPT .bin files, the manifest.
 
     Streams one shard's rows at a time, so memory does not grow with the number of documents.
@@ -355,6 +386,7 @@ def _finalize(out_dir: Path, shard_dir: Path, identity: dict, sources: list[Sour
     if total_docs >= 2 and options.val_fraction > 0 and per_split["val"]["docs"] == 0:
         log.warning("no document fell into val although %d documents were prepared", total_docs)
     tc_check = check.result()
+    sizing = _sizing(options, sources, per_split["train"]["stream_tokens"], stop)
     summary = {
         "splits": {s: {k: v for k, v in per_split[s].items() if k not in ("shard_files", "length_hist")} for s in SPLIT_NAMES},
         "docs": total_docs,
@@ -363,6 +395,7 @@ def _finalize(out_dir: Path, shard_dir: Path, identity: dict, sources: list[Sour
         "token_count_check": tc_check,
         "sources": len(sources),
         "format": options.format,
+        "sizing": sizing,
     }
     manifest = {
         "status": "complete",
@@ -372,12 +405,46 @@ def _finalize(out_dir: Path, shard_dir: Path, identity: dict, sources: list[Sour
         "length_bin_edges": length_bin_edges(),
         "skipped": skipped,
         "token_count_check": tc_check,
+        "sizing": sizing,
         "files": {"docs": "docs.parquet", "token_counts": "token_counts.npy (int64, shape (2, vocab): train, val)"},
         "summary": summary,
     }
     _write_manifest(out_dir, manifest)
     shutil.rmtree(out_dir / WORK, ignore_errors=True)
     return dict(summary, out_dir=str(out_dir))
+
+
+def _sizing(options: PrepareOptions, sources: list[Source], train_stream: int, stop: int | None) -> dict | None:
+    """What a budget-sized prepare used, reached, and (if the inputs ran out) still needs."""
+    if options.budget_tokens is None:
+        return None
+    from fwpipe import budget as budget_mod
+
+    target = math.ceil(options.budget_tokens / options.max_epochs)
+    used, unused, gpos0 = [], [], 0
+    for src in sources:
+        if stop is None or stop >= gpos0 + src.rows:
+            used.append({"path": src.path, "rows": src.rows})
+        elif stop >= gpos0:
+            used.append({"path": src.path, "rows": stop - gpos0 + 1})
+        else:
+            unused.append(src.path)
+        gpos0 += src.rows
+    out = {
+        "budget_tokens": options.budget_tokens,
+        "max_epochs": options.max_epochs,
+        "target_train_tokens": target,
+        "train_stream_tokens": train_stream,
+        "epochs": budget_mod.epochs(options.budget_tokens, train_stream) if train_stream else None,
+        "reached": stop is not None,
+        "inputs_used": used,
+        "inputs_unused": unused,
+    }
+    if stop is None:
+        out["shortfall_tokens"] = target - train_stream
+        out["files_needed"] = budget_mod.files_needed(train_stream, len(sources), options.budget_tokens, options.max_epochs) if train_stream else None
+        out["more_files_needed"] = out["files_needed"] - len(sources) if out["files_needed"] else None
+    return out
 
 
 def _split_tables(out_dir: Path, split: str, n_shards: int, writer: SplitWriter):

@@ -104,6 +104,10 @@ class SplitWriter:
         self.on_shard = on_shard
         self._open()
 
+    def finished_tokens(self) -> int:
+        """Stream tokens in the shards this writer's split had finished before it started."""
+        return sum(len(shards.read_shard(self.shard_dir / shards.shard_name(self.split, i))) for i in range(self.index))
+
     def _open(self) -> None:
         self.file: shards.TokenFileWriter | None = None
         self.n_tokens = 0

@@ -38,11 +38,19 @@ class ChunkRows:
     ids: list
     urls: list
     stream: np.ndarray  # uint16: EOT before every OK document, concatenated
-    hist: np.ndarray  # int64 (vocab,): token histogram of `stream`, counted here in the worker
+    hist: np.ndarray | None  # int64 (vocab,): token histogram of `stream`, counted in the worker
 
     def __post_init__(self) -> None:
         # tokens each row adds to the stream: its EOT and tokens, or nothing if it was skipped
         self.stream_lens = np.where(self.status == OK, self.n_tokens + 1, 0)
+
+    def head(self, n: int) -> "ChunkRows":
+        """The first n rows (a budget stop cuts a chunk); the histogram is recounted later."""
+        return ChunkRows(
+            self.gpos[:n], self.file_index[:n], self.source_row[:n], self.status[:n], self.n_tokens[:n], self.n_bytes[:n],
+            self.key_hash[:n], self.fineweb_token_count[:n], self.placeholder[:n], self.ids[:n], self.urls[:n],
+            self.stream[: int(self.stream_lens[:n].sum())], None,
+        )  # fmt: skip
 
 
 def encode_chunk(
@@ -70,7 +78,7 @@ def encode_chunk(
     pieces: tuple[list, list] = ([], [])
     for i, text in enumerate(texts):
         gpos = gpos0 + i
-        key = ids[i] if ids[i] is not None else text
+        key = str(ids[i]) if ids[i] is not None else text
         h = key_hash(key, seed) if key is not None else 0
         s = VAL if gpos in forced_val else split_of(h, threshold) if key is not None else TRAIN
         if gpos <= cursors[s]:
