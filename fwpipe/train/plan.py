@@ -98,14 +98,14 @@ def make_plan(cfg: TrainConfig, budget_tokens: int, unique_tokens: int, *, datas
     if e > MAX_EPOCHS and not allow_repeats:
         raise BudgetError(
             f"{budget_tokens:,} tokens is {e:.1f} epochs of {unique_tokens:,} unique train tokens; past {MAX_EPOCHS:g} epochs "
-            f"repeats add almost nothing (effective data {eff / 1e9:.3g}B tokens, {b['effective_fraction']:.0%} of the budget)",
+            f"repeats add almost nothing (effective data {_m(eff)} tokens, {b['effective_fraction']:.0%} of the budget)",
             f"prepare at least {math.ceil(budget_tokens / WARN_EPOCHS):,} unique tokens, lower --budget-tokens, or pass --allow-repeats",
         )
     if e > WARN_EPOCHS:
         plan["warnings"].append(
-            f"{e:.1f} epochs: the run repeats its {unique_tokens / 1e6:,.1f}M unique tokens; effective data is "
-            f"{eff / 1e9:.3g}B of {budget_tokens / 1e9:.3g}B tokens ({b['effective_fraction']:.0%}). Prepare "
-            f"{math.ceil(budget_tokens / WARN_EPOCHS) / 1e9:.3g}B+ unique tokens (more parquet shards) for at most {WARN_EPOCHS:g} epochs."
+            f"{e:.1f} epochs: the run repeats its {_m(unique_tokens)} unique tokens; effective data is "
+            f"{_m(eff)} of {_m(budget_tokens)} tokens ({b['effective_fraction']:.0%}). Prepare "
+            f"{_m(math.ceil(budget_tokens / WARN_EPOCHS))}+ unique tokens (more parquet shards) for at most {WARN_EPOCHS:g} epochs."
         )
     dev_mem = plan["memory"]["device_bytes"]
     if dev_mem and mem["total"] > 0.9 * dev_mem:
