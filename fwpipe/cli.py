@@ -86,11 +86,13 @@ def main(verbose: bool) -> None:
               help="fwpipe: llm.c-format shards; nanogpt: raw train.bin / val.bin.")  # fmt: skip
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Tokenizing threads [default: all cores].")
 @click.option("--buffer-mb", type=click.IntRange(min=1), default=256, show_default=True, help="Text held in flight; bounds memory.")
+@click.option("--dedup", type=click.Choice(["near", "exact", "none"]), default="near", show_default=True,
+              help="Drop near (MinHash) or exact duplicates, keeping the first; clusters never straddle train/val.")  # fmt: skip
 @click.option("--budget-tokens", type=TOKENS, default=None, help="Stop once train holds enough tokens for this budget.")
 @click.option("--max-epochs", type=float, default=1.0, show_default=True, help="Epochs the budget may run over the train split.")
 @click.option("--overwrite", is_flag=True, help="Replace a dataset made from other inputs or options.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the summary as JSON.")
-def prepare(inputs, out_dir, sample, text_column, val_fraction, seed, shard_tokens, fmt, workers, buffer_mb, budget_tokens, max_epochs, overwrite, json_path):
+def prepare(inputs, out_dir, sample, text_column, val_fraction, seed, shard_tokens, fmt, workers, buffer_mb, dedup, budget_tokens, max_epochs, overwrite, json_path):
     """Tokenize FineWeb parquet into GPT-2 token shards.
 
     INPUTS are parquet files, directories (every *.parquet inside) or globs; together they
@@ -110,7 +112,7 @@ def prepare(inputs, out_dir, sample, text_column, val_fraction, seed, shard_toke
         click.echo(f"using the bundled FineWeb sample ({len(SAMPLE_FILES)} files; ODC-By 1.0, HuggingFaceFW/fineweb)", err=True)
     options = PrepareOptions(
         text_column=text_column, val_fraction=val_fraction, seed=seed, shard_tokens=shard_tokens, format=fmt,
-        budget_tokens=budget_tokens, max_epochs=max_epochs,
+        budget_tokens=budget_tokens, max_epochs=max_epochs, dedup=dedup,
     )  # fmt: skip
     summary = run_prepare(list(inputs), out_dir, options=options, workers=workers, buffer_mb=buffer_mb, overwrite=overwrite)
     click.echo(format_prepare_summary(summary))
@@ -124,6 +126,10 @@ def format_prepare_summary(s: dict) -> str:
     lines = [f"prepared {s['out_dir']} ({s['format']}) from {s['sources']} file(s)" + (" (resumed)" if s.get("resumed") else "")]
     for name, sp in s["splits"].items():
         lines.append(f"  {name:5s} {sp['docs']:>12,} docs {sp['tokens']:>15,} tokens  {sp['shards']} shard(s)")
+    dd = s.get("dedup") or {}
+    if dd.get("mode", "none") != "none":
+        lines.append(f"  dedup {dd['mode']}: removed {dd['removed_docs']:,} docs ({dd['removed_exact']:,} exact, {dd['removed_near']:,} near), "
+                     f"{dd['removed_tokens']:,} tokens, in {dd['clusters']:,} clusters; see removed.parquet")  # fmt: skip
     sk = s["skipped"]
     if any(sk.values()):
         lines.append(f"  skipped: {sk['null_text']:,} null text, {sk['empty_text']:,} empty text, {sk['too_long']:,} longer than a shard")

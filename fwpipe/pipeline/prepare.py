@@ -33,7 +33,7 @@ from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.pipeline.inputs import Source
 from fwpipe.pipeline.shardset import WORK, SplitWriter, finished_shards, sidecar, read_stats, write_npy_atomic, write_parquet_atomic
 from fwpipe.pipeline.split import SPLIT_NAMES, TRAIN, VAL, key_hash, val_threshold
-from fwpipe.pipeline.tokenize import EMPTY_TEXT, NULL_TEXT, OK, TOO_LONG, encode_chunk
+from fwpipe.pipeline.tokenize import EMPTY_TEXT, NULL_TEXT, OK, TOO_LONG, ChunkRows, encode_chunk
 from fwpipe.progress import Progress, fmt_s
 from fwpipe.tokenizer import EOT, NAME as TOKENIZER_NAME, VOCAB_SIZE, bpe_sha256
 
@@ -56,6 +56,7 @@ class PrepareOptions:
     format: Literal["fwpipe", "nanogpt"] = "fwpipe"
     budget_tokens: int | None = None  # stop once train holds budget / max_epochs stream tokens
     max_epochs: float = 1.0
+    dedup: Literal["none", "exact", "near"] = "near"  # see dedup.py; "none" streams in one pass
 
 
 def prepare(
@@ -91,32 +92,46 @@ def prepare(
 
     shard_dir = out_dir / WORK if options.format == "nanogpt" else out_dir
     (out_dir / WORK).mkdir(parents=True, exist_ok=True)
-    done = {s: finished_shards(out_dir, s, shard_dir) for s in SPLIT_NAMES}
-    cursors = tuple(_cursor(out_dir, s, done[s]) for s in SPLIT_NAMES)
-    resumed = any(done.values())
-    _write_manifest(out_dir, {"status": "in_progress", **identity, "shards_done": {s: len(done[s]) for s in SPLIT_NAMES}})
-
+    _write_manifest(out_dir, {"status": "in_progress", **identity})
     threshold = val_threshold(options.val_fraction)
-    forced_val = _forced_val(sources, options, threshold)
+    if options.dedup == "none":
+        done = {s: finished_shards(out_dir, s, shard_dir) for s in SPLIT_NAMES}
+        first_pass = None
+    else:
+        # pass 1: every document, in input order, into one resumable stream under .work
+        first_pass = prepare(
+            paths, out_dir / WORK / "stage1", workers=workers, batch_rows=batch_rows, buffer_mb=buffer_mb, progress=progress,
+            options=PrepareOptions(text_column=options.text_column, val_fraction=0.0, seed=options.seed, shard_tokens=options.shard_tokens, dedup="none"),
+        )  # fmt: skip
+        for s in SPLIT_NAMES:  # pass 2 is cheap and deterministic: a crashed one is redone whole
+            for p in list(shard_dir.glob(f"{s}_*.bin")) + list((out_dir / WORK).glob(f"{s}_*.*")):
+                p.unlink()
+        done = {s: [] for s in SPLIT_NAMES}
+    cursors = tuple(_cursor(out_dir, s, done[s]) for s in SPLIT_NAMES)
+    resumed = any(done.values()) or bool(first_pass and first_pass.get("resumed"))
     writers = {
         s: SplitWriter(out_dir, shard_dir, s, options.shard_tokens, len(done[s]), lambda split, i: _record_shard(out_dir, identity, split, i))
         for s in SPLIT_NAMES
     }
-    total_bytes = sum(src.bytes for src in sources)
-    start_gpos = min(cursors) + 1
-    prog = Progress(total=total_bytes, enabled=progress)
-    stats = {"docs": 0, "tokens": 0, "bytes": 0}
+    appender = _Appender(writers, options, cursors[TRAIN])
+    prog = Progress(total=sum(src.bytes for src in sources), enabled=progress)
     try:
-        stop = _run(sources, options, writers, cursors, forced_val, threshold, start_gpos, workers, batch_rows, buffer_mb, prog, stats)
+        if first_pass is None:
+            forced_val = _forced_val(sources, options, threshold)
+            _run(sources, options, appender, cursors, forced_val, threshold, min(cursors) + 1, workers, batch_rows, buffer_mb, prog)
+            dedup_report = None
+        else:
+            dedup_report = _copy_deduplicated(out_dir, sources, options, threshold, appender)
         for w in writers.values():
             w.close()
         prog.close()
-        summary = _finalize(out_dir, shard_dir, identity, sources, options, writers, stop)
+        summary = _finalize(out_dir, shard_dir, identity, sources, options, writers, appender.stop, dedup_report)
     except BaseException:
         prog.close()
         for w in writers.values():
             w.abort()
         raise
+    stats = {"tokens": first_pass["tokens_this_run"] if first_pass else appender.tokens}
     seconds = time.perf_counter() - t0
     summary.update(did_work=True, resumed=resumed, seconds=seconds, workers=workers, tokens_this_run=stats["tokens"], tokens_per_s=stats["tokens"] / max(seconds, 1e-9))
     return summary
@@ -160,7 +175,7 @@ def _identity(sources: list[Source], options: PrepareOptions) -> dict:
     }
 
 
-_OURS = ("manifest.json", "docs.parquet", "token_counts.npy", "train.bin", "val.bin", WORK)
+_OURS = ("manifest.json", "docs.parquet", "removed.parquet", "token_counts.npy", "train.bin", "val.bin", WORK)
 
 
 def _ours(p: Path) -> bool:
@@ -241,59 +256,64 @@ def _forced_val(sources: list[Source], options: PrepareOptions, threshold: int) 
     return frozenset([best[1]]) if n_docs >= 2 and best is not None else frozenset()
 
 
-def _run(sources, options, writers, cursors, forced_val, threshold, start_gpos, workers, batch_rows, buffer_mb, prog, stats) -> int | None:
-    """Read, tokenize on `workers` threads, and append to the split writers in input order.
+class _Appender:
+    """Appends tokenized rows to the split writers, stopping at the budget's last train document."""
 
-    With a budget, stops at the train document that brings train to budget / max_epochs stream
-    tokens, and returns that document's global row (None when the inputs ran out first).
-    """
+    def __init__(self, writers: dict[str, SplitWriter], options: PrepareOptions, train_cursor: int):
+        self.writers = writers
+        self.target = math.ceil(options.budget_tokens / options.max_epochs) if options.budget_tokens else None
+        self.train_tokens = writers["train"].finished_tokens()
+        # a resumed run whose train shards already hold the budget stopped at their last row
+        self.stop: int | None = train_cursor if self.target is not None and self.train_tokens >= self.target else None
+        self.docs = self.tokens = 0
+
+    def feed(self, rows_pair: tuple) -> None:
+        if self.stop is None and self.target is not None and len(rows_pair[TRAIN].gpos):
+            cum = self.train_tokens + np.cumsum(rows_pair[TRAIN].stream_lens)
+            if cum[-1] >= self.target:  # this chunk holds the last train document the budget needs
+                self.stop = int(rows_pair[TRAIN].gpos[int(np.searchsorted(cum, self.target, side="left"))])
+        if self.stop is not None:
+            rows_pair = tuple(r.head(int(np.searchsorted(r.gpos, self.stop, side="right"))) for r in rows_pair)
+        for sid, rows in enumerate(rows_pair):
+            if len(rows.gpos):
+                self.writers[SPLIT_NAMES[sid]].append(rows)
+                ok = rows.status == OK
+                self.docs += int(ok.sum())
+                self.tokens += int(rows.n_tokens[ok].sum())
+                if sid == TRAIN:
+                    self.train_tokens += int(rows.stream_lens.sum())
+
+
+def _run(sources, options, appender: _Appender, cursors, forced_val, threshold, start_gpos, workers, batch_rows, buffer_mb, prog) -> None:
+    """Read, tokenize on `workers` threads, and feed the appender in input order until it stops."""
     max_doc_tokens = options.shard_tokens
     budget = buffer_mb * 2**20  # text bytes in flight, which bounds memory with the batch size
-    target = math.ceil(options.budget_tokens / options.max_epochs) if options.budget_tokens else None
-    train = writers["train"]
-    train_tokens = train.finished_tokens()
-    stop: int | None = cursors[TRAIN] if target is not None and train_tokens >= target else None
     inflight: deque = deque()
     inflight_bytes = 0
     done_bytes = 0
 
     def drain_one() -> None:
-        nonlocal inflight_bytes, train_tokens, stop
+        nonlocal inflight_bytes
         fut, nbytes = inflight.popleft()
-        rows_pair = fut.result()
+        appender.feed(fut.result())
         inflight_bytes -= nbytes
-        if stop is not None:
-            rows_pair = tuple(r.head(int(np.searchsorted(r.gpos, stop, side="right"))) for r in rows_pair)
-        elif target is not None and len(rows_pair[TRAIN].gpos):
-            cum = train_tokens + np.cumsum(rows_pair[TRAIN].stream_lens)
-            if cum[-1] >= target:  # this chunk holds the last train document the budget needs
-                stop = int(rows_pair[TRAIN].gpos[int(np.searchsorted(cum, target, side="left"))])
-                rows_pair = tuple(r.head(int(np.searchsorted(r.gpos, stop, side="right"))) for r in rows_pair)
-        for sid, rows in enumerate(rows_pair):
-            if len(rows.gpos):
-                writers[SPLIT_NAMES[sid]].append(rows)
-                ok = rows.status == OK
-                stats["docs"] += int(ok.sum())
-                stats["tokens"] += int(rows.n_tokens[ok].sum())
-                if sid == TRAIN:
-                    train_tokens += int(rows.stream_lens.sum())
         el = prog.elapsed()
         prog.update(
-            f"prepare: {stats['docs']:,} docs  {stats['tokens']:,} tokens  {stats['tokens'] / max(el, 1e-9) / 1e6:.2f}M tok/s  "
+            f"prepare: {appender.docs:,} docs  {appender.tokens:,} tokens  {appender.tokens / max(el, 1e-9) / 1e6:.2f}M tok/s  "
             f"{100 * done_bytes / max(prog.total or 1, 1):.0f}%  ETA {fmt_s(prog.eta(done_bytes))}"
         )
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fwpipe-tok") as pool:
         gpos0 = 0
         for fi, src in enumerate(sources):
-            if stop is not None:
+            if appender.stop is not None:
                 break
             if gpos0 + src.rows <= start_gpos:
                 gpos0 += src.rows
                 done_bytes += src.bytes
                 continue
             for b in inputs_mod.read_batches(src, fi, options.text_column, start_row=max(0, start_gpos - gpos0), batch_rows=batch_rows):
-                if stop is not None:
+                if appender.stop is not None:
                     break
                 done_bytes += b.n_bytes
                 for lo in range(0, len(b.texts), CHUNK_ROWS):
@@ -313,7 +333,54 @@ def _run(sources, options, writers, cursors, forced_val, threshold, start_gpos, 
             gpos0 += src.rows
         while inflight:
             drain_one()
-    return stop
+
+
+def _copy_deduplicated(out_dir: Path, sources: list[Source], options: PrepareOptions, threshold: int, appender: _Appender) -> dict:
+    """Pass 2 of --dedup: cluster the first pass, then copy the kept documents' tokens into shards."""
+    from fwpipe.pipeline import dedup
+
+    stage1 = out_dir / WORK / "stage1"
+    p = dedup.plan(stage1, options.dedup, threshold=threshold, force_val=options.val_fraction > 0)
+    write_parquet_atomic(dedup.removed_table(p), out_dir / WORK / "removed.parquet")
+    tokens = shards.open_dataset(stage1).split("train").shards
+    d = p.docs
+    file_of = {src.path: i for i, src in enumerate(sources)}
+    gpos0 = np.cumsum([0] + [src.rows for src in sources])
+    file_index = np.array([file_of[f] for f in d["source_file"].cast(pa.string()).to_pylist()], dtype=np.int32)
+    cols = {
+        "source_row": d["source_row"].to_numpy(),
+        "n_tokens": d["n_tokens"].to_numpy(),
+        "n_bytes": d["n_bytes"].to_numpy(),
+        "key_hash": d["key_hash"].to_numpy(),
+        "fineweb_token_count": d["fineweb_token_count"].fill_null(-1).to_numpy(),
+        "shard": d["shard"].to_numpy(),
+        "offset": d["offset"].to_numpy(),
+    }
+    ids, urls = d["id"].to_pylist(), d["url"].to_pylist()
+    gpos = gpos0[file_index] + cols["source_row"]
+    kept = np.flatnonzero(p.keep)
+    for lo in range(0, len(kept), 8192):
+        batch = kept[lo : lo + 8192]
+        pair = []
+        for sid in (TRAIN, VAL):
+            rows = batch[p.split[batch] == sid]
+            pieces = []
+            for r in rows:  # EOT, then the document's tokens from the first pass
+                pieces.append(_EOT16)
+                pieces.append(tokens[cols["shard"][r]][cols["offset"][r] : cols["offset"][r] + cols["n_tokens"][r]])
+            pair.append(ChunkRows(
+                gpos[rows], file_index[rows], cols["source_row"][rows], np.zeros(len(rows), np.int8), cols["n_tokens"][rows],
+                cols["n_bytes"][rows], cols["key_hash"][rows], cols["fineweb_token_count"][rows], np.zeros(len(rows), bool),
+                [ids[r] for r in rows], [urls[r] for r in rows],
+                np.concatenate(pieces).astype(np.uint16, copy=False) if pieces else np.zeros(0, np.uint16), None,
+            ))  # fmt: skip
+        appender.feed(tuple(pair))
+        if appender.stop is not None and appender.stop < gpos[batch[-1]]:
+            break
+    return p.report
+
+
+_EOT16 = np.array([EOT], dtype=np.uint16)
 
 
 def _record_shard(out_dir: Path, identity: dict, split: str, index: int) -> None:
@@ -332,7 +399,10 @@ def _write_manifest(out_dir: Path, manifest: dict) -> None:
     shards.atomic_write_bytes(out_dir / shards.MANIFEST, [data])
 
 
-def _finalize(out_dir: Path, shard_dir: Path, identity: dict, sources: list[Source], options: PrepareOptions, writers: dict[str, SplitWriter], stop: int | None) -> dict:
+def _finalize(
+    out_dir: Path, shard_dir: Path, identity: dict, sources: list[Source], options: PrepareOptions, writers: dict[str, SplitWriter],
+    stop: int | None, dedup_report: dict | None,
+) -> dict:  # fmt: skip
     """All shards are durable: write docs.parquet, token_counts.npy, the nanoGPT .bin files, the manifest.
 
     Streams one shard's rows at a time, so memory does not grow with the number of documents.
@@ -386,6 +456,11 @@ def _finalize(out_dir: Path, shard_dir: Path, identity: dict, sources: list[Sour
     if total_docs >= 2 and options.val_fraction > 0 and per_split["val"]["docs"] == 0:
         log.warning("no document fell into val although %d documents were prepared", total_docs)
     tc_check = check.result()
+    if dedup_report is not None:  # rows were skipped and checked in the first pass; removed ones listed
+        first = json.loads((out_dir / WORK / "stage1" / shards.MANIFEST).read_text())
+        skipped, tc_check = first["skipped"], first["token_count_check"]
+        shutil.copyfile(out_dir / WORK / "removed.parquet", out_dir / ".removed.parquet.tmp")
+        shards.commit_file(out_dir / ".removed.parquet.tmp", out_dir / "removed.parquet")
     sizing = _sizing(options, sources, per_split["train"]["stream_tokens"], stop)
     summary = {
         "splits": {s: {k: v for k, v in per_split[s].items() if k not in ("shard_files", "length_hist")} for s in SPLIT_NAMES},
@@ -396,6 +471,7 @@ def _finalize(out_dir: Path, shard_dir: Path, identity: dict, sources: list[Sour
         "sources": len(sources),
         "format": options.format,
         "sizing": sizing,
+        "dedup": dedup_report if dedup_report is not None else {"mode": "none"},
     }
     manifest = {
         "status": "complete",
@@ -406,7 +482,9 @@ def _finalize(out_dir: Path, shard_dir: Path, identity: dict, sources: list[Sour
         "skipped": skipped,
         "token_count_check": tc_check,
         "sizing": sizing,
-        "files": {"docs": "docs.parquet", "token_counts": "token_counts.npy (int64, shape (2, vocab): train, val)"},
+        "dedup": summary["dedup"],
+        "files": {"docs": "docs.parquet", "token_counts": "token_counts.npy (int64, shape (2, vocab): train, val)",
+                  **({"removed": "removed.parquet"} if dedup_report is not None else {})},
         "summary": summary,
     }
     _write_manifest(out_dir, manifest)

@@ -1,0 +1,115 @@
+"""Which documents `prepare --dedup` keeps, and which split each cluster goes to.
+
+Works on a first-pass dataset (every document, in input order, one stream) with the audit's
+own machinery: kernels.doc_hashes for exact copies, MinHash signatures + LSH banding +
+union-find for near duplicates (fwpipe.audit). One cluster, one side: every member follows the
+split that the cluster's first member's key hashes to, so near duplicates never straddle train
+and val; with dedup on, only that first member is kept anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fwpipe.audit.corpus import index
+from fwpipe.audit.exact import exact_duplicates
+from fwpipe.audit.minhash import lsh_params, signatures
+from fwpipe.audit.neardup import near_duplicates
+from fwpipe.pipeline.split import TRAIN, VAL
+from fwpipe.shards import open_dataset
+
+log = logging.getLogger(__name__)
+
+Dedup = Literal["none", "exact", "near"]
+# the audit's defaults, so that `fwpipe audit` on the result finds what prepare removed
+THRESHOLD, SHINGLE, NUM_PERM = 0.8, 5, 128
+
+
+@dataclass
+class DedupPlan:
+    docs: pa.Table  # the first pass's docs.parquet, in input order
+    rep: np.ndarray  # (n,) the first member of each document's cluster (itself if alone)
+    split: np.ndarray  # (n,) int8 TRAIN / VAL for every document, by its cluster's first member
+    keep: np.ndarray  # (n,) bool
+    exact_first: np.ndarray  # (n,) earliest identical document
+    clusters: int
+    report: dict
+
+
+def plan(stage1: Path, mode: Dedup, *, threshold: int, force_val: bool) -> DedupPlan:
+    """Find clusters in the first-pass dataset and decide keep and split for every document.
+
+    `threshold` is the split's 64-bit val threshold; with `force_val`, a dataset whose kept
+    documents all hash to train sends the smallest-hash cluster to val.
+    """
+    ds = open_dataset(stage1)
+    corpus = index(ds)
+    docs = pq.read_table(stage1 / "docs.parquet")
+    n = corpus.n_docs
+    if docs.num_rows != n:
+        raise AssertionError(f"first pass holds {n} documents but docs.parquet {docs.num_rows}")
+    idx = np.arange(n, dtype=np.int64)
+    exact_first = exact_duplicates(corpus).first
+    report: dict = {"mode": mode}
+    if mode == "exact" or n == 0:
+        rep = exact_first.copy()
+    else:
+        bands, rows = lsh_params(THRESHOLD, NUM_PERM)
+        sig = signatures(corpus, shingle=SHINGLE, num_perm=NUM_PERM)
+        near = near_duplicates(corpus, sig, threshold=THRESHOLD, bands=bands, rows=rows, shingle=SHINGLE)
+        rep = idx.copy()
+        in_cluster = near.cluster >= 0
+        firsts = np.full(int(near.cluster.max()) + 1 if in_cluster.any() else 0, n, dtype=np.int64)
+        np.minimum.at(firsts, near.cluster[in_cluster], idx[in_cluster])
+        rep[in_cluster] = firsts[near.cluster[in_cluster]]
+        report.update(threshold=THRESHOLD, shingle=SHINGLE, num_perm=NUM_PERM, bands=bands, rows=rows)
+    keep = rep == idx
+    key_hash = docs["key_hash"].to_numpy()
+    split = np.where(key_hash[rep] < np.uint64(threshold), VAL, TRAIN).astype(np.int8)
+    if force_val and keep.sum() >= 2 and not (split[keep] == VAL).any():
+        # a dataset of two or more documents always gets a val document: the smallest hash
+        kept = np.flatnonzero(keep)
+        chosen = kept[np.argmin(key_hash[kept])]
+        split[rep == chosen] = VAL
+    clusters = int(len(np.unique(rep[rep != idx])))
+    lengths = docs["n_tokens"].to_numpy()
+    report.update(
+        clusters=clusters,
+        removed_docs=int((~keep).sum()),
+        removed_tokens=int(lengths[~keep].sum()),
+        removed_exact=int(((~keep) & (exact_first == rep)).sum()),
+    )
+    report["removed_near"] = report["removed_docs"] - report["removed_exact"]
+    log.info("dedup %s: %d clusters, %d documents removed", mode, clusters, report["removed_docs"])
+    return DedupPlan(docs, rep, split, keep, exact_first, clusters, report)
+
+
+def removed_table(p: DedupPlan) -> pa.Table:
+    """removed.parquet: every dropped document, why, and the kept document it duplicates."""
+    gone = np.flatnonzero(~p.keep)
+    kept = p.rep[gone]
+    d = p.docs
+    take = lambda col, rows: d[col].take(pa.array(rows, pa.int64()))  # noqa: E731
+    # "exact" when identical to the kept document (the earliest copy, so exact_first points at it)
+    reason = np.where(p.exact_first[gone] == kept, "exact", "near")
+    cluster_ids = np.unique(p.rep[~p.keep], return_inverse=True)[1] if len(gone) else np.zeros(0, np.int64)
+    return pa.table(
+        {
+            "id": take("id", gone),
+            "source_file": take("source_file", gone).cast(pa.string()),
+            "source_row": take("source_row", gone),
+            "n_tokens": take("n_tokens", gone),
+            "reason": pa.array(reason.tolist(), pa.string()),
+            "cluster": pa.array(cluster_ids.astype(np.int64)),
+            "kept_id": take("id", kept),
+            "kept_source_file": take("source_file", kept).cast(pa.string()),
+            "kept_source_row": take("source_row", kept),
+        }
+    )

@@ -1,0 +1,433 @@
+"""`fwpipe prepare --estimate`: documents and tokens of parquet inputs, and what a budget needs,
+in seconds and before anything is tokenized.
+
+Per file, cheapest source first:
+
+- **documents**: parquet row counts minus the text column's null count (footer statistics).
+- **tokens, method "token_count"**: where the file has FineWeb's `token_count` (the GPT-2 count
+  of `text`) for every non-null text, its sum, reading that int64 column only. A row whose
+  token_count is 0 has empty text: prepare skips it, so it is not a document here either. These
+  are FineWeb's counts: rows whose text holds an e-mail placeholder (FineWeb counted before it
+  replaced addresses) differ from prepare's count by a few tokens each.
+- **tokens, method "sampled ratio"** (no token_count, or nulls in it): the text's UTF-8 bytes
+  times a tokens-per-byte ratio measured by tokenizing a deterministic sample of documents.
+  Text bytes come from the column chunks' uncompressed sizes in the footer (`bytes_from`
+  "metadata": the values plus a 4-byte length each, plus page headers, so ~0.05% high; with a
+  dictionary page, texts repeated inside one row group's dictionary count once), or, when the
+  inputs' text is small (<= 64 MB) or the encoding is one whose size does not follow the bytes,
+  from reading the text column's lengths (`bytes_from` "text lengths"; exact; no tokenizing).
+  Null texts are not documents and have no tokens; with metadata bytes an empty (not null) text
+  counts as a document of one EOT, which prepare would skip.
+
+The sample: with small text, every k-th non-empty document over all ratio files (k = N /
+sample_docs); otherwise `sample_docs / 8` windows of consecutive documents at the start of row
+groups spread evenly over the files (parquet cannot seek inside a row group without decoding
+it). The interval is the ratio estimator's: SE(R) = sqrt((1 - n/N) * sum (t_i - R b_i)^2 /
+(n - 1) / n) / mean(b), R +- 1.96 SE, treating sampled documents as independent (windows of
+neighbouring documents may make it a little narrow). It covers sampling error only.
+
+Every token figure counts one EOT per document, like prepare's shards (the manifest's
+`stream_tokens`): that is what a run trains on. Train/val figures are expectations: the split
+hashes each document's key, so val gets `val_fraction` of documents and tokens on average.
+
+Keys of the returned dict (JSON-able):
+
+    files: [ {path, bytes (file size), rows, docs, text_bytes (None for token_count),
+              method ("token_count" | "sampled ratio"), bytes_from ("metadata" | "text lengths",
+              None for token_count), note (why a file with a token_count column was not counted
+              by it, else None), est_tokens, est_tokens_low, est_tokens_high (95%; equal for
+              token_count), train_docs, val_docs, train_tokens, val_tokens} ]
+    total: {files, bytes, rows, docs, text_bytes (ratio files only), est_tokens,
+            est_tokens_low, est_tokens_high, train_docs, val_docs, train_tokens, val_tokens}
+    sample: None (every file counted by token_count), else {docs, bytes, tokens, how,
+            tokens_per_byte, bytes_per_token, rel_se (of the ratio; None for one document),
+            bytes_per_token_ci95 [lo, hi]}
+    val_fraction
+    budget: None without a budget or params, else fwpipe.budget.plan()'s keys computed on the
+            estimated train tokens (budget_tokens, unique_tokens, epochs, effective_tokens,
+            effective_fraction, verdict, verdict_text; with params: params, tokens_per_param,
+            optimal_params, ...) plus {budget_from ("budget_tokens" | "chinchilla"),
+            max_epochs, epochs_range [at est_tokens_high, at est_tokens_low],
+            tokens_per_file (train tokens per input file), files (inputs given),
+            files_needed (total files like these for <= max_epochs: fwpipe.budget.files_needed),
+            more_files_needed (files_needed - files), files_needed_range [best, worst]}
+    seconds
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from fwpipe import budget as B
+from fwpipe.errors import BudgetError, ConfigError, InputFormatError
+from fwpipe.pipeline import inputs as inputs_mod
+from fwpipe.tokenizer import get_encoding
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SAMPLE_DOCS = 256
+DEFAULT_SAMPLE_BYTES = 2 << 20  # soft cap on the text tokenized for the ratio
+SMALL_TEXT_BYTES = 64 << 20  # at most this much text in ratio files: read it all (exact bytes)
+WINDOW_DOCS = 8  # consecutive documents per sample window in large inputs
+Z95 = 1.959964
+# Encodings whose uncompressed size is the values' bytes plus 4 bytes per value (and levels and
+# page headers). DELTA_LENGTH_BYTE_ARRAY and DELTA_BYTE_ARRAY are not: those chunks are read.
+_SIZED_ENCODINGS = {"PLAIN", "RLE", "BIT_PACKED", "RLE_DICTIONARY", "PLAIN_DICTIONARY"}
+
+
+@dataclass
+class _File:
+    src: inputs_mod.Source
+    docs: int = 0
+    text_tokens: int | None = None  # token_count files: the sum of token_count
+    text_bytes: int | None = None  # ratio files
+    bytes_from: str | None = None
+    note: str | None = None
+    read_groups: list[int] = field(default_factory=list)  # row groups whose lengths must be read
+    stored_text_bytes: int = 0  # the text column's uncompressed size in the footer
+
+    @property
+    def by_token_count(self) -> bool:
+        return self.text_tokens is not None
+
+
+def estimate(
+    inputs: list[str | Path],
+    *,
+    text_column: str = "text",
+    val_fraction: float = 0.005,
+    budget_tokens: float | None = None,
+    max_epochs: float = 1.0,
+    params: float | None = None,
+    config: str | Path | None = None,
+    sample_docs: int = DEFAULT_SAMPLE_DOCS,
+    sample_bytes: int = DEFAULT_SAMPLE_BYTES,
+    seed: int = 0,
+    use_token_count: bool = True,
+) -> dict:
+    """Documents and tokens of `inputs` (files, directories, globs) without preparing them.
+
+    With `budget_tokens` (or `params`/`config`, which default the budget to Chinchilla's 20
+    tokens per parameter), adds the epochs the budget runs over these files and how many files
+    like them it needs for <= `max_epochs`. `config` is a train preset or TOML path; its
+    non-embedding parameters are used, as `fwpipe train` does. `seed` moves the sample.
+    """
+    t0 = time.perf_counter()
+    budget_tokens, params, budget_from = _check(val_fraction, budget_tokens, max_epochs, params, config, sample_docs)
+    paths = inputs_mod.resolve_inputs([str(p) for p in inputs])
+    files = [_scan(p, text_column, use_token_count) for p in paths]
+    ratio_files = [f for f in files if not f.by_token_count]
+    sample = None
+    if ratio_files:
+        small = sum(f.stored_text_bytes for f in ratio_files) <= SMALL_TEXT_BYTES
+        texts, how = _sample_all(ratio_files, text_column, sample_docs, seed) if small else _sample_windows(ratio_files, text_column, sample_docs, sample_bytes, seed)
+        for f in ratio_files:
+            if f.read_groups:
+                _read_lengths(f, text_column)
+        sample = _ratio(texts, how, n_docs=sum(f.docs for f in ratio_files))
+
+    out_files = [_file_result(f, sample, val_fraction) for f in files]
+    total = {"files": len(files), "bytes": sum(f.src.bytes for f in files), "rows": sum(f.src.rows for f in files)}
+    for k in ("docs", "est_tokens", "est_tokens_low", "est_tokens_high", "train_docs", "val_docs", "train_tokens", "val_tokens"):
+        total[k] = sum(r[k] for r in out_files)
+    total["text_bytes"] = sum(f.text_bytes for f in ratio_files)
+    result = {"files": out_files, "total": total, "sample": sample, "val_fraction": val_fraction, "budget": None}
+    if budget_tokens is not None:
+        result["budget"] = _budget(budget_tokens, params, budget_from, max_epochs, total, val_fraction)
+    result["seconds"] = time.perf_counter() - t0
+    log.info("estimated %d files in %.2f s", len(files), result["seconds"])
+    return result
+
+
+def _check(val_fraction, budget_tokens, max_epochs, params, config, sample_docs) -> tuple[int | None, float | None, str | None]:
+    if not 0 <= val_fraction < 1:
+        raise ConfigError(f"--val-fraction {val_fraction} is not in [0, 1)", "use e.g. --val-fraction 0.005")
+    if not (max_epochs > 0) or math.isinf(max_epochs):
+        raise BudgetError(f"--max-epochs {max_epochs} is not a positive number", "pass e.g. --max-epochs 1 (fresh data) or 4 (repeats nearly as good)")
+    if sample_docs < 2:
+        raise ConfigError(f"sample of {sample_docs} documents is too small to measure a ratio and its error", "sample at least 2 documents (default 256)")
+    if params is not None and config is not None:
+        raise ConfigError("both --params and --config give the model size", "pass one of them")
+    if config is not None:
+        from fwpipe.train.config import load_config
+        from fwpipe.train.plan import param_counts
+
+        params = param_counts(load_config(config).model)[1]  # non-embedding, as fwpipe train counts
+    if params is not None and (not (params > 0) or math.isinf(params)):
+        raise ConfigError(f"--params {params} is not a positive number", "pass e.g. --params 40e6")
+    if budget_tokens is not None:
+        return B.check_budget(budget_tokens), params, "budget_tokens"
+    if params is not None:
+        return B.check_budget(B.CHINCHILLA_TOKENS_PER_PARAM * params), params, "chinchilla"
+    return None, params, None
+
+
+def _text_leaf(pf: pq.ParquetFile, text_column: str) -> int:
+    names = [pf.metadata.schema.column(i).path for i in range(pf.metadata.num_columns)]
+    return names.index(text_column)
+
+
+def _scan(path: Path, text_column: str, use_token_count: bool) -> _File:
+    """Footer (and token_count column) of one file; no text read."""
+    src = inputs_mod.inspect(path, text_column, hash_content=False)  # schema errors name the file
+    f = _File(src)
+    pf = inputs_mod.open_parquet(path)
+    md = pf.metadata
+    leaf = _text_leaf(pf, text_column)
+    text_nulls: int | None = 0
+    f.stored_text_bytes = sum(md.row_group(i).column(leaf).total_uncompressed_size for i in range(md.num_row_groups))
+    for i in range(md.num_row_groups):
+        st = md.row_group(i).column(leaf).statistics
+        if st is None or not st.has_null_count:
+            text_nulls = None
+            break
+        text_nulls += st.null_count
+    if use_token_count and src.has_token_count:
+        try:
+            tc = pf.read(columns=[inputs_mod.TOKEN_COUNT_COLUMN], use_threads=False)[inputs_mod.TOKEN_COUNT_COLUMN]
+        except (pa.ArrowInvalid, OSError) as e:
+            raise InputFormatError(f"{path}: cannot read token_count ({str(e).splitlines()[0][:120]})", "the file is truncated or corrupt; download it again") from e
+        if tc.null_count == 0 or tc.null_count == text_nulls:
+            f.docs = int(pc.sum(pc.greater(tc, 0)).as_py() or 0)
+            f.text_tokens = int(pc.sum(pc.max_element_wise(tc, 0)).as_py() or 0)
+            return f
+        f.note = f"token_count is null in {tc.null_count:,} of {len(tc):,} rows"
+    f.text_bytes = 0
+    for i in range(md.num_row_groups):
+        rg = md.row_group(i)
+        ch = rg.column(leaf)
+        st = ch.statistics
+        nulls = st.null_count if st is not None and st.has_null_count else None
+        if nulls is None or not set(ch.encodings) <= _SIZED_ENCODINGS:
+            f.read_groups.append(i)
+            continue
+        nonnull = rg.num_rows - nulls
+        f.docs += nonnull
+        f.text_bytes += max(0, ch.total_uncompressed_size - 4 * nonnull)
+    f.bytes_from = "metadata" if not f.read_groups else "text lengths"
+    return f
+
+
+def _read_lengths(f: _File, text_column: str) -> None:
+    """Exact bytes and documents of the row groups in `f.read_groups` (reads text, no tokenizing)."""
+    pf = inputs_mod.open_parquet(Path(f.src.path))
+    for i in f.read_groups:
+        lens = pc.binary_length(_read_group(pf, f.src.path, i, text_column))
+        f.docs += int(pc.sum(pc.greater(lens, 0)).as_py() or 0)
+        f.text_bytes += int(pc.sum(lens).as_py() or 0)
+    f.read_groups = []
+
+
+def _read_group(pf: pq.ParquetFile, path: str, i: int, text_column: str) -> pa.ChunkedArray:
+    try:
+        return pf.read_row_group(i, columns=[text_column], use_threads=False)[text_column]
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InputFormatError(f"{path}: cannot read row group {i} ({str(e).splitlines()[0][:120]})",
+                               "the file is truncated or corrupt; download it again") from e
+
+
+def _sample_all(files: list[_File], text_column: str, sample_docs: int, seed: int) -> tuple[list[str], str]:
+    """Small inputs: read every text (exact bytes), take every k-th non-empty document."""
+    texts: list[str] = []
+    for f in files:
+        pf = inputs_mod.open_parquet(Path(f.src.path))
+        f.docs, f.text_bytes, f.read_groups, f.bytes_from = 0, 0, [], "text lengths"
+        for i in range(pf.metadata.num_row_groups):
+            col = _read_group(pf, f.src.path, i, text_column)
+            lens = pc.binary_length(col)
+            keep = pc.greater(lens, 0)
+            f.docs += int(pc.sum(keep).as_py() or 0)
+            f.text_bytes += int(pc.sum(lens).as_py() or 0)
+            texts.extend(pc.filter(col, pc.fill_null(keep, False)).to_pylist())
+    n = len(texts)
+    k = max(1, math.ceil(n / sample_docs))
+    start = seed % k
+    picked = texts[start::k]
+    return picked, f"every {_ordinal(k)} document from the {_ordinal(start + 1)} ({len(picked):,} of {n:,})"
+
+
+def _sample_windows(files: list[_File], text_column: str, sample_docs: int, sample_bytes: int, seed: int) -> tuple[list[str], str]:
+    """Large inputs: windows of consecutive documents at the starts of evenly spread row groups."""
+    units = []
+    for fi, f in enumerate(files):
+        md = pq.read_metadata(f.src.path)
+        units.extend((fi, i) for i in range(md.num_row_groups) if md.row_group(i).num_rows > 0)
+    m = max(1, min(len(units), math.ceil(sample_docs / WINDOW_DOCS)))
+    per_window = math.ceil(sample_docs / m)
+    bytes_per_window = max(1, sample_bytes // m)
+    offset = ((seed * 0.618034) % 1.0 + 0.5) % 1.0  # seed 0: the middle of each stretch
+    chosen = sorted({units[min(len(units) - 1, int((j + offset) * len(units) / m))] for j in range(m)})
+    texts: list[str] = []
+    open_files: dict[int, pq.ParquetFile] = {}
+    for fi, rg in chosen:
+        pf = open_files.setdefault(fi, inputs_mod.open_parquet(Path(files[fi].src.path)))
+        got, nbytes = 0, 0
+        for batch in pf.iter_batches(batch_size=max(per_window, 16), row_groups=[rg], columns=[text_column], use_threads=False):
+            for t in batch.column(0).to_pylist():
+                if not t:
+                    continue
+                texts.append(t)
+                got += 1
+                nbytes += len(t.encode("utf-8", "surrogatepass"))
+                if got >= per_window or nbytes >= bytes_per_window:
+                    break
+            if got >= per_window or nbytes >= bytes_per_window:
+                break
+    nfiles = len({fi for fi, _ in chosen})
+    return texts, f"{len(chosen)} windows of up to {per_window} consecutive documents at row-group starts in {nfiles} of {len(files)} files ({len(texts):,} documents)"
+
+
+def _ratio(texts: list[str], how: str, *, n_docs: int) -> dict:
+    """Tokens per byte over the sample, with the ratio estimator's standard error."""
+    enc = get_encoding()
+    t = np.array([len(x) for x in enc.encode_ordinary_batch(texts, num_threads=os.cpu_count() or 1)], dtype=np.float64)
+    b = np.array([len(x.encode("utf-8", "surrogatepass")) for x in texts], dtype=np.float64)
+    n = len(texts)
+    if n == 0 or b.sum() == 0:
+        return {"docs": 0, "bytes": 0, "tokens": 0, "how": how, "tokens_per_byte": 0.0, "bytes_per_token": None, "rel_se": None, "bytes_per_token_ci95": None}
+    r = t.sum() / b.sum()
+    rel_se = None
+    if n >= 2:
+        fpc = max(0.0, 1 - n / max(n_docs, n))
+        se = math.sqrt(fpc * float(((t - r * b) ** 2).sum()) / (n - 1) / n) / b.mean()
+        rel_se = se / r
+    lo_r, hi_r = (r * (1 - Z95 * rel_se), r * (1 + Z95 * rel_se)) if rel_se is not None else (r, r)
+    return {
+        "docs": n,
+        "bytes": int(b.sum()),
+        "tokens": int(t.sum()),
+        "how": how,
+        "tokens_per_byte": r,
+        "bytes_per_token": 1 / r,
+        "rel_se": rel_se,
+        "bytes_per_token_ci95": [1 / hi_r, 1 / lo_r if lo_r > 0 else math.inf],
+    }
+
+
+def _file_result(f: _File, sample: dict | None, val_fraction: float) -> dict:
+    if f.by_token_count:
+        est = lo = hi = f.text_tokens + f.docs
+        method = "token_count"
+    else:
+        r, rel = sample["tokens_per_byte"], sample["rel_se"] or 0.0
+        est = round(f.text_bytes * r) + f.docs
+        lo = round(f.text_bytes * r * max(0.0, 1 - Z95 * rel)) + f.docs
+        hi = round(f.text_bytes * r * (1 + Z95 * rel)) + f.docs
+        method = "sampled ratio"
+    val_docs, val_tokens = round(f.docs * val_fraction), round(est * val_fraction)
+    return {
+        "path": f.src.path,
+        "bytes": f.src.bytes,
+        "rows": f.src.rows,
+        "docs": f.docs,
+        "text_bytes": f.text_bytes,
+        "method": method,
+        "bytes_from": f.bytes_from,
+        "note": f.note,
+        "est_tokens": est,
+        "est_tokens_low": lo,
+        "est_tokens_high": hi,
+        "train_docs": f.docs - val_docs,
+        "val_docs": val_docs,
+        "train_tokens": est - val_tokens,
+        "val_tokens": val_tokens,
+    }
+
+
+def _budget(budget_tokens: int, params: float | None, budget_from: str, max_epochs: float, total: dict, val_fraction: float) -> dict:
+    train, n_files = total["train_tokens"], total["files"]
+    if train <= 0:
+        raise BudgetError("these inputs hold no documents to train on", "check --text-column and that the files are not empty")
+    train_lo = total["est_tokens_low"] - round(total["est_tokens_low"] * val_fraction)
+    train_hi = total["est_tokens_high"] - round(total["est_tokens_high"] * val_fraction)
+    out = B.plan(budget_tokens, train, params)
+    needed = B.files_needed(train, n_files, budget_tokens, max_epochs)
+    out.update(
+        budget_from=budget_from,
+        max_epochs=max_epochs,
+        epochs_range=[budget_tokens / train_hi, budget_tokens / train_lo if train_lo > 0 else math.inf],
+        files=n_files,
+        tokens_per_file=train / n_files,
+        files_needed=needed,
+        more_files_needed=needed - n_files,
+        files_needed_range=[B.files_needed(train_hi, n_files, budget_tokens, max_epochs),
+                            B.files_needed(max(train_lo, 1.0), n_files, budget_tokens, max_epochs)],
+    )
+    return out
+
+
+def _ordinal(k: int) -> str:
+    return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
+
+
+def _h(n: float) -> str:
+    for unit, div in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.3g}{unit}"
+    return f"{n:.0f}"
+
+
+def _s(n: float) -> str:
+    return "" if n == 1 else "s"
+
+
+def _name(path: str, width: int) -> str:
+    name = Path(path).name
+    return name if len(name) <= width else "..." + name[-(width - 3):]
+
+
+def format_estimate(d: dict) -> str:
+    """The terminal text of an estimate (fits 100 columns)."""
+    lines = [f"{'file':<34} {'docs':>11} {'est. tokens':>16}  method"]
+    for f in d["files"]:
+        if f["method"] == "token_count":
+            method = "token_count (FineWeb's counts)"
+        else:
+            pm = (f["est_tokens_high"] - f["est_tokens_low"]) / 2 / max(f["est_tokens"], 1)
+            method = f"sampled ratio +-{pm:.1%}, {'footer' if f['bytes_from'] == 'metadata' else 'exact'} bytes"
+        lines.append(f"{_name(f['path'], 34):<34} {f['docs']:>11,} {f['est_tokens']:>16,}  {method}")
+        if f["note"]:
+            lines.append(f"    {f['note']}")
+    t = d["total"]
+    label = f"total ({t['files']} file{_s(t['files'])})"
+    lines.append(f"{label:<34} {t['docs']:>11,} {t['est_tokens']:>16,}")
+    if t["est_tokens_low"] != t["est_tokens_high"]:
+        lines.append(f"    95% interval {t['est_tokens_low']:,} - {t['est_tokens_high']:,} tokens (sampling error only)")
+    lines.append(f"    split (val fraction {d['val_fraction']:g}): train ~{t['train_docs']:,} docs, {_h(t['train_tokens'])} tokens; "
+                 f"val ~{t['val_docs']:,} docs, {_h(t['val_tokens'])} tokens")
+    lines.append("    tokens include one EOT per document, as in prepare's shards")
+    s = d["sample"]
+    if s:
+        lines.append(f"ratio: {s['bytes_per_token']:.3f} bytes/token from {s['docs']:,} tokenized documents ({s['bytes'] / 1e6:.2f} MB)")
+        lines.append(f"    sample: {s['how']}")
+        if s["rel_se"] is not None:
+            lo, hi = s["bytes_per_token_ci95"]
+            lines.append(f"    standard error {s['rel_se']:.2%}; 95% interval {lo:.3f} - {hi:.3f} bytes/token")
+    b = d["budget"]
+    if b:
+        src = f"Chinchilla {B.CHINCHILLA_TOKENS_PER_PARAM:g} tokens x {_h(b['params'])} params" if b["budget_from"] == "chinchilla" else "--budget-tokens"
+        lines.append(f"BUDGET  {_h(b['budget_tokens'])} tokens ({src}) over ~{_h(b['unique_tokens'])} train tokens")
+        lo, hi = b["epochs_range"]
+        rng_e = f" (95%: {lo:,.2f} - {hi:,.2f})" if lo != hi else ""
+        lines.append(f"    {b['epochs']:,.2f} epochs{rng_e}; verdict: {b['verdict']}")
+        lines.append(f"    ({b['verdict_text']})")
+        need, more = b["files_needed"], b["more_files_needed"]
+        rng = b["files_needed_range"]
+        lines.append(f"    for <= {b['max_epochs']:g} epoch{_s(b['max_epochs'])}: {need:,} file{_s(need)} like these "
+                     f"(~{_h(b['tokens_per_file'])} train tokens each)" + (f", {more:,} more" if more else ": these are enough"))
+        if rng[0] != rng[1]:
+            lines.append(f"    (95%: {rng[0]:,} - {rng[1]:,} files)")
+        if b.get("params"):
+            lines.append(f"    {b['params']:,} params: {b['tokens_per_param']:.1f} tokens/param (Chinchilla ~{B.CHINCHILLA_TOKENS_PER_PARAM:g})")
+    lines.append(f"({d['seconds']:.2f} s, no text tokenized beyond the sample)" if s else f"({d['seconds']:.2f} s, no text read)")
+    return "\n".join(lines)

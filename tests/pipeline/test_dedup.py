@@ -1,0 +1,107 @@
+"""prepare --dedup: hostile inputs (copies and edited copies across files and splits) come out
+with no duplicates and no leakage by audit's own numbers, and removed.parquet accounts for
+every document that went missing."""
+
+import json
+import random
+
+import numpy as np
+import polars as pl
+import pytest
+
+from fwpipe.audit import audit
+from fwpipe.pipeline.prepare import PrepareOptions, prepare
+from fwpipe.tokenizer import encode
+from tests.audit.conftest import edit_words
+from tests.pipeline.helpers import dir_digest, write_parquet
+
+N_BASE = 120
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory, sample1400):
+    """Three files: 120 real documents, then copies and ~2%-word-edited copies of 40 of them
+    (up to 6 per family) spread over all three files under fresh ids, so that a per-document
+    hash split would put many families on both sides."""
+    d = tmp_path_factory.mktemp("hostile")
+    texts = [t for t in pl.read_parquet(sample1400, columns=["text"])["text"].to_list() if len(t.split()) >= 80][:N_BASE]
+    rng = random.Random(0)
+    files = [{"text": [], "id": []} for _ in range(3)]
+    for i, t in enumerate(texts):
+        files[i % 3]["text"].append(t)
+        files[i % 3]["id"].append(f"orig-{i}")
+    planted = 0
+    for fam in range(40):
+        for c in range(rng.randint(2, 6)):
+            copy = texts[fam] if c % 2 == 0 else edit_words(texts[fam], 0.02, rng)
+            f = files[rng.randrange(3)]
+            f["text"].append(copy)
+            f["id"].append(f"copy-{fam}-{c}")
+            planted += 1
+    paths = [write_parquet(d / f"part-{k}.parquet", files[k]) for k in range(3)]
+    return paths, planted
+
+
+def shingles(tokens, n=5):
+    return {tuple(tokens[i : i + n]) for i in range(max(1, len(tokens) - n + 1))}
+
+
+def test_dedup_near_leaves_no_duplicates_and_no_leakage(tmp_path, hostile):
+    paths, planted = hostile
+    opts = dict(val_fraction=0.2, shard_tokens=60_000)
+    plain = audit(prepare(paths, tmp_path / "plain", options=PrepareOptions(dedup="none", **opts), progress=False)["out_dir"])
+    # the hostile input really is hostile: without dedup, val leaks and clusters exist
+    assert plain["leakage"]["near_docs"] > 0 and plain["near_duplicates"]["clusters"] >= 30
+
+    s = prepare(paths, tmp_path / "near", options=PrepareOptions(dedup="near", **opts), progress=False)
+    rep = audit(tmp_path / "near")
+    assert rep["leakage"]["exact_docs"] == 0 and rep["leakage"]["near_docs"] == 0
+    assert rep["near_duplicates"]["clusters"] == 0 and rep["exact_duplicates"]["docs"] == 0
+    assert rep["splits"]["val"]["docs"] > 0
+    removed = pl.read_parquet(tmp_path / "near" / "removed.parquet")
+    assert s["dedup"]["removed_docs"] == removed.height == s["docs"] * 0 + (N_BASE + planted) - s["docs"]
+    assert removed.height == plain["near_duplicates"]["removable_docs"]
+
+
+def test_removed_parquet_accounts_for_every_missing_document(tmp_path, hostile):
+    paths, planted = hostile
+    prepare(paths, tmp_path / "ds", options=PrepareOptions(val_fraction=0.2), progress=False)
+    docs = pl.read_parquet(tmp_path / "ds" / "docs.parquet").with_columns(pl.col("source_file").cast(pl.String))
+    removed = pl.read_parquet(tmp_path / "ds" / "removed.parquet")
+    all_ids = set()
+    texts = {}
+    for p in paths:
+        t = pl.read_parquet(p)
+        all_ids |= set(t["id"].to_list())
+        texts.update(zip(t["id"].to_list(), t["text"].to_list()))
+    kept_ids = set(docs["id"].to_list())
+    assert kept_ids.isdisjoint(removed["id"].to_list())
+    assert kept_ids | set(removed["id"].to_list()) == all_ids  # nothing lost unaccounted
+    assert set(removed["kept_id"].to_list()) <= kept_ids  # each points at a document that stayed
+    assert all(i.startswith("copy-") or i.startswith("orig-") for i in removed["id"].to_list())
+    for row in removed.iter_rows(named=True):  # none removed that had no duplicate
+        a, b = encode(texts[row["id"]]).tolist(), encode(texts[row["kept_id"]]).tolist()
+        if row["reason"] == "exact":
+            assert a == b
+        else:
+            sa, sb = shingles(a), shingles(b)
+            assert len(sa & sb) / len(sa | sb) >= 0.6, row
+    m = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert m["dedup"]["removed_docs"] == removed.height and m["files"]["removed"] == "removed.parquet"
+
+
+def test_dedup_is_deterministic_for_any_workers(tmp_path, hostile):
+    paths, _ = hostile
+    prepare(paths, tmp_path / "a", options=PrepareOptions(val_fraction=0.2, shard_tokens=50_000), workers=1, progress=False)
+    prepare(paths, tmp_path / "b", options=PrepareOptions(val_fraction=0.2, shard_tokens=50_000), workers=3, buffer_mb=1, progress=False)
+    assert dir_digest(tmp_path / "a") == dir_digest(tmp_path / "b")
+
+
+def test_exact_mode_removes_only_identical_documents(tmp_path, hostile):
+    paths, _ = hostile
+    s = prepare(paths, tmp_path / "ex", options=PrepareOptions(dedup="exact", val_fraction=0.2), progress=False)
+    removed = pl.read_parquet(tmp_path / "ex" / "removed.parquet")
+    assert removed.height == s["dedup"]["removed_docs"] > 0
+    assert set(removed["reason"].to_list()) == {"exact"}
+    rep = audit(tmp_path / "ex")
+    assert rep["exact_duplicates"]["docs"] == 0 and rep["leakage"]["exact_docs"] == 0
