@@ -12,7 +12,8 @@ Per file, cheapest source first:
 - **tokens, method "sampled ratio"** (no token_count, or nulls in it): the text's UTF-8 bytes
   times a tokens-per-byte ratio measured by tokenizing a deterministic sample of documents.
   Text bytes come from the column chunks' uncompressed sizes in the footer (`bytes_from`
-  "metadata": the values plus a 4-byte length each, plus page headers, so ~0.05% high; with a
+  "metadata": the values plus a 4-byte length each, plus page headers: ~0.05% high with
+  FineWeb's 1,000-row row groups, ~0.6% with 50-row ones; with a
   dictionary page, texts repeated inside one row group's dictionary count once), or, when the
   inputs' text is small (<= 64 MB) or the encoding is one whose size does not follow the bytes,
   from reading the text column's lengths (`bytes_from` "text lengths"; exact; no tokenizing).
@@ -23,8 +24,8 @@ The sample: with small text, every k-th non-empty document over all ratio files 
 sample_docs); otherwise `sample_docs / 8` windows of consecutive documents at the start of row
 groups spread evenly over the files (parquet cannot seek inside a row group without decoding
 it). The interval is the ratio estimator's: SE(R) = sqrt((1 - n/N) * sum (t_i - R b_i)^2 /
-(n - 1) / n) / mean(b), R +- 1.96 SE, treating sampled documents as independent (windows of
-neighbouring documents may make it a little narrow). It covers sampling error only.
+(n - 1) / n) / mean(b), R +- 1.96 SE, over documents (every k-th) or over window totals
+(windows: neighbouring documents may resemble each other). It covers sampling error only.
 
 Every token figure counts one EOT per document, like prepare's shards (the manifest's
 `stream_tokens`): that is what a run trains on. Train/val figures are expectations: the split
@@ -130,11 +131,15 @@ def estimate(
     sample = None
     if ratio_files:
         small = sum(f.stored_text_bytes for f in ratio_files) <= SMALL_TEXT_BYTES
-        texts, how = _sample_all(ratio_files, text_column, sample_docs, seed) if small else _sample_windows(ratio_files, text_column, sample_docs, sample_bytes, seed)
+        if small:
+            texts, how = _sample_all(ratio_files, text_column, sample_docs, seed)
+            units = None
+        else:
+            texts, how, units = _sample_windows(ratio_files, text_column, sample_docs, sample_bytes, seed)
         for f in ratio_files:
             if f.read_groups:
                 _read_lengths(f, text_column)
-        sample = _ratio(texts, how, n_docs=sum(f.docs for f in ratio_files))
+        sample = _ratio(texts, how, n_docs=sum(f.docs for f in ratio_files), units=units)
 
     out_files = [_file_result(f, sample, val_fraction) for f in files]
     total = {"files": len(files), "bytes": sum(f.src.bytes for f in files), "rows": sum(f.src.rows for f in files)}
@@ -256,7 +261,7 @@ def _sample_all(files: list[_File], text_column: str, sample_docs: int, seed: in
     return picked, f"every {_ordinal(k)} document from the {_ordinal(start + 1)} ({len(picked):,} of {n:,})"
 
 
-def _sample_windows(files: list[_File], text_column: str, sample_docs: int, sample_bytes: int, seed: int) -> tuple[list[str], str]:
+def _sample_windows(files: list[_File], text_column: str, sample_docs: int, sample_bytes: int, seed: int) -> tuple[list[str], str, list[int]]:
     """Large inputs: windows of consecutive documents at the starts of evenly spread row groups."""
     units = []
     for fi, f in enumerate(files):
@@ -268,8 +273,9 @@ def _sample_windows(files: list[_File], text_column: str, sample_docs: int, samp
     offset = ((seed * 0.618034) % 1.0 + 0.5) % 1.0  # seed 0: the middle of each stretch
     chosen = sorted({units[min(len(units) - 1, int((j + offset) * len(units) / m))] for j in range(m)})
     texts: list[str] = []
+    window: list[int] = []
     open_files: dict[int, pq.ParquetFile] = {}
-    for fi, rg in chosen:
+    for w, (fi, rg) in enumerate(chosen):
         pf = open_files.setdefault(fi, inputs_mod.open_parquet(Path(files[fi].src.path)))
         got, nbytes = 0, 0
         for batch in pf.iter_batches(batch_size=max(per_window, 16), row_groups=[rg], columns=[text_column], use_threads=False):
@@ -277,6 +283,7 @@ def _sample_windows(files: list[_File], text_column: str, sample_docs: int, samp
                 if not t:
                     continue
                 texts.append(t)
+                window.append(w)
                 got += 1
                 nbytes += len(t.encode("utf-8", "surrogatepass"))
                 if got >= per_window or nbytes >= bytes_per_window:
@@ -284,26 +291,35 @@ def _sample_windows(files: list[_File], text_column: str, sample_docs: int, samp
             if got >= per_window or nbytes >= bytes_per_window:
                 break
     nfiles = len({fi for fi, _ in chosen})
-    return texts, f"{len(chosen)} windows of up to {per_window} consecutive documents at row-group starts in {nfiles} of {len(files)} files ({len(texts):,} documents)"
+    how = f"{len(chosen)} windows of up to {per_window} consecutive documents at row-group starts in {nfiles} of {len(files)} files ({len(texts):,} documents)"
+    return texts, how, window
 
 
-def _ratio(texts: list[str], how: str, *, n_docs: int) -> dict:
-    """Tokens per byte over the sample, with the ratio estimator's standard error."""
+def _ratio(texts: list[str], how: str, *, n_docs: int, units: list[int] | None = None) -> dict:
+    """Tokens per byte over the sample, with the ratio estimator's standard error.
+
+    With `units` (the window of each document), the error is computed over window totals:
+    neighbouring documents may resemble each other, so windows, not documents, are independent.
+    """
     enc = get_encoding()
     t = np.array([len(x) for x in enc.encode_ordinary_batch(texts, num_threads=os.cpu_count() or 1)], dtype=np.float64)
     b = np.array([len(x.encode("utf-8", "surrogatepass")) for x in texts], dtype=np.float64)
-    n = len(texts)
-    if n == 0 or b.sum() == 0:
+    if len(texts) == 0 or b.sum() == 0:
         return {"docs": 0, "bytes": 0, "tokens": 0, "how": how, "tokens_per_byte": 0.0, "bytes_per_token": None, "rel_se": None, "bytes_per_token_ci95": None}
     r = t.sum() / b.sum()
+    n_docs_sampled = len(texts)
+    if units is not None:
+        ids = np.asarray(units)
+        t, b = np.bincount(ids, t), np.bincount(ids, b)
+    n = len(t)
     rel_se = None
     if n >= 2:
-        fpc = max(0.0, 1 - n / max(n_docs, n))
+        fpc = max(0.0, 1 - n_docs_sampled / max(n_docs, n_docs_sampled))  # the share of documents not sampled
         se = math.sqrt(fpc * float(((t - r * b) ** 2).sum()) / (n - 1) / n) / b.mean()
         rel_se = se / r
     lo_r, hi_r = (r * (1 - Z95 * rel_se), r * (1 + Z95 * rel_se)) if rel_se is not None else (r, r)
     return {
-        "docs": n,
+        "docs": n_docs_sampled,
         "bytes": int(b.sum()),
         "tokens": int(t.sum()),
         "how": how,
