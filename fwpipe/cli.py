@@ -90,9 +90,15 @@ def main(verbose: bool) -> None:
               help="Drop near (MinHash) or exact duplicates, keeping the first; clusters never straddle train/val.")  # fmt: skip
 @click.option("--budget-tokens", type=TOKENS, default=None, help="Stop once train holds enough tokens for this budget.")
 @click.option("--max-epochs", type=float, default=1.0, show_default=True, help="Epochs the budget may run over the train split.")
+@click.option("--estimate", is_flag=True, help="Only estimate tokens, epochs and files needed; tokenize (almost) nothing.")
+@click.option("--params", type=TOKENS, default=None, help="With --estimate: model parameters (budget defaults to 20/param).")
+@click.option("--config", "config", default=None, help="With --estimate: a train config (name or TOML) for the parameters.")
 @click.option("--overwrite", is_flag=True, help="Replace a dataset made from other inputs or options.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the summary as JSON.")
-def prepare(inputs, out_dir, sample, text_column, val_fraction, seed, shard_tokens, fmt, workers, buffer_mb, dedup, budget_tokens, max_epochs, overwrite, json_path):
+def prepare(
+    inputs, out_dir, sample, text_column, val_fraction, seed, shard_tokens, fmt, workers, buffer_mb, dedup, budget_tokens, max_epochs,
+    estimate, params, config, overwrite, json_path,
+):  # fmt: skip
     """Tokenize FineWeb parquet into GPT-2 token shards.
 
     INPUTS are parquet files, directories (every *.parquet inside) or globs; together they
@@ -102,6 +108,8 @@ def prepare(inputs, out_dir, sample, text_column, val_fraction, seed, shard_toke
       fwpipe prepare 000_00000.parquet
       fwpipe prepare --sample
       fwpipe prepare 'fineweb/*.parquet' -o data/fw --format nanogpt
+      fwpipe prepare 'fineweb/*.parquet' --estimate --budget-tokens 7.6e9
+      fwpipe prepare 'fineweb/*.parquet' --budget-tokens 7.6e9 --max-epochs 4
     """
     from fwpipe.pipeline.prepare import PrepareOptions, prepare as run_prepare
 
@@ -110,6 +118,17 @@ def prepare(inputs, out_dir, sample, text_column, val_fraction, seed, shard_toke
 
         inputs = tuple(str(p) for p in SAMPLE_FILES) + tuple(inputs)
         click.echo(f"using the bundled FineWeb sample ({len(SAMPLE_FILES)} files; ODC-By 1.0, HuggingFaceFW/fineweb)", err=True)
+    if estimate:
+        from fwpipe.pipeline.estimate import estimate as run_estimate, format_estimate
+
+        est = run_estimate(list(inputs), text_column=text_column, val_fraction=val_fraction, budget_tokens=budget_tokens,
+                           max_epochs=max_epochs, params=params, config=config, seed=seed)  # fmt: skip
+        click.echo(format_estimate(est))
+        if json_path:
+            _write_json(json_path, est)
+        return
+    if params is not None or config is not None:
+        raise click.UsageError("--params and --config go with --estimate (train takes its own --config)")
     options = PrepareOptions(
         text_column=text_column, val_fraction=val_fraction, seed=seed, shard_tokens=shard_tokens, format=fmt,
         budget_tokens=budget_tokens, max_epochs=max_epochs, dedup=dedup,
