@@ -72,9 +72,14 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
         out = Path(out) if out is not None else _default_out(cfg)
         if (out / ckpt_mod.LAST).exists():
             raise ConfigError(f"{out} already holds a run (last.pt)", "pass --resume to continue it, or another --out")
-    if budget_tokens is None:
-        raise BudgetError("no token budget given", "pass e.g. --budget-tokens 7.6e9")
     ds = open_dataset(data)
+    # a dataset prepared for a budget (prepare --budget-tokens) carries it in its manifest
+    sizing = (ds.manifest or {}).get("sizing")
+    budget_source = "--budget-tokens" if budget_tokens is not None else "checkpoint" if ckpt else None
+    if budget_tokens is None and sizing:
+        budget_tokens, budget_source = sizing["budget_tokens"], "manifest"
+    if budget_tokens is None:
+        raise BudgetError("no token budget given", "pass e.g. --budget-tokens 7.6e9 (or prepare the dataset with --budget-tokens)")
     train = ds.split("train")
     if train.stream_tokens == 0:
         raise ShardFormatError(f"{ds.root}: the dataset has no train tokens", "prepare a dataset with a train split")
@@ -88,6 +93,10 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
                     "val_tokens": ds.split("val").stream_tokens, "manifest_sha256": ds.manifest_sha256}
     plan = make_plan(cfg, int(budget_tokens), train.stream_tokens, dataset=dataset_info, device=device_info,
                      allow_repeats=allow_repeats or (ckpt is not None))
+    plan["budget_source"] = budget_source
+    if sizing:
+        plan["sizing"] = {"prepared_budget_tokens": sizing["budget_tokens"], "prepared_max_epochs": sizing["max_epochs"],
+                          "prepared_epochs": sizing.get("epochs"), "reached": sizing.get("reached")}
     if ckpt is not None:
         fp = ckpt_mod.dataset_fingerprint(ds)
         ckpt_mod.check_dataset(ckpt, fp, ds.root)

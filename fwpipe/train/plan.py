@@ -150,5 +150,13 @@ def format_plan(plan: dict[str, Any]) -> list[str]:
     if dev.get("peak_tflops"):
         lines.append(f"  peak        {dev['peak_tflops']:g} TFLOPS dense bf16 ({dev.get('peak_source', 'table')}); "
                      f"{plan['flops_per_token'] / 1e6:.1f} MFLOPs/token")
+    z = plan.get("sizing")
+    if z:
+        prepared = f"the dataset was prepared for {z['prepared_budget_tokens']:,} tokens at <= {z['prepared_max_epochs']:g} epochs"
+        if plan.get("budget_source") == "manifest":
+            lines.append(f"  sizing      budget taken from the manifest: {prepared}")
+        elif z["prepared_budget_tokens"] != plan["budget_tokens"] and z.get("prepared_epochs") is not None:
+            lines.append(f"  sizing      {prepared} ({z['prepared_epochs']:.2f} epochs); this budget runs {plan['epochs']:.2f} epochs "
+                         f"({plan['epochs'] / z['prepared_epochs']:.2f}x)")
     lines += [f"  WARNING: {w}" for w in plan["warnings"]]
     return lines
