@@ -2,9 +2,10 @@
 
     python bench/audit_bench.py [--tokens 1e8] [--ds-docs 400] [--lsh-docs 20000] [--keep DIR]
 
-1. MinHash signatures/s: fwpipe's numba kernel vs datasketch `MinHash.bulk` (its fastest CPU
-   path) on the same real FineWeb documents and the same 32-bit shingle hashes, checking that
-   the signatures are equal. Goal >= 50x.
+1. MinHash signatures/s: fwpipe's numba kernel (from tokens) vs datasketch `MinHash.bulk` (its
+   fastest CPU path: an identity hashfunc over lists of the precomputed 32-bit shingle hashes)
+   on the same real FineWeb documents, best of 5 runs each, checking that the signatures are
+   equal. Goal >= 50x.
 2. LSH bucketing: fwpipe's sort-based banding vs datasketch `MinHashLSH` insert + query of
    every document, on the same signatures, checking the candidate pairs are the same. Goal >= 50x.
 3. Whole audit on a generated dataset of --tokens tokens (real tokenized FineWeb text, spliced
@@ -55,17 +56,23 @@ def bench_signatures(docs: list[np.ndarray], n_ds: int) -> dict:
     toks, s, e = stream(docs)
     a, b = permutations(128, 1)
     K.minhash_signatures(toks, s[:2], e[:2], 5, a, b)  # compile / load from cache
-    reps = 5
-    t = time.perf_counter()
-    for _ in range(reps):
+    best = float("inf")  # best of 5 runs, for both sides: the machine may be shared
+    for _ in range(5):
+        t = time.perf_counter()
         sig = K.minhash_signatures(toks, s, e, 5, a, b)
-    ours = reps * len(s) / (time.perf_counter() - t)
+        best = min(best, time.perf_counter() - t)
+    ours = len(s) / best
     hashes, off = K.window_hashes(toks, s[:n_ds], e[:n_ds], 5, True)
     sh = (hashes >> np.uint64(32)).astype(np.uint32)
-    batches = [sh[off[i] : off[i + 1]] for i in range(n_ds)]
-    t = time.perf_counter()
-    ms = MinHash.bulk(batches, num_perm=128, seed=1, hashfunc=lambda x: x)
-    theirs = n_ds / (time.perf_counter() - t)
+    # Python lists of ints: update_batch calls hashfunc once per value, and that loop plus its
+    # np.array() are ~15% faster over list items than over numpy scalars (measured here)
+    batches = [sh[off[i] : off[i + 1]].tolist() for i in range(n_ds)]
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        ms = MinHash.bulk(batches, num_perm=128, seed=1, hashfunc=lambda x: x)
+        best = min(best, time.perf_counter() - t)
+    theirs = n_ds / best
     assert all(np.array_equal(m.hashvalues, sig[i]) for i, m in enumerate(ms)), "signatures differ from datasketch"
     return {"docs": len(s), "tokens": int((e - s).sum()), "fwpipe_docs_per_s": ours, "datasketch_docs": n_ds,
             "datasketch_docs_per_s": theirs, "ratio": ours / theirs, "equal_signatures": True}

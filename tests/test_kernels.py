@@ -16,6 +16,11 @@ def test_doc_bounds_matches_numpy_on_random_streams():
         toks = rng.integers(50250, 50258, n).astype(np.uint16)  # many EOTs, runs of them too
         got, want = kernels.doc_bounds(toks, 50256), kernels.doc_bounds_ref(toks, 50256)
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    for p_eot in (0.0, 0.001, 0.5):  # 5M tokens: 4 parallel chunks of 1.25M, documents across their edges
+        toks = np.where(rng.random(5_000_000) < p_eot, 50256, rng.integers(0, 50256, 5_000_000)).astype(np.uint16)
+        toks[2_499_999:2_500_001] = 50256  # EOTs on both sides of a chunk edge, too
+        got, want = kernels.doc_bounds(toks, 50256), kernels.doc_bounds_ref(toks, 50256)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
 
 
 def test_length_histogram_matches_reference():

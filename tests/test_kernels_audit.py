@@ -83,9 +83,13 @@ def test_signatures_load_as_lean_minhash():
 
 
 def test_lsh_params_are_datasketchs():
-    for t in (0.5, 0.8, 0.9):
-        lsh = MinHashLSH(threshold=t, num_perm=128)
-        assert lsh_params(t, 128) == (lsh.b, lsh.r)
+    from fwpipe.audit.minhash import _DATASKETCH_BANDING
+
+    settings = [(t, p) for p, row in _DATASKETCH_BANDING.items() for t in row]  # the written-down table
+    settings += [(0.65, 128), (0.8, 100)]  # and two it lacks (asked of datasketch)
+    for t, p in settings:
+        lsh = MinHashLSH(threshold=t, num_perm=p)
+        assert lsh_params(t, p) == (lsh.b, lsh.r), (t, p)
     assert lsh_params(0.8, 128) == (9, 13)
 
 
@@ -136,9 +140,26 @@ def test_hashset_and_ngram_probe_match_ref():
     te = np.concatenate([te, ve[:4]])
     hit, hit_ref = np.zeros(len(table), np.uint8), np.zeros(len(table), np.uint8)
     bits = K.hashset_filter(table)
-    assert 0 < np.unpackbits(bits.view(np.uint8)).sum() <= len(np.unique(val))
+    assert 0 < np.unpackbits(bits.view(np.uint8)).sum() <= 3 * len(np.unique(val))
     K.ngram_probe(toks, ts, te, 13, table, bits, hit)
     K.ngram_probe_ref(toks, ts, te, 13, table, bits, hit_ref)
     assert np.array_equal(hit, hit_ref)
     h4, _ = K.window_hashes(toks, vs[:4], ve[:4], 13, False)
     assert hit.sum() == len(np.unique(h4)) > 0
+
+
+def test_hashset_filter_matches_ref_and_passes_every_member():
+    rng = np.random.default_rng(8)
+    for n in (0, 1, 5, 1000, 70_000):  # 70K hashes: more words than the 64-word minimum
+        hashes = rng.integers(0, 2**64, n, dtype=np.uint64)
+        table = K.hashset_build(np.unique(hashes))
+        bits = K.hashset_filter(table)
+        assert np.array_equal(bits, K.hashset_filter_ref(table))
+        assert len(bits) * 64 >= K.FILTER_BITS_PER_HASH * np.count_nonzero(table)
+        # no false negatives: a probe with the filter finds every member a plain lookup finds
+        shift = np.uint64(64 - (len(bits).bit_length() - 1))
+        members = table[table != 0]
+        mask = np.zeros(len(members), np.uint64)
+        for field in (0, 6, 12):
+            mask |= np.uint64(1) << ((members >> np.uint64(field)) & np.uint64(63))
+        assert np.all(bits[members >> shift] & mask == mask)

@@ -99,7 +99,7 @@ def audit(
     exact = exact_duplicates(corpus)
     report["exact_duplicates"] = exact.report
     step("MinHash signatures")
-    sig = signatures(corpus, shingle=shingle, num_perm=num_perm, seed=seed)
+    sig = signatures(corpus, shingle=shingle, num_perm=num_perm, seed=seed, copy_of=exact.first)
     step("near duplicates")
     near = near_duplicates(corpus, sig, threshold=threshold, bands=bands, rows=rows, shingle=shingle)
     del sig

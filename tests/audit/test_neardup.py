@@ -58,6 +58,15 @@ def test_candidate_pairs_equal_datasketch_lsh(planted_dirs):
     assert len(want) >= 3  # the planted edits are there
 
 
+def test_signatures_skip_exact_copies_without_changing_them(planted_dirs):
+    from fwpipe.audit.exact import exact_duplicates
+
+    corpus = index(open_dataset(planted_dirs["fwpipe"]))
+    first = exact_duplicates(corpus).first
+    assert (first != np.arange(corpus.n_docs)).sum() == 6  # the planted copies
+    assert np.array_equal(signatures(corpus, copy_of=first), signatures(corpus))
+
+
 def test_near_duplicate_report(planted_reports):
     nd = planted_reports["fwpipe"]["near_duplicates"]
     assert (nd["threshold"], nd["shingle"], nd["num_perm"], nd["bands"], nd["rows"]) == (0.8, 5, 128, 9, 13)
