@@ -108,7 +108,7 @@ def prepare(
                 p.unlink()
         done = {s: [] for s in SPLIT_NAMES}
     cursors = tuple(_cursor(out_dir, s, done[s]) for s in SPLIT_NAMES)
-    resumed = any(done.values()) or bool(first_pass and first_pass.get("resumed"))
+    resumed = state == "resume"  # an interrupted run of this same dataset was found
     writers = {
         s: SplitWriter(out_dir, shard_dir, s, options.shard_tokens, len(done[s]), lambda split, i: _record_shard(out_dir, identity, split, i))
         for s in SPLIT_NAMES
@@ -131,9 +131,9 @@ def prepare(
         for w in writers.values():
             w.abort()
         raise
-    stats = {"tokens": first_pass["tokens_this_run"] if first_pass else appender.tokens}
+    tokenized = first_pass.get("tokens_this_run", 0) if first_pass else appender.tokens
     seconds = time.perf_counter() - t0
-    summary.update(did_work=True, resumed=resumed, seconds=seconds, workers=workers, tokens_this_run=stats["tokens"], tokens_per_s=stats["tokens"] / max(seconds, 1e-9))
+    summary.update(did_work=True, resumed=resumed, seconds=seconds, workers=workers, tokens_this_run=tokenized, tokens_per_s=tokenized / max(seconds, 1e-9))
     return summary
 
 

@@ -138,7 +138,7 @@ def format_plan(plan: dict[str, Any]) -> list[str]:
         f"{ds.get('val_tokens', 0):,} val",
         f"  epochs      {plan['epochs']:.2f} ({plan['verdict']}: {plan['verdict_text']})",
         f"  effective   {_m(plan['effective_tokens'])} tokens after repetition ({plan['effective_fraction']:.0%} of budget; Muennighoff et al. 2023)",
-        f"  tokens/param {plan['tokens_per_param']:.1f} (Chinchilla ~{plan['chinchilla_tokens_per_param']:g})",
+        f"  tokens/param {plan['tokens_per_param']:.3g} (Chinchilla ~{plan['chinchilla_tokens_per_param']:g})",
         f"  compute     C = 6*N*D = {plan['compute_flops']:.3g} FLOPs; compute-optimal ~{_m(plan['optimal_params'])} params "
         f"on {_m(plan['optimal_tokens'])} tokens",
         f"  loss trend  ~{ch['this_run']:.2f} for this run, ~{ch['compute_optimal']:.2f} compute-optimal "

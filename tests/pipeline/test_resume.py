@@ -66,3 +66,26 @@ def test_disk_full_leaves_nothing_that_looks_complete_and_resumes(tmp_path, monk
     monkeypatch.setattr(TokenFileWriter, "write", real_write)
     s = prepare([sample1400], out, options=opts, progress=False)
     assert s["resumed"] and dir_digest(out) == dir_digest(tmp_path / "ref")
+
+
+def test_crash_after_the_first_pass_of_dedup_resumes_to_identical_bytes(tmp_path, monkeypatch, sample1400, first150):
+    opts = PrepareOptions(shard_tokens=100_000, dedup="near")
+    prepare([sample1400, first150], tmp_path / "ref", options=opts, progress=False)
+    real_write = TokenFileWriter.write
+    calls = {"n": 0}
+
+    def failing_write(self, tokens):  # only the second pass (final shards) fails
+        if ".work" not in str(self.path):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise self._error(OSError(28, "No space left on device"))
+        return real_write(self, tokens)
+
+    monkeypatch.setattr(TokenFileWriter, "write", failing_write)
+    with pytest.raises(OutputError):
+        prepare([sample1400, first150], tmp_path / "out", options=opts, progress=False)
+    assert (tmp_path / "out" / ".work" / "stage1" / "manifest.json").exists()
+    monkeypatch.setattr(TokenFileWriter, "write", real_write)
+    s = prepare([sample1400, first150], tmp_path / "out", options=opts, progress=False)
+    assert s["resumed"] and s["tokens_this_run"] == 0  # nothing was tokenized again
+    assert dir_digest(tmp_path / "out") == dir_digest(tmp_path / "ref")
