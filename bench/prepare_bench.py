@@ -5,7 +5,7 @@ and 4x the size (goal: growth < 10%). Each measurement runs in a fresh process s
 is its own. Inputs are real FineWeb documents (the bundled sample) repeated with fresh ids into
 parquet files of FineWeb's schema and row-group size.
 
-    python bench/prepare_bench.py [--copies 4] [--workers N] [--repeats 3]
+    python bench/prepare_bench.py [--copies 16] [--workers N] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ else:
     from fwpipe.tokenizer import get_encoding
     get_encoding()
     t0 = time.perf_counter()
-    s = prepare([src], out, workers=workers, progress=False)
+    # --dedup none: this measures the tokenizing pipeline; bench/dedup_bench.py prices dedup
+    s = prepare([src], out, options=PrepareOptions(dedup="none"), workers=workers, progress=False)
     dt = time.perf_counter() - t0
     n = s["tokens"]
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -73,7 +74,7 @@ def main() -> None:
     from fwpipe.sample import SAMPLE_FILES
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--copies", type=int, default=4, help="copies of the sample in the 1x input (4 = ~9.3M tokens)")
+    ap.add_argument("--copies", type=int, default=16, help="copies of the sample in the 1x input (16 = ~37M tokens)")
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--repeats", type=int, default=3, help="alternating runs of each; the best is reported")
     args = ap.parse_args()

@@ -156,8 +156,10 @@ class SplitWriter:
         c["key_hash"].append(rows.key_hash[sl])
         c["fineweb_token_count"].append(rows.fineweb_token_count[sl])
         c["placeholder"].append(rows.placeholder[sl])
-        c["id"].extend(rows.ids[lo:hi])
-        c["url"].extend(rows.urls[lo:hi])
+        # as Arrow strings, not Python ones: ~50 instead of ~150 bytes a document while a
+        # 100M-token shard fills
+        c["id"].append(pa.array(rows.ids[lo:hi], pa.string()))
+        c["url"].append(pa.array(rows.urls[lo:hi], pa.string()))
         self.n_tokens += int(cum[-1])
 
     def table(self) -> pa.Table:
@@ -166,7 +168,7 @@ class SplitWriter:
         for f in ROWS_SCHEMA:
             v = self.cols[f.name]
             if f.name in ("id", "url"):
-                cols[f.name] = pa.array(v, type=f.type)
+                cols[f.name] = pa.concat_arrays(v) if v else pa.array([], f.type)
             else:
                 cols[f.name] = pa.array(np.concatenate(v) if v else np.zeros(0, f.type.to_pandas_dtype()), type=f.type)
         return pa.table(cols, schema=ROWS_SCHEMA)
