@@ -1,8 +1,6 @@
 """Every bad input gives one `Error:` line naming the file, exit 1, and no complete-looking output."""
 
-import shutil
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner

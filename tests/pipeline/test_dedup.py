@@ -5,7 +5,6 @@ every document that went missing."""
 import json
 import random
 
-import numpy as np
 import polars as pl
 import pytest
 

@@ -1,0 +1,268 @@
+"""The end of a prepare: docs.parquet, token_counts.npy, nanoGPT files, removed.parquet, manifest.
+
+Runs once every shard is durable. It streams one shard's rows table at a time, so memory does
+not grow with the number of documents, and it writes the manifest (status "complete") last:
+a dataset without that manifest is never read as finished.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from fwpipe import __version__, shards
+from fwpipe.kernels import length_bin_edges
+from fwpipe.pipeline.inputs import Source
+from fwpipe.pipeline.shardset import WORK, SplitWriter, read_stats, sidecar, write_npy_atomic
+from fwpipe.pipeline.split import SPLIT_NAMES
+from fwpipe.pipeline.tokenize import EMPTY_TEXT, NULL_TEXT, OK, TOO_LONG
+from fwpipe.tokenizer import EOT, VOCAB_SIZE
+
+if TYPE_CHECKING:
+    from fwpipe.pipeline.prepare import PrepareOptions
+
+log = logging.getLogger(__name__)
+
+
+def write_manifest(out_dir: Path, manifest: dict) -> None:
+    data = json.dumps(manifest, indent=2, sort_keys=False).encode() + b"\n"
+    shards.atomic_write_bytes(out_dir / shards.MANIFEST, [data])
+
+
+def finalize(
+    out_dir: Path, shard_dir: Path, identity: dict, sources: list[Source], options: PrepareOptions, writers: dict[str, SplitWriter],
+    stop: int | None, dedup_report: dict | None,
+) -> dict:  # fmt: skip
+    """All shards are durable: write docs.parquet, token_counts.npy, the nanoGPT .bin files, the manifest.
+
+    Streams one shard's rows at a time, so memory does not grow with the number of documents.
+    """
+    per_split, hists = {}, {}
+    skipped = {"null_text": 0, "empty_text": 0, "too_long": 0}
+    check = _TokenCountCheck(sources)
+    for split in SPLIT_NAMES:
+        n_shards = writers[split].index
+        token_counts = np.zeros(VOCAB_SIZE, dtype=np.int64)
+        length_hist = np.zeros(len(length_bin_edges()), np.int64)
+        shard_files = []
+        for i in range(n_shards):
+            tc, lh = read_stats(sidecar(out_dir, split, i, "stats.npy"))
+            token_counts += tc
+            length_hist += lh
+            shard_files.append({"file": shards.shard_name(split, i), "tokens": len(shards.read_shard(shard_dir / shards.shard_name(split, i)))})
+        docs = tokens = 0
+        for t in _split_tables(out_dir, split, n_shards, writers[split]):
+            status = t["status"].to_numpy()
+            for name, code in (("null_text", NULL_TEXT), ("empty_text", EMPTY_TEXT), ("too_long", TOO_LONG)):
+                skipped[name] += int((status == code).sum())
+            ok = status == OK
+            docs += int(ok.sum())
+            tokens += int(t["n_tokens"].to_numpy()[ok].sum())
+        per_split[split] = {
+            "docs": docs,
+            "tokens": tokens,
+            "stream_tokens": tokens + docs,
+            "distinct_tokens": int((token_counts > 0).sum() - (token_counts[EOT] > 0)),
+            "shards": n_shards,
+            "shard_files": shard_files,
+            "length_hist": length_hist.tolist(),
+        }
+        hists[split] = token_counts
+
+    bases = _write_nanogpt(out_dir, shard_dir, per_split) if options.format == "nanogpt" else None
+    names = pa.array([s.path for s in sources], pa.string())
+    docs_path = out_dir / "docs.parquet"
+    tmp = docs_path.with_name(".docs.parquet.tmp")
+    with pq.ParquetWriter(tmp, _DOCS_SCHEMA, compression="zstd") as w:
+        for split in SPLIT_NAMES:
+            for t in _split_tables(out_dir, split, writers[split].index, writers[split]):
+                t = t.filter(pc.equal(t["status"], OK))
+                check.add(t)
+                w.write_table(_docs_rows(t, split, names, bases), row_group_size=1 << 20)
+    shards.commit_file(tmp, docs_path)
+    write_npy_atomic(out_dir / "token_counts.npy", np.stack([hists[s] for s in SPLIT_NAMES]))
+
+    total_docs = per_split["train"]["docs"] + per_split["val"]["docs"]
+    if total_docs >= 2 and options.val_fraction > 0 and per_split["val"]["docs"] == 0:
+        log.warning("no document fell into val although %d documents were prepared", total_docs)
+    tc_check = check.result()
+    if dedup_report is not None:  # rows were skipped and checked in the first pass; removed ones listed
+        first = json.loads((out_dir / WORK / "stage1" / shards.MANIFEST).read_text())
+        skipped, tc_check = first["skipped"], first["token_count_check"]
+        shutil.copyfile(out_dir / WORK / "removed.parquet", out_dir / ".removed.parquet.tmp")
+        shards.commit_file(out_dir / ".removed.parquet.tmp", out_dir / "removed.parquet")
+    sizing = _sizing(options, sources, per_split["train"]["stream_tokens"], stop)
+    summary = {
+        "splits": {s: {k: v for k, v in per_split[s].items() if k not in ("shard_files", "length_hist")} for s in SPLIT_NAMES},
+        "docs": total_docs,
+        "tokens": per_split["train"]["tokens"] + per_split["val"]["tokens"],
+        "skipped": skipped,
+        "token_count_check": tc_check,
+        "sources": len(sources),
+        "format": options.format,
+        "sizing": sizing,
+        "dedup": dedup_report if dedup_report is not None else {"mode": "none"},
+    }
+    manifest = {
+        "status": "complete",
+        **identity,
+        "fwpipe_version": __version__,
+        "splits": per_split,
+        "length_bin_edges": length_bin_edges(),
+        "skipped": skipped,
+        "token_count_check": tc_check,
+        "sizing": sizing,
+        "dedup": summary["dedup"],
+        "files": {"docs": "docs.parquet", "token_counts": "token_counts.npy (int64, shape (2, vocab): train, val)",
+                  **({"removed": "removed.parquet"} if dedup_report is not None else {})},
+        "summary": summary,
+    }
+    write_manifest(out_dir, manifest)
+    shutil.rmtree(out_dir / WORK, ignore_errors=True)
+    return dict(summary, out_dir=str(out_dir))
+
+
+def _sizing(options: PrepareOptions, sources: list[Source], train_stream: int, stop: int | None) -> dict | None:
+    """What a budget-sized prepare used, reached, and (if the inputs ran out) still needs."""
+    if options.budget_tokens is None:
+        return None
+    from fwpipe import budget as budget_mod
+
+    target = math.ceil(options.budget_tokens / options.max_epochs)
+    used, unused, gpos0 = [], [], 0
+    for src in sources:
+        if stop is None or stop >= gpos0 + src.rows:
+            used.append({"path": src.path, "rows": src.rows})
+        elif stop >= gpos0:
+            used.append({"path": src.path, "rows": stop - gpos0 + 1})
+        else:
+            unused.append(src.path)
+        gpos0 += src.rows
+    out = {
+        "budget_tokens": options.budget_tokens,
+        "max_epochs": options.max_epochs,
+        "target_train_tokens": target,
+        "train_stream_tokens": train_stream,
+        "epochs": budget_mod.epochs(options.budget_tokens, train_stream) if train_stream else None,
+        "reached": stop is not None,
+        "inputs_used": used,
+        "inputs_unused": unused,
+    }
+    if stop is None:
+        out["shortfall_tokens"] = target - train_stream
+        out["files_needed"] = budget_mod.files_needed(train_stream, len(sources), options.budget_tokens, options.max_epochs) if train_stream else None
+        out["more_files_needed"] = out["files_needed"] - len(sources) if out["files_needed"] else None
+    return out
+
+
+def _split_tables(out_dir: Path, split: str, n_shards: int, writer: SplitWriter):
+    """Each finished shard's rows table, then the rows after the last shard (skipped ones)."""
+    for i in range(n_shards):
+        yield pq.read_table(sidecar(out_dir, split, i, "rows.parquet"))
+    yield writer.table()
+
+
+_DOCS_SCHEMA = pa.schema(
+    [
+        ("split", pa.string()),
+        ("shard", pa.int32()),
+        ("offset", pa.int64()),
+        ("n_tokens", pa.int64()),
+        ("n_bytes", pa.int64()),
+        ("source_file", pa.dictionary(pa.int32(), pa.string())),
+        ("source_row", pa.int64()),
+        ("id", pa.string()),
+        ("url", pa.string()),
+        ("key_hash", pa.uint64()),
+        ("fineweb_token_count", pa.int64()),
+    ]
+)
+
+
+def _docs_rows(t: pa.Table, split: str, names: pa.Array, bases: dict | None) -> pa.Table:
+    shard, offset = t["shard"].to_numpy(), t["offset"].to_numpy()
+    if bases is not None:  # nanoGPT: one .bin per split; offsets move to where each shard landed
+        offset = offset + np.array([bases[(split, int(i))] for i in shard], dtype=np.int64)
+        shard = np.zeros(len(shard), np.int32)
+    ftc = t["fineweb_token_count"]
+    return pa.table(
+        {
+            "split": pa.array([split] * len(t), pa.string()),
+            "shard": pa.array(shard, pa.int32()),
+            "offset": pa.array(offset, pa.int64()),
+            "n_tokens": t["n_tokens"],
+            "n_bytes": t["n_bytes"],
+            "source_file": pa.DictionaryArray.from_arrays(t["file_index"].combine_chunks(), names),
+            "source_row": t["source_row"],
+            "id": t["id"],
+            "url": t["url"],
+            "key_hash": t["key_hash"],
+            "fineweb_token_count": pc.if_else(pc.less(ftc, 0), pa.scalar(None, pa.int64()), ftc),
+        },
+        schema=_DOCS_SCHEMA,
+    )
+
+
+class _TokenCountCheck:
+    """Our GPT-2 counts against FineWeb's `token_count`, wherever the input had it."""
+
+    def __init__(self, sources: list[Source]):
+        self.sources = sources
+        self.enabled = any(s.has_token_count for s in sources)
+        self.checked = self.differ = self.placeholder = self.real = 0
+        self.first_real: list[str] = []
+
+    def add(self, t: pa.Table) -> None:
+        if not self.enabled:
+            return
+        ftc, ours = t["fineweb_token_count"].to_numpy(), t["n_tokens"].to_numpy()
+        has = ftc >= 0
+        differ = has & (ftc != ours)
+        placeholder = differ & t["placeholder"].to_numpy(zero_copy_only=False)
+        real = differ & ~placeholder
+        self.checked += int(has.sum())
+        self.differ += int(differ.sum())
+        self.placeholder += int(placeholder.sum())
+        self.real += int(real.sum())
+        for i in np.flatnonzero(real)[: 5 - len(self.first_real)]:
+            self.first_real.append(t["id"][i].as_py() or f"{Path(self.sources[t['file_index'][i].as_py()].path).name}:{t['source_row'][i].as_py()}")
+
+    def result(self) -> dict | None:
+        if not self.enabled:
+            return None
+        return {"checked": self.checked, "differ": self.differ, "email_placeholder": self.placeholder, "real": self.real, "first_real": self.first_real}
+
+
+def _write_nanogpt(out_dir: Path, shard_dir: Path, per_split: dict) -> dict:
+    """nanoGPT's train.bin / val.bin: raw uint16 with EOT *after* each document.
+
+    Our shards hold [EOT d1 EOT d2 ...]; dropping the leading EOT and appending one at the end
+    gives [d1 EOT d2 EOT ...], the same stream shifted by one token, which is nanoGPT's layout.
+    Returns, per (split, shard), what to add to a shard offset to get the offset in the .bin.
+    """
+    bases = {}
+    for split, info in per_split.items():
+        w = shards.TokenFileWriter(out_dir / f"{split}.bin", with_header=False)
+        try:
+            for i, f in enumerate(info["shard_files"]):
+                toks = shards.read_shard(shard_dir / f["file"])
+                bases[(split, i)] = w.n_tokens - 1  # the dropped leading EOT moves every token back one
+                if len(toks):
+                    w.write(toks[1:])
+                    w.write(np.array([EOT], dtype=np.uint16))
+            w.commit()
+        except BaseException:
+            w.abort()
+            raise
+        info["shard_files"] = [{"file": f"{split}.bin", "tokens": w.n_tokens}]
+        info["shards"] = 1
+    return bases
