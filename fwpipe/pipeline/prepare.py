@@ -73,8 +73,6 @@ def prepare(
     """Tokenize `inputs` into a dataset at `out_dir` and return the summary (also in the manifest)."""
     t0 = time.perf_counter()
     _check_options(options)
-    workers = max(1, workers or os.cpu_count() or 1)
-    out_dir = Path(out_dir)
     paths = inputs_mod.resolve_inputs([str(p) for p in inputs])
     # numba's first call costs ~0.4 s of set-up: pay it while the inputs are being hashed
     warm = threading.Thread(target=_warm_up, daemon=True)
@@ -85,6 +83,12 @@ def prepare(
     # threads start, tiktoken runs ~1.5x slower on them for the whole run (cold per-thread
     # regex state); a few bytes here buy ~30% of tokenizing speed.
     get_encoding().encode_to_numpy("warm up", disallowed_special=())
+    return _prepare(paths, sources, Path(out_dir), options, max(1, workers or os.cpu_count() or 1), batch_rows, buffer_mb, overwrite, progress, t0)
+
+
+def _prepare(paths, sources: list[Source], out_dir: Path, options: PrepareOptions, workers: int, batch_rows: int, buffer_mb: int,
+             overwrite: bool, progress: bool | None, t0: float) -> dict:  # fmt: skip
+    """prepare() once its inputs are found and fingerprinted (--dedup's first pass enters here)."""
     identity = _identity(sources, options)
 
     state = _claim_output(out_dir, identity, sources, overwrite)
@@ -103,10 +107,8 @@ def prepare(
         first_pass = None
     else:
         # pass 1: every document, in input order, into one resumable stream under .work
-        first_pass = prepare(
-            paths, out_dir / WORK / "stage1", workers=workers, batch_rows=batch_rows, buffer_mb=buffer_mb, progress=progress,
-            options=PrepareOptions(text_column=options.text_column, val_fraction=0.0, seed=options.seed, shard_tokens=options.shard_tokens, dedup="none"),
-        )  # fmt: skip
+        first_options = PrepareOptions(text_column=options.text_column, val_fraction=0.0, seed=options.seed, shard_tokens=options.shard_tokens, dedup="none")
+        first_pass = _prepare(paths, sources, out_dir / WORK / "stage1", first_options, workers, batch_rows, buffer_mb, False, progress, time.perf_counter())
         for s in SPLIT_NAMES:  # pass 2 is cheap and deterministic: a crashed one is redone whole
             for p in list(shard_dir.glob(f"{s}_*.bin")) + list((out_dir / WORK).glob(f"{s}_*.*")):
                 p.unlink()
