@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fwpipe.audit.corpus import index
@@ -23,7 +24,7 @@ from fwpipe.audit.exact import exact_duplicates
 from fwpipe.audit.minhash import lsh_params, signatures
 from fwpipe.audit.neardup import near_duplicates
 from fwpipe.pipeline.split import TRAIN, VAL
-from fwpipe.shards import open_dataset
+from fwpipe.shards import Dataset, Split, open_dataset
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,8 @@ THRESHOLD, SHINGLE, NUM_PERM = 0.8, 5, 128
 
 @dataclass
 class DedupPlan:
-    docs: pa.Table  # the first pass's docs.parquet, in input order
+    dataset: Dataset  # the first pass, one train stream in input order
+    docs: pa.Table  # its docs.parquet rows, in the same order
     rep: np.ndarray  # (n,) the first member of each document's cluster (itself if alone)
     split: np.ndarray  # (n,) int8 TRAIN / VAL for every document, by its cluster's first member
     keep: np.ndarray  # (n,) bool
@@ -43,15 +45,31 @@ class DedupPlan:
     report: dict
 
 
-def plan(stage1: Path, mode: Dedup, *, threshold: int, force_val: bool) -> DedupPlan:
-    """Find clusters in the first-pass dataset and decide keep and split for every document.
+def first_pass(stages: list[Path]) -> tuple[Dataset, pa.Table]:
+    """The first-pass datasets (one per input file, in input order) as one train stream.
+
+    docs["shard"] is renumbered to index the combined list of shards.
+    """
+    dss = [open_dataset(d) for d in stages]
+    train = Split("train", [p for ds in dss for p in ds.split("train").paths], [t for ds in dss for t in ds.split("train").shards])
+    tables, n_shards = [], 0
+    for d, ds in zip(stages, dss):
+        t = pq.read_table(d / "docs.parquet")
+        t = t.set_column(t.schema.get_field_index("source_file"), "source_file", t["source_file"].cast(pa.string()))
+        t = t.set_column(t.schema.get_field_index("shard"), "shard", pc.add(t["shard"], n_shards))
+        tables.append(t)
+        n_shards += len(ds.split("train").shards)
+    return Dataset(stages[0].parent, "fwpipe", {"train": train, "val": Split("val", [], [])}), pa.concat_tables(tables)
+
+
+def plan(stages: list[Path], mode: Dedup, *, threshold: int, force_val: bool) -> DedupPlan:
+    """Find clusters in the first pass and decide keep and split for every document.
 
     `threshold` is the split's 64-bit val threshold; with `force_val`, a dataset whose kept
     documents all hash to train sends the smallest-hash cluster to val.
     """
-    ds = open_dataset(stage1)
+    ds, docs = first_pass(stages)
     corpus = index(ds)
-    docs = pq.read_table(stage1 / "docs.parquet")
     n = corpus.n_docs
     if docs.num_rows != n:
         raise AssertionError(f"first pass holds {n} documents but docs.parquet {docs.num_rows}")
@@ -88,7 +106,13 @@ def plan(stage1: Path, mode: Dedup, *, threshold: int, force_val: bool) -> Dedup
     )
     report["removed_near"] = report["removed_docs"] - report["removed_exact"]
     log.info("dedup %s: %d clusters, %d documents removed", mode, clusters, report["removed_docs"])
-    return DedupPlan(docs, rep, split, keep, exact_first, clusters, report)
+    return DedupPlan(ds, docs, rep, split, keep, exact_first, clusters, report)
+
+
+def kept_train_tokens(p: DedupPlan) -> int:
+    """Stream tokens (with EOT) of the documents this plan keeps in train."""
+    ok = p.keep & (p.split == TRAIN)
+    return int((p.docs["n_tokens"].to_numpy()[ok] + 1).sum())
 
 
 def removed_table(p: DedupPlan) -> pa.Table:
@@ -103,13 +127,13 @@ def removed_table(p: DedupPlan) -> pa.Table:
     return pa.table(
         {
             "id": take("id", gone),
-            "source_file": take("source_file", gone).cast(pa.string()),
+            "source_file": take("source_file", gone),
             "source_row": take("source_row", gone),
             "n_tokens": take("n_tokens", gone),
             "reason": pa.array(reason.tolist(), pa.string()),
             "cluster": pa.array(cluster_ids.astype(np.int64)),
             "kept_id": take("id", kept),
-            "kept_source_file": take("source_file", kept).cast(pa.string()),
+            "kept_source_file": take("source_file", kept),
             "kept_source_row": take("source_row", kept),
         }
     )

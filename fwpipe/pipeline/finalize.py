@@ -96,8 +96,7 @@ def finalize(
         log.warning("no document fell into val although %d documents were prepared", total_docs)
     tc_check = check.result()
     if dedup_report is not None:  # rows were skipped and checked in the first pass; removed ones listed
-        first = json.loads((out_dir / WORK / "stage1" / shards.MANIFEST).read_text())
-        skipped, tc_check = first["skipped"], first["token_count_check"]
+        skipped, tc_check = _first_pass_tallies(sorted((out_dir / WORK).glob("stage1-*")))
         shutil.copyfile(out_dir / WORK / "removed.parquet", out_dir / ".removed.parquet.tmp")
         shards.commit_file(out_dir / ".removed.parquet.tmp", out_dir / "removed.parquet")
     sizing = _sizing(options, sources, per_split["train"]["stream_tokens"], stop)
@@ -129,6 +128,24 @@ def finalize(
     write_manifest(out_dir, manifest)
     shutil.rmtree(out_dir / WORK, ignore_errors=True)
     return dict(summary, out_dir=str(out_dir))
+
+
+def _first_pass_tallies(stages: list[Path]) -> tuple[dict, dict | None]:
+    """Skipped rows and the token_count check, summed over --dedup's first-pass datasets."""
+    skipped: dict = {}
+    check: dict | None = None
+    for stage in stages:
+        m = json.loads((stage / shards.MANIFEST).read_text())
+        for k, v in m["skipped"].items():
+            skipped[k] = skipped.get(k, 0) + v
+        tc = m["token_count_check"]
+        if tc is not None:
+            if check is None:
+                check = {"checked": 0, "differ": 0, "email_placeholder": 0, "real": 0, "first_real": []}
+            for k in ("checked", "differ", "email_placeholder", "real"):
+                check[k] += tc[k]
+            check["first_real"] = (check["first_real"] + tc["first_real"])[:5]
+    return skipped, check
 
 
 def _sizing(options: PrepareOptions, sources: list[Source], train_stream: int, stop: int | None) -> dict | None:

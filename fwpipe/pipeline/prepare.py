@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -106,9 +105,8 @@ def _prepare(paths, sources: list[Source], out_dir: Path, options: PrepareOption
         done = {s: finished_shards(out_dir, s, shard_dir) for s in SPLIT_NAMES}
         first_pass = None
     else:
-        # pass 1: every document, in input order, into one resumable stream under .work
-        first_options = PrepareOptions(text_column=options.text_column, val_fraction=0.0, seed=options.seed, shard_tokens=options.shard_tokens, dedup="none")
-        first_pass = _prepare(paths, sources, out_dir / WORK / "stage1", first_options, workers, batch_rows, buffer_mb, False, progress, time.perf_counter())
+        dedup_plan, tokenized = _first_pass(paths, sources, out_dir, options, threshold, workers, batch_rows, buffer_mb, progress)
+        first_pass = {"tokens_this_run": tokenized}
         for s in SPLIT_NAMES:  # pass 2 is cheap and deterministic: a crashed one is redone whole
             for p in list(shard_dir.glob(f"{s}_*.bin")) + list((out_dir / WORK).glob(f"{s}_*.*")):
                 p.unlink()
@@ -127,7 +125,7 @@ def _prepare(paths, sources: list[Source], out_dir: Path, options: PrepareOption
             _run(sources, options, appender, cursors, forced_val, threshold, min(cursors) + 1, workers, batch_rows, buffer_mb, prog)
             dedup_report = None
         else:
-            dedup_report = _copy_deduplicated(out_dir, sources, options, threshold, appender)
+            dedup_report = _copy_deduplicated(out_dir, sources, dedup_plan, appender)
         for w in writers.values():
             w.close()
         prog.close()
@@ -341,18 +339,47 @@ def _run(sources, options, appender: _Appender, cursors, forced_val, threshold, 
             drain_one()
 
 
-def _copy_deduplicated(out_dir: Path, sources: list[Source], options: PrepareOptions, threshold: int, appender: _Appender) -> dict:
-    """Pass 2 of --dedup: cluster the first pass, then copy the kept documents' tokens into shards."""
+def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOptions, threshold: int, workers: int, batch_rows: int,
+                buffer_mb: int, progress: bool | None):  # fmt: skip
+    """Pass 1 of --dedup: each input file into its own resumable dedup-none dataset under .work.
+
+    With a budget, files are taken in order only until the documents that dedup keeps in train
+    reach it, so the inputs after that are never read. Returns the dedup plan and the tokens
+    this run tokenized.
+    """
     from fwpipe.pipeline import dedup
 
-    stage1 = out_dir / WORK / "stage1"
-    p = dedup.plan(stage1, options.dedup, threshold=threshold, force_val=options.val_fraction > 0)
+    first_options = PrepareOptions(text_column=options.text_column, val_fraction=0.0, seed=options.seed, shard_tokens=options.shard_tokens, dedup="none")
+    target = math.ceil(options.budget_tokens / options.max_epochs) if options.budget_tokens else None
+    stages, tokenized, raw_train = [], 0, 0
+    for fi, (path, src) in enumerate(zip(paths, sources)):
+        stage = out_dir / WORK / f"stage1-{fi:06d}"
+        s = _prepare([path], [src], stage, first_options, workers, batch_rows, buffer_mb, False, progress, time.perf_counter())
+        stages.append(stage)
+        tokenized += s.get("tokens_this_run", 0)
+        raw_train += s["splits"]["train"]["stream_tokens"]
+        # dedup only removes, so the (costlier) clustering is worth running only once the raw
+        # first pass could hold the budget
+        if target is not None and fi + 1 < len(paths) and raw_train >= target:
+            p = dedup.plan(stages, options.dedup, threshold=threshold, force_val=options.val_fraction > 0)
+            if dedup.kept_train_tokens(p) >= target:
+                log.info("budget reached after %d of %d input files", fi + 1, len(paths))
+                break
+    else:
+        p = dedup.plan(stages, options.dedup, threshold=threshold, force_val=options.val_fraction > 0)
+    return p, tokenized
+
+
+def _copy_deduplicated(out_dir: Path, sources: list[Source], p, appender: _Appender) -> dict:
+    """Pass 2 of --dedup: copy the documents the plan keeps, from the first pass into shards."""
+    from fwpipe.pipeline import dedup
+
     write_parquet_atomic(dedup.removed_table(p), out_dir / WORK / "removed.parquet")
-    tokens = shards.open_dataset(stage1).split("train").shards
+    tokens = p.dataset.split("train").shards
     d = p.docs
     file_of = {src.path: i for i, src in enumerate(sources)}
     gpos0 = np.cumsum([0] + [src.rows for src in sources])
-    file_index = np.array([file_of[f] for f in d["source_file"].cast(pa.string()).to_pylist()], dtype=np.int32)
+    file_index = np.array([file_of[f] for f in d["source_file"].to_pylist()], dtype=np.int32)
     cols = {
         "source_row": d["source_row"].to_numpy(),
         "n_tokens": d["n_tokens"].to_numpy(),

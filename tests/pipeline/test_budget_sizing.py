@@ -78,3 +78,19 @@ def test_train_takes_the_budget_from_the_manifest_and_says_how_epochs_change(tmp
     r = CliRunner().invoke(main, ["train", "--data", str(ds), "--config", "tiny-cpu", "--dry-run", "--out", str(tmp_path / "run"), "--budget-tokens", "3e6"])
     assert r.exit_code == 0, r.output
     assert "this budget runs" in r.output and "(3.00x)" in r.output
+
+
+@pytest.mark.parametrize("dedup", ["near", "none"])
+def test_inputs_after_the_budget_are_never_read(tmp_path, sample1400, first150, dedup):
+    # the third input's data pages are destroyed (its footer is intact): reading it would fail
+    import pyarrow.parquet as pq
+
+    bad = tmp_path / "damaged.parquet"
+    pq.write_table(pq.read_table(sample1400), bad, row_group_size=200)
+    raw = bytearray(bad.read_bytes())
+    raw[1000 : len(raw) // 2] = bytes(len(raw) // 2 - 1000)
+    bad.write_bytes(bytes(raw))
+    s = prepare([sample1400, first150, bad], tmp_path / "out", options=PrepareOptions(budget_tokens=1_000_000, dedup=dedup), progress=False)
+    sizing = s["sizing"]
+    assert sizing["reached"] and sizing["inputs_unused"] == [str(first150), str(bad)]
+    assert s["tokens_this_run"] <= 2_400_000  # the first file's tokens, nothing after it
