@@ -125,6 +125,7 @@ def _prepare(paths, sources: list[Source], out_dir: Path, options: PrepareOption
             _run(sources, options, appender, cursors, forced_val, threshold, min(cursors) + 1, workers, batch_rows, buffer_mb, prog)
             dedup_report = None
         else:
+            prog.update(f"prepare: writing the {int(dedup_plan.keep.sum()):,} documents dedup keeps", force=True)
             dedup_report = _copy_deduplicated(out_dir, sources, dedup_plan, appender)
         for w in writers.values():
             w.close()
@@ -352,6 +353,7 @@ def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOpt
     first_options = PrepareOptions(text_column=options.text_column, val_fraction=0.0, seed=options.seed, shard_tokens=options.shard_tokens, dedup="none")
     target = math.ceil(options.budget_tokens / options.max_epochs) if options.budget_tokens else None
     stages, tokenized, raw_train = [], 0, 0
+    note = Progress(enabled=progress)
     for fi, (path, src) in enumerate(zip(paths, sources)):
         stage = out_dir / WORK / f"stage1-{fi:06d}"
         s = _prepare([path], [src], stage, first_options, workers, batch_rows, buffer_mb, False, progress, time.perf_counter())
@@ -361,12 +363,15 @@ def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOpt
         # dedup only removes, so the (costlier) clustering is worth running only once the raw
         # first pass could hold the budget
         if target is not None and fi + 1 < len(paths) and raw_train >= target:
+            note.update(f"prepare: finding duplicates among {raw_train:,} tokens", force=True)
             p = dedup.plan(stages, options.dedup, threshold=threshold, force_val=options.val_fraction > 0)
             if dedup.kept_train_tokens(p) >= target:
                 log.info("budget reached after %d of %d input files", fi + 1, len(paths))
                 break
     else:
+        note.update(f"prepare: finding duplicates among {raw_train:,} tokens", force=True)
         p = dedup.plan(stages, options.dedup, threshold=threshold, force_val=options.val_fraction > 0)
+    note.close()
     return p, tokenized
 
 
