@@ -67,7 +67,7 @@ def bench_fwpipe(data: Path, config: str, iters: int, device: str, peak: float |
     warm = steps[min(len(steps) - 1, max(3, len(steps) // 4)):]  # leave out compile and warm-up
     tok_s = statistics.median(s["tokens_per_s"] for s in warm)
     return {
-        "impl": "fwpipe", "config": config, "device": run.device.name, "precision": run.device.precision,
+        "impl": "fwpipe", "config": config, "device": run.device.name, "device_type": run.device.type, "precision": run.device.precision,
         "tokens_per_iter": run.plan["tokens_per_iter"], "iters": len(steps), "tokens_per_s": tok_s,
         "mfu": mfu(tok_s, run.plan["flops_per_token"], run.plan["device"]["peak_tflops"]),
         "peak_tflops": run.plan["device"]["peak_tflops"],
@@ -94,6 +94,8 @@ def bench_nanogpt(nanogpt: Path, data: Path, ours: dict, iters: int, work: Path)
             f"--batch_size={cfg.batch_size}", f"--gradient_accumulation_steps={cfg.grad_accum}", f"--learning_rate={cfg.lr}",
             f"--min_lr={cfg.min_lr}", f"--warmup_iters={cfg.warmup_iters}", f"--beta2={cfg.beta2}", f"--max_iters={iters}",
             f"--lr_decay_iters={10 * iters}", "--eval_interval=100000", "--eval_iters=1", "--log_interval=1",
+            f"--weight_decay={cfg.weight_decay}", f"--beta1={cfg.beta1}", f"--grad_clip={cfg.grad_clip}",
+            f"--device={'cuda' if ours['device_type'] == 'cuda' else 'cpu'}",
             "--always_save_checkpoint=False", f"--compile={cfg.compile}", f"--dtype={dtype}", "--wandb_log=False"]
     proc = subprocess.run([sys.executable, str(nanogpt / "train.py"), *args], cwd=work, capture_output=True, text=True)
     if proc.returncode:
