@@ -10,6 +10,7 @@ and val; with dedup on, only that first member is kept anyway.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,7 +23,8 @@ import pyarrow.parquet as pq
 from fwpipe.audit.corpus import index
 from fwpipe.audit.exact import exact_duplicates
 from fwpipe.audit.minhash import lsh_params, signatures
-from fwpipe.audit.neardup import near_duplicates
+from fwpipe.audit.neardup import candidate_pairs, near_duplicates, unique_signatures
+from fwpipe.kernels import signature_agreement, union_find
 from fwpipe.pipeline.split import TRAIN, VAL
 from fwpipe.shards import Dataset, Split, open_dataset
 
@@ -91,6 +93,9 @@ def plan(stages: list[Path], mode: Dedup, *, threshold: int, force_val: bool) ->
     keep = rep == idx
     key_hash = docs["key_hash"].to_numpy()
     split = np.where(key_hash[rep] < np.uint64(threshold), VAL, TRAIN).astype(np.int8)
+    if mode == "near":
+        while _residual_pass(sig, keep, rep, split, bands, rows):
+            pass
     if force_val and keep.sum() >= 2 and not (split[keep] == VAL).any():
         # a dataset of two or more documents always gets a val document: the smallest hash
         kept = np.flatnonzero(keep)
@@ -107,6 +112,32 @@ def plan(stages: list[Path], mode: Dedup, *, threshold: int, force_val: bool) ->
     report["removed_near"] = report["removed_docs"] - report["removed_exact"]
     log.info("dedup %s: %d clusters, %d documents removed", mode, clusters, report["removed_docs"])
     return DedupPlan(ds, docs, rep, split, keep, exact_first, clusters, report)
+
+
+def _residual_pass(sig: np.ndarray, keep: np.ndarray, rep: np.ndarray, split: np.ndarray, bands: int, rows: int) -> bool:
+    """Band the kept documents again, in the order `fwpipe audit` will see them (train, then val).
+
+    Buckets of over neardup.MAX_BUCKET documents pair each member with the bucket's first only,
+    so a pair missed among many can surface once its family is gone. Any pair found now is
+    removed too (the later one in audit order goes), so that audit finds none on the result.
+    Returns whether anything was removed; the caller repeats until nothing is.
+    """
+    kept = np.flatnonzero(keep)
+    order = np.concatenate([kept[split[kept] == TRAIN], kept[split[kept] == VAL]])
+    s = sig[order]
+    u_rep, group = unique_signatures(s)
+    left, right = candidate_pairs(s[u_rep], bands, rows)
+    close = signature_agreement(s[u_rep], left, right) >= math.ceil(THRESHOLD * sig.shape[1] - 1e-9)
+    if not close.any() and len(u_rep) == len(order):
+        return False
+    n = len(order)
+    root = union_find(n, np.concatenate([u_rep[group], u_rep[left[close]]]), np.concatenate([np.arange(n, dtype=np.int64), u_rep[right[close]]]))
+    gone = root != np.arange(n)
+    keep[order[gone]] = False
+    rep[order[gone]] = order[root[gone]]
+    rep[:] = rep[rep]  # documents that pointed at a newly removed one follow it to its keeper
+    log.info("dedup: %d more near duplicates among the kept documents", int(gone.sum()))
+    return True
 
 
 def kept_train_tokens(p: DedupPlan) -> int:

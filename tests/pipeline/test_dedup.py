@@ -5,6 +5,7 @@ every document that went missing."""
 import json
 import random
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -104,3 +105,41 @@ def test_exact_mode_removes_only_identical_documents(tmp_path, hostile):
     assert set(removed["reason"].to_list()) == {"exact"}
     rep = audit(tmp_path / "ex")
     assert rep["exact_duplicates"]["docs"] == 0 and rep["leakage"]["exact_docs"] == 0
+
+
+def test_residual_pass_finds_a_pair_hidden_behind_a_truncated_bucket(monkeypatch):
+    """E keeps F (removed); B and C are near duplicates (103/128 agree) that share a band bucket
+    only with F. With buckets capped at 2 the first pass paired B and C only with F; once F is
+    gone their bucket has 2 docs, and the residual pass must pair and remove C."""
+    from fwpipe.audit import neardup
+    from fwpipe.pipeline import dedup
+
+    monkeypatch.setattr(neardup.candidate_pairs, "__defaults__", (2,))
+    rng = np.random.default_rng(0)
+    sig = rng.integers(0, 2**32, (4, 128), dtype=np.uint64).astype(np.uint32)  # E, F, B, C
+    sig[1, :13] = sig[2, :13]  # F shares band 0 (rows 0-12) with B
+    sig[3] = sig[2]
+    for band in range(1, 9):  # C differs from B once in every other band: band 0 only
+        sig[3, band * 13] ^= 1
+    sig[3, 117:] ^= 1  # and in 11 unused positions: 128 - 8 - 11 = 109 agree
+    sig[3, 13 + 1 : 13 + 7] ^= 1  # 6 more in band 1: 103 agree, just over 0.8 * 128
+    keep = np.array([True, False, True, True])
+    rep = np.array([0, 0, 2, 3])
+    split = np.zeros(4, np.int8)
+    assert dedup._residual_pass(sig, keep, rep, split, 9, 13)
+    assert keep.tolist() == [True, False, True, False] and rep.tolist() == [0, 0, 2, 2]
+    assert not dedup._residual_pass(sig, keep, rep, split, 9, 13)
+
+
+def test_no_cluster_survives_even_when_big_buckets_are_truncated(tmp_path, hostile, monkeypatch):
+    # audit pairs the members of a bucket over MAX_BUCKET docs only with its first member; with
+    # the limit at 2 nearly every bucket is truncated, so pairs hidden in the first pass surface
+    # once their families are gone, and prepare must find them too (its residual pass)
+    from fwpipe.audit import neardup
+
+    monkeypatch.setattr(neardup.candidate_pairs, "__defaults__", (2,))
+    paths, _ = hostile
+    prepare(paths, tmp_path / "ds", options=PrepareOptions(val_fraction=0.2), progress=False)
+    rep = audit(tmp_path / "ds")
+    assert rep["near_duplicates"]["clusters"] == 0
+    assert rep["leakage"]["near_docs"] == 0 and rep["leakage"]["exact_docs"] == 0
