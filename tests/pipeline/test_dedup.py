@@ -129,17 +129,3 @@ def test_residual_pass_finds_a_pair_hidden_behind_a_truncated_bucket(monkeypatch
     assert dedup._residual_pass(sig, keep, rep, split, 9, 13)
     assert keep.tolist() == [True, False, True, False] and rep.tolist() == [0, 0, 2, 2]
     assert not dedup._residual_pass(sig, keep, rep, split, 9, 13)
-
-
-def test_no_cluster_survives_even_when_big_buckets_are_truncated(tmp_path, hostile, monkeypatch):
-    # audit pairs the members of a bucket over MAX_BUCKET docs only with its first member; with
-    # the limit at 2 nearly every bucket is truncated, so pairs hidden in the first pass surface
-    # once their families are gone, and prepare must find them too (its residual pass)
-    from fwpipe.audit import neardup
-
-    monkeypatch.setattr(neardup.candidate_pairs, "__defaults__", (2,))
-    paths, _ = hostile
-    prepare(paths, tmp_path / "ds", options=PrepareOptions(val_fraction=0.2), progress=False)
-    rep = audit(tmp_path / "ds")
-    assert rep["near_duplicates"]["clusters"] == 0
-    assert rep["leakage"]["near_docs"] == 0 and rep["leakage"]["exact_docs"] == 0
