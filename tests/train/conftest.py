@@ -12,7 +12,8 @@ from fwpipe.shards import shard_name, write_shard
 from fwpipe.tokenizer import EOT, encode
 from fwpipe.train.config import load_config
 
-torch = pytest.importorskip("torch", reason="fwpipe train needs torch: pip install 'fwpipe[train]'")
+import torch  # noqa: E402  (the README's test command installs it; a missing torch must fail, not skip)
+
 torch.set_num_threads(2)  # the CI machine has 2 cores; also keeps float sums in one order
 
 # A really tiny GPT: 2 layers, 2 heads, 64 wide, 64 tokens of context, 8 x 64 = 512 tokens/iter.
