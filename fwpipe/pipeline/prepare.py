@@ -88,6 +88,35 @@ def prepare(
 def _prepare(paths, sources: list[Source], out_dir: Path, options: PrepareOptions, workers: int, batch_rows: int, buffer_mb: int,
              overwrite: bool, progress: bool | None, t0: float) -> dict:  # fmt: skip
     """prepare() once its inputs are found and fingerprinted (--dedup's first pass enters here)."""
+    lock = _lock(out_dir)
+    try:
+        return _prepare_locked(paths, sources, out_dir, options, workers, batch_rows, buffer_mb, overwrite, progress, t0)
+    finally:
+        os.close(lock)
+
+
+def _lock(out_dir: Path) -> int:
+    """Hold an exclusive lock on the output directory, so two prepares never write one dataset."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out_dir, os.O_RDONLY)
+    except OSError as e:
+        raise OutputError(f"cannot create {out_dir}: {e.strerror or e}", "choose another -o") from e
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX: no lock, as before
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise OutputError(f"{out_dir}: another fwpipe prepare is writing this dataset",
+                          "wait for it to finish, or stop it and run this command again to resume") from None  # fmt: skip
+    return fd
+
+
+def _prepare_locked(paths, sources: list[Source], out_dir: Path, options: PrepareOptions, workers: int, batch_rows: int, buffer_mb: int,
+                    overwrite: bool, progress: bool | None, t0: float) -> dict:  # fmt: skip
     identity = _identity(sources, options)
 
     state = _claim_output(out_dir, identity, sources, overwrite)

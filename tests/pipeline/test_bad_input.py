@@ -74,3 +74,24 @@ def test_summary_and_sample_flag(tmp_path):
     r = CliRunner().invoke(main, ["prepare", "--sample", "-o", str(tmp_path / "s")])
     assert r.exit_code == 0, r.output
     assert "train" in r.output and "token_count check: 150 rows, 5 differ (5 e-mail placeholders" in r.output
+
+
+def test_two_prepares_never_write_one_dataset(tmp_path, first150):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import fcntl, os, sys, time\nfd = os.open({str(out)!r}, os.O_RDONLY)\nfcntl.flock(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        code, output = run(first150, "-o", out)
+        assert code == 1 and "another fwpipe prepare is writing this dataset" in one_error_line(output)
+        assert not (out / "manifest.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run(first150, "-o", out)[0] == 0  # once the other one is gone, it proceeds
