@@ -143,6 +143,8 @@ def format_prepare_summary(s: dict) -> str:
     if not s.get("did_work"):
         return f"{s['out_dir']}: already prepared from these inputs, nothing to do ({s['docs']:,} documents, {s['tokens']:,} tokens)"
     lines = [f"prepared {s['out_dir']} ({s['format']}) from {s['sources']} file(s)" + (" (resumed)" if s.get("resumed") else "")]
+    if s["docs"] == 0:
+        lines.append("  warning: the dataset holds no documents: every row was null, empty or longer than a shard")
     for name, sp in s["splits"].items():
         lines.append(f"  {name:5s} {sp['docs']:>12,} docs {sp['tokens']:>15,} tokens  {sp['shards']} shard(s)")
     dd = s.get("dedup") or {}

@@ -93,7 +93,7 @@ def plan(stages: list[Path], mode: Dedup, *, threshold: int, force_val: bool) ->
     keep = rep == idx
     key_hash = docs["key_hash"].to_numpy()
     split = np.where(key_hash[rep] < np.uint64(threshold), VAL, TRAIN).astype(np.int8)
-    if mode == "near":
+    if mode == "near" and n:
         while _residual_pass(sig, keep, rep, split, bands, rows):
             pass
     if force_val and keep.sum() >= 2 and not (split[keep] == VAL).any():

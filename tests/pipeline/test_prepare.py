@@ -2,6 +2,7 @@ import json
 import shutil
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -110,6 +111,19 @@ def test_null_and_empty_texts_are_skipped_and_counted(tmp_path):
     s = prepare([src], tmp_path / "out", progress=False)
     assert s["docs"] == 3 and s["skipped"] == {"null_text": 1, "empty_text": 1, "too_long": 0}
     assert s["splits"]["val"]["docs"] == 1  # two or more documents always give one val document
+
+
+@pytest.mark.parametrize("dedup", ["near", "none"])
+def test_input_with_no_usable_text_gives_an_empty_dataset_and_a_warning(tmp_path, dedup):
+    from click.testing import CliRunner
+
+    from fwpipe.cli import main
+
+    src = write_parquet(tmp_path / "x.parquet", {"text": pa.array([None, "", None], pa.string())})
+    r = CliRunner().invoke(main, ["prepare", str(src), "-o", str(tmp_path / "out"), "--dedup", dedup])
+    assert r.exit_code == 0, r.output
+    assert "warning: the dataset holds no documents" in r.output
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["skipped"] == {"null_text": 2, "empty_text": 1, "too_long": 0}
 
 
 def test_text_key_fallback_and_documents_longer_than_a_shard(tmp_path):
