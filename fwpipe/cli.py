@@ -13,6 +13,7 @@ import sys
 import click
 
 from fwpipe import __version__
+from fwpipe.atomic import write_json
 from fwpipe.errors import FwpipeError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -125,7 +126,7 @@ def prepare(
                            max_epochs=max_epochs, params=params, config=config, seed=seed)  # fmt: skip
         click.echo(format_estimate(est))
         if json_path:
-            _write_json(json_path, est)
+            write_json(json_path, est)
         return
     if params is not None or config is not None:
         raise click.UsageError("--params and --config go with --estimate (train takes its own --config)")
@@ -136,7 +137,7 @@ def prepare(
     summary = run_prepare(list(inputs), out_dir, options=options, workers=workers, buffer_mb=buffer_mb, overwrite=overwrite)
     click.echo(format_prepare_summary(summary))
     if json_path:
-        _write_json(json_path, summary)
+        write_json(json_path, summary)
 
 
 def format_prepare_summary(s: dict) -> str:
@@ -174,13 +175,6 @@ def format_prepare_summary(s: dict) -> str:
     return "\n".join(lines)
 
 
-def _write_json(path: str, obj: dict) -> None:
-    import json
-    from pathlib import Path
-
-    Path(path).write_text(json.dumps(obj, indent=2) + "\n")
-
-
 # ------------------------------------------------------------------------------------ audit
 # (section owned by the audit stage)
 
@@ -211,7 +205,7 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
     import json
 
     from fwpipe.audit import audit as run_audit
-    from fwpipe.audit.report import terminal, write_json
+    from fwpipe.audit.report import terminal
     from fwpipe.audit.rules import failed_rules, parse_rule
     from fwpipe.progress import Progress
 
@@ -228,7 +222,7 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
     else:
         click.echo(terminal(report))
         if json_path:
-            write_json(report, json_path)
+            write_json(json_path, report)
             click.echo(f"\nwrote {json_path}")
     if html_path:
         from fwpipe.audit.html import write_html
@@ -270,7 +264,7 @@ def train(budget_tokens, data, config, out, device, dry_run, json_path, resume, 
     from fwpipe.train import require_torch
 
     require_torch()  # first, so that a machine without torch gets the install hint and nothing else
-    from fwpipe.train.loop import plan_run, write_json
+    from fwpipe.train.loop import plan_run
     from fwpipe.train.plan import format_plan
 
     if peak_tflops is not None and not peak_tflops > 0:

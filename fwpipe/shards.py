@@ -22,6 +22,7 @@ from typing import Iterator, Literal
 
 import numpy as np
 
+from fwpipe.atomic import fsync_dir, write_bytes
 from fwpipe.errors import InputNotFoundError, OutputError, ShardFormatError
 from fwpipe.tokenizer import EOT
 
@@ -34,52 +35,11 @@ SPLITS = ("train", "val")
 MANIFEST = "manifest.json"
 
 Format = Literal["fwpipe", "nanogpt", "llmc"]
+_HINT = "free disk space or choose another -o directory, then re-run to resume"
 
 
 def shard_name(split: str, index: int) -> str:
     return f"{split}_{index:06d}.bin"
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, chunks: list[bytes | memoryview | np.ndarray]) -> None:
-    """Write chunks to `path` so that the name appears only when the whole file is durable."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {e.strerror or e}", "free disk space or choose another -o directory") from e
-    _fsync_dir(path.parent)
-
-
-def commit_file(tmp: Path, path: Path) -> None:
-    """Give a finished temp file its final name durably (fsync, rename, fsync the directory)."""
-    try:
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {e.strerror or e}", "free disk space or choose another -o directory") from e
-    _fsync_dir(Path(path).parent)
 
 
 def header(n_tokens: int) -> np.ndarray:
@@ -93,7 +53,7 @@ def write_shard(path: Path, tokens: np.ndarray) -> None:
     tokens = np.ascontiguousarray(tokens, dtype=TOKEN_DTYPE)
     if len(tokens) >= 2**31:
         raise ShardFormatError(f"{path}: {len(tokens):,} tokens do not fit an llm.c header", "lower --shard-tokens")
-    atomic_write_bytes(path, [header(len(tokens)).tobytes(), tokens.data])
+    write_bytes(path, [header(len(tokens)).tobytes(), tokens.data], hint=_HINT)
 
 
 def read_shard(path: Path) -> np.memmap:
@@ -150,7 +110,7 @@ class TokenFileWriter:
 
     def _error(self, e: OSError) -> OutputError:
         self.abort()
-        return OutputError(f"cannot write {self.path}: {e.strerror or e}", "free disk space or choose another -o directory, then re-run to resume")
+        return OutputError(f"cannot write {self.path}: {e.strerror or e}", _HINT)
 
     def write(self, tokens: np.ndarray) -> None:
         tokens = np.ascontiguousarray(tokens, dtype=TOKEN_DTYPE)
@@ -180,7 +140,7 @@ class TokenFileWriter:
             os.replace(self.tmp, self.path)
         except OSError as e:
             raise self._error(e) from e
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
 
     def abort(self) -> None:
         try:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from fwpipe.audit.report import terminal
-from fwpipe.shards import atomic_write_bytes
+from fwpipe.atomic import write_bytes
 
 
 def _png(fig) -> str:
@@ -100,4 +100,4 @@ img{{max-width:100%}}</style></head>
 
 
 def write_html(report: dict, path: str | Path) -> None:
-    atomic_write_bytes(Path(path), [render(report).encode()])
+    write_bytes(path, [render(report).encode()])

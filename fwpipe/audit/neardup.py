@@ -134,7 +134,7 @@ def write_clusters(path: Path, corpus: Corpus, cluster: np.ndarray) -> int:
     """
     import polars as pl
 
-    from fwpipe.shards import atomic_write_bytes
+    from fwpipe.atomic import write_bytes
 
     docs = np.flatnonzero(cluster >= 0)
     split_first = np.where(docs < corpus.n_train, 0, corpus.n_train)
@@ -153,5 +153,5 @@ def write_clusters(path: Path, corpus: Corpus, cluster: np.ndarray) -> int:
 
     buf = io.BytesIO()
     df.write_parquet(buf)
-    atomic_write_bytes(Path(path), [buf.getvalue()])
+    write_bytes(path, [buf.getvalue()])
     return len(df)

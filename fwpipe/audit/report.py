@@ -44,17 +44,10 @@ JSON schema (schema_version 1; keys are only ever added). Counts are documents o
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
-from fwpipe.shards import atomic_write_bytes
 
 WIDTH = 100
 _LEVEL = {"ok": "[ OK ]", "warn": "[WARN]", "bad": "[BAD ]"}
-
-
-def write_json(report: dict, path: Path) -> None:
-    atomic_write_bytes(Path(path), [json.dumps(report, indent=2).encode() + b"\n"])
 
 
 def h(n: float | None) -> str:

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fwpipe import __version__, shards
+from fwpipe.atomic import commit_file, write_bytes
 from fwpipe.kernels import length_bin_edges
 from fwpipe.pipeline.inputs import Source
 from fwpipe.pipeline.shardset import WORK, SplitWriter, read_stats, sidecar, write_npy_atomic
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 def write_manifest(out_dir: Path, manifest: dict) -> None:
     data = json.dumps(manifest, indent=2, sort_keys=False).encode() + b"\n"
-    shards.atomic_write_bytes(out_dir / shards.MANIFEST, [data])
+    write_bytes(out_dir / shards.MANIFEST, [data])
 
 
 def finalize(
@@ -88,7 +89,7 @@ def finalize(
                 t = t.filter(pc.equal(t["status"], OK))
                 check.add(t)
                 w.write_table(_docs_rows(t, split, names, bases), row_group_size=1 << 20)
-    shards.commit_file(tmp, docs_path)
+    commit_file(tmp, docs_path)
     write_npy_atomic(out_dir / "token_counts.npy", np.stack([hists[s] for s in SPLIT_NAMES]))
 
     total_docs = per_split["train"]["docs"] + per_split["val"]["docs"]
@@ -97,8 +98,7 @@ def finalize(
     tc_check = check.result()
     if dedup_report is not None:  # rows were skipped and checked in the first pass; removed ones listed
         skipped, tc_check = _first_pass_tallies(sorted((out_dir / WORK).glob("stage1-*")))
-        shutil.copyfile(out_dir / WORK / "removed.parquet", out_dir / ".removed.parquet.tmp")
-        shards.commit_file(out_dir / ".removed.parquet.tmp", out_dir / "removed.parquet")
+        commit_file(out_dir / WORK / "removed.parquet", out_dir / "removed.parquet")  # pass 2 redoes it if need be
     sizing = _sizing(options, sources, per_split["train"]["stream_tokens"], stop)
     summary = {
         "splits": {s: {k: v for k, v in per_split[s].items() if k not in ("shard_files", "length_hist")} for s in SPLIT_NAMES},

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fwpipe import shards
+from fwpipe.atomic import write_bytes
 from fwpipe.kernels import length_histogram, token_histogram
 from fwpipe.pipeline.tokenize import OK, ChunkRows
 from fwpipe.tokenizer import VOCAB_SIZE
@@ -55,14 +56,14 @@ def sidecar(out_dir: Path, split: str, index: int, kind: str) -> Path:
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
-    shards.atomic_write_bytes(path, [buf.getbuffer()])
+    write_bytes(path, [buf.getbuffer()])
 
 
 def write_npy_atomic(path: Path, array: np.ndarray) -> None:
     # .npy, not .npz: a zip member carries the time it was written, and the bytes must not
     buf = io.BytesIO()
     np.save(buf, array)
-    shards.atomic_write_bytes(path, [buf.getbuffer()])
+    write_bytes(path, [buf.getbuffer()])
 
 
 def read_stats(path: Path) -> tuple[np.ndarray, np.ndarray]:

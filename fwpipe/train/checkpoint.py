@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from fwpipe.errors import DatasetMismatchError, InputNotFoundError, OutputError
+from fwpipe.atomic import atomic_file
+from fwpipe.errors import DatasetMismatchError, InputNotFoundError
 from fwpipe.shards import Dataset
 
 LAST, BEST = "last.pt", "best.pt"
@@ -33,17 +33,8 @@ def dataset_fingerprint(ds: Dataset) -> str:
 
 
 def save(path: Path, state: dict[str, Any]) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write checkpoint {path}: {e.strerror or e}", "free disk space or pass another --out") from e
+    with atomic_file(path, hint="free disk space or pass another --out") as f:
+        torch.save(state, f)
 
 
 def load(path: Path, map_location: str = "cpu") -> dict[str, Any]:

@@ -11,13 +11,13 @@ import contextlib
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from fwpipe import __version__
+from fwpipe.atomic import write_bytes, write_json
 from fwpipe.errors import BudgetError, ConfigError, ShardFormatError
 from fwpipe.shards import Dataset, open_dataset
 from fwpipe.train.config import TrainConfig, from_dict, load_config, to_dict, to_toml
@@ -103,13 +103,6 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
     return Run(cfg, ds, Path(out), plan, dev, int(budget_tokens), ckpt)
 
 
-def write_json(path: Path, obj: Any) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-
-
 def _rng_state(torch) -> dict[str, Any]:
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -182,9 +175,7 @@ def train(run: Run, on_event: Callable[[Event], None] | None = None, stop_after:
         # lines logged after the checkpoint (a crash or kill) are dropped: they will be logged again
         if metrics_path.exists():
             records = [r for r in map(json.loads, metrics_path.read_text().splitlines()) if r["iter"] <= it]
-        tmp = metrics_path.with_name(f".{METRICS}.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-        os.replace(tmp, metrics_path)
+        write_bytes(metrics_path, ["".join(json.dumps(r) + "\n" for r in records).encode()])
         emit({"kind": "message", "level": "info", "text": f"resumed {out / ckpt_mod.LAST} at iteration {it:,} (epoch {loader.epoch:.3f})"})
     else:
         metrics_path.write_text("")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
+
+from fwpipe.atomic import atomic_file
 
 
 def plot_losses(records: list[dict[str, Any]], tokens_per_epoch: int, path: Path, title: str = "", dropout: float = 0.0) -> None:
@@ -32,8 +33,8 @@ def plot_losses(records: list[dict[str, Any]], tokens_per_epoch: int, path: Path
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_file(path) as f:
+            fig.savefig(f, format="png")
+    finally:
+        plt.close(fig)

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from fwpipe.audit.html import render
-from fwpipe.audit.report import terminal, write_json
+from fwpipe.atomic import write_json
+from fwpipe.audit.report import terminal
 from fwpipe.audit.rules import failed_rules, parse_rule
 from fwpipe.errors import ConfigError
 
@@ -24,7 +25,7 @@ REQUIRED = {
 
 
 def test_json_has_required_keys(planted_reports, tmp_path):
-    write_json(planted_reports["fwpipe"], tmp_path / "a.json")
+    write_json(tmp_path / "a.json", planted_reports["fwpipe"])
     rep = json.loads((tmp_path / "a.json").read_text())
     assert rep["format"] == "fwpipe"
     for path, keys in REQUIRED.items():
