@@ -61,7 +61,7 @@ def finalize(
             length_hist += lh
             shard_files.append({"file": shards.shard_name(split, i), "tokens": len(shards.read_shard(shard_dir / shards.shard_name(split, i)))})
         docs = tokens = 0
-        for t in _split_tables(out_dir, split, n_shards, writers[split]):
+        for t in _split_tables(out_dir, split, n_shards, writers[split], columns=["status", "n_tokens"]):
             status = t["status"].to_numpy()
             for name, code in (("null_text", NULL_TEXT), ("empty_text", EMPTY_TEXT), ("too_long", TOO_LONG)):
                 skipped[name] += int((status == code).sum())
@@ -181,11 +181,15 @@ def _sizing(options: PrepareOptions, sources: list[Source], train_stream: int, s
     return out
 
 
-def _split_tables(out_dir: Path, split: str, n_shards: int, writer: SplitWriter):
-    """Each finished shard's rows table, then the rows after the last shard (skipped ones)."""
+def _split_tables(out_dir: Path, split: str, n_shards: int, writer: SplitWriter, columns: list[str] | None = None):
+    """Each finished shard's rows table, then the rows after the last shard (skipped ones).
+
+    The totals pass asks only for the two columns it counts; the docs.parquet pass reads all.
+    """
     for i in range(n_shards):
-        yield pq.read_table(sidecar(out_dir, split, i, "rows.parquet"))
-    yield writer.table()
+        yield pq.read_table(sidecar(out_dir, split, i, "rows.parquet"), columns=columns)
+    t = writer.table()
+    yield t.select(columns) if columns else t
 
 
 _DOCS_SCHEMA = pa.schema(
