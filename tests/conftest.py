@@ -27,3 +27,11 @@ def first150() -> Path:
 def sample1400() -> Path:
     """1,400 real FineWeb sample-10BT documents with ids and urls, no token_count."""
     return _fineweb("fineweb-sample10bt-1400.parquet")
+
+
+@pytest.fixture(autouse=True)
+def _own_working_directory(tmp_path_factory, monkeypatch):
+    """Run every test in an empty directory of its own, so no test reads or writes the checkout's
+    `data/` or `runs/` (the README's quickstart leaves both behind) and the suite passes after
+    any other command."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
