@@ -148,7 +148,8 @@ def test_a_directory_with_two_layouts_is_refused_and_both_named(tmp_path, manife
     msg = str(e.value)
     assert "holds two datasets" in msg and "nanoGPT train.bin and val.bin" in msg
     assert ("a fwpipe dataset (manifest.json" if manifest else "llm.c shards (train_000000.bin)") in msg
-    assert shards.open_dataset(str(root / "train_*.bin")).format == "llmc"  # the hint's way out works
+    glob = e.value.hint.split("glob: ")[1].strip("'")
+    assert glob == str(root / "*_[0-9]*.bin") and shards.open_dataset(glob).format == "llmc"  # the hint's way out works
 
 
 @pytest.mark.parametrize("text,match", [
