@@ -342,7 +342,8 @@ def _open_llmc(root: Path, files: list[Path]) -> Dataset:
             raise ShardFormatError(f"{f}: no llm.c magic {MAGIC} in its header", "pass only llm.c shards, or a nanoGPT directory with train.bin/val.bin")
         split = _split_of(f)
         if split is None:
-            raise ShardFormatError(f"{f}: cannot tell train from val by its name", "rename llm.c shards to contain 'train' or 'val' as a word")
+            raise ShardFormatError(f"{f}: cannot tell train from val by its name",
+                                   "rename llm.c shards to contain 'train' or 'val' as a word, e.g. fineweb_val_000000.bin")
         by_split.setdefault(split, []).append(f)
     splits = {name: Split(name, ps, [read_shard(p) for p in ps]) for name, ps in by_split.items()}
     return Dataset(root, "llmc", splits)

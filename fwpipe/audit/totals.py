@@ -55,5 +55,6 @@ def per_source(dataset_root: Path, manifest: dict | None) -> list[dict] | None:
         return [{"source": str(r[src]), "split": str(r["split"]), "docs": int(r["docs"]), "tokens": int(r["tokens"])}
                 for r in df.iter_rows(named=True)]
     except (pl.exceptions.PolarsError, OSError, TypeError, ValueError) as e:
-        raise InputFormatError(f"{path}: cannot read it as prepare's document table ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
+        first_line = (str(e).splitlines() or [""])[0]
+        raise InputFormatError(f"{path}: cannot read it as prepare's document table ({type(e).__name__}: {first_line})",
                                "restore docs.parquet, or re-run fwpipe prepare into a new -o directory") from e
