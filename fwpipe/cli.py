@@ -209,7 +209,8 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
     from fwpipe.audit.rules import failed_rules, parse_rule
     from fwpipe.progress import Progress
 
-    rules = [parse_rule(r) for r in fail_on]  # a malformed rule fails before the audit runs
+    # a malformed rule, an unknown key or a budget rule without --budget-tokens fails before the audit runs
+    rules = [parse_rule(r, budget=budget_tokens is not None, params=params is not None) for r in fail_on]
     prog = Progress()
     try:
         report = run_audit(dataset, budget_tokens=budget_tokens, params=params, block_size=block_size, shingle=shingle,

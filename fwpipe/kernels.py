@@ -16,14 +16,21 @@ LENGTH_BINS = 40
 
 @numba.njit(cache=True, nogil=True)
 def token_histogram(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
+    """Count of each id in [0, vocab_size). An id outside raises: numba does not bounds-check,
+    and a uint16 file can hold ids up to 65535 (fwpipe.shards rejects them before they get here)."""
     counts = np.zeros(vocab_size, dtype=np.int64)
     for t in tokens:
+        if t < 0 or t >= vocab_size:
+            raise IndexError("token_histogram: a token id is outside [0, vocab_size)")
         counts[t] += 1
     return counts
 
 
 def token_histogram_ref(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
-    return np.bincount(np.asarray(tokens, dtype=np.int64), minlength=vocab_size).astype(np.int64)
+    tokens = np.asarray(tokens, dtype=np.int64)
+    if len(tokens) and (tokens.min() < 0 or tokens.max() >= vocab_size):
+        raise IndexError("token_histogram: a token id is outside [0, vocab_size)")
+    return np.bincount(tokens, minlength=vocab_size).astype(np.int64)
 
 
 @numba.njit(cache=True, nogil=True)

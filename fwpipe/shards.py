@@ -16,6 +16,7 @@ from __future__ import annotations
 import glob as globlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Literal
@@ -24,7 +25,7 @@ import numpy as np
 
 from fwpipe.atomic import fsync_dir, write_bytes
 from fwpipe.errors import InputNotFoundError, OutputError, ShardFormatError
-from fwpipe.tokenizer import EOT
+from fwpipe.tokenizer import EOT, VOCAB_SIZE
 
 MAGIC = 20240520
 VERSION = 1
@@ -36,6 +37,7 @@ MANIFEST = "manifest.json"
 
 Format = Literal["fwpipe", "nanogpt", "llmc"]
 _HINT = "free disk space or choose another -o directory, then re-run to resume"
+_REPREPARE = "re-run fwpipe prepare into a new -o directory"
 
 
 def shard_name(split: str, index: int) -> str:
@@ -75,7 +77,7 @@ def read_shard(path: Path) -> np.memmap:
         )
     if h[2] == 0:
         return np.zeros(0, dtype=TOKEN_DTYPE)  # np.memmap cannot map zero bytes
-    return np.memmap(path, dtype=TOKEN_DTYPE, mode="r", offset=HEADER_BYTES, shape=(int(h[2]),))
+    return check_token_ids(path, np.memmap(path, dtype=TOKEN_DTYPE, mode="r", offset=HEADER_BYTES, shape=(int(h[2]),)), HEADER_BYTES)
 
 
 def read_raw_bin(path: Path) -> np.memmap:
@@ -86,7 +88,26 @@ def read_raw_bin(path: Path) -> np.memmap:
         raise ShardFormatError(f"{path}: {size} bytes is odd, not a uint16 token file", "re-export it with fwpipe prepare --format nanogpt")
     if size == 0:
         return np.zeros(0, dtype=TOKEN_DTYPE)
-    return np.memmap(path, dtype=TOKEN_DTYPE, mode="r")
+    return check_token_ids(path, np.memmap(path, dtype=TOKEN_DTYPE, mode="r"), 0)
+
+
+def check_token_ids(path: Path, tokens: np.ndarray, offset: int) -> np.ndarray:
+    """Return `tokens` if every id is in the GPT-2 vocabulary, else raise ShardFormatError.
+
+    uint16 holds ids up to 65535 but GPT-2 stops at 50256: an id past it would index past the
+    token histogram and the embedding table. One vectorized max per file, so every reader
+    (audit, train, the nanoGPT export) is covered once: ~0.02 s per 100M tokens in page cache
+    (bench/shards_bench.py); from a cold disk, one read of the file.
+    """
+    if len(tokens) == 0 or int(tokens.max()) < VOCAB_SIZE:
+        return tokens
+    bad = tokens >= VOCAB_SIZE
+    pos = int(np.argmax(bad))
+    raise ShardFormatError(
+        f"{path}: token {pos:,} (byte {offset + pos * TOKEN_DTYPE.itemsize:,}) is id {int(tokens[pos])}, outside the GPT-2 "
+        f"vocabulary 0..{VOCAB_SIZE - 1} ({int(np.count_nonzero(bad)):,} such ids in the file)",
+        "the file is corrupt or not GPT-2 tokens (tiktoken 'gpt2'): re-tokenize the text with fwpipe prepare",
+    )
 
 
 class TokenFileWriter:
@@ -200,21 +221,56 @@ def _is_llmc(path: Path) -> bool:
     return len(head) == 12 and int(np.frombuffer(head[:4], "<i4")[0]) == MAGIC
 
 
-def _split_of(name: str) -> str | None:
-    # llm.c names shards fineweb_train_000001.bin / fineweb_val_000000.bin
-    lower = name.lower()
-    if "val" in lower:
-        return "val"
-    if "train" in lower:
-        return "train"
-    return None
+def _split_of(path: Path) -> str | None:
+    """train or val from a file name's words: fineweb_train_000001.bin, tinyshakespeare_val.bin.
+
+    Whole words only (runs of letters), so `..._train_interval_...` is train, not val.
+    """
+    words = set(re.findall(r"[a-z]+", path.name.lower()))
+    found = [name for name in SPLITS if name in words]
+    if len(found) > 1:
+        raise ShardFormatError(f"{path}: the name says both train and val", "rename it so that it names one split")
+    return found[0] if found else None
+
+
+def _load_manifest(path: Path) -> tuple[dict, bytes]:
+    """The manifest as a dict, checked to be the shape prepare writes, and its raw bytes."""
+    try:
+        raw = path.read_bytes()
+        manifest = json.loads(raw)
+    except OSError as e:
+        raise InputNotFoundError(f"{path}: cannot read it ({e.strerror or e})", "check the file's permissions") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ShardFormatError(f"{path}: not valid JSON ({e})", _REPREPARE) from e
+    if not isinstance(manifest, dict):
+        raise ShardFormatError(f"{path}: a JSON {type(manifest).__name__}, not the object fwpipe prepare writes", _REPREPARE)
+    if manifest.get("status") != "complete":
+        raise ShardFormatError(f"{path.parent}: prepare did not finish (manifest status {manifest.get('status')!r})",
+                               "re-run the same fwpipe prepare command to finish it")
+    if manifest.get("format", "fwpipe") not in ("fwpipe", "nanogpt"):
+        raise ShardFormatError(f"{path}: format {manifest.get('format')!r} is neither 'fwpipe' nor 'nanogpt'", _REPREPARE)
+    splits = manifest.get("splits")
+    if not isinstance(splits, dict):
+        raise ShardFormatError(f"{path}: 'splits' is missing or not an object", _REPREPARE)
+    for name in SPLITS:
+        files = splits.get(name, {}).get("shard_files", []) if isinstance(splits.get(name, {}), dict) else None
+        if not isinstance(files, list) or not all(isinstance(f, dict) and _plain_name(f.get("file")) for f in files):
+            raise ShardFormatError(f"{path}: splits.{name}.shard_files is not a list of {{'file': NAME}} in the directory",
+                                   _REPREPARE)
+    return manifest, raw
+
+
+def _plain_name(name: object) -> bool:
+    # a file beside the manifest: no directory part, so a manifest cannot point a reader elsewhere
+    return isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name and "\\" not in name
 
 
 def open_dataset(path: str | Path) -> Dataset:
     """Open a fwpipe dataset directory, a nanoGPT directory, or llm.c shards (dir or glob).
 
     The layout is detected: manifest.json -> fwpipe; train.bin/val.bin without the llm.c magic
-    -> nanoGPT; *.bin files with the llm.c magic -> llm.c.
+    -> nanoGPT; *.bin files with the llm.c magic -> llm.c. A directory that holds two layouts
+    is refused rather than guessed. Every token file is checked against the vocabulary.
     """
     import hashlib
 
@@ -229,35 +285,49 @@ def open_dataset(path: str | Path) -> Dataset:
         raise InputNotFoundError(f"{root}: no such dataset", "run `fwpipe prepare INPUT.parquet -o DIR` first, or pass an existing dataset")
     if root.is_file():
         files = [root]
-        return _open_llmc(root.parent, files) if _is_llmc(root) else _open_nanogpt(root.parent, {(_split_of(root.name) or "train"): root})
+        return _open_llmc(root.parent, files) if _is_llmc(root) else _open_nanogpt(root.parent, {(_split_of(root) or "train"): root})
     manifest_path = root / MANIFEST
     if manifest_path.exists():
-        raw = manifest_path.read_bytes()
-        try:
-            manifest = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise ShardFormatError(f"{manifest_path}: not valid JSON ({e})", "delete the directory and re-run fwpipe prepare") from e
-        if manifest.get("status") != "complete":
-            raise ShardFormatError(f"{root}: prepare did not finish (manifest status {manifest.get('status')!r})", "re-run the same fwpipe prepare command to finish it")
+        manifest, raw = _load_manifest(manifest_path)
+        fmt: Format = "nanogpt" if manifest.get("format") == "nanogpt" else "fwpipe"
+        listed = {name: [root / f["file"] for f in manifest["splits"].get(name, {}).get("shard_files", [])] for name in SPLITS}
+        if fmt == "fwpipe":
+            n_listed = sum(len(fs) for fs in listed.values())
+            _refuse_two_layouts(root, f"a fwpipe dataset ({MANIFEST} and its {n_listed} shard(s))", list(_raw_named(root).values()))
         splits = {}
-        for name in SPLITS:
-            files = [root / s["file"] for s in manifest.get("splits", {}).get(name, {}).get("shard_files", [])]
+        for name, files in listed.items():
             for f in files:
                 if not f.exists():
                     raise ShardFormatError(f"{f}: listed in the manifest but missing", "re-run fwpipe prepare with --overwrite")
-            if manifest.get("format") == "nanogpt":
-                splits[name] = Split(name, files, [read_raw_bin(f) for f in files])
-            else:
-                splits[name] = Split(name, files, [read_shard(f) for f in files])
-        fmt: Format = "nanogpt" if manifest.get("format") == "nanogpt" else "fwpipe"
+            read = read_raw_bin if fmt == "nanogpt" else read_shard
+            splits[name] = Split(name, files, [read(f) for f in files])
         return Dataset(root, fmt, splits, manifest, hashlib.sha256(raw).hexdigest())
     bins = sorted(root.glob("*.bin"))
     if not bins:
         raise InputNotFoundError(f"{root}: no manifest.json and no .bin token files", "pass a fwpipe dataset, a nanoGPT dir (train.bin/val.bin) or llm.c shards")
-    raw_named = {p.stem: p for p in bins if p.stem in SPLITS}
+    raw_named = _raw_named(root)
     if raw_named and not any(_is_llmc(p) for p in raw_named.values()):
+        llmc = [p.name for p in bins if p not in raw_named.values() and _is_llmc(p)]
+        if llmc:
+            more = f" and {len(llmc) - 2} more" if len(llmc) > 2 else ""
+            _refuse_two_layouts(root, f"llm.c shards ({', '.join(llmc[:2])}{more})", list(raw_named.values()))
         return _open_nanogpt(root, raw_named)
     return _open_llmc(root, bins)
+
+
+def _raw_named(root: Path) -> dict[str, Path]:
+    """nanoGPT's train.bin / val.bin in a directory, by split."""
+    return {name: root / f"{name}.bin" for name in SPLITS if (root / f"{name}.bin").is_file()}
+
+
+def _refuse_two_layouts(root: Path, shards: str, nanogpt: list[Path]) -> None:
+    """Refuse a directory that holds shards and nanoGPT files too: reading either one would be a guess."""
+    if nanogpt:
+        raise ShardFormatError(
+            f"{root}: holds two datasets, {shards} and nanoGPT {' and '.join(p.name for p in nanogpt)}, "
+            "and fwpipe will not guess which one you mean",
+            f"move one of them into a directory of its own, or pass the shards as a quoted glob: '{root / '*_[0-9]*.bin'}'",
+        )
 
 
 def _open_nanogpt(root: Path, named: dict[str, Path]) -> Dataset:
@@ -270,9 +340,10 @@ def _open_llmc(root: Path, files: list[Path]) -> Dataset:
     for f in files:
         if not _is_llmc(f):
             raise ShardFormatError(f"{f}: no llm.c magic {MAGIC} in its header", "pass only llm.c shards, or a nanoGPT directory with train.bin/val.bin")
-        split = _split_of(f.name)
+        split = _split_of(f)
         if split is None:
-            raise ShardFormatError(f"{f}: cannot tell train from val by its name", "rename llm.c shards to contain 'train' or 'val'")
+            raise ShardFormatError(f"{f}: cannot tell train from val by its name",
+                                   "rename llm.c shards to contain 'train' or 'val' as a word, e.g. fineweb_val_000000.bin")
         by_split.setdefault(split, []).append(f)
     splits = {name: Split(name, ps, [read_shard(p) for p in ps]) for name, ps in by_split.items()}
     return Dataset(root, "llmc", splits)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from fwpipe import kernels
 
@@ -7,6 +8,16 @@ def test_token_histogram_matches_numpy():
     rng = np.random.default_rng(0)
     toks = rng.integers(0, 50257, 100_000).astype(np.uint16)
     assert np.array_equal(kernels.token_histogram(toks, 50257), kernels.token_histogram_ref(toks, 50257))
+
+
+@pytest.mark.parametrize("bad", [50257, 65535])
+def test_token_histogram_refuses_ids_past_the_vocabulary(bad):
+    # numba does not bounds-check: before, these wrote past the counts array (heap corruption)
+    toks = np.array([0, 50256, bad, 1], dtype=np.uint16)
+    for fn in (kernels.token_histogram, kernels.token_histogram_ref):
+        with pytest.raises(IndexError, match="outside"):
+            fn(toks, 50257)
+    assert kernels.token_histogram(toks, 65536)[bad] == 1  # a vocabulary that holds the id counts it
 
 
 def test_doc_bounds_matches_numpy_on_random_streams():

@@ -44,7 +44,38 @@ JSON schema (schema_version 1; keys are only ever added). Counts are documents o
 
 from __future__ import annotations
 
+# The schema above as data, so that `--fail-on` rules are checked before the audit runs. A key
+# maps to NUMBER, TEXT, LIST (items not checked) or a dict of its own keys; keys that only some
+# reports have (budget, note, ...) are included. tests/audit/test_report.py holds it to a real report.
+NUMBER, TEXT, LIST = "number", "text", "list"
 
+
+def _keys(names: str, kind: str = NUMBER) -> dict:
+    return dict.fromkeys(names.split(), kind)
+
+
+_SPLIT = _keys("docs tokens stream_tokens distinct_token_ids shards")
+_LENGTHS = {**_keys("docs min p10 p50 p90 p99 max mean skewness gini top1pct_token_share top10pct_token_share short_doc_share "
+                    "short_doc_tokens block_size over_block_token_share"), "histogram": _keys("bin_lower_edges counts", LIST)}
+KEYS: dict = {
+    **_keys("schema_version seconds"), **_keys("fwpipe_version dataset format", TEXT), **_keys("verdicts sources", LIST),
+    "options": {**_keys("block_size shingle threshold num_perm ngram seed"), "minhash_scheme": TEXT},
+    "splits": {"train": _SPLIT, "val": _SPLIT},
+    "lengths": {"train": _LENGTHS, "val": _LENGTHS},
+    "exact_duplicates": {**_keys("docs tokens groups doc_fraction"), "by_split": _keys("train val"), "largest": LIST},
+    "near_duplicates": {**_keys("threshold shingle num_perm bands rows candidate_pairs kept_pairs distinct_signatures clusters "
+                                "docs_in_clusters removable_docs removable_tokens removable_token_fraction"),
+                        "cluster_sizes": _keys("size clusters", LIST), "largest": LIST, "clusters_file": TEXT},
+    "leakage": {**_keys("val_docs train_docs exact_docs near_docs ngram_n ngram_docs ngram_fraction exact_fraction near_fraction "
+                        "ngram_docs_fraction ngram_val_ngrams ngram_sampled_every"), "note": TEXT},
+    "budget": {**_keys("budget_tokens unique_tokens epochs effective_tokens effective_fraction source_files tokens_per_source_file "
+                       "files_for_4_epochs files_for_1_epoch data_multiple_for_4_epochs data_multiple_for_1_epoch "
+                       "unique_tokens_for_4_epochs unique_tokens_for_1_epoch repeats_free_epochs params tokens_per_param "
+                       "chinchilla_tokens_per_param compute_flops optimal_params optimal_tokens"),
+               **_keys("verdict verdict_text chinchilla_verdict", TEXT)},
+}
+PARAMS_KEYS = ("params", "tokens_per_param", "chinchilla_tokens_per_param", "compute_flops", "optimal_params", "optimal_tokens",
+               "chinchilla_verdict")  # in budget only with --params
 
 WIDTH = 100
 _LEVEL = {"ok": "[ OK ]", "warn": "[WARN]", "bad": "[BAD ]"}

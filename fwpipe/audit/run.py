@@ -8,6 +8,8 @@ budget. The result is the JSON report (schema in fwpipe/audit/report.py).
 from __future__ import annotations
 
 import logging
+import math
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -37,6 +39,16 @@ def _check_path(path: str | Path) -> None:
         what = "a parquet file" if magic == b"PAR1" else f"a {p.suffix or 'suffix-less'} file"
         raise InputFormatError(f"{p}: {what}, not a token dataset",
                                "audit reads token shards; run `fwpipe prepare FILE.parquet` first, then `fwpipe audit`")
+
+
+def _check_params(budget_tokens: float | None, params: float | None) -> None:
+    if params is None:
+        return
+    if isinstance(params, bool) or not isinstance(params, (int, float)) or not math.isfinite(params) or params <= 0:
+        raise ConfigError(f"--params {params} is not a positive number of model parameters", "pass e.g. --params 40e6")
+    if budget_tokens is None:
+        raise ConfigError("--params sizes the model against a budget, but no --budget-tokens was given",
+                          "add --budget-tokens, e.g. --budget-tokens 7.6e9 --params 40e6")
 
 
 def _check_options(block_size: int, shingle: int, num_perm: int, ngram: int) -> None:
@@ -73,6 +85,7 @@ def audit(
     _check_options(block_size, shingle, num_perm, ngram)
     if budget_tokens is not None:
         budget_mod.B.check_budget(budget_tokens)  # fail before the expensive part
+    _check_params(budget_tokens, params)
     bands, rows = lsh_params(threshold, num_perm)
     _check_path(path)
     step("opening")
@@ -104,13 +117,9 @@ def audit(
     near = near_duplicates(corpus, sig, threshold=threshold, bands=bands, rows=rows, shingle=shingle)
     del sig
     report["near_duplicates"] = near.report
-    if ds.format == "fwpipe" and write_clusters_file:
-        try:
-            rows_written = write_clusters(ds.root / "clusters.parquet", corpus, near.cluster)
-            report["near_duplicates"]["clusters_file"] = str(ds.root / "clusters.parquet")
-            log.info("wrote %d rows to %s", rows_written, ds.root / "clusters.parquet")
-        except FwpipeError as e:  # a read-only dataset still gets its report
-            log.warning("could not write clusters.parquet: %s", e)
+    clusters_path = ds.root / "clusters.parquet"
+    if ds.format == "fwpipe" and write_clusters_file and _write_optional(clusters_path, lambda p: write_clusters(p, corpus, near.cluster)):
+        report["near_duplicates"]["clusters_file"] = str(clusters_path)
     step(f"{ngram}-gram leakage")
     report["leakage"] = leakage(corpus, exact.first, near.near_train, ngram=ngram)
     if budget_tokens is not None:
@@ -119,6 +128,21 @@ def audit(
     report["verdicts"] = verdicts(report)
     report["seconds"] = time.perf_counter() - t0
     return report
+
+
+def _write_optional(path: Path, write: Callable[[Path], int]) -> bool:
+    """Write an extra output into the dataset directory if it can be; a read-only dataset
+    (a shared copy, a read-only mount) still gets its report, with a warning instead."""
+    if not os.access(path.parent, os.W_OK):  # EROFS or no permission: do not even try
+        log.warning("could not write %s: the dataset directory is read-only; the report is complete without it", path)
+        return False
+    try:
+        rows = write(path)
+    except (FwpipeError, OSError) as e:
+        log.warning("could not write %s (%s); the report is complete without it", path, getattr(e, "message", e))
+        return False
+    log.info("wrote %d rows to %s", rows, path)
+    return True
 
 
 def verdicts(report: dict) -> list[dict]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from fwpipe.audit.corpus import Corpus
+from fwpipe.errors import InputFormatError
 from fwpipe.kernels import token_histogram
 from fwpipe.shards import SPLITS
 from fwpipe.tokenizer import EOT, VOCAB_SIZE
@@ -43,11 +44,17 @@ def per_source(dataset_root: Path, manifest: dict | None) -> list[dict] | None:
         return None
     import polars as pl
 
-    schema = pl.read_parquet_schema(path)
-    src = next((c for c in ("source_file", "source", "source_path") if c in schema), None)
-    if src is None or "n_tokens" not in schema or "split" not in schema:
-        log.info("docs.parquet has no source column; skipping per-source totals")
-        return None
-    df = (pl.scan_parquet(path).group_by([src, "split"]).agg(pl.len().alias("docs"), pl.col("n_tokens").sum().alias("tokens"))
-          .sort([src, "split"]).collect())
-    return [{"source": r[src], "split": r["split"], "docs": int(r["docs"]), "tokens": int(r["tokens"])} for r in df.iter_rows(named=True)]
+    try:
+        schema = pl.read_parquet_schema(path)
+        src = next((c for c in ("source_file", "source", "source_path") if c in schema), None)
+        if src is None or "n_tokens" not in schema or "split" not in schema:
+            log.info("docs.parquet has no source column; skipping per-source totals")
+            return None
+        df = (pl.scan_parquet(path).group_by([src, "split"]).agg(pl.len().alias("docs"), pl.col("n_tokens").sum().alias("tokens"))
+              .sort([src, "split"]).collect())
+        return [{"source": str(r[src]), "split": str(r["split"]), "docs": int(r["docs"]), "tokens": int(r["tokens"])}
+                for r in df.iter_rows(named=True)]
+    except (pl.exceptions.PolarsError, OSError, TypeError, ValueError) as e:
+        first_line = (str(e).splitlines() or [""])[0]
+        raise InputFormatError(f"{path}: cannot read it as prepare's document table ({type(e).__name__}: {first_line})",
+                               "restore docs.parquet, or re-run fwpipe prepare into a new -o directory") from e

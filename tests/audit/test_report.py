@@ -70,3 +70,31 @@ def test_rule_on_missing_key_names_the_key(planted_reports):
         failed_rules(rep, [parse_rule("budget.epochs>4")])
     with pytest.raises(ConfigError, match="no 'leakage.nope'"):
         failed_rules(rep, [parse_rule("leakage.nope>4")])
+
+
+def _leaves(node, path=()):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _leaves(v, (*path, k))
+    else:
+        yield ".".join(path), node
+
+
+def test_rule_schema_matches_a_real_report(planted_reports):
+    """report.KEYS, which checks rules before the audit, names exactly the keys a report has."""
+    from fwpipe.audit.report import KEYS, LIST, TEXT
+
+    rep = planted_reports["fwpipe"]  # with --budget-tokens and --params: every section
+    for path, value in _leaves(rep):
+        if isinstance(value, list):
+            continue
+        if isinstance(value, str):
+            with pytest.raises(ConfigError, match="is text"):
+                parse_rule(f"{path}>0")
+        else:
+            parse_rule(f"{path}>0")  # a key of a real report is never refused
+    in_report = {p for p, _ in _leaves(rep)}
+    optional = {"sources", "leakage.note", "leakage.ngram_sampled_every"}  # only some datasets have them
+    missing = {p for p, kind in _leaves(KEYS) if p not in in_report and p not in optional}
+    assert not missing, f"report.KEYS has keys no report has: {sorted(missing)}"
+    assert {kind for _, kind in _leaves(KEYS)} == {"number", TEXT, LIST}
