@@ -121,6 +121,23 @@ def test_a_directory_without_a_manifest_is_refused_and_untouched(tmp_path):
     assert code == 1 and dir_digest(d) == before
 
 
+def test_the_manifest_is_written_before_any_other_file(tmp_path, first150, monkeypatch):
+    """So no moment of a run leaves files of ours in a directory without a manifest."""
+    from fwpipe.pipeline import prepare as prepare_mod
+
+    seen = []
+    real = prepare_mod.write_manifest
+
+    def spy(out_dir, manifest):
+        seen.append(sorted(os.listdir(out_dir)))
+        real(out_dir, manifest)
+
+    monkeypatch.setattr(prepare_mod, "write_manifest", spy)
+    prepare([first150], tmp_path / "d", options=PrepareOptions(dedup="near"), progress=False)
+    assert seen[0] == []  # the top-level manifest comes first...
+    assert len(seen) >= 2 and seen[1] == []  # ...and so does the first-pass stage's, inside .work
+
+
 def test_a_run_killed_while_writing_its_first_manifest_starts_again(tmp_path, first150):
     d = tmp_path / "d"
     d.mkdir()
@@ -262,6 +279,14 @@ def test_read_only_output_directory_is_one_line(tmp_path, first150, monkeypatch)
     assert code == 1
     line = one_error_line(out)
     assert "Read-only file system" in line and "ro/manifest.json" in line and "writable" in line
+    assert os.listdir(ro) == []
+
+
+def test_a_finished_dataset_on_a_read_only_disk_is_left_as_it_is(tmp_path, first150, monkeypatch):
+    prepare([first150], tmp_path / "ds", options=NONE, progress=False)
+    _read_only(monkeypatch, tmp_path / "ds")
+    code, out = cli(first150, "-o", tmp_path / "ds", "--dedup", "none")
+    assert code == 0 and "nothing to do" in out
 
 
 def test_disk_full_while_writing_docs_parquet_leaves_no_temp_and_resumes(tmp_path, first150, monkeypatch):
