@@ -3,11 +3,19 @@
 Every output fwpipe writes (shards, sidecars, manifests, reports, checkpoints, plots) goes
 through here: a temp file beside the target, fsync, rename, fsync of the directory. A crash at
 any moment leaves either the old file or the new one, never half of one.
+
+Two rules keep a user's other files safe: a temp name is opened with O_NOFOLLOW, so a symbolic
+link planted there is refused instead of written through (the rename then replaces a link at
+the final name, never its target); and removing a temp file after a failure never raises, so
+the error the user sees is the one that stopped the write (on a read-only filesystem even
+unlinking a file that does not exist fails with EROFS, which used to hide it).
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +23,11 @@ from typing import Any, BinaryIO, Iterator
 
 from fwpipe.errors import OutputError
 
+log = logging.getLogger(__name__)
+
 HINT = "free disk space or choose another output directory"
+_NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+_NOT_WRITABLE_HINT = "the directory is read-only or not yours to write; choose a writable output directory"
 
 
 def fsync_dir(path: Path) -> None:
@@ -32,22 +44,45 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def output_error(path: str | Path, e: OSError, hint: str = HINT) -> OutputError:
+    """The one-line error for an OSError while writing `path`, with a hint that fits its cause."""
+    if e.errno == errno.ELOOP:
+        return OutputError(f"cannot write {path}: a symbolic link is in the way", "fwpipe never writes through a link inside its output; remove the link")
+    return OutputError(f"cannot write {path}: {e.strerror or e}", _NOT_WRITABLE_HINT if e.errno in _NOT_WRITABLE else hint)
+
+
+def open_new(path: str | Path) -> BinaryIO:
+    """Create or truncate `path` for writing, refusing (ELOOP) to follow a symbolic link there."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o644)
+    return os.fdopen(fd, "wb")
+
+
+def discard(path: str | Path) -> None:
+    """Remove a temp file if it is there; never raises, so it cannot hide the error being handled."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        log.debug("could not remove %s: %s", path, e)
+
+
 @contextmanager
 def atomic_file(path: str | Path, *, hint: str = HINT) -> Iterator[BinaryIO]:
     """Yield a binary file to write; on a clean exit it becomes `path`, on an error it is gone."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "wb") as f:
+        with open_new(tmp) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {e.strerror or e}", hint) from e
+        discard(tmp)
+        raise output_error(path, e, hint) from e
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise
     fsync_dir(path.parent)
 
@@ -70,6 +105,6 @@ def commit_file(tmp: str | Path, path: str | Path, *, hint: str = HINT) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {e.strerror or e}", hint) from e
+        discard(tmp)
+        raise output_error(path, e, hint) from e
     fsync_dir(Path(path).parent)

@@ -23,7 +23,7 @@ from typing import Iterator, Literal
 
 import numpy as np
 
-from fwpipe.atomic import fsync_dir, write_bytes
+from fwpipe.atomic import discard, fsync_dir, open_new, output_error, write_bytes
 from fwpipe.errors import InputNotFoundError, OutputError, ShardFormatError
 from fwpipe.tokenizer import EOT, VOCAB_SIZE
 
@@ -123,7 +123,7 @@ class TokenFileWriter:
         self.with_header = with_header
         self.n_tokens = 0
         try:
-            self.f = open(self.tmp, "wb")
+            self.f = open_new(self.tmp)  # never through a symbolic link planted at the temp name
             if with_header:
                 self.f.write(header(0).tobytes())
         except OSError as e:
@@ -131,7 +131,7 @@ class TokenFileWriter:
 
     def _error(self, e: OSError) -> OutputError:
         self.abort()
-        return OutputError(f"cannot write {self.path}: {e.strerror or e}", _HINT)
+        return output_error(self.path, e, _HINT)
 
     def write(self, tokens: np.ndarray) -> None:
         tokens = np.ascontiguousarray(tokens, dtype=TOKEN_DTYPE)
@@ -169,7 +169,7 @@ class TokenFileWriter:
                 self.f.close()
         except (OSError, AttributeError):
             pass
-        self.tmp.unlink(missing_ok=True)
+        discard(self.tmp)
 
 
 # ----------------------------------------------------------------------------- reading datasets

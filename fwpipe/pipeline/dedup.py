@@ -47,30 +47,33 @@ class DedupPlan:
     report: dict
 
 
-def first_pass(stages: list[Path]) -> tuple[Dataset, pa.Table]:
+def first_pass(stages: list[Path], names: list[str] | None = None) -> tuple[Dataset, pa.Table]:
     """The first-pass datasets (one per input file, in input order) as one train stream.
 
-    docs["shard"] is renumbered to index the combined list of shards.
+    docs["shard"] is renumbered to index the combined list of shards. With `names` (one per
+    stage), docs["source_file"] is the name this run gave each input: a resumed run may spell
+    a path differently (relative, absolute) from the run that wrote the stage.
     """
     dss = [open_dataset(d) for d in stages]
     train = Split("train", [p for ds in dss for p in ds.split("train").paths], [t for ds in dss for t in ds.split("train").shards])
     tables, n_shards = [], 0
     for d, ds in zip(stages, dss):
         t = pq.read_table(d / "docs.parquet")
-        t = t.set_column(t.schema.get_field_index("source_file"), "source_file", t["source_file"].cast(pa.string()))
+        source = pa.array([names[len(tables)]] * t.num_rows, pa.string()) if names else t["source_file"].cast(pa.string())
+        t = t.set_column(t.schema.get_field_index("source_file"), "source_file", source)
         t = t.set_column(t.schema.get_field_index("shard"), "shard", pc.add(t["shard"], n_shards))
         tables.append(t)
         n_shards += len(ds.split("train").shards)
     return Dataset(stages[0].parent, "fwpipe", {"train": train, "val": Split("val", [], [])}), pa.concat_tables(tables)
 
 
-def plan(stages: list[Path], mode: Dedup, *, threshold: int, force_val: bool) -> DedupPlan:
+def plan(stages: list[Path], mode: Dedup, *, threshold: int, force_val: bool, names: list[str] | None = None) -> DedupPlan:
     """Find clusters in the first pass and decide keep and split for every document.
 
     `threshold` is the split's 64-bit val threshold; with `force_val`, a dataset whose kept
     documents all hash to train sends the smallest-hash cluster to val.
     """
-    ds, docs = first_pass(stages)
+    ds, docs = first_pass(stages, names)
     corpus = index(ds)
     n = corpus.n_docs
     if docs.num_rows != n:

@@ -253,7 +253,7 @@ def _sample_all(files: list[_File], text_column: str, sample_docs: int, seed: in
             keep = pc.greater(lens, 0)
             f.docs += int(pc.sum(keep).as_py() or 0)
             f.text_bytes += int(pc.sum(lens).as_py() or 0)
-            texts.extend(pc.filter(col, pc.fill_null(keep, False)).to_pylist())
+            texts.extend(inputs_mod.strings(pc.filter(col, pc.fill_null(keep, False)), f.src.path, text_column, i, "row group"))
     n = len(texts)
     k = max(1, math.ceil(n / sample_docs))
     start = seed % k
@@ -279,7 +279,7 @@ def _sample_windows(files: list[_File], text_column: str, sample_docs: int, samp
         pf = open_files.setdefault(fi, inputs_mod.open_parquet(Path(files[fi].src.path)))
         got, nbytes = 0, 0
         for batch in pf.iter_batches(batch_size=max(per_window, 16), row_groups=[rg], columns=[text_column], use_threads=False):
-            for t in batch.column(0).to_pylist():
+            for t in inputs_mod.strings(batch.column(0), files[fi].src.path, text_column, rg, "row group"):
                 if not t:
                     continue
                 texts.append(t)

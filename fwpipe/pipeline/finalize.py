@@ -20,9 +20,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fwpipe import __version__, shards
-from fwpipe.atomic import commit_file, write_bytes
+from fwpipe.atomic import atomic_file, commit_file
 from fwpipe.kernels import length_bin_edges
 from fwpipe.pipeline.inputs import Source
+from fwpipe.pipeline.outputs import MANIFEST, write_manifest
 from fwpipe.pipeline.shardset import WORK, SplitWriter, read_stats, sidecar, write_npy_atomic
 from fwpipe.pipeline.split import SPLIT_NAMES
 from fwpipe.pipeline.tokenize import EMPTY_TEXT, NULL_TEXT, OK, TOO_LONG
@@ -32,11 +33,7 @@ if TYPE_CHECKING:
     from fwpipe.pipeline.prepare import PrepareOptions
 
 log = logging.getLogger(__name__)
-
-
-def write_manifest(out_dir: Path, manifest: dict) -> None:
-    data = json.dumps(manifest, indent=2, sort_keys=False).encode() + b"\n"
-    write_bytes(out_dir / shards.MANIFEST, [data])
+_HINT = "free disk space or choose another -o directory, then run the same command again to resume"
 
 
 def finalize(
@@ -81,15 +78,13 @@ def finalize(
 
     bases = _write_nanogpt(out_dir, shard_dir, per_split) if options.format == "nanogpt" else None
     names = pa.array([s.path for s in sources], pa.string())
-    docs_path = out_dir / "docs.parquet"
-    tmp = docs_path.with_name(".docs.parquet.tmp")
-    with pq.ParquetWriter(tmp, _DOCS_SCHEMA, compression="zstd") as w:
+    # streamed into an atomic temp file: a full disk leaves neither docs.parquet nor its temp
+    with atomic_file(out_dir / "docs.parquet", hint=_HINT) as f, pq.ParquetWriter(f, _DOCS_SCHEMA, compression="zstd") as w:
         for split in SPLIT_NAMES:
             for t in _split_tables(out_dir, split, writers[split].index, writers[split]):
                 t = t.filter(pc.equal(t["status"], OK))
                 check.add(t)
                 w.write_table(_docs_rows(t, split, names, bases), row_group_size=1 << 20)
-    commit_file(tmp, docs_path)
     write_npy_atomic(out_dir / "token_counts.npy", np.stack([hists[s] for s in SPLIT_NAMES]))
 
     total_docs = per_split["train"]["docs"] + per_split["val"]["docs"]
@@ -124,6 +119,9 @@ def finalize(
         "files": {"docs": "docs.parquet", "token_counts": "token_counts.npy (int64, shape (2, vocab): train, val)",
                   **({"removed": "removed.parquet"} if dedup_report is not None else {})},
         "summary": summary,
+        # every file this prepare wrote: the only ones a later --overwrite deletes (outputs.py)
+        "outputs": sorted([MANIFEST, "docs.parquet", "token_counts.npy", *(["removed.parquet"] if dedup_report is not None else []),
+                           *(f["file"] for s in SPLIT_NAMES for f in per_split[s]["shard_files"])]),
     }
     write_manifest(out_dir, manifest)
     shutil.rmtree(out_dir / WORK, ignore_errors=True)

@@ -122,8 +122,30 @@ def inspect(path: Path, text_column: str, *, hash_content: bool = True) -> Sourc
     )
 
 
-def _ids(col: pa.Array) -> list[str | None]:
-    ids = col.to_pylist()
+def strings(col: pa.Array, path: str, column: str, row0: int, where: str = "row") -> list:
+    """`col` as Python values; a string that is not valid UTF-8 is named by file, column and row.
+
+    `row0` is the file row (or, with where="row group", the row group) of the first value.
+    """
+    try:
+        return col.to_pylist()
+    except UnicodeDecodeError:
+        bad = next(i for i, b in enumerate(col.cast(pa.binary()).to_pylist()) if b is not None and not _utf8(b))
+        at = f"row {row0 + bad}" if where == "row" else f"{where} {row0}"
+        raise InputFormatError(f"{path}: column {column!r}, {at}, is not valid UTF-8",
+                               "repair the file (e.g. decode that text with errors='replace' and write the file again) or leave the file out") from None  # fmt: skip
+
+
+def _utf8(b: bytes) -> bool:
+    try:
+        b.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _ids(col: pa.Array, path: str, row0: int) -> list[str | None]:
+    ids = strings(col, path, KEY_COLUMN, row0)
     return [None if i is None else str(i) for i in ids] if pa.types.is_integer(col.type) else ids
 
 
@@ -174,10 +196,10 @@ def read_batches(source: Source, file_index: int, text_column: str, *, start_row
             yield Batch(
                 file_index=file_index,
                 row0=row + lo,
-                texts=col[text_column].to_pylist(),
-                ids=_ids(col[KEY_COLUMN]) if source.has_id else [None] * rb.num_rows,
+                texts=strings(col[text_column], source.path, text_column, row + lo),
+                ids=_ids(col[KEY_COLUMN], source.path, row + lo) if source.has_id else [None] * rb.num_rows,
                 token_counts=col[TOKEN_COUNT_COLUMN].to_pylist() if source.has_token_count else [None] * rb.num_rows,
-                urls=col[URL_COLUMN].to_pylist() if source.has_url else [None] * rb.num_rows,
+                urls=strings(col[URL_COLUMN], source.path, URL_COLUMN, row + lo) if source.has_url else [None] * rb.num_rows,
                 n_bytes=int(bytes_per_row * rb.num_rows),
             )
             row += n

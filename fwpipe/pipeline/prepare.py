@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import threading
 import time
 from collections import deque
@@ -26,11 +25,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fwpipe import shards
-from fwpipe.errors import DatasetMismatchError, OutputError
+from fwpipe.errors import OutputError
 from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.pipeline.inputs import Source
-from fwpipe.pipeline.finalize import finalize, write_manifest
-from fwpipe.pipeline.shardset import WORK, SplitWriter, finished_shards, sidecar, write_parquet_atomic
+from fwpipe.pipeline import outputs
+from fwpipe.pipeline.finalize import finalize
+from fwpipe.pipeline.outputs import write_manifest
+from fwpipe.pipeline.shardset import WORK, SplitWriter, finished_shards, shard_paths, sidecar, sidecar_paths, write_parquet_atomic
 from fwpipe.pipeline.split import SPLIT_NAMES, TRAIN, VAL, key_hash, val_threshold
 from fwpipe.pipeline.tokenize import OK, ChunkRows, encode_chunk
 from fwpipe.progress import Progress, fmt_s
@@ -119,7 +120,7 @@ def _prepare_locked(paths, sources: list[Source], out_dir: Path, options: Prepar
                     overwrite: bool, progress: bool | None, t0: float) -> dict:  # fmt: skip
     identity = _identity(sources, options)
 
-    state = _claim_output(out_dir, identity, sources, overwrite)
+    state = outputs.claim(out_dir, identity, overwrite)
     if state == "complete":
         manifest = json.loads((out_dir / shards.MANIFEST).read_text())
         summary = dict(manifest["summary"], out_dir=str(out_dir), did_work=False, seconds=time.perf_counter() - t0)
@@ -127,8 +128,12 @@ def _prepare_locked(paths, sources: list[Source], out_dir: Path, options: Prepar
         return summary
 
     shard_dir = out_dir / WORK if options.format == "nanogpt" else out_dir
-    (out_dir / WORK).mkdir(parents=True, exist_ok=True)
+    # the manifest first: no moment leaves files of ours in a directory without one
     write_manifest(out_dir, {"status": "in_progress", **identity})
+    try:
+        (out_dir / WORK).mkdir(exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create {out_dir / WORK}: {e.strerror or e}", "choose a writable -o directory") from e
     threshold = val_threshold(options.val_fraction)
     if options.dedup == "none":
         done = {s: finished_shards(out_dir, s, shard_dir) for s in SPLIT_NAMES}
@@ -137,7 +142,7 @@ def _prepare_locked(paths, sources: list[Source], out_dir: Path, options: Prepar
         dedup_plan, tokenized = _first_pass(paths, sources, out_dir, options, threshold, workers, batch_rows, buffer_mb, progress)
         first_pass = {"tokens_this_run": tokenized}
         for s in SPLIT_NAMES:  # pass 2 is cheap and deterministic: a crashed one is redone whole
-            for p in list(shard_dir.glob(f"{s}_*.bin")) + list((out_dir / WORK).glob(f"{s}_*.*")):
+            for p in shard_paths(shard_dir, s) + sidecar_paths(out_dir, s):
                 p.unlink()
         done = {s: [] for s in SPLIT_NAMES}
     cursors = tuple(_cursor(out_dir, s, done[s]) for s in SPLIT_NAMES)
@@ -193,6 +198,8 @@ def _check_options(o: PrepareOptions) -> None:
         raise BudgetError(f"--budget-tokens {o.budget_tokens} is not a positive number of tokens", "pass e.g. --budget-tokens 7.6e9")
     if not o.max_epochs > 0:
         raise ConfigError(f"--max-epochs {o.max_epochs} is not positive", "pass e.g. --max-epochs 1 (fresh data) or 4 (repeats nearly free)")
+    if not 0 <= o.seed < 2**64:  # the split hash is keyed by the seed's 8 bytes
+        raise ConfigError(f"--seed {o.seed} is not in [0, 2**64)", "pass a non-negative whole number, e.g. --seed 0")
     if o.shard_tokens >= 2**31:
         raise ConfigError(f"--shard-tokens {o.shard_tokens} does not fit an llm.c header", "use at most 2,147,483,647 tokens")
 
@@ -207,52 +214,6 @@ def _identity(sources: list[Source], options: PrepareOptions) -> dict:
         "split": {"key_column": inputs_mod.KEY_COLUMN, "key_fallback": options.text_column, "hash": "blake2b-64", "val_fraction": options.val_fraction, "seed": options.seed},
         "options": asdict(options),
     }
-
-
-_OURS = ("manifest.json", "docs.parquet", "removed.parquet", "token_counts.npy", "train.bin", "val.bin", WORK)
-
-
-def _ours(p: Path) -> bool:
-    return p.name in _OURS or (p.suffix == ".bin" and p.name.split("_")[0] in SPLIT_NAMES) or p.name.endswith(".tmp")
-
-
-def _claim_output(out_dir: Path, identity: dict, sources: list[Source], overwrite: bool) -> str:
-    """'fresh', 'resume' or 'complete'; refuses a directory that holds something else."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise DatasetMismatchError(f"{out_dir}: exists and is not a directory", "choose another -o")
-    if not out_dir.exists():
-        try:
-            out_dir.mkdir(parents=True)
-        except OSError as e:
-            raise OutputError(f"cannot create {out_dir}: {e.strerror or e}", "choose another -o") from e
-        return "fresh"
-    manifest_path = out_dir / shards.MANIFEST
-    entries = list(out_dir.iterdir())
-    if overwrite:
-        for p in entries:
-            if _ours(p):
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
-        entries = list(out_dir.iterdir())
-    if not manifest_path.exists():
-        foreign = [p.name for p in entries if not _ours(p)]
-        if foreign:
-            raise DatasetMismatchError(f"{out_dir}: not empty and not a fwpipe dataset (holds {', '.join(sorted(foreign)[:3])})", "choose an empty or new -o directory")
-        for p in entries:  # only leftovers of a run that died before its first manifest
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
-        return "fresh"
-    try:
-        old = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError:
-        old = {}
-    old_identity = {k: old.get(k) for k in identity}
-    if old_identity == identity:
-        return "complete" if old.get("status") == "complete" else "resume"
-    old_sources = {s["path"]: s for s in old.get("sources") or []}
-    changed = [s.path for s in sources if s.path in old_sources and (old_sources[s.path]["bytes"], old_sources[s.path]["sha256"]) != (s.bytes, s.sha256)]
-    if changed:
-        raise DatasetMismatchError(f"{changed[0]}: changed since {out_dir} was prepared from it (size or content)", "pass --overwrite to prepare it again")
-    diffs = [k for k in identity if old_identity.get(k) != identity[k]]
-    raise DatasetMismatchError(f"{out_dir}: holds a different dataset (differs in {', '.join(diffs)})", "pass --overwrite to replace it, or choose another -o")
 
 
 def _cursor(out_dir: Path, split: str, done: list[int]) -> int:
@@ -382,6 +343,7 @@ def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOpt
     first_options = PrepareOptions(text_column=options.text_column, val_fraction=0.0, seed=options.seed, shard_tokens=options.shard_tokens, dedup="none")
     target = math.ceil(options.budget_tokens / options.max_epochs) if options.budget_tokens else None
     stages, tokenized, raw_train = [], 0, 0
+    names = [src.path for src in sources]
     note = Progress(enabled=progress)
     for fi, (path, src) in enumerate(zip(paths, sources)):
         stage = out_dir / WORK / f"stage1-{fi:06d}"
@@ -393,13 +355,13 @@ def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOpt
         # first pass could hold the budget
         if target is not None and fi + 1 < len(paths) and raw_train >= target:
             note.update(f"prepare: finding duplicates among {raw_train:,} tokens", force=True)
-            p = dedup.plan(stages, options.dedup, threshold=threshold, force_val=options.val_fraction > 0)
+            p = dedup.plan(stages, options.dedup, threshold=threshold, force_val=options.val_fraction > 0, names=names)
             if dedup.kept_train_tokens(p) >= target:
                 log.info("budget reached after %d of %d input files", fi + 1, len(paths))
                 break
     else:
         note.update(f"prepare: finding duplicates among {raw_train:,} tokens", force=True)
-        p = dedup.plan(stages, options.dedup, threshold=threshold, force_val=options.val_fraction > 0)
+        p = dedup.plan(stages, options.dedup, threshold=threshold, force_val=options.val_fraction > 0, names=names)
     note.close()
     return p, tokenized
 

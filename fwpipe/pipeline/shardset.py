@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -66,6 +67,19 @@ def write_npy_atomic(path: Path, array: np.ndarray) -> None:
     write_bytes(path, [buf.getbuffer()])
 
 
+def shard_paths(shard_dir: Path, split: str) -> list[Path]:
+    """The shard files of `split` in `shard_dir`: exactly the names shards.shard_name gives, so
+    a user's `train_extra.bin` beside them is never taken for one."""
+    pattern = re.compile(rf"{split}_(\d{{6}})\.bin")
+    return sorted(p for p in shard_dir.glob(f"{split}_*.bin") if pattern.fullmatch(p.name))
+
+
+def sidecar_paths(out_dir: Path, split: str) -> list[Path]:
+    """The sidecars of `split` under `.work` (and their temp files)."""
+    pattern = re.compile(rf"\.?{split}_(\d{{6}})\.(rows\.parquet|stats\.npy)(\.tmp)?")
+    return sorted(p for p in (out_dir / WORK).iterdir() if pattern.fullmatch(p.name)) if (out_dir / WORK).is_dir() else []
+
+
 def read_stats(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(token_counts, length_hist) of one finished shard."""
     a = np.load(path)
@@ -85,11 +99,8 @@ def finished_shards(out_dir: Path, split: str, shard_dir: Path) -> list[int]:
         done.append(i)
         i += 1
     # anything after the first gap is from an interrupted run: remove it so it is redone
-    for path in list(shard_dir.glob(f"{split}_*.bin")) + list((out_dir / WORK).glob(f"{split}_*.*")):
-        try:
-            idx = int(path.name.split("_")[1].split(".")[0])
-        except (IndexError, ValueError):
-            continue
+    for path in shard_paths(shard_dir, split) + sidecar_paths(out_dir, split):
+        idx = int(path.name.lstrip(".").split("_")[1][:6])
         if idx >= i:
             path.unlink(missing_ok=True)
     return done

@@ -1,0 +1,219 @@
+"""What in an output directory is prepare's, and the only code of prepare that deletes files.
+
+A directory fwpipe did not make is never touched. prepare writes its manifest before any other
+file, so a directory without a fwpipe manifest holds nothing of ours: unless it is empty it is
+refused. With a manifest, what is ours is decided from it before anything is touched:
+
+* complete: exactly the files its `outputs` list names (older manifests: the shard files,
+  docs.parquet, token_counts.npy and removed.parquet they record), their temp names, `.work`,
+  and audit's outputs (AUDIT_OUTPUTS, which `fwpipe audit` writes into a fwpipe dataset);
+* in progress: the names prepare writes for the manifest's format (strict patterns such as
+  `train_000003.bin`; the manifest was there before any of them), plus the same fixed names;
+* overwriting: the `outputs` an interrupted --overwrite listed before it started deleting.
+
+Everything else (a user's notes beside the dataset, `train_extra.bin`) is left alone; where
+such a file has a name the new run would write, prepare refuses instead. Symbolic links are
+never followed: the output directory itself may be one (a data/ link to a bigger disk is
+common), but a link among our names inside it is refused, never deleted through or written
+through.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+from pathlib import Path
+
+from fwpipe import shards
+from fwpipe.atomic import write_bytes
+from fwpipe.errors import DatasetMismatchError, OutputError
+from fwpipe.pipeline.shardset import WORK
+
+MANIFEST = shards.MANIFEST
+TABLES = ("docs.parquet", "token_counts.npy", "removed.parquet")
+NANOGPT_FILES = ("train.bin", "val.bin")
+AUDIT_OUTPUTS = ("clusters.parquet",)  # fwpipe/audit/run.py writes it beside the shards
+SHARD_RE = re.compile(r"(train|val)_\d{6}\.bin")
+STATUSES = ("in_progress", "complete", "overwriting")
+FORMATS = ("fwpipe", "nanogpt")
+_LINK_HINT = "fwpipe never follows a link inside its output directory; remove the link (or choose another -o) and run again"
+
+
+def write_manifest(out_dir: Path, manifest: dict) -> None:
+    data = json.dumps(manifest, indent=2, sort_keys=False).encode() + b"\n"
+    write_bytes(out_dir / MANIFEST, [data])
+
+
+def tmp_name(name: str) -> str:
+    """The temp name fwpipe.atomic and shards.TokenFileWriter write `name` under."""
+    return f".{name}.tmp"
+
+
+def _plain(name: object) -> bool:
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
+
+
+def read_manifest(out_dir: Path) -> dict | None:
+    """The manifest of `out_dir`, None if there is none; refuses one fwpipe did not write."""
+    path = out_dir / MANIFEST
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        raise OutputError(f"{path}: is a symbolic link", _LINK_HINT)
+    hint = f"fwpipe decides what in {out_dir} is its own from that file, so it touches nothing there; move it away or choose another -o"
+    try:
+        m = json.loads(path.read_bytes())
+    except (OSError, ValueError) as e:
+        raise DatasetMismatchError(f"{path}: not a readable fwpipe manifest ({str(e)[:80]})", hint) from e
+    if not isinstance(m, dict):
+        raise DatasetMismatchError(f"{path}: not a fwpipe manifest (a JSON {type(m).__name__}, not an object)", hint)
+    if not isinstance(m.get("manifest_version"), int) or m.get("status") not in STATUSES or m.get("format") not in FORMATS:
+        raise DatasetMismatchError(f"{path}: not a fwpipe manifest (no valid manifest_version, status and format)", hint)
+    listed = _listed(m)
+    if listed is not None and not all(_plain(n) for n in listed):
+        raise DatasetMismatchError(f"{path}: lists an output that is not a plain file name", hint)
+    return m
+
+
+def _listed(m: dict) -> list | None:
+    """The files a complete (or overwriting) manifest says prepare wrote; None while in progress."""
+    if m["status"] == "in_progress":
+        return None
+    if "outputs" in m:
+        return m["outputs"] if isinstance(m["outputs"], list) else [None]
+    # manifests before `outputs`: their shard files and tables
+    try:
+        names = [f["file"] for s in m.get("splits", {}).values() for f in s.get("shard_files", [])]
+    except (AttributeError, TypeError, KeyError):
+        return [None]
+    return names + ["docs.parquet", "token_counts.npy"] + (["removed.parquet"] if "removed" in (m.get("files") or {}) else [])
+
+
+def writes(name: str, fmt: str) -> bool:
+    """Whether a prepare of format `fmt` may write `name` at the top of its output directory."""
+    base = name[1:-4] if name.startswith(".") and name.endswith(".tmp") else name
+    if name == WORK or base == MANIFEST or base in TABLES:
+        return True
+    return bool(SHARD_RE.fullmatch(base)) if fmt == "fwpipe" else base in NANOGPT_FILES
+
+
+def owned(out_dir: Path, manifest: dict) -> list[str]:
+    """The entries of `out_dir` that are prepare's (or audit's) under `manifest`, sorted."""
+    fixed = {WORK, MANIFEST, tmp_name(MANIFEST), *AUDIT_OUTPUTS, *map(tmp_name, AUDIT_OUTPUTS)}
+    listed = _listed(manifest)
+    if listed is not None:
+        fixed |= set(listed) | {tmp_name(n) for n in listed}
+    return sorted(n for n in os.listdir(out_dir) if n in fixed or (listed is None and writes(n, manifest["format"])))
+
+
+def refuse_links(out_dir: Path, names: list[str]) -> None:
+    """Raise if any of `names` in `out_dir`, or anything under `.work`, is a symbolic link."""
+    for name in names:
+        p = out_dir / name
+        if p.is_symlink():
+            raise OutputError(f"{p}: is a symbolic link", _LINK_HINT)
+        if name == WORK and p.is_dir():
+            for root, dirs, files in os.walk(p):  # os.walk never descends into a linked directory
+                for n in dirs + files:
+                    if os.path.islink(os.path.join(root, n)):
+                        raise OutputError(f"{os.path.join(root, n)}: is a symbolic link", _LINK_HINT)
+
+
+def remove(out_dir: Path, names: list[str]) -> None:
+    """Delete `names` (already checked by refuse_links): `.work` first, the manifest never.
+
+    `.work` goes first because its sidecars are what makes a shard count as finished.
+    """
+    for name in sorted(names, key=lambda n: n != WORK):
+        if name == MANIFEST:
+            continue
+        p = out_dir / name
+        try:
+            if p.is_symlink():  # checked before, but a deletion never goes through a link
+                raise OutputError(f"{p}: is a symbolic link", _LINK_HINT)
+            if p.is_dir():
+                shutil.rmtree(p)  # removes links inside, never what they point to
+            else:
+                p.unlink(missing_ok=True)
+        except OSError as e:
+            raise OutputError(f"cannot remove {p}: {e.strerror or e}", "check the permissions of the output directory") from e
+
+
+def claim(out_dir: Path, identity: dict, overwrite: bool) -> str:
+    """'fresh', 'resume' or 'complete'; refuses, before touching anything, what is not ours.
+
+    With --overwrite it deletes the previous dataset's files (and only those): it first marks
+    the manifest "overwriting" with their list, so an interrupted deletion is finished by the
+    next prepare instead of leaving files nobody owns.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DatasetMismatchError(f"{out_dir}: exists and is not a directory", "choose another -o")
+    if not out_dir.exists():
+        try:
+            out_dir.mkdir(parents=True)
+        except OSError as e:
+            raise OutputError(f"cannot create {out_dir}: {e.strerror or e}", "choose another -o") from e
+        return "fresh"
+    old = read_manifest(out_dir)
+    fmt = identity["format"]
+    if old is None:
+        # a run killed while writing its first manifest leaves only that manifest's temp file
+        others = sorted(n for n in os.listdir(out_dir) if n != tmp_name(MANIFEST))
+        if others:
+            raise DatasetMismatchError(f"{out_dir}: not empty and not a fwpipe dataset (holds {', '.join(others[:3])})",
+                                       "choose an empty or new -o directory; fwpipe never deletes files it did not write")  # fmt: skip
+        return "fresh"
+    ours = owned(out_dir, old)
+    if old["status"] == "overwriting":
+        _check(out_dir, ours, fmt)
+        remove(out_dir, ours)
+        return "fresh"
+    if same_identity(old, identity):
+        if old["status"] == "complete":
+            return "complete"
+        refuse_links(out_dir, ours)
+        return "resume"
+    if not overwrite:
+        _refuse_different(out_dir, old, identity)
+    _check(out_dir, ours, fmt)
+    write_manifest(out_dir, {"status": "overwriting", "manifest_version": old["manifest_version"], "format": old["format"], "outputs": ours})
+    remove(out_dir, ours)
+    return "fresh"
+
+
+def _check(out_dir: Path, ours: list[str], fmt: str) -> None:
+    """Refuse before deleting `ours` if a file that is not ours has a name the new run writes."""
+    clash = [n for n in os.listdir(out_dir) if n not in ours and writes(n, fmt)]
+    if clash:
+        raise DatasetMismatchError(f"{out_dir / sorted(clash)[0]}: not written by fwpipe, but named like a file prepare writes",
+                                   f"move it out of {out_dir} and run again; fwpipe deletes only files it wrote")  # fmt: skip
+    refuse_links(out_dir, ours)
+
+
+def _comparable(identity: dict) -> dict:
+    """The identity without the sources' paths: an input is its bytes (size, rows, sha256), so
+    `x.parquet`, `./x.parquet` and `/abs/x.parquet` (or a moved copy) are the same input."""
+    return dict(identity, sources=[{k: v for k, v in s.items() if k != "path"} for s in identity.get("sources") or [] if isinstance(s, dict)])
+
+
+def same_identity(old: dict, identity: dict) -> bool:
+    return _comparable({k: old.get(k) for k in identity}) == _comparable(identity)
+
+
+def _refuse_different(out_dir: Path, old: dict, identity: dict) -> None:
+    def key(path: str) -> str:  # a relative path in an old manifest resolves from here, best effort
+        return os.path.realpath(path)
+
+    old_sources = {key(s["path"]): s for s in old.get("sources") or [] if isinstance(s, dict) and isinstance(s.get("path"), str)}
+    for s in identity["sources"]:
+        o = old_sources.get(key(s["path"]))
+        if o is not None and (o.get("bytes"), o.get("sha256")) != (s["bytes"], s["sha256"]):
+            raise DatasetMismatchError(f"{s['path']}: changed since {out_dir} was prepared from it (size or content)", "pass --overwrite to prepare it again")
+    old_c, new_c = _comparable({k: old.get(k) for k in identity}), _comparable(identity)
+    diffs = [k for k in identity if old_c.get(k) != new_c[k]]
+    raise DatasetMismatchError(f"{out_dir}: holds a different dataset (differs in {', '.join(diffs)})", "pass --overwrite to replace it, or choose another -o")
