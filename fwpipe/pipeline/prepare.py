@@ -248,7 +248,7 @@ def _claim_output(out_dir: Path, identity: dict, sources: list[Source], overwrit
     if old_identity == identity:
         return "complete" if old.get("status") == "complete" else "resume"
     old_sources = {s["path"]: s for s in old.get("sources") or []}
-    changed = [s.path for s in sources if s.path in old_sources and (old_sources[s.path]["bytes"], old_sources[s.path]["sha256"]) != (s.bytes, s.sha256)]
+    changed = [s.path for s in sources if s.path in old_sources and s.changed_from(old_sources[s.path])]
     if changed:
         raise DatasetMismatchError(f"{changed[0]}: changed since {out_dir} was prepared from it (size or content)", "pass --overwrite to prepare it again")
     diffs = [k for k in identity if old_identity.get(k) != identity[k]]
