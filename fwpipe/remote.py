@@ -127,7 +127,7 @@ def _make_fs(scheme: str, endpoint: str | None, hf_endpoint: str | None, url: st
             # AWS_ENDPOINT_URL (the variable botocore itself honours) points at a non-AWS S3
             # such as MinIO, R2 or a local test server; credentials come from the usual AWS_*.
             kwargs = {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
-            return s3fs.S3FileSystem(skip_instance_cache=True, retries=1, **kwargs)
+            return s3fs.S3FileSystem(skip_instance_cache=True, **kwargs)
         from huggingface_hub import HfFileSystem
 
         # the token is read by huggingface_hub (HF_TOKEN or `huggingface-cli login`), never here
@@ -161,6 +161,16 @@ def _status(e: BaseException) -> int | None:
     if isinstance(resp, dict):  # botocore ClientError
         return resp.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return None
+
+
+_TRANSIENT_MODULES = ("aiohttp", "httpx", "httpcore", "requests", "urllib3", "botocore", "aiobotocore", "fsspec", "s3fs", "huggingface_hub")
+
+
+def _transient(e: BaseException) -> bool:
+    """Network trouble worth another try; a bug (TypeError, ...) is not and surfaces as itself."""
+    if isinstance(e, (OSError, TimeoutError, ConnectionError)):
+        return True
+    return any(type(e).__module__.startswith(m) for m in _TRANSIENT_MODULES)
 
 
 def _permanent(e: BaseException) -> bool:
@@ -199,6 +209,8 @@ def retrying(fn, public: str, what: str):
         except Exception as e:  # noqa: BLE001 - fsspec backends raise many types; classified here
             if _permanent(e):
                 _raise_permanent(e, public)
+            if not _transient(e):
+                raise
             if attempt == MAX_RETRIES:
                 raise RemoteError(f"{public}: {what} failed {MAX_RETRIES + 1} times ({_why(e)})",
                                   "the server or network is failing; run the same command again later: it resumes") from None  # fmt: skip
@@ -306,6 +318,9 @@ def forget() -> None:
     """Drop what this process learnt about remote files, so the next command looks afresh."""
     _info_cache.clear()
     _tail_cache.clear()
+    with _fs_lock:
+        for fs in _fs_cache.values():
+            fs.invalidate_cache()  # s3fs and HfFileSystem keep listings
 
 
 def _fetch(info: RemoteInfo, start: int, end: int) -> bytes:
