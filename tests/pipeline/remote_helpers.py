@@ -36,6 +36,17 @@ def make_inputs(d: Path, sample1400: Path, first150: Path) -> dict[str, Path]:
     return {p.name: p for p in (d / "a.parquet", d / "b.parquet", d / "fw.parquet")}
 
 
+def estimate_gets(path: Path) -> int:
+    """Requests --estimate makes for a file with token_count: its footer, then each token_count
+    column chunk that the footer read (the last 64 KiB) did not already hold."""
+    from fwpipe import remote
+
+    md = pq.read_metadata(path)
+    tail_start = path.stat().st_size - min(path.stat().st_size, remote.TAIL_BYTES)
+    leaf = [md.schema.column(i).path for i in range(md.num_columns)].index("token_count")
+    return 1 + sum(1 for i in range(md.num_row_groups) if remote.chunk_range(md.row_group(i).column(leaf))[0] < tail_start)
+
+
 def assert_same_dataset(got: Path, ref: Path, urls: list[str]) -> None:
     """Byte-identical shards and token counts; docs.parquet equal but for the source names;
     the manifest equal but for the sources' path, sha256 and revision."""

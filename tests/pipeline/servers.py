@@ -4,6 +4,7 @@ If-Match and faults on demand (nothing in it is mocked: fsspec and aiohttp talk 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import socket
 import threading
@@ -41,6 +42,9 @@ class FileServer:
             def do_GET(self):
                 server._handle(self, head=False)
 
+            def do_POST(self):
+                server._handle(self, head=False)
+
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
@@ -72,8 +76,8 @@ class FileServer:
                     return self.faults.pop(i)
         return None
 
-    def _handle(self, h: BaseHTTPRequestHandler, head: bool) -> None:
-        name = h.path.split("?")[0].lstrip("/")
+    def _handle(self, h: BaseHTTPRequestHandler, head: bool, name: str | None = None) -> None:
+        name = name if name is not None else h.path.split("?")[0].lstrip("/")
         method = "HEAD" if head else "GET"
         rng = h.headers.get("Range")
         with self.lock:
@@ -124,3 +128,84 @@ class FileServer:
             h.wfile.write(body)
             with self.lock:
                 self.body_bytes += len(body)
+
+
+class HubServer(FileServer):
+    """The Hugging Face Hub endpoints that huggingface_hub's HfFileSystem calls, for one dataset
+    repo at one commit (point HF_ENDPOINT at `endpoint`):
+
+        GET  /api/datasets/{repo}[/revision/{rev}]        repo_info: the commit sha
+        GET  /api/datasets/{repo}/tree/{rev}[/{dir}]      listing (recursive=true for globs)
+        POST /api/datasets/{repo}/paths-info/{rev}        one path's info
+        GET  /datasets/{repo}/resolve/{rev}/{path}        the bytes, with Range and ETag
+
+    `files` are keyed by path in the repo. Unknown endpoints answer 404 and are kept in `unknown`.
+    """
+
+    def __init__(self, repo: str, commit: str = "c0ffee" * 6 + "c0ff"):
+        super().__init__()
+        self.repo, self.commit = repo, commit
+        self.unknown: list[str] = []
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _entry(self, path: str) -> dict:
+        if path in self.files:
+            data = self.files[path]
+            sha = hashlib.sha256(data).hexdigest()
+            return {"type": "file", "oid": hashlib.sha1(data).hexdigest(), "size": len(data), "path": path,
+                    "lfs": {"oid": sha, "size": len(data), "pointerSize": 134}}  # fmt: skip
+        return {"type": "directory", "oid": hashlib.sha1(path.encode()).hexdigest(), "path": path}
+
+    def _children(self, d: str, recursive: bool) -> list[dict]:
+        prefix = d + "/" if d else ""
+        names = set()
+        for f in self.files:
+            if not f.startswith(prefix):
+                continue
+            parts = f[len(prefix) :].split("/")
+            for k in range(1, len(parts) + 1 if recursive else 2):
+                names.add(prefix + "/".join(parts[:k]))
+        return [self._entry(n) for n in sorted(names)]
+
+    def _json(self, h, obj, status: int = 200) -> None:
+        self._send(h, status, json.dumps(obj).encode(), {"Content-Type": "application/json"})
+
+    def _handle(self, h: BaseHTTPRequestHandler, head: bool, name: str | None = None) -> None:
+        from urllib.parse import parse_qs, unquote, urlsplit
+
+        u = urlsplit(h.path)
+        path, query = unquote(u.path), parse_qs(u.query)
+        api = f"/api/datasets/{self.repo}/"
+        res = f"/datasets/{self.repo}/resolve/"
+        rev_ok = lambda rev: rev in ("main", self.commit)  # noqa: E731
+        if path.startswith(res):
+            rev, _, file = path[len(res) :].partition("/")
+            if not rev_ok(rev):
+                return self._json(h, {"error": "Revision not found"}, 404)
+            return super()._handle(h, head, name=file)
+        if path == api.rstrip("/"):  # repo_info without a revision: the default branch
+            path = api + "revision/main"
+        if path.startswith(api):
+            with self.lock:
+                self.requests.append(("API", path, None))
+            kind, _, rest = path[len(api) :].partition("/")
+            rev, _, sub = rest.partition("/")
+            if not rev_ok(rev):
+                return self._json(h, {"error": "Revision not found"}, 404)
+            if kind == "revision":
+                return self._json(h, {"id": self.repo, "sha": self.commit, "private": False, "siblings": [{"rfilename": f} for f in sorted(self.files)]})
+            if kind == "tree":
+                sub = sub.strip("/")
+                if sub and sub in self.files or (sub and not any(f.startswith(sub + "/") for f in self.files)):
+                    return self._json(h, {"error": "not found"}, 404)
+                return self._json(h, self._children(sub, query.get("recursive", ["false"])[0] in ("true", "True", "1")))
+            if kind == "paths-info":
+                body = h.rfile.read(int(h.headers.get("Content-Length", 0))).decode()
+                paths = parse_qs(body).get("paths") or json.loads(body or "{}").get("paths", [])
+                return self._json(h, [self._entry(p) for p in paths if p in self.files or any(f.startswith(p + "/") for f in self.files)])
+        with self.lock:
+            self.unknown.append(f"{h.command} {h.path}")
+        return self._json(h, {"error": "unknown endpoint"}, 404)

@@ -14,7 +14,7 @@ from fwpipe.cli import main
 from fwpipe.errors import DatasetMismatchError, RemoteError
 from fwpipe.pipeline.estimate import estimate
 from fwpipe.pipeline.prepare import prepare
-from tests.pipeline.remote_helpers import OPTS, assert_same_dataset, make_inputs, streaming_gets
+from tests.pipeline.remote_helpers import OPTS, assert_same_dataset, estimate_gets, make_inputs, streaming_gets
 from tests.pipeline.servers import FileServer
 
 
@@ -140,7 +140,8 @@ def test_estimate_reads_footers_and_token_count_only(server, files):
     g = est["fetched"]
     assert g["bytes"] == remote.since(before)["fetched_bytes"] == server.body_bytes - sent  # counted = sent
     assert g["input_bytes"] == files["fw.parquet"].stat().st_size and g["fraction"] <= 0.02
-    assert g["requests"] == 1 + 2  # the footer, then token_count's two column chunks
+    assert g["requests"] == 1 + estimate_gets(files["fw.parquet"])  # HEAD, the footer, token_count's column chunks
+    assert server.gets("fw.parquet") == estimate_gets(files["fw.parquet"])
     assert local["fetched"] is None
 
 
