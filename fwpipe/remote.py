@@ -28,7 +28,6 @@ import hashlib
 import io
 import logging
 import os
-import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from fwpipe.errors import DependencyError, InputNotFoundError, RemoteError
+from fwpipe.errors import DependencyError, InputNotFoundError, OutputError, RemoteError
 
 log = logging.getLogger(__name__)
 
@@ -523,27 +522,31 @@ def set_cache_dir(path: str | Path | None) -> None:
     _cache_dir = Path(path) if path is not None else None
 
 
-def cached_copy(info: RemoteInfo) -> Path | None:
-    """With a cache directory: a verified local copy of `info` (downloaded once), else None."""
+def cached_copy(info: RemoteInfo, *, download: bool) -> Path | None:
+    """With a cache directory: the local copy of `info` if there is one, else (with `download`)
+    a new one, fetched whole in 16 MB requests and checked against the server's sha256."""
     if _cache_dir is None:
         return None
     key = hashlib.sha256(f"{info.public}\0{info.revision}\0{info.size}".encode()).hexdigest()[:24]
-    name = Path(urlsplit(info.public).path).name or "file"
-    dest = _cache_dir / f"{key}-{name}"
-    if dest.exists() and dest.stat().st_size == info.size:
+    dest = _cache_dir / f"{key}-{Path(urlsplit(info.public).path).name or 'file'}"
+    if dest.is_file() and dest.stat().st_size == info.size:
         return dest
-    _cache_dir.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
+    if not download:
+        return None
+    from fwpipe.atomic import atomic_file
+
+    try:
+        _cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create --cache-dir {_cache_dir}: {e.strerror or e}", "choose another --cache-dir") from e
     step = 16 << 20
     h = hashlib.sha256()
-    with open(part, "wb") as f:
+    with atomic_file(dest, hint="free some space or choose another --cache-dir") as f:
         for lo in range(0, info.size, step):
             data = _guard(info, lambda lo=lo: _fetch(info, lo, min(info.size, lo + step)))
             h.update(data)
             f.write(data)
-    if info.sha256 and h.hexdigest() != info.sha256:
-        part.unlink()
-        raise RemoteError(f"{info.public}: the downloaded bytes do not match the server's sha256", "run the same command again")
-    shutil.move(part, dest)
+        if info.sha256 and h.hexdigest() != info.sha256:  # raised inside: the copy never appears
+            raise RemoteError(f"{info.public}: the downloaded bytes do not match the server's sha256", "run the same command again")
     log.info("cached %s as %s", info.public, dest)
     return dest

@@ -128,7 +128,7 @@ def open_source(source: "Source", *, stream: bool = False) -> pq.ParquetFile:
     if not source.url:
         return open_parquet(Path(source.path))
     info = remote.stat(source.url)
-    local = remote.cached_copy(info)
+    local = remote.cached_copy(info, download=stream)  # only a stream that reads the file whole downloads it
     return open_parquet(local) if local is not None else _open_remote(info, stream=stream)
 
 

@@ -15,8 +15,6 @@ from fwpipe.pipeline.prepare import prepare
 from tests.pipeline.remote_helpers import OPTS, assert_same_dataset, estimate_gets, make_inputs, streaming_gets
 from tests.pipeline.servers import HubServer
 
-pytest.importorskip("huggingface_hub", reason="huggingface_hub is in the remote extra")
-
 REPO = "HuggingFaceFW/fineweb"
 A, B = "sample/10BT/000_00000.parquet", "sample/10BT/001_00000.parquet"
 FW = "data/CC-MAIN-2024-10/000_00000.parquet"

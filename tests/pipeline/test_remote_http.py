@@ -151,3 +151,29 @@ def test_cli_estimate_prints_and_records_fetched_bytes(server, tmp_path):
     g = json.loads((tmp_path / "e.json").read_text())["fetched"]
     assert f"fetched {g['bytes'] / 1e6:,.2f} MB of {g['input_bytes'] / 1e6:,.2f} MB remote input ({g['fraction']:.2%})" in r.output
     assert g["bytes"] > 0
+
+
+def test_cache_dir_keeps_whole_copies_that_a_rerun_reads_locally(server, files, local_ref, tmp_path):
+    urls = [server.url("a.parquet"), server.url("b.parquet")]
+    args = ["--shard-tokens", "100000", "--dedup", "none", "--val-fraction", "0.05", "--cache-dir", str(tmp_path / "cache")]
+    try:
+        r = CliRunner().invoke(main, ["prepare", *urls, "-o", str(tmp_path / "one"), *args])
+        assert r.exit_code == 0, r.output
+        assert "fetched " in r.output
+        assert sorted(p.name.split("-", 1)[1] for p in (tmp_path / "cache").iterdir()) == ["a.parquet", "b.parquet"]
+        assert_same_dataset(tmp_path / "one", local_ref, urls)
+        server.requests.clear()
+        r = CliRunner().invoke(main, ["prepare", *urls, "-o", str(tmp_path / "two"), *args])
+        assert r.exit_code == 0, r.output
+        assert_same_dataset(tmp_path / "two", local_ref, urls)
+        assert server.gets("a.parquet") == server.gets("b.parquet") == 1  # the footer only; rows come from the copies
+    finally:
+        remote.set_cache_dir(None)
+
+
+def test_without_the_remote_extra_a_url_gets_one_line_saying_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setattr(remote, "_fs_cache", {})
+    monkeypatch.setitem(__import__("sys").modules, "s3fs", None)  # as if not installed: import fails
+    r = CliRunner().invoke(main, ["prepare", "s3://bucket/fineweb/*.parquet", "--estimate"])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines() == ["Error: s3://bucket/fineweb/*.parquet: reading s3:// URLs needs s3fs; pip install 'fwpipe[remote]'"]

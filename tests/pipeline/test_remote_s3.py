@@ -14,7 +14,7 @@ from fwpipe.pipeline.estimate import estimate
 from fwpipe.pipeline.prepare import prepare
 from tests.pipeline.remote_helpers import OPTS, assert_same_dataset, make_inputs
 
-moto_server = pytest.importorskip("moto.server", reason="moto[server] is in the test extra")
+from moto import server as moto_server  # in the test extra
 
 
 def _free_port() -> int:
