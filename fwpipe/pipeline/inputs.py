@@ -113,7 +113,9 @@ def _open_remote(info: remote.RemoteInfo, *, stream: bool = False) -> pq.Parquet
     """A remote parquet file through range requests (footer once; with `stream`, one request per row group)."""
     rf = remote.RangeFile(info)
     try:
-        pf = pq.ParquetFile(rf, pre_buffer=False)
+        # buffered: a column chunk is read page by page, so --estimate's sample windows (a few
+        # documents at a row group's start) fetch about one data page (~1 MB), not the chunk
+        pf = pq.ParquetFile(rf, pre_buffer=False, buffer_size=256 << 10)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
         raise InputFormatError(f"{info.public}: not a readable parquet file ({str(e).splitlines()[0][:120]})",
                                "check that the URL names a .parquet file") from e  # fmt: skip
