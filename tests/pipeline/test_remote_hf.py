@@ -12,7 +12,7 @@ from fwpipe import remote
 from fwpipe.errors import InputNotFoundError, RemoteError
 from fwpipe.pipeline.estimate import estimate
 from fwpipe.pipeline.prepare import prepare
-from tests.pipeline.remote_helpers import OPTS, assert_same_dataset, estimate_gets, make_inputs, streaming_gets
+from tests.pipeline.remote_helpers import OPTS, assert_same_dataset, estimate_gets, streaming_gets
 from tests.pipeline.servers import HubServer
 
 REPO = "HuggingFaceFW/fineweb"
@@ -20,9 +20,9 @@ A, B = "sample/10BT/000_00000.parquet", "sample/10BT/001_00000.parquet"
 FW = "data/CC-MAIN-2024-10/000_00000.parquet"
 
 
-@pytest.fixture(scope="module")
-def files(tmp_path_factory, sample1400, first150):
-    return make_inputs(tmp_path_factory.mktemp("inputs"), sample1400, first150)
+@pytest.fixture
+def files(remote_files):
+    return remote_files
 
 
 @pytest.fixture
@@ -38,9 +38,8 @@ def hub(files, monkeypatch):
     srv.close()
 
 
-def test_hf_glob_prepare_matches_local_pinned_to_the_commit(hub, files, tmp_path):
-    ref = tmp_path / "ref"
-    prepare([files["a.parquet"], files["b.parquet"]], ref, options=OPTS, progress=False)
+def test_hf_glob_prepare_matches_local_pinned_to_the_commit(hub, files, local_ref, tmp_path):
+    ref = local_ref
     out = tmp_path / "ds"
     prepare([f"hf://datasets/{REPO}/sample/10BT/*.parquet"], out, options=OPTS, progress=False)
     urls = [f"hf://datasets/{REPO}/{A}", f"hf://datasets/{REPO}/{B}"]

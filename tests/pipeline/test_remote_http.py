@@ -14,20 +14,13 @@ from fwpipe.cli import main
 from fwpipe.errors import DatasetMismatchError, RemoteError
 from fwpipe.pipeline.estimate import estimate
 from fwpipe.pipeline.prepare import prepare
-from tests.pipeline.remote_helpers import OPTS, assert_same_dataset, estimate_gets, make_inputs, streaming_gets
+from tests.pipeline.remote_helpers import OPTS, assert_same_dataset, estimate_gets, streaming_gets
 from tests.pipeline.servers import FileServer
 
 
-@pytest.fixture(scope="module")
-def files(tmp_path_factory, sample1400, first150):
-    return make_inputs(tmp_path_factory.mktemp("inputs"), sample1400, first150)
-
-
-@pytest.fixture(scope="module")
-def local_ref(tmp_path_factory, files):
-    out = tmp_path_factory.mktemp("ref") / "ds"
-    prepare([files["a.parquet"], files["b.parquet"]], out, options=OPTS, progress=False)
-    return out
+@pytest.fixture
+def files(remote_files):
+    return remote_files
 
 
 @pytest.fixture
@@ -49,8 +42,8 @@ def test_prepare_from_urls_matches_local_and_records_no_credentials(server, file
     assert "s3cret" not in text and "hunter2" not in text and "alice" not in text
     sources = json.loads((out / "manifest.json").read_text())["sources"]
     assert [s["revision"] for s in sources] == [server.etags["a.parquet"], server.etags["b.parquet"]]
-    # streamed by row group: one GET per row group (a has 7) plus each file's footer
-    assert server.gets("a.parquet") == streaming_gets(files["a.parquet"]) == 8
+    # streamed by row group: one GET per row group plus each file's footer
+    assert server.gets("a.parquet") == streaming_gets(files["a.parquet"]) >= 1 + 5
     assert server.gets("b.parquet") == streaming_gets(files["b.parquet"])
 
 
@@ -98,6 +91,7 @@ def test_a_permanent_failure_is_one_line_naming_the_url_without_credentials(serv
     assert not (tmp_path / "ds").exists()
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_refetching_only_unfinished_work_and_a_changed_file_is_refused(server, files, local_ref, tmp_path):
     urls = [server.url("a.parquet"), server.url("b.parquet")]
     out = tmp_path / "ds"
@@ -153,6 +147,7 @@ def test_cli_estimate_prints_and_records_fetched_bytes(server, tmp_path):
     assert g["bytes"] > 0
 
 
+@pytest.mark.slow
 def test_cache_dir_keeps_whole_copies_that_a_rerun_reads_locally(server, files, local_ref, tmp_path):
     urls = [server.url("a.parquet"), server.url("b.parquet")]
     args = ["--shard-tokens", "100000", "--dedup", "none", "--val-fraction", "0.05", "--cache-dir", str(tmp_path / "cache")]

@@ -12,7 +12,7 @@ from fwpipe import remote
 from fwpipe.errors import InputNotFoundError
 from fwpipe.pipeline.estimate import estimate
 from fwpipe.pipeline.prepare import prepare
-from tests.pipeline.remote_helpers import OPTS, assert_same_dataset, make_inputs
+from tests.pipeline.remote_helpers import OPTS, assert_same_dataset
 
 from moto import server as moto_server  # in the test extra
 
@@ -24,8 +24,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def s3(tmp_path_factory, sample1400, first150):
-    files = make_inputs(tmp_path_factory.mktemp("inputs"), sample1400, first150)
+def s3(remote_files):
+    files = remote_files
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -45,10 +45,9 @@ def s3(tmp_path_factory, sample1400, first150):
     server.stop()
 
 
-def test_s3_glob_prepare_matches_local(s3, tmp_path):
+def test_s3_glob_prepare_matches_local(s3, local_ref, tmp_path):
     files, client = s3
-    ref = tmp_path / "ref"
-    prepare([files["a.parquet"], files["b.parquet"]], ref, options=OPTS, progress=False)
+    ref = local_ref
     out = tmp_path / "ds"
     prepare(["s3://fineweb/sample/10BT/[ab].parquet"], out, options=OPTS, progress=False)
     urls = ["s3://fineweb/sample/10BT/a.parquet", "s3://fineweb/sample/10BT/b.parquet"]
