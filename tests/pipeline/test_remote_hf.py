@@ -77,3 +77,9 @@ def test_hf_missing_file_and_revision_name_the_url(hub):
         estimate([f"hf://datasets/{REPO}/sample/10BT/nope.parquet"])
     with pytest.raises(InputNotFoundError, match="not found"):
         estimate([f"hf://datasets/{REPO}@v9/{A}"])
+
+
+def test_hf_glob_pinned_to_a_commit_in_the_url(hub, files):
+    est = estimate([f"hf://datasets/{REPO}@{hub.commit}/sample/10BT/*.parquet"])
+    assert [f["path"] for f in est["files"]] == [f"hf://datasets/{REPO}@{hub.commit}/{A}", f"hf://datasets/{REPO}@{hub.commit}/{B}"]
+    assert est["total"]["docs"] == estimate([files["a.parquet"], files["b.parquet"]])["total"]["docs"]

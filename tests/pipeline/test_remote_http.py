@@ -172,3 +172,11 @@ def test_without_the_remote_extra_a_url_gets_one_line_saying_what_to_install(mon
     r = CliRunner().invoke(main, ["prepare", "s3://bucket/fineweb/*.parquet", "--estimate"])
     assert r.exit_code == 1
     assert r.output.strip().splitlines() == ["Error: s3://bucket/fineweb/*.parquet: reading s3:// URLs needs s3fs; pip install 'fwpipe[remote]'"]
+
+
+def test_with_a_budget_files_after_the_stopping_point_are_never_streamed(server, files, tmp_path):
+    from dataclasses import replace
+
+    s = prepare([server.url("a.parquet"), server.url("b.parquet")], tmp_path / "ds", options=replace(OPTS, budget_tokens=50_000), progress=False)
+    assert s["sizing"]["reached"] and s["sizing"]["inputs_unused"] == [server.url("b.parquet")]
+    assert server.gets("b.parquet") == 1  # its footer (prepare checks every input first), no row group
