@@ -252,6 +252,7 @@ def expand(spec: str) -> list[str]:
 
 
 _info_cache: dict[str, RemoteInfo] = {}
+_commits: dict[tuple, str] = {}  # (endpoint, repo type, repo, branch) -> commit
 
 
 def stat(url: str) -> RemoteInfo:
@@ -302,8 +303,11 @@ def _pin_hf(fs, path: str, public: str) -> str:
     from huggingface_hub import HfApi
 
     r = retrying(lambda: fs.resolve_path(path), public, "resolve")
-    api = HfApi(endpoint=fs.endpoint)
-    commit = retrying(lambda: api.repo_info(r.repo_id, repo_type=r.repo_type, revision=r.revision).sha, public, "revision")
+    key = (fs.endpoint, r.repo_type, r.repo_id, r.revision)
+    if key not in _commits:  # one question per repo and branch per command, not one per file
+        api = HfApi(endpoint=fs.endpoint)
+        _commits[key] = retrying(lambda: api.repo_info(r.repo_id, repo_type=r.repo_type, revision=r.revision).sha, public, "revision")
+    commit = _commits[key]
     prefix = {"dataset": "datasets/", "space": "spaces/"}.get(r.repo_type, "")
     return f"{prefix}{r.repo_id}@{commit}/{r.path_in_repo}"
 
@@ -318,6 +322,7 @@ def forget() -> None:
     """Drop what this process learnt about remote files, so the next command looks afresh."""
     _info_cache.clear()
     _tail_cache.clear()
+    _commits.clear()
     with _fs_lock:
         for fs in _fs_cache.values():
             fs.invalidate_cache()  # s3fs and HfFileSystem keep listings
@@ -328,8 +333,8 @@ def _fetch(info: RemoteInfo, start: int, end: int) -> bytes:
     path = _fs_path(info.url)
     scheme = info.url.partition("://")[0].lower()
     kwargs = {}
-    if scheme in ("http", "https") and info.revision:
-        kwargs["headers"] = {"If-Match": info.revision}  # a file replaced mid-run answers 412
+    if scheme in ("http", "https") and info.revision and not info.revision.startswith("W/"):
+        kwargs["headers"] = {"If-Match": info.revision}  # a file replaced mid-run answers 412 (strong ETags only)
 
     def once() -> bytes:
         data = _cat_hf(fs, path, info.size, start, end) if scheme == "hf" else fs.cat_file(path, start=start, end=end, **kwargs)
