@@ -180,3 +180,14 @@ def test_with_a_budget_files_after_the_stopping_point_are_never_streamed(server,
     s = prepare([server.url("a.parquet"), server.url("b.parquet")], tmp_path / "ds", options=replace(OPTS, budget_tokens=50_000), progress=False)
     assert s["sizing"]["reached"] and s["sizing"]["inputs_unused"] == [server.url("b.parquet")]
     assert server.gets("b.parquet") == 1  # its footer (prepare checks every input first), no row group
+
+
+@pytest.mark.slow
+def test_default_near_dedup_from_urls_matches_local(server, files, tmp_path):
+    from dataclasses import replace
+
+    opts = replace(OPTS, dedup="near")
+    prepare([files["a.parquet"], files["b.parquet"]], tmp_path / "ref", options=opts, progress=False)
+    urls = [server.url("a.parquet"), server.url("b.parquet")]
+    prepare(urls, tmp_path / "ds", options=opts, progress=False)
+    assert_same_dataset(tmp_path / "ds", tmp_path / "ref", urls)
