@@ -96,14 +96,17 @@ def main(verbose: bool) -> None:
 @click.option("--config", "config", default=None, help="With --estimate: a train config (name or TOML) for the parameters.")
 @click.option("--overwrite", is_flag=True, help="Replace a dataset made from other inputs or options.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the summary as JSON.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="URL inputs: keep whole copies here (a rerun reads them locally) instead of streaming.")  # fmt: skip
 def prepare(
     inputs, out_dir, sample, text_column, val_fraction, seed, shard_tokens, fmt, workers, buffer_mb, dedup, budget_tokens, max_epochs,
-    estimate, params, config, overwrite, json_path,
+    estimate, params, config, overwrite, json_path, cache_dir,
 ):  # fmt: skip
     """Tokenize FineWeb parquet into GPT-2 token shards.
 
     INPUTS are parquet files, directories (every *.parquet inside) or globs; together they
-    make one dataset. Interrupted? Run the same command again: it resumes.
+    make one dataset. They may be URLs (hf://, https://, s3://; pip install 'fwpipe[remote]'),
+    streamed by row group. Interrupted? Run the same command again: it resumes.
 
     \b
       fwpipe prepare 000_00000.parquet
@@ -111,8 +114,12 @@ def prepare(
       fwpipe prepare 'fineweb/*.parquet' -o data/fw --format nanogpt
       fwpipe prepare 'fineweb/*.parquet' --estimate --budget-tokens 7.6e9
       fwpipe prepare 'fineweb/*.parquet' --budget-tokens 7.6e9 --max-epochs 4
+      fwpipe prepare 'hf://datasets/HuggingFaceFW/fineweb/sample/10BT/*.parquet' --estimate
     """
+    from fwpipe import remote
     from fwpipe.pipeline.prepare import PrepareOptions, prepare as run_prepare
+
+    remote.set_cache_dir(cache_dir)
 
     if sample:
         from fwpipe.sample import SAMPLE_FILES
@@ -134,7 +141,11 @@ def prepare(
         text_column=text_column, val_fraction=val_fraction, seed=seed, shard_tokens=shard_tokens, format=fmt,
         budget_tokens=budget_tokens, max_epochs=max_epochs, dedup=dedup,
     )  # fmt: skip
+    before = remote.STATS.snapshot()
     summary = run_prepare(list(inputs), out_dir, options=options, workers=workers, buffer_mb=buffer_mb, overwrite=overwrite)
+    fetched = remote.since(before)
+    if fetched["requests"]:
+        summary["fetched"] = fetched
     click.echo(format_prepare_summary(summary))
     if json_path:
         write_json(json_path, summary)
@@ -171,6 +182,9 @@ def format_prepare_summary(s: dict) -> str:
             lines.append(head + f"inputs ran out at {z['train_stream_tokens']:,}, {z['shortfall_tokens']:,} short ({z['epochs']:.2f} epochs)")
             if z.get("more_files_needed"):
                 lines.append(f"  -> {z['more_files_needed']} more file(s) like these ({z['files_needed']} in all) reach <= {z['max_epochs']:g} epochs")
+    g = s.get("fetched")
+    if g:
+        lines.append(f"  fetched {g['fetched_bytes'] / 1e6:,.1f} MB in {g['requests']:,} requests" + (f", {g['retries']:,} retries" if g["retries"] else ""))
     lines.append(f"  {s['seconds']:.1f} s, {s['tokens_per_s'] / 1e6:.2f}M tokens/s on {s['workers']} worker(s)")
     return "\n".join(lines)
 

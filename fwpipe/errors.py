@@ -44,3 +44,7 @@ class OutputError(FwpipeError):
 
 class DependencyError(FwpipeError):
     """An optional dependency (torch) that is not installed."""
+
+
+class RemoteError(FwpipeError):
+    """A URL input that cannot be fetched: access denied, a failing server, a file changed mid-read."""

@@ -44,6 +44,8 @@ Keys of the returned dict (JSON-able):
             tokens_per_byte, bytes_per_token, rel_se (of the ratio; None for one document),
             bytes_per_token_ci95 [lo, hi]}
     val_fraction
+    fetched: None (every input local), else what was fetched for remote inputs: {bytes,
+            requests, retries, input_bytes (their sizes), fraction (bytes / input_bytes)}
     budget: None without a budget or params, else fwpipe.budget.plan()'s keys computed on the
             estimated train tokens (budget_tokens, unique_tokens, epochs, effective_tokens,
             effective_fraction, verdict, verdict_text; with params: params, tokens_per_param,
@@ -70,6 +72,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fwpipe import budget as B
+from fwpipe import remote
 from fwpipe.errors import BudgetError, ConfigError, InputFormatError
 from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.tokenizer import get_encoding
@@ -125,12 +128,14 @@ def estimate(
     """
     t0 = time.perf_counter()
     budget_tokens, params, budget_from = _check(val_fraction, budget_tokens, max_epochs, params, config, sample_docs)
+    before = remote.STATS.snapshot()
     paths = inputs_mod.resolve_inputs([str(p) for p in inputs])
     files = [_scan(p, text_column, use_token_count) for p in paths]
     ratio_files = [f for f in files if not f.by_token_count]
     sample = None
     if ratio_files:
-        small = sum(f.stored_text_bytes for f in ratio_files) <= SMALL_TEXT_BYTES
+        # remote text is sampled by windows too: reading all of it would download it
+        small = sum(f.stored_text_bytes for f in ratio_files) <= SMALL_TEXT_BYTES and not any(f.src.url for f in ratio_files)
         if small:
             texts, how = _sample_all(ratio_files, text_column, sample_docs, seed)
             units = None
@@ -146,7 +151,12 @@ def estimate(
     for k in ("docs", "est_tokens", "est_tokens_low", "est_tokens_high", "train_docs", "val_docs", "train_tokens", "val_tokens"):
         total[k] = sum(r[k] for r in out_files)
     total["text_bytes"] = sum(f.text_bytes for f in ratio_files)
-    result = {"files": out_files, "total": total, "sample": sample, "val_fraction": val_fraction, "budget": None}
+    result = {"files": out_files, "total": total, "sample": sample, "val_fraction": val_fraction, "fetched": None, "budget": None}
+    remote_bytes = sum(f.src.bytes for f in files if f.src.url)
+    if remote_bytes:
+        got = remote.since(before)
+        result["fetched"] = {"bytes": got["fetched_bytes"], "requests": got["requests"], "retries": got["retries"],
+                             "input_bytes": remote_bytes, "fraction": got["fetched_bytes"] / remote_bytes}  # fmt: skip
     if budget_tokens is not None:
         result["budget"] = _budget(budget_tokens, params, budget_from, max_epochs, total, val_fraction)
     result["seconds"] = time.perf_counter() - t0
@@ -186,7 +196,7 @@ def _scan(path: Path, text_column: str, use_token_count: bool) -> _File:
     """Footer (and token_count column) of one file; no text read."""
     src = inputs_mod.inspect(path, text_column, hash_content=False)  # schema errors name the file
     f = _File(src)
-    pf = inputs_mod.open_parquet(path)
+    pf = inputs_mod.open_source(src)
     md = pf.metadata
     leaf = _text_leaf(pf, text_column)
     text_nulls: int | None = 0
@@ -198,6 +208,10 @@ def _scan(path: Path, text_column: str, use_token_count: bool) -> _File:
             break
         text_nulls += st.null_count
     if use_token_count and src.has_token_count:
+        rf = getattr(pf, "range_file", None)
+        if rf is not None:  # remote: only token_count's column chunks, fetched in one concurrent batch
+            tc_leaf = _text_leaf(pf, inputs_mod.TOKEN_COUNT_COLUMN)
+            rf.prefetch([remote.chunk_range(md.row_group(i).column(tc_leaf)) for i in range(md.num_row_groups)])
         try:
             tc = pf.read(columns=[inputs_mod.TOKEN_COUNT_COLUMN], use_threads=False)[inputs_mod.TOKEN_COUNT_COLUMN]
         except (pa.ArrowInvalid, OSError) as e:
@@ -225,7 +239,7 @@ def _scan(path: Path, text_column: str, use_token_count: bool) -> _File:
 
 def _read_lengths(f: _File, text_column: str) -> None:
     """Exact bytes and documents of the row groups in `f.read_groups` (reads text, no tokenizing)."""
-    pf = inputs_mod.open_parquet(Path(f.src.path))
+    pf = inputs_mod.open_source(f.src)
     for i in f.read_groups:
         lens = pc.binary_length(_read_group(pf, f.src.path, i, text_column))
         f.docs += int(pc.sum(pc.greater(lens, 0)).as_py() or 0)
@@ -245,7 +259,7 @@ def _sample_all(files: list[_File], text_column: str, sample_docs: int, seed: in
     """Small inputs: read every text (exact bytes), take every k-th non-empty document."""
     texts: list[str] = []
     for f in files:
-        pf = inputs_mod.open_parquet(Path(f.src.path))
+        pf = inputs_mod.open_source(f.src)
         f.docs, f.text_bytes, f.read_groups, f.bytes_from = 0, 0, [], "text lengths"
         for i in range(pf.metadata.num_row_groups):
             col = _read_group(pf, f.src.path, i, text_column)
@@ -265,7 +279,7 @@ def _sample_windows(files: list[_File], text_column: str, sample_docs: int, samp
     """Large inputs: windows of consecutive documents at the starts of evenly spread row groups."""
     units = []
     for fi, f in enumerate(files):
-        md = pq.read_metadata(f.src.path)
+        md = inputs_mod.open_source(f.src).metadata
         units.extend((fi, i) for i in range(md.num_row_groups) if md.row_group(i).num_rows > 0)
     m = max(1, min(len(units), math.ceil(sample_docs / WINDOW_DOCS)))
     per_window = math.ceil(sample_docs / m)
@@ -276,7 +290,9 @@ def _sample_windows(files: list[_File], text_column: str, sample_docs: int, samp
     window: list[int] = []
     open_files: dict[int, pq.ParquetFile] = {}
     for w, (fi, rg) in enumerate(chosen):
-        pf = open_files.setdefault(fi, inputs_mod.open_parquet(Path(files[fi].src.path)))
+        if fi not in open_files:
+            open_files[fi] = inputs_mod.open_source(files[fi].src)
+        pf = open_files[fi]
         got, nbytes = 0, 0
         for batch in pf.iter_batches(batch_size=max(per_window, 16), row_groups=[rg], columns=[text_column], use_threads=False):
             for t in inputs_mod.strings(batch.column(0), files[fi].src.path, text_column, rg, "row group"):
@@ -445,5 +461,9 @@ def format_estimate(d: dict) -> str:
             lines.append(f"    (95%: {rng[0]:,} - {rng[1]:,} files)")
         if b.get("params"):
             lines.append(f"    {b['params']:,} params: {b['tokens_per_param']:.1f} tokens/param (Chinchilla ~{B.CHINCHILLA_TOKENS_PER_PARAM:g})")
+    g = d.get("fetched")
+    if g:
+        lines.append(f"fetched {g['bytes'] / 1e6:,.2f} MB of {g['input_bytes'] / 1e6:,.2f} MB remote input ({g['fraction']:.2%}) "
+                     f"in {g['requests']:,} requests" + (f", {g['retries']:,} retries" if g["retries"] else ""))  # fmt: skip
     lines.append(f"({d['seconds']:.2f} s, no text tokenized beyond the sample)" if s else f"({d['seconds']:.2f} s, no text read)")
     return "\n".join(lines)

@@ -8,28 +8,38 @@ from __future__ import annotations
 
 import glob as globlib
 import hashlib
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fwpipe import remote
 from fwpipe.errors import InputFormatError, InputNotFoundError
+
+log = logging.getLogger(__name__)
 
 KEY_COLUMN = "id"  # FineWeb's `<urn:uuid:...>`; the text itself where it is missing or null
 TOKEN_COUNT_COLUMN = "token_count"  # FineWeb's GPT-2 count of `text`
 URL_COLUMN = "url"
 
 
-def resolve_inputs(inputs: list[str]) -> list[Path]:
-    """Files as given, directories as their sorted *.parquet, globs as their sorted matches."""
+def resolve_inputs(inputs: list[str]) -> list[Path | str]:
+    """Files as given, directories as their sorted *.parquet, globs as their sorted matches.
+
+    URLs (https://, s3://, hf://; see fwpipe.remote) stay strings: one file, or a glob's matches.
+    """
     if not inputs:
         raise InputNotFoundError("no input given", "pass parquet files, a directory or a glob, or --sample for the bundled sample")
-    out: list[Path] = []
+    remote.forget()  # a remote file may have changed since the last command in this process
+    out: list[Path | str] = []
     for spec in inputs:
         p = Path(spec)
-        if any(c in spec for c in "*?["):
+        if remote.is_url(spec):
+            out.extend(remote.expand(spec))
+        elif any(c in spec for c in "*?["):
             matches = sorted(Path(m) for m in globlib.glob(spec, recursive=True) if Path(m).is_file())
             if not matches:
                 raise InputNotFoundError(f"{spec}: the glob matches no files", "check the pattern, and quote it so the shell does not expand it")
@@ -43,11 +53,12 @@ def resolve_inputs(inputs: list[str]) -> list[Path]:
             out.append(p)
         else:
             raise InputNotFoundError(f"{p}: no such file or directory", "check the path")
-    seen: set[Path] = set()
+    seen: set[Path | str] = set()
     unique = []
     for p in out:  # the same file named twice would double every document
-        if p.resolve() not in seen:
-            seen.add(p.resolve())
+        key = remote.public_url(p) if isinstance(p, str) else p.resolve()
+        if key not in seen:
+            seen.add(key)
             unique.append(p)
     return unique
 
@@ -64,9 +75,16 @@ class Source:
     has_id: bool
     has_token_count: bool
     has_url: bool
+    revision: str = ""  # remote only: ETag, S3 version id or Hub commit
+    url: str = field(default="", repr=False, compare=False)  # remote only: what opens it (may hold a credential)
 
     def to_json(self) -> dict:
-        return {"path": self.path, "bytes": self.bytes, "rows": self.rows, "sha256": self.sha256}
+        d = {"path": self.path, "bytes": self.bytes, "rows": self.rows, "sha256": self.sha256}
+        return {**d, "revision": self.revision} if self.url else d
+
+    def changed_from(self, old: dict) -> bool:
+        """True when the manifest entry `old` for this path names other bytes (size, hash, revision)."""
+        return (old.get("bytes"), old.get("sha256"), old.get("revision", "")) != (self.bytes, self.sha256, self.revision)
 
 
 def file_sha256(path: Path) -> str:
@@ -77,7 +95,9 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def open_parquet(path: Path) -> pq.ParquetFile:
+def open_parquet(path: Path | str) -> pq.ParquetFile:
+    if isinstance(path, str) and remote.is_url(path):
+        return _open_remote(remote.stat(path))
     try:
         # pre_buffer would read every requested column chunk ahead (the whole file): memory
         # would then follow the file size. Buffered streaming reads keep it to a few MB.
@@ -89,6 +109,31 @@ def open_parquet(path: Path) -> pq.ParquetFile:
         ) from e
 
 
+def _open_remote(info: remote.RemoteInfo, *, stream: bool = False) -> pq.ParquetFile:
+    """A remote parquet file through range requests (footer once; with `stream`, one request per row group)."""
+    rf = remote.RangeFile(info)
+    try:
+        # buffered: a column chunk is read page by page, so --estimate's sample windows (a few
+        # documents at a row group's start) fetch about one data page (~1 MB), not the chunk
+        pf = pq.ParquetFile(rf, pre_buffer=False, buffer_size=256 << 10)
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
+        raise InputFormatError(f"{info.public}: not a readable parquet file ({str(e).splitlines()[0][:120]})",
+                               "check that the URL names a .parquet file") from e  # fmt: skip
+    if stream:
+        rf.stream(remote.row_group_offsets(pf.metadata))
+    pf.range_file = rf  # for the sha256 computed while streaming, and estimate's prefetch
+    return pf
+
+
+def open_source(source: "Source", *, stream: bool = False) -> pq.ParquetFile:
+    """The parquet file behind `source`, local or remote (a --cache-dir copy where there is one)."""
+    if not source.url:
+        return open_parquet(Path(source.path))
+    info = remote.stat(source.url)
+    local = remote.cached_copy(info, download=stream)  # only a stream that reads the file whole downloads it
+    return open_parquet(local) if local is not None else _open_remote(info, stream=stream)
+
+
 def _is_str(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
 
@@ -98,7 +143,12 @@ def _is_key_type(t: pa.DataType) -> bool:
 
 
 def inspect(path: Path, text_column: str, *, hash_content: bool = True) -> Source:
-    """Check schema and footer of one input and fingerprint it, reading no text."""
+    """Check schema and footer of one input and fingerprint it, reading no text.
+
+    A remote file's fingerprint is its size and revision (and the server's sha256 where it
+    states one): hashing it here would download it.
+    """
+    info = remote.stat(path) if isinstance(path, str) and remote.is_url(path) else None
     pf = open_parquet(path)
     schema = pf.schema_arrow
     if text_column not in schema.names:
@@ -111,14 +161,16 @@ def inspect(path: Path, text_column: str, *, hash_content: bool = True) -> Sourc
         raise InputFormatError(f"{path}: column {text_column!r} is {ttype}, not a string", "pass --text-column NAME with a string column")
     md = pf.metadata
     return Source(
-        path=str(path),
-        bytes=path.stat().st_size,
+        path=info.public if info else str(path),
+        bytes=info.size if info else path.stat().st_size,
         rows=md.num_rows,
-        sha256=file_sha256(path) if hash_content else "",
+        sha256=info.sha256 if info else file_sha256(path) if hash_content else "",
         row_groups=tuple(md.row_group(i).num_rows for i in range(md.num_row_groups)),
         has_id=KEY_COLUMN in schema.names and text_column != KEY_COLUMN and _is_key_type(schema.field(KEY_COLUMN).type),
         has_token_count=TOKEN_COUNT_COLUMN in schema.names and pa.types.is_integer(schema.field(TOKEN_COUNT_COLUMN).type),
         has_url=URL_COLUMN in schema.names and _is_str(schema.field(URL_COLUMN).type),
+        revision=info.revision if info else "",
+        url=info.url if info else "",
     )
 
 
@@ -164,7 +216,7 @@ class Batch:
 
 def read_batches(source: Source, file_index: int, text_column: str, *, start_row: int = 0, batch_rows: int = 1024) -> Iterator[Batch]:
     """Stream rows from `start_row` on, skipping whole row groups that lie before it."""
-    pf = open_parquet(Path(source.path))
+    pf = open_source(source, stream=True)
     columns = [text_column]
     if source.has_id:
         columns.append(KEY_COLUMN)
@@ -203,8 +255,20 @@ def read_batches(source: Source, file_index: int, text_column: str, *, start_row
                 n_bytes=int(bytes_per_row * rb.num_rows),
             )
             row += n
+        _check_streamed(source, pf)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
         raise InputFormatError(
             f"{source.path}: cannot read row {row} ({str(e).splitlines()[0][:120]})",
             "the file is truncated or corrupt; download it again",
         ) from e
+
+
+def _check_streamed(source: Source, pf: pq.ParquetFile) -> None:
+    """A remote file streamed whole has its sha256: it must match the server's where it gave one."""
+    rf = getattr(pf, "range_file", None)
+    if rf is None or rf.sha256 is None:
+        return
+    if source.sha256 and rf.sha256 != source.sha256:
+        raise remote.RemoteError(f"{source.path}: the streamed bytes' sha256 {rf.sha256[:12]}... is not the server's {source.sha256[:12]}...",
+                                 "the file changed or was corrupted in transit; run the same command again")  # fmt: skip
+    log.info("%s: streamed whole, sha256 %s", source.path, rf.sha256)

@@ -27,7 +27,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from fwpipe import shards
+from fwpipe import remote, shards
 from fwpipe.atomic import write_bytes
 from fwpipe.errors import DatasetMismatchError, OutputError
 from fwpipe.pipeline.shardset import WORK
@@ -198,7 +198,8 @@ def _check(out_dir: Path, ours: list[str], fmt: str) -> None:
 def _comparable(identity: dict) -> dict:
     """The identity without the sources' paths: an input is its bytes (size, rows, sha256), so
     `x.parquet`, `./x.parquet` and `/abs/x.parquet` (or a moved copy) are the same input."""
-    return dict(identity, sources=[{k: v for k, v in s.items() if k != "path"} for s in identity.get("sources") or [] if isinstance(s, dict)])
+    # a URL is its identity with its revision (remote sources have no sha256 before streaming)
+    return dict(identity, sources=[{k: v for k, v in s.items() if k != "path" or "revision" in s} for s in identity.get("sources") or [] if isinstance(s, dict)])
 
 
 def same_identity(old: dict, identity: dict) -> bool:
@@ -207,12 +208,12 @@ def same_identity(old: dict, identity: dict) -> bool:
 
 def _refuse_different(out_dir: Path, old: dict, identity: dict) -> None:
     def key(path: str) -> str:  # a relative path in an old manifest resolves from here, best effort
-        return os.path.realpath(path)
+        return path if remote.is_url(path) else os.path.realpath(path)
 
     old_sources = {key(s["path"]): s for s in old.get("sources") or [] if isinstance(s, dict) and isinstance(s.get("path"), str)}
     for s in identity["sources"]:
         o = old_sources.get(key(s["path"]))
-        if o is not None and (o.get("bytes"), o.get("sha256")) != (s["bytes"], s["sha256"]):
+        if o is not None and (o.get("bytes"), o.get("sha256"), o.get("revision", "")) != (s["bytes"], s["sha256"], s.get("revision", "")):
             raise DatasetMismatchError(f"{s['path']}: changed since {out_dir} was prepared from it (size or content)", "pass --overwrite to prepare it again")
     old_c, new_c = _comparable({k: old.get(k) for k in identity}), _comparable(identity)
     diffs = [k for k in identity if old_c.get(k) != new_c[k]]
