@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from fwpipe.train.rundir import BEST, LAST
 
 __all__ = ["BEST", "LAST", "check_dataset", "config_of", "dataset_fingerprint", "load", "plain", "restore", "save"]
 
+ZIP_MAGIC = b"PK\x03\x04"
 # what `fwpipe sample` needs, and what `train --resume` needs besides
 SAMPLE_KEYS = ("model", "config")
 RESUME_KEYS = SAMPLE_KEYS + ("optimizer", "scaler", "loader", "rng", "iter", "budget_tokens", "dataset_sha256",
@@ -76,15 +78,25 @@ def load(path: Path, map_location: str = "cpu", *, need: tuple[str, ...] = RESUM
                                  missing_hint or "start the run without --resume, or pass the --out of an earlier run")  # fmt: skip
     hint = "pass a last.pt or best.pt written by fwpipe train"
     try:
-        ck = torch.load(path, map_location=map_location, weights_only=True)
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise InputFormatError(f"{path}: cannot read it ({e.strerror or e})", hint) from e
+    if head != ZIP_MAGIC:  # torch.save has written zip archives since torch 1.6; anything else is not ours
+        what = "empty" if not head else "not a zip archive as torch.save writes"
+        raise InputFormatError(f"{path}: not a readable checkpoint ({what})", hint)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols on the way to refusing
+            ck = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         # torch's restricted unpickler met an object other than tensors and plain values
-        what = str(e).strip().splitlines()
+        why = [line.strip() for line in str(e).splitlines() if "GLOBAL" in line or "Unsupported" in line]
         raise InputFormatError(f"{path}: refused to load: it holds Python objects, not only tensors and plain values "
-                               f"(a checkpoint is data, never code){'; ' + what[-1][:160] if what else ''}", hint) from e  # fmt: skip
+                               f"(a checkpoint is data, never code){': ' + why[0][:160] if why else ''}", hint) from e  # fmt: skip
     except Exception as e:  # noqa: BLE001 - torch raises RuntimeError, EOFError, ValueError, ... for a damaged file
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise InputFormatError(f"{path}: not a readable checkpoint (empty, truncated or not a torch file: {first})", hint) from e
+        raise InputFormatError(f"{path}: not a readable checkpoint (damaged or truncated: {first})", hint) from e
     if not isinstance(ck, dict) or any(k not in ck for k in need):
         have = ", ".join(sorted(map(str, ck))[:12]) if isinstance(ck, dict) else f"a {type(ck).__name__}"
         raise InputFormatError(f"{path}: not a fwpipe checkpoint (it needs the keys {', '.join(need)}; it holds {have or 'nothing'})", hint)

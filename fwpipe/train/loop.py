@@ -61,6 +61,7 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
             cfg = load_config(config or "rtx4070-40m")
         out = Path(out) if out is not None else _default_out(cfg)
         rundir.inspect(out)
+        rundir.check_unlocked(out)
         last = Path(out) / rundir.LAST
         ckpt = ckpt_mod.load(last)
         ckpt_stat = _stat(last)
@@ -78,6 +79,7 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
         out = Path(out) if out is not None else _default_out(cfg)
         if rundir.inspect(out) and (out / rundir.LAST).exists():
             raise ConfigError(f"{out} already holds a run (last.pt)", "pass --resume to continue it, or another --out")
+        rundir.check_unlocked(out)
     ds = open_dataset(data)
     # a dataset prepared for a budget (prepare --budget-tokens) carries it in its manifest
     sizing = (ds.manifest or {}).get("sizing")

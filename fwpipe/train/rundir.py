@@ -19,7 +19,7 @@ import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import BinaryIO, Iterator
 
 from fwpipe import __version__
 from fwpipe.atomic import write_bytes
@@ -78,6 +78,31 @@ def inspect(out: Path) -> bool:
                       "pass a new or empty directory, or the --out of an earlier fwpipe run")  # fmt: skip
 
 
+def _lock(out: Path) -> int:
+    """An open descriptor of `out` holding an exclusive flock (released when it is closed)."""
+    try:
+        fd = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as e:
+        raise OutputError(f"cannot open the run directory {out}: {e.strerror or e}", "pass another --out") from e
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise OutputError(f"{out}: another fwpipe train is writing this run directory",
+                          "wait for it to finish, or stop it and continue with --resume") from None  # fmt: skip
+    return fd
+
+
+def check_unlocked(out: Path) -> None:
+    """Refuse now, before the plan is printed, if another train holds `out` (train takes the lock for real)."""
+    if Path(out).is_dir():
+        os.close(_lock(Path(out)))
+
+
 class RunDir:
     """A claimed run directory: locked until close(); writes only its own names, never through links."""
 
@@ -91,21 +116,9 @@ class RunDir:
         inspect(out)
         try:
             out.mkdir(parents=True, exist_ok=True)
-            fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as e:
             raise OutputError(f"cannot create the run directory {out}: {e.strerror or e}", HINT) from e
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no lock
-            fcntl = None
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise OutputError(f"{out}: another fwpipe train is writing this run directory",
-                                  "wait for it to finish, or stop it and continue with --resume") from None  # fmt: skip
-        rd = cls(out, fd)
+        rd = cls(out, _lock(out))
         try:
             inspect(out)  # again under the lock: the other train may have written meanwhile
             rd.write_bytes(RUN_JSON, json.dumps({"kind": KIND, "fwpipe_version": __version__, "files": list(FILES)}, indent=2).encode() + b"\n")
@@ -153,8 +166,3 @@ class RunDir:
         except OSError as e:
             raise OutputError(f"cannot read {path}: {e.strerror or e}", "pass another --out") from e
 
-
-def marker(out: Path) -> dict[str, Any] | None:
-    """run.json of `out`, if it is fwpipe's."""
-    path = Path(out) / RUN_JSON
-    return json.loads(path.read_text()) if not path.is_symlink() and _is_marker(path) else None
