@@ -30,6 +30,10 @@ RESUME_KEYS = SAMPLE_KEYS + ("optimizer", "scaler", "loader", "rng", "iter", "bu
                              "best_val_loss", "evals")  # fmt: skip
 
 
+TYPES = {"model": dict, "config": dict, "optimizer": dict, "scaler": dict, "loader": dict, "rng": dict, "iter": int,
+         "budget_tokens": int, "dataset_sha256": str, "best_val_loss": (int, float), "evals": list}  # fmt: skip
+
+
 def dataset_fingerprint(ds: Dataset) -> str:
     """The manifest's sha256 for a fwpipe dataset; for nanoGPT / llm.c files (no manifest), a
     hash of every token file's name, size and first and last 1 MiB."""
@@ -100,6 +104,9 @@ def load(path: Path, map_location: str = "cpu", *, need: tuple[str, ...] = RESUM
     if not isinstance(ck, dict) or any(k not in ck for k in need):
         have = ", ".join(sorted(map(str, ck))[:12]) if isinstance(ck, dict) else f"a {type(ck).__name__}"
         raise InputFormatError(f"{path}: not a fwpipe checkpoint (it needs the keys {', '.join(need)}; it holds {have or 'nothing'})", hint)
+    for key, kinds in TYPES.items():
+        if key in need and (not isinstance(ck[key], kinds) or isinstance(ck[key], bool)):
+            raise InputFormatError(f"{path}: not a fwpipe checkpoint ({key} is a {type(ck[key]).__name__})", hint)
     return ck
 
 
@@ -107,13 +114,10 @@ def config_of(ck: dict[str, Any], path: Path):
     """The TrainConfig a checkpoint was trained with (validated like a TOML preset)."""
     from fwpipe.train.config import from_dict
 
-    hint = "pass a last.pt or best.pt written by fwpipe train"
-    if not isinstance(ck["config"], dict):
-        raise InputFormatError(f"{path}: not a fwpipe checkpoint (its config is a {type(ck['config']).__name__})", hint)
     try:
-        return from_dict(ck["config"])
+        return from_dict(ck["config"])  # load() checked that it is a dict
     except ConfigError as e:
-        raise InputFormatError(f"{path}: the config inside is not valid ({e.message})", hint) from e
+        raise InputFormatError(f"{path}: the config inside is not valid ({e.message})", "pass a last.pt or best.pt written by fwpipe train") from e
 
 
 def restore(what: str, path: Path, load_state) -> None:

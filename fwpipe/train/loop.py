@@ -19,9 +19,9 @@ from typing import Any, Callable
 from fwpipe import __version__
 from fwpipe.errors import BudgetError, ConfigError, FwpipeError, InputFormatError, ShardFormatError
 from fwpipe.shards import Dataset, open_dataset
-from fwpipe.train.config import TrainConfig, from_dict, load_config, to_dict, to_toml
-from fwpipe.train.mfu import mfu, peak_tflops
 from fwpipe.train import rundir
+from fwpipe.train.config import TrainConfig, load_config, to_dict, to_toml
+from fwpipe.train.mfu import mfu, peak_tflops
 from fwpipe.train.plan import make_plan
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
             raise ConfigError("--set cannot change a run that is being resumed", "drop --set, or start a new run with another --out")
         cfg = ckpt_mod.config_of(ckpt, last)
         if given is not None:
-            _same_config(given if isinstance(given, TrainConfig) else load_config(given), cfg, given)
+            _same_config(given if isinstance(given, TrainConfig) else load_config(given), cfg, given, out)
         if budget_tokens is not None and int(budget_tokens) != ckpt["budget_tokens"]:
             raise BudgetError(f"--budget-tokens {budget_tokens:,} differs from the run's {ckpt['budget_tokens']:,}",
                               "drop --budget-tokens when resuming (the LR schedule depends on it)")
@@ -119,7 +119,7 @@ def _stat(path: Path) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def _same_config(given: TrainConfig, run_cfg: TrainConfig, name: Any) -> None:
+def _same_config(given: TrainConfig, run_cfg: TrainConfig, name: Any, out: Path) -> None:
     """--config with --resume must name the run's own config: the checkpoint's config wins, and
     silently training with another one than the user asked for would be worse than refusing."""
     a, b = to_dict(given), to_dict(run_cfg)
@@ -129,7 +129,7 @@ def _same_config(given: TrainConfig, run_cfg: TrainConfig, name: Any) -> None:
     diff = [f"{k} {a[k]!r} vs the run's {b[k]!r}" for k in a if a[k] != b[k]]
     if diff:
         raise ConfigError(f"--config {name} differs from the config of the run being resumed ({'; '.join(diff[:3])})",
-                          "drop --config when resuming (the run keeps its own), or start a new run with another --out")
+                          f"resume with --out {out} and no --config (the run keeps its own), or start a new run with another --out")
 
 
 def _rng_state(torch) -> dict[str, Any]:
@@ -190,7 +190,7 @@ def _train(run: Run, rd: rundir.RunDir, emit: Callable[[Event], None], stop_afte
 
     cfg, plan, dev = run.cfg, run.plan, run.device
     out = run.out
-    rd.write_bytes(rundir.PLAN_JSON, json.dumps(plan, indent=2, default=str).encode() + b"\n")
+    rd.write_json(rundir.PLAN_JSON, plan)
     rd.write_bytes(rundir.CONFIG_TOML, to_toml(cfg).encode())
     fingerprint = ckpt_mod.dataset_fingerprint(run.dataset)
     max_iters = plan["iterations"]

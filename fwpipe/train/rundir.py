@@ -73,7 +73,7 @@ def inspect(out: Path) -> bool:
         return True
     if set(names) <= OURS and LAST in names:
         return True  # a run from before run.json, or a checkpoint copied here alone
-    others = [n for n in names if n not in OURS] or [RUN_JSON]
+    others = [n for n in names if n not in OURS] or names  # or only run names, without run.json or last.pt
     raise OutputError(f"--out {out} holds files fwpipe did not write ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''})",
                       "pass a new or empty directory, or the --out of an earlier fwpipe run")  # fmt: skip
 
@@ -121,7 +121,7 @@ class RunDir:
         rd = cls(out, _lock(out))
         try:
             inspect(out)  # again under the lock: the other train may have written meanwhile
-            rd.write_bytes(RUN_JSON, json.dumps({"kind": KIND, "fwpipe_version": __version__, "files": list(FILES)}, indent=2).encode() + b"\n")
+            rd.write_json(RUN_JSON, {"kind": KIND, "fwpipe_version": __version__, "files": list(FILES)})
         except BaseException:
             rd.close()
             raise
@@ -150,6 +150,9 @@ class RunDir:
     def write_bytes(self, name: str, data: bytes) -> None:
         with self.writing(name) as path:
             write_bytes(path, [data], hint=HINT)
+
+    def write_json(self, name: str, obj) -> None:
+        self.write_bytes(name, json.dumps(obj, indent=2, default=str).encode() + b"\n")
 
     def open_append(self, name: str) -> BinaryIO:
         """`name` opened for appending, never through a link (O_NOFOLLOW)."""

@@ -95,6 +95,7 @@ def test_checkpoints_hold_only_tensors_and_plain_values(done_run):
         ckpt_mod.plain({"x": Evil(Path("nowhere"))})
 
 
+@pytest.mark.slow
 def test_a_run_directory_from_before_run_json_resumes_exactly(tmp_path, tiny_data):
     """An older fwpipe wrote no run.json, and saved its state with a bare torch.save: such a run
     still resumes, and logs what a run that never stopped logs."""
@@ -149,6 +150,10 @@ def test_a_torch_file_that_is_not_a_checkpoint_is_one_error_line(tmp_path, tiny_
     good = torch.load(done_run / "last.pt", weights_only=True)
     torch.save({k: v for k, v in good.items() if k != "optimizer"}, run / "last.pt")
     assert_error(cli("train", "--data", tiny_data, "--out", run, "--resume", "--device", "cpu"), "not a fwpipe checkpoint", "optimizer")
+    torch.save({**good, "iter": "6"}, run / "last.pt")
+    assert_error(cli("train", "--data", tiny_data, "--out", run, "--resume", "--device", "cpu"), "iter is a str")
+    torch.save({**good, "config": {**good["config"], "beta1": 2.0}}, run / "last.pt")
+    assert_error(cli("sample", run / "last.pt", "--device", "cpu"), "config inside is not valid", "beta1")
     torch.save({**good, "model": {"wte.weight": torch.zeros(2, 2)}}, run / "last.pt")
     assert_error(cli("sample", run / "last.pt", "--device", "cpu"), "model state does not fit")
 
@@ -365,7 +370,7 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_the_last_finite_checkpoin
 def test_resume_refuses_another_config_and_accepts_its_own(tmp_path, tiny_data, done_run):
     run = copy_run(done_run, tmp_path / "run")
     r = cli("train", "--data", tiny_data, "--out", run, "--resume", "--device", "cpu", "--config", "tiny-cpu")
-    assert_error(r, "--config tiny-cpu differs from the config of the run being resumed", "drop --config")
+    assert_error(r, "--config tiny-cpu differs from the config of the run being resumed", f"resume with --out {run} and no --config")
     other = tmp_path / "other.toml"
     other.write_text((run / "config.toml").read_text().replace("seed = 1337", "seed = 7"))
     assert_error(cli("train", "--data", tiny_data, "--out", run, "--resume", "--device", "cpu", "--config", other), "seed 7 vs the run's 1337")
