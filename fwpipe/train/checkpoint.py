@@ -7,6 +7,7 @@ other object, so a .pt file from elsewhere can at worst fail to load, never run 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import pickle
 import warnings
@@ -70,7 +71,13 @@ def plain(obj: Any) -> Any:
 def save(path: Path, state: dict[str, Any]) -> None:
     state = plain(state)
     with atomic_file(path, hint="free disk space or pass another --out") as f:
-        torch.save(state, f)
+        try:
+            torch.save(state, f)
+        except RuntimeError as e:  # torch's zip writer reports a failed write (a full disk) as RuntimeError
+            cause = e.__cause__ or e.__context__
+            if isinstance(cause, OSError):
+                raise cause from e
+            raise OSError(errno.EIO, f"torch.save failed ({(str(e).strip().splitlines() or ['?'])[0][:120]})") from e
 
 
 def load(path: Path, map_location: str = "cpu", *, need: tuple[str, ...] = RESUME_KEYS, missing_hint: str | None = None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from fwpipe.errors import InputFormatError
 from fwpipe.tokenizer import EOT, VOCAB_SIZE, encode, get_encoding
 from fwpipe.train import checkpoint as ckpt_mod
 from fwpipe.train.device import resolve
@@ -22,6 +23,9 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[GPT, dict]:
     cfg = ckpt_mod.config_of(ck, path)
     model = GPT(cfg.model)
     ckpt_mod.restore("model", path, lambda: model.load_state_dict(ck["model"]))
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        raise InputFormatError(f"{path}: the weights hold NaN or inf (the run diverged before this checkpoint)",
+                               "sample an earlier checkpoint, or train again with a lower lr")  # fmt: skip
     return model.to(device).eval(), ck
 
 

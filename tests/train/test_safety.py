@@ -158,6 +158,13 @@ def test_a_torch_file_that_is_not_a_checkpoint_is_one_error_line(tmp_path, tiny_
     assert_error(cli("sample", run / "last.pt", "--device", "cpu"), "model state does not fit")
 
 
+def test_sampling_a_diverged_checkpoint_is_one_error_line(tmp_path, done_run):
+    ck = torch.load(done_run / "last.pt", weights_only=True)
+    ck["model"]["transformer.h.0.mlp.c_fc.weight"][0, 0] = math.nan  # what a run that went NaN leaves
+    torch.save(ck, tmp_path / "nan.pt")
+    assert_error(cli("sample", tmp_path / "nan.pt", "--device", "cpu", "--tokens", 3), "nan.pt", "NaN or inf")
+
+
 def test_sample_without_a_checkpoint_says_what_sample_needs(tmp_path):
     r = cli("sample", tmp_path / "nope.pt", "--device", "cpu")
     assert_error(r, "nope.pt", "no checkpoint", "run directory")
@@ -322,6 +329,39 @@ def test_a_disk_that_turns_read_only_mid_run_keeps_the_last_checkpoint(tmp_path,
         train(plan_run(tiny_data, BUDGET, cfg, out=out, device="cpu"), remount)
     assert "\n" not in str(e.value)
     assert torch.load(out / "last.pt", weights_only=True)["iter"] == 3
+
+
+def test_a_full_disk_while_saving_a_checkpoint_keeps_the_last_one(tmp_path, tiny_data, monkeypatch):
+    out = tmp_path / "run"
+    cfg = tiny_config(n_embd=32, block_size=32, batch_size=4, n_layer=1, eval_interval=3, eval_iters=1)
+    real_open = builtins.open
+
+    class Full(io.FileIO):
+        """A file on a disk with 64 KiB left (the tiny model's checkpoint is ~20 MB)."""
+
+        left = 64 << 10
+
+        def write(self, b):
+            if len(b) > Full.left:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            Full.left -= len(b)
+            return super().write(b)
+
+    def fill_up(e):
+        if e["kind"] == "train" and e["iter"] == 4:  # the disk fills after the iteration-3 checkpoint
+            def full_open(file, mode="r", *a, **k):
+                if not isinstance(file, int) and str(file).startswith(str(out)) and "w" in mode:
+                    return io.BufferedWriter(Full(file, "wb"))
+                return real_open(file, mode, *a, **k)
+
+            monkeypatch.setattr(builtins, "open", full_open)
+
+    with pytest.raises(OutputError, match="No space left on device") as e:
+        train(plan_run(tiny_data, BUDGET, cfg, out=out, device="cpu"), fill_up)
+    assert "\n" not in str(e.value)
+    monkeypatch.undo()
+    assert torch.load(out / "last.pt", weights_only=True)["iter"] == 3
+    assert not [p for p in os.listdir(out) if p.endswith(".tmp")]
 
 
 # ----------------------------------------------------------- config values and a diverged run
