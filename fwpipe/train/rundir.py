@@ -74,7 +74,7 @@ def inspect(out: Path) -> bool:
     if set(names) <= OURS and LAST in names:
         return True  # a run from before run.json, or a checkpoint copied here alone
     others = [n for n in names if n not in OURS] or names  # or only run names, without run.json or last.pt
-    raise OutputError(f"--out {out} holds files fwpipe did not write ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''})",
+    raise OutputError(f"--out {out} holds files that are not a fwpipe training run's ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''})",
                       "pass a new or empty directory, or the --out of an earlier fwpipe run")  # fmt: skip
 
 

@@ -224,9 +224,11 @@ def test_out_that_is_a_file_or_holds_other_files_is_refused(tmp_path, tiny_data)
     (mine / "thesis.tex").write_text("mine")
     (mine / "metrics.jsonl").write_text("my own metrics\n")
     for extra in ([], ["--resume"]):
-        assert_error(cli("train", "--data", tiny_data, "--budget-tokens", BUDGET, "--out", mine, *TINY, *extra), "thesis.tex", "did not write")
+        assert_error(cli("train", "--data", tiny_data, "--budget-tokens", BUDGET, "--out", mine, *TINY, *extra), "thesis.tex", "not a fwpipe training run")
     assert sorted(os.listdir(mine)) == ["metrics.jsonl", "thesis.tex"]
     assert (mine / "metrics.jsonl").read_text() == "my own metrics\n"
+    assert_error(cli("train", "--data", tiny_data, "--budget-tokens", BUDGET, "--out", tiny_data, *TINY), "not a fwpipe training run")
+    assert not (tiny_data / "run.json").exists()  # the dataset itself is not a run directory
 
 
 def test_a_run_directory_is_marked_as_fwpipe_s(done_run):
