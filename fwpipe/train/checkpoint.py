@@ -1,18 +1,38 @@
-"""Checkpoints written atomically (temp file, fsync, rename) and the dataset they belong to."""
+"""Checkpoints: tensors and plain values only, written atomically, loaded as data (never code).
+
+A checkpoint is a dict of tensors, dicts, lists, tuples, str, int, float, bool and None, saved
+with torch.save and loaded with `weights_only=True`: torch's restricted unpickler refuses any
+other object, so a .pt file from elsewhere can at worst fail to load, never run code.
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from fwpipe.atomic import atomic_file
-from fwpipe.errors import DatasetMismatchError, InputNotFoundError
+from fwpipe.errors import ConfigError, DatasetMismatchError, InputFormatError, InputNotFoundError
 from fwpipe.shards import Dataset
+from fwpipe.train.rundir import BEST, LAST
 
-LAST, BEST = "last.pt", "best.pt"
+__all__ = ["BEST", "LAST", "check_dataset", "config_of", "dataset_fingerprint", "load", "plain", "restore", "save"]
+
+ZIP_MAGIC = b"PK\x03\x04"
+# what `fwpipe sample` needs, and what `train --resume` needs besides
+SAMPLE_KEYS = ("model", "config")
+RESUME_KEYS = SAMPLE_KEYS + ("optimizer", "scaler", "loader", "rng", "iter", "budget_tokens", "dataset_sha256",
+                             "best_val_loss", "evals")  # fmt: skip
+
+
+TYPES = {"model": dict, "config": dict, "optimizer": dict, "scaler": dict, "loader": dict, "rng": dict, "iter": int,
+         "budget_tokens": int, "dataset_sha256": str, "best_val_loss": (int, float), "evals": list}  # fmt: skip
 
 
 def dataset_fingerprint(ds: Dataset) -> str:
@@ -32,17 +52,89 @@ def dataset_fingerprint(ds: Dataset) -> str:
     return h.hexdigest()
 
 
+def plain(obj: Any) -> Any:
+    """`obj` with numpy values turned into Python numbers and tensors; anything that
+    `weights_only=True` would refuse is a bug here, so it raises TypeError."""
+    if isinstance(obj, torch.Tensor) or obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj.copy())
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(plain(v) for v in obj)
+    raise TypeError(f"a checkpoint holds only tensors and plain values, not {type(obj).__name__}")
+
+
 def save(path: Path, state: dict[str, Any]) -> None:
+    state = plain(state)
     with atomic_file(path, hint="free disk space or pass another --out") as f:
-        torch.save(state, f)
+        try:
+            torch.save(state, f)
+        except RuntimeError as e:  # torch's zip writer reports a failed write (a full disk) as RuntimeError
+            cause = e.__cause__ or e.__context__
+            if isinstance(cause, OSError):
+                raise cause from e
+            raise OSError(errno.EIO, f"torch.save failed ({(str(e).strip().splitlines() or ['?'])[0][:120]})") from e
 
 
-def load(path: Path, map_location: str = "cpu") -> dict[str, Any]:
+def load(path: Path, map_location: str = "cpu", *, need: tuple[str, ...] = RESUME_KEYS, missing_hint: str | None = None) -> dict[str, Any]:
+    """A checkpoint's dict, read as data. Raises a one-line FwpipeError for a missing, truncated,
+    foreign or code-carrying file."""
     path = Path(path)
-    if not path.exists():
-        raise InputNotFoundError(f"{path}: no checkpoint to resume from", "start the run without --resume, or pass the --out of an earlier run")
-    # our own file: it holds numpy scalars and dicts besides tensors, so not weights_only
-    return torch.load(path, map_location=map_location, weights_only=False)
+    if not path.is_file():
+        raise InputNotFoundError(f"{path}: no checkpoint there",
+                                 missing_hint or "start the run without --resume, or pass the --out of an earlier run")  # fmt: skip
+    hint = "pass a last.pt or best.pt written by fwpipe train"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise InputFormatError(f"{path}: cannot read it ({e.strerror or e})", hint) from e
+    if head != ZIP_MAGIC:  # torch.save has written zip archives since torch 1.6; anything else is not ours
+        what = "empty" if not head else "not a zip archive as torch.save writes"
+        raise InputFormatError(f"{path}: not a readable checkpoint ({what})", hint)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols on the way to refusing
+            ck = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's restricted unpickler met an object other than tensors and plain values
+        why = [line.strip() for line in str(e).splitlines() if "GLOBAL" in line or "Unsupported" in line]
+        raise InputFormatError(f"{path}: refused to load: it holds Python objects, not only tensors and plain values "
+                               f"(a checkpoint is data, never code){': ' + why[0][:160] if why else ''}", hint) from e  # fmt: skip
+    except Exception as e:  # noqa: BLE001 - torch raises RuntimeError, EOFError, ValueError, ... for a damaged file
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise InputFormatError(f"{path}: not a readable checkpoint (damaged or truncated: {first})", hint) from e
+    if not isinstance(ck, dict) or any(k not in ck for k in need):
+        have = ", ".join(sorted(map(str, ck))[:12]) if isinstance(ck, dict) else f"a {type(ck).__name__}"
+        raise InputFormatError(f"{path}: not a fwpipe checkpoint (it needs the keys {', '.join(need)}; it holds {have or 'nothing'})", hint)
+    for key, kinds in TYPES.items():
+        if key in need and (not isinstance(ck[key], kinds) or isinstance(ck[key], bool)):
+            raise InputFormatError(f"{path}: not a fwpipe checkpoint ({key} is a {type(ck[key]).__name__})", hint)
+    return ck
+
+
+def config_of(ck: dict[str, Any], path: Path):
+    """The TrainConfig a checkpoint was trained with (validated like a TOML preset)."""
+    from fwpipe.train.config import from_dict
+
+    try:
+        return from_dict(ck["config"])  # load() checked that it is a dict
+    except ConfigError as e:
+        raise InputFormatError(f"{path}: the config inside is not valid ({e.message})", "pass a last.pt or best.pt written by fwpipe train") from e
+
+
+def restore(what: str, path: Path, load_state) -> None:
+    """Call `load_state()` (a load_state_dict); a state that does not fit becomes one error line."""
+    try:
+        load_state()
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise InputFormatError(f"{path}: its {what} state does not fit this model ({first})",
+                               "pass a last.pt or best.pt written by fwpipe train") from e  # fmt: skip
 
 
 def check_dataset(ckpt: dict[str, Any], fingerprint: str, data_path: Path) -> None:

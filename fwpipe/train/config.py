@@ -81,6 +81,20 @@ def _names(cls) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
+def _number(text: str, kind: type, key: str, current: Any) -> int | float:
+    """A --set number: digits stay an exact int (seed=2**62+1 keeps its last bits), else a float."""
+    text = text.replace("_", "")
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            pass
+    try:
+        return float(text)
+    except ValueError as e:
+        raise ConfigError(f"{key}={text!r} is not a number", f"write e.g. {key}={current}") from e
+
+
 def _coerce(value: Any, current: Any, key: str) -> Any:
     """Convert a TOML or --set value to the type of the field's default."""
     kind = type(current)
@@ -92,14 +106,12 @@ def _coerce(value: Any, current: Any, key: str) -> Any:
             if text.lower() in ("false", "0", "no", "off"):
                 return False
             raise ConfigError(f"{key}={value!r} is not a boolean", "use true or false")
-        try:
-            value = float(text.replace("_", "")) if kind in (int, float) else text
-        except ValueError as e:
-            raise ConfigError(f"{key}={value!r} is not a number", f"write e.g. {key}={current}") from e
+        value = _number(text, kind, key, current) if kind in (int, float) else text
     if kind is bool and not isinstance(value, bool):
         raise ConfigError(f"{key}={value!r} is not a boolean", "use true or false")
     if kind is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not math.isfinite(value)) \
+                or value != int(value):  # fmt: skip
             raise ConfigError(f"{key}={value!r} is not a whole number", f"write e.g. {key}={current}")
         return int(value)
     if kind is float:
@@ -131,24 +143,41 @@ def _unknown(key: str, valid: list[str], where: str) -> None:
     raise ConfigError(f"{where}: unknown key {key!r}{guess}", f"valid keys are: {', '.join(valid)}")
 
 
+MAX_INT = 2**63  # torch and numpy take seeds and sizes as signed 64-bit integers
+
+
 def validate(cfg: TrainConfig) -> TrainConfig:
+    """Every value in its range, so that a bad one stops at the plan (also with --dry-run), not
+    as a traceback or a NaN loss in the middle of training."""
     m = cfg.model
+    fix = "fix the config or the --set value"
+    for obj in (cfg, m):
+        for f in dataclasses.fields(obj):
+            v = getattr(obj, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{f.name}={v} is not a finite number", fix)
+            if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= MAX_INT:
+                raise ConfigError(f"{f.name}={v} is too large (the limit is 2**63)", fix)
     positive = {"batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "log_interval": cfg.log_interval,
                 "eval_interval": cfg.eval_interval, "eval_iters": cfg.eval_iters, "block_size": m.block_size,
                 "vocab_size": m.vocab_size, "n_layer": m.n_layer, "n_head": m.n_head, "n_embd": m.n_embd}
     for key, v in positive.items():
         if v <= 0:
-            raise ConfigError(f"{key}={v} must be positive", "fix the config or the --set value")
+            raise ConfigError(f"{key}={v} must be positive", fix)
     if m.n_embd % m.n_head:
         raise ConfigError(f"n_embd={m.n_embd} is not divisible by n_head={m.n_head}", "pick n_embd a multiple of n_head")
     if m.vocab_size < 50257:
         raise ConfigError(f"vocab_size={m.vocab_size} is smaller than GPT-2's 50257 tokens", "use 50257 or 50304")
     if not 0 <= m.dropout < 1:
         raise ConfigError(f"dropout={m.dropout} is not in [0, 1)", "use e.g. 0.0 or 0.1")
-    if not (cfg.lr > 0 and 0 <= cfg.min_lr <= cfg.lr and math.isfinite(cfg.lr)):
+    if not (cfg.lr > 0 and 0 <= cfg.min_lr <= cfg.lr):
         raise ConfigError(f"lr={cfg.lr}, min_lr={cfg.min_lr}: need 0 <= min_lr <= lr, lr > 0", "fix lr / min_lr")
-    if cfg.warmup_iters < 0 or cfg.grad_clip < 0 or cfg.weight_decay < 0:
-        raise ConfigError("warmup_iters, grad_clip and weight_decay must not be negative", "fix the config")
+    for key in ("beta1", "beta2"):  # AdamW's moment decay rates; 1 would never forget, > 1 diverges
+        if not 0 <= getattr(cfg, key) < 1:
+            raise ConfigError(f"{key}={getattr(cfg, key)} is not in [0, 1)", "use e.g. beta1=0.9, beta2=0.95")
+    for key in ("warmup_iters", "grad_clip", "weight_decay", "seed"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"{key}={getattr(cfg, key)} is negative", fix)
     if cfg.dtype not in _DTYPES:
         raise ConfigError(f"dtype={cfg.dtype!r} is not one of {', '.join(_DTYPES)}", "use auto")
     return cfg

@@ -17,17 +17,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fwpipe import __version__
-from fwpipe.atomic import write_bytes, write_json
-from fwpipe.errors import BudgetError, ConfigError, ShardFormatError
+from fwpipe.errors import BudgetError, ConfigError, FwpipeError, InputFormatError, ShardFormatError
 from fwpipe.shards import Dataset, open_dataset
-from fwpipe.train.config import TrainConfig, from_dict, load_config, to_dict, to_toml
+from fwpipe.train import rundir
+from fwpipe.train.config import TrainConfig, load_config, to_dict, to_toml
 from fwpipe.train.mfu import mfu, peak_tflops
 from fwpipe.train.plan import make_plan
 
 log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
-PLAN_JSON, METRICS, CONFIG_TOML, LOSS_PNG = "plan.json", "metrics.jsonl", "config.toml", "loss.png"
 
 
 @dataclass
@@ -39,6 +38,7 @@ class Run:
     device: Any  # DeviceInfo
     budget_tokens: int
     checkpoint: dict[str, Any] | None  # loaded for --resume
+    checkpoint_stat: tuple[int, int, int] | None = None  # (inode, size, mtime) of the last.pt it came from
 
 
 def _default_out(cfg: TrainConfig) -> Path:
@@ -52,17 +52,24 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
     from fwpipe.train import checkpoint as ckpt_mod
     from fwpipe.train.device import resolve
 
-    ckpt = None
+    ckpt, ckpt_stat = None, None
     if resume:
+        given = config
         if isinstance(config, TrainConfig):
             cfg = config
         elif out is None:
             cfg = load_config(config or "rtx4070-40m")
         out = Path(out) if out is not None else _default_out(cfg)
-        ckpt = ckpt_mod.load(Path(out) / ckpt_mod.LAST)
+        rundir.inspect(out)
+        rundir.check_unlocked(out)
+        last = Path(out) / rundir.LAST
+        ckpt = ckpt_mod.load(last)
+        ckpt_stat = _stat(last)
         if overrides:
             raise ConfigError("--set cannot change a run that is being resumed", "drop --set, or start a new run with another --out")
-        cfg = from_dict(ckpt["config"])
+        cfg = ckpt_mod.config_of(ckpt, last)
+        if given is not None:
+            _same_config(given if isinstance(given, TrainConfig) else load_config(given), cfg, given, out)
         if budget_tokens is not None and int(budget_tokens) != ckpt["budget_tokens"]:
             raise BudgetError(f"--budget-tokens {budget_tokens:,} differs from the run's {ckpt['budget_tokens']:,}",
                               "drop --budget-tokens when resuming (the LR schedule depends on it)")
@@ -70,8 +77,9 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
     else:
         cfg = config if isinstance(config, TrainConfig) else load_config(config or "rtx4070-40m", overrides)
         out = Path(out) if out is not None else _default_out(cfg)
-        if (out / ckpt_mod.LAST).exists():
+        if rundir.inspect(out) and (out / rundir.LAST).exists():
             raise ConfigError(f"{out} already holds a run (last.pt)", "pass --resume to continue it, or another --out")
+        rundir.check_unlocked(out)
     ds = open_dataset(data)
     # a dataset prepared for a budget (prepare --budget-tokens) carries it in its manifest
     sizing = (ds.manifest or {}).get("sizing")
@@ -100,7 +108,28 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
     if ckpt is not None:
         fp = ckpt_mod.dataset_fingerprint(ds)
         ckpt_mod.check_dataset(ckpt, fp, ds.root)
-    return Run(cfg, ds, Path(out), plan, dev, int(budget_tokens), ckpt)
+    return Run(cfg, ds, Path(out), plan, dev, int(budget_tokens), ckpt, ckpt_stat)
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _same_config(given: TrainConfig, run_cfg: TrainConfig, name: Any, out: Path) -> None:
+    """--config with --resume must name the run's own config: the checkpoint's config wins, and
+    silently training with another one than the user asked for would be worse than refusing."""
+    a, b = to_dict(given), to_dict(run_cfg)
+    a.update({f"model.{k}": v for k, v in a.pop("model").items()})
+    b.update({f"model.{k}": v for k, v in b.pop("model").items()})
+    a.pop("name"), b.pop("name")
+    diff = [f"{k} {a[k]!r} vs the run's {b[k]!r}" for k in a if a[k] != b[k]]
+    if diff:
+        raise ConfigError(f"--config {name} differs from the config of the run being resumed ({'; '.join(diff[:3])})",
+                          f"resume with --out {out} and no --config (the run keeps its own), or start a new run with another --out")
 
 
 def _rng_state(torch) -> dict[str, Any]:
@@ -127,8 +156,30 @@ def lr_at(it: int, cfg: TrainConfig, max_iters: int) -> float:
     return cfg.min_lr + coeff * (cfg.lr - cfg.min_lr)
 
 
+class DivergedError(FwpipeError):
+    """The loss or the weights stopped being finite numbers."""
+
+
 def train(run: Run, on_event: Callable[[Event], None] | None = None, stop_after: int | None = None) -> dict[str, Any]:
-    """Train to the budget (or until `stop_after` iterations are done, leaving a resumable last.pt)."""
+    """Train to the budget (or until `stop_after` iterations are done, leaving a resumable last.pt).
+
+    The run directory is locked for the whole run; a second train into it is refused."""
+    from fwpipe.train import checkpoint as ckpt_mod
+
+    rd = rundir.RunDir.claim(run.out)
+    try:
+        last = run.out / rundir.LAST
+        if run.checkpoint is None and last.exists():
+            raise ConfigError(f"{run.out} already holds a run (last.pt)", "pass --resume to continue it, or another --out")
+        if run.checkpoint is not None and _stat(last) != run.checkpoint_stat:
+            run.checkpoint = ckpt_mod.load(last)  # another train moved the run on before we got the lock
+            ckpt_mod.check_dataset(run.checkpoint, ckpt_mod.dataset_fingerprint(run.dataset), run.dataset.root)
+        return _train(run, rd, on_event or (lambda e: None), stop_after)
+    finally:
+        rd.close()
+
+
+def _train(run: Run, rd: rundir.RunDir, emit: Callable[[Event], None], stop_after: int | None) -> dict[str, Any]:
     import torch
 
     from fwpipe.train import checkpoint as ckpt_mod
@@ -137,12 +188,10 @@ def train(run: Run, on_event: Callable[[Event], None] | None = None, stop_after:
     from fwpipe.train.model import GPT
     from fwpipe.train.plot import plot_losses
 
-    emit = on_event or (lambda e: None)
     cfg, plan, dev = run.cfg, run.plan, run.device
     out = run.out
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / PLAN_JSON, plan)
-    (out / CONFIG_TOML).write_text(to_toml(cfg))
+    rd.write_json(rundir.PLAN_JSON, plan)
+    rd.write_bytes(rundir.CONFIG_TOML, to_toml(cfg).encode())
     fingerprint = ckpt_mod.dataset_fingerprint(run.dataset)
     max_iters = plan["iterations"]
     tpi = cfg.tokens_per_iter
@@ -163,28 +212,30 @@ def train(run: Run, on_event: Callable[[Event], None] | None = None, stop_after:
         emit({"kind": "message", "level": "warning", "text": "the dataset has no val split: no val loss, no plateau diagnosis"})
 
     it, best_val, evals, records = 0, math.inf, [], []
-    metrics_path = out / METRICS
+    last_path = out / rundir.LAST
     if run.checkpoint is not None:
         ck = run.checkpoint
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        scaler.load_state_dict(ck["scaler"])
-        loader.load_state_dict(ck["loader"])
-        _set_rng_state(torch, ck["rng"])
+        ckpt_mod.restore("model", last_path, lambda: model.load_state_dict(ck["model"]))
+        ckpt_mod.restore("optimizer", last_path, lambda: optimizer.load_state_dict(ck["optimizer"]))
+        ckpt_mod.restore("grad scaler", last_path, lambda: scaler.load_state_dict(ck["scaler"]))
+        ckpt_mod.restore("data loader", last_path, lambda: loader.load_state_dict(ck["loader"]))
+        ckpt_mod.restore("random number generator", last_path, lambda: _set_rng_state(torch, ck["rng"]))
         it, best_val, evals = ck["iter"], ck["best_val_loss"], ck["evals"]
         # lines logged after the checkpoint (a crash or kill) are dropped: they will be logged again
-        if metrics_path.exists():
-            records = [r for r in map(json.loads, metrics_path.read_text().splitlines()) if r["iter"] <= it]
-        write_bytes(metrics_path, ["".join(json.dumps(r) + "\n" for r in records).encode()])
-        emit({"kind": "message", "level": "info", "text": f"resumed {out / ckpt_mod.LAST} at iteration {it:,} (epoch {loader.epoch:.3f})"})
-    else:
-        metrics_path.write_text("")
-    metrics = open(metrics_path, "a")
+        text = rd.read_text(rundir.METRICS) or ""
+        try:
+            records = [r for r in map(json.loads, text.splitlines()) if r["iter"] <= it]
+        except (ValueError, TypeError, KeyError) as e:
+            raise InputFormatError(f"{out / rundir.METRICS}: a line is not a metrics record ({e})",
+                                   "restore the file, or delete it to restart the log at the checkpoint") from e  # fmt: skip
+        emit({"kind": "message", "level": "info", "text": f"resumed {last_path} at iteration {it:,} (epoch {loader.epoch:.3f})"})
+    rd.write_bytes(rundir.METRICS, "".join(json.dumps(r) + "\n" for r in records).encode())
+    metrics = rd.open_append(rundir.METRICS)
 
     def record(r: Event) -> None:
         records.append(r)
-        metrics.write(json.dumps(r) + "\n")
-        metrics.flush()
+        with rd.writing(rundir.METRICS):
+            metrics.write((json.dumps(r) + "\n").encode())
         emit(r)
 
     fwd = model
@@ -205,18 +256,39 @@ def train(run: Run, on_event: Callable[[Event], None] | None = None, stop_after:
         fwd.train()
         return total / len(batches)
 
+    @torch.no_grad()
+    def weights_finite() -> bool:
+        # one pass over the parameters, only when a checkpoint is about to be written
+        return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
+
+    def diverged(iter_done: int, what: str) -> DivergedError:
+        kept = f"{last_path} keeps iteration {ckpt_iter}, the last finite state" if ckpt_iter else "no checkpoint was written"
+        return DivergedError(f"training diverged at iteration {iter_done:,}: {what}; stopped, {kept}",
+                             "start a new run (another --out) with a lower lr (--set lr=...), a longer warmup or grad_clip=1")
+
+    ckpt_iter = it if run.checkpoint is not None else 0
+
     def save_checkpoint(iter_done: int, loader_state: dict, rng: dict, best: bool) -> None:
+        nonlocal ckpt_iter
+        if not weights_finite():
+            raise diverged(iter_done, "the weights hold NaN or inf")
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                  "loader": loader_state, "rng": rng, "iter": iter_done, "config": to_dict(cfg),
                  "budget_tokens": run.budget_tokens, "dataset_sha256": fingerprint, "dataset_path": str(run.dataset.root),
                  "best_val_loss": best_val, "evals": evals, "fwpipe_version": __version__}
-        ckpt_mod.save(out / ckpt_mod.LAST, state)
+        with rd.writing(rundir.LAST) as path:
+            ckpt_mod.save(path, state)
+        ckpt_iter = iter_done
         if best:
-            ckpt_mod.save(out / ckpt_mod.BEST, state)
+            with rd.writing(rundir.BEST) as path:
+                ckpt_mod.save(path, state)
 
     def evaluate(iter_done: int, step_loss: float | None) -> None:
         nonlocal best_val
         val_loss, train_loss = estimate(val_batches), estimate(train_batches)
+        for name, v in (("val", val_loss), ("train", train_loss)):
+            if v is not None and not math.isfinite(v):
+                raise diverged(iter_done, f"the {name} loss is {v}")
         e = {"kind": "eval", "iter": iter_done, "tokens": iter_done * tpi, "epoch": loader.epoch,
              "val_loss": val_loss, "train_loss": train_loss}
         evals.append({k: e[k] for k in ("iter", "tokens", "epoch", "val_loss", "train_loss")})
@@ -233,8 +305,9 @@ def train(run: Run, on_event: Callable[[Event], None] | None = None, stop_after:
             best_val = val_loss
         if iter_done > 0:
             save_checkpoint(iter_done, loader.state_dict(), _rng_state(torch), is_best or val_loss is None)
-        plot_losses(records, loader.tokens_per_epoch, out / LOSS_PNG, title=f"{cfg.name}: {plan['params_non_embedding'] / 1e6:.1f}M params",
-                   dropout=cfg.model.dropout)
+        with rd.writing(rundir.LOSS_PNG) as path:
+            plot_losses(records, loader.tokens_per_epoch, path, title=f"{cfg.name}: {plan['params_non_embedding'] / 1e6:.1f}M params",
+                        dropout=cfg.model.dropout)
 
     emit({"kind": "message", "level": "info",
           "text": f"{loader.windows_per_epoch:,} windows of {cfg.model.block_size + 1} tokens per epoch = "
@@ -246,6 +319,9 @@ def train(run: Run, on_event: Callable[[Event], None] | None = None, stop_after:
     flops_tok, peak = plan["flops_per_token"], dev_peak(plan)
     eta_said = False
     snapshot = None
+    # set on the device when any step's loss is not finite; read where the loop syncs anyway
+    # (log lines, evals, checkpoints), so watching for NaN costs no extra device sync per step
+    first_bad = torch.full((), -1, dtype=torch.long, device=device)
     try:
         while it < stop:
             snapshot = (loader.state_dict(), _rng_state(torch))  # the state a Ctrl-C inside this iteration saves
@@ -268,9 +344,13 @@ def train(run: Run, on_event: Callable[[Event], None] | None = None, stop_after:
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss_sum), it + 1, first_bad)
             it += 1
             if it % cfg.log_interval == 0 or it == stop:
                 step_loss = loss_sum.item()  # syncs with the device, so the timing below is honest
+                bad = int(first_bad)
+                if bad >= 0:
+                    raise diverged(bad, f"the training loss is {step_loss if bad == it else 'not finite'}")
                 now = time.perf_counter()
                 tok_s = (it - it_last) * tpi / (now - t_last)
                 t_last, it_last = now, it
@@ -282,15 +362,19 @@ def train(run: Run, on_event: Callable[[Event], None] | None = None, stop_after:
                     eta_said = True
                     emit({"kind": "message", "level": "info",
                           "text": f"ETA {_duration(r['eta_s'])} for {max_iters - it:,} more iterations at {tok_s:,.0f} tokens/s"})
+            if it % cfg.eval_interval == 0 or it == max_iters or it == stop:
+                bad = int(first_bad)
+                if bad >= 0:
+                    raise diverged(bad, "the training loss is not finite")
             if it % cfg.eval_interval == 0 or it == max_iters:
                 evaluate(it, step_loss)
                 t_last, it_last = time.perf_counter(), it  # tokens/s counts training steps only
             elif it == stop:
                 save_checkpoint(it, loader.state_dict(), _rng_state(torch), False)
     except KeyboardInterrupt:
-        if snapshot is not None and it > 0:
+        if snapshot is not None and it > 0 and int(first_bad) < 0 and weights_finite():
             save_checkpoint(it, *snapshot, False)
-            log.warning("interrupted: saved %s at iteration %d", out / ckpt_mod.LAST, it)
+            log.warning("interrupted: saved %s at iteration %d", last_path, it)
         raise
     finally:
         metrics.close()
