@@ -48,3 +48,7 @@ class DependencyError(FwpipeError):
 
 class RemoteError(FwpipeError):
     """A URL input that cannot be fetched: access denied, a failing server, a file changed mid-read."""
+
+
+class DivergedError(FwpipeError):
+    """Training whose loss or weights stopped being finite numbers."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fwpipe import __version__
-from fwpipe.errors import BudgetError, ConfigError, FwpipeError, InputFormatError, ShardFormatError
+from fwpipe.errors import BudgetError, ConfigError, DivergedError, InputFormatError, ShardFormatError
 from fwpipe.shards import Dataset, open_dataset
 from fwpipe.train import rundir
 from fwpipe.train.config import TrainConfig, load_config, to_dict, to_toml
@@ -154,10 +154,6 @@ def lr_at(it: int, cfg: TrainConfig, max_iters: int) -> float:
     ratio = (it - cfg.warmup_iters) / max(1, max_iters - cfg.warmup_iters)
     coeff = 0.5 * (1.0 + math.cos(math.pi * ratio))  # 1 -> 0
     return cfg.min_lr + coeff * (cfg.lr - cfg.min_lr)
-
-
-class DivergedError(FwpipeError):
-    """The loss or the weights stopped being finite numbers."""
 
 
 def train(run: Run, on_event: Callable[[Event], None] | None = None, stop_after: int | None = None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from fwpipe import atomic
 from fwpipe.errors import OutputError
 from fwpipe.train import checkpoint as ckpt_mod
 from fwpipe.train.loop import plan_run, train
@@ -337,6 +338,7 @@ def test_a_full_disk_while_saving_a_checkpoint_keeps_the_last_one(tmp_path, tiny
     out = tmp_path / "run"
     cfg = tiny_config(n_embd=32, block_size=32, batch_size=4, n_layer=1, eval_interval=3, eval_iters=1)
     real_open = builtins.open
+    real_open_new = atomic.open_new
 
     class Full(io.FileIO):
         """A file on a disk with 64 KiB left (the tiny model's checkpoint is ~20 MB)."""
@@ -357,6 +359,8 @@ def test_a_full_disk_while_saving_a_checkpoint_keeps_the_last_one(tmp_path, tiny
                 return real_open(file, mode, *a, **k)
 
             monkeypatch.setattr(builtins, "open", full_open)
+            # atomic.py opens its temp files itself (O_NOFOLLOW), so the full disk must reach it too
+            monkeypatch.setattr(atomic, "open_new", lambda path: io.BufferedWriter(Full(path, "wb")) if str(path).startswith(str(out)) else real_open_new(path))
 
     with pytest.raises(OutputError, match="No space left on device") as e:
         train(plan_run(tiny_data, BUDGET, cfg, out=out, device="cpu"), fill_up)
