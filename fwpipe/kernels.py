@@ -322,9 +322,9 @@ def signature_agreement(sig, left, right):
 
 
 @numba.njit(cache=True, nogil=True)
-def union_find(n, left, right):
-    """Component label of each of n items joined by the edges: the smallest member's index."""
-    parent = np.arange(n, dtype=np.int64)
+def union_into(parent, left, right):
+    """Join the edges' items in a parent array whose entries point at smaller or equal indices;
+    afterwards every entry is its component's smallest member (its label)."""
     for e in range(len(left)):
         x, y = left[e], right[e]
         while parent[x] != x:  # find with path halving
@@ -337,8 +337,15 @@ def union_find(n, left, right):
             parent[y] = x
         elif y < x:
             parent[x] = y
-    for i in range(n):  # parents always point to smaller indices, so one forward pass resolves
+    for i in range(len(parent)):  # parents always point to smaller indices, so one forward pass resolves
         parent[i] = parent[parent[i]]
+
+
+@numba.njit(cache=True, nogil=True)
+def union_find(n, left, right):
+    """Component label of each of n items joined by the edges: the smallest member's index."""
+    parent = np.arange(n, dtype=np.int64)
+    union_into(parent, left, right)
     return parent
 
 

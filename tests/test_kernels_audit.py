@@ -8,7 +8,7 @@ from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from fwpipe import kernels as K
 from tests import kernel_refs as R
-from fwpipe.audit.minhash import as_lean_minhash, lsh_params, permutations
+from fwpipe.dedup.config import as_lean_minhash, lsh_params, permutations
 from fwpipe.tokenizer import EOT
 
 
@@ -84,7 +84,7 @@ def test_signatures_load_as_lean_minhash():
 
 
 def test_lsh_params_are_datasketchs():
-    from fwpipe.audit.minhash import _DATASKETCH_BANDING
+    from fwpipe.dedup.config import _DATASKETCH_BANDING
 
     settings = [(t, p) for p, row in _DATASKETCH_BANDING.items() for t in row]  # the written-down table
     settings += [(0.65, 128), (0.8, 100)]  # and two it lacks (asked of datasketch)

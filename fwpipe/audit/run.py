@@ -8,6 +8,7 @@ budget. The result is the JSON report (schema in fwpipe/audit/report.py).
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -18,9 +19,9 @@ from fwpipe.audit.corpus import index
 from fwpipe.audit.exact import exact_duplicates
 from fwpipe.audit.leakage import leakage
 from fwpipe.audit.lengths import lengths
-from fwpipe.audit.minhash import SCHEME, lsh_params, signatures
 from fwpipe.audit.neardup import near_duplicates, write_clusters
 from fwpipe.audit.totals import per_source, totals
+from fwpipe.dedup import DEFAULT_MEMORY_BYTES, SCHEME, DedupConfig, near_clusters
 from fwpipe.errors import ConfigError, FwpipeError, InputFormatError
 from fwpipe.shards import open_dataset
 
@@ -48,6 +49,20 @@ def _check_options(block_size: int, shingle: int, num_perm: int, ngram: int) -> 
         raise ConfigError(f"num_perm {num_perm} is outside [2, 4096]", "pass e.g. --num-perm 128")
 
 
+def _memory_bytes(memory_gb: float | None) -> int:
+    if memory_gb is None:
+        return DEFAULT_MEMORY_BYTES
+    if not memory_gb > 0:
+        raise ConfigError(f"--memory-gb {memory_gb} is not positive", "pass e.g. --memory-gb 1")
+    return int(memory_gb * 2**30)
+
+
+def _identity(ds) -> dict:
+    """What makes two audits the same run for the scratch directory: the shard files as they are."""
+    files = [p for name in ("train", "val") for p in ds.split(name).paths]
+    return {"root": str(Path(ds.root).resolve()), "files": [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in map(Path, files)]}
+
+
 def audit(
     path: str | Path = DEFAULT_DATASET,
     *,
@@ -60,6 +75,8 @@ def audit(
     ngram: int = 13,
     seed: int = 1,
     write_clusters_file: bool = True,
+    memory_gb: float | None = None,
+    tmp_dir: str | Path | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> dict:
     """Audit a tokenized dataset; return the report as a JSON-ready dict.
@@ -67,13 +84,16 @@ def audit(
     path: a fwpipe dataset directory, a nanoGPT directory (train.bin/val.bin) or llm.c shards
     (a directory or a glob). budget_tokens adds the budget section; params adds Chinchilla
     sizing to it. In a fwpipe dataset directory, clusters.parquet is written beside the shards.
+    memory_gb caps the near-duplicate stages' memory beyond ~50 bytes per document (default 1);
+    tmp_dir holds their scratch files (default: the system temp dir; reused by a rerun).
     """
     step = on_step or (lambda s: None)
     t0 = time.perf_counter()
     _check_options(block_size, shingle, num_perm, ngram)
     if budget_tokens is not None:
         budget_mod.B.check_budget(budget_tokens)  # fail before the expensive part
-    bands, rows = lsh_params(threshold, num_perm)
+    cfg = DedupConfig(threshold=threshold, shingle=shingle, num_perm=num_perm, seed=seed)
+    memory_bytes = _memory_bytes(memory_gb)
     _check_path(path)
     step("opening")
     ds = open_dataset(path)
@@ -98,11 +118,12 @@ def audit(
     step("exact duplicates")
     exact = exact_duplicates(corpus)
     report["exact_duplicates"] = exact.report
-    step("MinHash signatures")
-    sig = signatures(corpus, shingle=shingle, num_perm=num_perm, seed=seed, copy_of=exact.first)
     step("near duplicates")
-    near = near_duplicates(corpus, sig, threshold=threshold, bands=bands, rows=rows, shingle=shingle)
-    del sig
+    scratch, comp = near_clusters(corpus, cfg, copy_of=exact.first, tmp_dir=tmp_dir or tempfile.gettempdir(),
+                                  identity=_identity(ds), memory_bytes=memory_bytes)
+    near = near_duplicates(corpus, comp, cfg)
+    scratch.remove()
+    del comp
     report["near_duplicates"] = near.report
     if ds.format == "fwpipe" and write_clusters_file:
         try:

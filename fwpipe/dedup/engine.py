@@ -1,0 +1,242 @@
+"""Near-duplicate clusters out of core: signatures, band buckets, verified pairs, union-find.
+
+Stages, each on disk in the scratch directory (scratch.py), so that resident memory is a few
+arrays of 8 bytes per document plus the budget, whatever the document count:
+
+1. sign: per unit of UNIT_DOCS documents, MinHash signatures (datasketch-exact, kernels.
+   minhash_signatures), their band keys and full-signature key, written at the unit's rows.
+2. group: documents with one signature are one group, banded once (its first member stands for
+   it). Exact copies join their original's group. A document with few shingles
+   (config.confirm_shingles) groups only with its exact copies: one colliding 32-bit hash
+   would otherwise make two unrelated short documents one signature.
+3. bucket: per band, per key range (as many ranges as the budget needs), the keys of the
+   groups' first members are sorted and each run of equal keys gives its pairs
+   (kernels.bucket_pairs), appended to a file per band.
+4. verify: per range of left members, the distinct candidate pairs are counted, their
+   signatures compared (estimated Jaccard >= threshold), and pairs with a few-shingle side
+   confirmed by their exact shingle Jaccard; the kept pairs go to a file.
+5. union-find over one parent array (8 bytes per member): the label of each member is the
+   smallest member of its component.
+
+The passes' sizes come from the memory budget only; their answers do not depend on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from fwpipe.atomic import atomic_file
+from fwpipe.dedup.config import DedupConfig, permutations
+from fwpipe.dedup.docs import Docs, doc_tokens, n_docs
+from fwpipe.dedup.exact import _first_of_runs
+from fwpipe.dedup.scratch import Scratch, pwrite_array, read_array
+from fwpipe.kernels import band_keys, bucket_pairs, minhash_signatures, signature_agreement, union_into, window_hashes
+
+log = logging.getLogger(__name__)
+UNIT_DOCS = 1 << 16  # documents per signature unit: 32 MB of signatures at 128 permutations
+PAIR_BYTES = 40  # memory per candidate pair while verifying: code, its sort, left, right, agreement
+KEY_BYTES = 32  # memory per document while bucketing a band: key, position, the sort order, sorted key
+
+
+def units(docs: Docs) -> list[tuple[int, int, int]]:
+    """(shard, lo, hi): the signature units, at most UNIT_DOCS documents of one shard each."""
+    out = []
+    for k in range(len(docs.shards)):
+        lo, hi = int(docs.shard_docs[k]), int(docs.shard_docs[k + 1])
+        out += [(k, a, min(hi, a + UNIT_DOCS)) for a in range(lo, hi, UNIT_DOCS)]
+    return out
+
+
+def sign(sc: Scratch, docs: Docs, cfg: DedupConfig, copy_of: np.ndarray | None = None) -> None:
+    """Stage 1: signatures, band keys and full keys of every document not an exact copy."""
+    a, b = permutations(cfg.num_perm, cfg.seed)
+    n = n_docs(docs)
+    todo = [(u, *unit) for u, unit in enumerate(units(docs)) if not sc.unit_done(u)]
+    if len(todo) < len(units(docs)):
+        log.info("dedup: %d of %d signature units already done", len(units(docs)) - len(todo), len(units(docs)))
+    for u, k, lo, hi in todo:
+        idx = np.arange(lo, hi)
+        if copy_of is not None:
+            idx = idx[copy_of[lo:hi] == idx]  # a copy's signature is its original's: not computed
+        sig = np.zeros((hi - lo, cfg.num_perm), dtype=np.uint32)  # rows of copies stay 0, never read
+        if len(idx):
+            sig[idx - lo] = minhash_signatures(docs.shards[k], docs.starts[idx], docs.ends[idx], cfg.shingle, a, b)
+        write_signatures(sc, sig, cfg, lo, idx - lo)
+        sc.mark_unit(u)
+    log.info("dedup: signatures of %d documents in %s", n, sc.sig_path)
+
+
+def write_signatures(sc: Scratch, sig: np.ndarray, cfg: DedupConfig, lo: int = 0, rows: np.ndarray | None = None) -> None:
+    """Store signature rows lo.. and their band and full keys (only for `rows` when given)."""
+    keys = np.zeros((cfg.bands + 1, len(sig)), dtype=np.uint64)
+    r = np.arange(len(sig)) if rows is None else rows
+    if len(r):
+        keys[: cfg.bands, r] = band_keys(sig[r], cfg.bands, cfg.rows).T
+        keys[cfg.bands, r] = band_keys(sig[r], 1, cfg.num_perm)[:, 0]
+    pwrite_array(sc.sig_path, sig, 4 * lo * cfg.num_perm)
+    for bnd in range(cfg.bands + 1):
+        pwrite_array(sc.keys_path, keys[bnd], 8 * (bnd * sc.n_docs + lo))
+
+
+@dataclass
+class Components:
+    root: np.ndarray  # (m,) int64: smallest member position of each member's component
+    rep: np.ndarray  # (m,) int64: first member position of each member's signature group
+    stats: dict = field(default_factory=dict)  # candidate_pairs, kept_pairs, distinct_signatures, confirmed_rejects
+    kept_path: object = None  # the verified pairs (positions), for kept_pairs()
+
+    def kept_pairs(self, chunk: int = 1 << 20) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The verified pairs (left < right, member positions of group first members), in chunks."""
+        m = len(self.root)
+        size = self.kept_path.stat().st_size // 8
+        for off in range(0, size, chunk):
+            code = read_array(self.kept_path, np.int64, off, min(chunk, size - off))
+            yield code // m, code % m
+
+
+def _gather(path, dtype, rows: np.ndarray, *, width: int = 0, item_offset: int = 0) -> np.ndarray:
+    """Rows of a file-backed array through a memory map closed at once (its pages then leave
+    resident memory): rows of width items when width, else single items from item_offset."""
+    mm = np.memmap(path, dtype=dtype, mode="r")
+    try:
+        return mm.reshape(-1, width)[rows] if width else mm[item_offset + rows]
+    finally:
+        del mm
+
+
+def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray | None = None,
+               copy_of: np.ndarray | None = None, tag: str = "all") -> Components:
+    """Stages 2-5 over the members (document ids in the order that decides who is first; all
+    documents in order when None). copy_of (member positions) joins exact copies to their originals.
+    """
+    n = n_docs(docs)
+    m = n if members is None else len(members)
+    docs_of = (lambda p: p) if members is None else (lambda p: members[p])  # noqa: E731
+    budget = max(sc.memory_bytes, 1 << 16)
+    chunk = max(1 << 12, budget // 64)  # members per streamed chunk
+    few = np.empty(m, dtype=bool)
+    full = np.empty(m, dtype=np.uint64)
+    for p0 in range(0, m, chunk):
+        p1 = min(m, p0 + chunk)
+        d = docs_of(np.arange(p0, p1))
+        few[p0:p1] = (docs.ends[d] - docs.starts[d] - cfg.shingle + 1) <= cfg.confirm_shingles
+        full[p0:p1] = _gather(sc.keys_path, np.uint64, d, item_offset=cfg.bands * n) if members is not None \
+            else read_array(sc.keys_path, np.uint64, cfg.bands * n + p0, p1 - p0)
+    # 2. groups: first member of each distinct signature (originals with many shingles only)
+    pos = np.arange(m, dtype=np.int64)
+    rep = pos.copy()
+    orig = np.ones(m, dtype=bool) if copy_of is None else copy_of == pos
+    cand = np.flatnonzero(orig & ~few)
+    order = cand[np.argsort(full[cand], kind="stable")]
+    del cand
+    _first_of_runs(full, order, rep)
+    del order, full
+    if copy_of is not None:
+        rep[~orig] = rep[copy_of[~orig]]  # copies point at originals, whose rep is final
+    is_rep = rep == pos
+    del orig
+    n_rep = int(is_rep.sum())
+    # 3. buckets, one band and one key range at a time
+    n_ranges = 1
+    while KEY_BYTES * n_rep / n_ranges > budget:
+        n_ranges *= 2
+    shift = np.uint64(64 - int(np.log2(n_ranges))) if n_ranges > 1 else None
+    band_files = []
+    for bnd in range(cfg.bands):
+        path = sc.root / f"{tag}.cand.{bnd:02d}"
+        band_files.append(path)
+        if path.exists():
+            continue  # done by an interrupted run
+        with atomic_file(path) as f:
+            for q in range(n_ranges):
+                ks, ps = [], []
+                for p0 in range(0, m, chunk):
+                    p1 = min(m, p0 + chunk)
+                    k = _gather(sc.keys_path, np.uint64, docs_of(np.arange(p0, p1)), item_offset=bnd * n) if members is not None \
+                        else read_array(sc.keys_path, np.uint64, bnd * n + p0, p1 - p0)
+                    sel = is_rep[p0:p1] if shift is None else is_rep[p0:p1] & ((k >> shift) == np.uint64(q))
+                    ks.append(k[sel])
+                    ps.append(np.flatnonzero(sel) + p0)
+                k, p = np.concatenate(ks), np.concatenate(ps)
+                del ks, ps
+                # numpy's default argsort (AVX-512 quicksort) is 5x its stable one; tie order does
+                # not matter, bucket_pairs emits the same pairs for any of them
+                o = np.argsort(k)
+                left, right = bucket_pairs(k[o], p[o], cfg.max_bucket)
+                del k, p, o
+                f.write((left * np.int64(m) + right).tobytes())
+    log.info("dedup %s: %d groups bucketed in %d bands x %d key ranges", tag, n_rep, cfg.bands, n_ranges)
+    # 4. verify, one range of left members at a time
+    total = sum(p.stat().st_size // 8 for p in band_files)
+    n_parts = max(1, -(-PAIR_BYTES * total // budget))
+    bounds = np.linspace(0, m, n_parts + 1).astype(np.int64)
+    stats = {"candidate_pairs": 0, "kept_pairs": 0, "distinct_signatures": n_rep, "confirmed_rejects": 0,
+             "bucket_passes": n_ranges, "verify_passes": n_parts}
+    kept_path = sc.root / f"{tag}.kept"
+    a_sig = lambda d: _gather(sc.sig_path, np.uint32, d, width=cfg.num_perm)  # noqa: E731
+    with atomic_file(kept_path) as f:
+        for q in range(n_parts):
+            lo, hi = bounds[q] * np.int64(m), bounds[q + 1] * np.int64(m)
+            codes = []
+            for path in band_files:
+                size = path.stat().st_size // 8
+                for off in range(0, size, chunk):
+                    c = read_array(path, np.int64, off, min(chunk, size - off))
+                    codes.append(c[(c >= lo) & (c < hi)])
+            code = _unique(np.concatenate(codes)) if codes else np.zeros(0, np.int64)
+            del codes
+            stats["candidate_pairs"] += len(code)
+            for c0 in range(0, len(code), chunk):
+                c = code[c0 : c0 + chunk]
+                left, right = c // m, c % m
+                ld, rd = docs_of(left), docs_of(right)
+                uniq, inv = np.unique(np.concatenate([ld, rd]), return_inverse=True)
+                sig = a_sig(uniq)
+                agree = signature_agreement(sig, inv[: len(c)].astype(np.int64), inv[len(c) :].astype(np.int64))
+                keep = agree >= cfg.min_agree
+                check = np.flatnonzero(keep & (few[left] | few[right]))
+                for i in check:  # few shingles: the estimate may rest on one colliding 32-bit hash
+                    if not exact_jaccard_at_least(docs, int(ld[i]), int(rd[i]), cfg.shingle, cfg.threshold):
+                        keep[i] = False
+                        stats["confirmed_rejects"] += 1
+                stats["kept_pairs"] += int(keep.sum())
+                f.write(c[keep].tobytes())
+    # 5. union-find: group members hang off their group's first member; kept pairs join groups
+    parent = rep.copy()
+    comp = Components(parent, rep, stats, kept_path)
+    for left, right in comp.kept_pairs():
+        union_into(parent, left, right)
+    log.info("dedup %s: %d candidate pairs, %d kept (%d rejected by exact Jaccard)", tag, stats["candidate_pairs"],
+             stats["kept_pairs"], stats["confirmed_rejects"])
+    return comp
+
+
+def _unique(x: np.ndarray) -> np.ndarray:
+    """Sorted distinct values by sort + compare (numpy 2.4's hash-based np.unique is ~90x slower here)."""
+    x = np.sort(x)
+    if len(x) == 0:
+        return x
+    keep = np.empty(len(x), dtype=bool)
+    keep[0] = True
+    np.not_equal(x[1:], x[:-1], out=keep[1:])
+    return x[keep]
+
+
+def exact_jaccard_at_least(docs: Docs, x: int, y: int, shingle: int, threshold: float) -> bool:
+    """Whether the shingle sets of documents x and y have Jaccard >= threshold.
+
+    The shingles are compared by their 64-bit window hashes (kernels.window_hashes; a false
+    match has probability ~2**-64 per pair, against 2**-32 for the 32-bit hashes MinHash saw).
+    """
+    sets = []
+    for d in (x, y):
+        t = doc_tokens(docs, d)
+        h, _ = window_hashes(t, np.zeros(1, np.int64), np.array([len(t)], np.int64), shingle, True)
+        sets.append(_unique(h))
+    inter = len(np.intersect1d(sets[0], sets[1], assume_unique=True))
+    union = len(sets[0]) + len(sets[1]) - inter
+    return union > 0 and inter >= threshold * union - 1e-9

@@ -1,0 +1,54 @@
+"""Exact duplicates: each document's earliest identical document.
+
+Each document is hashed whole (kernels.doc_hashes, 64 bits plus its length, per shard); a
+stable argsort by hash puts equal documents side by side in global order, so the first of each
+run is the earliest copy. Every claimed copy is then compared token by token with that first
+one, so a hash collision can never count as a duplicate. Memory: the hashes and the sort order,
+16 bytes per document, and the answer (8 bytes per document).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numba
+import numpy as np
+
+from fwpipe.dedup.docs import Docs, doc_tokens, n_docs
+from fwpipe.kernels import doc_hashes
+
+log = logging.getLogger(__name__)
+
+
+@numba.njit(cache=True, nogil=True)
+def _first_of_runs(hashes, order, first):
+    """first[order[i]] = the first document of its run of equal hashes (order sorts hashes stably)."""
+    head = -1
+    prev = np.uint64(0)
+    for i in range(len(order)):
+        d = order[i]
+        if i == 0 or hashes[d] != prev:
+            head = d
+            prev = hashes[d]
+        first[d] = head
+
+
+def exact_first(docs: Docs) -> np.ndarray:
+    """(n_docs,) int64: the global index of each document's earliest identical document (itself if none)."""
+    n = n_docs(docs)
+    hashes = np.empty(n, dtype=np.uint64)
+    for k, tokens in enumerate(docs.shards):
+        lo, hi = int(docs.shard_docs[k]), int(docs.shard_docs[k + 1])
+        hashes[lo:hi] = doc_hashes(tokens, docs.starts[lo:hi], docs.ends[lo:hi])
+    order = np.argsort(hashes, kind="stable")  # stable: within equal hashes, global order
+    first = np.empty(n, dtype=np.int64)
+    _first_of_runs(hashes, order, first)
+    del order, hashes
+    copies = np.flatnonzero(first != np.arange(n))
+    same_len = (docs.ends[copies] - docs.starts[copies]) == (docs.ends[first[copies]] - docs.starts[first[copies]])
+    for i, d in enumerate(copies):  # verify: one comparison of a copy's tokens with the original's
+        if not same_len[i] or not np.array_equal(doc_tokens(docs, d), doc_tokens(docs, first[d])):
+            log.warning("64-bit hash collision between documents %d and %d; not a duplicate", d, first[d])
+            first[d] = d
+    log.info("exact duplicates: %d of %d documents are copies", int((first != np.arange(n)).sum()), n)
+    return first
