@@ -116,8 +116,8 @@ def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray
     n = n_docs(docs)
     m = n if members is None else len(members)
     docs_of = (lambda p: p) if members is None else (lambda p: members[p])  # noqa: E731
-    budget = max(sc.memory_bytes, 1 << 16)
-    chunk = max(1 << 12, budget // 64)  # members per streamed chunk
+    budget = max(sc.memory_bytes, 1 << 12)
+    chunk = max(1 << 8, budget // 64)  # members per streamed chunk
     few = np.empty(m, dtype=bool)
     full = np.empty(m, dtype=np.uint64)
     for p0 in range(0, m, chunk):
