@@ -31,7 +31,7 @@ import numpy as np
 
 from fwpipe.atomic import atomic_file
 from fwpipe.dedup.config import DedupConfig, permutations
-from fwpipe.dedup.docs import Docs, doc_tokens, n_docs
+from fwpipe.dedup.docs import Docs, doc_tokens, n_docs, release_pages
 from fwpipe.dedup.exact import _first_of_runs
 from fwpipe.dedup.scratch import Scratch, pwrite_array, read_array
 from fwpipe.kernels import band_keys, bucket_pairs, minhash_signatures, signature_agreement, union_into, window_hashes
@@ -67,6 +67,8 @@ def sign(sc: Scratch, docs: Docs, cfg: DedupConfig, copy_of: np.ndarray | None =
             sig[idx - lo] = minhash_signatures(docs.shards[k], docs.starts[idx], docs.ends[idx], cfg.shingle, a, b)
         write_signatures(sc, sig, cfg, lo, idx - lo)
         sc.mark_unit(u)
+        if hi == int(docs.shard_docs[k + 1]):
+            release_pages(docs.shards[k])
     log.info("dedup: signatures of %d documents in %s", n, sc.sig_path)
 
 

@@ -14,7 +14,7 @@ import logging
 import numba
 import numpy as np
 
-from fwpipe.dedup.docs import Docs, doc_tokens, n_docs
+from fwpipe.dedup.docs import Docs, doc_tokens, n_docs, release_pages
 from fwpipe.kernels import doc_hashes
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ def exact_first(docs: Docs) -> np.ndarray:
     for k, tokens in enumerate(docs.shards):
         lo, hi = int(docs.shard_docs[k]), int(docs.shard_docs[k + 1])
         hashes[lo:hi] = doc_hashes(tokens, docs.starts[lo:hi], docs.ends[lo:hi])
+        release_pages(tokens)
     order = np.argsort(hashes, kind="stable")  # stable: within equal hashes, global order
     first = np.empty(n, dtype=np.int64)
     _first_of_runs(hashes, order, first)
