@@ -249,20 +249,30 @@ def minhash_signatures(tokens, starts, ends, n, a, b):
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def band_keys(sig, n_bands, rows):
-    """(n_docs, n_bands) uint64: a hash of each band's `rows` signature values.
+def signature_keys(sig, n_bands, rows):
+    """(n_bands + 1, n_docs) uint64: a hash of each band's `rows` signature values, then a hash
+    of the whole signature.
 
     Two docs share a bucket in datasketch's MinHashLSH iff their band values are equal; equal
     values give equal keys here, and unequal ones collide with probability ~2**-64 per pair.
+    A band key is the polynomial of its values mod 2**64 (one multiply-add a value), finished
+    by fmix64; the whole-signature key chains the band keys and the values no band uses. Mixing
+    only once per band is ~8x less work than mixing each value.
     """
-    n_docs = sig.shape[0]
-    keys = np.empty((n_docs, n_bands), dtype=np.uint64)
+    n_docs, n_perm = sig.shape
+    keys = np.empty((n_bands + 1, n_docs), dtype=np.uint64)
     for d in numba.prange(n_docs):
+        full = np.uint64(n_bands)
         for bnd in range(n_bands):
             h = np.uint64(bnd)
             for r in range(bnd * rows, (bnd + 1) * rows):
-                h = _fmix64(h * _POLY + np.uint64(sig[d, r]))
-            keys[d, bnd] = h
+                h = h * _POLY + np.uint64(sig[d, r])
+            h = _fmix64(h)
+            keys[bnd, d] = h
+            full = full * _POLY + h
+        for r in range(n_bands * rows, n_perm):
+            full = full * _POLY + np.uint64(sig[d, r])
+        keys[n_bands, d] = _fmix64(full)
     return keys
 
 

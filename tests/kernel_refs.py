@@ -81,15 +81,20 @@ def minhash_signatures_ref(tokens, starts, ends, n, a, b):
     return sig
 
 
-def band_keys_ref(sig, n_bands, rows):
-    keys = np.empty((sig.shape[0], n_bands), dtype=np.uint64)
+def signature_keys_ref(sig, n_bands, rows):
     m = (1 << 64) - 1
+    keys = np.empty((n_bands + 1, sig.shape[0]), dtype=np.uint64)
     for d in range(sig.shape[0]):
+        full = n_bands
         for bnd in range(n_bands):
             h = bnd
             for r in range(bnd * rows, (bnd + 1) * rows):
-                h = _fmix64_ref((h * 0x100000001B3 + int(sig[d, r])) & m)
-            keys[d, bnd] = h
+                h = (h * 0x100000001B3 + int(sig[d, r])) & m
+            keys[bnd, d] = _fmix64_ref(h)
+            full = (full * 0x100000001B3 + int(keys[bnd, d])) & m
+        for r in range(n_bands * rows, sig.shape[1]):
+            full = (full * 0x100000001B3 + int(sig[d, r])) & m
+        keys[n_bands, d] = _fmix64_ref(full)
     return keys
 
 

@@ -94,14 +94,16 @@ def test_lsh_params_are_datasketchs():
     assert lsh_params(0.8, 128) == (9, 13)
 
 
-def test_band_keys_and_agreement_match_ref():
+def test_signature_keys_and_agreement_match_ref():
     rng = np.random.default_rng(0)
-    sig = rng.integers(0, 4, size=(50, 12)).astype(np.uint32)  # few values: many equal bands
-    assert np.array_equal(K.band_keys(sig, 3, 4), R.band_keys_ref(sig, 3, 4))
-    keys = K.band_keys(sig, 3, 4)
-    for i in range(50):  # equal band values <=> equal keys
+    sig = rng.integers(0, 4, size=(50, 14)).astype(np.uint32)  # few values: many equal bands
+    sig[7] = sig[3]  # and two equal signatures
+    assert np.array_equal(K.signature_keys(sig, 3, 4), R.signature_keys_ref(sig, 3, 4))
+    keys = K.signature_keys(sig, 3, 4)
+    for i in range(50):  # equal band values <=> equal keys; equal signatures <=> equal full keys
         for j in range(50):
-            assert (keys[i, 1] == keys[j, 1]) == np.array_equal(sig[i, 4:8], sig[j, 4:8])
+            assert (keys[1, i] == keys[1, j]) == np.array_equal(sig[i, 4:8], sig[j, 4:8])
+            assert (keys[3, i] == keys[3, j]) == np.array_equal(sig[i], sig[j])
     left, right = np.array([0, 1, 2, 5]), np.array([3, 4, 2, 49])
     assert np.array_equal(K.signature_agreement(sig, left, right), R.signature_agreement_ref(sig, left, right))
 

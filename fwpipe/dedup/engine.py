@@ -4,7 +4,9 @@ Stages, each on disk in the scratch directory (scratch.py), so that resident mem
 arrays of 8 bytes per document plus the budget, whatever the document count:
 
 1. sign: per unit of UNIT_DOCS documents, MinHash signatures (datasketch-exact, kernels.
-   minhash_signatures), their band keys and full-signature key, written at the unit's rows.
+   minhash_signatures) and from them the band keys and full-signature key, written per unit
+   (80 bytes per document at 9 bands). The signatures themselves are not kept: verification
+   recomputes the few it needs from the tokens.
 2. group: documents with one signature are one group, banded once (its first member stands for
    it). Exact copies join their original's group. A document with few shingles
    (config.confirm_shingles) groups only with its exact copies: one colliding 32-bit hash
@@ -24,20 +26,21 @@ The passes' sizes come from the memory budget only; their answers do not depend 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
 
-from fwpipe.atomic import atomic_file
+from fwpipe.atomic import atomic_file, write_bytes
 from fwpipe.dedup.config import DedupConfig, permutations
 from fwpipe.dedup.docs import Docs, doc_tokens, n_docs, release_pages
 from fwpipe.dedup.exact import _first_of_runs
-from fwpipe.dedup.scratch import Scratch, pwrite_array, read_array
-from fwpipe.kernels import band_keys, bucket_pairs, minhash_signatures, signature_agreement, union_into, window_hashes
+from fwpipe.dedup.scratch import Scratch, read_array
+from fwpipe.kernels import bucket_pairs, minhash_signatures, signature_agreement, signature_keys, union_into, window_hashes
 
 log = logging.getLogger(__name__)
-UNIT_DOCS = 1 << 16  # documents per signature unit: 32 MB of signatures at 128 permutations
+UNIT_DOCS = 1 << 17  # documents per signature unit: 64 MB of signatures at 128 permutations, 10 MB of keys
 PAIR_BYTES = 40  # memory per candidate pair while verifying: code, its sort, left, right, agreement
 KEY_BYTES = 32  # memory per document while bucketing a band: key, position, the sort order, sorted key
 
@@ -52,36 +55,79 @@ def units(docs: Docs) -> list[tuple[int, int, int]]:
 
 
 def sign(sc: Scratch, docs: Docs, cfg: DedupConfig, copy_of: np.ndarray | None = None) -> None:
-    """Stage 1: signatures, band keys and full keys of every document not an exact copy."""
+    """Stage 1: band keys and full keys of every document not an exact copy (copies: zeros, unused)."""
     a, b = permutations(cfg.num_perm, cfg.seed)
-    n = n_docs(docs)
-    todo = [(u, *unit) for u, unit in enumerate(units(docs)) if not sc.unit_done(u)]
-    if len(todo) < len(units(docs)):
-        log.info("dedup: %d of %d signature units already done", len(units(docs)) - len(todo), len(units(docs)))
+    all_units = units(docs)
+    todo = [(u, *unit) for u, unit in enumerate(all_units) if not sc.unit_path(u).exists()]
+    if len(todo) < len(all_units):
+        log.info("dedup: %d of %d signature units already done", len(all_units) - len(todo), len(all_units))
     for u, k, lo, hi in todo:
         idx = np.arange(lo, hi)
         if copy_of is not None:
             idx = idx[copy_of[lo:hi] == idx]  # a copy's signature is its original's: not computed
-        sig = np.zeros((hi - lo, cfg.num_perm), dtype=np.uint32)  # rows of copies stay 0, never read
+        keys = np.zeros((cfg.bands + 1, hi - lo), dtype=np.uint64)
         if len(idx):
-            sig[idx - lo] = minhash_signatures(docs.shards[k], docs.starts[idx], docs.ends[idx], cfg.shingle, a, b)
-        write_signatures(sc, sig, cfg, lo, idx - lo)
-        sc.mark_unit(u)
+            sig = minhash_signatures(docs.shards[k], docs.starts[idx], docs.ends[idx], cfg.shingle, a, b)
+            keys[:, idx - lo] = signature_keys(sig, cfg.bands, cfg.rows)
+            del sig
+        write_bytes(sc.unit_path(u), [keys])
         if hi == int(docs.shard_docs[k + 1]):
             release_pages(docs.shards[k])
-    log.info("dedup: signatures of %d documents in %s", n, sc.sig_path)
+    log.info("dedup: signature keys of %d documents in %s", n_docs(docs), sc.root)
 
 
-def write_signatures(sc: Scratch, sig: np.ndarray, cfg: DedupConfig, lo: int = 0, rows: np.ndarray | None = None) -> None:
-    """Store signature rows lo.. and their band and full keys (only for `rows` when given)."""
-    keys = np.zeros((cfg.bands + 1, len(sig)), dtype=np.uint64)
-    r = np.arange(len(sig)) if rows is None else rows
-    if len(r):
-        keys[: cfg.bands, r] = band_keys(sig[r], cfg.bands, cfg.rows).T
-        keys[cfg.bands, r] = band_keys(sig[r], 1, cfg.num_perm)[:, 0]
-    pwrite_array(sc.sig_path, sig, 4 * lo * cfg.num_perm)
-    for bnd in range(cfg.bands + 1):
-        pwrite_array(sc.keys_path, keys[bnd], 8 * (bnd * sc.n_docs + lo))
+def write_signatures(sc: Scratch, docs: Docs, sig: np.ndarray, cfg: DedupConfig) -> None:
+    """Signatures given rather than computed (another tool's, or a test's): stored whole, with
+    their keys, so that verification reads them instead of recomputing them from the tokens."""
+    write_bytes(sc.sig_path, [np.ascontiguousarray(sig, dtype=np.uint32)])
+    for u, (_, lo, hi) in enumerate(units(docs)):
+        write_bytes(sc.unit_path(u), [signature_keys(np.ascontiguousarray(sig[lo:hi]), cfg.bands, cfg.rows)])
+
+
+def _unit_bounds(docs: Docs) -> np.ndarray:
+    us = units(docs)
+    return np.array([lo for _, lo, _ in us] + [n_docs(docs)], dtype=np.int64)
+
+
+def _read_keys(sc: Scratch, ub: np.ndarray, row: int, lo: int, hi: int) -> np.ndarray:
+    """Key row `row` (a band, or bands for the full key) of documents [lo, hi)."""
+    out = []
+    u = int(np.searchsorted(ub, lo, side="right")) - 1
+    while lo < hi:
+        a, b = int(ub[u]), int(ub[u + 1])
+        take = min(hi, b) - lo
+        out.append(read_array(sc.unit_path(u), np.uint64, row * (b - a) + (lo - a), take))
+        lo += take
+        u += 1
+    return np.concatenate(out) if out else np.zeros(0, np.uint64)
+
+
+def _gather_keys(sc: Scratch, ub: np.ndarray, row: int, doc_ids: np.ndarray) -> np.ndarray:
+    """Key row `row` of the given documents (any order), one read per unit they fall in."""
+    out = np.empty(len(doc_ids), dtype=np.uint64)
+    order = np.argsort(doc_ids, kind="stable")
+    d = doc_ids[order]
+    cuts = np.searchsorted(d, ub)
+    for u in range(len(ub) - 1):
+        i, j = cuts[u], cuts[u + 1]
+        if i < j:
+            a, b = int(ub[u]), int(ub[u + 1])
+            out[order[i:j]] = read_array(sc.unit_path(u), np.uint64, row * (b - a), b - a)[d[i:j] - a]
+    return out
+
+
+def _signatures_of(sc: Scratch, docs: Docs, cfg: DedupConfig, doc_ids: np.ndarray) -> np.ndarray:
+    """(len(doc_ids), num_perm) signatures: read when stored, else recomputed from the tokens."""
+    if sc.sig_path.exists():
+        return _gather(sc.sig_path, np.uint32, doc_ids, width=cfg.num_perm)
+    a, b = permutations(cfg.num_perm, cfg.seed)
+    out = np.empty((len(doc_ids), cfg.num_perm), dtype=np.uint32)
+    shard = np.searchsorted(docs.shard_docs, doc_ids, side="right") - 1
+    for k in np.unique(shard):
+        sel = np.flatnonzero(shard == k)
+        ids = doc_ids[sel]
+        out[sel] = minhash_signatures(docs.shards[k], docs.starts[ids], docs.ends[ids], cfg.shingle, a, b)
+    return out
 
 
 @dataclass
@@ -101,13 +147,34 @@ class Components:
 
 
 def _gather(path, dtype, rows: np.ndarray, *, width: int = 0, item_offset: int = 0) -> np.ndarray:
-    """Rows of a file-backed array through a memory map closed at once (its pages then leave
-    resident memory): rows of width items when width, else single items from item_offset."""
-    mm = np.memmap(path, dtype=dtype, mode="r")
-    try:
-        return mm.reshape(-1, width)[rows] if width else mm[item_offset + rows]
-    finally:
-        del mm
+    """Rows of a file-backed array by plain reads: rows of `width` items when width, else single
+    items from item_offset. Not through a memory map: page faults there map whole neighbourhoods
+    of cached pages (measured: 700 random rows of a 1 GB signature file made 760 MB resident).
+    """
+    dtype = np.dtype(dtype)
+    w = max(width, 1)
+    row_bytes = w * dtype.itemsize
+    out = np.empty((len(rows), w), dtype=dtype)
+    if len(rows) == 0:
+        return out if width else out[:, 0]
+    order = np.argsort(rows, kind="stable")
+    r = rows[order] + (0 if width else item_offset)
+    block = max(1, (4 << 20) // row_bytes)  # rows per block read: 4 MB
+    with open(path, "rb") as f:
+        fd = f.fileno()
+        i = 0
+        while i < len(r):
+            lo = int(r[i])
+            j = int(np.searchsorted(r, lo + block, side="left"))
+            if (j - i) * 64 >= block:  # dense: read the block once, pick the rows
+                buf = np.frombuffer(os.pread(fd, block * row_bytes, lo * row_bytes), dtype=dtype)
+                buf = buf[: len(buf) // w * w].reshape(-1, w)
+                out[order[i:j]] = buf[r[i:j] - lo]
+            else:  # sparse: one read per row
+                for k in range(i, j):
+                    out[order[k]] = np.frombuffer(os.pread(fd, row_bytes, int(r[k]) * row_bytes), dtype=dtype)
+            i = j
+    return out if width else out[:, 0]
 
 
 def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray | None = None,
@@ -120,14 +187,16 @@ def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray
     docs_of = (lambda p: p) if members is None else (lambda p: members[p])  # noqa: E731
     budget = max(sc.memory_bytes, 1 << 12)
     chunk = max(1 << 8, budget // 64)  # members per streamed chunk
+    ub = _unit_bounds(docs)
+    keys_of = (lambda row, p0, p1: _read_keys(sc, ub, row, p0, p1)) if members is None else \
+        (lambda row, p0, p1: _gather_keys(sc, ub, row, members[p0:p1]))  # noqa: E731
     few = np.empty(m, dtype=bool)
     full = np.empty(m, dtype=np.uint64)
     for p0 in range(0, m, chunk):
         p1 = min(m, p0 + chunk)
         d = docs_of(np.arange(p0, p1))
         few[p0:p1] = (docs.ends[d] - docs.starts[d] - cfg.shingle + 1) <= cfg.confirm_shingles
-        full[p0:p1] = _gather(sc.keys_path, np.uint64, d, item_offset=cfg.bands * n) if members is not None \
-            else read_array(sc.keys_path, np.uint64, cfg.bands * n + p0, p1 - p0)
+        full[p0:p1] = keys_of(cfg.bands, p0, p1)
     # 2. groups: first member of each distinct signature (originals with many shingles only)
     pos = np.arange(m, dtype=np.int64)
     rep = pos.copy()
@@ -158,8 +227,7 @@ def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray
                 ks, ps = [], []
                 for p0 in range(0, m, chunk):
                     p1 = min(m, p0 + chunk)
-                    k = _gather(sc.keys_path, np.uint64, docs_of(np.arange(p0, p1)), item_offset=bnd * n) if members is not None \
-                        else read_array(sc.keys_path, np.uint64, bnd * n + p0, p1 - p0)
+                    k = keys_of(bnd, p0, p1)
                     sel = is_rep[p0:p1] if shift is None else is_rep[p0:p1] & ((k >> shift) == np.uint64(q))
                     ks.append(k[sel])
                     ps.append(np.flatnonzero(sel) + p0)
@@ -179,7 +247,6 @@ def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray
     stats = {"candidate_pairs": 0, "kept_pairs": 0, "distinct_signatures": n_rep, "confirmed_rejects": 0,
              "bucket_passes": n_ranges, "verify_passes": n_parts}
     kept_path = sc.root / f"{tag}.kept"
-    a_sig = lambda d: _gather(sc.sig_path, np.uint32, d, width=cfg.num_perm)  # noqa: E731
     with atomic_file(kept_path) as f:
         for q in range(n_parts):
             lo, hi = bounds[q] * np.int64(m), bounds[q + 1] * np.int64(m)
@@ -197,7 +264,7 @@ def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray
                 left, right = c // m, c % m
                 ld, rd = docs_of(left), docs_of(right)
                 uniq, inv = np.unique(np.concatenate([ld, rd]), return_inverse=True)
-                sig = a_sig(uniq)
+                sig = _signatures_of(sc, docs, cfg, uniq)
                 agree = signature_agreement(sig, inv[: len(c)].astype(np.int64), inv[len(c) :].astype(np.int64))
                 keep = agree >= cfg.min_agree
                 check = np.flatnonzero(keep & (few[left] | few[right]))

@@ -14,7 +14,7 @@ import numpy as np
 from fwpipe.dedup.config import DedupConfig, permutations
 from fwpipe.dedup.docs import Docs, n_docs
 from fwpipe.dedup.engine import _unique
-from fwpipe.kernels import band_keys, bucket_pairs, minhash_signatures
+from fwpipe.kernels import bucket_pairs, minhash_signatures, signature_keys
 
 
 def signatures(docs: Docs, cfg: DedupConfig = DedupConfig(), *, copy_of: np.ndarray | None = None) -> np.ndarray:
@@ -42,11 +42,11 @@ def signatures(docs: Docs, cfg: DedupConfig = DedupConfig(), *, copy_of: np.ndar
 def candidate_pairs(sig: np.ndarray, bands: int, rows: int, max_bucket: int = DedupConfig.max_bucket) -> tuple[np.ndarray, np.ndarray]:
     """Distinct (i < j) row pairs that share at least one band bucket (datasketch MinHashLSH's
     candidates when max_bucket is at least the largest bucket)."""
-    keys = band_keys(sig, bands, rows)
+    keys = signature_keys(sig, bands, rows)
     left, right = [], []
     for bnd in range(bands):
-        order = np.argsort(keys[:, bnd])
-        lo, hi = bucket_pairs(keys[order, bnd], order.astype(np.int64), max_bucket)
+        order = np.argsort(keys[bnd])
+        lo, hi = bucket_pairs(keys[bnd, order], order.astype(np.int64), max_bucket)
         left.append(lo)
         right.append(hi)
     left, right = np.concatenate(left), np.concatenate(right)

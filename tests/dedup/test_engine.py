@@ -132,12 +132,10 @@ def test_a_resumed_run_reuses_finished_signature_units(mixed, tmp_path, monkeypa
     monkeypatch.setattr(engine, "UNIT_DOCS", 64)
     sc = open_scratch(tmp_path, {"x": 1}, n_docs=len(mixed.starts), num_perm=cfg.num_perm, bands=cfg.bands)
     sign(sc, mixed, cfg)
-    done = sorted(p.name for p in (sc.root / "units").iterdir())
+    done = sorted(p.name for p in sc.root.glob("keys.*"))
     assert len(done) == len(engine.units(mixed)) >= 6
-    (sc.root / "units" / done[2]).unlink()  # as if interrupted while writing unit 2
-    with open(sc.sig_path, "r+b") as f:  # ... which left garbage in its rows
-        f.seek(2 * 64 * cfg.num_perm * 4)
-        f.write(b"\xff" * 4096)
+    want = [(sc.root / name).read_bytes() for name in done]
+    (sc.root / done[2]).unlink()  # as if interrupted while writing unit 2
     calls = []
     real = K.minhash_signatures
     monkeypatch.setattr(engine, "minhash_signatures", lambda *a: calls.append(1) or real(*a))
@@ -145,5 +143,6 @@ def test_a_resumed_run_reuses_finished_signature_units(mixed, tmp_path, monkeypa
     assert again.root == sc.root
     sign(again, mixed, cfg)
     assert len(calls) == 1  # only the unfinished unit was signed again
-    stored = np.fromfile(sc.sig_path, dtype=np.uint32).reshape(-1, cfg.num_perm)
-    assert np.array_equal(stored, signatures(mixed, cfg))
+    assert [(sc.root / name).read_bytes() for name in done] == want
+    keys = np.concatenate([np.fromfile(sc.root / name, np.uint64).reshape(cfg.bands + 1, -1) for name in done], axis=1)
+    assert np.array_equal(keys, K.signature_keys(signatures(mixed, cfg), cfg.bands, cfg.rows))
