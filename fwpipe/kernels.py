@@ -214,6 +214,10 @@ def doc_hashes(tokens, starts, ends):
     return out
 
 
+_MH_BLOCK = 1024  # documents per parallel task of minhash_signatures
+_MH_FEW_SHINGLES = 64  # up to this many shingles, the loop over permutations goes inside (1.6x at 36)
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
 def minhash_signatures(tokens, starts, ends, n, a, b):
     """MinHash signature (len(a) uint32 values) per doc over its n-token shingles.
@@ -226,25 +230,45 @@ def minhash_signatures(tokens, starts, ends, n, a, b):
     n_docs = len(starts)
     n_perm = len(a)
     sig = np.empty((n_docs, n_perm), dtype=np.uint32)
-    for d in numba.prange(n_docs):  # documents are independent: the two cores split them
-        s, e = starts[d], ends[d]
-        length = e - s
-        n_win = length - n + 1 if length >= n else 1
-        buf = np.empty(n_win, dtype=np.uint64)
-        _doc_window_hashes(tokens, s, e, n, True, buf, 0)
-        hv = np.empty(n_win, dtype=np.uint32)  # the pre-mixed 32-bit shingle hashes
-        for w in range(n_win):
-            hv[w] = np.uint32(_fmix32(buf[w] >> _S32))
-        for k in range(n_perm):
-            # the hot loop: a min-reduction over the shingles, in uint32 lanes (truncating the
-            # product is the mod 2**32). LLVM vectorizes it with the running minima in
-            # registers; the other order (over k inside, per shingle) loads and stores the 128
-            # minima per shingle and was 1.5x slower here
-            ak, bk = a[k], b[k]
-            mk = np.uint32(0xFFFFFFFF)
-            for w in range(n_win):
-                mk = min(mk, np.uint32(ak * hv[w] + bk))
-            sig[d, k] = mk
+    n_blocks = (n_docs + _MH_BLOCK - 1) // _MH_BLOCK
+    for blk in numba.prange(n_blocks):  # blocks of documents are independent: the cores split them
+        d0, d1 = blk * _MH_BLOCK, min(n_docs, (blk + 1) * _MH_BLOCK)
+        most = 1
+        for d in range(d0, d1):
+            length = ends[d] - starts[d]
+            most = max(most, length - n + 1 if length >= n else 1)
+        buf = np.empty(most, dtype=np.uint64)  # scratch allocated once a block, not once a document
+        hv = np.empty(most, dtype=np.uint32)  # (2x on 40-token documents)
+        mins = np.empty(n_perm, dtype=np.uint32)
+        for d in range(d0, d1):
+            s, e = starts[d], ends[d]
+            length = e - s
+            n_win = length - n + 1 if length >= n else 1
+            _doc_window_hashes(tokens, s, e, n, True, buf, 0)
+            for w in range(n_win):  # the pre-mixed 32-bit shingle hashes
+                hv[w] = np.uint32(_fmix32(buf[w] >> _S32))
+            if n_win <= _MH_FEW_SHINGLES:
+                # few shingles: over the permutations inside, 128 lanes of running minima (a
+                # short min-reduction over shingles would be mostly loop prologue and tail)
+                for k in range(n_perm):
+                    mins[k] = np.uint32(0xFFFFFFFF)
+                for w in range(n_win):
+                    h = hv[w]
+                    for k in range(n_perm):
+                        mins[k] = min(mins[k], np.uint32(a[k] * h + b[k]))
+                for k in range(n_perm):
+                    sig[d, k] = mins[k]
+                continue
+            for k in range(n_perm):
+                # the hot loop on long documents: a min-reduction over the shingles, in uint32
+                # lanes (truncating the product is the mod 2**32). LLVM vectorizes it with the
+                # running minima in registers; the other order (over k inside, per shingle)
+                # loads and stores the 128 minima per shingle and was 1.5x slower there
+                ak, bk = a[k], b[k]
+                mk = np.uint32(0xFFFFFFFF)
+                for w in range(n_win):
+                    mk = min(mk, np.uint32(ak * hv[w] + bk))
+                sig[d, k] = mk
     return sig
 
 

@@ -35,7 +35,7 @@ import numpy as np
 from fwpipe.atomic import atomic_file, write_bytes
 from fwpipe.dedup.config import DedupConfig, permutations
 from fwpipe.dedup.docs import Docs, doc_tokens, n_docs, release_pages
-from fwpipe.dedup.exact import _first_of_runs
+from fwpipe.dedup.exact import _first_of_runs, _repeated
 from fwpipe.dedup.scratch import Scratch, read_array
 from fwpipe.kernels import bucket_pairs, minhash_signatures, signature_agreement, signature_keys, union_into, window_hashes
 
@@ -202,6 +202,7 @@ def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray
     rep = pos.copy()
     orig = np.ones(m, dtype=bool) if copy_of is None else copy_of == pos
     cand = np.flatnonzero(orig & ~few)
+    cand = cand[_repeated(full[cand])]  # nearly every signature is unique: sort only the others
     order = cand[np.argsort(full[cand], kind="stable")]
     del cand
     _first_of_runs(full, order, rep)
@@ -211,6 +212,7 @@ def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray
     is_rep = rep == pos
     del orig
     n_rep = int(is_rep.sum())
+    rep_pos = np.flatnonzero(is_rep)  # positions of the group first members, ascending
     # 3. buckets, one band and one key range at a time
     n_ranges = 1
     while KEY_BYTES * n_rep / n_ranges > budget:
@@ -228,13 +230,20 @@ def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray
                 for p0 in range(0, m, chunk):
                     p1 = min(m, p0 + chunk)
                     k = keys_of(bnd, p0, p1)
-                    sel = is_rep[p0:p1] if shift is None else is_rep[p0:p1] & ((k >> shift) == np.uint64(q))
-                    ks.append(k[sel])
-                    ps.append(np.flatnonzero(sel) + p0)
-                k, p = np.concatenate(ks), np.concatenate(ps)
+                    if shift is None:
+                        ks.append(k[is_rep[p0:p1]])
+                    else:
+                        sel = is_rep[p0:p1] & ((k >> shift) == np.uint64(q))
+                        ks.append(k[sel])
+                        ps.append(np.flatnonzero(sel) + p0)
+                k = np.concatenate(ks)
+                p = rep_pos if shift is None else np.concatenate(ps)
                 del ks, ps
-                # numpy's default argsort (AVX-512 quicksort) is 5x its stable one; tie order does
-                # not matter, bucket_pairs emits the same pairs for any of them
+                # only keys that occur twice make pairs, and nearly all occur once: a plain sort
+                # finds the repeated ones, and only those are argsorted (3x a full argsort).
+                # Tie order does not matter, bucket_pairs emits the same pairs for any of them
+                sub = np.flatnonzero(_repeated(k))
+                k, p = k[sub], p[sub]
                 o = np.argsort(k)
                 left, right = bucket_pairs(k[o], p[o], cfg.max_bucket)
                 del k, p, o

@@ -20,6 +20,17 @@ from fwpipe.kernels import doc_hashes
 log = logging.getLogger(__name__)
 
 
+def _repeated(keys: np.ndarray) -> np.ndarray:
+    """Mask of the entries whose value occurs more than once."""
+    s = np.sort(keys)
+    twice = s[1:][s[1:] == s[:-1]]
+    if len(twice) == 0:
+        return np.zeros(len(keys), dtype=bool)
+    twice = np.unique(twice)
+    i = np.minimum(np.searchsorted(twice, keys), len(twice) - 1)
+    return twice[i] == keys
+
+
 @numba.njit(cache=True, nogil=True)
 def _first_of_runs(hashes, order, first):
     """first[order[i]] = the first document of its run of equal hashes (order sorts hashes stably)."""
@@ -41,8 +52,11 @@ def exact_first(docs: Docs) -> np.ndarray:
         lo, hi = int(docs.shard_docs[k]), int(docs.shard_docs[k + 1])
         hashes[lo:hi] = doc_hashes(tokens, docs.starts[lo:hi], docs.ends[lo:hi])
         release_pages(tokens)
-    order = np.argsort(hashes, kind="stable")  # stable: within equal hashes, global order
-    first = np.empty(n, dtype=np.int64)
+    first = np.arange(n, dtype=np.int64)
+    # nearly every hash is unique: a plain sort finds the repeated ones, and only those are
+    # argsorted, stably, so that within equal hashes the order is global order
+    order = np.flatnonzero(_repeated(hashes))
+    order = order[np.argsort(hashes[order], kind="stable")]
     _first_of_runs(hashes, order, first)
     del order, hashes
     copies = np.flatnonzero(first != np.arange(n))
