@@ -22,6 +22,7 @@ from fwpipe.audit.lengths import lengths
 from fwpipe.audit.neardup import near_duplicates, write_clusters
 from fwpipe.audit.totals import per_source, totals
 from fwpipe.dedup import DEFAULT_MEMORY_BYTES, SCHEME, DedupConfig, near_clusters
+from fwpipe.dedup.docs import release_pages
 from fwpipe.errors import ConfigError, FwpipeError, InputFormatError
 from fwpipe.shards import open_dataset
 
@@ -110,6 +111,8 @@ def audit(
     }
     step("totals")
     report["splits"] = totals(corpus)
+    for tokens in corpus.shards:  # indexing and totals read every shard: drop those pages
+        release_pages(tokens)
     sources = per_source(ds.root, ds.manifest)
     if sources is not None:
         report["sources"] = sources

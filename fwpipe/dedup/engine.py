@@ -42,7 +42,7 @@ from fwpipe.kernels import bucket_pairs, minhash_signatures, signature_agreement
 log = logging.getLogger(__name__)
 UNIT_DOCS = 1 << 17  # documents per signature unit: 64 MB of signatures at 128 permutations, 10 MB of keys
 PAIR_BYTES = 40  # memory per candidate pair while verifying: code, its sort, left, right, agreement
-KEY_BYTES = 32  # memory per document while bucketing a band: key, position, the sort order, sorted key
+KEY_BYTES = 40  # memory per group while bucketing a band: key, position, its sorted copy, the repeat test
 
 
 def units(docs: Docs) -> list[tuple[int, int, int]]:
@@ -71,8 +71,7 @@ def sign(sc: Scratch, docs: Docs, cfg: DedupConfig, copy_of: np.ndarray | None =
             keys[:, idx - lo] = signature_keys(sig, cfg.bands, cfg.rows)
             del sig
         write_bytes(sc.unit_path(u), [keys])
-        if hi == int(docs.shard_docs[k + 1]):
-            release_pages(docs.shards[k])
+        release_pages(docs.shards[k])  # this unit's tokens: a shard (200 MB) need not stay resident
     log.info("dedup: signature keys of %d documents in %s", n_docs(docs), sc.root)
 
 
@@ -124,9 +123,14 @@ def _signatures_of(sc: Scratch, docs: Docs, cfg: DedupConfig, doc_ids: np.ndarra
     out = np.empty((len(doc_ids), cfg.num_perm), dtype=np.uint32)
     shard = np.searchsorted(docs.shard_docs, doc_ids, side="right") - 1
     for k in np.unique(shard):
-        sel = np.flatnonzero(shard == k)
-        ids = doc_ids[sel]
-        out[sel] = minhash_signatures(docs.shards[k], docs.starts[ids], docs.ends[ids], cfg.shingle, a, b)
+        in_k = np.flatnonzero(shard == k)
+        for i in range(0, len(in_k), 256):
+            sel = in_k[i : i + 256]
+            ids = doc_ids[sel]
+            out[sel] = minhash_signatures(docs.shards[k], docs.starts[ids], docs.ends[ids], cfg.shingle, a, b)
+            # a page fault maps the pages around it too (measured: ~200 KB per document read
+            # here), so 256 documents at a time
+            release_pages(docs.shards[k])
     return out
 
 
@@ -210,14 +214,14 @@ def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray
     if copy_of is not None:
         rep[~orig] = rep[copy_of[~orig]]  # copies point at originals, whose rep is final
     is_rep = rep == pos
-    del orig
+    del orig, pos
     n_rep = int(is_rep.sum())
-    rep_pos = np.flatnonzero(is_rep)  # positions of the group first members, ascending
     # 3. buckets, one band and one key range at a time
     n_ranges = 1
     while KEY_BYTES * n_rep / n_ranges > budget:
         n_ranges *= 2
     shift = np.uint64(64 - int(np.log2(n_ranges))) if n_ranges > 1 else None
+    rep_pos = np.flatnonzero(is_rep) if shift is None else None  # the group first members, ascending
     band_files = []
     for bnd in range(cfg.bands):
         path = sc.root / f"{tag}.cand.{bnd:02d}"
@@ -226,19 +230,23 @@ def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray
             continue  # done by an interrupted run
         with atomic_file(path) as f:
             for q in range(n_ranges):
-                ks, ps = [], []
-                for p0 in range(0, m, chunk):
-                    p1 = min(m, p0 + chunk)
-                    k = keys_of(bnd, p0, p1)
-                    if shift is None:
-                        ks.append(k[is_rep[p0:p1]])
-                    else:
-                        sel = is_rep[p0:p1] & ((k >> shift) == np.uint64(q))
-                        ks.append(k[sel])
+                if shift is None:  # every group in one pass: the keys straight into one array
+                    k, p, filled = np.empty(n_rep, dtype=np.uint64), rep_pos, 0
+                    for p0 in range(0, m, chunk):
+                        p1 = min(m, p0 + chunk)
+                        got = keys_of(bnd, p0, p1)[is_rep[p0:p1]]
+                        k[filled : filled + len(got)] = got
+                        filled += len(got)
+                else:
+                    ks, ps = [], []
+                    for p0 in range(0, m, chunk):
+                        p1 = min(m, p0 + chunk)
+                        got = keys_of(bnd, p0, p1)
+                        sel = is_rep[p0:p1] & ((got >> shift) == np.uint64(q))
+                        ks.append(got[sel])
                         ps.append(np.flatnonzero(sel) + p0)
-                k = np.concatenate(ks)
-                p = rep_pos if shift is None else np.concatenate(ps)
-                del ks, ps
+                    k, p = np.concatenate(ks), np.concatenate(ps)
+                    del ks, ps
                 # only keys that occur twice make pairs, and nearly all occur once: a plain sort
                 # finds the repeated ones, and only those are argsorted (3x a full argsort).
                 # Tie order does not matter, bucket_pairs emits the same pairs for any of them
@@ -283,6 +291,9 @@ def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray
                         stats["confirmed_rejects"] += 1
                 stats["kept_pairs"] += int(keep.sum())
                 f.write(c[keep].tobytes())
+                if len(check):
+                    for tokens in docs.shards:  # the exact checks faulted in pages too
+                        release_pages(tokens)
     # 5. union-find: group members hang off their group's first member; kept pairs join groups
     parent = rep.copy()
     comp = Components(parent, rep, stats, kept_path)

@@ -26,9 +26,13 @@ def _repeated(keys: np.ndarray) -> np.ndarray:
     twice = s[1:][s[1:] == s[:-1]]
     if len(twice) == 0:
         return np.zeros(len(keys), dtype=bool)
+    del s
     twice = np.unique(twice)
-    i = np.minimum(np.searchsorted(twice, keys), len(twice) - 1)
-    return twice[i] == keys
+    out = np.empty(len(keys), dtype=bool)
+    for lo in range(0, len(keys), 1 << 20):  # in slices: the positions cost 8 bytes each
+        k = keys[lo : lo + (1 << 20)]
+        out[lo : lo + len(k)] = twice[np.minimum(np.searchsorted(twice, k), len(twice) - 1)] == k
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
@@ -65,5 +69,9 @@ def exact_first(docs: Docs) -> np.ndarray:
         if not same_len[i] or not np.array_equal(doc_tokens(docs, d), doc_tokens(docs, first[d])):
             log.warning("64-bit hash collision between documents %d and %d; not a duplicate", d, first[d])
             first[d] = d
+        if i % 1024 == 1023 or i == len(copies) - 1:
+            # each check faults in the pages around both documents (~200 KB a document)
+            for tokens in docs.shards:
+                release_pages(tokens)
     log.info("exact duplicates: %d of %d documents are copies", int((first != np.arange(n)).sum()), n)
     return first
