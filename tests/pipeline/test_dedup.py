@@ -134,3 +134,17 @@ def test_residual_pass_finds_a_pair_hidden_behind_a_truncated_bucket(tmp_path):
     assert dedup._residual_pass(sc, docs, keep, rep, split, 0, cfg)
     assert keep.tolist() == [True, False, True, False] and rep.tolist() == [0, 0, 2, 2]
     assert not dedup._residual_pass(sc, docs, keep, rep, split, 1, cfg)
+
+
+def test_memory_cap_and_tmp_dir_give_the_same_dataset(tmp_path, hostile):
+    """A cap small enough for many bucket and verify passes, scratch in a directory of the
+    user's: the same bytes as the default run, and the scratch is gone afterwards."""
+    paths, _ = hostile
+    opts = PrepareOptions(val_fraction=0.2, shard_tokens=50_000)
+    prepare(paths, tmp_path / "a", options=opts, progress=False)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    s = prepare(paths, tmp_path / "b", options=opts, progress=False, memory_gb=0.000004, tmp_dir=scratch)
+    assert s["dedup"]["removed_docs"] > 0
+    assert dir_digest(tmp_path / "a") == dir_digest(tmp_path / "b")
+    assert list(scratch.iterdir()) == []
