@@ -285,10 +285,13 @@ def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray
                 agree = signature_agreement(sig, inv[: len(c)].astype(np.int64), inv[len(c) :].astype(np.int64))
                 keep = agree >= cfg.min_agree
                 check = np.flatnonzero(keep & (few[left] | few[right]))
-                for i in check:  # few shingles: the estimate may rest on one colliding 32-bit hash
+                for j, i in enumerate(check):  # few shingles: the estimate may rest on one colliding 32-bit hash
                     if not exact_jaccard_at_least(docs, int(ld[i]), int(rd[i]), cfg.shingle, cfg.threshold):
                         keep[i] = False
                         stats["confirmed_rejects"] += 1
+                    if j % 128 == 127:  # each check faults in ~200 KB around each document
+                        for tokens in docs.shards:
+                            release_pages(tokens)
                 stats["kept_pairs"] += int(keep.sum())
                 f.write(c[keep].tobytes())
                 if len(check):

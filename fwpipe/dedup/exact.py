@@ -54,8 +54,10 @@ def exact_first(docs: Docs) -> np.ndarray:
     hashes = np.empty(n, dtype=np.uint64)
     for k, tokens in enumerate(docs.shards):
         lo, hi = int(docs.shard_docs[k]), int(docs.shard_docs[k + 1])
-        hashes[lo:hi] = doc_hashes(tokens, docs.starts[lo:hi], docs.ends[lo:hi])
-        release_pages(tokens)
+        for a in range(lo, hi, 1 << 17):  # slices, each one's pages dropped after it: a whole
+            b = min(hi, a + (1 << 17))  # shard would hold up to 200 MB resident
+            hashes[a:b] = doc_hashes(tokens, docs.starts[a:b], docs.ends[a:b])
+            release_pages(tokens)
     first = np.arange(n, dtype=np.int64)
     # nearly every hash is unique: a plain sort finds the repeated ones, and only those are
     # argsorted, stably, so that within equal hashes the order is global order
@@ -69,7 +71,7 @@ def exact_first(docs: Docs) -> np.ndarray:
         if not same_len[i] or not np.array_equal(doc_tokens(docs, d), doc_tokens(docs, first[d])):
             log.warning("64-bit hash collision between documents %d and %d; not a duplicate", d, first[d])
             first[d] = d
-        if i % 1024 == 1023 or i == len(copies) - 1:
+        if i % 128 == 127 or i == len(copies) - 1:
             # each check faults in the pages around both documents (~200 KB a document)
             for tokens in docs.shards:
                 release_pages(tokens)
