@@ -116,7 +116,7 @@ def plan(stages: list[Path], mode: Dedup, *, threshold: int, force_val: bool, tm
 
 def _residual_pass(sc: Scratch, corpus, keep: np.ndarray, rep: np.ndarray, split: np.ndarray, round_: int,
                    cfg: DedupConfig = CONFIG) -> bool:
-    """Band the kept documents again, in the order `fwpipe audit` will see them (train, then val).
+    """Band the kept documents again, in the order the audit stage will see them (train, then val).
 
     Buckets of over cfg.max_bucket documents pair each member with the bucket's first only,
     so a pair missed among many can surface once its family is gone. Any pair found now is
