@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -139,7 +140,7 @@ class Components:
     root: np.ndarray  # (m,) int64: smallest member position of each member's component
     rep: np.ndarray  # (m,) int64: first member position of each member's signature group
     stats: dict = field(default_factory=dict)  # candidate_pairs, kept_pairs, distinct_signatures, confirmed_rejects
-    kept_path: object = None  # the verified pairs (positions), for kept_pairs()
+    kept_path: Path | None = None  # the verified pairs (positions), for kept_pairs()
 
     def kept_pairs(self, chunk: int = 1 << 20) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """The verified pairs (left < right, member positions of group first members), in chunks."""
@@ -186,14 +187,37 @@ def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray
     """Stages 2-5 over the members (document ids in the order that decides who is first; all
     documents in order when None). copy_of (member positions) joins exact copies to their originals.
     """
-    n = n_docs(docs)
-    m = n if members is None else len(members)
-    docs_of = (lambda p: p) if members is None else (lambda p: members[p])  # noqa: E731
+    m = n_docs(docs) if members is None else len(members)
     budget = max(sc.memory_bytes, 1 << 12)
     chunk = max(1 << 8, budget // 64)  # members per streamed chunk
     ub = _unit_bounds(docs)
-    keys_of = (lambda row, p0, p1: _read_keys(sc, ub, row, p0, p1)) if members is None else \
-        (lambda row, p0, p1: _gather_keys(sc, ub, row, members[p0:p1]))  # noqa: E731
+    if members is None:
+        def keys_of(row, p0, p1):
+            return _read_keys(sc, ub, row, p0, p1)
+    else:
+        def keys_of(row, p0, p1):
+            return _gather_keys(sc, ub, row, members[p0:p1])
+    docs_of = (lambda p: p) if members is None else (lambda p: members[p])  # noqa: E731
+    rep, few = _groups(docs, cfg, keys_of, docs_of, m, chunk, copy_of)
+    is_rep = rep == np.arange(m)
+    stats = {"distinct_signatures": int(is_rep.sum())}
+    band_files = _bucket(sc, cfg, keys_of, is_rep, chunk, budget, tag, stats)
+    del is_rep
+    kept_path = _verify(sc, docs, cfg, band_files, few, docs_of, m, chunk, budget, tag, stats)
+    # 5. union-find: group members hang off their group's first member; kept pairs join groups
+    parent = rep.copy()
+    comp = Components(parent, rep, stats, kept_path)
+    for left, right in comp.kept_pairs():
+        union_into(parent, left, right)
+    log.info("dedup %s: %d candidate pairs, %d kept (%d rejected by exact Jaccard)", tag, stats["candidate_pairs"],
+             stats["kept_pairs"], stats["confirmed_rejects"])
+    return comp
+
+
+def _groups(docs: Docs, cfg: DedupConfig, keys_of, docs_of, m: int, chunk: int,
+            copy_of: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Stage 2: (rep, few): each member's group first member (its own position when alone), and
+    whether it has few shingles. Originals with many shingles group by full signature key."""
     few = np.empty(m, dtype=bool)
     full = np.empty(m, dtype=np.uint64)
     for p0 in range(0, m, chunk):
@@ -201,10 +225,8 @@ def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray
         d = docs_of(np.arange(p0, p1))
         few[p0:p1] = (docs.ends[d] - docs.starts[d] - cfg.shingle + 1) <= cfg.confirm_shingles
         full[p0:p1] = keys_of(cfg.bands, p0, p1)
-    # 2. groups: first member of each distinct signature (originals with many shingles only)
-    pos = np.arange(m, dtype=np.int64)
-    rep = pos.copy()
-    orig = np.ones(m, dtype=bool) if copy_of is None else copy_of == pos
+    rep = np.arange(m, dtype=np.int64)
+    orig = np.ones(m, dtype=bool) if copy_of is None else copy_of == rep
     cand = np.flatnonzero(orig & ~few)
     cand = cand[_repeated(full[cand])]  # nearly every signature is unique: sort only the others
     order = cand[np.argsort(full[cand], kind="stable")]
@@ -213,10 +235,13 @@ def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray
     del order, full
     if copy_of is not None:
         rep[~orig] = rep[copy_of[~orig]]  # copies point at originals, whose rep is final
-    is_rep = rep == pos
-    del orig, pos
-    n_rep = int(is_rep.sum())
-    # 3. buckets, one band and one key range at a time
+    return rep, few
+
+
+def _bucket(sc: Scratch, cfg: DedupConfig, keys_of, is_rep: np.ndarray, chunk: int, budget: int, tag: str,
+            stats: dict) -> list[Path]:
+    """Stage 3: per band, the candidate pairs of the group first members, to <tag>.cand.BB."""
+    m, n_rep = len(is_rep), stats["distinct_signatures"]
     n_ranges = 1
     while KEY_BYTES * n_rep / n_ranges > budget:
         n_ranges *= 2
@@ -233,16 +258,14 @@ def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray
                 if shift is None:  # every group in one pass: the keys straight into one array
                     k, p, filled = np.empty(n_rep, dtype=np.uint64), rep_pos, 0
                     for p0 in range(0, m, chunk):
-                        p1 = min(m, p0 + chunk)
-                        got = keys_of(bnd, p0, p1)[is_rep[p0:p1]]
+                        got = keys_of(bnd, p0, min(m, p0 + chunk))[is_rep[p0 : p0 + chunk]]
                         k[filled : filled + len(got)] = got
                         filled += len(got)
-                else:
+                else:  # one key range of the band: the keys whose top bits are q
                     ks, ps = [], []
                     for p0 in range(0, m, chunk):
-                        p1 = min(m, p0 + chunk)
-                        got = keys_of(bnd, p0, p1)
-                        sel = is_rep[p0:p1] & ((got >> shift) == np.uint64(q))
+                        got = keys_of(bnd, p0, min(m, p0 + chunk))
+                        sel = is_rep[p0 : p0 + chunk] & ((got >> shift) == np.uint64(q))
                         ks.append(got[sel])
                         ps.append(np.flatnonzero(sel) + p0)
                     k, p = np.concatenate(ks), np.concatenate(ps)
@@ -256,16 +279,22 @@ def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray
                 left, right = bucket_pairs(k[o], p[o], cfg.max_bucket)
                 del k, p, o
                 f.write((left * np.int64(m) + right).tobytes())
+    stats["bucket_passes"] = n_ranges
     log.info("dedup %s: %d groups bucketed in %d bands x %d key ranges", tag, n_rep, cfg.bands, n_ranges)
-    # 4. verify, one range of left members at a time
+    return band_files
+
+
+def _verify(sc: Scratch, docs: Docs, cfg: DedupConfig, band_files: list[Path], few: np.ndarray, docs_of, m: int,
+            chunk: int, budget: int, tag: str, stats: dict) -> Path:
+    """Stage 4: the distinct candidate pairs, counted; those at estimated Jaccard >= threshold
+    (and, with a few-shingle side, exact Jaccard >= threshold) to <tag>.kept."""
     total = sum(p.stat().st_size // 8 for p in band_files)
     n_parts = max(1, -(-PAIR_BYTES * total // budget))
     bounds = np.linspace(0, m, n_parts + 1).astype(np.int64)
-    stats = {"candidate_pairs": 0, "kept_pairs": 0, "distinct_signatures": n_rep, "confirmed_rejects": 0,
-             "bucket_passes": n_ranges, "verify_passes": n_parts}
+    stats.update(candidate_pairs=0, kept_pairs=0, confirmed_rejects=0, verify_passes=n_parts)
     kept_path = sc.root / f"{tag}.kept"
     with atomic_file(kept_path) as f:
-        for q in range(n_parts):
+        for q in range(n_parts):  # one range of left members at a time
             lo, hi = bounds[q] * np.int64(m), bounds[q + 1] * np.int64(m)
             codes = []
             for path in band_files:
@@ -289,22 +318,12 @@ def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray
                     if not exact_jaccard_at_least(docs, int(ld[i]), int(rd[i]), cfg.shingle, cfg.threshold):
                         keep[i] = False
                         stats["confirmed_rejects"] += 1
-                    if j % 128 == 127:  # each check faults in ~200 KB around each document
+                    if j % 128 == 127 or j == len(check) - 1:  # each check faults in ~200 KB around each document
                         for tokens in docs.shards:
                             release_pages(tokens)
                 stats["kept_pairs"] += int(keep.sum())
                 f.write(c[keep].tobytes())
-                if len(check):
-                    for tokens in docs.shards:  # the exact checks faulted in pages too
-                        release_pages(tokens)
-    # 5. union-find: group members hang off their group's first member; kept pairs join groups
-    parent = rep.copy()
-    comp = Components(parent, rep, stats, kept_path)
-    for left, right in comp.kept_pairs():
-        union_into(parent, left, right)
-    log.info("dedup %s: %d candidate pairs, %d kept (%d rejected by exact Jaccard)", tag, stats["candidate_pairs"],
-             stats["kept_pairs"], stats["confirmed_rejects"])
-    return comp
+    return kept_path
 
 
 def _unique(x: np.ndarray) -> np.ndarray:
