@@ -21,7 +21,7 @@ from fwpipe.audit.leakage import leakage
 from fwpipe.audit.lengths import lengths
 from fwpipe.audit.neardup import near_duplicates, write_clusters
 from fwpipe.audit.totals import per_source, totals
-from fwpipe.dedup import DEFAULT_MEMORY_BYTES, SCHEME, DedupConfig, near_clusters
+from fwpipe.dedup import DEFAULT_MEMORY_BYTES, SCHEME, DedupConfig, near_clusters, scratch_bytes
 from fwpipe.dedup.docs import release_pages
 from fwpipe.errors import ConfigError, FwpipeError, InputFormatError
 from fwpipe.shards import open_dataset
@@ -121,8 +121,9 @@ def audit(
     step("exact duplicates")
     exact = exact_duplicates(corpus)
     report["exact_duplicates"] = exact.report
-    step("near duplicates")
-    scratch, comp = near_clusters(corpus, cfg, copy_of=exact.first, tmp_dir=tmp_dir or tempfile.gettempdir(),
+    scratch_dir = tmp_dir or tempfile.gettempdir()
+    step(f"near duplicates (scratch: {scratch_bytes(corpus.n_docs, cfg.bands) / 1e9:.2f} GB in {scratch_dir})")
+    scratch, comp = near_clusters(corpus, cfg, copy_of=exact.first, tmp_dir=scratch_dir,
                                   identity=_identity(ds), memory_bytes=memory_bytes)
     near = near_duplicates(corpus, comp, cfg)
     scratch.remove()

@@ -49,7 +49,7 @@ class Scratch:
         return self.root / f"keys.{u:06d}"
 
     def planned_bytes(self) -> int:
-        return self.n_docs * 8 * (self.bands + 1)
+        return scratch_bytes(self.n_docs, self.bands)
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -74,7 +74,16 @@ def open_scratch(tmp_dir: str | Path, identity: dict, *, n_docs: int, num_perm: 
                           "pass --tmp-dir DIR on a disk with room (its size is logged before it starts)") from e
     log.info("dedup scratch %s: %.2f GB for %d documents (%s; %.1f GB free there)", root, s.planned_bytes() / 1e9, n_docs,
              "reused from an interrupted run" if reused else "new", free / 1e9)
+    if not reused and free < s.planned_bytes():
+        s.remove()
+        raise OutputError(f"{tmp_dir}: the dedup scratch needs {s.planned_bytes() / 1e9:.2f} GB, {free / 1e9:.2f} GB are free",
+                          "pass --tmp-dir DIR on a disk with room")
     return s
+
+
+def scratch_bytes(n_docs: int, bands: int) -> int:
+    """Disk the scratch directory takes for n_docs documents: 8 bytes a band key and the full key."""
+    return n_docs * 8 * (bands + 1)
 
 
 def read_array(path: Path, dtype, offset_items: int, count: int) -> np.ndarray:

@@ -146,3 +146,17 @@ def test_a_resumed_run_reuses_finished_signature_units(mixed, tmp_path, monkeypa
     assert [(sc.root / name).read_bytes() for name in done] == want
     keys = np.concatenate([np.fromfile(sc.root / name, np.uint64).reshape(cfg.bands + 1, -1) for name in done], axis=1)
     assert np.array_equal(keys, K.signature_keys(signatures(mixed, cfg), cfg.bands, cfg.rows))
+
+
+def test_a_full_disk_is_refused_before_any_work(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from fwpipe.dedup import open_scratch
+    from fwpipe.errors import OutputError
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(OutputError, match="needs 0.08 GB, 0.00 GB are free"):
+        open_scratch(tmp_path, {}, n_docs=1_000_000, num_perm=128, bands=9)
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
