@@ -1,8 +1,8 @@
 """Benchmark: memory and speed of `fwpipe audit` and `fwpipe prepare --dedup near` as the
 document count grows.
 
-Generates N documents, runs each command in a child process, and prints its peak RSS (from
-os.wait4 on that child), bytes per document, documents/s and tokens/s, at each size, then the
+Generates N documents, runs each command in a child process, and prints its peak RSS (the
+child's VmHWM, read by the child at exit), bytes per document, documents/s and tokens/s, at each size, then the
 marginal bytes per document between the smallest and largest size (flat cost: the same figure
 at every size). Goal: audit on 15M short documents and prepare --dedup near on 5M documents
 each under 2 GB peak RSS.
@@ -88,17 +88,32 @@ def make_parquet(root: Path, n: int, seed: int = 0) -> None:
                        row_group_size=50_000)
 
 
+# The child writes its own peak (VmHWM: the high-water mark of its memory after exec) at exit.
+# Not ru_maxrss from wait4 / RUSAGE_CHILDREN: Linux carries into it the RSS the child had
+# between fork and exec, i.e. this parent's, which made the figures follow the size of the data
+# this script had generated (1.00 GB reported where the audit itself peaked at 0.66 GB).
+CHILD = """
+import atexit, os, sys
+def _peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            open(os.environ["FWPIPE_BENCH_PEAK"], "w").write(line.split()[1])
+atexit.register(_peak)
+from fwpipe.cli import main
+main()
+"""
+
+
 def _run(args: list[str]) -> tuple[float, int]:
     """Seconds and peak RSS (bytes) of `fwpipe args` in a child process."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen([sys.executable, "-c", "from fwpipe.cli import main; main()", *args],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)  # this child's own rusage (RUSAGE_CHILDREN would be the max over all)
-    seconds = time.perf_counter() - t0
-    err = p.stderr.read().decode(errors="replace")
-    if status != 0:
-        raise SystemExit(f"fwpipe {' '.join(args)} failed:\n{err[-2000:]}")
-    return seconds, usage.ru_maxrss * 1024  # Linux reports KiB
+    with tempfile.NamedTemporaryFile("r") as peak:
+        t0 = time.perf_counter()
+        p = subprocess.run([sys.executable, "-c", CHILD, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           env={**os.environ, "FWPIPE_BENCH_PEAK": peak.name})
+        seconds = time.perf_counter() - t0
+        if p.returncode != 0:
+            raise SystemExit(f"fwpipe {' '.join(args)} failed:\n{p.stderr.decode(errors='replace')[-2000:]}")
+        return seconds, int(peak.read()) * 1024  # VmHWM is in kB
 
 
 def main() -> None:
