@@ -196,8 +196,10 @@ def format_prepare_summary(s: dict) -> str:
 @click.option("--fail-on", "fail_on", multiple=True, metavar="RULE", help="Exit 1 if RULE holds, e.g. 'leakage.near_docs>0', 'budget.epochs>4'. Repeatable.")
 @click.option("--memory-gb", type=float, default=None, help="Memory for near duplicates beyond ~50 bytes/document [default: 1].")
 @click.option("--tmp-dir", type=click.Path(file_okay=False), default=None, help="Scratch for near duplicates [default: system temp].")
+@click.option("--against", "against_path", default=None, metavar="EVAL",
+              help="Eval set (parquet/JSONL with text, or a dataset): its exact, near and n-gram overlap with train/val.")
 def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_perm, ngram, json_path, html_path, fail_on, memory_gb,
-          tmp_dir):
+          tmp_dir, against_path):
     """Audit a tokenized dataset: totals, lengths, duplicates, train/val leakage, budget verdict.
 
     DATASET is a fwpipe dataset directory (default data/fineweb), a nanoGPT directory with
@@ -220,7 +222,7 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
     try:
         report = run_audit(dataset, budget_tokens=budget_tokens, params=params, block_size=block_size, shingle=shingle,
                            threshold=threshold, num_perm=num_perm, ngram=ngram, memory_gb=memory_gb, tmp_dir=tmp_dir,
-                           on_step=lambda s: prog.update(f"audit: {s} ({prog.elapsed():.0f} s)", force=True))
+                           against_path=against_path, on_step=lambda s: prog.update(f"audit: {s} ({prog.elapsed():.0f} s)", force=True))
     finally:
         prog.close()
     if json_path == "-":

@@ -78,6 +78,7 @@ def audit(
     write_clusters_file: bool = True,
     memory_gb: float | None = None,
     tmp_dir: str | Path | None = None,
+    against_path: str | Path | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> dict:
     """Audit a tokenized dataset; return the report as a JSON-ready dict.
@@ -87,6 +88,8 @@ def audit(
     sizing to it. In a fwpipe dataset directory, clusters.parquet is written beside the shards.
     memory_gb caps the near-duplicate stages' memory beyond ~50 bytes per document (default 1);
     tmp_dir holds their scratch files (default: the system temp dir; reused by a rerun).
+    against_path: an eval set (parquet or JSONL with a text column, or a dataset) to check
+    for contamination by train and val (the "against" section).
     """
     step = on_step or (lambda s: None)
     t0 = time.perf_counter()
@@ -126,9 +129,14 @@ def audit(
     scratch, comp = near_clusters(corpus, cfg, copy_of=exact.first, tmp_dir=scratch_dir,
                                   identity=_identity(ds), memory_bytes=memory_bytes)
     near = near_duplicates(corpus, comp, cfg)
-    scratch.remove()
     del comp
     report["near_duplicates"] = near.report
+    if against_path is not None:
+        step(f"eval set {against_path}")
+        from fwpipe.audit.against import against
+
+        report["against"] = against(corpus, exact.first, scratch, cfg, against_path, ngram=ngram)
+    scratch.remove()
     if ds.format == "fwpipe" and write_clusters_file:
         try:
             rows_written = write_clusters(ds.root / "clusters.parquet", corpus, near.cluster)
@@ -161,6 +169,12 @@ def verdicts(report: dict) -> list[dict]:
                             f"{lk['ngram_docs_fraction']:.1%} share a {lk['ngram_n']}-gram with train"})
     else:
         out.append({"section": "leakage", "level": "warn", "text": lk["note"]})
+    ag = report.get("against")
+    if ag:
+        bad = ag["train"]["exact_docs"] + ag["train"]["near_docs"]
+        out.append({"section": "against", "level": "bad" if bad else ("warn" if ag["train"]["ngram_docs"] else "ok"),
+                    "text": f"eval set: {ag['train']['exact_docs']} of {ag['eval_docs']} docs copied in train, "
+                            f"{ag['train']['near_docs']} near-copied, {ag['train']['ngram_docs']} share a {ag['ngram_n']}-gram"})
     nd = report["near_duplicates"]
     n_docs = sum(s["docs"] for s in report["splits"].values())
     share = nd["removable_docs"] / n_docs

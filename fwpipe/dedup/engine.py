@@ -338,14 +338,18 @@ def _unique(x: np.ndarray) -> np.ndarray:
 
 
 def exact_jaccard_at_least(docs: Docs, x: int, y: int, shingle: int, threshold: float) -> bool:
-    """Whether the shingle sets of documents x and y have Jaccard >= threshold.
+    """Whether the shingle sets of documents x and y have Jaccard >= threshold."""
+    return tokens_jaccard_at_least(doc_tokens(docs, x), doc_tokens(docs, y), shingle, threshold)
+
+
+def tokens_jaccard_at_least(a: np.ndarray, b: np.ndarray, shingle: int, threshold: float) -> bool:
+    """Whether the shingle sets of two token arrays have Jaccard >= threshold.
 
     The shingles are compared by their 64-bit window hashes (kernels.window_hashes; a false
     match has probability ~2**-64 per pair, against 2**-32 for the 32-bit hashes MinHash saw).
     """
     sets = []
-    for d in (x, y):
-        t = doc_tokens(docs, d)
+    for t in (a, b):
         h, _ = window_hashes(t, np.zeros(1, np.int64), np.array([len(t)], np.int64), shingle, True)
         sets.append(_unique(h))
     inter = len(np.intersect1d(sets[0], sets[1], assume_unique=True))
