@@ -6,7 +6,7 @@ refused. With a manifest, what is ours is decided from it before anything is tou
 
 * complete: exactly the files its `outputs` list names (older manifests: the shard files,
   docs.parquet, token_counts.npy and removed.parquet they record), their temp names, `.work`,
-  and audit's outputs (AUDIT_OUTPUTS, which `fwpipe audit` writes into a fwpipe dataset);
+  and audit's outputs (AUDIT_OUTPUTS, which the audit stage writes into a fwpipe dataset);
 * in progress: the names prepare writes for the manifest's format (strict patterns such as
   `train_000003.bin`; the manifest was there before any of them), plus the same fixed names;
 * overwriting: the `outputs` an interrupted --overwrite listed before it started deleting.
@@ -35,7 +35,7 @@ from fwpipe.pipeline.shardset import WORK
 MANIFEST = shards.MANIFEST
 TABLES = ("docs.parquet", "token_counts.npy", "removed.parquet")
 NANOGPT_FILES = ("train.bin", "val.bin")
-AUDIT_OUTPUTS = ("clusters.parquet",)  # fwpipe/audit/run.py writes it beside the shards
+AUDIT_OUTPUTS = ("clusters.parquet",)  # the audit stage (its run.py) writes it beside the shards
 SHARD_RE = re.compile(r"(train|val)_\d{6}\.bin")
 STATUSES = ("in_progress", "complete", "overwriting")
 FORMATS = ("fwpipe", "nanogpt")
