@@ -115,7 +115,12 @@ def write_clusters(path: Path, corpus: Corpus, cluster: np.ndarray) -> int:
     })
     import io
 
+    import pyarrow.parquet as pq
+
+    from fwpipe.shards import WRITTEN_BY
+
     buf = io.BytesIO()
-    df.write_parquet(buf)
+    table = df.to_arrow()
+    pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), WRITTEN_BY[0]: WRITTEN_BY[1]}), buf)
     write_bytes(path, [buf.getvalue()])
     return len(df)

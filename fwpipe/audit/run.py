@@ -26,7 +26,7 @@ from fwpipe.audit.totals import per_source, totals
 from fwpipe.dedup import DEFAULT_MEMORY_BYTES, SCHEME, DedupConfig, near_clusters, scratch_bytes
 from fwpipe.dedup.docs import release_pages
 from fwpipe.errors import ConfigError, FwpipeError, InputFormatError
-from fwpipe.shards import open_dataset
+from fwpipe.shards import open_dataset, written_by_audit
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
@@ -168,6 +168,9 @@ def _write_optional(path: Path, write: Callable[[Path], int]) -> bool:
     (a shared copy, a read-only mount) still gets its report, with a warning instead."""
     if not os.access(path.parent, os.W_OK):  # EROFS or no permission: do not even try
         log.warning("could not write %s: the dataset directory is read-only; the report is complete without it", path)
+        return False
+    if (path.exists() or path.is_symlink()) and not written_by_audit(path):  # a user's file of that name: never replaced
+        log.warning("did not write %s: a file of that name that audit did not write is there; the report is complete without it", path)
         return False
     try:
         rows = write(path)

@@ -35,7 +35,7 @@ from fwpipe.pipeline.shardset import WORK
 MANIFEST = shards.MANIFEST
 TABLES = ("docs.parquet", "token_counts.npy", "removed.parquet")
 NANOGPT_FILES = ("train.bin", "val.bin")
-AUDIT_OUTPUTS = ("clusters.parquet",)  # the audit stage (its run.py) writes it beside the shards
+AUDIT_OUTPUTS = (shards.CLUSTERS,)  # the audit stage writes it beside the shards, marked shards.WRITTEN_BY
 SHARD_RE = re.compile(r"(train|val)_\d{6}\.bin")
 STATUSES = ("in_progress", "complete", "overwriting")
 FORMATS = ("fwpipe", "nanogpt")
@@ -104,7 +104,7 @@ def writes(name: str, fmt: str) -> bool:
 
 def owned(out_dir: Path, manifest: dict) -> list[str]:
     """The entries of `out_dir` that are prepare's (or audit's) under `manifest`, sorted."""
-    fixed = {WORK, MANIFEST, tmp_name(MANIFEST), *AUDIT_OUTPUTS, *map(tmp_name, AUDIT_OUTPUTS)}
+    fixed = {WORK, MANIFEST, tmp_name(MANIFEST), *(n for n in AUDIT_OUTPUTS if (out_dir / n).is_symlink() or shards.written_by_audit(out_dir / n)), *map(tmp_name, AUDIT_OUTPUTS)}
     listed = _listed(manifest)
     if listed is not None:
         fixed |= set(listed) | {tmp_name(n) for n in listed}
