@@ -18,7 +18,7 @@ import numpy as np
 from fwpipe.audit.arrays import unique
 from fwpipe.audit.corpus import Corpus
 from fwpipe.dedup import DedupConfig, DocIndex, Scratch, index_shards
-from fwpipe.dedup.docs import release_pages
+from fwpipe.shards import release_pages
 from fwpipe.dedup.lsh import signatures
 from fwpipe.dedup.query import near_matches
 from fwpipe.errors import InputFormatError, InputNotFoundError

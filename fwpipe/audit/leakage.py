@@ -15,7 +15,7 @@ import numpy as np
 
 from fwpipe.audit.arrays import unique
 from fwpipe.audit.corpus import Corpus
-from fwpipe.dedup.docs import release_pages
+from fwpipe.shards import release_pages
 from fwpipe.kernels import hashset_build, hashset_filter, hashset_slots, ngram_probe, window_hashes
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from fwpipe.audit.lengths import lengths
 from fwpipe.audit.neardup import near_duplicates, write_clusters
 from fwpipe.audit.totals import per_source, totals
 from fwpipe.dedup import DEFAULT_MEMORY_BYTES, SCHEME, DedupConfig, near_clusters, scratch_bytes
-from fwpipe.dedup.docs import release_pages
+from fwpipe.shards import release_pages
 from fwpipe.errors import ConfigError, FwpipeError, InputFormatError
 from fwpipe.shards import open_dataset, written_by_audit
 

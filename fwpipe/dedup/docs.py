@@ -8,7 +8,6 @@ offsets and the shard boundaries); the tokens stay on disk, memory-mapped.
 
 from __future__ import annotations
 
-import mmap
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
@@ -56,18 +55,3 @@ def doc_tokens(docs: Docs, d: int) -> np.ndarray:
 def shingle_counts(docs: Docs, lo: int, hi: int, shingle: int) -> np.ndarray:
     """Shingles (with repeats) of documents [lo, hi): length - shingle + 1, at least 1."""
     return np.maximum(docs.ends[lo:hi] - docs.starts[lo:hi] - shingle + 1, 1)
-
-
-def release_pages(tokens: np.ndarray) -> None:
-    """Drop a memory-mapped shard's pages from this process's resident memory (they stay in the
-    page cache, so a later pass reads them back cheaply). A pass over every shard would
-    otherwise keep the whole corpus resident: 2 bytes per token, 80 bytes per 40-token document.
-    """
-    base = tokens
-    while base is not None and not isinstance(getattr(base, "_mmap", None), mmap.mmap):
-        base = getattr(base, "base", None)
-    if base is not None and hasattr(mmap, "MADV_DONTNEED"):
-        try:
-            base._mmap.madvise(mmap.MADV_DONTNEED)
-        except (OSError, ValueError):  # a closed or unusual mapping: keeping the pages is harmless
-            pass

@@ -35,7 +35,8 @@ import numpy as np
 
 from fwpipe.atomic import atomic_file, write_bytes
 from fwpipe.dedup.config import DedupConfig, permutations
-from fwpipe.dedup.docs import Docs, doc_tokens, n_docs, release_pages
+from fwpipe.dedup.docs import Docs, doc_tokens, n_docs
+from fwpipe.shards import release_pages
 from fwpipe.dedup.exact import _first_of_runs, _repeated
 from fwpipe.dedup.scratch import Scratch, read_array
 from fwpipe.kernels import bucket_pairs, minhash_signatures, signature_agreement, signature_keys, union_into, window_hashes

@@ -14,7 +14,8 @@ import logging
 import numba
 import numpy as np
 
-from fwpipe.dedup.docs import Docs, doc_tokens, n_docs, release_pages
+from fwpipe.dedup.docs import Docs, doc_tokens, n_docs
+from fwpipe.shards import release_pages
 from fwpipe.kernels import doc_hashes
 
 log = logging.getLogger(__name__)

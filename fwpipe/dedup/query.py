@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from fwpipe.dedup.config import DedupConfig
-from fwpipe.dedup.docs import Docs, doc_tokens, release_pages
+from fwpipe.dedup.docs import Docs, doc_tokens
+from fwpipe.shards import release_pages
 from fwpipe.dedup.engine import _signatures_of, _unit_bounds, tokens_jaccard_at_least
 from fwpipe.dedup.scratch import Scratch, read_array
 from fwpipe.kernels import signature_keys
