@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fwpipe.audit.arrays import unique
+from fwpipe.dedup.docs import unique
 from fwpipe.audit.corpus import Corpus
 from fwpipe.dedup import DedupConfig, DocIndex, Scratch, index_shards
 from fwpipe.shards import release_pages

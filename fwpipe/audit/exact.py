@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fwpipe.audit.arrays import unique
+from fwpipe.dedup.docs import unique
 from fwpipe.audit.corpus import Corpus
 from fwpipe.dedup import exact_first
 

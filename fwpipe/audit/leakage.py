@@ -13,7 +13,7 @@ import logging
 
 import numpy as np
 
-from fwpipe.audit.arrays import unique
+from fwpipe.dedup.docs import unique
 from fwpipe.audit.corpus import Corpus
 from fwpipe.shards import release_pages
 from fwpipe.kernels import hashset_build, hashset_filter, hashset_slots, ngram_probe, window_hashes

@@ -23,7 +23,8 @@ from fwpipe.audit.leakage import leakage
 from fwpipe.audit.lengths import lengths
 from fwpipe.audit.neardup import near_duplicates, write_clusters
 from fwpipe.audit.totals import per_source, totals
-from fwpipe.dedup import DEFAULT_MEMORY_BYTES, SCHEME, DedupConfig, near_clusters, scratch_bytes
+from fwpipe.dedup import SCHEME, DedupConfig, near_clusters, scratch_bytes
+from fwpipe.dedup import memory_bytes as dedup_memory_bytes
 from fwpipe.shards import release_pages
 from fwpipe.errors import ConfigError, FwpipeError, InputFormatError
 from fwpipe.shards import open_dataset, written_by_audit
@@ -60,14 +61,6 @@ def _check_options(block_size: int, shingle: int, num_perm: int, ngram: int) -> 
             raise ConfigError(f"{name} {value} is below 1", f"pass a positive {flag}")
     if num_perm < 2 or num_perm > 4096:
         raise ConfigError(f"num_perm {num_perm} is outside [2, 4096]", "pass e.g. --num-perm 128")
-
-
-def _memory_bytes(memory_gb: float | None) -> int:
-    if memory_gb is None:
-        return DEFAULT_MEMORY_BYTES
-    if not memory_gb > 0:
-        raise ConfigError(f"--memory-gb {memory_gb} is not positive", "pass e.g. --memory-gb 1")
-    return int(memory_gb * 2**30)
 
 
 def _identity(ds) -> dict:
@@ -110,7 +103,7 @@ def audit(
         budget_mod.B.check_budget(budget_tokens)  # fail before the expensive part
     _check_params(budget_tokens, params)
     cfg = DedupConfig(threshold=threshold, shingle=shingle, num_perm=num_perm, seed=seed)
-    memory_bytes = _memory_bytes(memory_gb)
+    memory_bytes = dedup_memory_bytes(memory_gb)
     _check_path(path)
     step("opening")
     ds = open_dataset(path)

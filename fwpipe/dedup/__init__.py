@@ -15,10 +15,10 @@ from fwpipe.dedup.config import SCHEME, DedupConfig, as_lean_minhash, lsh_params
 from fwpipe.dedup.docs import DocIndex, Docs, index_shards, n_docs
 from fwpipe.dedup.engine import Components, components, sign
 from fwpipe.dedup.exact import exact_first
-from fwpipe.dedup.scratch import DEFAULT_MEMORY_BYTES, Scratch, open_scratch, scratch_bytes
+from fwpipe.dedup.scratch import DEFAULT_MEMORY_BYTES, Scratch, memory_bytes, open_scratch, scratch_bytes
 
 __all__ = ["SCHEME", "DedupConfig", "as_lean_minhash", "lsh_params", "permutations", "DocIndex", "Docs", "index_shards",
-           "Components", "components", "sign", "exact_first", "Scratch", "open_scratch", "near_clusters", "DEFAULT_MEMORY_BYTES", "scratch_bytes"]
+           "Components", "components", "sign", "exact_first", "Scratch", "open_scratch", "near_clusters", "DEFAULT_MEMORY_BYTES", "memory_bytes", "scratch_bytes"]
 
 
 def near_clusters(docs: Docs, cfg: DedupConfig, *, copy_of: np.ndarray, tmp_dir: str | Path, identity: dict,

@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from fwpipe.dedup.config import DedupConfig, permutations
-from fwpipe.dedup.docs import Docs, n_docs
-from fwpipe.dedup.engine import _unique
+from fwpipe.dedup.docs import Docs, n_docs, unique
 from fwpipe.kernels import bucket_pairs, minhash_signatures, signature_keys
 
 
@@ -50,5 +49,5 @@ def candidate_pairs(sig: np.ndarray, bands: int, rows: int, max_bucket: int = De
         left.append(lo)
         right.append(hi)
     left, right = np.concatenate(left), np.concatenate(right)
-    code = _unique(left * np.int64(len(sig)) + right)  # one pair may share several bands
+    code = unique(left * np.int64(len(sig)) + right)  # one pair may share several bands
     return code // len(sig), code % len(sig)

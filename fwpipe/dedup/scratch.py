@@ -33,6 +33,17 @@ PREFIX = "fwpipe-dedup-"
 DEFAULT_MEMORY_BYTES = 1 << 30  # the fixed part a run may use beyond its per-document arrays
 
 
+def memory_bytes(memory_gb: float | None) -> int:
+    """--memory-gb (the same flag on audit and prepare) as bytes; None is the default."""
+    from fwpipe.errors import ConfigError
+
+    if memory_gb is None:
+        return DEFAULT_MEMORY_BYTES
+    if not memory_gb > 0:
+        raise ConfigError(f"--memory-gb {memory_gb} is not positive", "pass e.g. --memory-gb 1")
+    return int(memory_gb * 2**30)
+
+
 @dataclass
 class Scratch:
     root: Path

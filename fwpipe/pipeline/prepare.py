@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fwpipe import shards
+from fwpipe.dedup.scratch import memory_bytes as dedup_memory_bytes
 from fwpipe.errors import OutputError
 from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.pipeline.inputs import Source
@@ -80,7 +81,7 @@ def prepare(
     """
     t0 = time.perf_counter()
     _check_options(options)
-    scratch = {"tmp_dir": tmp_dir, "memory_bytes": _memory_bytes(memory_gb)}
+    scratch = {"tmp_dir": tmp_dir, "memory_bytes": dedup_memory_bytes(memory_gb)}
     paths = inputs_mod.resolve_inputs([str(p) for p in inputs])
     # numba's first call costs ~0.4 s of set-up: pay it while the inputs are being hashed
     warm = threading.Thread(target=_warm_up, daemon=True)
@@ -93,17 +94,6 @@ def prepare(
     get_encoding().encode_to_numpy("warm up", disallowed_special=())
     return _prepare(paths, sources, Path(out_dir), options, max(1, workers or os.cpu_count() or 1), batch_rows, buffer_mb, overwrite, progress, t0,
                     scratch=scratch)
-
-
-def _memory_bytes(memory_gb: float | None) -> int:
-    from fwpipe.dedup import DEFAULT_MEMORY_BYTES
-    from fwpipe.errors import ConfigError
-
-    if memory_gb is None:
-        return DEFAULT_MEMORY_BYTES
-    if not memory_gb > 0:
-        raise ConfigError(f"--memory-gb {memory_gb} is not positive", "pass e.g. --memory-gb 1")
-    return int(memory_gb * 2**30)
 
 
 def _prepare(paths, sources: list[Source], out_dir: Path, options: PrepareOptions, workers: int, batch_rows: int, buffer_mb: int,
