@@ -94,7 +94,7 @@ def load(report: dict, *, top_clusters: int = 5, members: int = 3, top_leaks: in
             clusters.append((int(cid), int(size), docs))
     mixed = df.group_by("cluster").agg((pl.col("split") == "train").any().alias("t"), (pl.col("split") == "val").any().alias("v"))
     mixed_ids = mixed.filter(pl.col("t") & pl.col("v"))["cluster"]
-    in_mixed = df.filter(pl.col("cluster").is_in(mixed_ids))
+    in_mixed = df.filter(pl.col("cluster").is_in(mixed_ids.to_list()))
     n = int((report.get("leakage") or {}).get("ngram_n") or (report.get("options") or {}).get("ngram") or 13)
     leaks = []
     first_train = {r["cluster"]: r for r in in_mixed.filter(pl.col("split") == "train").unique("cluster", keep="first",
