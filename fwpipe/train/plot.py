@@ -72,7 +72,8 @@ def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str
     ax.set_ylabel("loss (nats/token)")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="lower left")
+    if ax.get_legend_handles_labels()[1]:  # nothing to label before the first step (eval at iteration 0 only)
+        ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     return fig
 
