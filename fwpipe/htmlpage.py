@@ -83,10 +83,10 @@ def table(headers: list[str], rows: list[list[object]], *, text_cols: int = 1, c
         align = ' class="t"' if i < text_cols else ""
         return f"<{tag}{align}>{v if isinstance(v, Raw) else esc(v)}</{tag}>"
 
-    head = "".join(cell("th", i, h) for i, h in enumerate(headers))
+    head = "".join(cell("th", i, h) for i, h in enumerate(headers)) if any(headers) else ""  # a key/value table has no header row
     body = "".join("<tr>" + "".join(cell("td", i, v) for i, v in enumerate(r)) + "</tr>" for r in rows)
     attr = f' class="{esc(cls)}"' if cls else ""
-    return f'<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<table{attr}>{f"<thead><tr>{head}</tr></thead>" if head else ""}<tbody>{body}</tbody></table>'
 
 
 class Raw(str):

@@ -25,6 +25,7 @@ def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str
 
     matplotlib.use("Agg")  # no display needed; safe in threads and on servers
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     train = [r for r in records if r.get("kind") == "train" and r.get("tokens", 0) > 0 and r.get("loss") is not None]
     evals = [r for r in records if r.get("kind") == "eval" and r.get("tokens", 0) > 0 and r.get("val_loss") is not None]
@@ -50,11 +51,13 @@ def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str
         if tokens_per_epoch > 0:
             sec = ax.secondary_xaxis("top", functions=(lambda t: t / tokens_per_epoch, lambda e: e * tokens_per_epoch))
             sec.set_xlabel("epochs")
+            sec.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         plateau = next((r for r in evals if r.get("plateau")), None)
         if plateau is not None:
             ax.axvspan(plateau["tokens"], hi, color="tab:orange", alpha=0.12, label="plateau (diagnosed here)")
             per = plateau.get("improvement_per_doubling")
-            note = f"plateau at {plateau['tokens'] / 1e6:,.2f}M tokens"
+            t = plateau["tokens"]
+            note = f"plateau at {t / 1e6:,.2f}M tokens" if t >= 1e6 else f"plateau at {t:,} tokens"
             if tokens_per_epoch > 0:
                 note += f", epoch {plateau['tokens'] / tokens_per_epoch:.2f}"
             if per is not None:
@@ -63,17 +66,17 @@ def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str
                         fontsize=8.5, arrowprops={"arrowstyle": "->", "color": "tab:orange"},
                         bbox={"boxstyle": "round", "fc": "white", "ec": "tab:orange"})
         lines = [ln.strip() for ln in (diagnosis or {}).get("text", [])[1:] if ln.strip().startswith(("train ", "Chinchilla", "try:"))]
-        if lines:  # the diagnosis's deciding lines, wrapped to sit inside the axes
-            ax.text(0.99, 0.98, "\n".join(textwrap.fill(ln, 75) for ln in lines[:3]), transform=ax.transAxes, ha="right", va="top",
-                    fontsize=7, bbox={"boxstyle": "round", "fc": "#fff7e6", "ec": "tab:orange"})
+        if lines:  # the diagnosis's deciding lines, under the axes so that they hide no curve
+            fig.text(0.01, -0.01, "\n".join(textwrap.fill(ln, 130, subsequent_indent="    ") for ln in lines[:4]), ha="left", va="top",
+                     fontsize=7.5, family="monospace", bbox={"boxstyle": "round", "fc": "#fff7e6", "ec": "tab:orange"})
     else:
         ax.text(0.5, 0.5, "no losses logged yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("tokens seen (log scale)")
     ax.set_ylabel("loss (nats/token)")
-    ax.set_title(title)
+    ax.set_title(title, loc="left", fontsize=10, pad=24)  # above the epochs axis
     ax.grid(alpha=0.3, which="both")
     if ax.get_legend_handles_labels()[1]:  # nothing to label before the first step (eval at iteration 0 only)
-        ax.legend(fontsize=8, loc="lower left")
+        ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
 
@@ -86,6 +89,6 @@ def plot_losses(records: list[dict[str, Any]], tokens_per_epoch: int, path: Path
     fig = loss_figure(records, tokens_per_epoch, title, dropout, diagnosis)
     try:
         with atomic_file(path) as f:
-            fig.savefig(f, format="png")
+            fig.savefig(f, format="png", bbox_inches="tight")  # tight: keeps the diagnosis text under the axes
     finally:
         plt.close(fig)

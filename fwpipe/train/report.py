@@ -162,10 +162,11 @@ def render(run: str | Path) -> str:
             ax2.set_ylabel("MFU (% of peak)")
             ax2.legend(loc="lower right", fontsize=8)
         ax.legend(loc="lower left", fontsize=8)
+        mfu_text = ("and model FLOPs utilisation, the share of the device's peak that the model's FLOPs per token reach (dashed, "
+                    "right axis)" if mf else "(no MFU: the device's peak FLOPs are not known, as on a CPU)")
         body += figure(fig, "throughput and MFU") + how(
-            "tokens per second at each logged step (left axis) and model FLOPs utilisation, the share of the device's peak the "
-            "model's 6N+attention FLOPs per token reach (right axis). A drop that stays is a slower phase (evals, checkpoints, "
-            "a throttled device); the first steps include compilation and warm-up.")
+            f"tokens per second at each logged step (left axis) {mfu_text}. A drop that stays is a slower phase (evals, "
+            "checkpoints, a throttled or shared device); the first steps include compilation and warm-up.")
     else:
         body += none("Fewer than two steps logged a throughput: nothing to chart.")
     if done:
