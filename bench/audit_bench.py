@@ -29,8 +29,8 @@ import numpy as np
 import polars as pl
 
 from fwpipe import kernels as K
-from fwpipe.audit.minhash import lsh_params, permutations
-from fwpipe.audit.neardup import candidate_pairs
+from fwpipe.dedup.config import lsh_params, permutations
+from fwpipe.dedup.lsh import candidate_pairs
 from fwpipe.shards import write_shard
 from fwpipe.tokenizer import EOT, encode
 
@@ -185,7 +185,7 @@ def main() -> None:
         gen = generate(docs, int(args.tokens), root)
         print(f"generated {gen['tokens']:,} tokens in {gen['docs']:,} docs in {time.perf_counter() - t:.0f} s")
         from fwpipe.audit.corpus import index
-        from fwpipe.audit.minhash import signatures
+        from fwpipe.dedup.lsh import signatures
         from fwpipe.shards import open_dataset
 
         corpus = index(open_dataset(root))

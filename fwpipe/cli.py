@@ -98,9 +98,11 @@ def main(verbose: bool) -> None:
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the summary as JSON.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
               help="URL inputs: keep whole copies here (a rerun reads them locally) instead of streaming.")  # fmt: skip
+@click.option("--memory-gb", type=float, default=None, help="Memory for --dedup near beyond ~50 bytes/document [default: 1].")
+@click.option("--tmp-dir", type=click.Path(file_okay=False), default=None, help="Scratch for --dedup near [default: OUT/.work].")
 def prepare(
     inputs, out_dir, sample, text_column, val_fraction, seed, shard_tokens, fmt, workers, buffer_mb, dedup, budget_tokens, max_epochs,
-    estimate, params, config, overwrite, json_path, cache_dir,
+    estimate, params, config, overwrite, json_path, cache_dir, memory_gb, tmp_dir,
 ):  # fmt: skip
     """Tokenize FineWeb parquet into GPT-2 token shards.
 
@@ -142,7 +144,8 @@ def prepare(
         budget_tokens=budget_tokens, max_epochs=max_epochs, dedup=dedup,
     )  # fmt: skip
     before = remote.STATS.snapshot()
-    summary = run_prepare(list(inputs), out_dir, options=options, workers=workers, buffer_mb=buffer_mb, overwrite=overwrite)
+    summary = run_prepare(list(inputs), out_dir, options=options, workers=workers, buffer_mb=buffer_mb, overwrite=overwrite,
+                          memory_gb=memory_gb, tmp_dir=tmp_dir)
     fetched = remote.since(before)
     if fetched["requests"]:
         summary["fetched"] = fetched
@@ -205,7 +208,12 @@ def format_prepare_summary(s: dict) -> str:
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the full report as JSON ('-' for stdout).")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Write a self-contained HTML report with plots.")
 @click.option("--fail-on", "fail_on", multiple=True, metavar="RULE", help="Exit 1 if RULE holds, e.g. 'leakage.near_docs>0', 'budget.epochs>4'. Repeatable.")
-def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_perm, ngram, json_path, html_path, fail_on):
+@click.option("--memory-gb", type=float, default=None, help="Memory for near duplicates beyond ~50 bytes/document [default: 1].")
+@click.option("--tmp-dir", type=click.Path(file_okay=False), default=None, help="Scratch for near duplicates [default: system temp].")
+@click.option("--against", "against_path", default=None, metavar="EVAL",
+              help="Eval set (parquet/JSONL with text, or a dataset): its exact, near and n-gram overlap with train/val.")
+def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_perm, ngram, json_path, html_path, fail_on, memory_gb,
+          tmp_dir, against_path):
     """Audit a tokenized dataset: totals, lengths, duplicates, train/val leakage, budget verdict.
 
     DATASET is a fwpipe dataset directory (default data/fineweb), a nanoGPT directory with
@@ -228,8 +236,8 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
     prog = Progress()
     try:
         report = run_audit(dataset, budget_tokens=budget_tokens, params=params, block_size=block_size, shingle=shingle,
-                           threshold=threshold, num_perm=num_perm, ngram=ngram,
-                           on_step=lambda s: prog.update(f"audit: {s} ({prog.elapsed():.0f} s)", force=True))
+                           threshold=threshold, num_perm=num_perm, ngram=ngram, memory_gb=memory_gb, tmp_dir=tmp_dir,
+                           against_path=against_path, on_step=lambda s: prog.update(f"audit: {s} ({prog.elapsed():.0f} s)", force=True))
     finally:
         prog.close()
     if json_path == "-":

@@ -1,7 +1,7 @@
 """Hot loops over token arrays, as numba kernels.
 
-Each kernel has a plain numpy (or pure Python) twin right below it, named `*_ref`; the tests
-compare the two on random input. Kernels take contiguous arrays and return new arrays; the
+Each kernel has a plain numpy (or pure Python) twin, named `*_ref`, in tests/kernel_refs.py
+(with the tests, not in the installed package); the tests compare the two on random input. Kernels take contiguous arrays and return new arrays; the
 callers own the I/O.
 """
 
@@ -24,13 +24,6 @@ def token_histogram(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
             raise IndexError("token_histogram: a token id is outside [0, vocab_size)")
         counts[t] += 1
     return counts
-
-
-def token_histogram_ref(tokens: np.ndarray, vocab_size: int) -> np.ndarray:
-    tokens = np.asarray(tokens, dtype=np.int64)
-    if len(tokens) and (tokens.min() < 0 or tokens.max() >= vocab_size):
-        raise IndexError("token_histogram: a token id is outside [0, vocab_size)")
-    return np.bincount(tokens, minlength=vocab_size).astype(np.int64)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -84,12 +77,6 @@ def doc_bounds(tokens: np.ndarray, eot: int) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends
 
 
-def doc_bounds_ref(tokens: np.ndarray, eot: int) -> tuple[np.ndarray, np.ndarray]:
-    is_doc = np.concatenate([[False], np.asarray(tokens) != eot, [False]])
-    edges = np.flatnonzero(np.diff(is_doc.astype(np.int8)))
-    return edges[0::2].astype(np.int64), edges[1::2].astype(np.int64)
-
-
 @numba.njit(cache=True, nogil=True)
 def length_histogram(lengths: np.ndarray) -> np.ndarray:
     hist = np.zeros(LENGTH_BINS, dtype=np.int64)
@@ -100,12 +87,6 @@ def length_histogram(lengths: np.ndarray) -> np.ndarray:
             b += 1
         hist[b] += 1
     return hist
-
-
-def length_histogram_ref(lengths: np.ndarray) -> np.ndarray:
-    lengths = np.asarray(lengths, dtype=np.int64)
-    bins = np.array([int(n).bit_length() for n in lengths], dtype=np.int64)
-    return np.bincount(np.minimum(bins, LENGTH_BINS - 1), minlength=LENGTH_BINS).astype(np.int64)
 
 
 def length_bin_edges() -> list[int]:
@@ -215,31 +196,6 @@ def window_hashes(tokens, starts, ends, n, short_docs):
     return out, offsets
 
 
-def _fmix64_ref(h: int) -> int:
-    m = (1 << 64) - 1
-    h ^= h >> 33
-    h = (h * 0xFF51AFD7ED558CCD) & m
-    h ^= h >> 33
-    h = (h * 0xC4CEB9FE1A85EC53) & m
-    return h ^ (h >> 33)
-
-
-def window_hashes_ref(tokens, starts, ends, n, short_docs):
-    """Pure Python: each window hashed from scratch (no rolling), as the definition above says."""
-    m = (1 << 64) - 1
-    out, offsets = [], [0]
-    for s, e in zip(starts, ends):
-        doc = [int(t) for t in tokens[s:e]]
-        windows = [doc[i : i + n] for i in range(len(doc) - n + 1)] if len(doc) >= n else ([doc] if short_docs and doc else [])
-        for w in windows:
-            h = 0
-            for t in w:
-                h = (h * 0x100000001B3 + t + 1) & m
-            out.append(_fmix64_ref(h))
-        offsets.append(len(out))
-    return np.array(out, dtype=np.uint64), np.array(offsets, dtype=np.int64)
-
-
 @numba.njit(cache=True, nogil=True, parallel=True)
 def doc_hashes(tokens, starts, ends):
     """A 64-bit hash of each whole document (its full token run), for exact-duplicate grouping."""
@@ -262,15 +218,8 @@ def doc_hashes(tokens, starts, ends):
     return out
 
 
-def doc_hashes_ref(tokens, starts, ends):
-    m = (1 << 64) - 1
-    out = []
-    for s, e in zip(starts, ends):
-        h = 0
-        for t in tokens[s:e]:
-            h = (h * 0x100000001B3 + int(t) + 1) & m
-        out.append(_fmix64_ref(h ^ int(e - s)))
-    return np.array(out, dtype=np.uint64)
+_MH_BLOCK = 1024  # documents per parallel task of minhash_signatures
+_MH_FEW_SHINGLES = 64  # up to this many shingles, the loop over permutations goes inside (1.6x at 36)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -285,72 +234,73 @@ def minhash_signatures(tokens, starts, ends, n, a, b):
     n_docs = len(starts)
     n_perm = len(a)
     sig = np.empty((n_docs, n_perm), dtype=np.uint32)
-    for d in numba.prange(n_docs):  # documents are independent: the two cores split them
-        s, e = starts[d], ends[d]
-        length = e - s
-        n_win = length - n + 1 if length >= n else 1
-        buf = np.empty(n_win, dtype=np.uint64)
-        _doc_window_hashes(tokens, s, e, n, True, buf, 0)
-        hv = np.empty(n_win, dtype=np.uint32)  # the pre-mixed 32-bit shingle hashes
-        for w in range(n_win):
-            hv[w] = np.uint32(_fmix32(buf[w] >> _S32))
-        for k in range(n_perm):
-            # the hot loop: a min-reduction over the shingles, in uint32 lanes (truncating the
-            # product is the mod 2**32). LLVM vectorizes it with the running minima in
-            # registers; the other order (over k inside, per shingle) loads and stores the 128
-            # minima per shingle and was 1.5x slower here
-            ak, bk = a[k], b[k]
-            mk = np.uint32(0xFFFFFFFF)
-            for w in range(n_win):
-                mk = min(mk, np.uint32(ak * hv[w] + bk))
-            sig[d, k] = mk
-    return sig
-
-
-def minhash_signatures_ref(tokens, starts, ends, n, a, b):
-    """numpy, datasketch's own arithmetic: uint32 arrays whose wraparound is the mod 2**32."""
-    hashes, offsets = window_hashes_ref(tokens, starts, ends, n, True)
-    a = np.asarray(a, dtype=np.uint32)
-    b = np.asarray(b, dtype=np.uint32)
-    sig = np.empty((len(starts), len(a)), dtype=np.uint32)
-    for d in range(len(starts)):
-        hv = (hashes[offsets[d] : offsets[d + 1]] >> np.uint64(32)).astype(np.uint32).reshape(-1, 1)
-        hv = hv ^ (hv >> np.uint32(16))
-        hv = hv * np.uint32(0x85EBCA6B)
-        hv = hv ^ (hv >> np.uint32(13))
-        hv = hv * np.uint32(0xC2B2AE35)
-        hv = hv ^ (hv >> np.uint32(16))
-        sig[d] = (hv * a + b).min(axis=0)
+    n_blocks = (n_docs + _MH_BLOCK - 1) // _MH_BLOCK
+    for blk in numba.prange(n_blocks):  # blocks of documents are independent: the cores split them
+        d0, d1 = blk * _MH_BLOCK, min(n_docs, (blk + 1) * _MH_BLOCK)
+        most = 1
+        for d in range(d0, d1):
+            length = ends[d] - starts[d]
+            most = max(most, length - n + 1 if length >= n else 1)
+        buf = np.empty(most, dtype=np.uint64)  # scratch allocated once a block, not once a document
+        hv = np.empty(most, dtype=np.uint32)  # (2x on 40-token documents)
+        mins = np.empty(n_perm, dtype=np.uint32)
+        for d in range(d0, d1):
+            s, e = starts[d], ends[d]
+            length = e - s
+            n_win = length - n + 1 if length >= n else 1
+            _doc_window_hashes(tokens, s, e, n, True, buf, 0)
+            for w in range(n_win):  # the pre-mixed 32-bit shingle hashes
+                hv[w] = np.uint32(_fmix32(buf[w] >> _S32))
+            if n_win <= _MH_FEW_SHINGLES:
+                # few shingles: over the permutations inside, 128 lanes of running minima (a
+                # short min-reduction over shingles would be mostly loop prologue and tail)
+                for k in range(n_perm):
+                    mins[k] = np.uint32(0xFFFFFFFF)
+                for w in range(n_win):
+                    h = hv[w]
+                    for k in range(n_perm):
+                        mins[k] = min(mins[k], np.uint32(a[k] * h + b[k]))
+                for k in range(n_perm):
+                    sig[d, k] = mins[k]
+                continue
+            for k in range(n_perm):
+                # the hot loop on long documents: a min-reduction over the shingles, in uint32
+                # lanes (truncating the product is the mod 2**32). LLVM vectorizes it with the
+                # running minima in registers; the other order (over k inside, per shingle)
+                # loads and stores the 128 minima per shingle and was 1.5x slower there
+                ak, bk = a[k], b[k]
+                mk = np.uint32(0xFFFFFFFF)
+                for w in range(n_win):
+                    mk = min(mk, np.uint32(ak * hv[w] + bk))
+                sig[d, k] = mk
     return sig
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def band_keys(sig, n_bands, rows):
-    """(n_docs, n_bands) uint64: a hash of each band's `rows` signature values.
+def signature_keys(sig, n_bands, rows):
+    """(n_bands + 1, n_docs) uint64: a hash of each band's `rows` signature values, then a hash
+    of the whole signature.
 
     Two docs share a bucket in datasketch's MinHashLSH iff their band values are equal; equal
     values give equal keys here, and unequal ones collide with probability ~2**-64 per pair.
+    A band key is the polynomial of its values mod 2**64 (one multiply-add a value), finished
+    by fmix64; the whole-signature key chains the band keys and the values no band uses. Mixing
+    only once per band is ~8x less work than mixing each value.
     """
-    n_docs = sig.shape[0]
-    keys = np.empty((n_docs, n_bands), dtype=np.uint64)
+    n_docs, n_perm = sig.shape
+    keys = np.empty((n_bands + 1, n_docs), dtype=np.uint64)
     for d in numba.prange(n_docs):
+        full = np.uint64(n_bands)
         for bnd in range(n_bands):
             h = np.uint64(bnd)
             for r in range(bnd * rows, (bnd + 1) * rows):
-                h = _fmix64(h * _POLY + np.uint64(sig[d, r]))
-            keys[d, bnd] = h
-    return keys
-
-
-def band_keys_ref(sig, n_bands, rows):
-    keys = np.empty((sig.shape[0], n_bands), dtype=np.uint64)
-    m = (1 << 64) - 1
-    for d in range(sig.shape[0]):
-        for bnd in range(n_bands):
-            h = bnd
-            for r in range(bnd * rows, (bnd + 1) * rows):
-                h = _fmix64_ref((h * 0x100000001B3 + int(sig[d, r])) & m)
-            keys[d, bnd] = h
+                h = h * _POLY + np.uint64(sig[d, r])
+            h = _fmix64(h)
+            keys[bnd, d] = h
+            full = full * _POLY + h
+        for r in range(n_bands * rows, n_perm):
+            full = full * _POLY + np.uint64(sig[d, r])
+        keys[n_bands, d] = _fmix64(full)
     return keys
 
 
@@ -397,19 +347,6 @@ def bucket_pairs(sorted_keys, order, max_bucket):
     return left, right
 
 
-def bucket_pairs_ref(sorted_keys, order, max_bucket):
-    buckets: dict[int, list[int]] = {}
-    for key, doc in zip(sorted_keys.tolist(), order.tolist()):
-        buckets.setdefault(key, []).append(doc)
-    left, right = [], []
-    for docs in buckets.values():
-        pairs = [(x, y) for i, x in enumerate(docs) for y in docs[i + 1 :]] if len(docs) <= max_bucket else [(min(docs), y) for y in docs if y != min(docs)]
-        for x, y in pairs:
-            left.append(min(x, y))
-            right.append(max(x, y))
-    return np.array(left, dtype=np.int64), np.array(right, dtype=np.int64)
-
-
 @numba.njit(cache=True, nogil=True, parallel=True)
 def signature_agreement(sig, left, right):
     """Number of equal signature values per pair: the estimated Jaccard times num_perm."""
@@ -422,14 +359,10 @@ def signature_agreement(sig, left, right):
     return out
 
 
-def signature_agreement_ref(sig, left, right):
-    return (sig[left] == sig[right]).sum(axis=1).astype(np.int32)
-
-
 @numba.njit(cache=True, nogil=True)
-def union_find(n, left, right):
-    """Component label of each of n items joined by the edges: the smallest member's index."""
-    parent = np.arange(n, dtype=np.int64)
+def union_into(parent, left, right):
+    """Join the edges' items in a parent array whose entries point at smaller or equal indices;
+    afterwards every entry is its component's smallest member (its label)."""
     for e in range(len(left)):
         x, y = left[e], right[e]
         while parent[x] != x:  # find with path halving
@@ -442,29 +375,16 @@ def union_find(n, left, right):
             parent[y] = x
         elif y < x:
             parent[x] = y
-    for i in range(n):  # parents always point to smaller indices, so one forward pass resolves
+    for i in range(len(parent)):  # parents always point to smaller indices, so one forward pass resolves
         parent[i] = parent[parent[i]]
+
+
+@numba.njit(cache=True, nogil=True)
+def union_find(n, left, right):
+    """Component label of each of n items joined by the edges: the smallest member's index."""
+    parent = np.arange(n, dtype=np.int64)
+    union_into(parent, left, right)
     return parent
-
-
-def union_find_ref(n, left, right):
-    adj: dict[int, list[int]] = {}
-    for x, y in zip(np.asarray(left).tolist(), np.asarray(right).tolist()):
-        adj.setdefault(x, []).append(y)
-        adj.setdefault(y, []).append(x)
-    label = np.full(n, -1, dtype=np.int64)
-    for i in range(n):  # i is the smallest unlabelled index, so it is its component's minimum
-        if label[i] >= 0:
-            continue
-        label[i] = i
-        stack = [i]
-        while stack:
-            x = stack.pop()
-            for y in adj.get(x, []):
-                if label[y] < 0:
-                    label[y] = i
-                    stack.append(y)
-    return label
 
 
 # An open-addressing set of 64-bit hashes (0 marks an empty slot, so 0 itself is stored as 1):
@@ -548,19 +468,6 @@ def hashset_filter(table):
     return words
 
 
-def hashset_filter_ref(table):
-    table = np.asarray(table, dtype=np.uint64)
-    h = table[table != 0]
-    n_words = 64
-    while n_words * 64 < FILTER_BITS_PER_HASH * len(h):
-        n_words *= 2
-    words = np.zeros(n_words, dtype=np.uint64)
-    word = h >> np.uint64(64 - (n_words.bit_length() - 1))
-    for field in (0, 6, 12):
-        np.bitwise_or.at(words, word, np.uint64(1) << ((h >> np.uint64(field)) & np.uint64(63)))
-    return words
-
-
 @numba.njit(cache=True, nogil=True, parallel=True)
 def ngram_probe(tokens, starts, ends, n, table, bits, hit):
     """Set hit[slot] = 1 for every table hash that some n-gram of these docs produces.
@@ -613,9 +520,3 @@ def ngram_probe(tokens, starts, ends, n, table, bits, hit):
                     break
                 j = (j + _U1) & mask
 
-
-def ngram_probe_ref(tokens, starts, ends, n, table, bits, hit):
-    """No filter: every n-gram looked up in the table (the filter may only skip absent ones)."""
-    hashes, _ = window_hashes_ref(tokens, starts, ends, n, False)
-    slots = hashset_slots(table, hashes)
-    hit[slots[slots >= 0]] = 1

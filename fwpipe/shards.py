@@ -34,6 +34,23 @@ HEADER_BYTES = HEADER_INTS * 4
 TOKEN_DTYPE = np.dtype("<u2")  # since EOT == 50256 < 2**16
 SPLITS = ("train", "val")
 MANIFEST = "manifest.json"
+CLUSTERS = "clusters.parquet"  # audit's output inside a fwpipe dataset
+# parquet key-value metadata that marks a table fwpipe wrote, so that prepare --overwrite
+# deletes a clusters.parquet only when it is audit's and never a user's file of that name
+WRITTEN_BY = (b"fwpipe.written_by", b"fwpipe audit")
+
+
+def written_by_audit(path: Path) -> bool:
+    """True for a parquet file that carries audit's mark (only its footer is read, as data)."""
+    import pyarrow.parquet as pq
+
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except Exception:  # noqa: BLE001 - not parquet, truncated, unreadable: not audit's
+        return False
+    return meta.get(WRITTEN_BY[0]) == WRITTEN_BY[1]
 
 Format = Literal["fwpipe", "nanogpt", "llmc"]
 _HINT = "free disk space or choose another -o directory, then re-run to resume"

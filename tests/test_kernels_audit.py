@@ -7,7 +7,8 @@ import pytest
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from fwpipe import kernels as K
-from fwpipe.audit.minhash import as_lean_minhash, lsh_params, permutations
+from tests import kernel_refs as R
+from fwpipe.dedup.config import as_lean_minhash, lsh_params, permutations
 from fwpipe.tokenizer import EOT
 
 
@@ -28,7 +29,7 @@ def random_stream(seed: int, n: int = 6000, docs: int = 60) -> tuple[np.ndarray,
 def test_window_hashes_match_ref(n, short_docs):
     toks, s, e = random_stream(n)
     got = K.window_hashes(toks, s, e, n, short_docs)
-    want = K.window_hashes_ref(toks, s, e, n, short_docs)
+    want = R.window_hashes_ref(toks, s, e, n, short_docs)
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
     assert len(got[0]) > 0
 
@@ -42,7 +43,7 @@ def test_window_hashes_differ_by_position_and_token():
 
 def test_doc_hashes_match_ref():
     toks, s, e = random_stream(3)
-    assert np.array_equal(K.doc_hashes(toks, s, e), K.doc_hashes_ref(toks, s, e))
+    assert np.array_equal(K.doc_hashes(toks, s, e), R.doc_hashes_ref(toks, s, e))
 
 
 def test_permutations_are_datasketchs():
@@ -57,7 +58,7 @@ def test_minhash_matches_ref_and_datasketch_bit_for_bit(num_perm, seed):
     toks, s, e = random_stream(seed)
     a, b = permutations(num_perm, seed)
     sig = K.minhash_signatures(toks, s, e, 5, a, b)
-    assert np.array_equal(sig, K.minhash_signatures_ref(toks, s, e, 5, a, b))
+    assert np.array_equal(sig, R.minhash_signatures_ref(toks, s, e, 5, a, b))
     hashes, off = K.window_hashes(toks, s, e, 5, True)
     shingles32 = (hashes >> np.uint64(32)).astype(np.uint32)
     for d in range(len(s)):
@@ -83,7 +84,7 @@ def test_signatures_load_as_lean_minhash():
 
 
 def test_lsh_params_are_datasketchs():
-    from fwpipe.audit.minhash import _DATASKETCH_BANDING
+    from fwpipe.dedup.config import _DATASKETCH_BANDING
 
     settings = [(t, p) for p, row in _DATASKETCH_BANDING.items() for t in row]  # the written-down table
     settings += [(0.65, 128), (0.8, 100)]  # and two it lacks (asked of datasketch)
@@ -93,16 +94,18 @@ def test_lsh_params_are_datasketchs():
     assert lsh_params(0.8, 128) == (9, 13)
 
 
-def test_band_keys_and_agreement_match_ref():
+def test_signature_keys_and_agreement_match_ref():
     rng = np.random.default_rng(0)
-    sig = rng.integers(0, 4, size=(50, 12)).astype(np.uint32)  # few values: many equal bands
-    assert np.array_equal(K.band_keys(sig, 3, 4), K.band_keys_ref(sig, 3, 4))
-    keys = K.band_keys(sig, 3, 4)
-    for i in range(50):  # equal band values <=> equal keys
+    sig = rng.integers(0, 4, size=(50, 14)).astype(np.uint32)  # few values: many equal bands
+    sig[7] = sig[3]  # and two equal signatures
+    assert np.array_equal(K.signature_keys(sig, 3, 4), R.signature_keys_ref(sig, 3, 4))
+    keys = K.signature_keys(sig, 3, 4)
+    for i in range(50):  # equal band values <=> equal keys; equal signatures <=> equal full keys
         for j in range(50):
-            assert (keys[i, 1] == keys[j, 1]) == np.array_equal(sig[i, 4:8], sig[j, 4:8])
+            assert (keys[1, i] == keys[1, j]) == np.array_equal(sig[i, 4:8], sig[j, 4:8])
+            assert (keys[3, i] == keys[3, j]) == np.array_equal(sig[i], sig[j])
     left, right = np.array([0, 1, 2, 5]), np.array([3, 4, 2, 49])
-    assert np.array_equal(K.signature_agreement(sig, left, right), K.signature_agreement_ref(sig, left, right))
+    assert np.array_equal(K.signature_agreement(sig, left, right), R.signature_agreement_ref(sig, left, right))
 
 
 @pytest.mark.parametrize("max_bucket", [2, 3, 1000])
@@ -111,7 +114,7 @@ def test_bucket_pairs_match_ref(max_bucket):
     keys = rng.integers(0, 8, size=40).astype(np.uint64)
     order = np.argsort(keys, kind="stable")
     got = K.bucket_pairs(keys[order], order.astype(np.int64), max_bucket)
-    want = K.bucket_pairs_ref(keys[order], order.astype(np.int64), max_bucket)
+    want = R.bucket_pairs_ref(keys[order], order.astype(np.int64), max_bucket)
     assert sorted(zip(*got)) == sorted(zip(*want))
     shuffled = np.lexsort((rng.random(40), keys))  # another tie order: the same pairs
     again = K.bucket_pairs(keys[shuffled], shuffled.astype(np.int64), max_bucket)
@@ -122,7 +125,7 @@ def test_union_find_matches_ref():
     rng = np.random.default_rng(2)
     left, right = rng.integers(0, 200, 150), rng.integers(0, 200, 150)
     got = K.union_find(200, left, right)
-    assert np.array_equal(got, K.union_find_ref(200, left, right))
+    assert np.array_equal(got, R.union_find_ref(200, left, right))
     assert len(np.unique(got)) < 200 and np.all(got <= np.arange(200))
 
 
@@ -142,7 +145,7 @@ def test_hashset_and_ngram_probe_match_ref():
     bits = K.hashset_filter(table)
     assert 0 < np.unpackbits(bits.view(np.uint8)).sum() <= 3 * len(np.unique(val))
     K.ngram_probe(toks, ts, te, 13, table, bits, hit)
-    K.ngram_probe_ref(toks, ts, te, 13, table, bits, hit_ref)
+    R.ngram_probe_ref(toks, ts, te, 13, table, bits, hit_ref)
     assert np.array_equal(hit, hit_ref)
     h4, _ = K.window_hashes(toks, vs[:4], ve[:4], 13, False)
     assert hit.sum() == len(np.unique(h4)) > 0
@@ -154,7 +157,7 @@ def test_hashset_filter_matches_ref_and_passes_every_member():
         hashes = rng.integers(0, 2**64, n, dtype=np.uint64)
         table = K.hashset_build(np.unique(hashes))
         bits = K.hashset_filter(table)
-        assert np.array_equal(bits, K.hashset_filter_ref(table))
+        assert np.array_equal(bits, R.hashset_filter_ref(table))
         assert len(bits) * 64 >= K.FILTER_BITS_PER_HASH * np.count_nonzero(table)
         # no false negatives: a probe with the filter finds every member a plain lookup finds
         shift = np.uint64(64 - (len(bits).bit_length() - 1))

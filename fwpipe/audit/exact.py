@@ -1,9 +1,7 @@
-"""Exact duplicates: documents whose token sequence equals an earlier document's.
+"""Exact duplicates section: the engine's earliest-identical-document array, summarized.
 
-Each document is hashed whole (kernels.doc_hashes, 64 bits plus its length); a stable sort by
-hash puts equal documents next to each other in global order, so the first of each run is the
-earliest copy. Every claimed copy is then compared token by token with that first one, so a
-hash collision can never be reported as a duplicate.
+fwpipe.dedup.exact_first hashes every document whole, groups equal hashes in global order and
+verifies every copy token by token; this module only counts and describes the groups.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ import numpy as np
 
 from fwpipe.audit.arrays import unique
 from fwpipe.audit.corpus import Corpus
-from fwpipe.kernels import doc_hashes
+from fwpipe.dedup import exact_first
 
 log = logging.getLogger(__name__)
 TOP_GROUPS = 10
@@ -29,23 +27,9 @@ class ExactResult:
 
 def exact_duplicates(corpus: Corpus) -> ExactResult:
     n = corpus.n_docs
-    hashes = np.empty(n, dtype=np.uint64)
-    for k, tokens in enumerate(corpus.shards):
-        lo, hi = corpus.shard_range(k)
-        hashes[lo:hi] = doc_hashes(tokens, corpus.starts[lo:hi], corpus.ends[lo:hi])
-    order = np.argsort(hashes, kind="stable")  # stable: within equal hashes, global order
-    sorted_h = hashes[order]
-    run_start = np.ones(n, dtype=bool)
-    run_start[1:] = sorted_h[1:] != sorted_h[:-1]
-    head = order[np.maximum.accumulate(np.where(run_start, np.arange(n), 0))]  # first doc of each run
-    first = np.arange(n, dtype=np.int64)
-    first[order] = head
-    lengths = corpus.lengths
-    for d in np.flatnonzero(first != np.arange(n)):  # verify: copies are few, the check is cheap
-        if not np.array_equal(corpus.tokens(d), corpus.tokens(first[d])):
-            log.warning("64-bit hash collision between documents %d and %d; not a duplicate", d, first[d])
-            first[d] = d
+    first = exact_first(corpus)
     is_dup = first != np.arange(n)
+    lengths = corpus.lengths
     report = {
         "docs": int(is_dup.sum()),
         "tokens": int(lengths[is_dup].sum()),

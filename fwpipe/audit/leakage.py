@@ -15,6 +15,7 @@ import numpy as np
 
 from fwpipe.audit.arrays import unique
 from fwpipe.audit.corpus import Corpus
+from fwpipe.dedup.docs import release_pages
 from fwpipe.kernels import hashset_build, hashset_filter, hashset_slots, ngram_probe, window_hashes
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ def _ngram_contamination(corpus: Corpus, n: int, max_val_ngrams: int) -> dict:
         if corpus.shard_split[k] == "train":
             lo, hi = corpus.shard_range(k)
             ngram_probe(tokens, corpus.starts[lo:hi], corpus.ends[lo:hi], n, table, bits, hit)
+            release_pages(tokens)  # else every train shard stays resident (2 bytes a token)
     found = hit[hashset_slots(table, hashes)].astype(bool)
     contaminated = unique(doc_of[found])
     out = {

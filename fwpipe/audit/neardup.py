@@ -1,58 +1,23 @@
-"""Near duplicates: LSH banding by sorting, an estimated-Jaccard filter, union-find clusters.
+"""Near duplicates section: the engine's components, summarized, and clusters.parquet.
 
-Why sorting and not datasketch's dict of buckets: MinHashLSH.insert is a Python call per
-document that stores every band's bytes as a dict key (~43K docs/s here, and several hundred
-bytes per doc per band of dict overhead). Here each band's r values collapse to one 64-bit key
-(kernels.band_keys), a numpy argsort per band puts equal keys side by side, and one kernel pass
-emits the pairs in each run of equal keys: the same candidate pairs as inserting everything
-into MinHashLSH and querying each document, in 8 bytes per doc per band and O(n log n).
-
-Documents with identical signatures (every exact copy among them) are grouped first and banded
-once, so a page copied 10,000 times costs one document, not 5e7 pairs.
+fwpipe.dedup finds the components (MinHash signatures, LSH band buckets, verified pairs,
+union-find, in stages on disk); this module numbers the clusters, works out which val
+documents have a train neighbour, and describes the largest clusters.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from fwpipe.audit.arrays import unique
 from fwpipe.audit.corpus import Corpus
-from fwpipe.kernels import band_keys, bucket_pairs, signature_agreement, union_find
+from fwpipe.dedup import Components, DedupConfig
 
 log = logging.getLogger(__name__)
 TOP_CLUSTERS = 10
-MAX_BUCKET = 256  # buckets above this many docs pair each member with the first only (linear)
-
-
-def candidate_pairs(sig: np.ndarray, bands: int, rows: int, max_bucket: int = MAX_BUCKET) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (i < j) row pairs that share at least one band bucket."""
-    keys = band_keys(sig, bands, rows)
-    left, right = [], []
-    for bnd in range(bands):
-        # numpy's default argsort (AVX-512 quicksort here) is 5x its stable one on 100K uint64
-        # keys; tie order does not matter, bucket_pairs emits the same pairs for any of them
-        order = np.argsort(keys[:, bnd])
-        lo, hi = bucket_pairs(keys[order, bnd], order.astype(np.int64), max_bucket)
-        left.append(lo)
-        right.append(hi)
-    left, right = np.concatenate(left), np.concatenate(right)
-    code = unique(left * np.int64(len(sig)) + right)  # one pair may share several bands
-    return code // len(sig), code % len(sig)
-
-
-def unique_signatures(sig: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rep, group): rep[u] is the first doc of each distinct signature, group[d] its u."""
-    full = band_keys(sig, 1, sig.shape[1])[:, 0]
-    _, rep, group = np.unique(full, return_index=True, return_inverse=True)
-    order = np.argsort(rep, kind="stable")  # number groups by first appearance: deterministic
-    renum = np.empty_like(order)
-    renum[order] = np.arange(len(order))
-    return rep[order], renum[group.ravel()]
 
 
 @dataclass
@@ -62,50 +27,49 @@ class NearResult:
     report: dict
 
 
-def near_duplicates(corpus: Corpus, sig: np.ndarray, *, threshold: float, bands: int, rows: int, shingle: int) -> NearResult:
-    n, num_perm = sig.shape
-    rep, group = unique_signatures(sig)
-    left, right = candidate_pairs(sig[rep], bands, rows)
-    agree = signature_agreement(sig[rep], left, right)
-    keep = agree >= math.ceil(threshold * num_perm - 1e-9)  # estimated Jaccard = agree / num_perm
-    kl, kr = left[keep], right[keep]
-    # docs with one signature join their group's first doc; kept pairs join groups
-    doc_left = np.concatenate([rep[group], rep[kl]])
-    doc_right = np.concatenate([np.arange(n, dtype=np.int64), rep[kr]])
-    root = union_find(n, doc_left, doc_right)
-    roots, inverse, sizes = np.unique(root, return_inverse=True, return_counts=True)
-    in_cluster = sizes[inverse] > 1
-    cluster = np.full(n, -1, dtype=np.int64)
-    cl_roots = roots[sizes > 1]  # sorted, so cluster ids follow each cluster's first doc
+def cluster_ids(root: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cluster, cl_roots, sizes): cluster id per doc (-1 when alone; ids follow each cluster's
+    first doc), each cluster's first doc, each cluster's size. 8 bytes per document at a time."""
+    counts = np.bincount(root, minlength=len(root))
+    cl_roots = np.flatnonzero(counts > 1)  # ascending: ids in order of the first member
+    sizes = counts[cl_roots]
+    in_cluster = counts[root] > 1
+    del counts
+    cluster = np.full(len(root), -1, dtype=np.int64)
     cluster[in_cluster] = np.searchsorted(cl_roots, root[in_cluster])
-    is_first = root == np.arange(n)
-    removable = in_cluster & ~is_first
-    lengths = corpus.lengths
+    return cluster, cl_roots, sizes
+
+
+def near_duplicates(corpus: Corpus, comp: Components, cfg: DedupConfig) -> NearResult:
+    n = corpus.n_docs
+    root, rep = comp.root, comp.rep
+    cluster, cl_roots, sizes = cluster_ids(root)
+    in_cluster = cluster >= 0
+    removable = in_cluster & (root != np.arange(n))
     # val docs whose own group, or a group joined to it by a kept pair, has a train doc
     n_train = corpus.n_train
-    group_first = rep  # groups are numbered by first appearance, so rep is each group's minimum
-    near_group = group_first < n_train
-    near_group[kr[group_first[kl] < n_train]] = True
-    near_group[kl[group_first[kr] < n_train]] = True
-    near_train = near_group[group]
+    near_rep = np.arange(n) < n_train  # for group first members: a train doc is in the group
+    for left, right in comp.kept_pairs():  # left < right, so a train right implies a train left
+        near_rep[right[left < n_train]] = True
+    near_train = near_rep[rep]
+    del near_rep
+    lengths = corpus.lengths
     report = {
-        "threshold": threshold,
-        "shingle": shingle,
-        "num_perm": num_perm,
-        "bands": bands,
-        "rows": rows,
-        "candidate_pairs": int(len(left)),
-        "kept_pairs": int(keep.sum()),
-        "distinct_signatures": int(len(rep)),
+        **{k: v for k, v in cfg.as_dict().items() if k in ("threshold", "shingle", "num_perm", "bands", "rows")},
+        "candidate_pairs": comp.stats["candidate_pairs"],
+        "kept_pairs": comp.stats["kept_pairs"],
+        "distinct_signatures": comp.stats["distinct_signatures"],
+        "confirmed_rejects": comp.stats["confirmed_rejects"],
         "clusters": int(len(cl_roots)),
         "docs_in_clusters": int(in_cluster.sum()),
         "removable_docs": int(removable.sum()),
         "removable_tokens": int(lengths[removable].sum()),
         "removable_token_fraction": float(lengths[removable].sum() / max(lengths.sum(), 1)),
-        "cluster_sizes": _size_histogram(sizes[sizes > 1]),
-        "largest": _largest(corpus, cl_roots, sizes[sizes > 1], lengths, cluster),
+        "cluster_sizes": _size_histogram(sizes),
+        "largest": _largest(corpus, cl_roots, sizes, lengths, cluster),
     }
-    log.info("near duplicates: %d candidate pairs, %d kept, %d clusters", len(left), keep.sum(), len(cl_roots))
+    log.info("near duplicates: %d candidate pairs, %d kept, %d clusters", report["candidate_pairs"], report["kept_pairs"],
+             len(cl_roots))
     return NearResult(cluster, near_train, report)
 
 
@@ -151,7 +115,12 @@ def write_clusters(path: Path, corpus: Corpus, cluster: np.ndarray) -> int:
     })
     import io
 
+    import pyarrow.parquet as pq
+
+    from fwpipe.shards import WRITTEN_BY
+
     buf = io.BytesIO()
-    df.write_parquet(buf)
+    table = df.to_arrow()
+    pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), WRITTEN_BY[0]: WRITTEN_BY[1]}), buf)
     write_bytes(path, [buf.getvalue()])
     return len(df)

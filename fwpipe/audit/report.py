@@ -64,10 +64,12 @@ KEYS: dict = {
     "lengths": {"train": _LENGTHS, "val": _LENGTHS},
     "exact_duplicates": {**_keys("docs tokens groups doc_fraction"), "by_split": _keys("train val"), "largest": LIST},
     "near_duplicates": {**_keys("threshold shingle num_perm bands rows candidate_pairs kept_pairs distinct_signatures clusters "
-                                "docs_in_clusters removable_docs removable_tokens removable_token_fraction"),
+                                "docs_in_clusters removable_docs removable_tokens removable_token_fraction confirmed_rejects"),
                         "cluster_sizes": _keys("size clusters", LIST), "largest": LIST, "clusters_file": TEXT},
     "leakage": {**_keys("val_docs train_docs exact_docs near_docs ngram_n ngram_docs ngram_fraction exact_fraction near_fraction "
                         "ngram_docs_fraction ngram_val_ngrams ngram_sampled_every"), "note": TEXT},
+    "against": {**_keys("eval_docs ngram_n"), "path": TEXT, "worst": LIST,  # only with --against
+                "train": _keys("exact_docs near_docs ngram_docs ngram_fraction"), "val": _keys("exact_docs near_docs ngram_docs ngram_fraction")},
     "budget": {**_keys("budget_tokens unique_tokens epochs effective_tokens effective_fraction source_files tokens_per_source_file "
                        "files_for_4_epochs files_for_1_epoch data_multiple_for_4_epochs data_multiple_for_1_epoch "
                        "unique_tokens_for_4_epochs unique_tokens_for_1_epoch repeats_free_epochs params tokens_per_param "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -20,11 +21,12 @@ from fwpipe.audit.corpus import index
 from fwpipe.audit.exact import exact_duplicates
 from fwpipe.audit.leakage import leakage
 from fwpipe.audit.lengths import lengths
-from fwpipe.audit.minhash import SCHEME, lsh_params, signatures
 from fwpipe.audit.neardup import near_duplicates, write_clusters
 from fwpipe.audit.totals import per_source, totals
+from fwpipe.dedup import DEFAULT_MEMORY_BYTES, SCHEME, DedupConfig, near_clusters, scratch_bytes
+from fwpipe.dedup.docs import release_pages
 from fwpipe.errors import ConfigError, FwpipeError, InputFormatError
-from fwpipe.shards import open_dataset
+from fwpipe.shards import open_dataset, written_by_audit
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
@@ -60,6 +62,20 @@ def _check_options(block_size: int, shingle: int, num_perm: int, ngram: int) -> 
         raise ConfigError(f"num_perm {num_perm} is outside [2, 4096]", "pass e.g. --num-perm 128")
 
 
+def _memory_bytes(memory_gb: float | None) -> int:
+    if memory_gb is None:
+        return DEFAULT_MEMORY_BYTES
+    if not memory_gb > 0:
+        raise ConfigError(f"--memory-gb {memory_gb} is not positive", "pass e.g. --memory-gb 1")
+    return int(memory_gb * 2**30)
+
+
+def _identity(ds) -> dict:
+    """What makes two audits the same run for the scratch directory: the shard files as they are."""
+    files = [p for name in ("train", "val") for p in ds.split(name).paths]
+    return {"root": str(Path(ds.root).resolve()), "files": [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in map(Path, files)]}
+
+
 def audit(
     path: str | Path = DEFAULT_DATASET,
     *,
@@ -72,6 +88,9 @@ def audit(
     ngram: int = 13,
     seed: int = 1,
     write_clusters_file: bool = True,
+    memory_gb: float | None = None,
+    tmp_dir: str | Path | None = None,
+    against_path: str | Path | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> dict:
     """Audit a tokenized dataset; return the report as a JSON-ready dict.
@@ -79,6 +98,10 @@ def audit(
     path: a fwpipe dataset directory, a nanoGPT directory (train.bin/val.bin) or llm.c shards
     (a directory or a glob). budget_tokens adds the budget section; params adds Chinchilla
     sizing to it. In a fwpipe dataset directory, clusters.parquet is written beside the shards.
+    memory_gb caps the near-duplicate stages' memory beyond ~50 bytes per document (default 1);
+    tmp_dir holds their scratch files (default: the system temp dir; reused by a rerun).
+    against_path: an eval set (parquet or JSONL with a text column, or a dataset) to check
+    for contamination by train and val (the "against" section).
     """
     step = on_step or (lambda s: None)
     t0 = time.perf_counter()
@@ -86,7 +109,8 @@ def audit(
     if budget_tokens is not None:
         budget_mod.B.check_budget(budget_tokens)  # fail before the expensive part
     _check_params(budget_tokens, params)
-    bands, rows = lsh_params(threshold, num_perm)
+    cfg = DedupConfig(threshold=threshold, shingle=shingle, num_perm=num_perm, seed=seed)
+    memory_bytes = _memory_bytes(memory_gb)
     _check_path(path)
     step("opening")
     ds = open_dataset(path)
@@ -103,6 +127,8 @@ def audit(
     }
     step("totals")
     report["splits"] = totals(corpus)
+    for tokens in corpus.shards:  # indexing and totals read every shard: drop those pages
+        release_pages(tokens)
     sources = per_source(ds.root, ds.manifest)
     if sources is not None:
         report["sources"] = sources
@@ -111,12 +137,19 @@ def audit(
     step("exact duplicates")
     exact = exact_duplicates(corpus)
     report["exact_duplicates"] = exact.report
-    step("MinHash signatures")
-    sig = signatures(corpus, shingle=shingle, num_perm=num_perm, seed=seed, copy_of=exact.first)
-    step("near duplicates")
-    near = near_duplicates(corpus, sig, threshold=threshold, bands=bands, rows=rows, shingle=shingle)
-    del sig
+    scratch_dir = tmp_dir or tempfile.gettempdir()
+    step(f"near duplicates (scratch: {scratch_bytes(corpus.n_docs, cfg.bands) / 1e9:.2f} GB in {scratch_dir})")
+    scratch, comp = near_clusters(corpus, cfg, copy_of=exact.first, tmp_dir=scratch_dir,
+                                  identity=_identity(ds), memory_bytes=memory_bytes)
+    near = near_duplicates(corpus, comp, cfg)
+    del comp
     report["near_duplicates"] = near.report
+    if against_path is not None:
+        step(f"eval set {against_path}")
+        from fwpipe.audit.against import against
+
+        report["against"] = against(corpus, exact.first, scratch, cfg, against_path, ngram=ngram)
+    scratch.remove()
     clusters_path = ds.root / "clusters.parquet"
     if ds.format == "fwpipe" and write_clusters_file and _write_optional(clusters_path, lambda p: write_clusters(p, corpus, near.cluster)):
         report["near_duplicates"]["clusters_file"] = str(clusters_path)
@@ -135,6 +168,9 @@ def _write_optional(path: Path, write: Callable[[Path], int]) -> bool:
     (a shared copy, a read-only mount) still gets its report, with a warning instead."""
     if not os.access(path.parent, os.W_OK):  # EROFS or no permission: do not even try
         log.warning("could not write %s: the dataset directory is read-only; the report is complete without it", path)
+        return False
+    if (path.exists() or path.is_symlink()) and not written_by_audit(path):  # a user's file of that name: never replaced
+        log.warning("did not write %s: a file of that name that audit did not write is there; the report is complete without it", path)
         return False
     try:
         rows = write(path)
@@ -160,6 +196,12 @@ def verdicts(report: dict) -> list[dict]:
                             f"{lk['ngram_docs_fraction']:.1%} share a {lk['ngram_n']}-gram with train"})
     else:
         out.append({"section": "leakage", "level": "warn", "text": lk["note"]})
+    ag = report.get("against")
+    if ag:
+        bad = ag["train"]["exact_docs"] + ag["train"]["near_docs"]
+        out.append({"section": "against", "level": "bad" if bad else ("warn" if ag["train"]["ngram_docs"] else "ok"),
+                    "text": f"eval set: {ag['train']['exact_docs']} of {ag['eval_docs']} docs copied in train, "
+                            f"{ag['train']['near_docs']} near-copied, {ag['train']['ngram_docs']} share a {ag['ngram_n']}-gram"})
     nd = report["near_duplicates"]
     n_docs = sum(s["docs"] for s in report["splits"].values())
     share = nd["removable_docs"] / n_docs

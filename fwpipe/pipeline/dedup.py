@@ -1,16 +1,15 @@
 """Which documents `prepare --dedup` keeps, and which split each cluster goes to.
 
-Works on a first-pass dataset (every document, in input order, one stream) with the audit's
-own machinery: kernels.doc_hashes for exact copies, MinHash signatures + LSH banding +
-union-find for near duplicates (fwpipe.audit). One cluster, one side: every member follows the
-split that the cluster's first member's key hashes to, so near duplicates never straddle train
-and val; with dedup on, only that first member is kept anyway.
+Works on a first-pass dataset (every document, in input order, one stream) through the dedup
+engine (fwpipe.dedup): exact copies, then MinHash near-duplicate components in stages on disk.
+One cluster, one side: every member follows the split that the cluster's first member's key
+hashes to, so near duplicates never straddle train and val; with dedup on, only that first
+member is kept anyway.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -20,19 +19,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fwpipe.audit.corpus import index
-from fwpipe.audit.exact import exact_duplicates
-from fwpipe.audit.minhash import lsh_params, signatures
-from fwpipe.audit.neardup import candidate_pairs, near_duplicates, unique_signatures
-from fwpipe.kernels import signature_agreement, union_find
+from fwpipe.dedup import DEFAULT_MEMORY_BYTES, DedupConfig, Scratch, components, exact_first, index_shards, near_clusters
 from fwpipe.pipeline.split import TRAIN, VAL
 from fwpipe.shards import Dataset, Split, open_dataset
+from fwpipe.tokenizer import EOT
 
 log = logging.getLogger(__name__)
 
 Dedup = Literal["none", "exact", "near"]
-# the audit's defaults, so that `fwpipe audit` on the result finds what prepare removed
-THRESHOLD, SHINGLE, NUM_PERM = 0.8, 5, 128
+CONFIG = DedupConfig()  # the engine's defaults, the same as audit's, so audit finds what prepare removed
 
 
 @dataclass
@@ -67,38 +62,41 @@ def first_pass(stages: list[Path], names: list[str] | None = None) -> tuple[Data
     return Dataset(stages[0].parent, "fwpipe", {"train": train, "val": Split("val", [], [])}), pa.concat_tables(tables)
 
 
-def plan(stages: list[Path], mode: Dedup, *, threshold: int, force_val: bool, names: list[str] | None = None) -> DedupPlan:
+def plan(stages: list[Path], mode: Dedup, *, threshold: int, force_val: bool, names: list[str] | None = None,
+         tmp_dir: str | Path | None = None, memory_bytes: int = DEFAULT_MEMORY_BYTES) -> DedupPlan:
     """Find clusters in the first pass and decide keep and split for every document.
 
     `threshold` is the split's 64-bit val threshold; with `force_val`, a dataset whose kept
-    documents all hash to train sends the smallest-hash cluster to val.
+    documents all hash to train sends the smallest-hash cluster to val. The engine's scratch
+    files go under tmp_dir (default: beside the first pass) and are removed at the end.
     """
     ds, docs = first_pass(stages, names)
-    corpus = index(ds)
-    n = corpus.n_docs
+    corpus = index_shards(ds.split("train").shards, EOT)
+    n = len(corpus.starts)
     if docs.num_rows != n:
         raise AssertionError(f"first pass holds {n} documents but docs.parquet {docs.num_rows}")
     idx = np.arange(n, dtype=np.int64)
-    exact_first = exact_duplicates(corpus).first
+    first = exact_first(corpus)
     report: dict = {"mode": mode}
-    if mode == "exact" or n == 0:
-        rep = exact_first.copy()
-    else:
-        bands, rows = lsh_params(THRESHOLD, NUM_PERM)
-        sig = signatures(corpus, shingle=SHINGLE, num_perm=NUM_PERM)
-        near = near_duplicates(corpus, sig, threshold=THRESHOLD, bands=bands, rows=rows, shingle=SHINGLE)
-        rep = idx.copy()
-        in_cluster = near.cluster >= 0
-        firsts = np.full(int(near.cluster.max()) + 1 if in_cluster.any() else 0, n, dtype=np.int64)
-        np.minimum.at(firsts, near.cluster[in_cluster], idx[in_cluster])
-        rep[in_cluster] = firsts[near.cluster[in_cluster]]
-        report.update(threshold=THRESHOLD, shingle=SHINGLE, num_perm=NUM_PERM, bands=bands, rows=rows)
-    keep = rep == idx
     key_hash = docs["key_hash"].to_numpy()
-    split = np.where(key_hash[rep] < np.uint64(threshold), VAL, TRAIN).astype(np.int8)
-    if mode == "near" and n:
-        while _residual_pass(sig, keep, rep, split, bands, rows):
-            pass
+    sc = None
+    if mode == "exact" or n == 0:
+        rep = first.copy()
+        split = np.where(key_hash[rep] < np.uint64(threshold), VAL, TRAIN).astype(np.int8)
+        keep = rep == idx
+    else:
+        identity = {"stages": [(str(Path(p).resolve()), sorted((f.name, f.stat().st_size) for f in Path(p).iterdir() if f.is_file()))
+                               for p in stages]}
+        sc, comp = near_clusters(corpus, CONFIG, copy_of=first, tmp_dir=tmp_dir or Path(stages[0]).parent, identity=identity,
+                                 memory_bytes=memory_bytes)
+        rep = comp.root  # the smallest member of each component is its first
+        del comp
+        keep = rep == idx
+        split = np.where(key_hash[rep] < np.uint64(threshold), VAL, TRAIN).astype(np.int8)
+        rounds = 0
+        while _residual_pass(sc, corpus, keep, rep, split, rounds):
+            rounds += 1
+        report.update({k: v for k, v in CONFIG.as_dict().items() if k in ("threshold", "shingle", "num_perm", "bands", "rows")})
     if force_val and keep.sum() >= 2 and not (split[keep] == VAL).any():
         # a dataset of two or more documents always gets a val document: the smallest hash
         kept = np.flatnonzero(keep)
@@ -110,32 +108,30 @@ def plan(stages: list[Path], mode: Dedup, *, threshold: int, force_val: bool, na
         clusters=clusters,
         removed_docs=int((~keep).sum()),
         removed_tokens=int(lengths[~keep].sum()),
-        removed_exact=int(((~keep) & (exact_first == rep)).sum()),
+        removed_exact=int(((~keep) & (first == rep)).sum()),
     )
     report["removed_near"] = report["removed_docs"] - report["removed_exact"]
+    if sc is not None:
+        sc.remove()
     log.info("dedup %s: %d clusters, %d documents removed", mode, clusters, report["removed_docs"])
-    return DedupPlan(ds, docs, rep, split, keep, exact_first, clusters, report)
+    return DedupPlan(ds, docs, rep, split, keep, first, clusters, report)
 
 
-def _residual_pass(sig: np.ndarray, keep: np.ndarray, rep: np.ndarray, split: np.ndarray, bands: int, rows: int) -> bool:
-    """Band the kept documents again, in the order `fwpipe audit` will see them (train, then val).
+def _residual_pass(sc: Scratch, corpus, keep: np.ndarray, rep: np.ndarray, split: np.ndarray, round_: int,
+                   cfg: DedupConfig = CONFIG) -> bool:
+    """Band the kept documents again, in the order the audit stage will see them (train, then val).
 
-    Buckets of over neardup.MAX_BUCKET documents pair each member with the bucket's first only,
+    Buckets of over cfg.max_bucket documents pair each member with the bucket's first only,
     so a pair missed among many can surface once its family is gone. Any pair found now is
     removed too (the later one in audit order goes), so that audit finds none on the result.
     Returns whether anything was removed; the caller repeats until nothing is.
     """
     kept = np.flatnonzero(keep)
     order = np.concatenate([kept[split[kept] == TRAIN], kept[split[kept] == VAL]])
-    s = sig[order]
-    u_rep, group = unique_signatures(s)
-    left, right = candidate_pairs(s[u_rep], bands, rows)
-    close = signature_agreement(s[u_rep], left, right) >= math.ceil(THRESHOLD * sig.shape[1] - 1e-9)
-    if not close.any() and len(u_rep) == len(order):
+    root = components(sc, corpus, cfg, members=order, tag=f"residual{round_}").root
+    gone = root != np.arange(len(order))
+    if not gone.any():
         return False
-    n = len(order)
-    root = union_find(n, np.concatenate([u_rep[group], u_rep[left[close]]]), np.concatenate([np.arange(n, dtype=np.int64), u_rep[right[close]]]))
-    gone = root != np.arange(n)
     keep[order[gone]] = False
     rep[order[gone]] = order[root[gone]]
     rep[:] = rep[rep]  # documents that pointed at a newly removed one follow it to its keeper

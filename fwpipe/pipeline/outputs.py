@@ -6,7 +6,7 @@ refused. With a manifest, what is ours is decided from it before anything is tou
 
 * complete: exactly the files its `outputs` list names (older manifests: the shard files,
   docs.parquet, token_counts.npy and removed.parquet they record), their temp names, `.work`,
-  and audit's outputs (AUDIT_OUTPUTS, which `fwpipe audit` writes into a fwpipe dataset);
+  and audit's outputs (AUDIT_OUTPUTS, which the audit stage writes into a fwpipe dataset);
 * in progress: the names prepare writes for the manifest's format (strict patterns such as
   `train_000003.bin`; the manifest was there before any of them), plus the same fixed names;
 * overwriting: the `outputs` an interrupted --overwrite listed before it started deleting.
@@ -35,7 +35,7 @@ from fwpipe.pipeline.shardset import WORK
 MANIFEST = shards.MANIFEST
 TABLES = ("docs.parquet", "token_counts.npy", "removed.parquet")
 NANOGPT_FILES = ("train.bin", "val.bin")
-AUDIT_OUTPUTS = ("clusters.parquet",)  # fwpipe/audit/run.py writes it beside the shards
+AUDIT_OUTPUTS = (shards.CLUSTERS,)  # the audit stage writes it beside the shards, marked shards.WRITTEN_BY
 SHARD_RE = re.compile(r"(train|val)_\d{6}\.bin")
 STATUSES = ("in_progress", "complete", "overwriting")
 FORMATS = ("fwpipe", "nanogpt")
@@ -104,7 +104,7 @@ def writes(name: str, fmt: str) -> bool:
 
 def owned(out_dir: Path, manifest: dict) -> list[str]:
     """The entries of `out_dir` that are prepare's (or audit's) under `manifest`, sorted."""
-    fixed = {WORK, MANIFEST, tmp_name(MANIFEST), *AUDIT_OUTPUTS, *map(tmp_name, AUDIT_OUTPUTS)}
+    fixed = {WORK, MANIFEST, tmp_name(MANIFEST), *(n for n in AUDIT_OUTPUTS if (out_dir / n).is_symlink() or shards.written_by_audit(out_dir / n)), *map(tmp_name, AUDIT_OUTPUTS)}
     listed = _listed(manifest)
     if listed is not None:
         fixed |= set(listed) | {tmp_name(n) for n in listed}

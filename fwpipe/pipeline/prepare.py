@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -69,10 +70,17 @@ def prepare(
     buffer_mb: int = 256,
     overwrite: bool = False,
     progress: bool | None = None,
+    memory_gb: float | None = None,
+    tmp_dir: str | Path | None = None,
 ) -> dict:
-    """Tokenize `inputs` into a dataset at `out_dir` and return the summary (also in the manifest)."""
+    """Tokenize `inputs` into a dataset at `out_dir` and return the summary (also in the manifest).
+
+    memory_gb caps --dedup's near-duplicate stages beyond ~50 bytes per document (default 1);
+    tmp_dir holds their scratch files (default: out_dir/.work; reused by a resumed run).
+    """
     t0 = time.perf_counter()
     _check_options(options)
+    scratch = {"tmp_dir": tmp_dir, "memory_bytes": _memory_bytes(memory_gb)}
     paths = inputs_mod.resolve_inputs([str(p) for p in inputs])
     # numba's first call costs ~0.4 s of set-up: pay it while the inputs are being hashed
     warm = threading.Thread(target=_warm_up, daemon=True)
@@ -83,15 +91,27 @@ def prepare(
     # threads start, tiktoken runs ~1.5x slower on them for the whole run (cold per-thread
     # regex state); a few bytes here buy ~30% of tokenizing speed.
     get_encoding().encode_to_numpy("warm up", disallowed_special=())
-    return _prepare(paths, sources, Path(out_dir), options, max(1, workers or os.cpu_count() or 1), batch_rows, buffer_mb, overwrite, progress, t0)
+    return _prepare(paths, sources, Path(out_dir), options, max(1, workers or os.cpu_count() or 1), batch_rows, buffer_mb, overwrite, progress, t0,
+                    scratch=scratch)
+
+
+def _memory_bytes(memory_gb: float | None) -> int:
+    from fwpipe.dedup import DEFAULT_MEMORY_BYTES
+    from fwpipe.errors import ConfigError
+
+    if memory_gb is None:
+        return DEFAULT_MEMORY_BYTES
+    if not memory_gb > 0:
+        raise ConfigError(f"--memory-gb {memory_gb} is not positive", "pass e.g. --memory-gb 1")
+    return int(memory_gb * 2**30)
 
 
 def _prepare(paths, sources: list[Source], out_dir: Path, options: PrepareOptions, workers: int, batch_rows: int, buffer_mb: int,
-             overwrite: bool, progress: bool | None, t0: float) -> dict:  # fmt: skip
+             overwrite: bool, progress: bool | None, t0: float, scratch: dict | None = None) -> dict:  # fmt: skip
     """prepare() once its inputs are found and fingerprinted (--dedup's first pass enters here)."""
     lock = _lock(out_dir)
     try:
-        return _prepare_locked(paths, sources, out_dir, options, workers, batch_rows, buffer_mb, overwrite, progress, t0)
+        return _prepare_locked(paths, sources, out_dir, options, workers, batch_rows, buffer_mb, overwrite, progress, t0, scratch or {})
     finally:
         os.close(lock)
 
@@ -117,7 +137,7 @@ def _lock(out_dir: Path) -> int:
 
 
 def _prepare_locked(paths, sources: list[Source], out_dir: Path, options: PrepareOptions, workers: int, batch_rows: int, buffer_mb: int,
-                    overwrite: bool, progress: bool | None, t0: float) -> dict:  # fmt: skip
+                    overwrite: bool, progress: bool | None, t0: float, scratch: dict) -> dict:  # fmt: skip
     identity = _identity(sources, options)
 
     state = outputs.claim(out_dir, identity, overwrite)
@@ -139,7 +159,7 @@ def _prepare_locked(paths, sources: list[Source], out_dir: Path, options: Prepar
         done = {s: finished_shards(out_dir, s, shard_dir) for s in SPLIT_NAMES}
         first_pass = None
     else:
-        dedup_plan, tokenized = _first_pass(paths, sources, out_dir, options, threshold, workers, batch_rows, buffer_mb, progress)
+        dedup_plan, tokenized = _first_pass(paths, sources, out_dir, options, threshold, workers, batch_rows, buffer_mb, progress, scratch)
         first_pass = {"tokens_this_run": tokenized}
         for s in SPLIT_NAMES:  # pass 2 is cheap and deterministic: a crashed one is redone whole
             for p in shard_paths(shard_dir, s) + sidecar_paths(out_dir, s):
@@ -331,7 +351,7 @@ def _run(sources, options, appender: _Appender, cursors, forced_val, threshold, 
 
 
 def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOptions, threshold: int, workers: int, batch_rows: int,
-                buffer_mb: int, progress: bool | None):  # fmt: skip
+                buffer_mb: int, progress: bool | None, scratch: dict):  # fmt: skip
     """Pass 1 of --dedup: each input file into its own resumable dedup-none dataset under .work.
 
     With a budget, files are taken in order only until the documents that dedup keeps in train
@@ -355,13 +375,13 @@ def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOpt
         # first pass could hold the budget
         if target is not None and fi + 1 < len(paths) and raw_train >= target:
             note.update(f"prepare: finding duplicates among {raw_train:,} tokens", force=True)
-            p = dedup.plan(stages, options.dedup, threshold=threshold, force_val=options.val_fraction > 0, names=names)
+            p = dedup.plan(stages, options.dedup, threshold=threshold, force_val=options.val_fraction > 0, names=names, **scratch)
             if dedup.kept_train_tokens(p) >= target:
                 log.info("budget reached after %d of %d input files", fi + 1, len(paths))
                 break
     else:
         note.update(f"prepare: finding duplicates among {raw_train:,} tokens", force=True)
-        p = dedup.plan(stages, options.dedup, threshold=threshold, force_val=options.val_fraction > 0, names=names)
+        p = dedup.plan(stages, options.dedup, threshold=threshold, force_val=options.val_fraction > 0, names=names, **scratch)
     note.close()
     return p, tokenized
 
@@ -375,7 +395,8 @@ def _copy_deduplicated(out_dir: Path, sources: list[Source], p, appender: _Appen
     d = p.docs
     file_of = {src.path: i for i, src in enumerate(sources)}
     gpos0 = np.cumsum([0] + [src.rows for src in sources])
-    file_index = np.array([file_of[f] for f in d["source_file"].to_pylist()], dtype=np.int32)
+    # as arrow arrays, not Python lists: 5M documents' strings as Python objects took ~0.7 GB
+    file_index = pc.index_in(d["source_file"], value_set=pa.array([str(f) for f in file_of], pa.string())).to_numpy().astype(np.int32)
     cols = {
         "source_row": d["source_row"].to_numpy(),
         "n_tokens": d["n_tokens"].to_numpy(),
@@ -385,7 +406,8 @@ def _copy_deduplicated(out_dir: Path, sources: list[Source], p, appender: _Appen
         "shard": d["shard"].to_numpy(),
         "offset": d["offset"].to_numpy(),
     }
-    ids, urls = d["id"].to_pylist(), d["url"].to_pylist()
+    def strings(col: str, rows: np.ndarray) -> list:
+        return d[col].take(pa.array(rows, pa.int64())).to_pylist()
     gpos = gpos0[file_index] + cols["source_row"]
     kept = np.flatnonzero(p.keep)
     for lo in range(0, len(kept), 8192):
@@ -400,7 +422,7 @@ def _copy_deduplicated(out_dir: Path, sources: list[Source], p, appender: _Appen
             pair.append(ChunkRows(
                 gpos[rows], file_index[rows], cols["source_row"][rows], np.zeros(len(rows), np.int8), cols["n_tokens"][rows],
                 cols["n_bytes"][rows], cols["key_hash"][rows], cols["fineweb_token_count"][rows], np.zeros(len(rows), bool),
-                [ids[r] for r in rows], [urls[r] for r in rows],
+                strings("id", rows), strings("url", rows),
                 np.concatenate(pieces).astype(np.uint16, copy=False) if pieces else np.zeros(0, np.uint16), None,
             ))  # fmt: skip
         appender.feed(tuple(pair))

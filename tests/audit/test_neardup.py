@@ -10,8 +10,9 @@ from datasketch import MinHashLSH
 
 from fwpipe.audit import audit
 from fwpipe.audit.corpus import index
-from fwpipe.audit.minhash import as_lean_minhash, lsh_params, signatures
-from fwpipe.audit.neardup import candidate_pairs
+from fwpipe.dedup.config import as_lean_minhash, lsh_params
+from fwpipe.dedup.lsh import signatures
+from fwpipe.dedup.lsh import candidate_pairs
 from fwpipe.shards import open_dataset
 from fwpipe.tokenizer import encode
 from tests.audit.conftest import edit_words, write_fwpipe

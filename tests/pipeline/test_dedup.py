@@ -107,14 +107,15 @@ def test_exact_mode_removes_only_identical_documents(tmp_path, hostile):
     assert rep["exact_duplicates"]["docs"] == 0 and rep["leakage"]["exact_docs"] == 0
 
 
-def test_residual_pass_finds_a_pair_hidden_behind_a_truncated_bucket(monkeypatch):
+def test_residual_pass_finds_a_pair_hidden_behind_a_truncated_bucket(tmp_path):
     """E keeps F (removed); B and C are near duplicates (103/128 agree) that share a band bucket
     only with F. With buckets capped at 2 the first pass paired B and C only with F; once F is
     gone their bucket has 2 docs, and the residual pass must pair and remove C."""
-    from fwpipe.audit import neardup
+    from fwpipe.dedup import DedupConfig, DocIndex, open_scratch
+    from fwpipe.dedup.engine import write_signatures
     from fwpipe.pipeline import dedup
 
-    monkeypatch.setattr(neardup.candidate_pairs, "__defaults__", (2,))
+    cfg = DedupConfig(max_bucket=2)
     rng = np.random.default_rng(0)
     sig = rng.integers(0, 2**32, (4, 128), dtype=np.uint64).astype(np.uint32)  # E, F, B, C
     sig[1, :13] = sig[2, :13]  # F shares band 0 (rows 0-12) with B
@@ -126,6 +127,24 @@ def test_residual_pass_finds_a_pair_hidden_behind_a_truncated_bucket(monkeypatch
     keep = np.array([True, False, True, True])
     rep = np.array([0, 0, 2, 3])
     split = np.zeros(4, np.int8)
-    assert dedup._residual_pass(sig, keep, rep, split, 9, 13)
+    # four long documents (no exact confirmation), their signatures stored as the engine would
+    docs = DocIndex([np.zeros(4000, np.uint16)], np.array([0, 4]), np.arange(0, 4000, 1000), np.arange(1000, 5000, 1000))
+    sc = open_scratch(tmp_path, {"test": 1}, n_docs=4, num_perm=128, bands=cfg.bands)
+    write_signatures(sc, docs, sig, cfg)
+    assert dedup._residual_pass(sc, docs, keep, rep, split, 0, cfg)
     assert keep.tolist() == [True, False, True, False] and rep.tolist() == [0, 0, 2, 2]
-    assert not dedup._residual_pass(sig, keep, rep, split, 9, 13)
+    assert not dedup._residual_pass(sc, docs, keep, rep, split, 1, cfg)
+
+
+def test_memory_cap_and_tmp_dir_give_the_same_dataset(tmp_path, hostile):
+    """A cap small enough for many bucket and verify passes, scratch in a directory of the
+    user's: the same bytes as the default run, and the scratch is gone afterwards."""
+    paths, _ = hostile
+    opts = PrepareOptions(val_fraction=0.2, shard_tokens=50_000)
+    prepare(paths, tmp_path / "a", options=opts, progress=False)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    s = prepare(paths, tmp_path / "b", options=opts, progress=False, memory_gb=0.000004, tmp_dir=scratch)
+    assert s["dedup"]["removed_docs"] > 0
+    assert dir_digest(tmp_path / "a") == dir_digest(tmp_path / "b")
+    assert list(scratch.iterdir()) == []

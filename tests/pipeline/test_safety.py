@@ -67,6 +67,23 @@ def test_overwrite_after_audit_deletes_only_ours_and_the_workflow_goes_on(tmp_pa
     assert again["did_work"] is False
 
 
+def test_overwrite_keeps_a_users_own_clusters_parquet(tmp_path, first150):
+    """Only a clusters.parquet that audit marked as its own is audit's; a user's file of that
+    name (here a plain parquet table) survives --overwrite byte for byte."""
+    out = tmp_path / "d"
+    prepare([first150], out, options=NONE, progress=False)
+    pq.write_table(pa.table({"cluster": [1, 2, 3]}), out / "clusters.parquet")
+    before = (out / "clusters.parquet").read_bytes()
+    prepare([first150], out, options=PrepareOptions(dedup="none", val_fraction=0.01), overwrite=True, progress=False)
+    assert (out / "clusters.parquet").read_bytes() == before
+    rep = audit(out)  # audit does not replace it either: it reports without writing its table
+    assert (out / "clusters.parquet").read_bytes() == before and "clusters_file" not in rep["near_duplicates"]
+    (out / "clusters.parquet").unlink()
+    assert "clusters_file" in audit(out)["near_duplicates"]  # audit's own (marked) table...
+    prepare([first150], out, options=NONE, overwrite=True, progress=False)
+    assert not (out / "clusters.parquet").exists()  # ...is removed by the next --overwrite
+
+
 def test_overwrite_cli_after_audit(tmp_path, first150):
     out = tmp_path / "wf"
     assert cli(first150, "-o", out)[0] == 0

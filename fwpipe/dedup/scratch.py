@@ -1,0 +1,91 @@
+"""The scratch directory of one dedup run, and the memory budget that sizes its passes.
+
+Layout (B bands, U units of at most engine.UNIT_DOCS documents):
+    keys.NNNNNN      unit NNNNNN's keys: (B + 1, docs of the unit) uint64, band-major (each
+                     band's keys, then each signature's full key); written atomically, so the
+                     file is the unit's completion marker
+    sig.u32          only when signatures were given rather than computed (write_signatures):
+                     (n, P) uint32; otherwise the few signatures that verification needs are
+                     recomputed from the tokens, which is cheaper than writing 512 bytes per
+                     document to disk and reading them back
+    <tag>.cand.BB    candidate pairs of band BB, int64 codes left * m + right (m = members)
+    <tag>.kept       verified pairs, the same codes
+The directory's name carries a digest of the inputs and settings, so a rerun with the same
+ones finds and reuses it (finished units are skipped) and a different run never mixes in.
+It is removed on success.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fwpipe.errors import OutputError
+
+log = logging.getLogger(__name__)
+PREFIX = "fwpipe-dedup-"
+DEFAULT_MEMORY_BYTES = 1 << 30  # the fixed part a run may use beyond its per-document arrays
+
+
+@dataclass
+class Scratch:
+    root: Path
+    n_docs: int
+    num_perm: int
+    bands: int
+    memory_bytes: int = DEFAULT_MEMORY_BYTES
+
+    @property
+    def sig_path(self) -> Path:
+        return self.root / "sig.u32"
+
+    def unit_path(self, u: int) -> Path:
+        return self.root / f"keys.{u:06d}"
+
+    def planned_bytes(self) -> int:
+        return scratch_bytes(self.n_docs, self.bands)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def open_scratch(tmp_dir: str | Path, identity: dict, *, n_docs: int, num_perm: int, bands: int,
+                 memory_bytes: int = DEFAULT_MEMORY_BYTES) -> Scratch:
+    """The scratch directory for these inputs and settings under tmp_dir, made or reused.
+
+    identity: what makes a run the same run (input files and sizes, settings); it is hashed
+    into the name.
+    """
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    root = Path(tmp_dir) / f"{PREFIX}{digest}"
+    s = Scratch(root, n_docs, num_perm, bands, memory_bytes)
+    try:
+        reused = root.exists()
+        root.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(root).free
+    except OSError as e:
+        raise OutputError(f"cannot make the dedup scratch directory {root}: {e.strerror or e}",
+                          "pass --tmp-dir DIR on a disk with room (its size is logged before it starts)") from e
+    log.info("dedup scratch %s: %.2f GB for %d documents (%s; %.1f GB free there)", root, s.planned_bytes() / 1e9, n_docs,
+             "reused from an interrupted run" if reused else "new", free / 1e9)
+    if not reused and free < s.planned_bytes():
+        s.remove()
+        raise OutputError(f"{tmp_dir}: the dedup scratch needs {s.planned_bytes() / 1e9:.2f} GB, {free / 1e9:.2f} GB are free",
+                          "pass --tmp-dir DIR on a disk with room")
+    return s
+
+
+def scratch_bytes(n_docs: int, bands: int) -> int:
+    """Disk the scratch directory takes for n_docs documents: 8 bytes a band key and the full key."""
+    return n_docs * 8 * (bands + 1)
+
+
+def read_array(path: Path, dtype, offset_items: int, count: int) -> np.ndarray:
+    """count items of dtype from item offset_items: a plain read (page cache, not resident memory)."""
+    return np.fromfile(path, dtype=dtype, count=count, offset=offset_items * np.dtype(dtype).itemsize)
