@@ -231,25 +231,32 @@ def _budget(report: dict) -> str:
 
 
 def _against(report: dict) -> str:
-    """Eval-set contamination (`--against`); its keys are read generically, so new ones show up as rows."""
-    sec = report.get("against") or report.get("contamination")
-    if not sec:
-        return none("No eval set given: `fwpipe audit --against EVAL` checks an eval set's documents against train.")
-    items = sec if isinstance(sec, list) else [sec]
-    out = ""
-    for item in items:
-        if not isinstance(item, dict):
-            out += f"<p>{esc(item)}</p>"
-            continue
-        name = item.get("name") or item.get("path") or item.get("eval") or "eval set"
-        scalars = [[k.replace("_", " "), _pct(v) if "fraction" in k or "share" in k else (_num(v) if not isinstance(v, str) else v)]
-                   for k, v in item.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
-        out += f"<h3>{esc(name)}</h3>" + table(["measure", "value"], scalars, cls="against")
-        for k, v in item.items():
-            if isinstance(v, list) and v and isinstance(v[0], dict):
-                keys = [c for c in v[0] if isinstance(v[0][c], (int, float, str))]
-                out += f"<p>{esc(k.replace('_', ' '))}</p>" + table(keys, [[r.get(c, "") for c in keys] for r in v[:10]], text_cols=len(keys))
-    return out + how("an eval document found in train was, in effect, trained on: its score overstates the model.")
+    """Eval-set contamination (`audit --against EVAL`): per split, then the worst eval documents."""
+    ag = report.get("against")
+    if not ag:
+        return none("No eval set given: `fwpipe audit --against EVAL` (parquet or JSONL with a text column, or a dataset) "
+                    "checks each eval document for exact copies, near copies and shared n-grams in train and val.")
+    n_e, n = ag.get("eval_docs") or 0, ag.get("ngram_n", 13)
+    share = lambda k: f"{k:,} ({k / n_e:.1%})" if isinstance(k, int) and n_e else _num(k)  # noqa: E731
+    rows = [[name, share(sec.get("exact_docs")), share(sec.get("near_docs")), share(sec.get("ngram_docs")), _pct(sec.get("ngram_fraction"))]
+            for name in ("train", "val") if isinstance(sec := ag.get(name), dict)]
+    out = f"<p>{n_e:,} eval documents from <code>{esc(ag.get('path', '?'))}</code>.</p>"
+    out += table(["found in", "exact copies", "near copies", f"share a {n}-gram", f"eval {n}-grams found"], rows, cls="against")
+    out += how(f"an eval document with a copy in train was, in effect, trained on: its benchmark score overstates the model. "
+               f"A shared {n}-gram alone is often a quotation or boilerplate; copies are what matter.")
+    worst = ag.get("worst") or []
+    if not worst:
+        return out + none(f"No eval document overlaps the dataset: no copies and no shared {n}-gram.")
+    wrows = []
+    for w in worst:
+        frac = w.get("ngram_fraction") or {}
+        wrows.append([f"#{w.get('doc', '?')}", _num(w.get("n_tokens")), ", ".join(w.get("exact") or []) or "-",
+                      ", ".join(w.get("near") or []) or "-", _pct(frac.get("train")), _pct(frac.get("val")),
+                      Raw(f"<mark>{esc(w['overlap'])}</mark>" if w.get("overlap") else "-")])
+    return out + "<h3>The most contaminated eval documents</h3>" + table(
+        ["eval doc", "tokens", "exact copy in", "near copy in", f"{n}-grams in train", f"{n}-grams in val", f"one shared {n}-gram"],
+        wrows, cls="against-worst") + how("rows are eval documents, worst first (exact copies, then near copies, then the share "
+                                          f"of their {n}-grams found); the last column is one {n}-gram they share with the data.")
 
 
 def render(report: dict) -> str:

@@ -7,6 +7,7 @@ import random
 import re
 
 import numpy as np
+import polars as pl
 import pytest
 
 from fwpipe.audit import audit
@@ -29,7 +30,9 @@ def leaky(real_texts, tmp_path_factory):
     val = [*real_texts[200:240], edit_words(hostile, 0.01, rng), real_texts[7]]
     tok = lambda ts: [encode(t).astype(np.uint16) for t in ts]  # noqa: E731
     root = write_fwpipe(tmp_path_factory.mktemp("leaky") / "ds", {"train": [tok(train)], "val": [tok(val)]})
-    report = audit(root, budget_tokens=1e8, params=40e6)
+    evals = root.parent / "eval.parquet"  # an eval set: the hostile page itself and three unseen documents
+    pl.DataFrame({"text": [hostile, *real_texts[400:403]]}).write_parquet(evals)
+    report = audit(root, budget_tokens=1e8, params=40e6, against_path=evals)
     page = root.parent / "audit.html"
     write_html(report, page)
     return report, page, real_texts
@@ -51,6 +54,9 @@ def test_audit_page_in_chromium(leaky, tmp_path):
     assert by["leakage"][0] == "bad" and "1 val docs copied from train, 2 near-copied" in by["leakage"][1]
     assert by["budget"][0] == "bad" and f"{report['budget']['epochs']:.1f} epochs" in by["budget"][1]
     assert "duplicates" in by and "lengths" in by
+    assert by["against"][0] == "bad" and "eval set: 1 of 4 docs copied in train" in by["against"][1]
+    against = re.search(r'<table class="against">.*?</table>', dom, re.S).group(0)
+    assert re.search(r"<td class=\"t\">train</td><td>1 \(25.0%\)</td>", against)
     # real tables, holding the totals and the lengths
     totals = re.search(r'<table class="totals">.*?</table>', dom, re.S).group(0)
     assert f"<td>{report['splits']['train']['docs']:,}</td>" in totals and f"<td>{report['splits']['train']['tokens']:,}</td>" in totals
