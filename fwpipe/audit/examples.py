@@ -60,8 +60,8 @@ def load(report: dict, *, top_clusters: int = 5, members: int = 3, top_leaks: in
     nd = report.get("near_duplicates") or {}
     path = nd.get("clusters_file")
     if not path:
-        return ("the audit wrote no clusters.parquet (only a writable fwpipe dataset directory gets one), "
-                "so the documents themselves cannot be shown")
+        return ("the audit wrote no clusters.parquet (it writes one only into a writable fwpipe dataset directory, and never "
+                "over a file of that name it did not write), so the documents themselves cannot be shown")
     try:
         import polars as pl
 

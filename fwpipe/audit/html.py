@@ -113,8 +113,9 @@ def _exact(report: dict) -> str:
         return out + none("No document appears twice: nothing to list.")
     rows = [[Raw(f'<span class="snip">{esc(g.get("snippet", ""))}</span>'), _num(g.get("copies")), _num(g.get("n_tokens")),
              f"{(g.get('first') or {}).get('split', '?')} doc {(g.get('first') or {}).get('doc', '?')}"] for g in largest[:10]]
-    return out + table(["starts with", "copies", "tokens each", "first copy"], rows, cls="exact") + how(
-        "each row is one document that occurs several times; copies counts every occurrence after the first.")
+    return out + table(["starts with", "occurrences", "tokens each", "first copy"], rows, cls="exact") + how(
+        "each row is one document that occurs several times; occurrences counts all of them, the first included, so all "
+        "but one of them are repeated text in training.")
 
 
 def _near(report: dict, examples: ex.Examples | str) -> str:
@@ -250,13 +251,13 @@ def _against(report: dict) -> str:
     wrows = []
     for w in worst:
         frac = w.get("ngram_fraction") or {}
-        wrows.append([f"#{w.get('doc', '?')}", _num(w.get("n_tokens")), ", ".join(w.get("exact") or []) or "-",
-                      ", ".join(w.get("near") or []) or "-", _pct(frac.get("train")), _pct(frac.get("val")),
-                      Raw(f"<mark>{esc(w['overlap'])}</mark>" if w.get("overlap") else "-")])
+        wrows.append([f"#{w.get('doc', '?')}", Raw(f"<mark>{esc(w['overlap'])}</mark>" if w.get("overlap") else "-"),
+                      _num(w.get("n_tokens")), ", ".join(w.get("exact") or []) or "-", ", ".join(w.get("near") or []) or "-",
+                      _pct(frac.get("train")), _pct(frac.get("val"))])
     return out + "<h3>The most contaminated eval documents</h3>" + table(
-        ["eval doc", "tokens", "exact copy in", "near copy in", f"{n}-grams in train", f"{n}-grams in val", f"one shared {n}-gram"],
-        wrows, cls="against-worst") + how("rows are eval documents, worst first (exact copies, then near copies, then the share "
-                                          f"of their {n}-grams found); the last column is one {n}-gram they share with the data.")
+        ["eval doc", f"one shared {n}-gram", "tokens", "exact copy in", "near copy in", f"{n}-grams in train", f"{n}-grams in val"],
+        wrows, text_cols=2, cls="against-worst") + how("rows are eval documents, worst first (exact copies, then near copies, then the share "
+                                          f"of their {n}-grams found), each with one {n}-gram it shares with the data.")
 
 
 def render(report: dict) -> str:
