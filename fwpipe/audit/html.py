@@ -28,6 +28,13 @@ def _num(x: object) -> str:
     return f"{x:,}" if isinstance(x, int) else (f"{x:,.1f}" if isinstance(x, float) else "-")
 
 
+def _of(fraction: object, total: object) -> str:
+    """'37 of 14,540' from a fraction of a total (the report keeps the fraction and the total)."""
+    if isinstance(fraction, (int, float)) and isinstance(total, int):
+        return f"{round(fraction * total):,} of {total:,}"
+    return "-"
+
+
 def _verdicts(report: dict) -> str:
     items = [(v.get("level", "info"), v.get("section", ""), v.get("text", "")) for v in report.get("verdicts") or []]
     lengths = report.get("lengths") or {}
@@ -161,7 +168,7 @@ def _leakage(report: dict, examples: ex.Examples | str) -> str:
     rows = [["exact copy of a train document", _num(lk.get("exact_docs")), _pct(lk.get("exact_fraction"))],
             ["near copy of a train document (includes exact)", _num(lk.get("near_docs")), _pct(lk.get("near_fraction"))],
             [f"shares at least one {n}-gram with train", _num(lk.get("ngram_docs")), _pct(lk.get("ngram_docs_fraction"))],
-            [f"val {n}-grams that occur in train", _num(lk.get("ngram_val_ngrams")), _pct(lk.get("ngram_fraction"))]]
+            [f"val {n}-grams that occur in train", _of(lk.get("ngram_fraction"), lk.get("ngram_val_ngrams")), _pct(lk.get("ngram_fraction"))]]
     out = (f"<p>{val:,} val documents against {lk.get('train_docs', 0):,} train documents.</p>"
            + table(["val documents that are ...", "count", "share of val"], rows, cls="leakage"))
     if lk.get("note"):
@@ -169,6 +176,8 @@ def _leakage(report: dict, examples: ex.Examples | str) -> str:
     out += how(f"a val document that is a copy of a train document measures memory, not generalisation: val loss on it "
                f"is too good. Sharing one {n}-gram is common for boilerplate (licences, menus); copies are what matter.")
     out += "<h3>The worst val documents and their train neighbours</h3>"
+    if not lk.get("near_docs"):
+        return out + none("No val document is a near copy of a train document: no pairs to show.")
     if isinstance(examples, str):
         return out + none(f"Not shown: {examples}.")
     if not examples.leaks:
