@@ -51,7 +51,10 @@ def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str
         if tokens_per_epoch > 0:
             sec = ax.secondary_xaxis("top", functions=(lambda t: t / tokens_per_epoch, lambda e: e * tokens_per_epoch))
             sec.set_xlabel("epochs")
-            sec.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")  # 0.2, 1, 3: not 2x10^-1
+            sec.xaxis.set_major_formatter(plain)
+            # label the 2..9 ticks too when the run spans under ~1.5 decades, where they are the only ticks
+            sec.xaxis.set_minor_formatter(plain if hi / lo < 30 else matplotlib.ticker.NullFormatter())
         plateau = next((r for r in evals if r.get("plateau")), None)
         if plateau is not None:
             ax.axvspan(plateau["tokens"], hi, color="tab:orange", alpha=0.12, label="plateau (diagnosed here)")
