@@ -330,6 +330,19 @@ def _print_train_event(e: dict) -> None:
 
 
 @main.command(context_settings=CONTEXT)
+@click.argument("run")
+def report(run):
+    """Write RUN/report.html: a training run's plan, loss curves, diagnosis, throughput and MFU.
+
+    \b
+      fwpipe report runs/tiny-cpu
+    """
+    from fwpipe.train.report import write_report
+
+    click.echo(f"wrote {write_report(run)}")
+
+
+@main.command(context_settings=CONTEXT)
 @click.argument("checkpoint")
 @click.option("--prompt", default="", help="Text to continue (default: a new document).")
 @click.option("--tokens", "max_new_tokens", type=click.IntRange(1), default=200, show_default=True, help="Tokens to generate per sample.")

@@ -1,102 +1,291 @@
-"""A self-contained HTML audit report: the terminal summary plus four plots as inline PNGs.
+"""The audit as one self-contained HTML page: verdict cards, tables, the documents, two charts.
 
-Plots: document-length histogram per split, near-duplicate cluster sizes, leakage shares,
-and epochs against budget with the verdict bands. matplotlib's Agg backend, no files beside
-the HTML, no scripts, no network.
+A renderer of the JSON report (schema in fwpipe/audit/report.py) plus the documents that
+clusters.parquet locates (fwpipe/audit/examples.py). Every section reads its keys defensively:
+a section the report lacks, or one with nothing in it, is said in words, never drawn as an
+empty chart. Every text from the data is escaped (fwpipe.htmlpage.esc). No scripts, no network.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from pathlib import Path
 
 import numpy as np
 
-from fwpipe.audit.report import terminal
 from fwpipe.atomic import write_bytes
+from fwpipe.audit import examples as ex
+from fwpipe.audit.report import h
+from fwpipe.htmlpage import Raw, cards, esc, figure, how, none, page, pyplot, table
+
+SHORT_DOC_WARN = 0.2  # a fifth of documents under 64 tokens: mostly boilerplate, worth a look
 
 
-def _png(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+def _pct(x: object) -> str:
+    return f"{x:.1%}" if isinstance(x, (int, float)) else "-"
 
 
-def _figures(report: dict) -> list[tuple[str, str]]:
-    import matplotlib
+def _num(x: object) -> str:
+    return f"{x:,}" if isinstance(x, int) else (f"{x:,.1f}" if isinstance(x, float) else "-")
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    out = []
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    for name, L in report["lengths"].items():
-        if L["docs"]:
-            edges = np.array(L["histogram"]["bin_lower_edges"][1:], dtype=float)  # bin 0 (length 0) is always empty
-            counts = np.array(L["histogram"]["counts"][1:], dtype=float)
-            keep = counts > 0
-            ax.step(edges[keep], counts[keep] / L["docs"], where="post", label=f"{name} ({L['docs']:,} docs)")
-    ax.axvline(report["options"]["block_size"], color="grey", ls=":", label="block size")
-    ax.set(xscale="log", xlabel="document length (tokens, log2 bins)", ylabel="share of documents", title="Document lengths")
-    ax.legend()
-    out.append(("Document lengths", _png(fig)))
+def _of(fraction: object, total: object) -> str:
+    """'37 of 14,540' from a fraction of a total (the report keeps the fraction and the total)."""
+    if isinstance(fraction, (int, float)) and isinstance(total, int):
+        return f"{round(fraction * total):,} of {total:,}"
+    return "-"
 
-    nd = report["near_duplicates"]
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    if nd["clusters"]:
-        ax.bar([str(s) for s in nd["cluster_sizes"]["size"][:30]], nd["cluster_sizes"]["clusters"][:30], color="tab:orange")
-    ax.set(xlabel="documents per cluster", ylabel="clusters", yscale="log" if nd["clusters"] else "linear",
-           title=f"Near-duplicate clusters (Jaccard >= {nd['threshold']}): {nd['clusters']:,}")
-    out.append(("Cluster sizes", _png(fig)))
 
-    lk = report["leakage"]
-    fig, ax = plt.subplots(figsize=(7, 2.6))
-    if lk.get("ngram_fraction") is not None:
-        labels = ["exact copy in train", "near copy in train", f"shares a {lk['ngram_n']}-gram", f"{lk['ngram_n']}-grams in train"]
-        values = [lk["exact_fraction"], lk["near_fraction"], lk["ngram_docs_fraction"], lk["ngram_fraction"]]
-        ax.barh(labels, values, color=["tab:red", "tab:orange", "tab:olive", "tab:grey"])
-        for i, v in enumerate(values):
-            ax.text(v, i, f" {v:.1%}", va="center")
-        ax.set(xlim=(0, max(max(values) * 1.25, 0.01)))
-    else:
-        ax.text(0.5, 0.5, lk["note"], ha="center", va="center", transform=ax.transAxes)
-    ax.set(xlabel="share of val documents (last bar: of val n-grams)", title=f"Train/val leakage ({lk['val_docs']:,} val docs)")
-    out.append(("Leakage", _png(fig)))
+def _verdicts(report: dict) -> str:
+    items = [(v.get("level", "info"), v.get("section", ""), v.get("text", "")) for v in report.get("verdicts") or []]
+    lengths = report.get("lengths") or {}
+    tr = lengths.get("train") or {}
+    if tr.get("docs"):
+        short = tr.get("short_doc_share", 0)
+        items.append(("warn" if short >= SHORT_DOC_WARN else "info", "lengths",
+                      f"median train document {tr.get('p50', 0):,.0f} tokens; {short:.1%} of documents under 64 tokens; "
+                      f"{tr.get('over_block_token_share', 0):.0%} of tokens are in documents longer than the {tr.get('block_size', '?')}-token block"))
+    if not items:
+        return none("The report holds no verdicts.")
+    return cards(items)
 
-    b = report.get("budget")
-    if b:
-        fig, ax = plt.subplots(figsize=(7, 3.2))
-        u = b["unique_tokens"]
-        budgets = np.logspace(np.log10(u / 10), np.log10(max(b["budget_tokens"] * 10, u * 100)), 200)
-        ax.plot(budgets, budgets / u, color="black")
-        for lo, hi, color, name in ((0, 1, "tab:green", "fresh"), (1, 4, "yellowgreen", "nearly free"), (4, 16, "orange", "diminishing"),
-                                    (16, 1e12, "tab:red", "wasted")):
-            ax.axhspan(max(lo, 1e-3), hi, color=color, alpha=0.15, label=name)
-        ax.plot([b["budget_tokens"]], [b["epochs"]], "o", color="black")
-        ax.annotate(f" {b['epochs']:.1f} epochs", (b["budget_tokens"], b["epochs"]))
-        ax.set(xscale="log", yscale="log", ylim=(budgets[0] / u, budgets[-1] / u), xlabel="training budget (tokens)",
-               ylabel="epochs over train", title="Epochs against budget")
-        ax.legend(loc="upper left", fontsize=8)
-        out.append(("Budget", _png(fig)))
+
+def _totals(report: dict) -> str:
+    splits = report.get("splits") or {}
+    if not splits:
+        return none("The report has no totals section.")
+    rows = [[name, _num(s.get("docs")), _num(s.get("tokens")), _num(s.get("stream_tokens")), _num(s.get("distinct_token_ids")),
+             _num(s.get("shards"))] for name, s in splits.items()]
+    out = table(["split", "documents", "tokens", "stream tokens (with EOT)", "distinct token ids", "shards"], rows, cls="totals")
+    sources = report.get("sources") or []
+    if sources:
+        out += "<h3>By source file</h3>" + table(["source", "split", "documents", "tokens"],
+                                                 [[s.get("source"), s.get("split"), _num(s.get("docs")), _num(s.get("tokens"))]
+                                                  for s in sources[:50]], text_cols=2)
     return out
 
 
+def _lengths(report: dict) -> str:
+    lengths = report.get("lengths") or {}
+    if not lengths:
+        return none("The report has no lengths section.")
+    rows = []
+    for name, L in lengths.items():
+        if not L.get("docs"):
+            rows.append([name] + ["no documents"] + [""] * 10)
+            continue
+        rows.append([name, f"{L['docs']:,}", f"{L['p10']:.0f}", f"{L['p50']:.0f}", f"{L['p90']:.0f}", f"{L['p99']:.0f}",
+                     f"{L['max']:,}", f"{L['mean']:.0f}", f"{L['gini']:.2f}", _pct(L.get("top1pct_token_share")),
+                     _pct(L.get("short_doc_share")), _pct(L.get("over_block_token_share"))])
+    blk = (report.get("options") or {}).get("block_size", "?")
+    out = table(["split", "documents", "p10", "median", "p90", "p99", "max", "mean", "gini", "tokens in longest 1%",
+                 "docs < 64 tokens", f"tokens in docs > {blk}"], rows, cls="lengths")
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    drawn = False
+    for name, L in lengths.items():
+        hist = L.get("histogram") or {}
+        if L.get("docs") and hist.get("counts"):
+            edges = np.array(hist["bin_lower_edges"][1:], dtype=float)  # bin 0 (length 0) is always empty
+            counts = np.array(hist["counts"][1:], dtype=float)
+            keep = counts > 0
+            ax.step(edges[keep], counts[keep] / L["docs"], where="post", label=f"{name} ({L['docs']:,} docs)")
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return out + none("No document-length histogram to draw: the splits hold no documents.")
+    ax.axvline(blk if isinstance(blk, (int, float)) else 1024, color="grey", ls=":", label=f"block size {blk}")
+    ax.set(xscale="log", xlabel="document length (tokens, log2 bins)", ylabel="share of documents")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return out + figure(fig, "document length histogram") + how(
+        "each step is the share of a split's documents whose length falls in that power-of-two bin; train and val "
+        "should have the same shape, and a spike at the far left means many tiny (often boilerplate) documents. Text "
+        "right of the dotted line is longer than the block size, so a single training window never sees all of it.")
+
+
+def _pair(docs: list[tuple[str, str]]) -> str:
+    """Documents side by side: (label, markup of its text)."""
+    cols = "".join(f'<div><div class="label">{esc(label)}</div><pre class="doc">{body}</pre></div>' for label, body in docs)
+    return f'<div class="pair">{cols}</div>'
+
+
+def _exact(report: dict) -> str:
+    e = report.get("exact_duplicates")
+    if not e:
+        return none("The report has no exact-duplicates section.")
+    out = (f"<p>{e.get('docs', 0):,} documents ({h(e.get('tokens'))} tokens) repeat an earlier document token for token, "
+           f"in {e.get('groups', 0):,} groups.</p>")
+    largest = e.get("largest") or []
+    if not largest:
+        return out + none("No document appears twice: nothing to list.")
+    rows = [[Raw(f'<span class="snip">{esc(g.get("snippet", ""))}</span>'), _num(g.get("copies")), _num(g.get("n_tokens")),
+             f"{(g.get('first') or {}).get('split', '?')} doc {(g.get('first') or {}).get('doc', '?')}"] for g in largest[:10]]
+    return out + table(["starts with", "occurrences", "tokens each", "first copy"], rows, cls="exact") + how(
+        "each row is one document that occurs several times; occurrences counts all of them, the first included, so all "
+        "but one of them are repeated text in training.")
+
+
+def _near(report: dict, examples: ex.Examples | str) -> str:
+    nd = report.get("near_duplicates")
+    if not nd:
+        return none("The report has no near-duplicates section.")
+    out = (f"<p>Documents whose estimated Jaccard similarity is at least {nd.get('threshold', '?')} on "
+           f"{nd.get('shingle', '?')}-token shingles ({nd.get('num_perm', '?')} MinHash permutations) are joined into clusters. "
+           f"<b>{nd.get('clusters', 0):,} clusters</b> hold {nd.get('docs_in_clusters', 0):,} documents; keeping the earliest of "
+           f"each would remove {nd.get('removable_docs', 0):,} documents, {h(nd.get('removable_tokens'))} tokens "
+           f"({_pct(nd.get('removable_token_fraction'))} of all tokens).</p>")
+    if not nd.get("clusters"):
+        return out + none("No near-duplicate clusters: no document is a near copy of another, so there is no "
+                          "cluster-size chart to draw.")
+    sizes = nd.get("cluster_sizes") or {}
+    if sizes.get("size"):
+        out += "<h3>Cluster sizes</h3>" + table(["documents in the cluster", "clusters"],
+                                                [[s, f"{c:,}"] for s, c in list(zip(sizes["size"], sizes["clusters"]))[:20]],
+                                                text_cols=0, cls="sizes")
+        out += how("a cluster of 2 is a pair of near copies; big clusters are templates or pages crawled many times, "
+                   "and each of their members after the first is repeated text in training.")
+    out += "<h3>The largest clusters, first members side by side</h3>"
+    if isinstance(examples, str):
+        rows = [[Raw(esc(c.get("snippet", ""))), _num(c.get("docs")), _num(c.get("n_tokens")),
+                 ", ".join(f"{k} {v}" for k, v in (c.get("splits") or {}).items())] for c in (nd.get("largest") or [])[:10]]
+        return out + none(f"Only the first words of each cluster are shown: {examples}.") + table(
+            ["first member starts with", "documents", "tokens", "by split"], rows, cls="largest")
+    for cid, size, docs in examples.clusters:
+        out += f"<p><b>Cluster {cid}</b>: {size:,} documents; the first {len(docs)} shown.</p>"
+        out += _pair([(d.label, esc(ex.head(d.tokens))) for d in docs])
+    return out + how("the texts in a row are members of one cluster, decoded from their tokens; their differences are "
+                     "what the near-duplicate threshold tolerated.")
+
+
+def _leakage(report: dict, examples: ex.Examples | str) -> str:
+    lk = report.get("leakage")
+    if not lk:
+        return none("The report has no leakage section.")
+    if lk.get("ngram_fraction") is None:
+        return none(f"Nothing to compare: {lk.get('note', 'no val or no train split')}.")
+    n = lk.get("ngram_n", 13)
+    val = lk.get("val_docs", 0)
+    rows = [["exact copy of a train document", _num(lk.get("exact_docs")), _pct(lk.get("exact_fraction"))],
+            ["near copy of a train document (includes exact)", _num(lk.get("near_docs")), _pct(lk.get("near_fraction"))],
+            [f"shares at least one {n}-gram with train", _num(lk.get("ngram_docs")), _pct(lk.get("ngram_docs_fraction"))],
+            [f"val {n}-grams that occur in train", _of(lk.get("ngram_fraction"), lk.get("ngram_val_ngrams")), _pct(lk.get("ngram_fraction"))]]
+    out = (f"<p>{val:,} val documents against {lk.get('train_docs', 0):,} train documents.</p>"
+           + table(["val documents that are ...", "count", "share of val"], rows, cls="leakage"))
+    if lk.get("note"):
+        out += f"<p>{esc(lk['note'])}</p>"
+    out += how(f"a val document that is a copy of a train document measures memory, not generalisation: val loss on it "
+               f"is too good. Sharing one {n}-gram is common for boilerplate (licences, menus); copies are what matter.")
+    out += "<h3>The worst val documents and their train neighbours</h3>"
+    if not lk.get("near_docs"):
+        return out + none("No val document is a near copy of a train document: no pairs to show.")
+    if isinstance(examples, str):
+        return out + none(f"Not shown: {examples}.")
+    if not examples.leaks:
+        return out + none("No val document is a near copy of a train document: no pairs to show.")
+    out += (f"<p>{examples.leaking_val_docs:,} val documents sit in a cluster with a train document; the "
+            f"{len(examples.leaks)} sharing the largest part of their {n}-grams with their neighbour are shown, the longest "
+            f"shared run highlighted.</p>")
+    for lk_ in examples.leaks:
+        v, t = ex.window(lk_.val.tokens, lk_.val_span), ex.window(lk_.train.tokens, lk_.train_span)
+        mark = lambda parts: f"{esc(parts[0])}<mark>{esc(parts[1])}</mark>{esc(parts[2])}"  # noqa: E731
+        out += (f"<p>{lk_.shared_fraction:.0%} of this val document's {n}-grams occur in its train neighbour; the "
+                f"highlighted run is {lk_.val_span[1] - lk_.val_span[0]:,} tokens.</p>")
+        out += _pair([("val: " + lk_.val.label, mark(v)), ("train: " + lk_.train.label, mark(t))])
+    n_only = (lk.get("ngram_docs") or 0) - examples.leaking_val_docs
+    if n_only > 0:
+        out += (f"<p>{n_only:,} more val documents share a {n}-gram with train without being near copies; the audit counts "
+                "them but does not locate their train neighbour.</p>")
+    return out
+
+
+def _budget(report: dict) -> str:
+    b = report.get("budget")
+    if not b:
+        return none("No budget given: run the audit with --budget-tokens B (and --params N) to see how many epochs "
+                    "B tokens make over this data, and how much more data it would need.")
+    u, B_, epochs = b.get("unique_tokens"), b.get("budget_tokens"), b.get("epochs")
+    if not (u and B_ and epochs):
+        return none("The budget section lacks the numbers to chart.")
+    out = (f"<p>A budget of <b>{h(B_)} tokens</b> over <b>{h(u)} unique train tokens</b> is <b>{epochs:.1f} epochs</b>; "
+           f"effective data {h(b.get('effective_tokens'))} tokens ({_pct(b.get('effective_fraction'))} of the budget). "
+           f"Verdict: <b>{esc(b.get('verdict', '?'))}</b>: {esc(b.get('verdict_text', ''))}.</p>")
+    if epochs > 1:
+        if b.get("files_for_4_epochs"):
+            out += (f"<p><b>Files needed:</b> {b['files_for_4_epochs']:,} input files like these bring it to at most 4 epochs, "
+                    f"{b.get('files_for_1_epoch', 0):,} to one epoch ({b.get('source_files')} now, {h(b.get('tokens_per_source_file'))} "
+                    "tokens each).</p>")
+        elif b.get("data_multiple_for_4_epochs"):
+            out += (f"<p><b>Data needed:</b> {b['data_multiple_for_4_epochs']:.1f}x this data ({h(b.get('unique_tokens_for_4_epochs'))} "
+                    f"tokens) for at most 4 epochs, {b.get('data_multiple_for_1_epoch', 0):.1f}x for one.</p>")
+    if b.get("params"):
+        out += (f"<p>{h(b['params'])} parameters: {b.get('tokens_per_param', 0):.0f} tokens per parameter (Chinchilla ~20): "
+                f"{esc(b.get('chinchilla_verdict', ''))}. Compute-optimal for this compute: {h(b.get('optimal_params'))} "
+                f"parameters on {h(b.get('optimal_tokens'))} tokens.</p>")
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    budgets = np.logspace(np.log10(min(u / 10, B_ / 3)), np.log10(max(B_ * 10, u * 100)), 200)
+    for lo, hi, color, name in ((1e-3, 1, "tab:green", "< 1 epoch: fresh"), (1, 4, "yellowgreen", "1-4: nearly free"),
+                                (4, 16, "orange", "4-16: diminishing"), (16, 1e12, "tab:red", "> 16: wasted")):
+        ax.axhspan(lo, hi, color=color, alpha=0.18, label=name)
+    ax.plot(budgets, budgets / u, color="black", lw=1.2, label="epochs = budget / unique tokens")
+    ax.plot([B_], [epochs], "o", color="black", ms=8)
+    ax.annotate(f"  your budget {h(B_)}: {epochs:.1f} epochs", (B_, epochs), va="center")
+    ax.set(xscale="log", yscale="log", ylim=(budgets[0] / u, budgets[-1] / u), xlabel="training budget (tokens)",
+           ylabel="epochs over train")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="upper left", fontsize=8)
+    return out + figure(fig, "epochs against budget") + how(
+        "the black line is this dataset: the further right the budget, the more times each train token is repeated. The "
+        "dot is your budget; its band says what the repeats cost (up to ~4 epochs about as good as fresh data, past ~16 "
+        "the extra compute buys almost nothing; Muennighoff et al. 2023).")
+
+
+def _against(report: dict) -> str:
+    """Eval-set contamination (`audit --against EVAL`): per split, then the worst eval documents."""
+    ag = report.get("against")
+    if not ag:
+        return none("No eval set given: `fwpipe audit --against EVAL` (parquet or JSONL with a text column, or a dataset) "
+                    "checks each eval document for exact copies, near copies and shared n-grams in train and val.")
+    n_e, n = ag.get("eval_docs") or 0, ag.get("ngram_n", 13)
+    share = lambda k: f"{k:,} ({k / n_e:.1%})" if isinstance(k, int) and n_e else _num(k)  # noqa: E731
+    rows = [[name, share(sec.get("exact_docs")), share(sec.get("near_docs")), share(sec.get("ngram_docs")), _pct(sec.get("ngram_fraction"))]
+            for name in ("train", "val") if isinstance(sec := ag.get(name), dict)]
+    out = f"<p>{n_e:,} eval documents from <code>{esc(ag.get('path', '?'))}</code>.</p>"
+    out += table(["found in", "exact copies", "near copies", f"share a {n}-gram", f"eval {n}-grams found"], rows, cls="against")
+    out += how(f"an eval document with a copy in train was, in effect, trained on: its benchmark score overstates the model. "
+               f"A shared {n}-gram alone is often a quotation or boilerplate; copies are what matter.")
+    worst = ag.get("worst") or []
+    if not worst:
+        return out + none(f"No eval document overlaps the dataset: no copies and no shared {n}-gram.")
+    wrows = []
+    for w in worst:
+        frac = w.get("ngram_fraction") or {}
+        wrows.append([f"#{w.get('doc', '?')}", Raw(f"<mark>{esc(w['overlap'])}</mark>" if w.get("overlap") else "-"),
+                      _num(w.get("n_tokens")), ", ".join(w.get("exact") or []) or "-", ", ".join(w.get("near") or []) or "-",
+                      _pct(frac.get("train")), _pct(frac.get("val"))])
+    return out + "<h3>The most contaminated eval documents</h3>" + table(
+        ["eval doc", f"one shared {n}-gram", "tokens", "exact copy in", "near copy in", f"{n}-grams in train", f"{n}-grams in val"],
+        wrows, text_cols=2, cls="against-worst") + how("rows are eval documents, worst first (exact copies, then near copies, then the share "
+                                          f"of their {n}-grams found), each with one {n}-gram it shares with the data.")
+
+
 def render(report: dict) -> str:
-    imgs = "\n".join(f'<h2>{html.escape(t)}</h2><img alt="{html.escape(t)}" src="{src}">' for t, src in _figures(report))
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>fwpipe audit: {html.escape(report['dataset'])}</title>
-<style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}} pre{{background:#f6f6f6;padding:1em;overflow-x:auto}}
-img{{max-width:100%}}</style></head>
-<body><h1>fwpipe audit</h1>
-<pre>{html.escape(terminal(report))}</pre>
-{imgs}
-</body></html>
-"""
+    examples = ex.load(report)
+    o = report.get("options") or {}
+    body = (f"<h1>fwpipe audit</h1><p class=\"sub\">{esc(report.get('dataset', '?'))} &middot; {esc(report.get('format', '?'))} "
+            f"layout &middot; {report.get('seconds', 0):.1f} s &middot; fwpipe {esc(report.get('fwpipe_version', '?'))}</p>"
+            f"{_verdicts(report)}"
+            f"<h2>Totals</h2>{_totals(report)}"
+            f"<h2>Document lengths</h2>{_lengths(report)}"
+            f"<h2>Budget</h2>{_budget(report)}"
+            f"<h2>Train/val leakage</h2>{_leakage(report, examples)}"
+            f"<h2>Near duplicates</h2>{_near(report, examples)}"
+            f"<h2>Exact duplicates</h2>{_exact(report)}"
+            f"<h2>Eval-set contamination</h2>{_against(report)}"
+            f"<p class=\"sub\">Options: block size {esc(o.get('block_size', '?'))}, shingle {esc(o.get('shingle', '?'))}, "
+            f"threshold {esc(o.get('threshold', '?'))}, {esc(o.get('num_perm', '?'))} permutations, {esc(o.get('ngram', '?'))}-grams, "
+            f"seed {esc(o.get('seed', '?'))}. The numbers are in the --json report.</p>")
+    return page(f"fwpipe audit: {report.get('dataset', '')}", body)
 
 
 def write_html(report: dict, path: str | Path) -> None:

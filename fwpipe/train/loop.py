@@ -303,7 +303,7 @@ def _train(run: Run, rd: rundir.RunDir, emit: Callable[[Event], None], stop_afte
             save_checkpoint(iter_done, loader.state_dict(), _rng_state(torch), is_best or val_loss is None)
         with rd.writing(rundir.LOSS_PNG) as path:
             plot_losses(records, loader.tokens_per_epoch, path, title=f"{cfg.name}: {plan['params_non_embedding'] / 1e6:.1f}M params",
-                        dropout=cfg.model.dropout)
+                        dropout=cfg.model.dropout, diagnosis=d.get("diagnosis"))
 
     emit({"kind": "message", "level": "info",
           "text": f"{loader.windows_per_epoch:,} windows of {cfg.model.block_size + 1} tokens per epoch = "

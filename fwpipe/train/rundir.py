@@ -36,7 +36,8 @@ def _temp_name(name: str) -> str:
     return f".{name}.tmp"  # fwpipe.atomic's temp file beside the target
 
 
-OURS = set(FILES) | {_temp_name(n) for n in FILES}
+REPORT_HTML = "report.html"  # written by `fwpipe report RUN`, not by train
+OURS = set(FILES) | {REPORT_HTML} | {_temp_name(n) for n in (*FILES, REPORT_HTML)}
 
 
 def _is_marker(path: Path) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -47,8 +48,8 @@ def test_terminal_starts_with_verdicts_and_fits_100_columns(planted_reports):
 
 def test_html_is_self_contained(planted_reports):
     page = render(planted_reports["fwpipe"])
-    assert page.count('src="data:image/png;base64,') == 4
-    assert "http://" not in page.split("<pre>")[0] and "<script" not in page
+    assert page.count('src="data:image/png;base64,') == 2 == page.count("<img")  # lengths and budget; the rest are tables and texts
+    assert not re.search(r'(src|href)="(https?:)?//', page) and "<link" not in page and "<script" not in page
 
 
 @pytest.mark.parametrize("text,fires", [("leakage.near_docs>0", True), ("leakage.near_docs>4", False), ("budget.epochs>=4", True),

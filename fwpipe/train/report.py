@@ -1,0 +1,181 @@
+"""`fwpipe report RUN`: one HTML page for a training run, in the audit page's style.
+
+Read from the run directory only (plan.json, metrics.jsonl; config from the plan): the plan, the
+loss curves (the same figure as loss.png), the plateau diagnosis, and throughput and MFU over
+time. The diagnosis is not logged in metrics.jsonl, so it is recomputed from the eval records
+with fwpipe.train.diagnose and the plan's numbers: the same function on the same inputs as
+during training. Written atomically as RUN/report.html.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fwpipe.atomic import write_bytes
+from fwpipe.errors import InputFormatError, OutputError
+from fwpipe.htmlpage import cards, human as h, esc, figure, how, none, page, pyplot, table
+from fwpipe.train import rundir
+from fwpipe.train.diagnose import diagnose
+from fwpipe.train.plot import loss_figure
+
+REPORT_HTML = rundir.REPORT_HTML
+
+
+def _read_run(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    hint = "pass the --out directory of a `fwpipe train` run"
+    try:
+        ours = rundir.inspect(run)
+    except OutputError as e:  # a file, a link, a directory with other files: not ours to write into
+        raise InputFormatError(e.message.replace("--out ", "", 1), hint) from e
+    if not ours:
+        raise InputFormatError(f"{run}: no training run here (missing or empty)", hint)
+    try:
+        plan = json.loads((run / rundir.PLAN_JSON).read_text()) if (run / rundir.PLAN_JSON).is_file() else {}
+    except ValueError as e:
+        raise InputFormatError(f"{run / rundir.PLAN_JSON}: not JSON ({e})", "restore the file from the run") from e
+    records = []
+    path = run / rundir.METRICS
+    text = path.read_text() if path.is_file() else ""
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except ValueError as e:
+            raise InputFormatError(f"{path}:{i}: not a metrics record ({e})", "restore the file, or re-run training") from e
+        if isinstance(r, dict):
+            records.append(r)
+    return plan, records
+
+
+def _tokens_per_epoch(records: list[dict[str, Any]], plan: dict[str, Any]) -> int:
+    for r in reversed(records):
+        if r.get("epoch") and r.get("tokens"):
+            return round(r["tokens"] / r["epoch"])
+    return int(plan.get("unique_tokens") or 0)
+
+
+def _diagnosis(plan: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    cfg = plan.get("config") or {}
+    evals = [r for r in records if r.get("kind") == "eval" and r.get("val_loss") is not None]
+    need = (plan.get("params_non_embedding"), plan.get("unique_tokens"), plan.get("budget_tokens"))
+    if not evals or not all(need):
+        return None
+    first = next((i for i, r in enumerate(evals) if r.get("plateau")), len(evals) - 1)  # where it happened, else the last
+    upto = evals[: first + 1]
+    step = [r["loss"] for r in records if r.get("kind") == "train" and r.get("iter", 0) <= upto[-1].get("iter", 0) and r.get("loss") is not None]
+    return diagnose(upto, n_params=need[0], unique_tokens=need[1], budget_tokens=need[2], dropout=(cfg.get("model") or {}).get("dropout", 0.0),
+                    lr=cfg.get("lr", 6e-4), min_lr=cfg.get("min_lr", 6e-5), threshold=cfg.get("plateau_threshold", 0.02),
+                    step_loss=step[-1] if step else None)
+
+
+def render(run: str | Path) -> str:
+    run = Path(run)
+    plan, records = _read_run(run)
+    cfg = plan.get("config") or {}
+    model = cfg.get("model") or {}
+    train = [r for r in records if r.get("kind") == "train"]
+    evals = [r for r in records if r.get("kind") == "eval" and r.get("val_loss") is not None]
+    done = next((r for r in reversed(records) if r.get("kind") == "done"), None)
+    d = _diagnosis(plan, records)
+    diag = (d or {}).get("diagnosis")
+
+    items = []
+    if evals:
+        best = min(evals, key=lambda r: r["val_loss"])
+        items.append(("info", "val loss", f"last {evals[-1]['val_loss']:.3f} at {h(evals[-1].get('tokens'))} tokens; best {best['val_loss']:.3f}"))
+    else:
+        items.append(("warn", "val loss", "no eval with a val loss logged yet (no val split, or the run stopped before the first eval)"))
+    if d is not None and d.get("improvement_per_doubling") is not None:
+        per = d["improvement_per_doubling"]
+        thr = cfg.get("plateau_threshold", 0.02)
+        items.append(("warn" if d.get("plateau") else "ok", "plateau",
+                      (f"plateaued: val improves {per:.3f} per doubling of tokens (threshold {thr:g}) at {h(diag['tokens_seen'])} tokens"
+                       if diag else f"still improving: {per:.3f} per doubling of tokens (threshold {thr:g})")))
+    if plan.get("epochs") is not None:
+        e = plan["epochs"]
+        items.append(("ok" if e <= 4 else ("warn" if e <= 16 else "bad"), "epochs", f"{e:.1f} planned epochs over {h(plan.get('unique_tokens'))} unique tokens"))
+    if train and train[-1].get("tokens_per_s"):
+        mfu = train[-1].get("mfu")
+        items.append(("info", "throughput", f"{train[-1]['tokens_per_s']:,.0f} tokens/s at the last step"
+                      + (f", MFU {mfu:.1%}" if isinstance(mfu, (int, float)) else "")))
+    body = f"<h1>fwpipe run</h1><p class=\"sub\">{esc(run.resolve())} &middot; {esc(cfg.get('name', ''))}</p>{cards(items)}"
+
+    body += "<h2>Plan</h2>"
+    if plan:
+        rows = [["model", f"{model.get('n_layer', '?')} layers x {model.get('n_embd', '?')} wide, {model.get('n_head', '?')} heads, "
+                 f"block {model.get('block_size', '?')}, dropout {model.get('dropout', '?')}"],
+                ["parameters (non-embedding)", f"{h(plan.get('params_non_embedding'))} ({h(plan.get('params_total'))} total)"],
+                ["budget", f"{h(plan.get('budget_tokens'))} tokens = {plan.get('iterations', 0):,} iterations of {plan.get('tokens_per_iter', 0):,} tokens"],
+                ["unique train tokens", h(plan.get("unique_tokens"))],
+                ["epochs", f"{plan['epochs']:.2f}" if isinstance(plan.get("epochs"), (int, float)) else "-"],
+                ["effective tokens (after repeats)", h(plan.get("effective_tokens"))],
+                ["tokens per parameter", f"{plan['tokens_per_param']:.1f} (Chinchilla ~20)" if plan.get("tokens_per_param") else "-"],
+                ["learning rate", f"{cfg.get('lr', '?')} to {cfg.get('min_lr', '?')}, warmup {cfg.get('warmup_iters', '?')} iterations"],
+                ["device", esc((plan.get("device") or {}).get("name", (plan.get("device") or {}).get("type", "?")))]]
+        body += table(["", ""], rows, text_cols=2, cls="plan")
+        for w in plan.get("warnings") or []:
+            body += f"<p>Warning: {esc(w)}</p>"
+    else:
+        body += none(f"No {rundir.PLAN_JSON} in the run directory.")
+
+    body += "<h2>Loss</h2>"
+    if train or evals:
+        fig = loss_figure(records, _tokens_per_epoch(records, plan), cfg.get("name", ""), model.get("dropout", 0.0), diag)
+        body += figure(fig, "loss curves") + how(
+            "tokens seen run left to right on a log scale (epochs on the top axis), so a steady gain per doubling of data is a "
+            "straight line down and a plateau is flat. Compare the green (train, eval mode) and red (val) points: a widening gap is "
+            "memorising repeated text. The thin blue step loss is noisier"
+            + (" and sits higher because it runs with dropout." if model.get("dropout") else ".")
+            + " Dotted lines are epoch boundaries; the orange region starts where the plateau was diagnosed.")
+    else:
+        body += none("No losses logged yet.")
+
+    body += "<h2>Diagnosis</h2>"
+    if diag:
+        body += f"<pre class=\"diag\">{esc(chr(10).join(diag.get('text', [])))}</pre>"
+        adv = [[a.get("change", ""), a.get("detail", ""), f"{a['expected_loss_change']:+.3f}" if a.get("expected_loss_change") is not None else "not covered by the fits"]
+               for a in diag.get("advice", [])]
+        if adv:
+            body += table(["try", "what", "expected loss change"], adv, text_cols=2, cls="advice")
+            body += how("the expected changes come from the Chinchilla fit's trend (another corpus and tokenizer): compare them with "
+                        "each other, not as predictions of this run's loss.")
+    elif d is not None and d.get("improvement_per_doubling") is not None:
+        body += none(f"No plateau: val loss still improves {d['improvement_per_doubling']:.3f} per doubling of tokens.")
+    else:
+        body += none("No diagnosis yet: it needs at least 3 evals with a val loss.")
+
+    body += "<h2>Throughput and MFU</h2>"
+    tp = [r for r in train if r.get("tokens_per_s")]
+    if len(tp) >= 2:
+        plt = pyplot()
+        fig, ax = plt.subplots(figsize=(9, 3.2))
+        ax.plot([r["iter"] for r in tp], [r["tokens_per_s"] for r in tp], color="tab:blue", lw=1, label="tokens/s")
+        ax.set(xlabel="iteration", ylabel="tokens per second")
+        ax.grid(alpha=0.3)
+        mf = [r for r in tp if isinstance(r.get("mfu"), (int, float))]
+        if mf:
+            ax2 = ax.twinx()
+            ax2.plot([r["iter"] for r in mf], [100 * r["mfu"] for r in mf], color="tab:purple", lw=1, ls="--", label="MFU %")
+            ax2.set_ylabel("MFU (% of peak)")
+            ax2.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="lower left", fontsize=8)
+        mfu_text = ("and model FLOPs utilisation, the share of the device's peak that the model's FLOPs per token reach (dashed, "
+                    "right axis)" if mf else "(no MFU: the device's peak FLOPs are not known, as on a CPU)")
+        body += figure(fig, "throughput and MFU") + how(
+            f"tokens per second at each logged step (left axis) {mfu_text}. A drop that stays is a slower phase (evals, "
+            "checkpoints, a throttled or shared device); the first steps include compilation and warm-up.")
+    else:
+        body += none("Fewer than two steps logged a throughput: nothing to chart.")
+    if done:
+        body += f"<p class=\"sub\">Finished: {done.get('iterations', 0):,} of {done.get('max_iterations', 0):,} iterations" \
+                f"{'' if done.get('complete') else ' (incomplete)'}.</p>"
+    return page(f"fwpipe run: {run.name}", body)
+
+
+def write_report(run: str | Path) -> Path:
+    out = Path(run) / REPORT_HTML
+    write_bytes(out, [render(run).encode()])
+    return out
