@@ -51,7 +51,13 @@ def written_by_audit(path: Path) -> bool:
         meta = pq.read_schema(path).metadata or {}
     except Exception:  # noqa: BLE001 - not parquet, truncated, unreadable: not audit's
         return False
-    return meta.get(WRITTEN_BY[0]) == WRITTEN_BY[1]
+    if WRITTEN_BY[0] in meta:
+        return meta[WRITTEN_BY[0]] == WRITTEN_BY[1]
+    # audit before the mark (fwpipe 0.1 datasets) wrote exactly these columns, in this order
+    return pq.read_schema(path).names == list(_LEGACY_CLUSTERS_COLUMNS)
+
+
+_LEGACY_CLUSTERS_COLUMNS = ("split", "doc", "shard", "offset", "n_tokens", "cluster", "keep")
 
 Format = Literal["fwpipe", "nanogpt", "llmc"]
 _HINT = "free disk space or choose another -o directory, then re-run to resume"

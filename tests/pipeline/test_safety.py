@@ -82,6 +82,9 @@ def test_overwrite_keeps_a_users_own_clusters_parquet(tmp_path, first150):
     assert "clusters_file" in audit(out)["near_duplicates"]  # audit's own (marked) table...
     prepare([first150], out, options=NONE, overwrite=True, progress=False)
     assert not (out / "clusters.parquet").exists()  # ...is removed by the next --overwrite
+    # one from before the mark (audit wrote exactly these columns) is still audit's
+    pq.write_table(pa.table({c: [0] for c in ("split", "doc", "shard", "offset", "n_tokens", "cluster", "keep")}), out / "clusters.parquet")
+    assert "clusters_file" in audit(out)["near_duplicates"]
 
 
 def test_overwrite_cli_after_audit(tmp_path, first150):
