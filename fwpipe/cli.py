@@ -275,6 +275,7 @@ def train(budget_tokens, data, config, out, device, dry_run, json_path, resume, 
       fwpipe train --budget-tokens 7.6e9                 # configs/rtx4070-40m.toml on data/fineweb
       fwpipe train --config tiny-cpu --budget-tokens 2e5 --device cpu
       fwpipe train --out runs/rtx4070-40m --resume       # continue after a crash or Ctrl-C
+      torchrun --standalone --nproc_per_node 2 -m fwpipe train --budget-tokens 7.6e9   # DDP on 2 GPUs
     """
     from fwpipe.train import require_torch
 
@@ -286,15 +287,18 @@ def train(budget_tokens, data, config, out, device, dry_run, json_path, resume, 
         raise click.BadParameter("must be a positive number of TFLOPS", param_hint="--peak-tflops")
     run = plan_run(data, budget_tokens, config, out=out, device=device, resume=resume, overrides=list(overrides),
                    allow_repeats=allow_repeats, peak=peak_tflops)
-    for line in format_plan(run.plan):
-        click.echo(line)
-    if json_path:
-        write_json(json_path, run.plan)
+    main_rank = run.world.main  # under torchrun only rank 0 prints and writes
+    if main_rank:
+        for line in format_plan(run.plan):
+            click.echo(line)
+        if json_path:
+            write_json(json_path, run.plan)
     if dry_run:
         return
     from fwpipe.train.loop import train as train_run
 
-    click.echo(f"run directory: {run.out}")
+    if main_rank:
+        click.echo(f"run directory: {run.out}")
     train_run(run, on_event=_print_train_event)
 
 
