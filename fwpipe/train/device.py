@@ -33,6 +33,15 @@ def _cpu_memory() -> int | None:
         return None
 
 
+def _cpu_grad_scaler(torch) -> bool:
+    """fp16 needs a GradScaler; torch has one for CPU since 2.3 (it runs the same unscale/skip logic as CUDA's)."""
+    try:
+        torch.amp.GradScaler("cpu")
+    except (AttributeError, TypeError, ValueError, RuntimeError):
+        return False
+    return True
+
+
 def resolve(choice: str = "auto", dtype: str = "auto", index: int = 0) -> DeviceInfo:
     """The device to use (GPU `index` on CUDA); a requested device that is not there is a ConfigError."""
     torch = require_torch()
@@ -60,8 +69,8 @@ def resolve(choice: str = "auto", dtype: str = "auto", index: int = 0) -> Device
     else:
         name, memory, auto = f"cpu ({torch.get_num_threads()} threads)", _cpu_memory(), "fp32"
     precision: Precision = auto if dtype == "auto" else dtype  # type: ignore[assignment]
-    if choice == "cpu" and precision == "fp16":
-        raise ConfigError("dtype fp16 on a CPU is not supported", "use dtype=fp32 or bf16 on CPU")
+    if choice == "cpu" and precision == "fp16" and not _cpu_grad_scaler(torch):
+        raise ConfigError("dtype fp16 on a CPU needs torch.amp.GradScaler('cpu') (torch >= 2.3)", "use dtype=fp32 or bf16 on CPU")
     if choice == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise ConfigError(f"{name} has no bf16 support", "use dtype=fp16 (with a GradScaler) or auto")
     return DeviceInfo(choice, name, memory, precision, index if choice == "cuda" else 0)
