@@ -43,6 +43,7 @@ class Run:
     checkpoint: dict[str, Any] | None  # loaded for --resume
     checkpoint_stat: tuple[int, int, int] | None = None  # (inode, size, mtime) of the last.pt it came from
     world: dist.World = dist.World()
+    hellaswag: list | None = None  # HellaSwag examples scored at every eval (--hellaswag)
 
 
 def _default_out(cfg: TrainConfig) -> Path:
@@ -51,7 +52,7 @@ def _default_out(cfg: TrainConfig) -> Path:
 
 def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | TrainConfig | None = None, *,
              out: str | Path | None = None, device: str = "auto", resume: bool = False, overrides: list[str] | None = None,
-             allow_repeats: bool = False, peak: float | None = None) -> Run:
+             allow_repeats: bool = False, peak: float | None = None, hellaswag: str | Path | None = None) -> Run:
     """Resolve config, dataset, device and checkpoint, and make the plan. Raises FwpipeError on bad input."""
     from fwpipe.train import checkpoint as ckpt_mod
     from fwpipe.train.device import resolve
@@ -111,13 +112,19 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
                      allow_repeats=allow_repeats or (ckpt is not None))
     plan["budget_source"] = budget_source
     plan["world_size"] = world.size
+    examples = None
+    if hellaswag is not None:
+        from fwpipe.train import hellaswag as hs
+
+        examples = hs.load(hellaswag)
+        plan["hellaswag"] = {"path": str(hellaswag), "examples": len(examples)}
     if sizing:
         plan["sizing"] = {"prepared_budget_tokens": sizing["budget_tokens"], "prepared_max_epochs": sizing["max_epochs"],
                           "prepared_epochs": sizing.get("epochs"), "reached": sizing.get("reached")}
     if ckpt is not None:
         fp = ckpt_mod.dataset_fingerprint(ds)
         ckpt_mod.check_dataset(ckpt, fp, ds.root)
-    return Run(cfg, ds, Path(out), plan, dev, int(budget_tokens), ckpt, ckpt_stat, world)
+    return Run(cfg, ds, Path(out), plan, dev, int(budget_tokens), ckpt, ckpt_stat, world, examples)
 
 
 def _stat(path: Path) -> tuple[int, int, int] | None:
@@ -323,6 +330,11 @@ def _train(run: Run, rd: rundir.RunDir | None, emit: Callable[[Event], None], st
                 raise diverged(iter_done, f"the {name} loss is {v}")
         e = {"kind": "eval", "iter": iter_done, "tokens": iter_done * tpi, "epoch": loader.epoch,
              "val_loss": val_loss, "train_loss": train_loss}
+        if run.hellaswag:
+            from fwpipe.train import hellaswag as hs
+
+            # the uncompiled model: HellaSwag's rows vary in length, each would be a recompile
+            e.update(hs.evaluate(model, run.hellaswag, device, ctx, w))
         evals.append({k: e[k] for k in ("iter", "tokens", "epoch", "val_loss", "train_loss")})
         d = diagnose(evals, n_params=plan["params_non_embedding"], unique_tokens=plan["unique_tokens"],
                      budget_tokens=run.budget_tokens, dropout=cfg.model.dropout, lr=cfg.lr, min_lr=cfg.min_lr,

@@ -21,6 +21,7 @@ from fwpipe.train.config import to_toml
 from fwpipe.train.loop import plan_run, train
 
 from .conftest import tiny_config
+from .test_hellaswag import write_examples
 
 ITERS = 20
 REL = 1e-5  # the issue's bound: same stream, same global batch; only float rounding may differ
@@ -44,6 +45,7 @@ def _losses(records: list[dict]) -> dict[tuple[str, int], float]:
         elif r["kind"] == "eval":
             out[("val", r["iter"])] = r["val_loss"]
             out[("eval-train", r["iter"])] = r["train_loss"]
+            out[("hellaswag", r["iter"])] = r["hellaswag_correct"]  # summed over the ranks' shares
     return out
 
 
@@ -87,17 +89,18 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, tiny_data):
+def setup(tmp_path_factory, tiny_data, fineweb_texts):
     """The config file, and the one-process reference run of it (in this process)."""
     root = tmp_path_factory.mktemp("ddp")
     cfg = _cfg()
     (root / "tiny.toml").write_text(to_toml(cfg))
     budget = ITERS * cfg.tokens_per_iter
+    hellaswag = write_examples(root / "hellaswag.jsonl", fineweb_texts, 5, labels=[0, 1, 2, 3, 0])
     ref = root / "ref"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each torchrun rank (OMP_NUM_THREADS=1): the same kernels, the same sums
     try:
-        train(plan_run(tiny_data, budget, cfg, out=ref, device="cpu"))
+        train(plan_run(tiny_data, budget, cfg, out=ref, device="cpu", hellaswag=hellaswag))
     finally:
         torch.set_num_threads(threads)
     return root, budget, _metrics(ref)
@@ -107,7 +110,7 @@ def setup(tmp_path_factory, tiny_data):
 def test_two_ranks_log_the_one_rank_losses(setup, tiny_data):
     root, budget, ref = setup
     out = root / "two"
-    rc, text = _finish(_torchrun(["--data", str(tiny_data), "--config", str(root / "tiny.toml"), "--budget-tokens", str(budget),
+    rc, text = _finish(_torchrun(["--data", str(tiny_data), "--config", str(root / "tiny.toml"), "--budget-tokens", str(budget), "--hellaswag", str(root / "hellaswag.jsonl"),
                                   "--out", str(out), "--device", "cpu"], root))
     assert rc == 0, text[-3000:]
     assert text.count("processes   2") == 1  # the plan says so, printed by rank 0 alone
@@ -120,7 +123,7 @@ def test_two_ranks_log_the_one_rank_losses(setup, tiny_data):
 def test_killed_rank_stops_the_run_and_resume_recovers(setup, tiny_data):
     root, budget, ref = setup
     out = root / "killed"
-    args = ["--data", str(tiny_data), "--config", str(root / "tiny.toml"), "--budget-tokens", str(budget), "--out", str(out), "--device", "cpu"]
+    args = ["--data", str(tiny_data), "--config", str(root / "tiny.toml"), "--budget-tokens", str(budget), "--hellaswag", str(root / "hellaswag.jsonl"), "--out", str(out), "--device", "cpu"]
     proc = _torchrun(args, root)
     try:
         deadline = time.monotonic() + 120
@@ -149,7 +152,7 @@ def test_killed_rank_stops_the_run_and_resume_recovers(setup, tiny_data):
     _assert_same(_metrics(out), ref)
 
     # the same 2-process checkpoint resumed by one process (another world size, the same global batch)
-    run = plan_run(tiny_data, None, out=alone, device="cpu", resume=True)
+    run = plan_run(tiny_data, None, out=alone, device="cpu", resume=True, hellaswag=root / "hellaswag.jsonl")
     assert run.checkpoint["iter"] >= 5
     train(run)
     _assert_same(_metrics(alone), ref)
