@@ -151,14 +151,19 @@ def _same_config(given: TrainConfig, run_cfg: TrainConfig, name: Any, out: Path)
 def _rng_state(torch) -> dict[str, Any]:
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        # this process's GPU only: get_rng_state_all() would open a context on every GPU of the
+        # machine from rank 0, and its list would not fit a resume under another world size
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
 def _set_rng_state(torch, state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if isinstance(cuda, (list, tuple)):  # a checkpoint written before: one state per GPU
+        cuda = cuda[0] if cuda else None
+    if cuda is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda)
 
 
 def lr_at(it: int, cfg: TrainConfig, max_iters: int) -> float:
