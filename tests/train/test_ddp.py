@@ -179,3 +179,16 @@ def test_a_broken_torchrun_environment_is_one_error(env, monkeypatch):
         monkeypatch.setenv(k, v)
     with pytest.raises(ConfigError, match="RANK|WORLD_SIZE"):
         dist.world()
+
+
+def test_indivisible_accumulation_is_one_cli_line(tmp_path, tiny_data):
+    from click.testing import CliRunner
+
+    from fwpipe.cli import main
+
+    env = {"WORLD_SIZE": "3", "RANK": "0", "LOCAL_RANK": "0"}  # what torchrun --nproc_per_node 3 sets for rank 0
+    r = CliRunner().invoke(main, ["train", "--data", str(tiny_data), "--config", "tiny-cpu", "--budget-tokens", "1e5",
+                                  "--set", "grad_accum=4", "--out", str(tmp_path / "run"), "--device", "cpu"], env=env)
+    assert r.exit_code == 1
+    assert r.output.startswith("Error: grad_accum=4 does not divide over 3 processes") and r.output.count("\n") == 1
+    assert not (tmp_path / "run").exists()
