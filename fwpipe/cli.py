@@ -275,7 +275,8 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. --set lr=3e-4 --set n_layer=6.")
 @click.option("--allow-repeats", is_flag=True, help="Train even past 16 epochs of the same data.")
 @click.option("--peak-tflops", type=float, default=None, help="The device's dense bf16 peak for MFU (default: from the GPU table).")
-def train(budget_tokens, data, config, out, device, dry_run, json_path, resume, overrides, allow_repeats, peak_tflops):
+@click.option("--hellaswag", "hellaswag", default=None, metavar="FILE", help="hellaswag_val.jsonl (downloaded by you): acc_norm at every eval.")
+def train(budget_tokens, data, config, out, device, dry_run, json_path, resume, overrides, allow_repeats, peak_tflops, hellaswag):
     """Train a GPT on DATASET for --budget-tokens tokens, with the plan printed first.
 
     \b
@@ -283,6 +284,7 @@ def train(budget_tokens, data, config, out, device, dry_run, json_path, resume, 
       fwpipe train --budget-tokens 7.6e9                 # configs/rtx4070-40m.toml on data/fineweb
       fwpipe train --config tiny-cpu --budget-tokens 2e5 --device cpu
       fwpipe train --out runs/rtx4070-40m --resume       # continue after a crash or Ctrl-C
+      torchrun --standalone --nproc_per_node 2 -m fwpipe train --budget-tokens 7.6e9   # DDP on 2 GPUs
     """
     from fwpipe.train import require_torch
 
@@ -293,16 +295,19 @@ def train(budget_tokens, data, config, out, device, dry_run, json_path, resume, 
     if peak_tflops is not None and not peak_tflops > 0:
         raise click.BadParameter("must be a positive number of TFLOPS", param_hint="--peak-tflops")
     run = plan_run(data, budget_tokens, config, out=out, device=device, resume=resume, overrides=list(overrides),
-                   allow_repeats=allow_repeats, peak=peak_tflops)
-    for line in format_plan(run.plan):
-        click.echo(line)
-    if json_path:
-        write_json(json_path, run.plan)
+                   allow_repeats=allow_repeats, peak=peak_tflops, hellaswag=hellaswag)
+    main_rank = run.world.main  # under torchrun only rank 0 prints and writes
+    if main_rank:
+        for line in format_plan(run.plan):
+            click.echo(line)
+        if json_path:
+            write_json(json_path, run.plan)
     if dry_run:
         return
     from fwpipe.train.loop import train as train_run
 
-    click.echo(f"run directory: {run.out}")
+    if main_rank:
+        click.echo(f"run directory: {run.out}")
     train_run(run, on_event=_print_train_event)
 
 
@@ -316,7 +321,8 @@ def _print_train_event(e: dict) -> None:
         if e.get("val_loss") is None:
             return
         trend = f" | {e['improvement_per_doubling']:.3f}/doubling" if e.get("improvement_per_doubling") is not None else ""
-        click.echo(f"eval iter {e['iter']:,}: val {e['val_loss']:.4f} | train {e['train_loss']:.4f} (no dropout){trend}")
+        hs = f" | hellaswag {e['hellaswag_acc_norm']:.2%}" if e.get("hellaswag_acc_norm") is not None else ""
+        click.echo(f"eval iter {e['iter']:,}: val {e['val_loss']:.4f} | train {e['train_loss']:.4f} (no dropout){trend}{hs}")
     elif kind == "diagnosis":
         for line in e["text"]:
             click.echo(line)
@@ -368,6 +374,30 @@ def sample(checkpoint, prompt, max_new_tokens, num_samples, temperature, top_k, 
         if i:
             click.echo("-" * 40)
         click.echo(text)
+
+
+@main.command("eval", context_settings=CONTEXT)
+@click.argument("checkpoint")
+@click.option("--hellaswag", "hellaswag", required=True, metavar="FILE", help="hellaswag_val.jsonl (the published file; you download it).")
+@click.option("--device", type=click.Choice(["auto", "cuda", "mps", "cpu"]), default="auto", show_default=True)
+def eval_(checkpoint, hellaswag, device):
+    """Score a checkpoint (a .pt file, or a run directory's best.pt) on HellaSwag: acc_norm.
+
+    \b
+      fwpipe eval runs/rtx4070-40m --hellaswag hellaswag_val.jsonl   # GPT-2 124M: ~29.5%, chance: 25%
+    """
+    from fwpipe.train import require_torch
+
+    require_torch()
+    from fwpipe.train import hellaswag as hs
+    from fwpipe.train.device import resolve
+    from fwpipe.train.sample import load_model
+
+    examples = hs.load(hellaswag)
+    dev = resolve(device, "fp32")
+    model, _ = load_model(checkpoint, dev.torch_device)
+    r = hs.evaluate(model, examples, dev.torch_device)
+    click.echo(f"hellaswag acc_norm {r['hellaswag_acc_norm']:.2%} ({r['hellaswag_correct']:,}/{r['hellaswag_total']:,}) on {hellaswag}")
 
 
 if __name__ == "__main__":

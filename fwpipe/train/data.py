@@ -5,6 +5,11 @@ A window is block_size + 1 tokens (inputs and the targets shifted by one). Windo
 once (except a shard's last partial window) and a window never crosses two shards. Each epoch
 visits every window once, in the order of a permutation seeded by (seed, epoch): the position
 (epoch, index in epoch) is the loader's whole state, so a checkpoint restores it exactly.
+
+Under DDP every rank walks the same permutation: of each iteration's global batch (grad_accum
+micro-batches) rank r takes the r-th contiguous share and steps over the others', so the ranks
+together see exactly the single-process token stream, and the position between iterations (what
+a checkpoint stores) is the same for any world size.
 """
 
 from __future__ import annotations
@@ -60,12 +65,15 @@ def _to_device(xy: np.ndarray, device: str) -> tuple[torch.Tensor, torch.Tensor]
 class TrainLoader:
     """Endless batches of train windows; each epoch a fresh seeded permutation."""
 
-    def __init__(self, split: Split, block_size: int, batch_size: int, seed: int, device: str = "cpu"):
+    def __init__(self, split: Split, block_size: int, batch_size: int, seed: int, device: str = "cpu", *,
+                 rank: int = 0, world_size: int = 1, micro_per_rank: int = 1):
         self.windows = Windows(split, block_size)
         if self.windows.n == 0:
             raise BudgetError(f"the train split has no window of block_size+1 = {block_size + 1} tokens",
                               "prepare more text or lower block_size with --set")
         self.batch_size, self.seed, self.device = batch_size, seed, device
+        self.rank, self.world_size, self.micro_per_rank = rank, world_size, micro_per_rank
+        self._micro = 0  # micro-batches of this rank's share handed out in the current iteration
         self.pos = Position()
         self._perm_epoch, self._perm = -1, np.empty(0, dtype=np.int64)
         log.info("train loader: %s windows of %d tokens per epoch", f"{self.windows.n:,}", block_size + 1)
@@ -90,10 +98,10 @@ class TrainLoader:
             self._perm_epoch = epoch
         return self._perm
 
-    def next_ids(self) -> np.ndarray:
-        """The window ids of the next batch; a batch may span the end of one epoch and the next."""
-        ids = []
-        need = self.batch_size
+    def next_ids(self, n: int | None = None) -> np.ndarray:
+        """The next n (default batch_size) window ids; they may span the end of one epoch and the next."""
+        ids = [np.empty(0, dtype=np.int64)]
+        need = self.batch_size if n is None else n
         while need:
             perm = self._permutation(self.pos.epoch)
             take = perm[self.pos.index : self.pos.index + need]
@@ -105,7 +113,15 @@ class TrainLoader:
         return np.concatenate(ids)
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return _to_device(self.windows.gather(self.next_ids()), self.device)
+        share = self.micro_per_rank * self.batch_size  # windows per rank per iteration
+        if self._micro == 0 and self.rank:
+            self.next_ids(self.rank * share)  # the lower ranks' shares of this global batch
+        xy = self.windows.gather(self.next_ids())
+        self._micro += 1
+        if self._micro == self.micro_per_rank:
+            self._micro = 0
+            self.next_ids((self.world_size - 1 - self.rank) * share)  # the higher ranks' shares
+        return _to_device(xy, self.device)
 
     def state_dict(self) -> dict:
         return {"epoch": self.pos.epoch, "index": self.pos.index, "seed": self.seed, "windows": self.windows.n,
@@ -116,6 +132,7 @@ class TrainLoader:
             raise ValueError(f"checkpoint loader had {state['windows']} windows, this dataset {self.windows.n}")
         self.seed = state["seed"]
         self.pos = Position(state["epoch"], state["index"])
+        self._micro = 0
 
 
 def fixed_batches(split: Split, block_size: int, batch_size: int, n_batches: int, seed: int) -> list[np.ndarray]:

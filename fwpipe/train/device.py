@@ -19,10 +19,11 @@ class DeviceInfo:
     name: str  # "NVIDIA GeForce RTX 4070", or "cpu (2 threads)"
     memory_bytes: int | None
     precision: Precision
+    index: int = 0  # the GPU of this process (torchrun's LOCAL_RANK)
 
     @property
     def torch_device(self) -> str:
-        return "cuda:0" if self.type == "cuda" else self.type
+        return f"cuda:{self.index}" if self.type == "cuda" else self.type
 
 
 def _cpu_memory() -> int | None:
@@ -32,8 +33,17 @@ def _cpu_memory() -> int | None:
         return None
 
 
-def resolve(choice: str = "auto", dtype: str = "auto") -> DeviceInfo:
-    """The device to use; a requested device that is not there is a ConfigError."""
+def _cpu_grad_scaler(torch) -> bool:
+    """fp16 needs a GradScaler; torch has one for CPU since 2.3 (it runs the same unscale/skip logic as CUDA's)."""
+    try:
+        torch.amp.GradScaler("cpu")
+    except (AttributeError, TypeError, ValueError, RuntimeError):
+        return False
+    return True
+
+
+def resolve(choice: str = "auto", dtype: str = "auto", index: int = 0) -> DeviceInfo:
+    """The device to use (GPU `index` on CUDA); a requested device that is not there is a ConfigError."""
     torch = require_torch()
     cuda = torch.cuda.is_available()
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
@@ -48,7 +58,10 @@ def resolve(choice: str = "auto", dtype: str = "auto") -> DeviceInfo:
     if choice not in ("cuda", "mps", "cpu"):
         raise ConfigError(f"--device {choice}: unknown device", "use auto, cuda, mps or cpu")
     if choice == "cuda":
-        props = torch.cuda.get_device_properties(0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"process {index} needs GPU {index}, but {torch.cuda.device_count()} are visible",
+                              "pass torchrun --nproc_per_node at most the number of GPUs")
+        props = torch.cuda.get_device_properties(index)
         name, memory = props.name, int(props.total_memory)
         auto: Precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     elif choice == "mps":
@@ -56,8 +69,8 @@ def resolve(choice: str = "auto", dtype: str = "auto") -> DeviceInfo:
     else:
         name, memory, auto = f"cpu ({torch.get_num_threads()} threads)", _cpu_memory(), "fp32"
     precision: Precision = auto if dtype == "auto" else dtype  # type: ignore[assignment]
-    if choice == "cpu" and precision == "fp16":
-        raise ConfigError("dtype fp16 on a CPU is not supported", "use dtype=fp32 or bf16 on CPU")
+    if choice == "cpu" and precision == "fp16" and not _cpu_grad_scaler(torch):
+        raise ConfigError("dtype fp16 on a CPU needs torch.amp.GradScaler('cpu') (torch >= 2.3)", "use dtype=fp32 or bf16 on CPU")
     if choice == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise ConfigError(f"{name} has no bf16 support", "use dtype=fp16 (with a GradScaler) or auto")
-    return DeviceInfo(choice, name, memory, precision)
+    return DeviceInfo(choice, name, memory, precision, index if choice == "cuda" else 0)

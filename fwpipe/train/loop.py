@@ -3,6 +3,9 @@
 `plan_run` does everything up to step 0 (what `--dry-run` shows); `train` runs the loop. Library
 code never prints: progress goes to the `on_event` callback (the CLI prints it) and to logging.
 Events are dicts with a "kind": plan, message, train, eval, diagnosis, done.
+
+Under torchrun (fwpipe.train.dist) every rank runs this loop on its share of each global batch;
+only rank 0 locks the run directory, writes and emits events.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any, Callable
 from fwpipe import __version__
 from fwpipe.errors import BudgetError, ConfigError, DivergedError, InputFormatError, ShardFormatError
 from fwpipe.shards import Dataset, open_dataset
-from fwpipe.train import rundir
+from fwpipe.train import dist, rundir
 from fwpipe.train.config import TrainConfig, load_config, to_dict, to_toml
 from fwpipe.train.mfu import mfu, peak_tflops
 from fwpipe.train.plan import make_plan
@@ -39,6 +42,8 @@ class Run:
     budget_tokens: int
     checkpoint: dict[str, Any] | None  # loaded for --resume
     checkpoint_stat: tuple[int, int, int] | None = None  # (inode, size, mtime) of the last.pt it came from
+    world: dist.World = dist.World()
+    hellaswag: list | None = None  # HellaSwag examples scored at every eval (--hellaswag)
 
 
 def _default_out(cfg: TrainConfig) -> Path:
@@ -47,12 +52,15 @@ def _default_out(cfg: TrainConfig) -> Path:
 
 def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | TrainConfig | None = None, *,
              out: str | Path | None = None, device: str = "auto", resume: bool = False, overrides: list[str] | None = None,
-             allow_repeats: bool = False, peak: float | None = None) -> Run:
+             allow_repeats: bool = False, peak: float | None = None, hellaswag: str | Path | None = None) -> Run:
     """Resolve config, dataset, device and checkpoint, and make the plan. Raises FwpipeError on bad input."""
     from fwpipe.train import checkpoint as ckpt_mod
     from fwpipe.train.device import resolve
 
     ckpt, ckpt_stat = None, None
+    world = dist.world()
+    # rank 0 may already hold the lock when another rank gets here: only rank 0 checks it
+    check_unlocked = rundir.check_unlocked if world.main else (lambda out: None)
     if resume:
         given = config
         if isinstance(config, TrainConfig):
@@ -61,7 +69,7 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
             cfg = load_config(config or "rtx4070-40m")
         out = Path(out) if out is not None else _default_out(cfg)
         rundir.inspect(out)
-        rundir.check_unlocked(out)
+        check_unlocked(out)
         last = Path(out) / rundir.LAST
         ckpt = ckpt_mod.load(last)
         ckpt_stat = _stat(last)
@@ -79,7 +87,8 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
         out = Path(out) if out is not None else _default_out(cfg)
         if rundir.inspect(out) and (out / rundir.LAST).exists():
             raise ConfigError(f"{out} already holds a run (last.pt)", "pass --resume to continue it, or another --out")
-        rundir.check_unlocked(out)
+        check_unlocked(out)
+    dist.accum_per_rank(cfg.grad_accum, world)
     ds = open_dataset(data)
     # a dataset prepared for a budget (prepare --budget-tokens) carries it in its manifest
     sizing = (ds.manifest or {}).get("sizing")
@@ -91,7 +100,7 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
     train = ds.split("train")
     if train.stream_tokens == 0:
         raise ShardFormatError(f"{ds.root}: the dataset has no train tokens", "prepare a dataset with a train split")
-    dev = resolve(device, cfg.dtype)
+    dev = resolve(device, cfg.dtype, index=world.local_rank)
     peak_source = "--peak-tflops" if peak else "table"
     if not peak and dev.type == "cuda":
         peak = peak_tflops(dev.name)
@@ -102,13 +111,20 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
     plan = make_plan(cfg, int(budget_tokens), train.stream_tokens, dataset=dataset_info, device=device_info,
                      allow_repeats=allow_repeats or (ckpt is not None))
     plan["budget_source"] = budget_source
+    plan["world_size"] = world.size
+    examples = None
+    if hellaswag is not None:
+        from fwpipe.train import hellaswag as hs
+
+        examples = hs.load(hellaswag)
+        plan["hellaswag"] = {"path": str(hellaswag), "examples": len(examples)}
     if sizing:
         plan["sizing"] = {"prepared_budget_tokens": sizing["budget_tokens"], "prepared_max_epochs": sizing["max_epochs"],
                           "prepared_epochs": sizing.get("epochs"), "reached": sizing.get("reached")}
     if ckpt is not None:
         fp = ckpt_mod.dataset_fingerprint(ds)
         ckpt_mod.check_dataset(ckpt, fp, ds.root)
-    return Run(cfg, ds, Path(out), plan, dev, int(budget_tokens), ckpt, ckpt_stat)
+    return Run(cfg, ds, Path(out), plan, dev, int(budget_tokens), ckpt, ckpt_stat, world, examples)
 
 
 def _stat(path: Path) -> tuple[int, int, int] | None:
@@ -135,14 +151,19 @@ def _same_config(given: TrainConfig, run_cfg: TrainConfig, name: Any, out: Path)
 def _rng_state(torch) -> dict[str, Any]:
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        # this process's GPU only: get_rng_state_all() would open a context on every GPU of the
+        # machine from rank 0, and its list would not fit a resume under another world size
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
 def _set_rng_state(torch, state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if isinstance(cuda, (list, tuple)):  # a checkpoint written before: one state per GPU
+        cuda = cuda[0] if cuda else None
+    if cuda is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda)
 
 
 def lr_at(it: int, cfg: TrainConfig, max_iters: int) -> float:
@@ -159,9 +180,17 @@ def lr_at(it: int, cfg: TrainConfig, max_iters: int) -> float:
 def train(run: Run, on_event: Callable[[Event], None] | None = None, stop_after: int | None = None) -> dict[str, Any]:
     """Train to the budget (or until `stop_after` iterations are done, leaving a resumable last.pt).
 
-    The run directory is locked for the whole run; a second train into it is refused."""
+    The run directory is locked for the whole run; a second train into it is refused. Under
+    torchrun only rank 0 claims it; the process group is joined here and left at the end."""
     from fwpipe.train import checkpoint as ckpt_mod
 
+    w = run.world
+    dist.init(w, run.device.type)
+    if not w.main:
+        try:
+            return _train(run, None, lambda e: None, stop_after)
+        finally:
+            dist.close(w)
     rd = rundir.RunDir.claim(run.out)
     try:
         last = run.out / rundir.LAST
@@ -173,9 +202,10 @@ def train(run: Run, on_event: Callable[[Event], None] | None = None, stop_after:
         return _train(run, rd, on_event or (lambda e: None), stop_after)
     finally:
         rd.close()
+        dist.close(w)
 
 
-def _train(run: Run, rd: rundir.RunDir, emit: Callable[[Event], None], stop_after: int | None) -> dict[str, Any]:
+def _train(run: Run, rd: rundir.RunDir | None, emit: Callable[[Event], None], stop_after: int | None) -> dict[str, Any]:
     import torch
 
     from fwpipe.train import checkpoint as ckpt_mod
@@ -184,10 +214,13 @@ def _train(run: Run, rd: rundir.RunDir, emit: Callable[[Event], None], stop_afte
     from fwpipe.train.model import GPT
     from fwpipe.train.plot import plot_losses
 
-    cfg, plan, dev = run.cfg, run.plan, run.device
+    cfg, plan, dev, w = run.cfg, run.plan, run.device, run.world
     out = run.out
-    rd.write_json(rundir.PLAN_JSON, plan)
-    rd.write_bytes(rundir.CONFIG_TOML, to_toml(cfg).encode())
+    main = rd is not None  # rank 0 (or the only process): the one that writes
+    if main:
+        rd.write_json(rundir.PLAN_JSON, plan)
+        rd.write_bytes(rundir.CONFIG_TOML, to_toml(cfg).encode())
+    accum = dist.accum_per_rank(cfg.grad_accum, w)
     fingerprint = ckpt_mod.dataset_fingerprint(run.dataset)
     max_iters = plan["iterations"]
     tpi = cfg.tokens_per_iter
@@ -201,7 +234,8 @@ def _train(run: Run, rd: rundir.RunDir, emit: Callable[[Event], None], stop_afte
     scaler = torch.amp.GradScaler(dev.type if dev.type == "cuda" else "cpu", enabled=dev.precision == "fp16")
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dev.precision)
     ctx = torch.autocast(device_type=dev.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
-    loader = TrainLoader(run.dataset.split("train"), cfg.model.block_size, cfg.batch_size, cfg.seed, device)
+    loader = TrainLoader(run.dataset.split("train"), cfg.model.block_size, cfg.batch_size, cfg.seed, device,
+                         rank=w.rank, world_size=w.size, micro_per_rank=accum)
     val_batches = fixed_batches(run.dataset.split("val"), cfg.model.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed)
     train_batches = fixed_batches(run.dataset.split("train"), cfg.model.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed + 1)
     if not val_batches:
@@ -218,39 +252,50 @@ def _train(run: Run, rd: rundir.RunDir, emit: Callable[[Event], None], stop_afte
         ckpt_mod.restore("random number generator", last_path, lambda: _set_rng_state(torch, ck["rng"]))
         it, best_val, evals = ck["iter"], ck["best_val_loss"], ck["evals"]
         # lines logged after the checkpoint (a crash or kill) are dropped: they will be logged again
-        text = rd.read_text(rundir.METRICS) or ""
+        text = (rd.read_text(rundir.METRICS) if main else None) or ""
         try:
             records = [r for r in map(json.loads, text.splitlines()) if r["iter"] <= it]
         except (ValueError, TypeError, KeyError) as e:
             raise InputFormatError(f"{out / rundir.METRICS}: a line is not a metrics record ({e})",
                                    "restore the file, or delete it to restart the log at the checkpoint") from e  # fmt: skip
         emit({"kind": "message", "level": "info", "text": f"resumed {last_path} at iteration {it:,} (epoch {loader.epoch:.3f})"})
-    rd.write_bytes(rundir.METRICS, "".join(json.dumps(r) + "\n" for r in records).encode())
-    metrics = rd.open_append(rundir.METRICS)
+    metrics = None
+    if main:
+        rd.write_bytes(rundir.METRICS, "".join(json.dumps(r) + "\n" for r in records).encode())
+        metrics = rd.open_append(rundir.METRICS)
 
     def record(r: Event) -> None:
         records.append(r)
-        with rd.writing(rundir.METRICS):
-            metrics.write((json.dumps(r) + "\n").encode())
+        if main:
+            with rd.writing(rundir.METRICS):
+                metrics.write((json.dumps(r) + "\n").encode())
         emit(r)
 
     fwd = model
     if cfg.compile:
         fwd = _compile(torch, model, ctx, val_batches or train_batches, device, emit)
+    step_fwd = fwd  # the module the training steps call: under DDP it syncs the gradients
+    if w.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        step_fwd = DistributedDataParallel(fwd, device_ids=[w.local_rank] if dev.type == "cuda" else None)
 
     @torch.no_grad()
     def estimate(batches: list) -> float | None:
+        """The mean loss over the fixed batches; under DDP each rank takes every size-th one."""
         if not batches:
             return None
         fwd.eval()
         total = 0.0
-        for xy in batches:
+        mine = batches[w.rank :: w.size]
+        for xy in mine:
             x, y = batch_to_device(xy, device)
             with ctx:
                 _, loss = fwd(x, y)
             total += loss.item()
         fwd.train()
-        return total / len(batches)
+        total, n = dist.all_sum(w, [total, len(mine)], device)
+        return total / n
 
     @torch.no_grad()
     def weights_finite() -> bool:
@@ -268,6 +313,9 @@ def _train(run: Run, rd: rundir.RunDir, emit: Callable[[Event], None], stop_afte
         nonlocal ckpt_iter
         if not weights_finite():
             raise diverged(iter_done, "the weights hold NaN or inf")
+        if not main:
+            ckpt_iter = iter_done
+            return
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                  "loader": loader_state, "rng": rng, "iter": iter_done, "config": to_dict(cfg),
                  "budget_tokens": run.budget_tokens, "dataset_sha256": fingerprint, "dataset_path": str(run.dataset.root),
@@ -287,6 +335,11 @@ def _train(run: Run, rd: rundir.RunDir, emit: Callable[[Event], None], stop_afte
                 raise diverged(iter_done, f"the {name} loss is {v}")
         e = {"kind": "eval", "iter": iter_done, "tokens": iter_done * tpi, "epoch": loader.epoch,
              "val_loss": val_loss, "train_loss": train_loss}
+        if run.hellaswag:
+            from fwpipe.train import hellaswag as hs
+
+            # the uncompiled model: HellaSwag's rows vary in length, each would be a recompile
+            e.update(hs.evaluate(model, run.hellaswag, device, ctx, w))
         evals.append({k: e[k] for k in ("iter", "tokens", "epoch", "val_loss", "train_loss")})
         d = diagnose(evals, n_params=plan["params_non_embedding"], unique_tokens=plan["unique_tokens"],
                      budget_tokens=run.budget_tokens, dropout=cfg.model.dropout, lr=cfg.lr, min_lr=cfg.min_lr,
@@ -301,6 +354,8 @@ def _train(run: Run, rd: rundir.RunDir, emit: Callable[[Event], None], stop_afte
             best_val = val_loss
         if iter_done > 0:
             save_checkpoint(iter_done, loader.state_dict(), _rng_state(torch), is_best or val_loss is None)
+        if not main:
+            return
         with rd.writing(rundir.LOSS_PNG) as path:
             plot_losses(records, loader.tokens_per_epoch, path, title=f"{cfg.name}: {plan['params_non_embedding'] / 1e6:.1f}M params",
                         dropout=cfg.model.dropout, diagnosis=d.get("diagnosis"))
@@ -313,11 +368,18 @@ def _train(run: Run, rd: rundir.RunDir, emit: Callable[[Event], None], stop_afte
     stop = max_iters if stop_after is None else min(max_iters, stop_after)
     t_last, it_last, step_loss = time.perf_counter(), it, None
     flops_tok, peak = plan["flops_per_token"], dev_peak(plan)
+    peak = peak * w.size if peak else peak  # MFU of the whole run: every rank's device counts
     eta_said = False
     snapshot = None
     # set on the device when any step's loss is not finite; read where the loop syncs anyway
     # (log lines, evals, checkpoints), so watching for NaN costs no extra device sync per step
     first_bad = torch.full((), -1, dtype=torch.long, device=device)
+    never = torch.iinfo(torch.long).max
+
+    def any_bad() -> int:
+        """The first iteration whose loss was not finite on any rank, else -1 (all ranks call it together)."""
+        b = int(dist.all_min(w, torch.where(first_bad < 0, never, first_bad), device))
+        return -1 if b == never else b
     try:
         while it < stop:
             snapshot = (loader.state_dict(), _rng_state(torch))  # the state a Ctrl-C inside this iteration saves
@@ -326,13 +388,17 @@ def _train(run: Run, rd: rundir.RunDir, emit: Callable[[Event], None], stop_afte
                 group["lr"] = lr
             loss_sum = torch.zeros((), device=device)
             x, y = loader.next_batch()
-            for micro in range(cfg.grad_accum):
-                with ctx:
-                    _, loss = fwd(x, y)
-                    loss = loss / cfg.grad_accum  # the gradients add up to the mean over the whole batch
-                if micro + 1 < cfg.grad_accum:
-                    x, y = loader.next_batch()  # fetch while the device works on this micro-step
-                scaler.scale(loss).backward()
+            for micro in range(accum):
+                # DDP averages the ranks' gradients, so each rank divides by its own micro-steps only;
+                # they sync once, on the last micro-step
+                sync = contextlib.nullcontext() if micro + 1 == accum or not w.enabled else step_fwd.no_sync()
+                with sync:
+                    with ctx:
+                        _, loss = step_fwd(x, y)
+                        loss = loss / accum  # the gradients add up to the mean over the whole batch
+                    if micro + 1 < accum:
+                        x, y = loader.next_batch()  # fetch while the device works on this micro-step
+                    scaler.scale(loss).backward()
                 loss_sum += loss.detach()
             scaler.unscale_(optimizer)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
@@ -343,8 +409,9 @@ def _train(run: Run, rd: rundir.RunDir, emit: Callable[[Event], None], stop_afte
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss_sum), it + 1, first_bad)
             it += 1
             if it % cfg.log_interval == 0 or it == stop:
-                step_loss = loss_sum.item()  # syncs with the device, so the timing below is honest
-                bad = int(first_bad)
+                # syncs with the device, so the timing below is honest; under DDP, the mean over ranks
+                step_loss = dist.all_sum(w, [loss_sum.item()], device)[0] / w.size
+                bad = any_bad()
                 if bad >= 0:
                     raise diverged(bad, f"the training loss is {step_loss if bad == it else 'not finite'}")
                 now = time.perf_counter()
@@ -359,7 +426,7 @@ def _train(run: Run, rd: rundir.RunDir, emit: Callable[[Event], None], stop_afte
                     emit({"kind": "message", "level": "info",
                           "text": f"ETA {_duration(r['eta_s'])} for {max_iters - it:,} more iterations at {tok_s:,.0f} tokens/s"})
             if it % cfg.eval_interval == 0 or it == max_iters or it == stop:
-                bad = int(first_bad)
+                bad = any_bad()
                 if bad >= 0:
                     raise diverged(bad, "the training loss is not finite")
             if it % cfg.eval_interval == 0 or it == max_iters:
@@ -373,7 +440,8 @@ def _train(run: Run, rd: rundir.RunDir, emit: Callable[[Event], None], stop_afte
             log.warning("interrupted: saved %s at iteration %d", last_path, it)
         raise
     finally:
-        metrics.close()
+        if metrics is not None:
+            metrics.close()
     summary = {"kind": "done", "out": str(out), "iterations": it, "max_iterations": max_iters, "complete": it >= max_iters,
                "tokens": it * tpi, "epoch": loader.epoch, "best_val_loss": best_val if math.isfinite(best_val) else None,
                "last_val_loss": evals[-1]["val_loss"] if evals else None}

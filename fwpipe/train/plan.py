@@ -128,11 +128,14 @@ def format_plan(plan: dict[str, Any]) -> list[str]:
     mem = plan["memory"]
     ds = plan["dataset"]
     dev = plan["device"]
+    ws = plan.get("world_size", 1)
     lines = [
         f"plan: {c['name']} on {dev.get('name', '?')} ({mem['precision']})",
         f"  model       {m['n_layer']} layers x {m['n_head']} heads x {m['n_embd']} wide, block {m['block_size']}: "
         f"{_m(plan['params_total'])} params, {_m(plan['params_non_embedding'])} without position embeddings",
         f"  batch       {c['batch_size']} x {c['grad_accum']} accum x {m['block_size']} = {plan['tokens_per_iter']:,} tokens/iter",
+        f"  processes   {ws} (torchrun DDP: {c['grad_accum'] // ws} micro-steps each, the same global batch)" if ws > 1
+        else "  processes   1 (for more GPUs: torchrun --standalone --nproc_per_node N -m fwpipe train ...)",
         f"  budget      {plan['budget_tokens']:,} tokens -> {plan['iterations']:,} iterations ({plan['tokens_trained']:,} tokens)",
         f"  data        {ds.get('path', '?')} ({ds.get('format', '?')}): {plan['unique_tokens']:,} unique train tokens, "
         f"{ds.get('val_tokens', 0):,} val",
@@ -148,8 +151,11 @@ def format_plan(plan: dict[str, Any]) -> list[str]:
         + (f" of {mem['device_bytes'] / 2**30:.1f} GiB on the device" if mem.get("device_bytes") else ""),
     ]
     if dev.get("peak_tflops"):
-        lines.append(f"  peak        {dev['peak_tflops']:g} TFLOPS dense bf16 ({dev.get('peak_source', 'table')}); "
+        lines.append(f"  peak        {dev['peak_tflops']:g} TFLOPS dense bf16 ({dev.get('peak_source', 'table')})"
+                     + (f" x {ws} GPUs" if ws > 1 else "") + "; "
                      f"{plan['flops_per_token'] / 1e6:.1f} MFLOPs/token")
+    if plan.get("hellaswag"):
+        lines.append(f"  hellaswag   {plan['hellaswag']['examples']:,} examples from {plan['hellaswag']['path']}, acc_norm at every eval")
     z = plan.get("sizing")
     if z:
         prepared = f"the dataset was prepared for {z['prepared_budget_tokens']:,} tokens at <= {z['prepared_max_epochs']:g} epochs"

@@ -59,3 +59,18 @@ def test_fixed_batches_are_fixed_and_cycle_a_small_split():
     again = fixed_batches(s, 8, 4, 5, seed=3)
     assert len(first) == 5 and all((a == b).all() for a, b in zip(first, again))
     assert fixed_batches(split_of(5), 8, 4, 2, seed=3) == []
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_ranks_split_each_global_batch_into_the_single_process_stream(world):
+    # 2 micro-batches of 3 windows per rank, 18 windows an epoch: global batches of 12 or 18 span epoch ends
+    split, B, per_rank = split_of(33, 17, 25), 3, 2
+    single = TrainLoader(split, 4, B, seed=5, micro_per_rank=per_rank * world)
+    ranks = [TrainLoader(split, 4, B, seed=5, rank=r, world_size=world, micro_per_rank=per_rank) for r in range(world)]
+    for _ in range(5):  # iterations
+        want = np.concatenate([single.next_batch()[0].numpy() for _ in range(per_rank * world)])
+        got = np.concatenate([ld.next_batch()[0].numpy() for ld in ranks for _ in range(per_rank)])
+        assert (got == want).all()
+        # between iterations every rank stands where the single process does: a checkpoint fits any world size
+        assert all(ld.state_dict() == single.state_dict() for ld in ranks) and ranks[0].epoch == single.epoch
+    assert single.epoch > 3  # the epoch ends were crossed
