@@ -6,7 +6,7 @@ curves, from metrics.jsonl: the logged step loss (train mode, so with dropout wh
 thin, noisy), and at each eval the train loss in eval mode (no dropout) and the val loss. The
 two eval-mode curves are the pair to compare: their gap is memorising, while the step loss sits
 above them by the dropout's inflation. The first eval flagged `plateau` gets a shaded region
-and the numbers that flagged it.
+and the numbers that flagged it. With --hellaswag, acc_norm at each eval on a right-hand axis.
 """
 
 from __future__ import annotations
@@ -39,6 +39,14 @@ def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str
                 label="train loss at evals (eval mode, no dropout)")
     if evals:
         ax.plot([r["tokens"] for r in evals], [r["val_loss"] for r in evals], "o-", ms=4, lw=1.5, color="tab:red", label="val loss at evals")
+    hs = [r for r in evals if r.get("hellaswag_acc_norm") is not None]
+    if hs:  # --hellaswag: accuracy on its own right-hand axis, chance (1 in 4 endings) marked
+        ax2 = ax.twinx()
+        ax2.plot([r["tokens"] for r in hs], [r["hellaswag_acc_norm"] for r in hs], "d--", ms=4, lw=1, color="tab:purple",
+                 label="HellaSwag acc_norm (right axis)")
+        ax2.axhline(0.25, color="tab:purple", lw=0.6, ls=":", alpha=0.6)
+        ax2.set_ylabel("HellaSwag acc_norm (chance 0.25)", color="tab:purple")
+        ax2.set_ylim(0, max(0.5, max(r["hellaswag_acc_norm"] for r in hs) + 0.05))
     xs = [r["tokens"] for r in train + evals]
     if xs:
         ax.set_xscale("log")
@@ -78,8 +86,12 @@ def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str
     ax.set_ylabel("loss (nats/token)")
     ax.set_title(title, loc="left", fontsize=10, pad=24)  # above the epochs axis
     ax.grid(alpha=0.3, which="both")
-    if ax.get_legend_handles_labels()[1]:  # nothing to label before the first step (eval at iteration 0 only)
-        ax.legend(fontsize=8, loc="best")
+    handles, labels = ax.get_legend_handles_labels()
+    for other in fig.axes[1:]:  # the HellaSwag axis's line belongs in the one legend
+        h, lab = other.get_legend_handles_labels() if hasattr(other, "get_legend_handles_labels") else ([], [])
+        handles, labels = handles + h, labels + lab
+    if labels:  # nothing to label before the first step (eval at iteration 0 only)
+        ax.legend(handles, labels, fontsize=8, loc="best")
     fig.tight_layout()
     return fig
 

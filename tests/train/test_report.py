@@ -83,3 +83,24 @@ def test_report_refuses_a_directory_that_is_not_a_run(tmp_path):
     assert res.exit_code == 1
     assert res.output.startswith("Error: ") and "not a fwpipe training run" in res.output and len(res.output.strip().splitlines()) == 1
     assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
+
+
+def test_loss_figure_shows_hellaswag_on_its_own_axis():
+    """Eval records with HellaSwag scores (train --hellaswag) get a right-hand accuracy axis."""
+    import matplotlib.pyplot as plt
+
+    records = [{"kind": "train", "tokens": t, "loss": 8 - t / 1e4} for t in (1000, 2000, 4000, 8000)]
+    records += [{"kind": "eval", "tokens": t, "val_loss": 8 - t / 1e4, "train_loss": 8 - t / 1e4, "hellaswag_acc_norm": a}
+                for t, a in ((2000, 0.24), (8000, 0.31))]
+    fig = loss_figure(records, tokens_per_epoch=5000)
+    try:
+        right = [a for a in fig.axes if "HellaSwag" in a.get_ylabel()]
+        assert len(right) == 1
+        line = next(ln for ln in right[0].get_lines() if "HellaSwag" in ln.get_label())
+        assert list(line.get_xdata()) == [2000, 8000] and list(line.get_ydata()) == [0.24, 0.31]
+        assert "HellaSwag acc_norm (right axis)" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    finally:
+        plt.close(fig)
+    no_hs = loss_figure([r for r in records if r["kind"] == "train"], tokens_per_epoch=5000)
+    assert not [a for a in no_hs.axes if "HellaSwag" in a.get_ylabel()]
+    plt.close(no_hs)
