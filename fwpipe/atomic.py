@@ -108,3 +108,23 @@ def commit_file(tmp: str | Path, path: str | Path, *, hint: str = HINT) -> None:
         discard(tmp)
         raise output_error(path, e, hint) from e
     fsync_dir(Path(path).parent)
+
+
+def lock_dir(path: Path, *, busy: str, hint: str, open_hint: str) -> int:
+    """An open descriptor of directory `path` holding an exclusive flock, so that two writers
+    (two prepares into one dataset, two trains into one run) never mix their files. The lock
+    goes when the descriptor is closed or the process dies (kill -9 included)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as e:
+        raise OutputError(f"cannot open {path}: {e.strerror or e}", open_hint) from e
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise OutputError(f"{path}: {busy}", hint) from None
+    return fd

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fwpipe import shards
+from fwpipe.atomic import lock_dir
 from fwpipe.dedup.scratch import memory_bytes as dedup_memory_bytes
 from fwpipe.errors import OutputError
 from fwpipe.pipeline import inputs as inputs_mod
@@ -110,20 +111,10 @@ def _lock(out_dir: Path) -> int:
     """Hold an exclusive lock on the output directory, so two prepares never write one dataset."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(out_dir, os.O_RDONLY)
     except OSError as e:
         raise OutputError(f"cannot create {out_dir}: {e.strerror or e}", "choose another -o") from e
-    try:
-        import fcntl
-    except ImportError:  # not on POSIX: no lock, as before
-        return fd
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise OutputError(f"{out_dir}: another fwpipe prepare is writing this dataset",
-                          "wait for it to finish, or stop it and run this command again to resume") from None  # fmt: skip
-    return fd
+    return lock_dir(out_dir, busy="another fwpipe prepare is writing this dataset", open_hint="choose another -o",
+                    hint="wait for it to finish, or stop it and run this command again to resume")
 
 
 def _prepare_locked(paths, sources: list[Source], out_dir: Path, options: PrepareOptions, workers: int, batch_rows: int, buffer_mb: int,

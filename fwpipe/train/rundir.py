@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from fwpipe import __version__
-from fwpipe.atomic import write_bytes
+from fwpipe.atomic import lock_dir, write_bytes
 from fwpipe.errors import OutputError
 
 RUN_JSON, PLAN_JSON, CONFIG_TOML, METRICS, LOSS_PNG, LAST, BEST = (
@@ -81,21 +81,8 @@ def inspect(out: Path) -> bool:
 
 def _lock(out: Path) -> int:
     """An open descriptor of `out` holding an exclusive flock (released when it is closed)."""
-    try:
-        fd = os.open(out, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError as e:
-        raise OutputError(f"cannot open the run directory {out}: {e.strerror or e}", "pass another --out") from e
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        return fd
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise OutputError(f"{out}: another fwpipe train is writing this run directory",
-                          "wait for it to finish, or stop it and continue with --resume") from None  # fmt: skip
-    return fd
+    return lock_dir(out, busy="another fwpipe train is writing this run directory",
+                    hint="wait for it to finish, or stop it and continue with --resume", open_hint="pass another --out")
 
 
 def check_unlocked(out: Path) -> None:
