@@ -148,3 +148,17 @@ def test_memory_cap_and_tmp_dir_give_the_same_dataset(tmp_path, hostile):
     assert s["dedup"]["removed_docs"] > 0
     assert dir_digest(tmp_path / "a") == dir_digest(tmp_path / "b")
     assert list(scratch.iterdir()) == []
+
+
+def test_pass_two_streamed_in_small_batches_gives_the_same_dataset(tmp_path, hostile):
+    """Pass 2 and removed.parquet read the first pass's docs.parquet back in batches rather
+    than hold it whole: 16-row batches (many per input file, each file's last one partial,
+    over several first-pass shards) must give the bytes of the default one-batch-a-file run."""
+    paths, _ = hostile
+    opts = PrepareOptions(val_fraction=0.2, shard_tokens=20_000)
+    s = prepare(paths, tmp_path / "a", options=opts, progress=False)
+    prepare(paths, tmp_path / "b", options=opts, progress=False, batch_rows=2)
+    assert s["dedup"]["removed_docs"] > 0 and s["splits"]["train"]["shards"] >= 3
+    a, b = dir_digest(tmp_path / "a"), dir_digest(tmp_path / "b")
+    assert {"docs.parquet", "removed.parquet", "train_000002.bin"} <= set(a)
+    assert a == b
