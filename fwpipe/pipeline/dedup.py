@@ -56,6 +56,11 @@ class DedupPlan:
     clusters: int
     report: dict
 
+    def forget_clusters(self) -> None:
+        """Drop what only removed.parquet and the budget need (rep, exact_first, key_hash,
+        n_tokens: 32 bytes a document), once they are done; pass 2 needs keep and split only."""
+        self.rep = self.exact_first = self.key_hash = self.n_tokens = np.zeros(0, np.int64)
+
     def batches(self, columns: list[str], batch_rows: int = BATCH_ROWS) -> Iterator[tuple[int, pa.Table]]:
         """(first row, table) for the first pass's docs.parquet rows, in order, `batch_rows` at a time.
 
