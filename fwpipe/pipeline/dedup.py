@@ -12,16 +12,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fwpipe.dedup import DEFAULT_MEMORY_BYTES, DedupConfig, Scratch, components, exact_first, index_shards, near_clusters
+from fwpipe.dedup import DEFAULT_MEMORY_BYTES, DedupConfig, DocIndex, Scratch, components, exact_first, index_shards, near_clusters
 from fwpipe.pipeline.split import TRAIN, VAL
-from fwpipe.shards import Dataset, Split, open_dataset
+from fwpipe.shards import Dataset, Split, open_dataset, release_pages
 from fwpipe.tokenizer import EOT
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,25 @@ Dedup = Literal["none", "exact", "near"]
 CONFIG = DedupConfig()  # the engine's defaults, the same as audit's, so audit finds what prepare removed
 
 
+# Rows a batch when the plan re-reads the first pass's docs.parquet (removed.parquet, pass 2):
+# ~100 bytes a row in flight, so 64K rows hold ~6 MB however many documents there are.
+BATCH_ROWS = 1 << 16
+
+
 @dataclass
 class DedupPlan:
+    """Keep and split for every first-pass document, in ~35 bytes a document.
+
+    The first pass's strings (id, url, source_file: ~100 bytes a document) stay on disk in the
+    stages' docs.parquet; batches() reads them back in input order when they are needed.
+    """
+
     dataset: Dataset  # the first pass, one train stream in input order
-    docs: pa.Table  # its docs.parquet rows, in the same order
+    stages: list[Path]  # its datasets, one per input file, in input order
+    names: list[str] | None  # the name this run gives each stage's input (see first_pass)
+    shard_base: np.ndarray  # (stages,) index of each stage's first shard in the combined list
+    key_hash: np.ndarray  # (n,) uint64, docs.parquet's key_hash in input order
+    n_tokens: np.ndarray  # (n,) int64
     rep: np.ndarray  # (n,) the first member of each document's cluster (itself if alone)
     split: np.ndarray  # (n,) int8 TRAIN / VAL for every document, by its cluster's first member
     keep: np.ndarray  # (n,) bool
@@ -41,25 +56,47 @@ class DedupPlan:
     clusters: int
     report: dict
 
+    def forget_clusters(self) -> None:
+        """Drop what only removed.parquet and the budget need (rep, exact_first, key_hash,
+        n_tokens: 32 bytes a document), once they are done; pass 2 needs keep and split only."""
+        self.rep = self.exact_first = self.key_hash = self.n_tokens = np.zeros(0, np.int64)
 
-def first_pass(stages: list[Path], names: list[str] | None = None) -> tuple[Dataset, pa.Table]:
+    def batches(self, columns: list[str], batch_rows: int = BATCH_ROWS) -> Iterator[tuple[int, pa.Table]]:
+        """(first row, table) for the first pass's docs.parquet rows, in order, `batch_rows` at a time.
+
+        docs["shard"] indexes the combined list of shards; with names, docs["source_file"] is
+        the name this run gave each input: a resumed run may spell a path differently
+        (relative, absolute) from the run that wrote the stage.
+        """
+        row0 = 0
+        for si, stage in enumerate(self.stages):
+            f = pq.ParquetFile(stage / "docs.parquet")
+            for b in f.iter_batches(batch_size=batch_rows, columns=columns):
+                t = pa.Table.from_batches([b])
+                if "source_file" in columns:
+                    source = pa.array([self.names[si]] * t.num_rows, pa.string()) if self.names else t["source_file"].cast(pa.string())
+                    t = t.set_column(t.schema.get_field_index("source_file"), "source_file", source)
+                if "shard" in columns:
+                    t = t.set_column(t.schema.get_field_index("shard"), "shard", pc.add(t["shard"], pa.scalar(int(self.shard_base[si]), pa.int32())))
+                yield row0, t
+                row0 += t.num_rows
+            f.close()
+
+
+def first_pass(stages: list[Path]) -> tuple[Dataset, np.ndarray, np.ndarray, np.ndarray]:
     """The first-pass datasets (one per input file, in input order) as one train stream.
 
-    docs["shard"] is renumbered to index the combined list of shards. With `names` (one per
-    stage), docs["source_file"] is the name this run gave each input: a resumed run may spell
-    a path differently (relative, absolute) from the run that wrote the stage.
+    Returns it with each stage's first shard in the combined list, and the key_hash and
+    n_tokens columns of their docs.parquet (the only ones the plan holds in memory).
     """
     dss = [open_dataset(d) for d in stages]
     train = Split("train", [p for ds in dss for p in ds.split("train").paths], [t for ds in dss for t in ds.split("train").shards])
-    tables, n_shards = [], 0
-    for d, ds in zip(stages, dss):
-        t = pq.read_table(d / "docs.parquet")
-        source = pa.array([names[len(tables)]] * t.num_rows, pa.string()) if names else t["source_file"].cast(pa.string())
-        t = t.set_column(t.schema.get_field_index("source_file"), "source_file", source)
-        t = t.set_column(t.schema.get_field_index("shard"), "shard", pc.add(t["shard"], n_shards))
-        tables.append(t)
-        n_shards += len(ds.split("train").shards)
-    return Dataset(stages[0].parent, "fwpipe", {"train": train, "val": Split("val", [], [])}), pa.concat_tables(tables)
+    shard_base = np.cumsum([0] + [len(ds.split("train").shards) for ds in dss])[:-1]
+    cols = [pq.read_table(d / "docs.parquet", columns=["key_hash", "n_tokens"]) for d in stages]
+    key_hash = np.concatenate([np.zeros(0, np.uint64)] + [t["key_hash"].to_numpy() for t in cols])
+    n_tokens = np.concatenate([np.zeros(0, np.int64)] + [t["n_tokens"].to_numpy() for t in cols])
+    ds = Dataset(stages[0].parent, "fwpipe", {"train": train, "val": Split("val", [], [])})
+    return ds, shard_base, key_hash, n_tokens
 
 
 def plan(stages: list[Path], mode: Dedup, *, threshold: int, force_val: bool, names: list[str] | None = None,
@@ -70,15 +107,14 @@ def plan(stages: list[Path], mode: Dedup, *, threshold: int, force_val: bool, na
     documents all hash to train sends the smallest-hash cluster to val. The engine's scratch
     files go under tmp_dir (default: beside the first pass) and are removed at the end.
     """
-    ds, docs = first_pass(stages, names)
-    corpus = index_shards(ds.split("train").shards, EOT)
+    ds, shard_base, key_hash, lengths = first_pass(stages)
+    corpus = _index(ds.split("train").shards)
     n = len(corpus.starts)
-    if docs.num_rows != n:
-        raise AssertionError(f"first pass holds {n} documents but docs.parquet {docs.num_rows}")
+    if len(key_hash) != n:
+        raise AssertionError(f"first pass holds {n} documents but docs.parquet {len(key_hash)}")
     idx = np.arange(n, dtype=np.int64)
     first = exact_first(corpus)
     report: dict = {"mode": mode}
-    key_hash = docs["key_hash"].to_numpy()
     sc = None
     if mode == "exact" or n == 0:
         rep = first.copy()
@@ -103,7 +139,6 @@ def plan(stages: list[Path], mode: Dedup, *, threshold: int, force_val: bool, na
         chosen = kept[np.argmin(key_hash[kept])]
         split[rep == chosen] = VAL
     clusters = int(len(np.unique(rep[rep != idx])))
-    lengths = docs["n_tokens"].to_numpy()
     report.update(
         clusters=clusters,
         removed_docs=int((~keep).sum()),
@@ -114,7 +149,20 @@ def plan(stages: list[Path], mode: Dedup, *, threshold: int, force_val: bool, na
     if sc is not None:
         sc.remove()
     log.info("dedup %s: %d clusters, %d documents removed", mode, clusters, report["removed_docs"])
-    return DedupPlan(ds, docs, rep, split, keep, first, clusters, report)
+    return DedupPlan(ds, list(stages), names, shard_base, key_hash, lengths, rep, split, keep, first, clusters, report)
+
+
+def _index(tokens: list[np.ndarray]) -> DocIndex:
+    """index_shards, one shard at a time, each one's mapped pages dropped after it: in one call
+    every shard stays resident, 2 bytes a token (330 MB for 5M 33-token documents)."""
+    parts = []
+    for t in tokens:
+        parts.append(index_shards([t], EOT))
+        release_pages(t)
+    if not parts:
+        return index_shards([], EOT)
+    counts = np.concatenate([[0], np.cumsum([len(x.starts) for x in parts])]).astype(np.int64)
+    return DocIndex(list(tokens), counts, np.concatenate([x.starts for x in parts]), np.concatenate([x.ends for x in parts]))
 
 
 def _residual_pass(sc: Scratch, corpus, keep: np.ndarray, rep: np.ndarray, split: np.ndarray, round_: int,
@@ -142,15 +190,26 @@ def _residual_pass(sc: Scratch, corpus, keep: np.ndarray, rep: np.ndarray, split
 def kept_train_tokens(p: DedupPlan) -> int:
     """Stream tokens (with EOT) of the documents this plan keeps in train."""
     ok = p.keep & (p.split == TRAIN)
-    return int((p.docs["n_tokens"].to_numpy()[ok] + 1).sum())
+    return int((p.n_tokens[ok] + 1).sum())
 
 
-def removed_table(p: DedupPlan) -> pa.Table:
-    """removed.parquet: every dropped document, why, and the kept document it duplicates."""
+def removed_table(p: DedupPlan, batch_rows: int = BATCH_ROWS) -> pa.Table:
+    """removed.parquet: every dropped document, why, and the kept document it duplicates.
+
+    Only the rows it names (the dropped documents and their keepers) are read back from the
+    first pass, batch by batch: memory follows the number removed, not the number of documents.
+    """
     gone = np.flatnonzero(~p.keep)
     kept = p.rep[gone]
-    d = p.docs
-    take = lambda col, rows: d[col].take(pa.array(rows, pa.int64()))  # noqa: E731
+    need = np.unique(np.concatenate([gone, kept]))
+    cols = ["id", "source_file", "source_row", "n_tokens"]
+    parts = []
+    for row0, t in p.batches(cols, batch_rows):
+        lo, hi = np.searchsorted(need, [row0, row0 + t.num_rows])
+        if hi > lo:
+            parts.append(t.take(pa.array(need[lo:hi] - row0, pa.int64())))
+    d = pa.concat_tables(parts) if parts else pa.table({c: pa.array([], pa.string() if c in ("id", "source_file") else pa.int64()) for c in cols})
+    take = lambda col, rows: d[col].take(pa.array(np.searchsorted(need, rows), pa.int64()))  # noqa: E731
     # "exact" when identical to the kept document (the earliest copy, so exact_first points at it)
     reason = np.where(p.exact_first[gone] == kept, "exact", "near")
     cluster_ids = np.unique(p.rep[~p.keep], return_inverse=True)[1] if len(gone) else np.zeros(0, np.int64)

@@ -161,7 +161,8 @@ def _prepare_locked(paths, sources: list[Source], out_dir: Path, options: Prepar
             dedup_report = None
         else:
             prog.update(f"prepare: writing the {int(dedup_plan.keep.sum()):,} documents dedup keeps", force=True)
-            dedup_report = _copy_deduplicated(out_dir, sources, dedup_plan, appender)
+            dedup_report = _copy_deduplicated(out_dir, sources, dedup_plan, appender, 8 * batch_rows)
+            dedup_plan = None  # its arrays (~2 bytes a document by now) are not needed by finalize
         for w in writers.values():
             w.close()
         prog.close()
@@ -367,48 +368,54 @@ def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOpt
     return p, tokenized
 
 
-def _copy_deduplicated(out_dir: Path, sources: list[Source], p, appender: _Appender) -> dict:
-    """Pass 2 of --dedup: copy the documents the plan keeps, from the first pass into shards."""
+def _copy_deduplicated(out_dir: Path, sources: list[Source], p, appender: _Appender, batch_rows: int) -> dict:
+    """Pass 2 of --dedup: copy the documents the plan keeps, from the first pass into shards.
+
+    The first pass's docs.parquet is read back in input order, `batch_rows` rows at a time, so
+    its strings (ids, urls: ~100 bytes a document) are never all in memory at once; each
+    first-pass shard's mapped pages are dropped once the copy has moved past it.
+    """
     from fwpipe.pipeline import dedup
 
-    write_parquet_atomic(dedup.removed_table(p), out_dir / WORK / "removed.parquet")
+    write_parquet_atomic(dedup.removed_table(p, batch_rows), out_dir / WORK / "removed.parquet")
+    p.forget_clusters()  # from here on only keep and split: 2 of the plan's ~35 bytes a document
     tokens = p.dataset.split("train").shards
-    d = p.docs
-    file_of = {src.path: i for i, src in enumerate(sources)}
+    names = pa.array([src.path for src in sources], pa.string())
     gpos0 = np.cumsum([0] + [src.rows for src in sources])
-    # as arrow arrays, not Python lists: 5M documents' strings as Python objects took ~0.7 GB
-    file_index = pc.index_in(d["source_file"], value_set=pa.array([str(f) for f in file_of], pa.string())).to_numpy().astype(np.int32)
-    cols = {
-        "source_row": d["source_row"].to_numpy(),
-        "n_tokens": d["n_tokens"].to_numpy(),
-        "n_bytes": d["n_bytes"].to_numpy(),
-        "key_hash": d["key_hash"].to_numpy(),
-        "fineweb_token_count": d["fineweb_token_count"].fill_null(-1).to_numpy(),
-        "shard": d["shard"].to_numpy(),
-        "offset": d["offset"].to_numpy(),
-    }
-    def strings(col: str, rows: np.ndarray) -> list:
-        return d[col].take(pa.array(rows, pa.int64())).to_pylist()
-    gpos = gpos0[file_index] + cols["source_row"]
-    kept = np.flatnonzero(p.keep)
-    for lo in range(0, len(kept), 8192):
-        batch = kept[lo : lo + 8192]
+    cols = ["source_file", "source_row", "n_tokens", "n_bytes", "key_hash", "fineweb_token_count", "shard", "offset", "id", "url"]
+    released = 0  # first-pass shards before this one are done with
+    for row0, d in p.batches(cols, batch_rows):
+        kept = np.flatnonzero(p.keep[row0 : row0 + d.num_rows])  # rows of this batch
+        if len(kept) == 0:
+            continue
+        file_index = pc.index_in(d["source_file"], value_set=names).to_numpy().astype(np.int32)
+        c = {k: d[k].to_numpy() for k in ("source_row", "n_tokens", "n_bytes", "key_hash", "shard", "offset")}
+        ftc = d["fineweb_token_count"].fill_null(-1).to_numpy()
+        gpos = gpos0[file_index] + c["source_row"]
+        split = p.split[kept + row0]
         pair = []
         for sid in (TRAIN, VAL):
-            rows = batch[p.split[batch] == sid]
+            rows = kept[split == sid]
             pieces = []
             for r in rows:  # EOT, then the document's tokens from the first pass
                 pieces.append(_EOT16)
-                pieces.append(tokens[cols["shard"][r]][cols["offset"][r] : cols["offset"][r] + cols["n_tokens"][r]])
+                pieces.append(tokens[c["shard"][r]][c["offset"][r] : c["offset"][r] + c["n_tokens"][r]])
+            take = pa.array(rows, pa.int64())
             pair.append(ChunkRows(
-                gpos[rows], file_index[rows], cols["source_row"][rows], np.zeros(len(rows), np.int8), cols["n_tokens"][rows],
-                cols["n_bytes"][rows], cols["key_hash"][rows], cols["fineweb_token_count"][rows], np.zeros(len(rows), bool),
-                strings("id", rows), strings("url", rows),
+                gpos[rows], file_index[rows], c["source_row"][rows], np.zeros(len(rows), np.int8), c["n_tokens"][rows],
+                c["n_bytes"][rows], c["key_hash"][rows], ftc[rows], np.zeros(len(rows), bool),
+                d["id"].take(take).to_pylist(), d["url"].take(take).to_pylist(),
                 np.concatenate(pieces).astype(np.uint16, copy=False) if pieces else np.zeros(0, np.uint16), None,
             ))  # fmt: skip
         appender.feed(tuple(pair))
-        if appender.stop is not None and appender.stop < gpos[batch[-1]]:
+        # mapped pages count in RSS: a 40-token document's are 80 bytes, the whole corpus over a pass
+        for s in range(released, int(c["shard"][kept[0]])):
+            shards.release_pages(tokens[s])
+        released = max(released, int(c["shard"][kept[0]]))
+        if appender.stop is not None and appender.stop < gpos[kept[-1]]:
             break
+    for s in range(released, len(tokens)):
+        shards.release_pages(tokens[s])
     return p.report
 
 

@@ -148,3 +148,47 @@ def test_memory_cap_and_tmp_dir_give_the_same_dataset(tmp_path, hostile):
     assert s["dedup"]["removed_docs"] > 0
     assert dir_digest(tmp_path / "a") == dir_digest(tmp_path / "b")
     assert list(scratch.iterdir()) == []
+
+
+def test_pass_two_streamed_in_small_batches_gives_the_same_dataset(tmp_path, hostile):
+    """Pass 2 and removed.parquet read the first pass's docs.parquet back in batches rather
+    than hold it whole: 16-row batches (many per input file, each file's last one partial,
+    over several first-pass shards) must give the bytes of the default one-batch-a-file run."""
+    paths, _ = hostile
+    opts = PrepareOptions(val_fraction=0.2, shard_tokens=20_000)
+    s = prepare(paths, tmp_path / "a", options=opts, progress=False)
+    prepare(paths, tmp_path / "b", options=opts, progress=False, batch_rows=2)
+    assert s["dedup"]["removed_docs"] > 0 and s["splits"]["train"]["shards"] >= 3
+    a, b = dir_digest(tmp_path / "a"), dir_digest(tmp_path / "b")
+    assert {"docs.parquet", "removed.parquet", "train_000002.bin"} <= set(a)
+    assert a == b
+
+
+def test_plan_holds_no_strings_and_reads_them_back_in_order(tmp_path, hostile):
+    """The plan keeps ~35 bytes of numbers a document (the strings stay in the stages'
+    docs.parquet, ~100 bytes a document more), and its batches give the stages' rows in order."""
+    import dataclasses
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from fwpipe.pipeline import dedup
+    from fwpipe.pipeline.split import val_threshold
+
+    paths, _ = hostile
+    stages = [tmp_path / f"stage{i}" for i in range(len(paths))]
+    for p, st in zip(paths, stages):
+        prepare([p], st, options=PrepareOptions(val_fraction=0.0, dedup="none", shard_tokens=20_000), progress=False)
+    p = dedup.plan(stages, "near", threshold=val_threshold(0.2), force_val=True, names=[str(x) for x in paths])
+    n = len(p.keep)
+    arrays = [getattr(p, f.name) for f in dataclasses.fields(p) if isinstance(getattr(p, f.name), np.ndarray)]
+    assert not any(isinstance(getattr(p, f.name), pa.Table) for f in dataclasses.fields(p))
+    assert sum(a.nbytes for a in arrays) <= 36 * n + 8 * len(stages)
+    parts = list(p.batches(["id", "source_file", "shard"], batch_rows=7))
+    assert [r0 for r0, _ in parts] == list(np.cumsum([0] + [t.num_rows for _, t in parts])[:-1])
+    ids = [i for _, t in parts for i in t["id"].to_pylist()]
+    assert ids == [i for st in stages for i in pq.read_table(st / "docs.parquet")["id"].to_pylist()] and len(ids) == n
+    files = [f for _, t in parts for f in t["source_file"].to_pylist()]
+    assert sorted(set(files)) == sorted(str(x) for x in paths) and files == sorted(files, key=[str(x) for x in paths].index)
+    shard = np.concatenate([t["shard"].to_numpy() for _, t in parts])
+    assert (np.diff(shard) >= 0).all() and shard.max() == len(p.dataset.split("train").shards) - 1
