@@ -14,8 +14,9 @@ import numpy as np
 
 from fwpipe.atomic import write_bytes
 from fwpipe.audit import examples as ex
-from fwpipe.audit.report import h
+
 from fwpipe.htmlpage import Raw, cards, esc, figure, how, none, page, pyplot, table
+from fwpipe.htmlpage import human as h
 
 SHORT_DOC_WARN = 0.2  # a fifth of documents under 64 tokens: mostly boilerplate, worth a look
 

@@ -44,6 +44,8 @@ JSON schema (schema_version 1; keys are only ever added). Counts are documents o
 
 from __future__ import annotations
 
+from fwpipe.htmlpage import human as h  # one number formatter for the terminal and the pages
+
 # The schema above as data, so that `--fail-on` rules are checked before the audit runs. A key
 # maps to NUMBER, TEXT, LIST (items not checked) or a dict of its own keys; keys that only some
 # reports have (budget, note, ...) are included. tests/audit/test_report.py holds it to a real report.
@@ -81,16 +83,6 @@ PARAMS_KEYS = ("params", "tokens_per_param", "chinchilla_tokens_per_param", "com
 
 WIDTH = 100
 _LEVEL = {"ok": "[ OK ]", "warn": "[WARN]", "bad": "[BAD ]"}
-
-
-def h(n: float | None) -> str:
-    """Human count: 1234 -> 1.2K, 3.8e8 -> 380.0M."""
-    if n is None:
-        return "-"
-    for div, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= div:
-            return f"{n / div:.1f}{unit}"
-    return f"{n:,.0f}" if float(n).is_integer() else f"{n:.3g}"
 
 
 def _clip(line: str) -> str:
