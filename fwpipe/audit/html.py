@@ -14,7 +14,6 @@ import numpy as np
 
 from fwpipe.atomic import write_bytes
 from fwpipe.audit import examples as ex
-
 from fwpipe.htmlpage import Raw, cards, esc, figure, how, none, page, pyplot, table
 from fwpipe.htmlpage import human as h
 
