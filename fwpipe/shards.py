@@ -298,14 +298,15 @@ def _load_manifest(path: Path) -> tuple[dict, bytes]:
         raise ShardFormatError(f"{path}: 'splits' is missing or not an object", _REPREPARE)
     for name in SPLITS:
         files = splits.get(name, {}).get("shard_files", []) if isinstance(splits.get(name, {}), dict) else None
-        if not isinstance(files, list) or not all(isinstance(f, dict) and _plain_name(f.get("file")) for f in files):
+        if not isinstance(files, list) or not all(isinstance(f, dict) and plain_name(f.get("file")) for f in files):
             raise ShardFormatError(f"{path}: splits.{name}.shard_files is not a list of {{'file': NAME}} in the directory",
                                    _REPREPARE)
     return manifest, raw
 
 
-def _plain_name(name: object) -> bool:
-    # a file beside the manifest: no directory part, so a manifest cannot point a reader elsewhere
+def plain_name(name: object) -> bool:
+    """A file beside the manifest: no directory part, so a manifest cannot point a reader (or
+    prepare's deletions) elsewhere."""
     return isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name and "\\" not in name
 
 

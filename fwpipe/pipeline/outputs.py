@@ -52,10 +52,6 @@ def tmp_name(name: str) -> str:
     return f".{name}.tmp"
 
 
-def _plain(name: object) -> bool:
-    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
-
-
 def read_manifest(out_dir: Path) -> dict | None:
     """The manifest of `out_dir`, None if there is none; refuses one fwpipe did not write."""
     path = out_dir / MANIFEST
@@ -75,7 +71,7 @@ def read_manifest(out_dir: Path) -> dict | None:
     if not isinstance(m.get("manifest_version"), int) or m.get("status") not in STATUSES or m.get("format") not in FORMATS:
         raise DatasetMismatchError(f"{path}: not a fwpipe manifest (no valid manifest_version, status and format)", hint)
     listed = _listed(m)
-    if listed is not None and not all(_plain(n) for n in listed):
+    if listed is not None and not all(shards.plain_name(n) for n in listed):
         raise DatasetMismatchError(f"{path}: lists an output that is not a plain file name", hint)
     return m
 
