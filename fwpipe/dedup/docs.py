@@ -14,6 +14,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from fwpipe.kernels import doc_bounds
+from fwpipe.shards import release_pages
 
 
 class Docs(Protocol):
@@ -32,10 +33,14 @@ class DocIndex:
 
 
 def index_shards(shards: Sequence[np.ndarray], eot: int) -> DocIndex:
-    """Every non-empty run of tokens between EOTs in the shards, numbered in shard order."""
+    """Every non-empty run of tokens between EOTs in the shards, numbered in shard order.
+
+    Each shard's mapped pages are dropped after its pass: kept, the whole corpus would stay
+    resident, 2 bytes a token (330 MB for 5M 33-token documents)."""
     starts, ends, counts = [], [], [0]
     for tokens in shards:
         s, e = doc_bounds(tokens, eot)
+        release_pages(tokens)
         starts.append(s)
         ends.append(e)
         counts.append(len(s))

@@ -19,9 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fwpipe.dedup import DEFAULT_MEMORY_BYTES, DedupConfig, DocIndex, Scratch, components, exact_first, index_shards, near_clusters
+from fwpipe.dedup import DEFAULT_MEMORY_BYTES, DedupConfig, Scratch, components, exact_first, index_shards, near_clusters
 from fwpipe.pipeline.split import TRAIN, VAL
-from fwpipe.shards import Dataset, Split, open_dataset, release_pages
+from fwpipe.shards import Dataset, Split, open_dataset
 from fwpipe.tokenizer import EOT
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def plan(stages: list[Path], mode: Dedup, *, threshold: int, force_val: bool, na
     files go under tmp_dir (default: beside the first pass) and are removed at the end.
     """
     ds, shard_base, key_hash, lengths = first_pass(stages)
-    corpus = _index(ds.split("train").shards)
+    corpus = index_shards(ds.split("train").shards, EOT)
     n = len(corpus.starts)
     if len(key_hash) != n:
         raise AssertionError(f"first pass holds {n} documents but docs.parquet {len(key_hash)}")
@@ -150,19 +150,6 @@ def plan(stages: list[Path], mode: Dedup, *, threshold: int, force_val: bool, na
         sc.remove()
     log.info("dedup %s: %d clusters, %d documents removed", mode, clusters, report["removed_docs"])
     return DedupPlan(ds, list(stages), names, shard_base, key_hash, lengths, rep, split, keep, first, clusters, report)
-
-
-def _index(tokens: list[np.ndarray]) -> DocIndex:
-    """index_shards, one shard at a time, each one's mapped pages dropped after it: in one call
-    every shard stays resident, 2 bytes a token (330 MB for 5M 33-token documents)."""
-    parts = []
-    for t in tokens:
-        parts.append(index_shards([t], EOT))
-        release_pages(t)
-    if not parts:
-        return index_shards([], EOT)
-    counts = np.concatenate([[0], np.cumsum([len(x.starts) for x in parts])]).astype(np.int64)
-    return DocIndex(list(tokens), counts, np.concatenate([x.starts for x in parts]), np.concatenate([x.ends for x in parts]))
 
 
 def _residual_pass(sc: Scratch, corpus, keep: np.ndarray, rep: np.ndarray, split: np.ndarray, round_: int,
