@@ -13,6 +13,11 @@ class FwpipeError(Exception):
         self.hint = hint
         super().__init__(f"{message} (hint: {hint})" if hint else message)
 
+    def __reduce__(self):
+        # rebuilt from (message, hint), not from the joined text: an error raised in a worker
+        # process or a Ray task reaches the CLI as the same one line
+        return (type(self), (self.message, self.hint))
+
 
 class InputNotFoundError(FwpipeError):
     """A path, glob or dataset that is not there."""
