@@ -40,6 +40,10 @@ class TokenCount(click.ParamType):
 
 
 TOKENS = TokenCount()
+# --ray alone: RAY_ADDRESS, else a cluster started on this machine, else a new local one (ray.init()'s
+# default); --ray HOST:PORT: that cluster. Put it after DATASET/INPUTS: `--ray DATASET` reads DATASET as the address.
+RAY_OPTION = click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+                          help="Run the units as tasks on a Ray cluster (pip install 'fwpipe[ray]'); ADDRESS defaults to RAY_ADDRESS.")
 
 
 class FwpipeGroup(click.Group):
@@ -212,8 +216,10 @@ def format_prepare_summary(s: dict) -> str:
 @click.option("--tmp-dir", type=click.Path(file_okay=False), default=None, help="Scratch for near duplicates [default: system temp].")
 @click.option("--against", "against_path", default=None, metavar="EVAL",
               help="Eval set (parquet/JSONL with text, or a dataset): its exact, near and n-gram overlap with train/val.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes for the signature units [default: all cores].")
+@RAY_OPTION
 def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_perm, ngram, json_path, html_path, fail_on, memory_gb,
-          tmp_dir, against_path):
+          tmp_dir, against_path, workers, ray_address):
     """Audit a tokenized dataset: totals, lengths, duplicates, train/val leakage, budget verdict.
 
     DATASET is a fwpipe dataset directory (default data/fineweb), a nanoGPT directory with
@@ -223,8 +229,11 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
       fwpipe audit --budget-tokens 7.6e9 --params 40e6
       fwpipe audit data/fineweb --json audit.json --html audit.html
       fwpipe audit 'shards/fineweb_*.bin' --fail-on 'leakage.near_docs>0' --fail-on 'budget.epochs>4'
+      fwpipe audit data/fineweb --tmp-dir /shared/scratch --ray HEAD:6379
     """
     import json
+
+    from fwpipe.executor import make_executor
 
     from fwpipe.audit import audit as run_audit
     from fwpipe.audit.report import terminal
@@ -235,9 +244,11 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
     rules = [parse_rule(r, budget=budget_tokens is not None, params=params is not None) for r in fail_on]
     prog = Progress()
     try:
-        report = run_audit(dataset, budget_tokens=budget_tokens, params=params, block_size=block_size, shingle=shingle,
-                           threshold=threshold, num_perm=num_perm, ngram=ngram, memory_gb=memory_gb, tmp_dir=tmp_dir,
-                           against_path=against_path, on_step=lambda s: prog.update(f"audit: {s} ({prog.elapsed():.0f} s)", force=True))
+        with make_executor(workers, ray_address) as ex:
+            report = run_audit(dataset, budget_tokens=budget_tokens, params=params, block_size=block_size, shingle=shingle,
+                               threshold=threshold, num_perm=num_perm, ngram=ngram, memory_gb=memory_gb, tmp_dir=tmp_dir,
+                               against_path=against_path, executor=ex,
+                               on_step=lambda s: prog.update(f"audit: {s} ({prog.elapsed():.0f} s)", force=True))
     finally:
         prog.close()
     if json_path == "-":

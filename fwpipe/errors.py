@@ -57,3 +57,7 @@ class RemoteError(FwpipeError):
 
 class DivergedError(FwpipeError):
     """Training whose loss or weights stopped being finite numbers."""
+
+
+class ClusterError(FwpipeError):
+    """A Ray cluster that cannot be reached, loses a unit for good, or lacks storage every node sees."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,10 @@ class Executor:
     def map(self, fn: Callable[..., Any], units: Iterable[tuple], *, window: int | None = None) -> Iterator[Any]:
         for args in units:  # inline: the reference every other executor must equal
             yield fn(*args)
+
+    def check_storage(self, write_dirs: Iterable[str | Path], read_files: Iterable[str | Path] = ()) -> None:
+        """Raise unless every machine that runs units can write and read in write_dirs and sees
+        read_files; one machine (inline, local processes) has nothing to check."""
 
     def close(self) -> None:
         pass

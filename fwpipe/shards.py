@@ -392,3 +392,31 @@ def _open_llmc(root: Path, files: list[Path]) -> Dataset:
         by_split.setdefault(split, []).append(f)
     splits = {name: Split(name, ps, [read_shard(p) for p in ps]) for name, ps in by_split.items()}
     return Dataset(root, "llmc", splits)
+
+
+def token_source(tokens: np.ndarray) -> tuple:
+    """What another process or node needs to map these tokens again: (file, byte offset, count,
+    dtype) for a whole memory-mapped shard, else (None, the array itself): a slice's or an
+    in-memory array's (tests') tokens travel as they are."""
+    if isinstance(tokens, np.memmap) and isinstance(tokens.base, mmap.mmap) and tokens.filename:
+        return (str(tokens.filename), int(tokens.offset), len(tokens), tokens.dtype.str)
+    return (None, tokens)
+
+
+def open_tokens(source: tuple) -> np.ndarray:
+    """The tokens a token_source names, memory-mapped read-only (or the array it carries)."""
+    if source[0] is None:
+        return source[1]
+    path, offset, count, dtype = source
+    if count == 0:
+        return np.zeros(0, dtype=dtype)  # np.memmap cannot map zero bytes
+    need = offset + count * np.dtype(dtype).itemsize
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise InputNotFoundError(f"{path}: {e.strerror or e} (it was there when the run started)",
+                                 "rerun once nothing else moves or writes the dataset; on a cluster, every node must mount it") from e
+    if size < need:  # truncated or rewritten since it was opened: mapping it would fault or read past the end
+        raise ShardFormatError(f"{path}: {size} bytes, {need} when the run started: the shard changed while it was read",
+                               "rerun once nothing else writes the dataset")
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(count,))

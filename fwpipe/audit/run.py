@@ -26,6 +26,7 @@ from fwpipe.audit.totals import per_source, totals
 from fwpipe.dedup import SCHEME, DedupConfig, near_clusters, scratch_bytes
 from fwpipe.dedup import memory_bytes as dedup_memory_bytes
 from fwpipe.shards import release_pages
+from fwpipe.executor import Executor
 from fwpipe.errors import ConfigError, FwpipeError, InputFormatError
 from fwpipe.shards import open_dataset, written_by_audit
 
@@ -85,6 +86,7 @@ def audit(
     tmp_dir: str | Path | None = None,
     against_path: str | Path | None = None,
     on_step: Callable[[str], None] | None = None,
+    executor: Executor | None = None,
 ) -> dict:
     """Audit a tokenized dataset; return the report as a JSON-ready dict.
 
@@ -95,6 +97,8 @@ def audit(
     tmp_dir holds their scratch files (default: the system temp dir; reused by a rerun).
     against_path: an eval set (parquet or JSONL with a text column, or a dataset) to check
     for contamination by train and val (the "against" section).
+    executor: where the near-duplicate signature units run (executor.make_executor: local
+    processes or a Ray cluster; default: in this process). The report is the same either way.
     """
     step = on_step or (lambda s: None)
     t0 = time.perf_counter()
@@ -133,7 +137,7 @@ def audit(
     scratch_dir = tmp_dir or tempfile.gettempdir()
     step(f"near duplicates (scratch: {scratch_bytes(corpus.n_docs, cfg.bands) / 1e9:.2f} GB in {scratch_dir})")
     scratch, comp = near_clusters(corpus, cfg, copy_of=exact.first, tmp_dir=scratch_dir,
-                                  identity=_identity(ds), memory_bytes=memory_bytes)
+                                  identity=_identity(ds), memory_bytes=memory_bytes, executor=executor)
     near = near_duplicates(corpus, comp, cfg)
     del comp
     report["near_duplicates"] = near.report

@@ -36,7 +36,8 @@ import numpy as np
 from fwpipe.atomic import atomic_file, write_bytes
 from fwpipe.dedup.config import DedupConfig, permutations
 from fwpipe.dedup.docs import Docs, doc_tokens, n_docs, unique
-from fwpipe.shards import release_pages
+from fwpipe.executor import Executor
+from fwpipe.shards import open_tokens, release_pages, token_source
 from fwpipe.dedup.exact import _first_of_runs, _repeated
 from fwpipe.dedup.scratch import Scratch, read_array
 from fwpipe.kernels import bucket_pairs, minhash_signatures, signature_agreement, signature_keys, union_into, window_hashes
@@ -56,25 +57,45 @@ def units(docs: Docs) -> list[tuple[int, int, int]]:
     return out
 
 
-def sign(sc: Scratch, docs: Docs, cfg: DedupConfig, copy_of: np.ndarray | None = None) -> None:
-    """Stage 1: band keys and full keys of every document not an exact copy (copies: zeros, unused)."""
-    a, b = permutations(cfg.num_perm, cfg.seed)
+def sign(sc: Scratch, docs: Docs, cfg: DedupConfig, copy_of: np.ndarray | None = None, executor: Executor | None = None) -> None:
+    """Stage 1: band keys and full keys of every document not an exact copy (copies: zeros, unused).
+
+    Each unit is a call of sign_unit, through `executor` (default: in this process): its
+    arguments name the shard file and carry the unit's offsets (16 bytes a document), never the
+    tokens, so a unit runs wherever the shard and the scratch directory are mounted.
+    """
     all_units = units(docs)
     todo = [(u, *unit) for u, unit in enumerate(all_units) if not sc.unit_path(u).exists()]
     if len(todo) < len(all_units):
         log.info("dedup: %d of %d signature units already done", len(all_units) - len(todo), len(all_units))
+    if len(todo) <= 1 or executor is None:  # one unit: not worth starting worker processes for
+        executor = Executor()
+    executor.check_storage([sc.root], sorted({token_source(docs.shards[k])[0] for _, k, _, _ in todo} - {None}))
+    calls = []
     for u, k, lo, hi in todo:
         idx = np.arange(lo, hi)
         if copy_of is not None:
             idx = idx[copy_of[lo:hi] == idx]  # a copy's signature is its original's: not computed
-        keys = np.zeros((cfg.bands + 1, hi - lo), dtype=np.uint64)
-        if len(idx):
-            sig = minhash_signatures(docs.shards[k], docs.starts[idx], docs.ends[idx], cfg.shingle, a, b)
-            keys[:, idx - lo] = signature_keys(sig, cfg.bands, cfg.rows)
-            del sig
-        write_bytes(sc.unit_path(u), [keys])
-        release_pages(docs.shards[k])  # this unit's tokens: a shard (200 MB) need not stay resident
+        calls.append((token_source(docs.shards[k]), idx - lo, docs.starts[idx], docs.ends[idx], hi - lo, cfg, str(sc.unit_path(u))))
+    for n in executor.map(sign_unit, iter(calls)):
+        log.debug("dedup: signature unit of %d documents done", n)
     log.info("dedup: signature keys of %d documents in %s", n_docs(docs), sc.root)
+
+
+def sign_unit(source, pos: np.ndarray, starts: np.ndarray, ends: np.ndarray, n: int, cfg: DedupConfig, path: str) -> int:
+    """One signature unit: the keys of its documents at positions `pos` of n (the others, exact
+    copies, stay zero), from tokens [starts, ends) of the shard `source` names, to `path`.
+    Returns n. A top-level function of picklable arguments: it may run in another process or node."""
+    a, b = permutations(cfg.num_perm, cfg.seed)
+    keys = np.zeros((cfg.bands + 1, n), dtype=np.uint64)
+    if len(pos):
+        tokens = open_tokens(source)
+        sig = minhash_signatures(tokens, starts, ends, cfg.shingle, a, b)
+        keys[:, pos] = signature_keys(sig, cfg.bands, cfg.rows)
+        del sig
+        release_pages(tokens)  # this unit's tokens: a shard (200 MB) need not stay resident
+    write_bytes(Path(path), [keys])
+    return n
 
 
 def write_signatures(sc: Scratch, docs: Docs, sig: np.ndarray, cfg: DedupConfig) -> None:

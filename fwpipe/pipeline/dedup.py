@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fwpipe.dedup import DEFAULT_MEMORY_BYTES, DedupConfig, Scratch, components, exact_first, index_shards, near_clusters
+from fwpipe.executor import Executor
 from fwpipe.pipeline.split import TRAIN, VAL
 from fwpipe.shards import Dataset, Split, open_dataset
 from fwpipe.tokenizer import EOT
@@ -100,7 +101,7 @@ def first_pass(stages: list[Path]) -> tuple[Dataset, np.ndarray, np.ndarray, np.
 
 
 def plan(stages: list[Path], mode: Dedup, *, threshold: int, force_val: bool, names: list[str] | None = None,
-         tmp_dir: str | Path | None = None, memory_bytes: int = DEFAULT_MEMORY_BYTES) -> DedupPlan:
+         tmp_dir: str | Path | None = None, memory_bytes: int = DEFAULT_MEMORY_BYTES, executor: Executor | None = None) -> DedupPlan:
     """Find clusters in the first pass and decide keep and split for every document.
 
     `threshold` is the split's 64-bit val threshold; with `force_val`, a dataset whose kept
@@ -124,7 +125,7 @@ def plan(stages: list[Path], mode: Dedup, *, threshold: int, force_val: bool, na
         identity = {"stages": [(str(Path(p).resolve()), sorted((f.name, f.stat().st_size) for f in Path(p).iterdir() if f.is_file()))
                                for p in stages]}
         sc, comp = near_clusters(corpus, CONFIG, copy_of=first, tmp_dir=tmp_dir or Path(stages[0]).parent, identity=identity,
-                                 memory_bytes=memory_bytes)
+                                 memory_bytes=memory_bytes, executor=executor)
         rep = comp.root  # the smallest member of each component is its first
         del comp
         keep = rep == idx
