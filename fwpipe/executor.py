@@ -9,6 +9,7 @@ ran: the bytes written are the same for any number of workers, processes or node
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -49,7 +50,10 @@ class LocalExecutor(Executor):
 
     def map(self, fn, units, *, window=None):
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers)
+            # forkserver, not fork: a process whose numba kernels have started GNU OpenMP's threads
+            # cannot fork safely (libgomp terminates the child: "fork() called from a process
+            # already using GNU OpenMP"); workers start from a clean server process instead
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver"))
         inflight: deque = deque()
         for args in units:
             inflight.append(self._pool.submit(fn, *args))
