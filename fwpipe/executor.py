@@ -22,6 +22,7 @@ class Executor:
     """Runs `fn(*args)` for each args tuple; `map` yields results in input order."""
 
     workers = 1
+    remote = False  # whether units run on other machines (then their files must be on storage every node mounts)
 
     def map(self, fn: Callable[..., Any], units: Iterable[tuple], *, window: int | None = None) -> Iterator[Any]:
         for args in units:  # inline: the reference every other executor must equal

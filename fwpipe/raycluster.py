@@ -60,6 +60,8 @@ class RayExecutor(Executor):
     places them. unit_nodes records, in unit order, the node each result came from.
     """
 
+    remote = True
+
     def __init__(self, address: str | None = None, *, node_ids: Sequence[str] | None = None, soft: bool = True):
         ray = _ray()
         self.address = address or os.environ.get("RAY_ADDRESS") or None

@@ -68,8 +68,8 @@ def sign(sc: Scratch, docs: Docs, cfg: DedupConfig, copy_of: np.ndarray | None =
     todo = [(u, *unit) for u, unit in enumerate(all_units) if not sc.unit_path(u).exists()]
     if len(todo) < len(all_units):
         log.info("dedup: %d of %d signature units already done", len(all_units) - len(todo), len(all_units))
-    if len(todo) <= 1 or executor is None:  # one unit: not worth starting worker processes for
-        executor = Executor()
+    if executor is None or len(todo) <= 1 or not (executor.remote or sum(hi - lo for _, _, lo, hi in todo) >= UNIT_DOCS):
+        executor = Executor()  # under one unit's work (~0.3 s) a local pool's start-up (~1 s) costs more than it saves
     executor.check_storage([sc.root], sorted({token_source(docs.shards[k])[0] for _, k, _, _ in todo} - {None}))
     calls = []
     for u, k, lo, hi in todo:
