@@ -100,14 +100,14 @@ def _wait_for_units(tmp: Path, n: int, alive, timeout: float = 60) -> int:
 
 
 def test_a_killed_driver_rerun_reuses_units_and_gives_the_local_bytes(ray_cluster, dataset, local, tmp_path, caplog):
-    """The CLI in a process of its own connects with --ray ADDRESS and is killed (SIGKILL) once two
+    """The CLI in a process of its own connects with --ray and RAY_ADDRESS and is killed (SIGKILL) once two
     units are written; the rerun (here, in this process) skips them and writes the local bytes."""
     ray_cluster.ensure_worker()
     fresh(dataset)
     scratch, report = tmp_path / "scratch", tmp_path / "audit.json"
-    args = ["audit", str(dataset), "--num-perm", str(NUM_PERM), "--tmp-dir", str(scratch), "--json", str(report),
-            "--ray", ray_cluster.address]
-    p = subprocess.Popen([sys.executable, "-m", "fwpipe", *args], env={**os.environ, "RAY_ADDRESS": ""},
+    args = ["audit", str(dataset), "--num-perm", str(NUM_PERM), "--tmp-dir", str(scratch), "--json", str(report), "--ray"]
+    # --ray without an address: the driver finds the cluster through RAY_ADDRESS
+    p = subprocess.Popen([sys.executable, "-m", "fwpipe", *args], env={**os.environ, "RAY_ADDRESS": ray_cluster.address},
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for_units(scratch, 2, p)
