@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import uuid
 from collections import deque
 from pathlib import Path
@@ -70,6 +71,7 @@ class RayExecutor(Executor):
         self.unit_nodes: list[str] = []
         self._started = False
         if not ray.is_initialized():
+            _check_reachable(self.address)
             try:
                 ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False)
             except (ConnectionError, TimeoutError, ValueError) as e:
@@ -97,7 +99,10 @@ class RayExecutor(Executor):
                 yield self._result(inflight.popleft())
         finally:
             for ref in inflight:  # a failed or abandoned map: the rest need not run
-                ray.cancel(ref)
+                try:
+                    ray.cancel(ref)
+                except Exception:  # noqa: BLE001 - the error that stopped the map is the one to report
+                    pass
 
     def _result(self, ref):
         ray = _ray()
@@ -121,6 +126,18 @@ class RayExecutor(Executor):
         if self._started:
             _ray().shutdown()  # only the session this executor started; never `ray stop`
             self._started = False
+
+
+def _check_reachable(address: str | None) -> None:
+    """Fail in seconds when nothing listens at HOST:PORT: ray.init() retries a dead address for minutes."""
+    host, sep, port = (address or "").rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return  # no address (ray.init() finds or starts one), "auto", or a ray:// client address: Ray's to judge
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as e:
+        raise ClusterError(f"no Ray cluster answers at {address}: {e.strerror or e}",
+                           "start its head with `ray start --head --port 6379` there, or pass the head's HOST:PORT") from e
 
 
 def alive_nodes() -> list[dict]:

@@ -23,3 +23,16 @@ def test_importing_the_package_does_not_import_ray(monkeypatch):
     for name in [m for m in sys.modules if m == "fwpipe.raycluster"]:
         monkeypatch.delitem(sys.modules, name)
     import fwpipe.raycluster  # noqa: F401 - only making an executor or a check imports ray
+
+
+def test_an_address_where_no_cluster_listens_is_one_error_line_in_seconds():
+    pytest.importorskip("ray", reason="ray is not installed: pip install 'fwpipe[ray]'")
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = CliRunner().invoke(main, ["audit", "data/fineweb", "--ray", f"127.0.0.1:{port}"])
+    assert r.exit_code == 1
+    assert r.output.startswith(f"Error: no Ray cluster answers at 127.0.0.1:{port}: Connection refused; start its head with")
+    assert r.output.count("\n") == 1
