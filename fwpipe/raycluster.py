@@ -53,7 +53,8 @@ def _run_unit(fn, *args):
 
 
 class RayExecutor(Executor):
-    """Units as Ray tasks, one CPU each, at most `window` in flight (default 2 per cluster CPU).
+    """Units as Ray tasks, one CPU each, at most map's `window` in flight (default 2 per cluster CPU:
+    enough to keep every CPU busy while the driver takes results in unit order).
 
     address: a cluster's `HOST:PORT`, or None/"" for RAY_ADDRESS or, without it, ray.init()'s
     default (a cluster started on this machine, else a new local one). node_ids pins unit i to
