@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import polars as pl
@@ -36,12 +35,14 @@ from fwpipe.raycluster import RayExecutor, alive_nodes, raise_unseen, remove_pro
 from fwpipe.shards import open_tokens
 from fwpipe.tokenizer import encode
 from tests.audit.conftest import edit_words, write_fwpipe
+from tests.cluster.helpers import SlowUnits, wait_for_files
 
 pytestmark = pytest.mark.slow  # a Ray cluster: ~10 s to start, then real tasks
 
 NUM_PERM = 1024
 OPTS = {"num_perm": NUM_PERM}
 UNITS = 18
+KEYS = "fwpipe-dedup-*/keys.*"  # a signature unit's file in the scratch directory, there only once whole
 
 
 @pytest.fixture(scope="module")
@@ -86,19 +87,6 @@ def test_units_run_on_both_nodes_and_give_the_local_bytes(ray_cluster, dataset, 
     assert list(tmp_path.iterdir()) == []  # scratch and the storage probes are gone
 
 
-def _wait_for_units(tmp: Path, n: int, alive, timeout: float = 60) -> int:
-    """Wait until n signature units are written under tmp; the number written by then."""
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < timeout:
-        done = len(list(tmp.glob("fwpipe-dedup-*/keys.*")))
-        if done >= n:
-            return done
-        if alive is not None and not (alive.is_alive() if hasattr(alive, "is_alive") else alive.poll() is None):
-            raise AssertionError("the run ended before the units were written")
-        time.sleep(0.005)
-    raise AssertionError(f"no {n} units in {timeout} s")
-
-
 def test_a_killed_driver_rerun_reuses_units_and_gives_the_local_bytes(ray_cluster, dataset, local, tmp_path, caplog):
     """The CLI in a process of its own connects with --ray and RAY_ADDRESS and is killed (SIGKILL) once two
     units are written; the rerun (here, in this process) skips them and writes the local bytes."""
@@ -110,11 +98,11 @@ def test_a_killed_driver_rerun_reuses_units_and_gives_the_local_bytes(ray_cluste
     p = subprocess.Popen([sys.executable, "-m", "fwpipe", *args], env={**os.environ, "RAY_ADDRESS": ray_cluster.address},
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for_units(scratch, 2, p)
+        wait_for_files(scratch, KEYS, 2, p)
     finally:
         p.send_signal(signal.SIGKILL)
         p.wait()
-    done = len(list(scratch.glob("fwpipe-dedup-*/keys.*")))
+    done = len(list(scratch.glob(KEYS)))
     assert 2 <= done < UNITS and not report.exists()
     with caplog.at_level(logging.INFO, logger="fwpipe.dedup.engine"):
         r = CliRunner().invoke(main, args)
@@ -176,22 +164,7 @@ def test_a_directory_a_node_cannot_write_is_one_error_line(ray_cluster, tmp_path
         check_shared_storage([tmp_path / "gone"])
 
 
-def _slow(fn, delay: float, *args):
-    time.sleep(delay)
-    return fn(*args)
-
-
-class SlowUnits(RayExecutor):
-    """Each unit waits `delay` s before it runs: units stay in flight long enough to lose a node under them."""
-
-    delay = 0.25
-
-    def map(self, fn, units, *, window=None):
-        return super().map(_slow, ((fn, self.delay, *a) for a in units), window=window)
-
-
 def test_a_node_lost_mid_run_gives_the_local_bytes(ray_cluster, dataset, local, tmp_path):
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # _slow, for workers that cannot import tests/
     worker = ray_cluster.ensure_worker()
     node = ray_cluster.workers()[0]
     fresh(dataset)
@@ -200,7 +173,7 @@ def test_a_node_lost_mid_run_gives_the_local_bytes(ray_cluster, dataset, local, 
     ex = SlowUnits(ray_cluster.address, node_ids=[worker], soft=True)
     run = threading.Thread(target=lambda: result.update(r=audit(dataset, tmp_dir=tmp_path, executor=ex, **OPTS)))
     run.start()
-    done = _wait_for_units(tmp_path, 1, run)
+    done = wait_for_files(tmp_path, KEYS, 1, run)
     ray_cluster.cluster.remove_node(node, allow_graceful=False)  # as a machine that fails: no notice
     run.join(timeout=120)
     try:
