@@ -77,18 +77,9 @@ def fresh(ds: Path) -> None:
     (ds / "clusters.parquet").unlink(missing_ok=True)  # so each run must write it again
 
 
-def test_units_run_on_both_nodes_and_give_the_local_bytes(ray_cluster, dataset, local, tmp_path):
-    nodes = [ray_cluster.head, ray_cluster.ensure_worker()]
-    fresh(dataset)
-    with RayExecutor(ray_cluster.address, node_ids=nodes, soft=False) as ex:
-        got = outputs(dataset, audit(dataset, tmp_dir=tmp_path, executor=ex, **OPTS))
-    assert ex.unit_nodes == [nodes[i % 2] for i in range(UNITS)]  # pinned, and each result records where it ran
-    assert got == local
-    assert list(tmp_path.iterdir()) == []  # scratch and the storage probes are gone
-
-
 def test_a_killed_driver_rerun_reuses_units_and_gives_the_local_bytes(ray_cluster, dataset, local, tmp_path, caplog):
-    """The CLI in a process of its own connects with --ray and RAY_ADDRESS and is killed (SIGKILL) once two
+    """First of the tests, so that this process has no idle Ray workers yet (~120 MB each) while
+    the killed driver's are up. The CLI in a process of its own connects with --ray and RAY_ADDRESS and is killed (SIGKILL) once two
     units are written; the rerun (here, in this process) skips them and writes the local bytes."""
     ray_cluster.ensure_worker()
     fresh(dataset)
@@ -110,6 +101,17 @@ def test_a_killed_driver_rerun_reuses_units_and_gives_the_local_bytes(ray_cluste
     reused = [m for m in caplog.messages if m.endswith(f" of {UNITS} signature units already done")]
     assert len(reused) == 1 and int(reused[0].split()[1]) >= done
     assert outputs(dataset, json.loads(report.read_text())) == local
+
+
+def test_units_run_on_both_nodes_and_give_the_local_bytes(ray_cluster, dataset, local, tmp_path):
+    nodes = [ray_cluster.head, ray_cluster.ensure_worker()]
+    fresh(dataset)
+    with RayExecutor(ray_cluster.address, node_ids=nodes, soft=False) as ex:
+        got = outputs(dataset, audit(dataset, tmp_dir=tmp_path, executor=ex, **OPTS))
+    assert ex.unit_nodes == [nodes[i % 2] for i in range(UNITS)]  # pinned, and each result records where it ran
+    assert ray.is_initialized()  # the executor did not shut down the session it found
+    assert got == local
+    assert list(tmp_path.iterdir()) == []  # scratch and the storage probes are gone
 
 
 def test_a_unit_failing_on_bad_input_is_one_error_line(ray_cluster, tmp_path, monkeypatch):
