@@ -179,6 +179,12 @@ def _unseen(d: str, names: list[str], files: dict[str, int]) -> list[str]:
     return out
 
 
+def _fwpipe_version() -> str:
+    from fwpipe import __version__
+
+    return __version__
+
+
 def _remove_probe(d: str, name: str) -> None:
     try:
         os.unlink(Path(d) / name)
@@ -192,8 +198,16 @@ def _on_each(nodes: list[dict], fn, args: list[tuple]) -> list:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     task = ray.remote(fn)
-    return ray.get([task.options(num_cpus=0, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
-                    .remote(*a) for n, a in zip(nodes, args)])
+    refs = [task.options(num_cpus=0, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+            .remote(*a) for n, a in zip(nodes, args)]
+    out = []
+    for n, ref in zip(nodes, refs):
+        try:
+            out.append(ray.get(ref))
+        except ray.exceptions.RayError as e:  # fwpipe missing there (the task cannot be unpickled), the node lost
+            raise ClusterError(f"node {_node_name(n)} cannot run fwpipe's tasks: {str(e).strip().splitlines()[-1][:200]}",
+                               "install the same fwpipe and ray on every node (pip install 'fwpipe[ray]')") from e
+    return out
 
 
 def _node_name(n: dict) -> str:
@@ -234,10 +248,17 @@ def remove_probes(d: str | Path, nodes: list[dict], names: dict[str, str]) -> No
 
 
 def check_shared_storage(write_dirs: Iterable[str | Path], read_files: Iterable[str | Path] = ()) -> None:
-    """Raise ClusterError (one line: which directory, which node) unless every alive node and the
-    driver can write a file in each of write_dirs and read back what the others wrote there, and
-    see each of read_files with the size the driver sees. The probes are removed after."""
+    """Raise ClusterError (one line: which directory, which node) unless every alive node runs
+    the driver's fwpipe, and it and the driver can write a file in each of write_dirs and read
+    back what the others wrote there, and see each of read_files with the size the driver sees.
+    The probes are removed after."""
+    from fwpipe import __version__
+
     nodes, write_dirs = alive_nodes(), list(write_dirs)
+    for n, version in zip(nodes, _on_each(nodes, _fwpipe_version, [()] * len(nodes))):
+        if version != __version__:  # other code could write other bytes
+            raise ClusterError(f"node {_node_name(n)} runs fwpipe {version}, the driver {__version__}",
+                               "install the same fwpipe on every node")
     files = {str(p): os.path.getsize(p) for p in read_files}
     for d in write_dirs:
         names = write_probes(d, nodes)

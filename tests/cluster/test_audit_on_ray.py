@@ -166,6 +166,18 @@ def test_a_directory_a_node_cannot_write_is_one_error_line(ray_cluster, tmp_path
         check_shared_storage([tmp_path / "gone"])
 
 
+def test_a_node_with_another_fwpipe_is_one_error_line(ray_cluster, tmp_path, monkeypatch):
+    """The nodes run the installed fwpipe; this driver pretends to be another version."""
+    import fwpipe
+    from fwpipe.raycluster import check_shared_storage
+
+    installed = fwpipe.__version__
+    monkeypatch.setattr(fwpipe, "__version__", "0.0.0-other")
+    with pytest.raises(ClusterError, match=rf"^node [0-9a-f]{{12}} \(.*\) runs fwpipe {installed}, the driver 0.0.0-other \(hint: install the same fwpipe"):
+        check_shared_storage([tmp_path])
+    assert list(tmp_path.iterdir()) == []  # refused before any probe was written
+
+
 def test_a_node_lost_mid_run_gives_the_local_bytes(ray_cluster, dataset, local, tmp_path):
     worker = ray_cluster.ensure_worker()
     node = ray_cluster.workers()[0]
