@@ -27,6 +27,7 @@ from fwpipe.dedup import SCHEME, DedupConfig, near_clusters, scratch_bytes
 from fwpipe.dedup import memory_bytes as dedup_memory_bytes
 from fwpipe.shards import release_pages
 from fwpipe.errors import ConfigError, FwpipeError, InputFormatError
+from fwpipe.fmt import size
 from fwpipe.shards import open_dataset, written_by_audit
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def audit(
     exact = exact_duplicates(corpus)
     report["exact_duplicates"] = exact.report
     scratch_dir = tmp_dir or tempfile.gettempdir()
-    step(f"near duplicates (scratch: {scratch_bytes(corpus.n_docs, cfg.bands) / 1e9:.2f} GB in {scratch_dir})")
+    step(f"near duplicates (scratch: {size(scratch_bytes(corpus.n_docs, cfg.bands))} in {scratch_dir})")
     scratch, comp = near_clusters(corpus, cfg, copy_of=exact.first, tmp_dir=scratch_dir,
                                   identity=_identity(ds), memory_bytes=memory_bytes)
     near = near_duplicates(corpus, comp, cfg)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -152,7 +151,7 @@ def _sizing(options: PrepareOptions, sources: list[Source], train_stream: int, s
         return None
     from fwpipe import budget as budget_mod
 
-    target = math.ceil(options.budget_tokens / options.max_epochs)
+    target = budget_mod.unique_tokens_needed(options.budget_tokens, options.max_epochs)
     used, unused, gpos0 = [], [], 0
     for src in sources:
         if stop is None or stop >= gpos0 + src.rows:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import threading
 import time
@@ -25,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fwpipe import shards
+from fwpipe import budget as budget_mod, shards
 from fwpipe.atomic import lock_dir
 from fwpipe.dedup.scratch import memory_bytes as dedup_memory_bytes
 from fwpipe.errors import OutputError
@@ -258,7 +257,7 @@ class _Appender:
 
     def __init__(self, writers: dict[str, SplitWriter], options: PrepareOptions, train_cursor: int):
         self.writers = writers
-        self.target = math.ceil(options.budget_tokens / options.max_epochs) if options.budget_tokens else None
+        self.target = budget_mod.unique_tokens_needed(options.budget_tokens, options.max_epochs) if options.budget_tokens else None
         self.train_tokens = writers["train"].finished_tokens()
         # a resumed run whose train shards already hold the budget stopped at their last row
         self.stop: int | None = train_cursor if self.target is not None and self.train_tokens >= self.target else None
@@ -343,7 +342,7 @@ def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOpt
     from fwpipe.pipeline import dedup
 
     first_options = PrepareOptions(text_column=options.text_column, val_fraction=0.0, seed=options.seed, shard_tokens=options.shard_tokens, dedup="none")
-    target = math.ceil(options.budget_tokens / options.max_epochs) if options.budget_tokens else None
+    target = budget_mod.unique_tokens_needed(options.budget_tokens, options.max_epochs) if options.budget_tokens else None
     stages, tokenized, raw_train = [], 0, 0
     names = [src.path for src in sources]
     note = Progress(enabled=progress)

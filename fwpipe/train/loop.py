@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from fwpipe import __version__
 from fwpipe.errors import BudgetError, ConfigError, DivergedError, InputFormatError, ShardFormatError
+from fwpipe.fmt import duration
 from fwpipe.shards import Dataset, open_dataset
 from fwpipe.train import dist, rundir
 from fwpipe.train.config import TrainConfig, load_config, to_dict, to_toml
@@ -424,7 +425,7 @@ def _train(run: Run, rd: rundir.RunDir | None, emit: Callable[[Event], None], st
                 if not eta_said and it >= 2 * cfg.log_interval:
                     eta_said = True
                     emit({"kind": "message", "level": "info",
-                          "text": f"ETA {_duration(r['eta_s'])} for {max_iters - it:,} more iterations at {tok_s:,.0f} tokens/s"})
+                          "text": f"ETA {duration(r['eta_s'])} for {max_iters - it:,} more iterations at {tok_s:,.0f} tokens/s"})
             if it % cfg.eval_interval == 0 or it == max_iters or it == stop:
                 bad = any_bad()
                 if bad >= 0:
@@ -451,14 +452,6 @@ def _train(run: Run, rd: rundir.RunDir | None, emit: Callable[[Event], None], st
 
 def dev_peak(plan: dict[str, Any]) -> float | None:
     return plan.get("device", {}).get("peak_tflops")
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}min"
-    return f"{seconds / 3600:.1f}h"
 
 
 def _compile(torch, model, ctx, batches: list, device: str, emit: Callable[[Event], None]):
