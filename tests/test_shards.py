@@ -96,7 +96,7 @@ def test_bad_ids_stop_train_with_one_line(tmp_path):
     from fwpipe.cli import main
 
     data = _llmc_dir(tmp_path / "bad", [EOT, *range(100), EOT, 50300, 7] * 50)  # 50300 < 50304: trained silently before
-    r = CliRunner().invoke(main, ["train", "--data", str(data), "--config", "tiny-cpu", "--budget-tokens", "1e4", "--device", "cpu",
+    r = CliRunner().invoke(main, ["train", str(data), "--config", "tiny-cpu", "--budget-tokens", "1e4", "--device", "cpu",
                                   "--out", str(tmp_path / "run"), "--dry-run"])
     assert r.exit_code == 1, r.output
     assert r.output.startswith("Error: ") and len(r.output.splitlines()) == 1, r.output

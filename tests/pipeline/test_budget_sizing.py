@@ -70,12 +70,12 @@ def test_bad_budget_values(tmp_path, first150):
 def test_train_takes_the_budget_from_the_manifest_and_says_how_epochs_change(tmp_path, first150, sample1400):
     ds = tmp_path / "ds"
     prepare([first150, sample1400], ds, options=PrepareOptions(budget_tokens=1_000_000, max_epochs=2), progress=False)
-    r = CliRunner().invoke(main, ["train", "--data", str(ds), "--config", "tiny-cpu", "--dry-run", "--out", str(tmp_path / "run"), "--json", str(tmp_path / "p.json")])
+    r = CliRunner().invoke(main, ["train", str(ds), "--config", "tiny-cpu", "--dry-run", "--out", str(tmp_path / "run"), "--json", str(tmp_path / "p.json")])
     assert r.exit_code == 0, r.output
     plan = json.loads((tmp_path / "p.json").read_text())
     assert plan["budget_tokens"] == 1_000_000 and plan["budget_source"] == "manifest"
     assert "budget taken from the manifest" in r.output
-    r = CliRunner().invoke(main, ["train", "--data", str(ds), "--config", "tiny-cpu", "--dry-run", "--out", str(tmp_path / "run"), "--budget-tokens", "3e6"])
+    r = CliRunner().invoke(main, ["train", str(ds), "--config", "tiny-cpu", "--dry-run", "--out", str(tmp_path / "run"), "--budget-tokens", "3e6"])
     assert r.exit_code == 0, r.output
     assert "this budget runs" in r.output and "(3.00x)" in r.output
 
