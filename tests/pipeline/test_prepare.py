@@ -131,3 +131,15 @@ def test_text_key_fallback_and_documents_longer_than_a_shard(tmp_path):
     src = write_parquet(tmp_path / "x.parquet", {"text": ["short one", long_text, "short two", "short three"]})
     s = prepare([src], tmp_path / "out", options=PrepareOptions(shard_tokens=100), progress=False)
     assert s["skipped"]["too_long"] == 1 and s["docs"] == 3
+
+
+def test_cli_json_dash_is_the_summary_alone_on_stdout(first150, tmp_path):
+    from click.testing import CliRunner
+
+    from fwpipe.cli import main
+
+    r = CliRunner().invoke(main, ["prepare", str(first150), "-o", str(tmp_path / "ds"), "--dedup", "none", "--json", "-"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    m = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert s["docs"] == 150 and s["splits"]["train"]["tokens"] == m["splits"]["train"]["tokens"]

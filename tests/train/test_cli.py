@@ -94,3 +94,20 @@ def test_too_many_epochs_refused(tiny_data, tmp_path):
 def test_missing_torch_is_a_hint(monkeypatch, tiny_data):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
     assert_error(cli("train", tiny_data, "--budget-tokens", "1e6"), "PyTorch", "pip install")
+
+
+def test_json_dash_puts_the_plan_alone_on_stdout(tiny_data, tmp_path):
+    r = CliRunner().invoke(main, ["train", str(tiny_data), "--budget-tokens", "1e5", "--dry-run", "--json", "-",
+                                  "--out", str(tmp_path / "run"), *map(str, TINY)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    plan = json.loads(r.stdout)  # nothing else on stdout
+    assert plan["iterations"] == 782 and plan["unique_tokens"] > 0
+
+
+def test_data_flag_still_works_with_one_deprecation_line(tiny_data, tmp_path):
+    r = CliRunner().invoke(main, ["train", "--data", str(tiny_data), "--budget-tokens", "1e5", "--dry-run", "--out", str(tmp_path / "run"),
+                                  *map(str, TINY)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert r.stderr.count("--data is deprecated") == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "782 iterations" in r.stdout
+    assert_error(cli("train", tmp_path / "other", "--data", tiny_data, "--budget-tokens", "1e5", *TINY), "dataset is given twice")
