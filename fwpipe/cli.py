@@ -123,8 +123,8 @@ def budget_option(effect: str):
 
 def params_option(f):
     return click.option("--params", type=PARAMS, default=None,
-                        help="Model parameters (e.g. 40e6): adds tokens per parameter and the compute-optimal size (Chinchilla); "
-                             f"without --budget-tokens the budget is Chinchilla's {B.CHINCHILLA_TOKENS_PER_PARAM:g} tokens per parameter.")(f)  # fmt: skip
+                        help="Model parameters (e.g. 40e6): adds tokens per parameter and the compute-optimal size (Chinchilla); without "
+                             f"--budget-tokens the budget is Chinchilla's {B.CHINCHILLA_TOKENS_PER_PARAM:g} tokens per parameter.")(f)  # fmt: skip
 
 
 def json_option(what: str):
@@ -596,7 +596,8 @@ def eval_(checkpoint, hellaswag, device, json_path):
     model, _ = load_model(checkpoint, dev.torch_device)
     r = hs.evaluate(model, examples, dev.torch_device)
     r = {"checkpoint": checkpoint, "hellaswag": hellaswag, **r}
-    _summary(json_path, r, f"hellaswag acc_norm {r['hellaswag_acc_norm']:.2%} ({r['hellaswag_correct']:,}/{r['hellaswag_total']:,}) on {hellaswag}")
+    text = f"hellaswag acc_norm {r['hellaswag_acc_norm']:.2%} ({r['hellaswag_correct']:,}/{r['hellaswag_total']:,}) on {hellaswag}"
+    _summary(json_path, r, text)
 
 
 if __name__ == "__main__":

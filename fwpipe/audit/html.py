@@ -204,14 +204,16 @@ def _budget(report: dict) -> str:
            f"Verdict: <b>{esc(b.get('verdict', '?'))}</b>: {esc(b.get('verdict_text', ''))}.</p>")
     if epochs > 1:
         if b.get("files_for_4_epochs"):
-            out += (f"<p><b>Files needed:</b> {b['files_for_4_epochs']:,} input files like these bring it to at most {B.REPEATS_FREE_EPOCHS:g} epochs, "
+            out += (f"<p><b>Files needed:</b> {b['files_for_4_epochs']:,} input files like these bring it to at most "
+                    f"{B.REPEATS_FREE_EPOCHS:g} epochs, "
                     f"{b.get('files_for_1_epoch', 0):,} to one epoch ({b.get('source_files')} now, {h(b.get('tokens_per_source_file'))} "
                     "tokens each).</p>")
         elif b.get("data_multiple_for_4_epochs"):
             out += (f"<p><b>Data needed:</b> {b['data_multiple_for_4_epochs']:.1f}x this data ({h(b.get('unique_tokens_for_4_epochs'))} "
                     f"tokens) for at most {B.REPEATS_FREE_EPOCHS:g} epochs, {b.get('data_multiple_for_1_epoch', 0):.1f}x for one.</p>")
     if b.get("params"):
-        out += (f"<p>{h(b['params'])} parameters: {b.get('tokens_per_param', 0):.0f} tokens per parameter (Chinchilla ~{B.CHINCHILLA_TOKENS_PER_PARAM:g}): "
+        out += (f"<p>{h(b['params'])} parameters: {b.get('tokens_per_param', 0):.0f} tokens per parameter "
+                f"(Chinchilla ~{B.CHINCHILLA_TOKENS_PER_PARAM:g}): "
                 f"{esc(b.get('chinchilla_verdict', ''))}. Compute-optimal for this compute: {h(b.get('optimal_params'))} "
                 f"parameters on {h(b.get('optimal_tokens'))} tokens.</p>")
     plt = pyplot()

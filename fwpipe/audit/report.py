@@ -147,10 +147,12 @@ def terminal(report: dict) -> str:
             f"the budget); verdict: {b['verdict']}")
         if b["epochs"] > 1:
             if b["files_for_4_epochs"]:
-                add(f"  for <= {b['repeats_free_epochs']:g} epochs: {b['files_for_4_epochs']:,} input files like these ({b['source_files']} now, "
+                add(f"  for <= {b['repeats_free_epochs']:g} epochs: {b['files_for_4_epochs']:,} input files like these "
+                    f"({b['source_files']} now, "
                     f"{h(b['tokens_per_source_file'])} tokens each); for 1 epoch: {b['files_for_1_epoch']:,}")
             else:
-                add(f"  for <= {b['repeats_free_epochs']:g} epochs: {b['data_multiple_for_4_epochs']:.1f}x this data ({h(b['unique_tokens_for_4_epochs'])} "
+                add(f"  for <= {b['repeats_free_epochs']:g} epochs: {b['data_multiple_for_4_epochs']:.1f}x this data "
+                    f"({h(b['unique_tokens_for_4_epochs'])} "
                     f"tokens); for 1 epoch: {b['data_multiple_for_1_epoch']:.1f}x")
         if "params" in b:
             add(f"  {h(b['params'])} params, {b['tokens_per_param']:.0f} tokens/param (Chinchilla ~{b['chinchilla_tokens_per_param']:g})")
