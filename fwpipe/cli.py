@@ -27,7 +27,7 @@ from fwpipe import __version__
 from fwpipe import budget as B
 from fwpipe.atomic import write_json
 from fwpipe.errors import FwpipeError
-from fwpipe.fmt import size
+from fwpipe.fmt import count, size
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 DEFAULT_DATASET = "data/fineweb"
@@ -372,7 +372,7 @@ def format_prepare_summary(s: dict) -> str:
     g = s.get("fetched")
     if g:
         lines.append(f"  fetched {size(g['fetched_bytes'])} in {g['requests']:,} requests" + (f", {g['retries']:,} retries" if g["retries"] else ""))
-    lines.append(f"  {s['seconds']:.1f} s, {s['tokens_per_s'] / 1e6:.2f}M tokens/s on {s['workers']} worker(s)")
+    lines.append(f"  {s['seconds']:.1f} s, {count(s['tokens_per_s'])} tokens/s on {s['workers']} worker(s)")
     return "\n".join(lines)
 
 

@@ -61,7 +61,7 @@ def diagnose(evals: list[dict[str, Any]], *, n_params: int, unique_tokens: int, 
         "advice": [],
     }
     lines = [f"plateau: val loss improves {per_doubling:.3f} per doubling of tokens (threshold {threshold:g}) "
-             f"at {seen / 1e6:,.3g}M tokens, epoch {epochs_so_far:.2f}"]
+             f"at {count(seen)} tokens, epoch {epochs_so_far:.2f}"]
     if gap is not None:
         read = "val above train: the model fits repeated train text better than unseen text" if gap > 0.05 else "no sign of memorising"
         lines.append(f"  train {last['train_loss']:.3f} vs val {last['val_loss']:.3f} in eval mode (gap {gap:+.3f}; {read})")

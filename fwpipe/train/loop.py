@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from fwpipe import __version__
 from fwpipe.errors import BudgetError, ConfigError, DivergedError, InputFormatError, ShardFormatError
-from fwpipe.fmt import duration
+from fwpipe.fmt import count, duration
 from fwpipe.shards import Dataset, open_dataset
 from fwpipe.train import dist, rundir
 from fwpipe.train.config import TrainConfig, load_config, to_dict, to_toml
@@ -358,7 +358,7 @@ def _train(run: Run, rd: rundir.RunDir | None, emit: Callable[[Event], None], st
         if not main:
             return
         with rd.writing(rundir.LOSS_PNG) as path:
-            plot_losses(records, loader.tokens_per_epoch, path, title=f"{cfg.name}: {plan['params_non_embedding'] / 1e6:.1f}M params",
+            plot_losses(records, loader.tokens_per_epoch, path, title=f"{cfg.name}: {count(plan['params_non_embedding'])} params",
                         dropout=cfg.model.dropout, diagnosis=d.get("diagnosis"))
 
     emit({"kind": "message", "level": "info",

@@ -150,7 +150,7 @@ def format_plan(plan: dict[str, Any]) -> list[str]:
     if dev.get("peak_tflops"):
         lines.append(f"  peak        {dev['peak_tflops']:g} TFLOPS dense bf16 ({dev.get('peak_source', 'table')})"
                      + (f" x {ws} GPUs" if ws > 1 else "") + "; "
-                     f"{plan['flops_per_token'] / 1e6:.1f} MFLOPs/token")
+                     f"{count(plan['flops_per_token'])} FLOPs/token")
     if plan.get("hellaswag"):
         lines.append(f"  hellaswag   {plan['hellaswag']['examples']:,} examples from {plan['hellaswag']['path']}, acc_norm at every eval")
     z = plan.get("sizing")
