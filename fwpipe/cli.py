@@ -90,8 +90,9 @@ class FwpipeGroup(click.Group):
     def make_context(self, info_name, args, parent=None, **extra):
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
-        except click.exceptions.NoArgsIsHelpError:
-            raise  # bare `fwpipe`: the help page, as asked
+        except click.exceptions.NoArgsIsHelpError as e:  # bare `fwpipe`: the help page, as `fwpipe -h` (click would exit 2)
+            click.echo(e.ctx.get_help())
+            raise click.exceptions.Exit(0) from None
         except click.UsageError as e:  # `fwpipe --bogus`
             raise _one_line(e) from None
 

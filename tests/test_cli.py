@@ -75,6 +75,7 @@ def test_every_usage_error_is_one_line_and_exit_1(args, fragment):
 
 
 def test_help_is_not_an_error():
-    for args in (["-h"], ["audit", "-h"], ["estimate", "--help"]):
+    for args in ([], ["-h"], ["audit", "-h"], ["estimate", "--help"]):
         r = CliRunner().invoke(main, args)
         assert r.exit_code == 0 and r.output.startswith("Usage: fwpipe"), r.output
+    assert "Commands:" in CliRunner().invoke(main, []).output
