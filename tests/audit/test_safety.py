@@ -105,12 +105,20 @@ def test_read_only_dataset_is_audited_with_a_warning(planted_dirs, read_only, tm
 
 
 @pytest.mark.parametrize("args,says", [
-    (["--budget-tokens", "1e9", "--params=-5"], "--params -5 is not a positive number"),
-    (["--budget-tokens", "1e9", "--params", "0"], "--params 0 is not a positive number"),
-    (["--params", "40e6"], "no --budget-tokens was given"),
+    (["--budget-tokens", "1e9", "--params=-5"], "'--params': '-5' is not a positive number of parameters"),
+    (["--budget-tokens", "1e9", "--params", "0"], "'--params': '0' is not a positive number of parameters"),
 ])
 def test_bad_params_give_one_line(planted_dirs, args, says):
     assert says in one_line(run(planted_dirs["llmc"], *args))
+
+
+def test_the_library_refuses_params_without_a_budget(planted_dirs):
+    # --params alone is never ignored: the CLI budgets 20 tokens/param (tests/audit/test_cli.py), the library refuses
+    from fwpipe.audit import audit
+    from fwpipe.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no --budget-tokens was given"):
+        audit(planted_dirs["llmc"], params=40e6)
 
 
 @pytest.mark.parametrize("rule,says", [
