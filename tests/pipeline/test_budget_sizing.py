@@ -40,6 +40,7 @@ def test_stops_at_the_exact_document(tmp_path, full, first150, sample1400, budge
         assert sizing["inputs_used"] == [{"path": str(first150), "rows": stop_gpos + 1}]
 
 
+@pytest.mark.slow
 def test_budget_prepare_is_deterministic_and_workers_do_not_matter(tmp_path, first150, sample1400):
     opts = PrepareOptions(shard_tokens=100_000, budget_tokens=900_000)
     prepare([first150, sample1400], tmp_path / "a", options=opts, workers=1, progress=False)

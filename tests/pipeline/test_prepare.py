@@ -61,6 +61,7 @@ def test_manifest_totals_and_token_count_check(prepared):
     assert m["splits"]["val"]["docs"] >= 1
 
 
+@pytest.mark.slow
 def test_same_bytes_for_any_workers_and_split_independent_of_order(tmp_path, sample1400, first150):
     a = prepare([sample1400, first150], tmp_path / "a", options=PrepareOptions(shard_tokens=300_000), workers=1, progress=False)
     b = prepare([sample1400, first150], tmp_path / "b", options=PrepareOptions(shard_tokens=300_000), workers=3, buffer_mb=1, progress=False)
@@ -89,6 +90,7 @@ def test_rerun_does_nothing_and_changed_input_is_refused(tmp_path, first150):
     assert s["docs"] == 100
 
 
+@pytest.mark.slow
 def test_nanogpt_export_is_the_same_stream_with_eot_after(tmp_path, sample1400):
     prepare([sample1400], tmp_path / "fw", options=PrepareOptions(shard_tokens=150_000), progress=False)
     prepare([sample1400], tmp_path / "ng", options=PrepareOptions(shard_tokens=150_000, format="nanogpt"), progress=False)

@@ -42,6 +42,7 @@ def test_kill_9_then_rerun_gives_identical_bytes(tmp_path, sample1400, first150)
     assert "prepared" in done.stdout
 
 
+@pytest.mark.slow
 def test_disk_full_leaves_nothing_that_looks_complete_and_resumes(tmp_path, monkeypatch, sample1400):
     opts = PrepareOptions(shard_tokens=100_000)
     prepare([sample1400], tmp_path / "ref", options=opts, progress=False)
@@ -68,6 +69,7 @@ def test_disk_full_leaves_nothing_that_looks_complete_and_resumes(tmp_path, monk
     assert s["resumed"] and dir_digest(out) == dir_digest(tmp_path / "ref")
 
 
+@pytest.mark.slow
 def test_crash_after_the_first_pass_of_dedup_resumes_to_identical_bytes(tmp_path, monkeypatch, sample1400, first150):
     opts = PrepareOptions(shard_tokens=100_000, dedup="near")
     prepare([sample1400, first150], tmp_path / "ref", options=opts, progress=False)

@@ -42,6 +42,7 @@ def test_dry_run_prints_and_writes_the_plan(tmp_path, tiny_data):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_train_resume_and_sample(tmp_path, tiny_data):
     out = tmp_path / "run"
     r = cli("train", tiny_data, "--budget-tokens", 6 * 128, "--out", out, "--peak-tflops", 0.5, *TINY)
