@@ -186,7 +186,7 @@ def main() -> None:
         print(f"generated {gen['tokens']:,} tokens in {gen['docs']:,} docs in {time.perf_counter() - t:.0f} s")
         from fwpipe.audit.corpus import index
         from fwpipe.dedup.lsh import signatures
-        from fwpipe.shards import open_dataset
+        from fwpipe.dataset import open_dataset
 
         corpus = index(open_dataset(root))
         sig = signatures(corpus)

@@ -23,7 +23,7 @@ from fwpipe.dedup.lsh import signatures
 from fwpipe.dedup.query import near_matches
 from fwpipe.errors import InputFormatError, InputNotFoundError
 from fwpipe.kernels import doc_hashes, hashset_build, hashset_filter, hashset_slots, ngram_probe, window_hashes
-from fwpipe.shards import SPLITS, open_dataset
+from fwpipe.dataset import SPLITS, open_dataset
 from fwpipe.tokenizer import EOT, get_encoding
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from fwpipe.dedup import DEFAULT_MEMORY_BYTES, DedupConfig, Scratch, components, exact_first, index_shards, near_clusters
 from fwpipe.pipeline.split import TRAIN, VAL
-from fwpipe.shards import Dataset, Split, open_dataset
+from fwpipe.dataset import REMOVED_COLUMNS, Dataset, Split, open_dataset
 from fwpipe.tokenizer import EOT
 
 log = logging.getLogger(__name__)
@@ -212,4 +212,4 @@ def removed_table(p: DedupPlan, batch_rows: int = BATCH_ROWS) -> pa.Table:
             "kept_source_file": take("source_file", kept),
             "kept_source_row": take("source_row", kept),
         }
-    )
+    ).select(list(REMOVED_COLUMNS))
