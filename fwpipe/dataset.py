@@ -1,18 +1,20 @@
-"""The dataset directory: everything on disk besides the token bytes (those are fwpipe.shards').
+r"""The dataset directory: everything on disk besides the token bytes (those are fwpipe.shards').
 
     manifest.json        the Manifest below: versioned, read and written only here
     train_000000.bin     token shards (shard_name; their bytes: fwpipe.shards)
-    docs.parquet         DOCS_SCHEMA: one row per document, written by prepare
+    docs.parquet         docs_schema(): one row per document, written by prepare
     token_counts.npy     int64 (2, vocab): the token histograms of train and val
     removed.parquet      REMOVED_COLUMNS: with --dedup, each dropped document and its keeper
-    clusters.parquet     CLUSTERS_SCHEMA: written by audit, marked WRITTEN_BY
+    clusters.parquet     clusters_schema(): written by audit, marked WRITTEN_BY
 
 open_dataset() reads a fwpipe directory, a nanoGPT directory (train.bin / val.bin) or llm.c
 shards; the other stages see a Dataset and, for a fwpipe one, its typed Manifest.
 
-One owner: no other module reads a manifest key. Checked with
-    grep -rnE 'manifest\\[|\\["(splits|sizing|sources|status|outputs|summary|skipped)"\\]|\\.get\\("(sizing|splits|sources|status|format|outputs)"\\)|json\\.loads\\(.*(MANIFEST|manifest)' fwpipe
-which finds only this file.
+One owner: outside this module a manifest is a Manifest (typed attributes), never a dict, and
+no other module parses manifest.json. Both greps print nothing (run from the repository root):
+    grep -rnE --include=*.py 'json\.loads\(.*(MANIFEST|manifest)|(MANIFEST|manifest\.json).*read_(text|bytes)' fwpipe bench \
+        | grep -v fwpipe/dataset.py
+    grep -rnE --include=*.py '(manifest|\bman|\bold)(\[|\.get\()' fwpipe bench | grep -v fwpipe/dataset.py
 """
 
 from __future__ import annotations
@@ -163,7 +165,8 @@ class Sizing:
     more_files_needed: int | None = None
 
     def to_json(self) -> dict:
-        return {k: v for k, v in vars(self).items() if not (self.reached and k in ("shortfall_tokens", "files_needed", "more_files_needed"))}
+        unreached = ("shortfall_tokens", "files_needed", "more_files_needed")
+        return {k: v for k, v in vars(self).items() if not (self.reached and k in unreached)}
 
 
 @dataclass
@@ -256,7 +259,7 @@ def parse_manifest(obj: object) -> Manifest:
         raise _Shape(f"a JSON {type(obj).__name__}, not the object fwpipe prepare writes")
     version = obj.get("manifest_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise _Shape(f"no valid manifest_version (found {version!r}), not a manifest fwpipe prepare writes")
+        raise _Shape(f"no valid manifest_version (found {version!r})")
     if version > MANIFEST_VERSION:
         raise _Newer(version)
     status = obj.get("status")
@@ -286,16 +289,23 @@ def parse_manifest(obj: object) -> Manifest:
             m.sizing = Sizing(**sizing)
         except TypeError as e:
             raise _Shape(f"'sizing' is not the object prepare --budget-tokens writes ({e})") from None
+        if not all(_number(getattr(m.sizing, k)) and getattr(m.sizing, k) > 0 for k in ("budget_tokens", "max_epochs")):
+            raise _Shape("'sizing' holds a budget_tokens or max_epochs that is not a positive number")
     return m
+
+
+def _number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _parse_split(name: str, s: object) -> SplitTotals:
     files = s.get("shard_files", []) if isinstance(s, dict) else None
     if not isinstance(files, list) or not all(isinstance(f, dict) and plain_name(f.get("file")) for f in files):
         raise _Shape(f"splits.{name}.shard_files is not a list of {{'file': NAME}} in the directory")
-    known = {f.name for f in fields(SplitTotals)}
-    return SplitTotals(**{k: v for k, v in s.items() if k in known and k != "shard_files"},
-                       shard_files=[ShardFile(f["file"], f.get("tokens")) for f in files])
+    counts = {k: s[k] for k in ("docs", "tokens", "stream_tokens", "distinct_tokens", "shards") if s.get(k) is not None}
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts.values()):
+        raise _Shape(f"splits.{name} holds a count that is not a whole number")
+    return SplitTotals(**counts, length_hist=s.get("length_hist"), shard_files=[ShardFile(f["file"], f.get("tokens")) for f in files])
 
 
 class _Newer(_Shape):

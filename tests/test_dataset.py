@@ -88,6 +88,7 @@ V = '"manifest_version": 1, "format": "fwpipe", '
     ('{%s"status": "complete", "splits": {"val": {"shard_files": [{"file": "../elsewhere/val_000000.bin"}]}}}' % V, "splits.val"),
     ('{%s"status": "complete", "splits": {}, "sizing": {"budget_tokens": 5}}' % V, "'sizing' is not the object"),
     ('{%s"status": "complete", "splits": {}, "sources": [{"bytes": 5}]}' % V, "'sources' is not a list"),
+    ('{%s"status": "complete", "splits": {"train": {"docs": "3", "shard_files": []}}}' % V, "splits.train holds a count"),
     ('{"manifest_version": 1, "status": "complete", "format": "parquet", "splits": {}}', "format 'parquet'"),
     ('{"status": "complete", "spl', "not valid JSON"),
     ('[]', "a JSON list"),
@@ -100,8 +101,8 @@ def test_a_manifest_of_the_wrong_shape_is_refused_naming_it(tmp_path, text, matc
 
 
 def _complete(files: dict[str, list[str]], **kw) -> dataset.Manifest:
-    return dataset.Manifest("complete", "fwpipe", splits={k: dataset.SplitTotals(shard_files=[dataset.ShardFile(f) for f in v]) for k, v in files.items()},
-                            **kw)
+    splits = {k: dataset.SplitTotals(shard_files=[dataset.ShardFile(f) for f in v]) for k, v in files.items()}
+    return dataset.Manifest("complete", "fwpipe", splits=splits, **kw)
 
 
 def _tiny(root, **kw):
@@ -166,10 +167,13 @@ def test_a_wrong_shape_manifest_stops_audit_in_one_line(tmp_path):
 
     root = _tiny(tmp_path / "ds")
     m = json.loads((root / "manifest.json").read_text())
-    (root / "manifest.json").write_text(json.dumps(dict(m, sizing={"budget_tokens": "lots"})))
-    r = CliRunner().invoke(main, ["audit", str(root)])
-    assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1, r.output
-    assert "manifest.json: not a fwpipe manifest: 'sizing' is not the object" in r.output
+    sizing = {"budget_tokens": "lots", "max_epochs": 1, "target_train_tokens": 1, "train_stream_tokens": 5, "epochs": None, "reached": True,
+              "inputs_used": [], "inputs_unused": []}
+    (root / "manifest.json").write_text(json.dumps(dict(m, sizing=sizing)))
+    for argv in (["audit", str(root)], ["train", "--data", str(root), "--config", "tiny-cpu", "--device", "cpu", "--dry-run"]):
+        r = CliRunner().invoke(main, argv)
+        assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1, r.output
+        assert "manifest.json: not a fwpipe manifest: 'sizing' holds a budget_tokens or max_epochs that is not a positive number" in r.output
 
 
 def test_an_unfinished_manifest_is_not_read_as_a_dataset(tmp_path):

@@ -58,7 +58,8 @@ def test_token_ids_past_the_vocabulary_are_refused_in_every_layout(tmp_path):
     fw = tmp_path / "fw"
     fw.mkdir()
     shards.write_shard(fw / "train_000000.bin", np.array([EOT, 1, EOT, 65535], dtype=np.uint16))
-    dataset.write_manifest(fw, dataset.Manifest("complete", "fwpipe", splits={"train": dataset.SplitTotals(shard_files=[dataset.ShardFile("train_000000.bin")])}))
+    train = dataset.SplitTotals(shard_files=[dataset.ShardFile("train_000000.bin")])
+    dataset.write_manifest(fw, dataset.Manifest("complete", "fwpipe", splits={"train": train}))
     with pytest.raises(ShardFormatError, match="token 3 .* is id 65535"):
         open_dataset(fw)
     with pytest.raises(ShardFormatError, match="is id 65535"):

@@ -156,12 +156,13 @@ def _sizing(options: PrepareOptions, sources: list[Source], train_stream: int, s
         else:
             unused.append(src.path)
         gpos0 += src.rows
-    out = Sizing(budget_tokens=options.budget_tokens, max_epochs=options.max_epochs, target_train_tokens=target, train_stream_tokens=train_stream,
-                 epochs=budget_mod.epochs(options.budget_tokens, train_stream) if train_stream else None, reached=stop is not None,
-                 inputs_used=used, inputs_unused=unused)  # fmt: skip
+    out = Sizing(budget_tokens=options.budget_tokens, max_epochs=options.max_epochs, target_train_tokens=target,
+                 train_stream_tokens=train_stream, epochs=budget_mod.epochs(options.budget_tokens, train_stream) if train_stream else None,
+                 reached=stop is not None, inputs_used=used, inputs_unused=unused)  # fmt: skip
     if stop is None:
         out.shortfall_tokens = target - train_stream
-        out.files_needed = budget_mod.files_needed(train_stream, len(sources), options.budget_tokens, options.max_epochs) if train_stream else None
+        out.files_needed = (budget_mod.files_needed(train_stream, len(sources), options.budget_tokens, options.max_epochs)
+                            if train_stream else None)
         out.more_files_needed = out.files_needed - len(sources) if out.files_needed else None
     return out
 
