@@ -27,7 +27,7 @@ from fwpipe.dedup import SCHEME, DedupConfig, near_clusters, scratch_bytes
 from fwpipe.dedup import memory_bytes as dedup_memory_bytes
 from fwpipe.shards import release_pages
 from fwpipe.errors import ConfigError, FwpipeError, InputFormatError
-from fwpipe.dataset import CLUSTERS, open_dataset, written_by_audit
+from fwpipe.dataset import CLUSTERS, SPLITS, open_dataset, written_by_audit
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
@@ -65,7 +65,7 @@ def _check_options(block_size: int, shingle: int, num_perm: int, ngram: int) -> 
 
 def _identity(ds) -> dict:
     """What makes two audits the same run for the scratch directory: the shard files as they are."""
-    files = [p for name in ("train", "val") for p in ds.split(name).paths]
+    files = [p for name in SPLITS for p in ds.split(name).paths]
     return {"root": str(Path(ds.root).resolve()), "files": [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in map(Path, files)]}
 
 

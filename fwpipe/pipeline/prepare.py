@@ -32,7 +32,7 @@ from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.pipeline.inputs import Source
 from fwpipe.pipeline import outputs
 from fwpipe.pipeline.finalize import finalize
-from fwpipe.dataset import MANIFEST_VERSION, Manifest, read_manifest, write_manifest
+from fwpipe.dataset import MANIFEST_VERSION, REMOVED, Manifest, read_manifest, write_manifest
 from fwpipe.pipeline.shardset import WORK, SplitWriter, finished_shards, shard_paths, sidecar, sidecar_paths, write_parquet_atomic
 from fwpipe.pipeline.split import SPLIT_NAMES, TRAIN, VAL, key_hash, val_threshold
 from fwpipe.pipeline.tokenize import OK, ChunkRows, encode_chunk
@@ -374,7 +374,7 @@ def _copy_deduplicated(out_dir: Path, sources: list[Source], p, appender: _Appen
     """
     from fwpipe.pipeline import dedup
 
-    write_parquet_atomic(dedup.removed_table(p, batch_rows), out_dir / WORK / "removed.parquet")
+    write_parquet_atomic(dedup.removed_table(p, batch_rows), out_dir / WORK / REMOVED)
     p.forget_clusters()  # from here on only keep and split: 2 of the plan's ~35 bytes a document
     tokens = p.dataset.split("train").shards
     names = pa.array([src.path for src in sources], pa.string())
