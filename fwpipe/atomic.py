@@ -72,6 +72,11 @@ def temp_name(name: str) -> str:
     return f".{name}.tmp"
 
 
+def final_name(name: str) -> str:
+    """The target a temp name stands for; any other name is itself."""
+    return name[1:-4] if name.startswith(".") and name.endswith(".tmp") else name
+
+
 class AtomicWriter:
     """A file streamed under its temp name: seal() makes it complete and durable, commit() gives
     it its final name, abort() removes it. For writers that seal a file, write other files

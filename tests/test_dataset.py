@@ -197,3 +197,16 @@ def test_docs_parquet_has_the_schema_the_module_names(tmp_path, first150):
     rows = per_source(ds)  # before, it guessed "source"/"source_path" columns; prepare writes source_file
     assert {r["source"] for r in rows} == {str(first150)}
     assert sum(r["docs"] for r in rows) == ds.manifest.split_totals("train").docs + ds.manifest.split_totals("val").docs > 100
+
+
+def test_no_other_module_parses_or_indexes_a_manifest():
+    """The greps in fwpipe/dataset.py's docstring, as a test: a manifest is read in one place."""
+    import re
+    from pathlib import Path
+
+    root = Path(dataset.__file__).parent.parent
+    parse = re.compile(r"json\.loads\(.*(MANIFEST|manifest)|(MANIFEST|manifest\.json).*read_(text|bytes)")
+    index = re.compile(r"(manifest|\bman|\bold)(\[|\.get\()")
+    hits = [f"{p.relative_to(root)}:{n}: {line.strip()}" for p in sorted([*(root / "fwpipe").rglob("*.py"), *(root / "bench").glob("*.py")])
+            if p.name != "dataset.py" for n, line in enumerate(p.read_text().splitlines(), 1) if parse.search(line) or index.search(line)]
+    assert hits == []

@@ -26,7 +26,7 @@ import stat
 from pathlib import Path
 
 from fwpipe import remote
-from fwpipe.atomic import temp_name as tmp_name
+from fwpipe.atomic import final_name, temp_name as tmp_name
 from fwpipe.dataset import CLUSTERS, DOCS, MANIFEST, NANOGPT_FILES, REMOVED, SHARD_RE, TOKEN_COUNTS, Manifest, load_manifest, write_manifest
 from fwpipe.dataset import written_by_audit
 from fwpipe.errors import DatasetMismatchError, OutputError
@@ -52,7 +52,7 @@ def read_manifest(out_dir: Path) -> Manifest | None:
 
 def writes(name: str, fmt: str) -> bool:
     """Whether a prepare of format `fmt` may write `name` at the top of its output directory."""
-    base = name[1:-4] if name.startswith(".") and name.endswith(".tmp") else name
+    base = final_name(name)
     if name == WORK or base == MANIFEST or base in TABLES:
         return True
     return bool(SHARD_RE.fullmatch(base)) if fmt == "fwpipe" else base in NANOGPT_FILES

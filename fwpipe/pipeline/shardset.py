@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fwpipe import dataset, shards
-from fwpipe.atomic import write_bytes
+from fwpipe.atomic import final_name, write_bytes
 from fwpipe.kernels import length_histogram, token_histogram
 from fwpipe.pipeline.tokenize import OK, ChunkRows
 from fwpipe.tokenizer import VOCAB_SIZE
@@ -76,8 +76,8 @@ def shard_paths(shard_dir: Path, split: str) -> list[Path]:
 
 def sidecar_paths(out_dir: Path, split: str) -> list[Path]:
     """The sidecars of `split` under `.work` (and their temp files)."""
-    pattern = re.compile(rf"\.?{split}_(\d{{6}})\.(rows\.parquet|stats\.npy)(\.tmp)?")
-    return sorted(p for p in (out_dir / WORK).iterdir() if pattern.fullmatch(p.name)) if (out_dir / WORK).is_dir() else []
+    pattern = re.compile(rf"{split}_(\d{{6}})\.(rows\.parquet|stats\.npy)")
+    return sorted(p for p in (out_dir / WORK).iterdir() if pattern.fullmatch(final_name(p.name))) if (out_dir / WORK).is_dir() else []
 
 
 def read_stats(path: Path) -> tuple[np.ndarray, np.ndarray]:
