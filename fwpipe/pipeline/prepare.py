@@ -26,13 +26,13 @@ import pyarrow.parquet as pq
 
 from fwpipe import shards
 from fwpipe.atomic import lock_dir
+from fwpipe.dataset import MANIFEST_VERSION, REMOVED, Manifest, read_manifest, write_manifest
 from fwpipe.dedup.scratch import memory_bytes as dedup_memory_bytes
 from fwpipe.errors import FwpipeError, OutputError
 from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.pipeline.inputs import Source
 from fwpipe.pipeline import outputs
 from fwpipe.pipeline.finalize import finalize
-from fwpipe.dataset import MANIFEST_VERSION, REMOVED, Manifest, read_manifest, write_manifest
 from fwpipe.pipeline.shardset import WORK, SplitWriter, finished_shards, shard_paths, sidecar, sidecar_paths, write_parquet_atomic
 from fwpipe.pipeline.split import SPLIT_NAMES, TRAIN, VAL, key_hash, val_threshold
 from fwpipe.pipeline.tokenize import OK, ChunkRows, encode_chunk
