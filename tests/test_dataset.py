@@ -210,3 +210,17 @@ def test_no_other_module_parses_or_indexes_a_manifest():
     hits = [f"{p.relative_to(root)}:{n}: {line.strip()}" for p in sorted([*(root / "fwpipe").rglob("*.py"), *(root / "bench").glob("*.py")])
             if p.name != "dataset.py" for n, line in enumerate(p.read_text().splitlines(), 1) if parse.search(line) or index.search(line)]
     assert hits == []
+
+
+def test_prepare_overwrite_touches_nothing_under_a_newer_manifest(tmp_path, first150):
+    """What a newer manifest lists may mean something else: prepare refuses before deleting anything."""
+    from click.testing import CliRunner
+
+    from fwpipe.cli import main
+
+    root = _tiny(tmp_path / "ds", manifest_version=dataset.MANIFEST_VERSION + 1)
+    before = {p.name: p.read_bytes() for p in root.iterdir()}
+    r = CliRunner().invoke(main, ["prepare", str(first150), "-o", str(root), "--overwrite", "--dedup", "none"])
+    assert r.exit_code == 1, r.output
+    assert "manifest.json: written by a newer fwpipe" in r.output and "upgrade fwpipe" in r.output
+    assert {p.name: p.read_bytes() for p in root.iterdir()} == before
