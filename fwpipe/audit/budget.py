@@ -1,21 +1,13 @@
 """The budget section: epochs over the train split, effective data, verdict, and what to change.
 
 All arithmetic is fwpipe.budget's (shared with `fwpipe train`); this module only gathers the
-inputs from the audit (train stream tokens, input files from the manifest) and adds the
+inputs from the audit (train stream tokens, input files from the dataset's manifest) and adds the
 concrete advice: how many input files like these bring the run to <= 4 epochs and to 1.
 """
 
 from __future__ import annotations
 
 from fwpipe import budget as B
-
-
-def n_sources(manifest: dict | None) -> int | None:
-    """Input parquet files prepare read, when the manifest records them."""
-    if not manifest:
-        return None
-    sources = manifest.get("sources")
-    return len(sources) if isinstance(sources, list) and sources else None
 
 
 def budget_section(budget_tokens: float, train_stream_tokens: int, *, params: float | None = None,

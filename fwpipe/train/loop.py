@@ -21,8 +21,8 @@ from typing import Any, Callable
 
 from fwpipe import __version__
 from fwpipe.errors import BudgetError, ConfigError, DivergedError, InputFormatError, ShardFormatError
+from fwpipe.dataset import Dataset, open_dataset
 from fwpipe.fmt import count, duration
-from fwpipe.shards import Dataset, open_dataset
 from fwpipe.train import dist, rundir
 from fwpipe.train.config import TrainConfig, load_config, to_dict, to_toml
 from fwpipe.train.mfu import mfu, peak_tflops
@@ -92,10 +92,10 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
     dist.accum_per_rank(cfg.grad_accum, world)
     ds = open_dataset(data)
     # a dataset prepared for a budget (prepare --budget-tokens) carries it in its manifest
-    sizing = (ds.manifest or {}).get("sizing")
+    sizing = ds.sizing
     budget_source = "--budget-tokens" if budget_tokens is not None else "checkpoint" if ckpt else None
     if budget_tokens is None and sizing:
-        budget_tokens, budget_source = sizing["budget_tokens"], "manifest"
+        budget_tokens, budget_source = sizing.budget_tokens, "manifest"
     if budget_tokens is None:
         raise BudgetError("no token budget given", "pass e.g. --budget-tokens 7.6e9 (or prepare the dataset with --budget-tokens)")
     train = ds.split("train")
@@ -120,8 +120,8 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
         examples = hs.load(hellaswag)
         plan["hellaswag"] = {"path": str(hellaswag), "examples": len(examples)}
     if sizing:
-        plan["sizing"] = {"prepared_budget_tokens": sizing["budget_tokens"], "prepared_max_epochs": sizing["max_epochs"],
-                          "prepared_epochs": sizing.get("epochs"), "reached": sizing.get("reached")}
+        plan["sizing"] = {"prepared_budget_tokens": sizing.budget_tokens, "prepared_max_epochs": sizing.max_epochs,
+                          "prepared_epochs": sizing.epochs, "reached": sizing.reached}
     if ckpt is not None:
         fp = ckpt_mod.dataset_fingerprint(ds)
         ckpt_mod.check_dataset(ckpt, fp, ds.root)

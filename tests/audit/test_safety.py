@@ -146,8 +146,9 @@ def test_corrupt_docs_parquet_gives_one_line(planted_dirs, tmp_path):
     assert f"{ds / 'docs.parquet'}: cannot read it as prepare's document table" in line
 
 
-@pytest.mark.parametrize("text,says", [("[1, 2, 3]", "a JSON list, not the object fwpipe prepare writes"),
-                                       ('{"status": "complete", "splits": {"train": {"shard_files": [3]}}}', "splits.train.shard_files")])
+@pytest.mark.parametrize("text,says", [("[1, 2, 3]", "not a fwpipe manifest: a JSON list, not the object fwpipe prepare writes"),
+                                       ('{"manifest_version": 1, "format": "fwpipe", "status": "complete", '
+                                        '"splits": {"train": {"shard_files": [3]}}}', "not a fwpipe manifest: splits.train.shard_files")])
 def test_manifest_of_the_wrong_shape_gives_one_line(planted_dirs, tmp_path, text, says):
     ds = copy_dataset(planted_dirs["fwpipe"], tmp_path / "ds")
     (ds / "manifest.json").write_text(text)

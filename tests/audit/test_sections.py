@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fwpipe.audit.budget import budget_section, n_sources
+from fwpipe.audit.budget import budget_section
 from fwpipe.audit.lengths import length_stats
 from fwpipe.errors import BudgetError
 
@@ -57,11 +57,10 @@ def test_budget_section_seed_run():
     assert budget_section(7.6e9, 380_000_000)["data_multiple_for_4_epochs"] == pytest.approx(5.0)
 
 
-def test_budget_errors_and_sources():
+def test_budget_errors():
     with pytest.raises(BudgetError):
         budget_section(0, 100)
     with pytest.raises(BudgetError):
         budget_section(-5, 100)
     with pytest.raises(BudgetError):
         budget_section(1e9, 0)
-    assert n_sources({"sources": [{"path": "a"}, {"path": "b"}]}) == 2 and n_sources(None) is None

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from fwpipe import remote
 from fwpipe.cli import main
+from fwpipe.dataset import read_manifest
 from fwpipe.errors import DatasetMismatchError, RemoteError
 from fwpipe.fmt import size
 from fwpipe.pipeline.estimate import estimate
@@ -41,7 +42,7 @@ def test_prepare_from_urls_matches_local_and_records_no_credentials(server, file
     assert_same_dataset(out, local_ref, [server.url("a.parquet"), server.url("b.parquet")])
     text = (out / "manifest.json").read_text() + (out / "docs.parquet").read_bytes().decode("latin-1")
     assert "s3cret" not in text and "hunter2" not in text and "alice" not in text
-    sources = json.loads((out / "manifest.json").read_text())["sources"]
+    sources = read_manifest(out).sources
     assert [s["revision"] for s in sources] == [server.etags["a.parquet"], server.etags["b.parquet"]]
     # streamed by row group: one GET per row group plus each file's footer
     assert server.gets("a.parquet") == streaming_gets(files["a.parquet"]) >= 1 + 5

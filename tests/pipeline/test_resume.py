@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from fwpipe.dataset import read_manifest
 from fwpipe.errors import OutputError
 from fwpipe.pipeline.prepare import PrepareOptions, prepare
 from fwpipe.shards import TokenFileWriter
@@ -59,9 +60,7 @@ def test_disk_full_leaves_nothing_that_looks_complete_and_resumes(tmp_path, monk
     with pytest.raises(OutputError, match="No space left"):
         prepare([sample1400], tmp_path / "out", options=opts, progress=False)
     out = tmp_path / "out"
-    import json
-
-    assert json.loads((out / "manifest.json").read_text())["status"] == "in_progress"
+    assert read_manifest(out).status == "in_progress"
     assert not (out / "docs.parquet").exists()
     assert not list(out.glob(".*.tmp"))
     monkeypatch.setattr(TokenFileWriter, "write", real_write)

@@ -68,7 +68,7 @@ def test_resume_refuses_another_dataset(trained, other_data):
 
 
 def tiny_data_tokens(root):
-    from fwpipe.shards import open_dataset
+    from fwpipe.dataset import open_dataset
 
     return open_dataset(root).split("train").stream_tokens
 
