@@ -143,7 +143,7 @@ def test_a_newer_manifest_is_refused_with_an_upgrade_hint(tmp_path):
     assert "upgrade fwpipe" in e.value.hint
 
 
-@pytest.mark.parametrize("argv", [["audit", "{ds}"], ["train", "--data", "{ds}", "--config", "tiny-cpu", "--budget-tokens", "1e4",
+@pytest.mark.parametrize("argv", [["audit", "{ds}"], ["train", "{ds}", "--config", "tiny-cpu", "--budget-tokens", "1e4",
                                                      "--device", "cpu", "--out", "{run}", "--dry-run"]])
 @pytest.mark.parametrize("version", [dataset.MANIFEST_VERSION + 1, 0])
 def test_audit_and_train_refuse_an_unknown_manifest_version_in_one_line(tmp_path, argv, version):
@@ -170,7 +170,7 @@ def test_a_wrong_shape_manifest_stops_audit_in_one_line(tmp_path):
     sizing = {"budget_tokens": "lots", "max_epochs": 1, "target_train_tokens": 1, "train_stream_tokens": 5, "epochs": None, "reached": True,
               "inputs_used": [], "inputs_unused": []}
     (root / "manifest.json").write_text(json.dumps(dict(m, sizing=sizing)))
-    for argv in (["audit", str(root)], ["train", "--data", str(root), "--config", "tiny-cpu", "--device", "cpu", "--dry-run"]):
+    for argv in (["audit", str(root)], ["train", str(root), "--config", "tiny-cpu", "--device", "cpu", "--dry-run"]):
         r = CliRunner().invoke(main, argv)
         assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1, r.output
         assert "manifest.json: not a fwpipe manifest: 'sizing' holds a budget_tokens or max_epochs that is not a positive number" in r.output
