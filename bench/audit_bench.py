@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from fwpipe import kernels as K
+from fwpipe import dataset, kernels as K
 from fwpipe.dedup.config import lsh_params, permutations
 from fwpipe.dedup.lsh import candidate_pairs
 from fwpipe.shards import write_shard
@@ -105,17 +105,17 @@ def generate(docs: list[np.ndarray], n_tokens: int, out: Path, seed: int = 0) ->
     pool = np.concatenate(docs)
     out.mkdir(parents=True, exist_ok=True)
     shard_cap = 50_000_000
-    man = {"status": "complete", "format": "fwpipe", "splits": {"train": {"shard_files": []}, "val": {"shard_files": []}},
-           "sources": [{"path": f"synthetic_{i}.parquet"} for i in range(max(1, n_tokens // 400_000_000))]}
+    man = dataset.Manifest("complete", "fwpipe", splits={"train": dataset.SplitTotals(), "val": dataset.SplitTotals()},
+                           sources=[{"path": f"synthetic_{i}.parquet"} for i in range(max(1, n_tokens // 400_000_000))])
     made, n_docs = 0, 0
     buf: dict[str, list[np.ndarray]] = {"train": [], "val": []}
     size = {"train": 0, "val": 0}
     recent: list[np.ndarray] = []
 
     def flush(split: str) -> None:
-        name = f"{split}_{len(man['splits'][split]['shard_files']):06d}.bin"
+        name = dataset.shard_name(split, len(man.splits[split].shard_files))
         write_shard(out / name, np.concatenate(buf[split]))
-        man["splits"][split]["shard_files"].append({"file": name})
+        man.splits[split].shard_files.append(dataset.ShardFile(name))
         buf[split], size[split] = [], 0
 
     while made < n_tokens:
@@ -148,7 +148,7 @@ def generate(docs: list[np.ndarray], n_tokens: int, out: Path, seed: int = 0) ->
     for split in ("train", "val"):
         if buf[split]:
             flush(split)
-    (out / "manifest.json").write_text(json.dumps(man))
+    dataset.write_manifest(out, man)
     return {"tokens": made, "docs": n_docs}
 
 
@@ -186,7 +186,7 @@ def main() -> None:
         print(f"generated {gen['tokens']:,} tokens in {gen['docs']:,} docs in {time.perf_counter() - t:.0f} s")
         from fwpipe.audit.corpus import index
         from fwpipe.dedup.lsh import signatures
-        from fwpipe.shards import open_dataset
+        from fwpipe.dataset import open_dataset
 
         corpus = index(open_dataset(root))
         sig = signatures(corpus)

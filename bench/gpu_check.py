@@ -77,7 +77,7 @@ def run_ddp(data: Path, config: str, gpus: int, iters: int, out: Path) -> float:
 
     tpi = load_config(config, {"grad_accum": ACCUM * gpus}).tokens_per_iter
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(gpus), "-m", "fwpipe", "train",
-           "--data", str(data), "--config", config, "--budget-tokens", str(iters * tpi), "--out", str(out), "--allow-repeats",
+           str(data), "--config", config, "--budget-tokens", str(iters * tpi), "--out", str(out), "--allow-repeats",
            "--set", f"grad_accum={ACCUM * gpus}", "--set", "compile=false", "--set", "eval_iters=1",
            "--set", f"eval_interval={10 * iters}", "--set", "log_interval=1"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)

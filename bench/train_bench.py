@@ -34,7 +34,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fwpipe.shards import TokenFileWriter, open_dataset, shard_name, write_shard  # noqa: E402
+from fwpipe.dataset import open_dataset, shard_name  # noqa: E402
+from fwpipe.shards import TokenFileWriter, write_shard  # noqa: E402
 from fwpipe.tokenizer import EOT, encode  # noqa: E402
 from fwpipe.train import require_torch  # noqa: E402
 from fwpipe.train.loop import plan_run, train  # noqa: E402

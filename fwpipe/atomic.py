@@ -67,24 +67,89 @@ def discard(path: str | Path) -> None:
         log.debug("could not remove %s: %s", path, e)
 
 
+def temp_name(name: str) -> str:
+    """The name a file is written under until it is whole: hidden, beside the target."""
+    return f".{name}.tmp"
+
+
+def final_name(name: str) -> str:
+    """The target a temp name stands for; any other name is itself."""
+    return name[1:-4] if name.startswith(".") and name.endswith(".tmp") else name
+
+
+class AtomicWriter:
+    """A file streamed under its temp name: seal() makes it complete and durable, commit() gives
+    it its final name, abort() removes it. For writers that seal a file, write other files
+    (a shard's sidecars), and only then commit; atomic_file() is the usual short form.
+
+    Every OSError becomes one OutputError naming `path`, after the temp file is gone. Cleanup
+    never raises, so the error raised is always the one that stopped the write.
+    """
+
+    def __init__(self, path: str | Path, *, hint: str = HINT):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(temp_name(self.path.name))
+        self.hint = hint
+        try:
+            self.f = open_new(self.tmp)  # never through a symbolic link planted at the temp name
+        except OSError as e:
+            raise self._error(e) from e
+
+    def _error(self, e: OSError) -> OutputError:
+        self.abort()
+        return output_error(self.path, e, self.hint)
+
+    def write(self, data) -> None:
+        try:
+            self.f.write(data)
+        except OSError as e:
+            raise self._error(e) from e
+
+    def seal(self, head: bytes = b"") -> None:
+        """Overwrite the first bytes with `head` (a header whose counts are known only now), then
+        flush, fsync and close."""
+        try:
+            if head:
+                self.f.seek(0)
+                self.f.write(head)
+            self.f.flush()
+            os.fsync(self.f.fileno())
+            self.f.close()
+        except OSError as e:
+            raise self._error(e) from e
+
+    def commit(self) -> None:
+        if not self.f.closed:
+            self.seal()
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            raise self._error(e) from e
+        fsync_dir(self.path.parent)
+
+    def abort(self) -> None:
+        """Close and remove the temp file; never raises (a failing close or unlink is logged)."""
+        f = getattr(self, "f", None)
+        try:
+            if f is not None and not f.closed:
+                f.close()  # flushes what is buffered, which may fail again (ENOSPC): the fd is closed anyway
+        except OSError as e:
+            log.debug("could not close %s: %s", self.tmp, e)
+        discard(self.tmp)
+
+
 @contextmanager
 def atomic_file(path: str | Path, *, hint: str = HINT) -> Iterator[BinaryIO]:
     """Yield a binary file to write; on a clean exit it becomes `path`, on an error it is gone."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    w = AtomicWriter(path, hint=hint)
     try:
-        with open_new(tmp) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        yield w.f
     except OSError as e:
-        discard(tmp)
-        raise output_error(path, e, hint) from e
+        raise w._error(e) from e
     except BaseException:
-        discard(tmp)
+        w.abort()
         raise
-    fsync_dir(path.parent)
+    w.commit()
 
 
 def write_bytes(path: str | Path, chunks: list, *, hint: str = HINT) -> None:

@@ -1,6 +1,9 @@
-"""Budget arithmetic shared by audit and train: epochs, effective data, Chinchilla sizing.
+"""Budget arithmetic shared by prepare, audit and train: epochs, effective data, Chinchilla sizing.
 
-One implementation, so that `fwpipe audit` and `fwpipe train` print the same numbers.
+The one owner of the numbers behind every budget answer: the unique tokens a budget needs at a
+number of epochs (prepare's stopping point, audit's and train's advice), the 4 / 16-epoch
+verdict thresholds, Chinchilla's 20 tokens per parameter (the default budget for a model size)
+and the compute-optimal split, so that `prepare`, `audit` and `train` print the same numbers.
 """
 
 from __future__ import annotations
@@ -11,7 +14,12 @@ from typing import Literal
 from fwpipe.errors import BudgetError
 
 R_STAR = 15.4  # Muennighoff et al. 2023, "Scaling Data-Constrained Language Models", fitted R*_D
-CHINCHILLA_TOKENS_PER_PARAM = 20.0  # Hoffmann et al. 2022, the rule of thumb
+# Muennighoff et al. 2023: up to ~4 epochs repeated data is almost as good as fresh; past ~16
+# (R* ~ 15 repeats) more repeats add almost no effective data. The verdicts, audit's advice and
+# train's warning (past 4) and refusal (past 16) all use these two.
+REPEATS_FREE_EPOCHS = 4
+REPEATS_MAX_EPOCHS = 16
+CHINCHILLA_TOKENS_PER_PARAM = 20.0  # Hoffmann et al. 2022, the rule of thumb (Table 3: 400M params -> 8.0B tokens)
 # Chinchilla's parametric fit (Hoffmann et al. 2022, approach 3): L = E + A/N^alpha + B/D^beta,
 # fitted on MassiveText with a SentencePiece tokenizer: a trend, not a prediction for GPT-2 BPE.
 FIT_E, FIT_A, FIT_B, FIT_ALPHA, FIT_BETA = 1.69, 406.4, 410.7, 0.34, 0.28
@@ -19,9 +27,9 @@ FIT_E, FIT_A, FIT_B, FIT_ALPHA, FIT_BETA = 1.69, 406.4, 410.7, 0.34, 0.28
 Verdict = Literal["fresh", "nearly-free", "diminishing", "wasted"]
 VERDICT_TEXT = {
     "fresh": "at most 1 epoch: every token is fresh",
-    "nearly-free": "at most 4 epochs: repeats are nearly as good as fresh data",
-    "diminishing": "4-16 epochs: each repeat is worth less; more unique data would help",
-    "wasted": "over 16 epochs: most repeated tokens are wasted compute",
+    "nearly-free": f"at most {REPEATS_FREE_EPOCHS:g} epochs: repeats are nearly as good as fresh data",
+    "diminishing": f"{REPEATS_FREE_EPOCHS:g}-{REPEATS_MAX_EPOCHS:g} epochs: each repeat is worth less; more unique data would help",
+    "wasted": f"over {REPEATS_MAX_EPOCHS:g} epochs: most repeated tokens are wasted compute",
 }
 
 
@@ -29,6 +37,24 @@ def check_budget(budget_tokens: float) -> int:
     if not (budget_tokens > 0) or math.isinf(budget_tokens):
         raise BudgetError(f"budget of {budget_tokens} tokens is not a positive number", "pass e.g. --budget-tokens 7.6e9")
     return int(round(budget_tokens))
+
+
+def check_max_epochs(max_epochs: float) -> float:
+    if not (max_epochs > 0) or math.isinf(max_epochs):
+        raise BudgetError(f"--max-epochs {max_epochs} is not a positive number",
+                          f"pass e.g. --max-epochs 1 (fresh data) or {REPEATS_FREE_EPOCHS:g} (repeats nearly as good)")
+    return float(max_epochs)
+
+
+def unique_tokens_needed(budget_tokens: float, max_epochs: float) -> int:
+    """Unique (train stream) tokens that run `budget_tokens` in at most `max_epochs` epochs: the
+    per-epoch target prepare stops at, and what audit and train advise preparing."""
+    return math.ceil(budget_tokens / max_epochs)
+
+
+def budget_for_params(n_params: float) -> int:
+    """The default budget for a model of n_params: Chinchilla's ~20 tokens per parameter."""
+    return check_budget(CHINCHILLA_TOKENS_PER_PARAM * n_params)
 
 
 def epochs(budget_tokens: float, unique_tokens: float) -> float:
@@ -52,9 +78,9 @@ def effective_tokens(budget_tokens: float, unique_tokens: float, r_star: float =
 def verdict(n_epochs: float) -> Verdict:
     if n_epochs <= 1:
         return "fresh"
-    if n_epochs <= 4:
+    if n_epochs <= REPEATS_FREE_EPOCHS:
         return "nearly-free"
-    if n_epochs <= 16:
+    if n_epochs <= REPEATS_MAX_EPOCHS:
         return "diminishing"
     return "wasted"
 
@@ -63,6 +89,16 @@ def compute_optimal(flops: float) -> tuple[float, float]:
     """Compute-optimal (N, D) for C = 6*N*D at D = 20*N (Chinchilla rule of thumb)."""
     n = math.sqrt(flops / (6 * CHINCHILLA_TOKENS_PER_PARAM))
     return n, CHINCHILLA_TOKENS_PER_PARAM * n
+
+
+def chinchilla_verdict(tokens_per_param: float) -> str:
+    """Where a run sits against Chinchilla's ~20 tokens per parameter (within 2x either way: near)."""
+    ratio = tokens_per_param / CHINCHILLA_TOKENS_PER_PARAM
+    if ratio < 0.5:
+        return "under-trained for its size: a smaller model would reach a lower loss on this budget"
+    if ratio <= 2:
+        return f"near compute-optimal (Chinchilla ~{CHINCHILLA_TOKENS_PER_PARAM:g} tokens per parameter)"
+    return "past compute-optimal: fine for a model meant to be small at inference"
 
 
 def chinchilla_loss(n_params: float, n_tokens: float) -> float:

@@ -45,16 +45,6 @@ pre.diag{background:#f7f7f9;padding:.7em;font-size:.85em;white-space:pre-wrap}
 """
 
 
-def human(n: float | None) -> str:
-    """A count for reading: 1234 -> 1.2K, 3.8e8 -> 380.0M (as the audit's terminal report)."""
-    if n is None:
-        return "-"
-    for div, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= div:
-            return f"{n / div:.1f}{unit}"
-    return f"{n:,.0f}" if float(n).is_integer() else f"{n:.3g}"
-
-
 def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
+from fwpipe.fmt import clock as fmt_s  # noqa: F401  (the name prepare.py imports; the formatter is fwpipe.fmt's)
+
 
 class Progress:
     def __init__(self, total: float | None = None, *, enabled: bool | None = None, every_s: float = 0.5):
@@ -38,12 +40,3 @@ class Progress:
         if self.enabled and self._shown:
             sys.stderr.write("\r\x1b[2K")
             sys.stderr.flush()
-
-
-def fmt_s(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

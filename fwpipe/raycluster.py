@@ -232,7 +232,8 @@ def raise_unseen(d: str | Path, nodes: list[dict], names: dict[str, str], files:
     """ClusterError unless the driver and every node read back every probe in d (and see files as the driver does)."""
     everyone = list(names.values())
     seen_by = [("the driver", _unseen(str(d), everyone, {}))]
-    seen_by += [(f"node {_node_name(n)}", miss) for n, miss in zip(nodes, _on_each(nodes, _unseen, [(str(d), everyone, files or {})] * len(nodes)))]
+    missing = _on_each(nodes, _unseen, [(str(d), everyone, files or {})] * len(nodes))
+    seen_by += [(f"node {_node_name(n)}", miss) for n, miss in zip(nodes, missing)]
     for who, missing in seen_by:
         if missing:
             raise ClusterError(f"{d} is not the same directory on every node: {who} does not see {missing[0]}"

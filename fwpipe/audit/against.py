@@ -23,7 +23,7 @@ from fwpipe.dedup.lsh import signatures
 from fwpipe.dedup.query import near_matches
 from fwpipe.errors import InputFormatError, InputNotFoundError
 from fwpipe.kernels import doc_hashes, hashset_build, hashset_filter, hashset_slots, ngram_probe, window_hashes
-from fwpipe.shards import SPLITS, open_dataset
+from fwpipe.dataset import SPLITS, open_dataset
 from fwpipe.tokenizer import EOT, get_encoding
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def against(corpus: Corpus, exact_first: np.ndarray, sc: Scratch, cfg: DedupConf
         found[name] = hit[hashset_slots(table, h)].astype(bool) if len(h) else np.zeros(0, bool)
         counts = np.concatenate([[0], np.cumsum(found[name])])
         frac[name] = (counts[off[1:]] - counts[off[:-1]]) / np.maximum(np.diff(off), 1)
-    for name in ("train", "val"):
+    for name in SPLITS:
         out[name] = {"exact_docs": int(exact[name].sum()), "near_docs": int(near[name].sum()),
                      "ngram_docs": int((frac[name] > 0).sum()), "ngram_fraction": float(found[name].mean()) if len(h) else 0.0}
     # worst first: exact copies, then near copies, then by the share of n-grams in train, in val
@@ -110,9 +110,9 @@ def against(corpus: Corpus, exact_first: np.ndarray, sc: Scratch, cfg: DedupConf
         i = int(i)
         if not (exact["train"][i] or exact["val"][i] or near["train"][i] or near["val"][i] or frac["train"][i] or frac["val"][i]):
             break
-        row = {"doc": i, "n_tokens": len(docs[i]), "exact": [s for s in ("train", "val") if exact[s][i]],
-               "near": [s for s in ("train", "val") if near[s][i]],
-               "ngram_fraction": {s: float(frac[s][i]) for s in ("train", "val")}}
+        row = {"doc": i, "n_tokens": len(docs[i]), "exact": [s for s in SPLITS if exact[s][i]],
+               "near": [s for s in SPLITS if near[s][i]],
+               "ngram_fraction": {s: float(frac[s][i]) for s in SPLITS}}
         hits = np.flatnonzero(found["train"][off[i] : off[i + 1]] | found["val"][off[i] : off[i + 1]])
         if len(hits):
             w = int(hits[0])

@@ -1,7 +1,7 @@
 """The budget section: epochs over the train split, effective data, verdict, and what to change.
 
 All arithmetic is fwpipe.budget's (shared with `fwpipe train`); this module only gathers the
-inputs from the audit (train stream tokens, input files from the manifest) and adds the
+inputs from the audit (train stream tokens, input files from the dataset's manifest) and adds the
 concrete advice: how many input files like these bring the run to <= 4 epochs and to 1.
 """
 
@@ -10,40 +10,26 @@ from __future__ import annotations
 from fwpipe import budget as B
 
 
-def n_sources(manifest: dict | None) -> int | None:
-    """Input parquet files prepare read, when the manifest records them."""
-    if not manifest:
-        return None
-    sources = manifest.get("sources")
-    return len(sources) if isinstance(sources, list) and sources else None
-
-
 def budget_section(budget_tokens: float, train_stream_tokens: int, *, params: float | None = None,
                    sources: int | None = None) -> dict:
+    """The report's budget keys (the `_4_epochs` names are the schema's; the number behind them
+    is B.REPEATS_FREE_EPOCHS, also in the report as repeats_free_epochs)."""
     budget_tokens = B.check_budget(budget_tokens)
+    free = B.REPEATS_FREE_EPOCHS
     out = B.plan(budget_tokens, train_stream_tokens, params)  # raises BudgetError if no train tokens
-    out["repeats_free_epochs"] = 4  # Muennighoff et al.: up to ~4 epochs is nearly as good as fresh
-    out["unique_tokens_for_4_epochs"] = int(-(-budget_tokens // 4))
-    out["unique_tokens_for_1_epoch"] = int(budget_tokens)
+    out["repeats_free_epochs"] = free
+    out["unique_tokens_for_4_epochs"] = B.unique_tokens_needed(budget_tokens, free)
+    out["unique_tokens_for_1_epoch"] = B.unique_tokens_needed(budget_tokens, 1)
     out["source_files"] = sources
     if sources:
         out["tokens_per_source_file"] = train_stream_tokens / sources
-        out["files_for_4_epochs"] = B.files_needed(train_stream_tokens, sources, budget_tokens, 4)
+        out["files_for_4_epochs"] = B.files_needed(train_stream_tokens, sources, budget_tokens, free)
         out["files_for_1_epoch"] = B.files_needed(train_stream_tokens, sources, budget_tokens, 1)
     else:  # llm.c / nanoGPT data: no manifest, so count in multiples of this dataset
         out["tokens_per_source_file"] = None
         out["files_for_4_epochs"] = out["files_for_1_epoch"] = None
-    out["data_multiple_for_4_epochs"] = max(1.0, budget_tokens / (4 * train_stream_tokens))
+    out["data_multiple_for_4_epochs"] = max(1.0, budget_tokens / (free * train_stream_tokens))
     out["data_multiple_for_1_epoch"] = max(1.0, budget_tokens / train_stream_tokens)
     if params:
-        out["chinchilla_verdict"] = _chinchilla_verdict(out["tokens_per_param"])
+        out["chinchilla_verdict"] = B.chinchilla_verdict(out["tokens_per_param"])
     return out
-
-
-def _chinchilla_verdict(tokens_per_param: float) -> str:
-    ratio = tokens_per_param / B.CHINCHILLA_TOKENS_PER_PARAM
-    if ratio < 0.5:
-        return "under-trained for its size: a smaller model would reach a lower loss on this budget"
-    if ratio <= 2:
-        return "near compute-optimal (Chinchilla ~20 tokens per parameter)"
-    return "past compute-optimal: fine for a model meant to be small at inference"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fwpipe.shards import SPLITS, Dataset
+from fwpipe.dataset import SPLITS, Dataset
 from fwpipe.tokenizer import get_encoding
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fwpipe.errors import FwpipeError
-from fwpipe.shards import open_dataset
+from fwpipe.dataset import open_dataset
 from fwpipe.tokenizer import get_encoding
 
 log = logging.getLogger(__name__)

@@ -12,20 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from fwpipe import budget as B
 from fwpipe.atomic import write_bytes
 from fwpipe.audit import examples as ex
+from fwpipe.fmt import count as h, num, pct
 from fwpipe.htmlpage import Raw, cards, esc, figure, how, none, page, pyplot, table
-from fwpipe.htmlpage import human as h
 
 SHORT_DOC_WARN = 0.2  # a fifth of documents under 64 tokens: mostly boilerplate, worth a look
-
-
-def _pct(x: object) -> str:
-    return f"{x:.1%}" if isinstance(x, (int, float)) else "-"
-
-
-def _num(x: object) -> str:
-    return f"{x:,}" if isinstance(x, int) else (f"{x:,.1f}" if isinstance(x, float) else "-")
 
 
 def _of(fraction: object, total: object) -> str:
@@ -53,13 +46,13 @@ def _totals(report: dict) -> str:
     splits = report.get("splits") or {}
     if not splits:
         return none("The report has no totals section.")
-    rows = [[name, _num(s.get("docs")), _num(s.get("tokens")), _num(s.get("stream_tokens")), _num(s.get("distinct_token_ids")),
-             _num(s.get("shards"))] for name, s in splits.items()]
+    rows = [[name, num(s.get("docs")), num(s.get("tokens")), num(s.get("stream_tokens")), num(s.get("distinct_token_ids")),
+             num(s.get("shards"))] for name, s in splits.items()]
     out = table(["split", "documents", "tokens", "stream tokens (with EOT)", "distinct token ids", "shards"], rows, cls="totals")
     sources = report.get("sources") or []
     if sources:
         out += "<h3>By source file</h3>" + table(["source", "split", "documents", "tokens"],
-                                                 [[s.get("source"), s.get("split"), _num(s.get("docs")), _num(s.get("tokens"))]
+                                                 [[s.get("source"), s.get("split"), num(s.get("docs")), num(s.get("tokens"))]
                                                   for s in sources[:50]], text_cols=2)
     return out
 
@@ -74,8 +67,8 @@ def _lengths(report: dict) -> str:
             rows.append([name] + ["no documents"] + [""] * 10)
             continue
         rows.append([name, f"{L['docs']:,}", f"{L['p10']:.0f}", f"{L['p50']:.0f}", f"{L['p90']:.0f}", f"{L['p99']:.0f}",
-                     f"{L['max']:,}", f"{L['mean']:.0f}", f"{L['gini']:.2f}", _pct(L.get("top1pct_token_share")),
-                     _pct(L.get("short_doc_share")), _pct(L.get("over_block_token_share"))])
+                     f"{L['max']:,}", f"{L['mean']:.0f}", f"{L['gini']:.2f}", pct(L.get("top1pct_token_share")),
+                     pct(L.get("short_doc_share")), pct(L.get("over_block_token_share"))])
     blk = (report.get("options") or {}).get("block_size", "?")
     out = table(["split", "documents", "p10", "median", "p90", "p99", "max", "mean", "gini", "tokens in longest 1%",
                  "docs < 64 tokens", f"tokens in docs > {blk}"], rows, cls="lengths")
@@ -118,7 +111,7 @@ def _exact(report: dict) -> str:
     largest = e.get("largest") or []
     if not largest:
         return out + none("No document appears twice: nothing to list.")
-    rows = [[Raw(f'<span class="snip">{esc(g.get("snippet", ""))}</span>'), _num(g.get("copies")), _num(g.get("n_tokens")),
+    rows = [[Raw(f'<span class="snip">{esc(g.get("snippet", ""))}</span>'), num(g.get("copies")), num(g.get("n_tokens")),
              f"{(g.get('first') or {}).get('split', '?')} doc {(g.get('first') or {}).get('doc', '?')}"] for g in largest[:10]]
     return out + table(["starts with", "occurrences", "tokens each", "first copy"], rows, cls="exact") + how(
         "each row is one document that occurs several times; occurrences counts all of them, the first included, so all "
@@ -133,7 +126,7 @@ def _near(report: dict, examples: ex.Examples | str) -> str:
            f"{nd.get('shingle', '?')}-token shingles ({nd.get('num_perm', '?')} MinHash permutations) are joined into clusters. "
            f"<b>{nd.get('clusters', 0):,} clusters</b> hold {nd.get('docs_in_clusters', 0):,} documents; keeping the earliest of "
            f"each would remove {nd.get('removable_docs', 0):,} documents, {h(nd.get('removable_tokens'))} tokens "
-           f"({_pct(nd.get('removable_token_fraction'))} of all tokens).</p>")
+           f"({pct(nd.get('removable_token_fraction'))} of all tokens).</p>")
     if not nd.get("clusters"):
         return out + none("No near-duplicate clusters: no document is a near copy of another, so there is no "
                           "cluster-size chart to draw.")
@@ -146,7 +139,7 @@ def _near(report: dict, examples: ex.Examples | str) -> str:
                    "and each of their members after the first is repeated text in training.")
     out += "<h3>The largest clusters, first members side by side</h3>"
     if isinstance(examples, str):
-        rows = [[Raw(esc(c.get("snippet", ""))), _num(c.get("docs")), _num(c.get("n_tokens")),
+        rows = [[Raw(esc(c.get("snippet", ""))), num(c.get("docs")), num(c.get("n_tokens")),
                  ", ".join(f"{k} {v}" for k, v in (c.get("splits") or {}).items())] for c in (nd.get("largest") or [])[:10]]
         return out + none(f"Only the first words of each cluster are shown: {examples}.") + table(
             ["first member starts with", "documents", "tokens", "by split"], rows, cls="largest")
@@ -165,10 +158,10 @@ def _leakage(report: dict, examples: ex.Examples | str) -> str:
         return none(f"Nothing to compare: {lk.get('note', 'no val or no train split')}.")
     n = lk.get("ngram_n", 13)
     val = lk.get("val_docs", 0)
-    rows = [["exact copy of a train document", _num(lk.get("exact_docs")), _pct(lk.get("exact_fraction"))],
-            ["near copy of a train document (includes exact)", _num(lk.get("near_docs")), _pct(lk.get("near_fraction"))],
-            [f"shares at least one {n}-gram with train", _num(lk.get("ngram_docs")), _pct(lk.get("ngram_docs_fraction"))],
-            [f"val {n}-grams that occur in train", _of(lk.get("ngram_fraction"), lk.get("ngram_val_ngrams")), _pct(lk.get("ngram_fraction"))]]
+    rows = [["exact copy of a train document", num(lk.get("exact_docs")), pct(lk.get("exact_fraction"))],
+            ["near copy of a train document (includes exact)", num(lk.get("near_docs")), pct(lk.get("near_fraction"))],
+            [f"shares at least one {n}-gram with train", num(lk.get("ngram_docs")), pct(lk.get("ngram_docs_fraction"))],
+            [f"val {n}-grams that occur in train", _of(lk.get("ngram_fraction"), lk.get("ngram_val_ngrams")), pct(lk.get("ngram_fraction"))]]
     out = (f"<p>{val:,} val documents against {lk.get('train_docs', 0):,} train documents.</p>"
            + table(["val documents that are ...", "count", "share of val"], rows, cls="leakage"))
     if lk.get("note"):
@@ -207,25 +200,28 @@ def _budget(report: dict) -> str:
     if not (u and B_ and epochs):
         return none("The budget section lacks the numbers to chart.")
     out = (f"<p>A budget of <b>{h(B_)} tokens</b> over <b>{h(u)} unique train tokens</b> is <b>{epochs:.1f} epochs</b>; "
-           f"effective data {h(b.get('effective_tokens'))} tokens ({_pct(b.get('effective_fraction'))} of the budget). "
+           f"effective data {h(b.get('effective_tokens'))} tokens ({pct(b.get('effective_fraction'))} of the budget). "
            f"Verdict: <b>{esc(b.get('verdict', '?'))}</b>: {esc(b.get('verdict_text', ''))}.</p>")
     if epochs > 1:
         if b.get("files_for_4_epochs"):
-            out += (f"<p><b>Files needed:</b> {b['files_for_4_epochs']:,} input files like these bring it to at most 4 epochs, "
+            out += (f"<p><b>Files needed:</b> {b['files_for_4_epochs']:,} input files like these bring it to at most "
+                    f"{B.REPEATS_FREE_EPOCHS:g} epochs, "
                     f"{b.get('files_for_1_epoch', 0):,} to one epoch ({b.get('source_files')} now, {h(b.get('tokens_per_source_file'))} "
                     "tokens each).</p>")
         elif b.get("data_multiple_for_4_epochs"):
             out += (f"<p><b>Data needed:</b> {b['data_multiple_for_4_epochs']:.1f}x this data ({h(b.get('unique_tokens_for_4_epochs'))} "
-                    f"tokens) for at most 4 epochs, {b.get('data_multiple_for_1_epoch', 0):.1f}x for one.</p>")
+                    f"tokens) for at most {B.REPEATS_FREE_EPOCHS:g} epochs, {b.get('data_multiple_for_1_epoch', 0):.1f}x for one.</p>")
     if b.get("params"):
-        out += (f"<p>{h(b['params'])} parameters: {b.get('tokens_per_param', 0):.0f} tokens per parameter (Chinchilla ~20): "
+        out += (f"<p>{h(b['params'])} parameters: {b.get('tokens_per_param', 0):.0f} tokens per parameter "
+                f"(Chinchilla ~{B.CHINCHILLA_TOKENS_PER_PARAM:g}): "
                 f"{esc(b.get('chinchilla_verdict', ''))}. Compute-optimal for this compute: {h(b.get('optimal_params'))} "
                 f"parameters on {h(b.get('optimal_tokens'))} tokens.</p>")
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 3.6))
     budgets = np.logspace(np.log10(min(u / 10, B_ / 3)), np.log10(max(B_ * 10, u * 100)), 200)
-    for lo, hi, color, name in ((1e-3, 1, "tab:green", "< 1 epoch: fresh"), (1, 4, "yellowgreen", "1-4: nearly free"),
-                                (4, 16, "orange", "4-16: diminishing"), (16, 1e12, "tab:red", "> 16: wasted")):
+    free, most = B.REPEATS_FREE_EPOCHS, B.REPEATS_MAX_EPOCHS
+    for lo, hi, color, name in ((1e-3, 1, "tab:green", "< 1 epoch: fresh"), (1, free, "yellowgreen", f"1-{free:g}: nearly free"),
+                                (free, most, "orange", f"{free:g}-{most:g}: diminishing"), (most, 1e12, "tab:red", f"> {most:g}: wasted")):
         ax.axhspan(lo, hi, color=color, alpha=0.18, label=name)
     ax.plot(budgets, budgets / u, color="black", lw=1.2, label="epochs = budget / unique tokens")
     ax.plot([B_], [epochs], "o", color="black", ms=8)
@@ -236,7 +232,7 @@ def _budget(report: dict) -> str:
     ax.legend(loc="upper left", fontsize=8)
     return out + figure(fig, "epochs against budget") + how(
         "the black line is this dataset: the further right the budget, the more times each train token is repeated. The "
-        "dot is your budget; its band says what the repeats cost (up to ~4 epochs about as good as fresh data, past ~16 "
+        f"dot is your budget; its band says what the repeats cost (up to ~{free:g} epochs about as good as fresh data, past ~{most:g} "
         "the extra compute buys almost nothing; Muennighoff et al. 2023).")
 
 
@@ -247,8 +243,8 @@ def _against(report: dict) -> str:
         return none("No eval set given: `fwpipe audit --against EVAL` (parquet or JSONL with a text column, or a dataset) "
                     "checks each eval document for exact copies, near copies and shared n-grams in train and val.")
     n_e, n = ag.get("eval_docs") or 0, ag.get("ngram_n", 13)
-    share = lambda k: f"{k:,} ({k / n_e:.1%})" if isinstance(k, int) and n_e else _num(k)  # noqa: E731
-    rows = [[name, share(sec.get("exact_docs")), share(sec.get("near_docs")), share(sec.get("ngram_docs")), _pct(sec.get("ngram_fraction"))]
+    share = lambda k: f"{k:,} ({k / n_e:.1%})" if isinstance(k, int) and n_e else num(k)  # noqa: E731
+    rows = [[name, share(sec.get("exact_docs")), share(sec.get("near_docs")), share(sec.get("ngram_docs")), pct(sec.get("ngram_fraction"))]
             for name in ("train", "val") if isinstance(sec := ag.get(name), dict)]
     out = f"<p>{n_e:,} eval documents from <code>{esc(ag.get('path', '?'))}</code>.</p>"
     out += table(["found in", "exact copies", "near copies", f"share a {n}-gram", f"eval {n}-grams found"], rows, cls="against")
@@ -261,8 +257,8 @@ def _against(report: dict) -> str:
     for w in worst:
         frac = w.get("ngram_fraction") or {}
         wrows.append([f"#{w.get('doc', '?')}", Raw(f"<mark>{esc(w['overlap'])}</mark>" if w.get("overlap") else "-"),
-                      _num(w.get("n_tokens")), ", ".join(w.get("exact") or []) or "-", ", ".join(w.get("near") or []) or "-",
-                      _pct(frac.get("train")), _pct(frac.get("val"))])
+                      num(w.get("n_tokens")), ", ".join(w.get("exact") or []) or "-", ", ".join(w.get("near") or []) or "-",
+                      pct(frac.get("train")), pct(frac.get("val"))])
     return out + "<h3>The most contaminated eval documents</h3>" + table(
         ["eval doc", f"one shared {n}-gram", "tokens", "exact copy in", "near copy in", f"{n}-grams in train", f"{n}-grams in val"],
         wrows, text_cols=2, cls="against-worst") + how("rows are eval documents, worst first (exact copies, then near copies, then the share "

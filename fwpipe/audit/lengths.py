@@ -6,7 +6,7 @@ import numpy as np
 
 from fwpipe.audit.corpus import Corpus
 from fwpipe.kernels import length_bin_edges, length_histogram
-from fwpipe.shards import SPLITS
+from fwpipe.dataset import SPLITS
 
 SHORT_DOC_TOKENS = 64  # documents under this many tokens are mostly boilerplate or fragments
 

@@ -117,10 +117,9 @@ def write_clusters(path: Path, corpus: Corpus, cluster: np.ndarray) -> int:
 
     import pyarrow.parquet as pq
 
-    from fwpipe.shards import WRITTEN_BY
+    from fwpipe.dataset import clusters_schema
 
     buf = io.BytesIO()
-    table = df.to_arrow()
-    pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), WRITTEN_BY[0]: WRITTEN_BY[1]}), buf)
+    pq.write_table(df.to_arrow().cast(clusters_schema()), buf)  # the schema carries audit's mark
     write_bytes(path, [buf.getvalue()])
     return len(df)

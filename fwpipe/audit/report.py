@@ -44,7 +44,7 @@ JSON schema (schema_version 1; keys are only ever added). Counts are documents o
 
 from __future__ import annotations
 
-from fwpipe.htmlpage import human as h  # one number formatter for the terminal and the pages
+from fwpipe.fmt import count as h  # one number formatter for the terminal and the pages
 
 # The schema above as data, so that `--fail-on` rules are checked before the audit runs. A key
 # maps to NUMBER, TEXT, LIST (items not checked) or a dict of its own keys; keys that only some
@@ -147,13 +147,15 @@ def terminal(report: dict) -> str:
             f"the budget); verdict: {b['verdict']}")
         if b["epochs"] > 1:
             if b["files_for_4_epochs"]:
-                add(f"  for <= 4 epochs: {b['files_for_4_epochs']:,} input files like these ({b['source_files']} now, "
+                add(f"  for <= {b['repeats_free_epochs']:g} epochs: {b['files_for_4_epochs']:,} input files like these "
+                    f"({b['source_files']} now, "
                     f"{h(b['tokens_per_source_file'])} tokens each); for 1 epoch: {b['files_for_1_epoch']:,}")
             else:
-                add(f"  for <= 4 epochs: {b['data_multiple_for_4_epochs']:.1f}x this data ({h(b['unique_tokens_for_4_epochs'])} "
+                add(f"  for <= {b['repeats_free_epochs']:g} epochs: {b['data_multiple_for_4_epochs']:.1f}x this data "
+                    f"({h(b['unique_tokens_for_4_epochs'])} "
                     f"tokens); for 1 epoch: {b['data_multiple_for_1_epoch']:.1f}x")
         if "params" in b:
-            add(f"  {h(b['params'])} params, {b['tokens_per_param']:.0f} tokens/param (Chinchilla ~20)")
+            add(f"  {h(b['params'])} params, {b['tokens_per_param']:.0f} tokens/param (Chinchilla ~{b['chinchilla_tokens_per_param']:g})")
             add(f"  {b['chinchilla_verdict']}")
             add(f"  compute-optimal for this compute: {h(b['optimal_params'])} params on {h(b['optimal_tokens'])} tokens")
     return "\n".join(_clip(line) for line in out)

@@ -28,7 +28,8 @@ from fwpipe.dedup import memory_bytes as dedup_memory_bytes
 from fwpipe.shards import release_pages
 from fwpipe.executor import Executor
 from fwpipe.errors import ConfigError, FwpipeError, InputFormatError
-from fwpipe.shards import open_dataset, written_by_audit
+from fwpipe.fmt import size
+from fwpipe.dataset import CLUSTERS, SPLITS, open_dataset, written_by_audit
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
@@ -66,7 +67,7 @@ def _check_options(block_size: int, shingle: int, num_perm: int, ngram: int) -> 
 
 def _identity(ds) -> dict:
     """What makes two audits the same run for the scratch directory: the shard files as they are."""
-    files = [p for name in ("train", "val") for p in ds.split(name).paths]
+    files = [p for name in SPLITS for p in ds.split(name).paths]
     return {"root": str(Path(ds.root).resolve()), "files": [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in map(Path, files)]}
 
 
@@ -126,7 +127,7 @@ def audit(
     report["splits"] = totals(corpus)
     for tokens in corpus.shards:  # indexing and totals read every shard: drop those pages
         release_pages(tokens)
-    sources = per_source(ds.root, ds.manifest)
+    sources = per_source(ds)
     if sources is not None:
         report["sources"] = sources
     step("lengths")
@@ -135,7 +136,7 @@ def audit(
     exact = exact_duplicates(corpus)
     report["exact_duplicates"] = exact.report
     scratch_dir = tmp_dir or tempfile.gettempdir()
-    step(f"near duplicates (scratch: {scratch_bytes(corpus.n_docs, cfg.bands) / 1e9:.2f} GB in {scratch_dir})")
+    step(f"near duplicates (scratch: {size(scratch_bytes(corpus.n_docs, cfg.bands))} in {scratch_dir})")
     scratch, comp = near_clusters(corpus, cfg, copy_of=exact.first, tmp_dir=scratch_dir,
                                   identity=_identity(ds), memory_bytes=memory_bytes, executor=executor)
     near = near_duplicates(corpus, comp, cfg)
@@ -147,14 +148,14 @@ def audit(
 
         report["against"] = against(corpus, exact.first, scratch, cfg, against_path, ngram=ngram)
     scratch.remove()
-    clusters_path = ds.root / "clusters.parquet"
+    clusters_path = ds.root / CLUSTERS
     if ds.format == "fwpipe" and write_clusters_file and _write_optional(clusters_path, lambda p: write_clusters(p, corpus, near.cluster)):
         report["near_duplicates"]["clusters_file"] = str(clusters_path)
     step(f"{ngram}-gram leakage")
     report["leakage"] = leakage(corpus, exact.first, near.near_train, ngram=ngram)
     if budget_tokens is not None:
         report["budget"] = budget_mod.budget_section(budget_tokens, report["splits"]["train"]["stream_tokens"], params=params,
-                                                     sources=budget_mod.n_sources(ds.manifest))
+                                                     sources=ds.n_sources)
     report["verdicts"] = verdicts(report)
     report["seconds"] = time.perf_counter() - t0
     return report

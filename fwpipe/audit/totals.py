@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
-
 import numpy as np
 
 from fwpipe.audit.corpus import Corpus
+from fwpipe.dataset import SPLITS, Dataset
 from fwpipe.errors import InputFormatError
 from fwpipe.kernels import token_histogram
-from fwpipe.shards import SPLITS
 from fwpipe.tokenizer import EOT, VOCAB_SIZE
-
-log = logging.getLogger(__name__)
 
 
 def totals(corpus: Corpus) -> dict:
@@ -37,22 +32,17 @@ def totals(corpus: Corpus) -> dict:
     return out
 
 
-def per_source(dataset_root: Path, manifest: dict | None) -> list[dict] | None:
-    """Docs and tokens per source file, where prepare's docs.parquet records it."""
-    path = Path(dataset_root) / "docs.parquet"
-    if manifest is None or not path.exists():
+def per_source(ds: Dataset) -> list[dict] | None:
+    """Docs and tokens per input file, from a fwpipe dataset's docs.parquet (dataset.docs_schema)."""
+    path = ds.docs_table
+    if path is None:
         return None
     import polars as pl
 
     try:
-        schema = pl.read_parquet_schema(path)
-        src = next((c for c in ("source_file", "source", "source_path") if c in schema), None)
-        if src is None or "n_tokens" not in schema or "split" not in schema:
-            log.info("docs.parquet has no source column; skipping per-source totals")
-            return None
-        df = (pl.scan_parquet(path).group_by([src, "split"]).agg(pl.len().alias("docs"), pl.col("n_tokens").sum().alias("tokens"))
-              .sort([src, "split"]).collect())
-        return [{"source": str(r[src]), "split": str(r["split"]), "docs": int(r["docs"]), "tokens": int(r["tokens"])}
+        df = (pl.scan_parquet(path).group_by(["source_file", "split"]).agg(pl.len().alias("docs"), pl.col("n_tokens").sum().alias("tokens"))
+              .sort(["source_file", "split"]).collect())
+        return [{"source": str(r["source_file"]), "split": str(r["split"]), "docs": int(r["docs"]), "tokens": int(r["tokens"])}
                 for r in df.iter_rows(named=True)]
     except (pl.exceptions.PolarsError, OSError, TypeError, ValueError) as e:
         first_line = (str(e).splitlines() or [""])[0]

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from fwpipe.errors import OutputError
+from fwpipe.fmt import size
 
 log = logging.getLogger(__name__)
 PREFIX = "fwpipe-dedup-"
@@ -87,7 +88,7 @@ def open_scratch(tmp_dir: str | Path, identity: dict, *, n_docs: int, num_perm: 
              "reused from an interrupted run" if reused else "new", free / 1e9)
     if not reused and free < s.planned_bytes():
         s.remove()
-        raise OutputError(f"{tmp_dir}: the dedup scratch needs {s.planned_bytes() / 1e9:.2f} GB, {free / 1e9:.2f} GB are free",
+        raise OutputError(f"{tmp_dir}: the dedup scratch needs {size(s.planned_bytes())}, {size(free)} are free",
                           "pass --tmp-dir DIR on a disk with room")
     return s
 

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from fwpipe.dedup import DEFAULT_MEMORY_BYTES, DedupConfig, Scratch, components, exact_first, index_shards, near_clusters
 from fwpipe.executor import Executor
 from fwpipe.pipeline.split import TRAIN, VAL
-from fwpipe.shards import Dataset, Split, open_dataset
+from fwpipe.dataset import DOCS, REMOVED_COLUMNS, Dataset, Split, open_dataset
 from fwpipe.tokenizer import EOT
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class DedupPlan:
         """
         row0 = 0
         for si, stage in enumerate(self.stages):
-            f = pq.ParquetFile(stage / "docs.parquet")
+            f = pq.ParquetFile(stage / DOCS)
             for b in f.iter_batches(batch_size=batch_rows, columns=columns):
                 t = pa.Table.from_batches([b])
                 if "source_file" in columns:
@@ -93,7 +93,7 @@ def first_pass(stages: list[Path]) -> tuple[Dataset, np.ndarray, np.ndarray, np.
     dss = [open_dataset(d) for d in stages]
     train = Split("train", [p for ds in dss for p in ds.split("train").paths], [t for ds in dss for t in ds.split("train").shards])
     shard_base = np.cumsum([0] + [len(ds.split("train").shards) for ds in dss])[:-1]
-    cols = [pq.read_table(d / "docs.parquet", columns=["key_hash", "n_tokens"]) for d in stages]
+    cols = [pq.read_table(d / DOCS, columns=["key_hash", "n_tokens"]) for d in stages]
     key_hash = np.concatenate([np.zeros(0, np.uint64)] + [t["key_hash"].to_numpy() for t in cols])
     n_tokens = np.concatenate([np.zeros(0, np.int64)] + [t["n_tokens"].to_numpy() for t in cols])
     ds = Dataset(stages[0].parent, "fwpipe", {"train": train, "val": Split("val", [], [])})
@@ -213,4 +213,4 @@ def removed_table(p: DedupPlan, batch_rows: int = BATCH_ROWS) -> pa.Table:
             "kept_source_file": take("source_file", kept),
             "kept_source_row": take("source_row", kept),
         }
-    )
+    ).select(list(REMOVED_COLUMNS))

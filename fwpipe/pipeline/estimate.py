@@ -74,6 +74,7 @@ import pyarrow.parquet as pq
 from fwpipe import budget as B
 from fwpipe import remote
 from fwpipe.errors import BudgetError, ConfigError, InputFormatError
+from fwpipe.fmt import count, size
 from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.tokenizer import get_encoding
 
@@ -167,8 +168,7 @@ def estimate(
 def _check(val_fraction, budget_tokens, max_epochs, params, config, sample_docs) -> tuple[int | None, float | None, str | None]:
     if not 0 <= val_fraction < 1:
         raise ConfigError(f"--val-fraction {val_fraction} is not in [0, 1)", "use e.g. --val-fraction 0.005")
-    if not (max_epochs > 0) or math.isinf(max_epochs):
-        raise BudgetError(f"--max-epochs {max_epochs} is not a positive number", "pass e.g. --max-epochs 1 (fresh data) or 4 (repeats nearly as good)")
+    B.check_max_epochs(max_epochs)
     if sample_docs < 2:
         raise ConfigError(f"sample of {sample_docs} documents is too small to measure a ratio and its error", "sample at least 2 documents (default 256)")
     if params is not None and config is not None:
@@ -183,7 +183,7 @@ def _check(val_fraction, budget_tokens, max_epochs, params, config, sample_docs)
     if budget_tokens is not None:
         return B.check_budget(budget_tokens), params, "budget_tokens"
     if params is not None:
-        return B.check_budget(B.CHINCHILLA_TOKENS_PER_PARAM * params), params, "chinchilla"
+        return B.budget_for_params(params), params, "chinchilla"
     return None, params, None
 
 
@@ -402,13 +402,6 @@ def _ordinal(k: int) -> str:
     return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
 
 
-def _h(n: float) -> str:
-    for unit, div in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= div:
-            return f"{n / div:.3g}{unit}"
-    return f"{n:.0f}"
-
-
 def _s(n: float) -> str:
     return "" if n == 1 else "s"
 
@@ -435,20 +428,20 @@ def format_estimate(d: dict) -> str:
     lines.append(f"{label:<34} {t['docs']:>11,} {t['est_tokens']:>16,}")
     if t["est_tokens_low"] != t["est_tokens_high"]:
         lines.append(f"    95% interval {t['est_tokens_low']:,} - {t['est_tokens_high']:,} tokens (sampling error only)")
-    lines.append(f"    split (val fraction {d['val_fraction']:g}): train ~{t['train_docs']:,} docs, {_h(t['train_tokens'])} tokens; "
-                 f"val ~{t['val_docs']:,} docs, {_h(t['val_tokens'])} tokens")
+    lines.append(f"    split (val fraction {d['val_fraction']:g}): train ~{t['train_docs']:,} docs, {count(t['train_tokens'])} tokens; "
+                 f"val ~{t['val_docs']:,} docs, {count(t['val_tokens'])} tokens")
     lines.append("    tokens include one EOT per document, as in prepare's shards")
     s = d["sample"]
     if s:
-        lines.append(f"ratio: {s['bytes_per_token']:.3f} bytes/token from {s['docs']:,} tokenized documents ({s['bytes'] / 1e6:.2f} MB)")
+        lines.append(f"ratio: {s['bytes_per_token']:.3f} bytes/token from {s['docs']:,} tokenized documents ({size(s['bytes'])})")
         lines.append(f"    sample: {s['how']}")
         if s["rel_se"] is not None:
             lo, hi = s["bytes_per_token_ci95"]
             lines.append(f"    standard error {s['rel_se']:.2%}; 95% interval {lo:.3f} - {hi:.3f} bytes/token")
     b = d["budget"]
     if b:
-        src = f"Chinchilla {B.CHINCHILLA_TOKENS_PER_PARAM:g} tokens x {_h(b['params'])} params" if b["budget_from"] == "chinchilla" else "--budget-tokens"
-        lines.append(f"BUDGET  {_h(b['budget_tokens'])} tokens ({src}) over ~{_h(b['unique_tokens'])} train tokens")
+        src = f"Chinchilla {B.CHINCHILLA_TOKENS_PER_PARAM:g} tokens x {count(b['params'])} params" if b["budget_from"] == "chinchilla" else "--budget-tokens"
+        lines.append(f"BUDGET  {count(b['budget_tokens'])} tokens ({src}) over ~{count(b['unique_tokens'])} train tokens")
         lo, hi = b["epochs_range"]
         rng_e = f" (95%: {lo:,.2f} - {hi:,.2f})" if lo != hi else ""
         lines.append(f"    {b['epochs']:,.2f} epochs{rng_e}; verdict: {b['verdict']}")
@@ -456,14 +449,14 @@ def format_estimate(d: dict) -> str:
         need, more = b["files_needed"], b["more_files_needed"]
         rng = b["files_needed_range"]
         lines.append(f"    for <= {b['max_epochs']:g} epoch{_s(b['max_epochs'])}: {need:,} file{_s(need)} like these "
-                     f"(~{_h(b['tokens_per_file'])} train tokens each)" + (f", {more:,} more" if more else ": these are enough"))
+                     f"(~{count(b['tokens_per_file'])} train tokens each)" + (f", {more:,} more" if more else ": these are enough"))
         if rng[0] != rng[1]:
             lines.append(f"    (95%: {rng[0]:,} - {rng[1]:,} files)")
         if b.get("params"):
             lines.append(f"    {b['params']:,} params: {b['tokens_per_param']:.1f} tokens/param (Chinchilla ~{B.CHINCHILLA_TOKENS_PER_PARAM:g})")
     g = d.get("fetched")
     if g:
-        lines.append(f"fetched {g['bytes'] / 1e6:,.2f} MB of {g['input_bytes'] / 1e6:,.2f} MB remote input ({g['fraction']:.2%}) "
+        lines.append(f"fetched {size(g['bytes'])} of {size(g['input_bytes'])} remote input ({g['fraction']:.2%}) "
                      f"in {g['requests']:,} requests" + (f", {g['retries']:,} retries" if g["retries"] else ""))  # fmt: skip
     lines.append(f"({d['seconds']:.2f} s, no text tokenized beyond the sample)" if s else f"({d['seconds']:.2f} s, no text read)")
     return "\n".join(lines)

@@ -7,9 +7,7 @@ a dataset without that manifest is never read as finished.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +21,8 @@ from fwpipe import __version__, shards
 from fwpipe.atomic import atomic_file, commit_file
 from fwpipe.kernels import length_bin_edges
 from fwpipe.pipeline.inputs import Source
-from fwpipe.pipeline.outputs import MANIFEST, write_manifest
+from fwpipe.dataset import DOCS, MANIFEST, REMOVED, TOKEN_COUNTS, Manifest, ShardFile, Sizing, SplitTotals, docs_schema, read_manifest
+from fwpipe.dataset import shard_name, write_manifest
 from fwpipe.pipeline.shardset import WORK, SplitWriter, read_stats, sidecar, write_npy_atomic
 from fwpipe.pipeline.split import SPLIT_NAMES
 from fwpipe.pipeline.tokenize import EMPTY_TEXT, NULL_TEXT, OK, TOO_LONG
@@ -56,7 +55,7 @@ def finalize(
             tc, lh = read_stats(sidecar(out_dir, split, i, "stats.npy"))
             token_counts += tc
             length_hist += lh
-            shard_files.append({"file": shards.shard_name(split, i), "tokens": len(shards.read_shard(shard_dir / shards.shard_name(split, i)))})
+            shard_files.append(ShardFile(shard_name(split, i), len(shards.read_shard(shard_dir / shard_name(split, i)))))
         docs = tokens = 0
         for t in _split_tables(out_dir, split, n_shards, writers[split], columns=["status", "n_tokens"]):
             status = t["status"].to_numpy()
@@ -65,64 +64,58 @@ def finalize(
             ok = status == OK
             docs += int(ok.sum())
             tokens += int(t["n_tokens"].to_numpy()[ok].sum())
-        per_split[split] = {
-            "docs": docs,
-            "tokens": tokens,
-            "stream_tokens": tokens + docs,
-            "distinct_tokens": int((token_counts > 0).sum() - (token_counts[EOT] > 0)),
-            "shards": n_shards,
-            "shard_files": shard_files,
-            "length_hist": length_hist.tolist(),
-        }
+        per_split[split] = SplitTotals(docs=docs, tokens=tokens, stream_tokens=tokens + docs,
+                                       distinct_tokens=int((token_counts > 0).sum() - (token_counts[EOT] > 0)), shards=n_shards,
+                                       shard_files=shard_files, length_hist=length_hist.tolist())
         hists[split] = token_counts
 
     bases = _write_nanogpt(out_dir, shard_dir, per_split) if options.format == "nanogpt" else None
     names = pa.array([s.path for s in sources], pa.string())
     # streamed into an atomic temp file: a full disk leaves neither docs.parquet nor its temp
-    with atomic_file(out_dir / "docs.parquet", hint=_HINT) as f, pq.ParquetWriter(f, _DOCS_SCHEMA, compression="zstd") as w:
+    with atomic_file(out_dir / DOCS, hint=_HINT) as f, pq.ParquetWriter(f, docs_schema(), compression="zstd") as w:
         for split in SPLIT_NAMES:
             for t in _split_tables(out_dir, split, writers[split].index, writers[split]):
                 t = t.filter(pc.equal(t["status"], OK))
                 check.add(t)
                 w.write_table(_docs_rows(t, split, names, bases), row_group_size=1 << 20)
-    write_npy_atomic(out_dir / "token_counts.npy", np.stack([hists[s] for s in SPLIT_NAMES]))
+    write_npy_atomic(out_dir / TOKEN_COUNTS, np.stack([hists[s] for s in SPLIT_NAMES]))
 
-    total_docs = per_split["train"]["docs"] + per_split["val"]["docs"]
-    if total_docs >= 2 and options.val_fraction > 0 and per_split["val"]["docs"] == 0:
+    total_docs = per_split["train"].docs + per_split["val"].docs
+    if total_docs >= 2 and options.val_fraction > 0 and per_split["val"].docs == 0:
         log.warning("no document fell into val although %d documents were prepared", total_docs)
     tc_check = check.result()
     if dedup_report is not None:  # rows were skipped and checked in the first pass; removed ones listed
         skipped, tc_check = _first_pass_tallies(sorted((out_dir / WORK).glob("stage1-*")))
-        commit_file(out_dir / WORK / "removed.parquet", out_dir / "removed.parquet")  # pass 2 redoes it if need be
-    sizing = _sizing(options, sources, per_split["train"]["stream_tokens"], stop)
+        commit_file(out_dir / WORK / REMOVED, out_dir / REMOVED)  # pass 2 redoes it if need be
+    sizing = _sizing(options, sources, per_split["train"].stream_tokens, stop)
     summary = {
-        "splits": {s: {k: v for k, v in per_split[s].items() if k not in ("shard_files", "length_hist")} for s in SPLIT_NAMES},
+        "splits": {s: {k: v for k, v in vars(per_split[s]).items() if k not in ("shard_files", "length_hist")} for s in SPLIT_NAMES},
         "docs": total_docs,
-        "tokens": per_split["train"]["tokens"] + per_split["val"]["tokens"],
+        "tokens": per_split["train"].tokens + per_split["val"].tokens,
         "skipped": skipped,
         "token_count_check": tc_check,
         "sources": len(sources),
         "format": options.format,
-        "sizing": sizing,
+        "sizing": sizing.to_json() if sizing else None,
         "dedup": dedup_report if dedup_report is not None else {"mode": "none"},
     }
-    manifest = {
-        "status": "complete",
+    manifest = Manifest(
+        status="complete",
         **identity,
-        "fwpipe_version": __version__,
-        "splits": per_split,
-        "length_bin_edges": length_bin_edges(),
-        "skipped": skipped,
-        "token_count_check": tc_check,
-        "sizing": sizing,
-        "dedup": summary["dedup"],
-        "files": {"docs": "docs.parquet", "token_counts": "token_counts.npy (int64, shape (2, vocab): train, val)",
-                  **({"removed": "removed.parquet"} if dedup_report is not None else {})},
-        "summary": summary,
+        fwpipe_version=__version__,
+        splits=per_split,
+        length_bin_edges=length_bin_edges(),
+        skipped=skipped,
+        token_count_check=tc_check,
+        sizing=sizing,
+        dedup=summary["dedup"],
+        files={"docs": DOCS, "token_counts": f"{TOKEN_COUNTS} (int64, shape (2, vocab): train, val)",
+               **({"removed": REMOVED} if dedup_report is not None else {})},
+        summary=summary,
         # every file this prepare wrote: the only ones a later --overwrite deletes (outputs.py)
-        "outputs": sorted([MANIFEST, "docs.parquet", "token_counts.npy", *(["removed.parquet"] if dedup_report is not None else []),
-                           *(f["file"] for s in SPLIT_NAMES for f in per_split[s]["shard_files"])]),
-    }
+        outputs=sorted([MANIFEST, DOCS, TOKEN_COUNTS, *([REMOVED] if dedup_report is not None else []),
+                        *(f.file for s in SPLIT_NAMES for f in per_split[s].shard_files)]),
+    )
     write_manifest(out_dir, manifest)
     shutil.rmtree(out_dir / WORK, ignore_errors=True)
     return dict(summary, out_dir=str(out_dir))
@@ -133,10 +126,10 @@ def _first_pass_tallies(stages: list[Path]) -> tuple[dict, dict | None]:
     skipped: dict = {}
     check: dict | None = None
     for stage in stages:
-        m = json.loads((stage / shards.MANIFEST).read_text())
-        for k, v in m["skipped"].items():
+        m = read_manifest(stage)
+        for k, v in m.skipped.items():
             skipped[k] = skipped.get(k, 0) + v
-        tc = m["token_count_check"]
+        tc = m.token_count_check
         if tc is not None:
             if check is None:
                 check = {"checked": 0, "differ": 0, "email_placeholder": 0, "real": 0, "first_real": []}
@@ -146,13 +139,13 @@ def _first_pass_tallies(stages: list[Path]) -> tuple[dict, dict | None]:
     return skipped, check
 
 
-def _sizing(options: PrepareOptions, sources: list[Source], train_stream: int, stop: int | None) -> dict | None:
+def _sizing(options: PrepareOptions, sources: list[Source], train_stream: int, stop: int | None) -> Sizing | None:
     """What a budget-sized prepare used, reached, and (if the inputs ran out) still needs."""
     if options.budget_tokens is None:
         return None
     from fwpipe import budget as budget_mod
 
-    target = math.ceil(options.budget_tokens / options.max_epochs)
+    target = budget_mod.unique_tokens_needed(options.budget_tokens, options.max_epochs)
     used, unused, gpos0 = [], [], 0
     for src in sources:
         if stop is None or stop >= gpos0 + src.rows:
@@ -162,20 +155,14 @@ def _sizing(options: PrepareOptions, sources: list[Source], train_stream: int, s
         else:
             unused.append(src.path)
         gpos0 += src.rows
-    out = {
-        "budget_tokens": options.budget_tokens,
-        "max_epochs": options.max_epochs,
-        "target_train_tokens": target,
-        "train_stream_tokens": train_stream,
-        "epochs": budget_mod.epochs(options.budget_tokens, train_stream) if train_stream else None,
-        "reached": stop is not None,
-        "inputs_used": used,
-        "inputs_unused": unused,
-    }
+    out = Sizing(budget_tokens=options.budget_tokens, max_epochs=options.max_epochs, target_train_tokens=target,
+                 train_stream_tokens=train_stream, epochs=budget_mod.epochs(options.budget_tokens, train_stream) if train_stream else None,
+                 reached=stop is not None, inputs_used=used, inputs_unused=unused)  # fmt: skip
     if stop is None:
-        out["shortfall_tokens"] = target - train_stream
-        out["files_needed"] = budget_mod.files_needed(train_stream, len(sources), options.budget_tokens, options.max_epochs) if train_stream else None
-        out["more_files_needed"] = out["files_needed"] - len(sources) if out["files_needed"] else None
+        out.shortfall_tokens = target - train_stream
+        out.files_needed = (budget_mod.files_needed(train_stream, len(sources), options.budget_tokens, options.max_epochs)
+                            if train_stream else None)
+        out.more_files_needed = out.files_needed - len(sources) if out.files_needed else None
     return out
 
 
@@ -188,23 +175,6 @@ def _split_tables(out_dir: Path, split: str, n_shards: int, writer: SplitWriter,
         yield pq.read_table(sidecar(out_dir, split, i, "rows.parquet"), columns=columns)
     t = writer.table()
     yield t.select(columns) if columns else t
-
-
-_DOCS_SCHEMA = pa.schema(
-    [
-        ("split", pa.string()),
-        ("shard", pa.int32()),
-        ("offset", pa.int64()),
-        ("n_tokens", pa.int64()),
-        ("n_bytes", pa.int64()),
-        ("source_file", pa.dictionary(pa.int32(), pa.string())),
-        ("source_row", pa.int64()),
-        ("id", pa.string()),
-        ("url", pa.string()),
-        ("key_hash", pa.uint64()),
-        ("fineweb_token_count", pa.int64()),
-    ]
-)
 
 
 def _docs_rows(t: pa.Table, split: str, names: pa.Array, bases: dict | None) -> pa.Table:
@@ -227,7 +197,7 @@ def _docs_rows(t: pa.Table, split: str, names: pa.Array, bases: dict | None) -> 
             "key_hash": t["key_hash"],
             "fineweb_token_count": pc.if_else(pc.less(ftc, 0), pa.scalar(None, pa.int64()), ftc),
         },
-        schema=_DOCS_SCHEMA,
+        schema=docs_schema(),
     )
 
 
@@ -272,8 +242,8 @@ def _write_nanogpt(out_dir: Path, shard_dir: Path, per_split: dict) -> dict:
     for split, info in per_split.items():
         w = shards.TokenFileWriter(out_dir / f"{split}.bin", with_header=False)
         try:
-            for i, f in enumerate(info["shard_files"]):
-                toks = shards.read_shard(shard_dir / f["file"])
+            for i, f in enumerate(info.shard_files):
+                toks = shards.read_shard(shard_dir / f.file)
                 bases[(split, i)] = w.n_tokens - 1  # the dropped leading EOT moves every token back one
                 if len(toks):
                     w.write(toks[1:])
@@ -282,6 +252,6 @@ def _write_nanogpt(out_dir: Path, shard_dir: Path, per_split: dict) -> dict:
         except BaseException:
             w.abort()
             raise
-        info["shard_files"] = [{"file": f"{split}.bin", "tokens": w.n_tokens}]
-        info["shards"] = 1
+        info.shard_files = [ShardFile(f"{split}.bin", w.n_tokens)]
+        info.shards = 1
     return bases

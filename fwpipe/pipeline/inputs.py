@@ -82,10 +82,6 @@ class Source:
         d = {"path": self.path, "bytes": self.bytes, "rows": self.rows, "sha256": self.sha256}
         return {**d, "revision": self.revision} if self.url else d
 
-    def changed_from(self, old: dict) -> bool:
-        """True when the manifest entry `old` for this path names other bytes (size, hash, revision)."""
-        return (old.get("bytes"), old.get("sha256"), old.get("revision", "")) != (self.bytes, self.sha256, self.revision)
-
 
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()

@@ -20,39 +20,24 @@ through.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 import stat
 from pathlib import Path
 
-from fwpipe import remote, shards
-from fwpipe.atomic import write_bytes
+from fwpipe import remote
+from fwpipe.atomic import final_name, temp_name as tmp_name
+from fwpipe.dataset import CLUSTERS, DOCS, MANIFEST, NANOGPT_FILES, REMOVED, SHARD_RE, TOKEN_COUNTS, Manifest, load_manifest, write_manifest
+from fwpipe.dataset import written_by_audit
 from fwpipe.errors import DatasetMismatchError, OutputError
 from fwpipe.pipeline.shardset import WORK
 
-MANIFEST = shards.MANIFEST
-TABLES = ("docs.parquet", "token_counts.npy", "removed.parquet")
-NANOGPT_FILES = ("train.bin", "val.bin")
-AUDIT_OUTPUTS = (shards.CLUSTERS,)  # the audit stage writes it beside the shards, marked shards.WRITTEN_BY
-SHARD_RE = re.compile(r"(train|val)_\d{6}\.bin")
-STATUSES = ("in_progress", "complete", "overwriting")
-FORMATS = ("fwpipe", "nanogpt")
+TABLES = (DOCS, TOKEN_COUNTS, REMOVED)
+AUDIT_OUTPUTS = (CLUSTERS,)  # the audit stage writes it beside the shards, marked dataset.WRITTEN_BY
 _LINK_HINT = "fwpipe never follows a link inside its output directory; remove the link (or choose another -o) and run again"
 
 
-def write_manifest(out_dir: Path, manifest: dict) -> None:
-    data = json.dumps(manifest, indent=2, sort_keys=False).encode() + b"\n"
-    write_bytes(out_dir / MANIFEST, [data])
-
-
-def tmp_name(name: str) -> str:
-    """The temp name fwpipe.atomic and shards.TokenFileWriter write `name` under."""
-    return f".{name}.tmp"
-
-
-def read_manifest(out_dir: Path) -> dict | None:
+def read_manifest(out_dir: Path) -> Manifest | None:
     """The manifest of `out_dir`, None if there is none; refuses one fwpipe did not write."""
     path = out_dir / MANIFEST
     try:
@@ -62,49 +47,24 @@ def read_manifest(out_dir: Path) -> dict | None:
     if stat.S_ISLNK(st.st_mode):
         raise OutputError(f"{path}: is a symbolic link", _LINK_HINT)
     hint = f"fwpipe decides what in {out_dir} is its own from that file, so it touches nothing there; move it away or choose another -o"
-    try:
-        m = json.loads(path.read_bytes())
-    except (OSError, ValueError) as e:
-        raise DatasetMismatchError(f"{path}: not a readable fwpipe manifest ({str(e)[:80]})", hint) from e
-    if not isinstance(m, dict):
-        raise DatasetMismatchError(f"{path}: not a fwpipe manifest (a JSON {type(m).__name__}, not an object)", hint)
-    if not isinstance(m.get("manifest_version"), int) or m.get("status") not in STATUSES or m.get("format") not in FORMATS:
-        raise DatasetMismatchError(f"{path}: not a fwpipe manifest (no valid manifest_version, status and format)", hint)
-    listed = _listed(m)
-    if listed is not None and not all(shards.plain_name(n) for n in listed):
-        raise DatasetMismatchError(f"{path}: lists an output that is not a plain file name", hint)
-    return m
-
-
-def _listed(m: dict) -> list | None:
-    """The files a complete (or overwriting) manifest says prepare wrote; None while in progress."""
-    if m["status"] == "in_progress":
-        return None
-    if "outputs" in m:
-        return m["outputs"] if isinstance(m["outputs"], list) else [None]
-    # manifests before `outputs`: their shard files and tables
-    try:
-        names = [f["file"] for s in m.get("splits", {}).values() for f in s.get("shard_files", [])]
-    except (AttributeError, TypeError, KeyError):
-        return [None]
-    return names + ["docs.parquet", "token_counts.npy"] + (["removed.parquet"] if "removed" in (m.get("files") or {}) else [])
+    return load_manifest(path, error=DatasetMismatchError, hint=hint)[0]
 
 
 def writes(name: str, fmt: str) -> bool:
     """Whether a prepare of format `fmt` may write `name` at the top of its output directory."""
-    base = name[1:-4] if name.startswith(".") and name.endswith(".tmp") else name
+    base = final_name(name)
     if name == WORK or base == MANIFEST or base in TABLES:
         return True
     return bool(SHARD_RE.fullmatch(base)) if fmt == "fwpipe" else base in NANOGPT_FILES
 
 
-def owned(out_dir: Path, manifest: dict) -> list[str]:
+def owned(out_dir: Path, manifest: Manifest) -> list[str]:
     """The entries of `out_dir` that are prepare's (or audit's) under `manifest`, sorted."""
-    fixed = {WORK, MANIFEST, tmp_name(MANIFEST), *(n for n in AUDIT_OUTPUTS if (out_dir / n).is_symlink() or shards.written_by_audit(out_dir / n)), *map(tmp_name, AUDIT_OUTPUTS)}
-    listed = _listed(manifest)
+    fixed = {WORK, MANIFEST, tmp_name(MANIFEST), *(n for n in AUDIT_OUTPUTS if (out_dir / n).is_symlink() or written_by_audit(out_dir / n)), *map(tmp_name, AUDIT_OUTPUTS)}
+    listed = manifest.listed_outputs()
     if listed is not None:
         fixed |= set(listed) | {tmp_name(n) for n in listed}
-    return sorted(n for n in os.listdir(out_dir) if n in fixed or (listed is None and writes(n, manifest["format"])))
+    return sorted(n for n in os.listdir(out_dir) if n in fixed or (listed is None and writes(n, manifest.format)))
 
 
 def refuse_links(out_dir: Path, names: list[str]) -> None:
@@ -165,19 +125,19 @@ def claim(out_dir: Path, identity: dict, overwrite: bool) -> str:
                                        "choose an empty or new -o directory; fwpipe never deletes files it did not write")  # fmt: skip
         return "fresh"
     ours = owned(out_dir, old)
-    if old["status"] == "overwriting":
+    if old.status == "overwriting":
         _check(out_dir, ours, fmt)
         remove(out_dir, ours)
         return "fresh"
     if same_identity(old, identity):
-        if old["status"] == "complete":
+        if old.status == "complete":
             return "complete"
         refuse_links(out_dir, ours)
         return "resume"
     if not overwrite:
         _refuse_different(out_dir, old, identity)
     _check(out_dir, ours, fmt)
-    write_manifest(out_dir, {"status": "overwriting", "manifest_version": old["manifest_version"], "format": old["format"], "outputs": ours})
+    write_manifest(out_dir, Manifest(status="overwriting", manifest_version=old.manifest_version, format=old.format, outputs=ours))
     remove(out_dir, ours)
     return "fresh"
 
@@ -198,19 +158,19 @@ def _comparable(identity: dict) -> dict:
     return dict(identity, sources=[{k: v for k, v in s.items() if k != "path" or "revision" in s} for s in identity.get("sources") or [] if isinstance(s, dict)])
 
 
-def same_identity(old: dict, identity: dict) -> bool:
-    return _comparable({k: old.get(k) for k in identity}) == _comparable(identity)
+def same_identity(old: Manifest, identity: dict) -> bool:
+    return _comparable(old.identity()) == _comparable(identity)
 
 
-def _refuse_different(out_dir: Path, old: dict, identity: dict) -> None:
+def _refuse_different(out_dir: Path, old: Manifest, identity: dict) -> None:
     def key(path: str) -> str:  # a relative path in an old manifest resolves from here, best effort
         return path if remote.is_url(path) else os.path.realpath(path)
 
-    old_sources = {key(s["path"]): s for s in old.get("sources") or [] if isinstance(s, dict) and isinstance(s.get("path"), str)}
+    old_sources = {key(s["path"]): s for s in old.sources or []}  # dataset.parse_manifest checked each has a string path
     for s in identity["sources"]:
         o = old_sources.get(key(s["path"]))
         if o is not None and (o.get("bytes"), o.get("sha256"), o.get("revision", "")) != (s["bytes"], s["sha256"], s.get("revision", "")):
             raise DatasetMismatchError(f"{s['path']}: changed since {out_dir} was prepared from it (size or content)", "pass --overwrite to prepare it again")
-    old_c, new_c = _comparable({k: old.get(k) for k in identity}), _comparable(identity)
+    old_c, new_c = _comparable(old.identity()), _comparable(identity)
     diffs = [k for k in identity if old_c.get(k) != new_c[k]]
     raise DatasetMismatchError(f"{out_dir}: holds a different dataset (differs in {', '.join(diffs)})", "pass --overwrite to replace it, or choose another -o")

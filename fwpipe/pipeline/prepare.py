@@ -8,9 +8,7 @@ the same bytes as a run that never stopped.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import threading
 import time
@@ -25,15 +23,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fwpipe import shards
+from fwpipe import budget as budget_mod, shards
 from fwpipe.atomic import lock_dir
+from fwpipe.dataset import MANIFEST_VERSION, REMOVED, Manifest, read_manifest, write_manifest
 from fwpipe.dedup.scratch import memory_bytes as dedup_memory_bytes
-from fwpipe.errors import OutputError
+from fwpipe.errors import FwpipeError, OutputError
 from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.pipeline.inputs import Source
 from fwpipe.pipeline import outputs
 from fwpipe.pipeline.finalize import finalize
-from fwpipe.pipeline.outputs import write_manifest
 from fwpipe.pipeline.shardset import WORK, SplitWriter, finished_shards, shard_paths, sidecar, sidecar_paths, write_parquet_atomic
 from fwpipe.pipeline.split import SPLIT_NAMES, TRAIN, VAL, key_hash, val_threshold
 from fwpipe.pipeline.tokenize import OK, ChunkRows, encode_chunk
@@ -42,7 +40,6 @@ from fwpipe.tokenizer import EOT, NAME as TOKENIZER_NAME, VOCAB_SIZE, bpe_sha256
 
 log = logging.getLogger(__name__)
 
-MANIFEST_VERSION = 1
 DEFAULT_OUT = Path("data/fineweb")
 CHUNK_ROWS = 64  # rows per tokenizing task: big enough to amortize, small enough to balance
 FORCED_VAL_EXPECTED = 30  # below this many expected val docs, make sure val is not empty
@@ -123,14 +120,13 @@ def _prepare_locked(paths, sources: list[Source], out_dir: Path, options: Prepar
 
     state = outputs.claim(out_dir, identity, overwrite)
     if state == "complete":
-        manifest = json.loads((out_dir / shards.MANIFEST).read_text())
-        summary = dict(manifest["summary"], out_dir=str(out_dir), did_work=False, seconds=time.perf_counter() - t0)
+        summary = dict(read_manifest(out_dir).summary, out_dir=str(out_dir), did_work=False, seconds=time.perf_counter() - t0)
         log.info("%s is already prepared from these inputs; nothing to do", out_dir)
         return summary
 
     shard_dir = out_dir / WORK if options.format == "nanogpt" else out_dir
     # the manifest first: no moment leaves files of ours in a directory without one
-    write_manifest(out_dir, {"status": "in_progress", **identity})
+    write_manifest(out_dir, Manifest(status="in_progress", **identity))
     try:
         (out_dir / WORK).mkdir(exist_ok=True)
     except OSError as e:
@@ -258,7 +254,7 @@ class _Appender:
 
     def __init__(self, writers: dict[str, SplitWriter], options: PrepareOptions, train_cursor: int):
         self.writers = writers
-        self.target = math.ceil(options.budget_tokens / options.max_epochs) if options.budget_tokens else None
+        self.target = budget_mod.unique_tokens_needed(options.budget_tokens, options.max_epochs) if options.budget_tokens else None
         self.train_tokens = writers["train"].finished_tokens()
         # a resumed run whose train shards already hold the budget stopped at their last row
         self.stop: int | None = train_cursor if self.target is not None and self.train_tokens >= self.target else None
@@ -343,7 +339,7 @@ def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOpt
     from fwpipe.pipeline import dedup
 
     first_options = PrepareOptions(text_column=options.text_column, val_fraction=0.0, seed=options.seed, shard_tokens=options.shard_tokens, dedup="none")
-    target = math.ceil(options.budget_tokens / options.max_epochs) if options.budget_tokens else None
+    target = budget_mod.unique_tokens_needed(options.budget_tokens, options.max_epochs) if options.budget_tokens else None
     stages, tokenized, raw_train = [], 0, 0
     names = [src.path for src in sources]
     note = Progress(enabled=progress)
@@ -377,7 +373,7 @@ def _copy_deduplicated(out_dir: Path, sources: list[Source], p, appender: _Appen
     """
     from fwpipe.pipeline import dedup
 
-    write_parquet_atomic(dedup.removed_table(p, batch_rows), out_dir / WORK / "removed.parquet")
+    write_parquet_atomic(dedup.removed_table(p, batch_rows), out_dir / WORK / REMOVED)
     p.forget_clusters()  # from here on only keep and split: 2 of the plan's ~35 bytes a document
     tokens = p.dataset.split("train").shards
     names = pa.array([src.path for src in sources], pa.string())
@@ -424,10 +420,9 @@ _EOT16 = np.array([EOT], dtype=np.uint16)
 
 def _record_shard(out_dir: Path, identity: dict, split: str, index: int) -> None:
     """After a shard is durable, the manifest records it (progress for humans; sidecars are truth)."""
-    path = out_dir / shards.MANIFEST
     try:
-        m = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        m = {"status": "in_progress", **identity, "shards_done": {}}
-    m.setdefault("shards_done", {})[split] = index + 1
+        m = read_manifest(out_dir) or Manifest(status="in_progress", **identity)
+    except FwpipeError:
+        m = Manifest(status="in_progress", **identity)
+    m.shards_done = {**(m.shards_done or {}), split: index + 1}
     write_manifest(out_dir, m)

@@ -22,8 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fwpipe import shards
-from fwpipe.atomic import write_bytes
+from fwpipe import dataset, shards
+from fwpipe.atomic import final_name, write_bytes
 from fwpipe.kernels import length_histogram, token_histogram
 from fwpipe.pipeline.tokenize import OK, ChunkRows
 from fwpipe.tokenizer import VOCAB_SIZE
@@ -68,7 +68,7 @@ def write_npy_atomic(path: Path, array: np.ndarray) -> None:
 
 
 def shard_paths(shard_dir: Path, split: str) -> list[Path]:
-    """The shard files of `split` in `shard_dir`: exactly the names shards.shard_name gives, so
+    """The shard files of `split` in `shard_dir`: exactly the names dataset.shard_name gives, so
     a user's `train_extra.bin` beside them is never taken for one."""
     pattern = re.compile(rf"{split}_(\d{{6}})\.bin")
     return sorted(p for p in shard_dir.glob(f"{split}_*.bin") if pattern.fullmatch(p.name))
@@ -76,8 +76,8 @@ def shard_paths(shard_dir: Path, split: str) -> list[Path]:
 
 def sidecar_paths(out_dir: Path, split: str) -> list[Path]:
     """The sidecars of `split` under `.work` (and their temp files)."""
-    pattern = re.compile(rf"\.?{split}_(\d{{6}})\.(rows\.parquet|stats\.npy)(\.tmp)?")
-    return sorted(p for p in (out_dir / WORK).iterdir() if pattern.fullmatch(p.name)) if (out_dir / WORK).is_dir() else []
+    pattern = re.compile(rf"{split}_(\d{{6}})\.(rows\.parquet|stats\.npy)")
+    return sorted(p for p in (out_dir / WORK).iterdir() if pattern.fullmatch(final_name(p.name))) if (out_dir / WORK).is_dir() else []
 
 
 def read_stats(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +91,7 @@ def finished_shards(out_dir: Path, split: str, shard_dir: Path) -> list[int]:
     done = []
     i = 0
     while True:
-        bin_path = shard_dir / shards.shard_name(split, i)
+        bin_path = shard_dir / dataset.shard_name(split, i)
         rows, stats = sidecar(out_dir, split, i, "rows.parquet"), sidecar(out_dir, split, i, "stats.npy")
         if not (bin_path.exists() and rows.exists() and stats.exists()):
             break
@@ -118,7 +118,7 @@ class SplitWriter:
 
     def finished_tokens(self) -> int:
         """Stream tokens in the shards this writer's split had finished before it started."""
-        return sum(len(shards.read_shard(self.shard_dir / shards.shard_name(self.split, i))) for i in range(self.index))
+        return sum(len(shards.read_shard(self.shard_dir / dataset.shard_name(self.split, i))) for i in range(self.index))
 
     def _open(self) -> None:
         self.file: shards.TokenFileWriter | None = None
@@ -147,7 +147,7 @@ class SplitWriter:
         start = int(rows.stream_lens[:lo].sum())  # stream position of row lo within this chunk
         stream = rows.stream[start : start + int(cum[-1])]
         if self.file is None:
-            self.file = shards.TokenFileWriter(self.shard_dir / shards.shard_name(self.split, self.index))
+            self.file = shards.TokenFileWriter(self.shard_dir / dataset.shard_name(self.split, self.index))
         if len(stream):
             self.file.write(stream)
             # the worker counted the whole chunk; only a chunk cut by a shard end is recounted

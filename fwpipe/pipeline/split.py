@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 
+from fwpipe.dataset import SPLITS
+
 TRAIN, VAL = 0, 1
-SPLIT_NAMES = ("train", "val")
+SPLIT_NAMES = SPLITS  # the dataset's split names, in the order TRAIN and VAL index them
 
 
 def key_hash(key: str, seed: int) -> int:

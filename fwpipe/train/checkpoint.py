@@ -19,7 +19,7 @@ import torch
 
 from fwpipe.atomic import atomic_file
 from fwpipe.errors import ConfigError, DatasetMismatchError, InputFormatError, InputNotFoundError
-from fwpipe.shards import Dataset
+from fwpipe.dataset import Dataset
 from fwpipe.train.rundir import BEST, LAST
 
 __all__ = ["BEST", "LAST", "check_dataset", "config_of", "dataset_fingerprint", "load", "plain", "restore", "save"]

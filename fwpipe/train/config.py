@@ -186,7 +186,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
 def find_config(name_or_path: str | Path) -> Path:
     """A TOML path as given, or a preset by bare name (`tiny-cpu`) from the packaged configs."""
     path = Path(name_or_path)
-    if path.exists():
+    if path.is_file():  # a directory named like a preset (runs/tiny-cpu, a cwd's tiny-cpu/) is not a config
         return path
     packaged = PACKAGE_CONFIGS / f"{path.stem if path.suffix == '.toml' else path.name}.toml"
     if path.parent == Path(".") and packaged.exists():

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from fwpipe.errors import BudgetError
-from fwpipe.shards import Split
+from fwpipe.dataset import Split
 
 log = logging.getLogger(__name__)
 

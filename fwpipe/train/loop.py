@@ -21,7 +21,8 @@ from typing import Any, Callable
 
 from fwpipe import __version__
 from fwpipe.errors import BudgetError, ConfigError, DivergedError, InputFormatError, ShardFormatError
-from fwpipe.shards import Dataset, open_dataset
+from fwpipe.dataset import Dataset, open_dataset
+from fwpipe.fmt import count, duration
 from fwpipe.train import dist, rundir
 from fwpipe.train.config import TrainConfig, load_config, to_dict, to_toml
 from fwpipe.train.mfu import mfu, peak_tflops
@@ -91,10 +92,10 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
     dist.accum_per_rank(cfg.grad_accum, world)
     ds = open_dataset(data)
     # a dataset prepared for a budget (prepare --budget-tokens) carries it in its manifest
-    sizing = (ds.manifest or {}).get("sizing")
+    sizing = ds.sizing
     budget_source = "--budget-tokens" if budget_tokens is not None else "checkpoint" if ckpt else None
     if budget_tokens is None and sizing:
-        budget_tokens, budget_source = sizing["budget_tokens"], "manifest"
+        budget_tokens, budget_source = sizing.budget_tokens, "manifest"
     if budget_tokens is None:
         raise BudgetError("no token budget given", "pass e.g. --budget-tokens 7.6e9 (or prepare the dataset with --budget-tokens)")
     train = ds.split("train")
@@ -119,8 +120,8 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
         examples = hs.load(hellaswag)
         plan["hellaswag"] = {"path": str(hellaswag), "examples": len(examples)}
     if sizing:
-        plan["sizing"] = {"prepared_budget_tokens": sizing["budget_tokens"], "prepared_max_epochs": sizing["max_epochs"],
-                          "prepared_epochs": sizing.get("epochs"), "reached": sizing.get("reached")}
+        plan["sizing"] = {"prepared_budget_tokens": sizing.budget_tokens, "prepared_max_epochs": sizing.max_epochs,
+                          "prepared_epochs": sizing.epochs, "reached": sizing.reached}
     if ckpt is not None:
         fp = ckpt_mod.dataset_fingerprint(ds)
         ckpt_mod.check_dataset(ckpt, fp, ds.root)
@@ -357,7 +358,7 @@ def _train(run: Run, rd: rundir.RunDir | None, emit: Callable[[Event], None], st
         if not main:
             return
         with rd.writing(rundir.LOSS_PNG) as path:
-            plot_losses(records, loader.tokens_per_epoch, path, title=f"{cfg.name}: {plan['params_non_embedding'] / 1e6:.1f}M params",
+            plot_losses(records, loader.tokens_per_epoch, path, title=f"{cfg.name}: {count(plan['params_non_embedding'])} params",
                         dropout=cfg.model.dropout, diagnosis=d.get("diagnosis"))
 
     emit({"kind": "message", "level": "info",
@@ -424,7 +425,7 @@ def _train(run: Run, rd: rundir.RunDir | None, emit: Callable[[Event], None], st
                 if not eta_said and it >= 2 * cfg.log_interval:
                     eta_said = True
                     emit({"kind": "message", "level": "info",
-                          "text": f"ETA {_duration(r['eta_s'])} for {max_iters - it:,} more iterations at {tok_s:,.0f} tokens/s"})
+                          "text": f"ETA {duration(r['eta_s'])} for {max_iters - it:,} more iterations at {tok_s:,.0f} tokens/s"})
             if it % cfg.eval_interval == 0 or it == max_iters or it == stop:
                 bad = any_bad()
                 if bad >= 0:
@@ -451,14 +452,6 @@ def _train(run: Run, rd: rundir.RunDir | None, emit: Callable[[Event], None], st
 
 def dev_peak(plan: dict[str, Any]) -> float | None:
     return plan.get("device", {}).get("peak_tflops")
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}min"
-    return f"{seconds / 3600:.1f}h"
 
 
 def _compile(torch, model, ctx, batches: list, device: str, emit: Callable[[Event], None]):

@@ -12,11 +12,10 @@ from typing import Any
 
 from fwpipe import budget
 from fwpipe.errors import BudgetError
+from fwpipe.fmt import count, size
 from fwpipe.train.config import ModelConfig, TrainConfig, to_dict
 from fwpipe.train.mfu import flops_per_token
 
-WARN_EPOCHS = 4.0  # Muennighoff et al.: up to ~4 epochs repeated data is almost as good as fresh
-MAX_EPOCHS = 16.0  # past R* ~ 15 repeats, more repeats add almost no effective data
 
 
 def param_counts(m: ModelConfig) -> tuple[int, int]:
@@ -95,29 +94,27 @@ def make_plan(cfg: TrainConfig, budget_tokens: int, unique_tokens: int, *, datas
     mem = memory_estimate(cfg, precision)
     plan["memory"] = {**mem, "device_bytes": (device or {}).get("memory_bytes"), "precision": precision}
     e = plan["epochs"]
-    if e > MAX_EPOCHS and not allow_repeats:
+    free, most = budget.REPEATS_FREE_EPOCHS, budget.REPEATS_MAX_EPOCHS
+    needed = budget.unique_tokens_needed(budget_tokens, free)
+    if e > most and not allow_repeats:
         raise BudgetError(
-            f"{budget_tokens:,} tokens is {e:.1f} epochs of {unique_tokens:,} unique train tokens; past {MAX_EPOCHS:g} epochs "
-            f"repeats add almost nothing (effective data {_m(eff)} tokens, {b['effective_fraction']:.0%} of the budget)",
-            f"prepare at least {math.ceil(budget_tokens / WARN_EPOCHS):,} unique tokens, lower --budget-tokens, or pass --allow-repeats",
+            f"{budget_tokens:,} tokens is {e:.1f} epochs of {unique_tokens:,} unique train tokens; past {most:g} epochs "
+            f"repeats add almost nothing (effective data {count(eff)} tokens, {b['effective_fraction']:.0%} of the budget)",
+            f"prepare at least {needed:,} unique tokens, lower --budget-tokens, or pass --allow-repeats",
         )
-    if e > WARN_EPOCHS:
+    if e > free:
         plan["warnings"].append(
-            f"{e:.1f} epochs: the run repeats its {_m(unique_tokens)} unique tokens; effective data is "
-            f"{_m(eff)} of {_m(budget_tokens)} tokens ({b['effective_fraction']:.0%}). Prepare "
-            f"{_m(math.ceil(budget_tokens / WARN_EPOCHS))}+ unique tokens (more parquet shards) for at most {WARN_EPOCHS:g} epochs."
+            f"{e:.1f} epochs: the run repeats its {count(unique_tokens)} unique tokens; effective data is "
+            f"{count(eff)} of {count(budget_tokens)} tokens ({b['effective_fraction']:.0%}). Prepare "
+            f"{count(needed)}+ unique tokens (more parquet shards) for at most {free:g} epochs."
         )
     dev_mem = plan["memory"]["device_bytes"]
     if dev_mem and mem["total"] > 0.9 * dev_mem:
         plan["warnings"].append(
-            f"estimated memory {mem['total'] / 2**30:.1f} GiB is over 90% of the device's {dev_mem / 2**30:.1f} GiB; "
+            f"estimated memory {size(mem['total'], binary=True)} is over 90% of the device's {size(dev_mem, binary=True)}; "
             "lower batch_size and raise grad_accum by the same factor (same tokens per iteration)"
         )
     return plan
-
-
-def _m(n: float) -> str:
-    return f"{n / 1e9:.3g}B" if n >= 1e9 else f"{n / 1e6:.4g}M"
 
 
 def format_plan(plan: dict[str, Any]) -> list[str]:
@@ -132,7 +129,7 @@ def format_plan(plan: dict[str, Any]) -> list[str]:
     lines = [
         f"plan: {c['name']} on {dev.get('name', '?')} ({mem['precision']})",
         f"  model       {m['n_layer']} layers x {m['n_head']} heads x {m['n_embd']} wide, block {m['block_size']}: "
-        f"{_m(plan['params_total'])} params, {_m(plan['params_non_embedding'])} without position embeddings",
+        f"{count(plan['params_total'], 4)} params, {count(plan['params_non_embedding'], 4)} without position embeddings",
         f"  batch       {c['batch_size']} x {c['grad_accum']} accum x {m['block_size']} = {plan['tokens_per_iter']:,} tokens/iter",
         f"  processes   {ws} (torchrun DDP: {c['grad_accum'] // ws} micro-steps each, the same global batch)" if ws > 1
         else "  processes   1 (for more GPUs: torchrun --standalone --nproc_per_node N -m fwpipe train ...)",
@@ -140,20 +137,20 @@ def format_plan(plan: dict[str, Any]) -> list[str]:
         f"  data        {ds.get('path', '?')} ({ds.get('format', '?')}): {plan['unique_tokens']:,} unique train tokens, "
         f"{ds.get('val_tokens', 0):,} val",
         f"  epochs      {plan['epochs']:.2f} ({plan['verdict']}: {plan['verdict_text']})",
-        f"  effective   {_m(plan['effective_tokens'])} tokens after repetition ({plan['effective_fraction']:.0%} of budget; Muennighoff et al. 2023)",
+        f"  effective   {count(plan['effective_tokens'])} tokens after repetition ({plan['effective_fraction']:.0%} of budget; Muennighoff et al. 2023)",
         f"  tokens/param {plan['tokens_per_param']:.3g} (Chinchilla ~{plan['chinchilla_tokens_per_param']:g})",
-        f"  compute     C = 6*N*D = {plan['compute_flops']:.3g} FLOPs; compute-optimal ~{_m(plan['optimal_params'])} params "
-        f"on {_m(plan['optimal_tokens'])} tokens",
+        f"  compute     C = 6*N*D = {plan['compute_flops']:.3g} FLOPs; compute-optimal ~{count(plan['optimal_params'])} params "
+        f"on {count(plan['optimal_tokens'])} tokens",
         f"  loss trend  ~{ch['this_run']:.2f} for this run, ~{ch['compute_optimal']:.2f} compute-optimal "
         f"(capacity term {ch['capacity_term']:.2f}, data term {ch['data_term']:.2f}; {ch['note']})",
-        f"  memory      ~{mem['total'] / 2**30:.1f} GiB estimated (weights+grads+AdamW {(mem['weights'] + mem['grads'] + mem['optimizer']) / 2**30:.2f}, "
-        f"activations {mem['activations'] / 2**30:.2f}, logits {mem['logits'] / 2**30:.2f})"
-        + (f" of {mem['device_bytes'] / 2**30:.1f} GiB on the device" if mem.get("device_bytes") else ""),
+        f"  memory      ~{size(mem['total'], binary=True)} estimated (weights+grads+AdamW "
+        f"{size(mem['weights'] + mem['grads'] + mem['optimizer'], binary=True)}, activations {size(mem['activations'], binary=True)}, "
+        f"logits {size(mem['logits'], binary=True)})" + (f" of {size(mem['device_bytes'], binary=True)} on the device" if mem.get("device_bytes") else ""),
     ]
     if dev.get("peak_tflops"):
         lines.append(f"  peak        {dev['peak_tflops']:g} TFLOPS dense bf16 ({dev.get('peak_source', 'table')})"
                      + (f" x {ws} GPUs" if ws > 1 else "") + "; "
-                     f"{plan['flops_per_token'] / 1e6:.1f} MFLOPs/token")
+                     f"{count(plan['flops_per_token'])} FLOPs/token")
     if plan.get("hellaswag"):
         lines.append(f"  hellaswag   {plan['hellaswag']['examples']:,} examples from {plan['hellaswag']['path']}, acc_norm at every eval")
     z = plan.get("sizing")

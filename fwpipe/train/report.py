@@ -13,9 +13,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fwpipe import budget as B
 from fwpipe.atomic import write_bytes
 from fwpipe.errors import InputFormatError, OutputError
-from fwpipe.htmlpage import cards, human as h, esc, figure, how, none, page, pyplot, table
+from fwpipe.fmt import count as h
+from fwpipe.htmlpage import cards, esc, figure, how, none, page, pyplot, table
 from fwpipe.train import rundir
 from fwpipe.train.diagnose import diagnose
 from fwpipe.train.plot import loss_figure
@@ -96,7 +98,7 @@ def render(run: str | Path) -> str:
                        if diag else f"still improving: {per:.3f} per doubling of tokens (threshold {thr:g})")))
     if plan.get("epochs") is not None:
         e = plan["epochs"]
-        items.append(("ok" if e <= 4 else ("warn" if e <= 16 else "bad"), "epochs", f"{e:.1f} planned epochs over {h(plan.get('unique_tokens'))} unique tokens"))
+        items.append(("ok" if e <= B.REPEATS_FREE_EPOCHS else ("warn" if e <= B.REPEATS_MAX_EPOCHS else "bad"), "epochs", f"{e:.1f} planned epochs over {h(plan.get('unique_tokens'))} unique tokens"))
     if train and train[-1].get("tokens_per_s"):
         mfu = train[-1].get("mfu")
         items.append(("info", "throughput", f"{train[-1]['tokens_per_s']:,.0f} tokens/s at the last step"
@@ -112,7 +114,7 @@ def render(run: str | Path) -> str:
                 ["unique train tokens", h(plan.get("unique_tokens"))],
                 ["epochs", f"{plan['epochs']:.2f}" if isinstance(plan.get("epochs"), (int, float)) else "-"],
                 ["effective tokens (after repeats)", h(plan.get("effective_tokens"))],
-                ["tokens per parameter", f"{plan['tokens_per_param']:.1f} (Chinchilla ~20)" if plan.get("tokens_per_param") else "-"],
+                ["tokens per parameter", f"{plan['tokens_per_param']:.1f} (Chinchilla ~{B.CHINCHILLA_TOKENS_PER_PARAM:g})" if plan.get("tokens_per_param") else "-"],
                 ["learning rate", f"{cfg.get('lr', '?')} to {cfg.get('min_lr', '?')}, warmup {cfg.get('warmup_iters', '?')} iterations"],
                 ["device", esc((plan.get("device") or {}).get("name", (plan.get("device") or {}).get("type", "?")))]]
         body += table(["", ""], rows, text_cols=2, cls="plan")

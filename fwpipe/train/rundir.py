@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from fwpipe import __version__
-from fwpipe.atomic import lock_dir, write_bytes
+from fwpipe.atomic import lock_dir, temp_name as _temp_name, write_bytes
 from fwpipe.errors import OutputError
 
 RUN_JSON, PLAN_JSON, CONFIG_TOML, METRICS, LOSS_PNG, LAST, BEST = (
@@ -30,10 +30,6 @@ RUN_JSON, PLAN_JSON, CONFIG_TOML, METRICS, LOSS_PNG, LAST, BEST = (
 FILES = (RUN_JSON, PLAN_JSON, CONFIG_TOML, METRICS, LOSS_PNG, LAST, BEST)
 KIND = "fwpipe-run"
 HINT = "free disk space, or pass --out on a writable disk"
-
-
-def _temp_name(name: str) -> str:
-    return f".{name}.tmp"  # fwpipe.atomic's temp file beside the target
 
 
 REPORT_HTML = "report.html"  # written by `fwpipe report RUN`, not by train

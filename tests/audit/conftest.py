@@ -10,7 +10,6 @@ So: exact duplicates 4 (train) + 2 (val) = 6; exact leakage 2; near leakage 4 (2
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from fwpipe import dataset
 from fwpipe.shards import write_shard
 from fwpipe.tokenizer import EOT, encode
 
@@ -83,16 +83,15 @@ def stream(docs: list[np.ndarray], eot_after: bool = False) -> np.ndarray:
 def write_fwpipe(root: Path, splits: dict[str, list[list[np.ndarray]]], manifest_extra: dict | None = None) -> Path:
     """A fwpipe dataset dir: per split a list of shards, each a list of docs."""
     root.mkdir(parents=True, exist_ok=True)
-    man = {"status": "complete", "format": "fwpipe", "splits": {}}
+    man = dataset.Manifest("complete", "fwpipe", splits={}, **(manifest_extra or {}))
     for name, shards in splits.items():
         files = []
         for i, docs in enumerate(shards):
-            f = f"{name}_{i:06d}.bin"
+            f = dataset.shard_name(name, i)
             write_shard(root / f, stream(docs))
-            files.append({"file": f})
-        man["splits"][name] = {"shard_files": files}
-    man.update(manifest_extra or {})
-    (root / "manifest.json").write_text(json.dumps(man))
+            files.append(dataset.ShardFile(f, len(docs) + sum(len(d) for d in docs)))
+        man.splits[name] = dataset.SplitTotals(shard_files=files)
+    dataset.write_manifest(root, man)
     return root
 
 

@@ -76,3 +76,13 @@ def test_no_val_split_runs_and_says_why(tmp_path, planted, layout):
     r = run(root, "--fail-on", "leakage.near_docs>0")
     assert r.exit_code == 0, r.output
     assert "no val split" in r.output
+
+
+def test_params_alone_budgets_chinchillas_20_tokens_per_param(planted_dirs):
+    """`--params` without `--budget-tokens` is not ignored: as in `fwpipe estimate`, the budget is
+    20 tokens per parameter (Hoffmann et al. 2022), said on stderr; a budget rule then applies."""
+    r = CliRunner().invoke(main, ["audit", str(planted_dirs["llmc"]), "--params", "1e5", "--json", "-", "--fail-on", "budget.epochs>1e9"])
+    assert r.exit_code == 0, r.output
+    b = json.loads(r.stdout)["budget"]
+    assert b["budget_tokens"] == 2_000_000 and b["params"] == 100_000 and b["tokens_per_param"] == 20
+    assert "Chinchilla's 20 tokens x 100,000 params = 2,000,000 tokens" in r.stderr

@@ -51,7 +51,7 @@ def test_ngram_sampling_bounds_memory(real_texts, tmp_path):
     from fwpipe.audit.corpus import index
     from fwpipe.audit.exact import exact_duplicates
     from fwpipe.audit.leakage import leakage
-    from fwpipe.shards import open_dataset
+    from fwpipe.dataset import open_dataset
     from fwpipe.tokenizer import encode
 
     docs = [encode(t).astype(np.uint16)[:300] for t in real_texts[:60]]

@@ -35,7 +35,7 @@ def test_local_processes_write_the_inline_units_and_audit(planted_dirs, tmp_path
 @pytest.mark.slow
 def test_units_carry_the_shard_file_not_its_tokens(planted_dirs, tmp_path, monkeypatch):
     from fwpipe.audit.corpus import index
-    from fwpipe.shards import open_dataset
+    from fwpipe.dataset import open_dataset
 
     corpus = index(open_dataset(planted_dirs["fwpipe"]))
     src = token_source(corpus.shards[0])

@@ -13,7 +13,7 @@ from fwpipe.audit.corpus import index
 from fwpipe.dedup.config import as_lean_minhash, lsh_params
 from fwpipe.dedup.lsh import signatures
 from fwpipe.dedup.lsh import candidate_pairs
-from fwpipe.shards import open_dataset
+from fwpipe.dataset import open_dataset
 from fwpipe.tokenizer import encode
 from tests.audit.conftest import edit_words, write_fwpipe
 

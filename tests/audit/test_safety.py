@@ -105,12 +105,20 @@ def test_read_only_dataset_is_audited_with_a_warning(planted_dirs, read_only, tm
 
 
 @pytest.mark.parametrize("args,says", [
-    (["--budget-tokens", "1e9", "--params=-5"], "--params -5 is not a positive number"),
-    (["--budget-tokens", "1e9", "--params", "0"], "--params 0 is not a positive number"),
-    (["--params", "40e6"], "no --budget-tokens was given"),
+    (["--budget-tokens", "1e9", "--params=-5"], "'--params': '-5' is not a positive number of parameters"),
+    (["--budget-tokens", "1e9", "--params", "0"], "'--params': '0' is not a positive number of parameters"),
 ])
 def test_bad_params_give_one_line(planted_dirs, args, says):
     assert says in one_line(run(planted_dirs["llmc"], *args))
+
+
+def test_the_library_refuses_params_without_a_budget(planted_dirs):
+    # --params alone is never ignored: the CLI budgets 20 tokens/param (tests/audit/test_cli.py), the library refuses
+    from fwpipe.audit import audit
+    from fwpipe.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no --budget-tokens was given"):
+        audit(planted_dirs["llmc"], params=40e6)
 
 
 @pytest.mark.parametrize("rule,says", [
@@ -138,8 +146,9 @@ def test_corrupt_docs_parquet_gives_one_line(planted_dirs, tmp_path):
     assert f"{ds / 'docs.parquet'}: cannot read it as prepare's document table" in line
 
 
-@pytest.mark.parametrize("text,says", [("[1, 2, 3]", "a JSON list, not the object fwpipe prepare writes"),
-                                       ('{"status": "complete", "splits": {"train": {"shard_files": [3]}}}', "splits.train.shard_files")])
+@pytest.mark.parametrize("text,says", [("[1, 2, 3]", "not a fwpipe manifest: a JSON list, not the object fwpipe prepare writes"),
+                                       ('{"manifest_version": 1, "format": "fwpipe", "status": "complete", '
+                                        '"splits": {"train": {"shard_files": [3]}}}', "not a fwpipe manifest: splits.train.shard_files")])
 def test_manifest_of_the_wrong_shape_gives_one_line(planted_dirs, tmp_path, text, says):
     ds = copy_dataset(planted_dirs["fwpipe"], tmp_path / "ds")
     (ds / "manifest.json").write_text(text)

@@ -173,7 +173,8 @@ def test_a_node_with_another_fwpipe_is_one_error_line(ray_cluster, tmp_path, mon
 
     installed = fwpipe.__version__
     monkeypatch.setattr(fwpipe, "__version__", "0.0.0-other")
-    with pytest.raises(ClusterError, match=rf"^node [0-9a-f]{{12}} \(.*\) runs fwpipe {installed}, the driver 0.0.0-other \(hint: install the same fwpipe"):
+    want = rf"^node [0-9a-f]{{12}} \(.*\) runs fwpipe {installed}, the driver 0.0.0-other \(hint: install the same fwpipe"
+    with pytest.raises(ClusterError, match=want):
         check_shared_storage([tmp_path])
     assert list(tmp_path.iterdir()) == []  # refused before any probe was written
 

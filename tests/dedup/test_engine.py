@@ -157,6 +157,6 @@ def test_a_full_disk_is_refused_before_any_work(tmp_path, monkeypatch):
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 1000, 1000))
-    with pytest.raises(OutputError, match="needs 0.08 GB, 0.00 GB are free"):
+    with pytest.raises(OutputError, match="needs 80 MB, 1 KB are free"):
         open_scratch(tmp_path, {}, n_docs=1_000_000, num_perm=128, bands=9)
     assert list(tmp_path.iterdir()) == []  # nothing left behind

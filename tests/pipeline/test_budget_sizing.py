@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from fwpipe.cli import main
+from fwpipe.dataset import read_manifest
 from fwpipe.errors import BudgetError, ConfigError
 from fwpipe.pipeline.prepare import PrepareOptions, prepare
 from tests.pipeline.helpers import dir_digest
@@ -32,14 +33,15 @@ def test_stops_at_the_exact_document(tmp_path, full, first150, sample1400, budge
     s = prepare([first150, sample1400], tmp_path / "b", options=PrepareOptions(shard_tokens=200_000, budget_tokens=budget, max_epochs=max_epochs), progress=False)
     assert s["splits"]["train"]["stream_tokens"] == cum[k] >= target
     assert s["splits"]["val"]["docs"] == full.filter((pl.col("split") == "val") & (pl.col("gpos") <= stop_gpos)).height
-    sizing = json.loads((tmp_path / "b" / "manifest.json").read_text())["sizing"]
-    assert sizing["reached"] and sizing["train_stream_tokens"] == cum[k]
-    assert sizing["epochs"] == pytest.approx(budget / cum[k])
+    sizing = read_manifest(tmp_path / "b").sizing
+    assert sizing.reached and sizing.train_stream_tokens == cum[k]
+    assert sizing.epochs == pytest.approx(budget / cum[k])
     if stop_gpos < 150:
-        assert sizing["inputs_unused"] == [str(sample1400)]
-        assert sizing["inputs_used"] == [{"path": str(first150), "rows": stop_gpos + 1}]
+        assert sizing.inputs_unused == [str(sample1400)]
+        assert sizing.inputs_used == [{"path": str(first150), "rows": stop_gpos + 1}]
 
 
+@pytest.mark.slow
 def test_budget_prepare_is_deterministic_and_workers_do_not_matter(tmp_path, first150, sample1400):
     opts = PrepareOptions(shard_tokens=100_000, budget_tokens=900_000)
     prepare([first150, sample1400], tmp_path / "a", options=opts, workers=1, progress=False)
@@ -50,12 +52,12 @@ def test_budget_prepare_is_deterministic_and_workers_do_not_matter(tmp_path, fir
 def test_shortfall_says_how_many_more_files(tmp_path, first150):
     r = CliRunner().invoke(main, ["prepare", str(first150), "-o", str(tmp_path / "s"), "--budget-tokens", "1e6", "--max-epochs", "1"])
     assert r.exit_code == 0, r.output
-    sizing = json.loads((tmp_path / "s" / "manifest.json").read_text())["sizing"]
-    assert not sizing["reached"]
-    train = sizing["train_stream_tokens"]
-    assert sizing["shortfall_tokens"] == 1_000_000 - train
-    assert sizing["files_needed"] == int(np.ceil(1_000_000 / train))
-    assert f"{sizing['more_files_needed']} more file" in r.output
+    sizing = read_manifest(tmp_path / "s").sizing
+    assert not sizing.reached
+    train = sizing.train_stream_tokens
+    assert sizing.shortfall_tokens == 1_000_000 - train
+    assert sizing.files_needed == int(np.ceil(1_000_000 / train))
+    assert f"{sizing.more_files_needed} more file" in r.output
 
 
 def test_bad_budget_values(tmp_path, first150):
@@ -70,12 +72,12 @@ def test_bad_budget_values(tmp_path, first150):
 def test_train_takes_the_budget_from_the_manifest_and_says_how_epochs_change(tmp_path, first150, sample1400):
     ds = tmp_path / "ds"
     prepare([first150, sample1400], ds, options=PrepareOptions(budget_tokens=1_000_000, max_epochs=2), progress=False)
-    r = CliRunner().invoke(main, ["train", "--data", str(ds), "--config", "tiny-cpu", "--dry-run", "--out", str(tmp_path / "run"), "--json", str(tmp_path / "p.json")])
+    r = CliRunner().invoke(main, ["train", str(ds), "--config", "tiny-cpu", "--dry-run", "--out", str(tmp_path / "run"), "--json", str(tmp_path / "p.json")])
     assert r.exit_code == 0, r.output
     plan = json.loads((tmp_path / "p.json").read_text())
     assert plan["budget_tokens"] == 1_000_000 and plan["budget_source"] == "manifest"
     assert "budget taken from the manifest" in r.output
-    r = CliRunner().invoke(main, ["train", "--data", str(ds), "--config", "tiny-cpu", "--dry-run", "--out", str(tmp_path / "run"), "--budget-tokens", "3e6"])
+    r = CliRunner().invoke(main, ["train", str(ds), "--config", "tiny-cpu", "--dry-run", "--out", str(tmp_path / "run"), "--budget-tokens", "3e6"])
     assert r.exit_code == 0, r.output
     assert "this budget runs" in r.output and "(3.00x)" in r.output
 

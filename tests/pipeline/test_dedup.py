@@ -2,7 +2,6 @@
 with no duplicates and no leakage by audit's own numbers, and removed.parquet accounts for
 every document that went missing."""
 
-import json
 import random
 
 import numpy as np
@@ -10,6 +9,7 @@ import polars as pl
 import pytest
 
 from fwpipe.audit import audit
+from fwpipe.dataset import read_manifest
 from fwpipe.pipeline.prepare import PrepareOptions, prepare
 from fwpipe.tokenizer import encode
 from tests.audit.conftest import edit_words
@@ -86,8 +86,8 @@ def test_removed_parquet_accounts_for_every_missing_document(tmp_path, hostile):
         else:
             sa, sb = shingles(a), shingles(b)
             assert len(sa & sb) / len(sa | sb) >= 0.6, row
-    m = json.loads((tmp_path / "ds" / "manifest.json").read_text())
-    assert m["dedup"]["removed_docs"] == removed.height and m["files"]["removed"] == "removed.parquet"
+    m = read_manifest(tmp_path / "ds")
+    assert m.dedup["removed_docs"] == removed.height and m.files["removed"] == "removed.parquet"
 
 
 def test_dedup_is_deterministic_for_any_workers(tmp_path, hostile):

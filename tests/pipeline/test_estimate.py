@@ -208,3 +208,20 @@ def test_bad_files(tmp_path):
     assert estimate([empty])["total"]["docs"] == 0
     with pytest.raises(BudgetError, match="no documents"):
         estimate([empty], budget_tokens=1e6)
+
+
+def test_the_estimate_command_and_prepare_estimate_agree(first150, tmp_path):
+    """`fwpipe estimate` is `fwpipe prepare --estimate` with only the flags that apply; both write
+    nothing, and `--json -` puts the numbers alone on stdout."""
+    from click.testing import CliRunner
+
+    from fwpipe.cli import main
+
+    args = [str(first150), "--params", "1e5", "--max-epochs", "2", "--json", "-"]
+    a = CliRunner().invoke(main, ["estimate", *args])
+    b = CliRunner().invoke(main, ["prepare", "--estimate", "-o", str(tmp_path / "ds"), *args])
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    ja, jb = json.loads(a.stdout), json.loads(b.stdout)
+    ja.pop("seconds"), jb.pop("seconds")
+    assert ja == jb and ja["budget"]["budget_tokens"] == 2_000_000 and ja["budget"]["max_epochs"] == 2
+    assert not (tmp_path / "ds").exists()

@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fwpipe import shards, tokenizer
+from fwpipe.dataset import read_manifest
 from fwpipe.pipeline.prepare import PrepareOptions, prepare
 from tests.pipeline.helpers import dir_digest, read_llmc_independently, split_docs_eot_before, write_parquet
 
@@ -45,22 +46,23 @@ def test_shards_decode_to_tiktoken_ids_of_every_text(prepared, sample1400, first
 
 def test_manifest_totals_and_token_count_check(prepared):
     out, summary = prepared
-    m = json.loads((out / "manifest.json").read_text())
-    assert m["status"] == "complete"
-    assert m["tokenizer"]["eot"] == 50256 and m["tokenizer"]["vocab_size"] == 50257
-    assert [s["rows"] for s in m["sources"]] == [1400, 150]
-    tc = m["token_count_check"]
+    m = read_manifest(out)
+    assert m.status == "complete"
+    assert m.tokenizer["eot"] == 50256 and m.tokenizer["vocab_size"] == 50257
+    assert [s["rows"] for s in m.sources] == [1400, 150]
+    tc = m.token_count_check
     assert (tc["checked"], tc["differ"], tc["email_placeholder"], tc["real"]) == (150, 5, 5, 0)
     counts = np.load(out / "token_counts.npy")
     for i, split in enumerate(("train", "val")):
-        sp = m["splits"][split]
-        stream = sum(len(shards.read_shard(out / f["file"])) for f in sp["shard_files"])
-        assert stream == sp["stream_tokens"] == sp["tokens"] + sp["docs"]
-        assert counts[i].sum() == stream and counts[i][50256] == sp["docs"]
-        assert sum(sp["length_hist"]) == sp["docs"]
-    assert m["splits"]["val"]["docs"] >= 1
+        sp = m.split_totals(split)
+        stream = sum(len(shards.read_shard(out / f.file)) for f in sp.shard_files)
+        assert stream == sp.stream_tokens == sp.tokens + sp.docs
+        assert counts[i].sum() == stream and counts[i][50256] == sp.docs
+        assert sum(sp.length_hist) == sp.docs
+    assert m.split_totals("val").docs >= 1
 
 
+@pytest.mark.slow
 def test_same_bytes_for_any_workers_and_split_independent_of_order(tmp_path, sample1400, first150):
     a = prepare([sample1400, first150], tmp_path / "a", options=PrepareOptions(shard_tokens=300_000), workers=1, progress=False)
     b = prepare([sample1400, first150], tmp_path / "b", options=PrepareOptions(shard_tokens=300_000), workers=3, buffer_mb=1, progress=False)
@@ -89,6 +91,7 @@ def test_rerun_does_nothing_and_changed_input_is_refused(tmp_path, first150):
     assert s["docs"] == 100
 
 
+@pytest.mark.slow
 def test_nanogpt_export_is_the_same_stream_with_eot_after(tmp_path, sample1400):
     prepare([sample1400], tmp_path / "fw", options=PrepareOptions(shard_tokens=150_000), progress=False)
     prepare([sample1400], tmp_path / "ng", options=PrepareOptions(shard_tokens=150_000, format="nanogpt"), progress=False)
@@ -123,7 +126,7 @@ def test_input_with_no_usable_text_gives_an_empty_dataset_and_a_warning(tmp_path
     r = CliRunner().invoke(main, ["prepare", str(src), "-o", str(tmp_path / "out"), "--dedup", dedup])
     assert r.exit_code == 0, r.output
     assert "warning: the dataset holds no documents" in r.output
-    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["skipped"] == {"null_text": 2, "empty_text": 1, "too_long": 0}
+    assert read_manifest(tmp_path / "out").skipped == {"null_text": 2, "empty_text": 1, "too_long": 0}
 
 
 def test_text_key_fallback_and_documents_longer_than_a_shard(tmp_path):
@@ -131,3 +134,15 @@ def test_text_key_fallback_and_documents_longer_than_a_shard(tmp_path):
     src = write_parquet(tmp_path / "x.parquet", {"text": ["short one", long_text, "short two", "short three"]})
     s = prepare([src], tmp_path / "out", options=PrepareOptions(shard_tokens=100), progress=False)
     assert s["skipped"]["too_long"] == 1 and s["docs"] == 3
+
+
+def test_cli_json_dash_is_the_summary_alone_on_stdout(first150, tmp_path):
+    from click.testing import CliRunner
+
+    from fwpipe.cli import main
+
+    r = CliRunner().invoke(main, ["prepare", str(first150), "-o", str(tmp_path / "ds"), "--dedup", "none", "--json", "-"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout)
+    m = read_manifest(tmp_path / "ds")
+    assert s["docs"] == 150 and s["splits"]["train"]["tokens"] == m.splits["train"].tokens

@@ -4,11 +4,11 @@ that answers the Hub endpoints it calls, so the real client code runs."""
 from __future__ import annotations
 
 import hashlib
-import json
 
 import pytest
 
 from fwpipe import remote
+from fwpipe.dataset import read_manifest
 from fwpipe.errors import InputNotFoundError, RemoteError
 from fwpipe.pipeline.estimate import estimate
 from fwpipe.pipeline.prepare import prepare
@@ -44,7 +44,7 @@ def test_hf_glob_prepare_matches_local_pinned_to_the_commit(hub, files, local_re
     prepare([f"hf://datasets/{REPO}/sample/10BT/*.parquet"], out, options=OPTS, progress=False)
     urls = [f"hf://datasets/{REPO}/{A}", f"hf://datasets/{REPO}/{B}"]
     assert_same_dataset(out, ref, urls)
-    sources = json.loads((out / "manifest.json").read_text())["sources"]
+    sources = read_manifest(out).sources
     assert [s["revision"] for s in sources] == [hub.commit, hub.commit]
     assert sources[0]["sha256"] == hashlib.sha256(files["a.parquet"].read_bytes()).hexdigest()  # the Hub's LFS sha256
     assert hub.unknown == []

@@ -11,7 +11,9 @@ from click.testing import CliRunner
 
 from fwpipe import remote
 from fwpipe.cli import main
+from fwpipe.dataset import read_manifest
 from fwpipe.errors import DatasetMismatchError, RemoteError
+from fwpipe.fmt import size
 from fwpipe.pipeline.estimate import estimate
 from fwpipe.pipeline.prepare import prepare
 from tests.pipeline.remote_helpers import OPTS, assert_same_dataset, estimate_gets, streaming_gets
@@ -40,7 +42,7 @@ def test_prepare_from_urls_matches_local_and_records_no_credentials(server, file
     assert_same_dataset(out, local_ref, [server.url("a.parquet"), server.url("b.parquet")])
     text = (out / "manifest.json").read_text() + (out / "docs.parquet").read_bytes().decode("latin-1")
     assert "s3cret" not in text and "hunter2" not in text and "alice" not in text
-    sources = json.loads((out / "manifest.json").read_text())["sources"]
+    sources = read_manifest(out).sources
     assert [s["revision"] for s in sources] == [server.etags["a.parquet"], server.etags["b.parquet"]]
     # streamed by row group: one GET per row group plus each file's footer
     assert server.gets("a.parquet") == streaming_gets(files["a.parquet"]) >= 1 + 5
@@ -143,7 +145,7 @@ def test_cli_estimate_prints_and_records_fetched_bytes(server, tmp_path):
     r = CliRunner().invoke(main, ["prepare", server.url("fw.parquet"), "--estimate", "--json", str(tmp_path / "e.json")])
     assert r.exit_code == 0, r.output
     g = json.loads((tmp_path / "e.json").read_text())["fetched"]
-    assert f"fetched {g['bytes'] / 1e6:,.2f} MB of {g['input_bytes'] / 1e6:,.2f} MB remote input ({g['fraction']:.2%})" in r.output
+    assert f"fetched {size(g['bytes'])} of {size(g['input_bytes'])} remote input ({g['fraction']:.2%})" in r.output
     assert g["bytes"] > 0
 
 

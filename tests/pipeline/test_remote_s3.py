@@ -3,12 +3,12 @@ botocore talk to it over TCP), pointed at by AWS_ENDPOINT_URL as a user would fo
 
 from __future__ import annotations
 
-import json
 import socket
 
 import pytest
 
 from fwpipe import remote
+from fwpipe.dataset import read_manifest
 from fwpipe.errors import InputNotFoundError
 from fwpipe.pipeline.estimate import estimate
 from fwpipe.pipeline.prepare import prepare
@@ -52,7 +52,7 @@ def test_s3_glob_prepare_matches_local(s3, local_ref, tmp_path):
     prepare(["s3://fineweb/sample/10BT/[ab].parquet"], out, options=OPTS, progress=False)
     urls = ["s3://fineweb/sample/10BT/a.parquet", "s3://fineweb/sample/10BT/b.parquet"]
     assert_same_dataset(out, ref, urls)
-    sources = json.loads((out / "manifest.json").read_text())["sources"]
+    sources = read_manifest(out).sources
     etag = client.head_object(Bucket="fineweb", Key="sample/10BT/a.parquet")["ETag"].strip('"')
     assert sources[0]["revision"] == etag
 

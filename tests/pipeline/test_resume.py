@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from fwpipe.dataset import read_manifest
 from fwpipe.errors import OutputError
 from fwpipe.pipeline.prepare import PrepareOptions, prepare
 from fwpipe.shards import TokenFileWriter
@@ -42,6 +43,7 @@ def test_kill_9_then_rerun_gives_identical_bytes(tmp_path, sample1400, first150)
     assert "prepared" in done.stdout
 
 
+@pytest.mark.slow
 def test_disk_full_leaves_nothing_that_looks_complete_and_resumes(tmp_path, monkeypatch, sample1400):
     opts = PrepareOptions(shard_tokens=100_000)
     prepare([sample1400], tmp_path / "ref", options=opts, progress=False)
@@ -58,9 +60,7 @@ def test_disk_full_leaves_nothing_that_looks_complete_and_resumes(tmp_path, monk
     with pytest.raises(OutputError, match="No space left"):
         prepare([sample1400], tmp_path / "out", options=opts, progress=False)
     out = tmp_path / "out"
-    import json
-
-    assert json.loads((out / "manifest.json").read_text())["status"] == "in_progress"
+    assert read_manifest(out).status == "in_progress"
     assert not (out / "docs.parquet").exists()
     assert not list(out.glob(".*.tmp"))
     monkeypatch.setattr(TokenFileWriter, "write", real_write)
@@ -68,6 +68,7 @@ def test_disk_full_leaves_nothing_that_looks_complete_and_resumes(tmp_path, monk
     assert s["resumed"] and dir_digest(out) == dir_digest(tmp_path / "ref")
 
 
+@pytest.mark.slow
 def test_crash_after_the_first_pass_of_dedup_resumes_to_identical_bytes(tmp_path, monkeypatch, sample1400, first150):
     opts = PrepareOptions(shard_tokens=100_000, dedup="near")
     prepare([sample1400, first150], tmp_path / "ref", options=opts, progress=False)

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from fwpipe.atomic import write_bytes
 from fwpipe.audit.run import audit
 from fwpipe.cli import main
+from fwpipe.dataset import read_manifest
 from fwpipe.errors import DatasetMismatchError, OutputError
 from fwpipe.pipeline.prepare import PrepareOptions, prepare
 from tests.pipeline.helpers import dir_digest, write_parquet
@@ -58,9 +59,9 @@ def test_overwrite_after_audit_deletes_only_ours_and_the_workflow_goes_on(tmp_pa
     assert s["did_work"] and s["docs"] > 0
     assert not (out / "clusters.parquet").exists()  # audit's output described the old dataset
     assert all((out / n).read_bytes() == d for n, d in user.items())  # user files untouched
-    m = json.loads((out / "manifest.json").read_text())
-    assert m["status"] == "complete" and m["split"]["val_fraction"] == 0.01
-    assert sorted(m["outputs"]) == sorted(n for n in os.listdir(out) if n not in user)
+    m = read_manifest(out)
+    assert m.status == "complete" and m.split["val_fraction"] == 0.01
+    assert sorted(m.outputs) == sorted(n for n in os.listdir(out) if n not in user)
     (out / "val.bin").unlink()  # a nanoGPT val.bin beside the shards makes audit refuse to guess
     assert audit(out)["splits"]["train"]["docs"] > 0  # prepare -> audit -> prepare --overwrite -> audit
     again = prepare([first150], out, options=PrepareOptions(dedup="none", val_fraction=0.01), progress=False)
@@ -118,7 +119,7 @@ def test_an_interrupted_overwrite_is_finished_by_the_next_prepare(tmp_path, firs
     opts = PrepareOptions(dedup="none", val_fraction=0.02)
     with pytest.raises(KeyboardInterrupt):
         prepare([first150], out, options=opts, overwrite=True, progress=False)
-    assert json.loads((out / "manifest.json").read_text())["status"] == "overwriting"
+    assert read_manifest(out).status == "overwriting"
     monkeypatch.setattr(outputs, "remove", real_remove)
     prepare([first150], out, options=opts, progress=False)  # no --overwrite needed: it was asked for
     prepare([first150], tmp_path / "ref", options=opts, progress=False)
@@ -246,7 +247,7 @@ def test_the_output_directory_itself_may_be_a_link(tmp_path, first150):
     disk.mkdir()
     (tmp_path / "data").symlink_to(disk, target_is_directory=True)
     prepare([first150], tmp_path / "data", options=NONE, progress=False)
-    assert json.loads((disk / "manifest.json").read_text())["status"] == "complete"
+    assert read_manifest(disk).status == "complete"
 
 
 # ------------------------------------------------------------------------ one line, no temp
@@ -325,7 +326,7 @@ def test_disk_full_while_writing_docs_parquet_leaves_no_temp_and_resumes(tmp_pat
     with pytest.raises(OutputError, match="docs.parquet: No space left"):
         prepare([first150], out, options=NONE, progress=False)
     assert not (out / "docs.parquet").exists() and not list(out.glob(".*.tmp"))
-    assert json.loads((out / "manifest.json").read_text())["status"] == "in_progress"
+    assert read_manifest(out).status == "in_progress"
     monkeypatch.setattr(pq.ParquetWriter, "write_table", real)
     s = prepare([first150], out, options=NONE, progress=False)
     assert s["resumed"] and dir_digest(out) == dir_digest(tmp_path / "ref")

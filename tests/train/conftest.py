@@ -8,7 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from fwpipe.shards import shard_name, write_shard
+from fwpipe.dataset import shard_name
+from fwpipe.shards import write_shard
 from fwpipe.tokenizer import EOT, encode
 from fwpipe.train.config import load_config
 

@@ -33,7 +33,7 @@ def test_help_does_not_import_torch():
 
 
 def test_dry_run_prints_and_writes_the_plan(tmp_path, tiny_data):
-    r = cli("train", "--data", tiny_data, "--budget-tokens", "1e5", "--dry-run", "--json", tmp_path / "plan.json",
+    r = cli("train", tiny_data, "--budget-tokens", "1e5", "--dry-run", "--json", tmp_path / "plan.json",
             "--out", tmp_path / "run", *TINY)
     assert r.exit_code == 0, r.output
     plan = json.loads((tmp_path / "plan.json").read_text())
@@ -42,55 +42,73 @@ def test_dry_run_prints_and_writes_the_plan(tmp_path, tiny_data):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_train_resume_and_sample(tmp_path, tiny_data):
     out = tmp_path / "run"
-    r = cli("train", "--data", tiny_data, "--budget-tokens", 6 * 128, "--out", out, "--peak-tflops", 0.5, *TINY)
+    r = cli("train", tiny_data, "--budget-tokens", 6 * 128, "--out", out, "--peak-tflops", 0.5, *TINY)
     assert r.exit_code == 0, r.output
     assert "iter 6 |" in r.output and "done: 6/6 iterations" in r.output and "eval iter 6" in r.output
     plan = json.loads((out / "plan.json").read_text())
     steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"train"' in line]
     for s in steps:  # --peak-tflops gives an MFU even on a CPU
         assert s["mfu"] == pytest.approx(s["tokens_per_s"] * plan["flops_per_token"] / 0.5e12)
-    r = cli("train", "--data", tiny_data, "--budget-tokens", 6 * 128, "--out", out, *TINY)
+    r = cli("train", tiny_data, "--budget-tokens", 6 * 128, "--out", out, *TINY)
     assert_error(r, "already holds a run", "--resume")
-    r = cli("train", "--data", tiny_data, "--out", out, "--resume", "--device", "cpu")
+    r = cli("train", tiny_data, "--out", out, "--resume", "--device", "cpu")
     assert r.exit_code == 0 and "done: 6/6" in r.output, r.output
     r = cli("sample", out, "--tokens", 5, "--prompt", "Hello", "--device", "cpu")
     assert r.exit_code == 0 and r.output.startswith("Hello"), r.output
 
 
 def test_no_dataset(tmp_path):
-    assert_error(cli("train", "--data", tmp_path / "nope", "--budget-tokens", "1e6", *TINY), "no such dataset")
+    assert_error(cli("train", tmp_path / "nope", "--budget-tokens", "1e6", *TINY), "no such dataset")
 
 
 def test_budget_smaller_than_one_iteration(tiny_data, tmp_path):
-    assert_error(cli("train", "--data", tiny_data, "--budget-tokens", 100, "--out", tmp_path, *TINY), "less than one iteration")
+    assert_error(cli("train", tiny_data, "--budget-tokens", 100, "--out", tmp_path, *TINY), "less than one iteration")
 
 
 def test_config_typos(tiny_data, tmp_path):
-    assert_error(cli("train", "--data", tiny_data, "--budget-tokens", "1e5", *TINY, "--set", "n_layr=2"), "n_layr", "n_layer")
+    assert_error(cli("train", tiny_data, "--budget-tokens", "1e5", *TINY, "--set", "n_layr=2"), "n_layr", "n_layer")
     bad = tmp_path / "bad.toml"
     bad.write_text("learning_rate = 1e-3\n")
-    assert_error(cli("train", "--data", tiny_data, "--budget-tokens", "1e5", "--config", bad), "learning_rate", "lr")
-    assert_error(cli("train", "--data", tiny_data, "--budget-tokens", "1e5", "--config", "tiny-gpu"), "no such config")
+    assert_error(cli("train", tiny_data, "--budget-tokens", "1e5", "--config", bad), "learning_rate", "lr")
+    assert_error(cli("train", tiny_data, "--budget-tokens", "1e5", "--config", "tiny-gpu"), "no such config")
 
 
 def test_resume_without_checkpoint(tiny_data, tmp_path):
-    assert_error(cli("train", "--data", tiny_data, "--resume", "--out", tmp_path / "empty", "--device", "cpu"), "no checkpoint")
+    assert_error(cli("train", tiny_data, "--resume", "--out", tmp_path / "empty", "--device", "cpu"), "no checkpoint")
 
 
 def test_device_that_is_not_there(tiny_data, tmp_path):
     missing = "mps" if torch.cuda.is_available() else "cuda"
-    assert_error(cli("train", "--data", tiny_data, "--budget-tokens", "1e5", "--out", tmp_path, *TINY, "--device", missing), f"--device {missing}")
+    assert_error(cli("train", tiny_data, "--budget-tokens", "1e5", "--out", tmp_path, *TINY, "--device", missing), f"--device {missing}")
 
 
 def test_too_many_epochs_refused(tiny_data, tmp_path):
-    r = cli("train", "--data", tiny_data, "--budget-tokens", "2e7", "--out", tmp_path, "--dry-run", *TINY)
+    r = cli("train", tiny_data, "--budget-tokens", "2e7", "--out", tmp_path, "--dry-run", *TINY)
     assert_error(r, "epochs", "--allow-repeats")
-    r = cli("train", "--data", tiny_data, "--budget-tokens", "2e7", "--out", tmp_path, "--dry-run", "--allow-repeats", *TINY)
+    r = cli("train", tiny_data, "--budget-tokens", "2e7", "--out", tmp_path, "--dry-run", "--allow-repeats", *TINY)
     assert r.exit_code == 0 and "WARNING" in r.output
 
 
 def test_missing_torch_is_a_hint(monkeypatch, tiny_data):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
-    assert_error(cli("train", "--data", tiny_data, "--budget-tokens", "1e6"), "PyTorch", "pip install")
+    assert_error(cli("train", tiny_data, "--budget-tokens", "1e6"), "PyTorch", "pip install")
+
+
+def test_json_dash_puts_the_plan_alone_on_stdout(tiny_data, tmp_path):
+    r = CliRunner().invoke(main, ["train", str(tiny_data), "--budget-tokens", "1e5", "--dry-run", "--json", "-",
+                                  "--out", str(tmp_path / "run"), *map(str, TINY)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    plan = json.loads(r.stdout)  # nothing else on stdout
+    assert plan["iterations"] == 782 and plan["unique_tokens"] > 0
+
+
+def test_data_flag_still_works_with_one_deprecation_line(tiny_data, tmp_path):
+    r = CliRunner().invoke(main, ["train", "--data", str(tiny_data), "--budget-tokens", "1e5", "--dry-run", "--out", str(tmp_path / "run"),
+                                  *map(str, TINY)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert r.stderr.count("--data is deprecated") == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "782 iterations" in r.stdout
+    assert_error(cli("train", tmp_path / "other", "--data", tiny_data, "--budget-tokens", "1e5", *TINY), "dataset is given twice")

@@ -5,15 +5,16 @@ import pytest
 from fwpipe.errors import ConfigError, InputNotFoundError
 from fwpipe.train.config import PACKAGE_CONFIGS, TrainConfig, from_dict, load_config, to_dict, to_toml
 
-REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-def test_repo_configs_are_the_packaged_ones():
-    repo = sorted(p.name for p in REPO_CONFIGS.glob("*.toml"))
-    assert repo == sorted(p.name for p in PACKAGE_CONFIGS.glob("*.toml"))
-    assert {"rtx4070-40m.toml", "gpt2-124m.toml", "tiny-cpu.toml"} <= set(repo)
-    for name in repo:
-        assert (REPO_CONFIGS / name).read_bytes() == (PACKAGE_CONFIGS / name).read_bytes(), f"configs/{name} differs from fwpipe/configs/{name}"
+def test_one_copy_of_the_presets_found_by_name_from_any_directory(tmp_path, monkeypatch):
+    """The presets live in the package only (fwpipe/configs/); a file or directory in the working
+    directory named like a preset does not shadow it unless it is a TOML file given by path."""
+    assert {"rtx4070-40m.toml", "gpt2-124m.toml", "tiny-cpu.toml"} <= {p.name for p in PACKAGE_CONFIGS.glob("*.toml")}
+    assert not (Path(__file__).resolve().parents[2] / "configs").exists()  # no second copy to drift
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny-cpu").mkdir()  # e.g. a run directory of that name
+    assert load_config("tiny-cpu") == load_config(PACKAGE_CONFIGS / "tiny-cpu.toml")
 
 
 def test_seed_preset_by_bare_name():
@@ -22,7 +23,7 @@ def test_seed_preset_by_bare_name():
     assert (m.n_layer, m.n_head, m.n_embd, m.block_size, m.dropout, m.bias) == (12, 12, 384, 1024, 0.1, False)
     assert (cfg.batch_size, cfg.grad_accum, cfg.tokens_per_iter) == (16, 32, 524_288)
     assert (cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.beta1, cfg.beta2, cfg.weight_decay, cfg.compile) == (1e-3, 1e-4, 500, 0.9, 0.99, 0.1, True)
-    assert load_config(REPO_CONFIGS / "rtx4070-40m.toml") == cfg
+    assert load_config(PACKAGE_CONFIGS / "rtx4070-40m.toml") == cfg
     assert load_config("gpt2-124m").model.n_embd == 768
 
 

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fwpipe.shards import Split
+from fwpipe.dataset import Split
 from fwpipe.train.data import TrainLoader, Windows, fixed_batches
 
 

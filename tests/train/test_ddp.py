@@ -110,7 +110,7 @@ def setup(tmp_path_factory, tiny_data, fineweb_texts):
 def test_two_ranks_log_the_one_rank_losses(setup, tiny_data):
     root, budget, ref = setup
     out = root / "two"
-    rc, text = _finish(_torchrun(["--data", str(tiny_data), "--config", str(root / "tiny.toml"), "--budget-tokens", str(budget), "--hellaswag", str(root / "hellaswag.jsonl"),
+    rc, text = _finish(_torchrun([str(tiny_data), "--config", str(root / "tiny.toml"), "--budget-tokens", str(budget), "--hellaswag", str(root / "hellaswag.jsonl"),
                                   "--out", str(out), "--device", "cpu"], root))
     assert rc == 0, text[-3000:]
     assert text.count("processes   2") == 1  # the plan says so, printed by rank 0 alone
@@ -123,7 +123,7 @@ def test_two_ranks_log_the_one_rank_losses(setup, tiny_data):
 def test_killed_rank_stops_the_run_and_resume_recovers(setup, tiny_data):
     root, budget, ref = setup
     out = root / "killed"
-    args = ["--data", str(tiny_data), "--config", str(root / "tiny.toml"), "--budget-tokens", str(budget), "--hellaswag", str(root / "hellaswag.jsonl"), "--out", str(out), "--device", "cpu"]
+    args = [str(tiny_data), "--config", str(root / "tiny.toml"), "--budget-tokens", str(budget), "--hellaswag", str(root / "hellaswag.jsonl"), "--out", str(out), "--device", "cpu"]
     proc = _torchrun(args, root)
     try:
         deadline = time.monotonic() + 120
@@ -187,7 +187,7 @@ def test_indivisible_accumulation_is_one_cli_line(tmp_path, tiny_data):
     from fwpipe.cli import main
 
     env = {"WORLD_SIZE": "3", "RANK": "0", "LOCAL_RANK": "0"}  # what torchrun --nproc_per_node 3 sets for rank 0
-    r = CliRunner().invoke(main, ["train", "--data", str(tiny_data), "--config", "tiny-cpu", "--budget-tokens", "1e5",
+    r = CliRunner().invoke(main, ["train", str(tiny_data), "--config", "tiny-cpu", "--budget-tokens", "1e5",
                                   "--set", "grad_accum=4", "--out", str(tmp_path / "run"), "--device", "cpu"], env=env)
     assert r.exit_code == 1
     assert r.output.startswith("Error: grad_accum=4 does not divide over 3 processes") and r.output.count("\n") == 1

@@ -43,6 +43,7 @@ KILLED_RUN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume(tiny_data, tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     proc = subprocess.run([sys.executable, "-c", KILLED_RUN, str(tiny_data), str(tmp_path / "killed")], cwd=root, capture_output=True)

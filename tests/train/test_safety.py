@@ -33,7 +33,7 @@ BUDGET = 6 * 128  # 6 iterations of the TINY config (4 x 32 tokens); evals and c
 def done_run(tmp_path_factory, tiny_data):
     """A finished 6-iteration run to copy checkpoints and run directories from."""
     out = tmp_path_factory.mktemp("done") / "run"
-    r = cli("train", "--data", tiny_data, "--budget-tokens", BUDGET, "--out", out, *TINY)
+    r = cli("train", tiny_data, "--budget-tokens", BUDGET, "--out", out, *TINY)
     assert r.exit_code == 0, r.output
     return out
 
@@ -80,7 +80,7 @@ def test_a_checkpoint_that_carries_code_is_refused_and_never_run(tmp_path, tiny_
     run = tmp_path / "run"
     run.mkdir()
     shutil.copy(evil, run / "last.pt")
-    assert_error(cli("train", "--data", tiny_data, "--out", run, "--resume", "--device", "cpu"), "last.pt", "refused to load")
+    assert_error(cli("train", tiny_data, "--out", run, "--resume", "--device", "cpu"), "last.pt", "refused to load")
     assert not marker.exists()
     assert sorted(os.listdir(run)) == ["last.pt"]  # refused before writing anything
 
@@ -108,7 +108,7 @@ def test_a_run_directory_from_before_run_json_resumes_exactly(tmp_path, tiny_dat
     state = torch.load(old / "last.pt", weights_only=True)
     (old / "last.pt").unlink()
     torch.save(state, old / "last.pt")  # the old save path: torch.save of the dict, nothing more
-    r = cli("train", "--data", tiny_data, "--out", old, "--resume", "--device", "cpu")
+    r = cli("train", tiny_data, "--out", old, "--resume", "--device", "cpu")
     assert r.exit_code == 0 and "done: 6/6" in r.output, r.output
     assert json.loads((old / "run.json").read_text())["kind"] == "fwpipe-run"
 
@@ -140,7 +140,7 @@ def test_a_damaged_checkpoint_is_one_error_line(tmp_path, tiny_data, done_run, d
     before = {p.name: p.read_bytes() for p in run.iterdir()}
     assert_error(cli("sample", run / "last.pt", "--device", "cpu", "--tokens", 3), "last.pt", "not a readable checkpoint")
     assert_error(cli("sample", run, "--device", "cpu", "--tokens", 3), "best.pt", "not a readable checkpoint")
-    assert_error(cli("train", "--data", tiny_data, "--out", run, "--resume", "--device", "cpu"), "last.pt", "not a readable checkpoint")
+    assert_error(cli("train", tiny_data, "--out", run, "--resume", "--device", "cpu"), "last.pt", "not a readable checkpoint")
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
 
@@ -150,9 +150,9 @@ def test_a_torch_file_that_is_not_a_checkpoint_is_one_error_line(tmp_path, tiny_
     assert_error(cli("sample", run / "last.pt", "--device", "cpu"), "not a fwpipe checkpoint", "Tensor")
     good = torch.load(done_run / "last.pt", weights_only=True)
     torch.save({k: v for k, v in good.items() if k != "optimizer"}, run / "last.pt")
-    assert_error(cli("train", "--data", tiny_data, "--out", run, "--resume", "--device", "cpu"), "not a fwpipe checkpoint", "optimizer")
+    assert_error(cli("train", tiny_data, "--out", run, "--resume", "--device", "cpu"), "not a fwpipe checkpoint", "optimizer")
     torch.save({**good, "iter": "6"}, run / "last.pt")
-    assert_error(cli("train", "--data", tiny_data, "--out", run, "--resume", "--device", "cpu"), "iter is a str")
+    assert_error(cli("train", tiny_data, "--out", run, "--resume", "--device", "cpu"), "iter is a str")
     torch.save({**good, "config": {**good["config"], "beta1": 2.0}}, run / "last.pt")
     assert_error(cli("sample", run / "last.pt", "--device", "cpu"), "config inside is not valid", "beta1")
     torch.save({**good, "model": {"wte.weight": torch.zeros(2, 2)}}, run / "last.pt")
@@ -183,7 +183,7 @@ def test_a_link_among_the_run_files_is_refused_and_its_target_untouched(tmp_path
     out = tmp_path / "run"
     out.mkdir()
     (out / name).symlink_to(victim)
-    assert_error(cli("train", "--data", tiny_data, "--budget-tokens", BUDGET, "--out", out, *TINY), name, "symbolic link")
+    assert_error(cli("train", tiny_data, "--budget-tokens", BUDGET, "--out", out, *TINY), name, "symbolic link")
     assert victim.read_text() == "precious" and sorted(os.listdir(out)) == [name]
 
 
@@ -193,7 +193,7 @@ def test_resume_refuses_a_metrics_link_planted_in_the_run(tmp_path, tiny_data, d
     run = copy_run(done_run, tmp_path / "run")
     (run / "metrics.jsonl").unlink()
     (run / "metrics.jsonl").symlink_to(victim)
-    assert_error(cli("train", "--data", tiny_data, "--out", run, "--resume", "--device", "cpu"), "metrics.jsonl", "symbolic link")
+    assert_error(cli("train", tiny_data, "--out", run, "--resume", "--device", "cpu"), "metrics.jsonl", "symbolic link")
     assert victim.read_text() == "precious"
 
 
@@ -217,18 +217,18 @@ def test_a_link_planted_while_training_is_refused_at_the_next_write(tmp_path, ti
 def test_out_that_is_a_file_or_holds_other_files_is_refused(tmp_path, tiny_data):
     a_file = tmp_path / "notes.txt"
     a_file.write_text("mine")
-    assert_error(cli("train", "--data", tiny_data, "--budget-tokens", BUDGET, "--out", a_file, *TINY), "notes.txt", "is a file")
-    assert_error(cli("train", "--data", tiny_data, "--budget-tokens", BUDGET, "--out", a_file, "--dry-run", *TINY), "is a file")
+    assert_error(cli("train", tiny_data, "--budget-tokens", BUDGET, "--out", a_file, *TINY), "notes.txt", "is a file")
+    assert_error(cli("train", tiny_data, "--budget-tokens", BUDGET, "--out", a_file, "--dry-run", *TINY), "is a file")
     assert a_file.read_text() == "mine"
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "thesis.tex").write_text("mine")
     (mine / "metrics.jsonl").write_text("my own metrics\n")
     for extra in ([], ["--resume"]):
-        assert_error(cli("train", "--data", tiny_data, "--budget-tokens", BUDGET, "--out", mine, *TINY, *extra), "thesis.tex", "not a fwpipe training run")
+        assert_error(cli("train", tiny_data, "--budget-tokens", BUDGET, "--out", mine, *TINY, *extra), "thesis.tex", "not a fwpipe training run")
     assert sorted(os.listdir(mine)) == ["metrics.jsonl", "thesis.tex"]
     assert (mine / "metrics.jsonl").read_text() == "my own metrics\n"
-    assert_error(cli("train", "--data", tiny_data, "--budget-tokens", BUDGET, "--out", tiny_data, *TINY), "not a fwpipe training run")
+    assert_error(cli("train", tiny_data, "--budget-tokens", BUDGET, "--out", tiny_data, *TINY), "not a fwpipe training run")
     assert not (tiny_data / "run.json").exists()  # the dataset itself is not a run directory
 
 
@@ -241,7 +241,7 @@ def test_a_run_directory_is_marked_as_fwpipe_s(done_run):
 @pytest.mark.slow
 def test_two_trains_never_write_one_run_directory(tmp_path, tiny_data):
     out = tmp_path / "run"
-    args = ["train", "--data", str(tiny_data), "--budget-tokens", str(1000 * 128), "--out", str(out),
+    args = ["train", str(tiny_data), "--budget-tokens", str(1000 * 128), "--out", str(out),
             *TINY, "--set", "log_interval=1", "--set", "eval_interval=1000"]  # fmt: skip
     first = subprocess.Popen([sys.executable, "-m", "fwpipe.cli", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -251,7 +251,7 @@ def test_two_trains_never_write_one_run_directory(tmp_path, tiny_data):
             time.sleep(0.1)
         plan = (out / "plan.json").read_bytes()
         assert_error(cli("train", *args[1:]), "another fwpipe train is writing this run directory")
-        assert_error(cli("train", "--data", tiny_data, "--budget-tokens", 2000 * 128, "--out", out, *TINY), "another fwpipe train")
+        assert_error(cli("train", tiny_data, "--budget-tokens", 2000 * 128, "--out", out, *TINY), "another fwpipe train")
         assert first.poll() is None and (out / "plan.json").read_bytes() == plan
         time.sleep(0.5)
         iters = [r["iter"] for r in metrics(out) if r["kind"] == "train"]
@@ -312,9 +312,9 @@ def test_read_only_filesystem_is_one_error_line(tmp_path, tiny_data, done_run, r
     before = {p.name: p.read_bytes() for p in run.iterdir()}
     read_only(tmp_path / "ro")
     new = tmp_path / "ro" / "new"
-    assert_stopped(cli("train", "--data", tiny_data, "--budget-tokens", BUDGET, "--out", new, *TINY), "Read-only file system")
+    assert_stopped(cli("train", tiny_data, "--budget-tokens", BUDGET, "--out", new, *TINY), "Read-only file system")
     assert not new.exists()
-    assert_stopped(cli("train", "--data", tiny_data, "--out", run, "--resume", "--device", "cpu"), "Read-only file system")
+    assert_stopped(cli("train", tiny_data, "--out", run, "--resume", "--device", "cpu"), "Read-only file system")
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
     r = cli("sample", run, "--tokens", 3, "--device", "cpu")  # reading needs no writes
     assert r.exit_code == 0, r.output
@@ -378,7 +378,7 @@ def test_a_full_disk_while_saving_a_checkpoint_keeps_the_last_one(tmp_path, tiny
                                   "warmup_iters=nan", "plateau_threshold=inf"])  # fmt: skip
 def test_out_of_range_config_values_stop_even_a_dry_run(tmp_path, tiny_data, item):
     key = item.split("=")[0]
-    r = cli("train", "--data", tiny_data, "--budget-tokens", BUDGET, "--out", tmp_path / "run", "--dry-run", *TINY, "--set", item)
+    r = cli("train", tiny_data, "--budget-tokens", BUDGET, "--out", tmp_path / "run", "--dry-run", *TINY, "--set", item)
     assert_error(r, key)
     assert not (tmp_path / "run").exists()
 
@@ -386,7 +386,7 @@ def test_out_of_range_config_values_stop_even_a_dry_run(tmp_path, tiny_data, ite
 def test_non_finite_values_in_a_toml_config_are_refused(tmp_path, tiny_data):
     toml = tmp_path / "nan.toml"
     toml.write_text("weight_decay = nan\n")
-    assert_error(cli("train", "--data", tiny_data, "--budget-tokens", BUDGET, "--config", toml, "--dry-run"), "weight_decay=nan", "finite")
+    assert_error(cli("train", tiny_data, "--budget-tokens", BUDGET, "--config", toml, "--dry-run"), "weight_decay=nan", "finite")
 
 
 def test_a_large_seed_is_kept_exactly():
@@ -398,7 +398,7 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_the_last_finite_checkpoin
     """lr 1e11 in a linear warmup over 1e9 iterations: lr grows 100 per iteration, and the loss
     turns NaN after a few (at iteration 6 on the reference machine)."""
     out = tmp_path / "run"
-    r = cli("train", "--data", tiny_data, "--budget-tokens", 30 * 128, "--out", out, *TINY, "--set", "lr=1e11", "--set", "min_lr=0",
+    r = cli("train", tiny_data, "--budget-tokens", 30 * 128, "--out", out, *TINY, "--set", "lr=1e11", "--set", "min_lr=0",
             "--set", "warmup_iters=1000000000", "--set", "grad_clip=0", "--set", "eval_interval=2", "--set", "log_interval=1")  # fmt: skip
     assert_stopped(r, "training diverged at iteration", "last finite state")
     assert "best val" not in r.output and "done:" not in r.output
@@ -415,10 +415,10 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_the_last_finite_checkpoin
 
 def test_resume_refuses_another_config_and_accepts_its_own(tmp_path, tiny_data, done_run):
     run = copy_run(done_run, tmp_path / "run")
-    r = cli("train", "--data", tiny_data, "--out", run, "--resume", "--device", "cpu", "--config", "tiny-cpu")
+    r = cli("train", tiny_data, "--out", run, "--resume", "--device", "cpu", "--config", "tiny-cpu")
     assert_error(r, "--config tiny-cpu differs from the config of the run being resumed", f"resume with --out {run} and no --config")
     other = tmp_path / "other.toml"
     other.write_text((run / "config.toml").read_text().replace("seed = 1337", "seed = 7"))
-    assert_error(cli("train", "--data", tiny_data, "--out", run, "--resume", "--device", "cpu", "--config", other), "seed 7 vs the run's 1337")
-    r = cli("train", "--data", tiny_data, "--out", run, "--resume", "--device", "cpu", "--config", run / "config.toml")
+    assert_error(cli("train", tiny_data, "--out", run, "--resume", "--device", "cpu", "--config", other), "seed 7 vs the run's 1337")
+    r = cli("train", tiny_data, "--out", run, "--resume", "--device", "cpu", "--config", run / "config.toml")
     assert r.exit_code == 0 and "done: 6/6" in r.output, r.output

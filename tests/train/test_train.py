@@ -68,7 +68,7 @@ def test_resume_refuses_another_dataset(trained, other_data):
 
 
 def tiny_data_tokens(root):
-    from fwpipe.shards import open_dataset
+    from fwpipe.dataset import open_dataset
 
     return open_dataset(root).split("train").stream_tokens
 
@@ -77,6 +77,7 @@ class Crash(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_resume_is_exact(tmp_path, tiny_data):
     """A run that crashes (like kill -9) and resumes logs the same losses as one that never stopped."""
     # smaller still (32 wide, 4 x 32 tokens); dropout: the RNG state must come back too
