@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import sys
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -51,10 +52,7 @@ class LocalExecutor(Executor):
 
     def map(self, fn, units, *, window=None):
         if self._pool is None:
-            # forkserver, not fork: a process whose numba kernels have started GNU OpenMP's threads
-            # cannot fork safely (libgomp terminates the child: "fork() called from a process
-            # already using GNU OpenMP"); workers start from a clean server process instead
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver"))
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context(_start_method()))
         inflight: deque = deque()
         for args in units:
             inflight.append(self._pool.submit(fn, *args))
@@ -67,6 +65,22 @@ class LocalExecutor(Executor):
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
+
+
+def _start_method() -> str:
+    """The platform's default (fork on Linux: workers start in milliseconds with this process's
+    imports), except after numba's parallel kernels have started GNU OpenMP's threads here: a
+    child forked then is killed by libgomp ("fork() called from a process already using GNU
+    OpenMP"; audit indexes its shards before it signs them), so workers come from a forkserver."""
+    method = multiprocessing.get_start_method()
+    numba = sys.modules.get("numba")
+    if method != "fork" or numba is None:
+        return method
+    try:
+        numba.threading_layer()  # raises until a parallel kernel has run
+    except ValueError:
+        return method
+    return "forkserver"
 
 
 def make_executor(workers: int | None = None, ray_address: str | None = None) -> Executor:
