@@ -14,6 +14,11 @@ alternate ceiling and candidates, because the machine is shared; the median roun
   chunks/proc encode_chunk on N processes, each reading its own row groups from the parquet file
               (what a process-pool executor of work units does; predicts prepare after that change)
 
+Each ratio is printed twice: of tokens/s (what a user sees; noisy while others share the cores)
+and of CPU efficiency, the ceiling's CPU seconds over the candidate's for the same tokens (steady
+under contention; it equals the tokens/s ratio when the candidate keeps N cores as busy as the
+ceiling does).
+
 Corpora are real FineWeb rows (../shared/data/fineweb, or the bundled copies of the same files):
 "long" is the documents as they are, repeated with fresh ids up to --long-mb of text; "short" is
 the same documents cut at spaces into pieces of ~200 characters (~45 tokens), fresh ids, up to
@@ -59,15 +64,17 @@ texts = [t for t in pq.read_table(src, columns=["text"])["text"].to_pylist() if 
 enc = get_encoding()
 enc.encode_to_numpy("warm up", disallowed_special=())  # cold per-thread regex state otherwise (prepare.py)
 def work(chunk):
-    return sum(len(enc.encode_to_numpy(t, disallowed_special=())) for t in chunk)
+    c0 = time.process_time()  # a process's own CPU seconds: used where each worker is a process
+    return sum(len(enc.encode_to_numpy(t, disallowed_special=())) for t in chunk), time.process_time() - c0
 chunks = [texts[i:i + 256] for i in range(0, len(texts), 256)]
 pool = (ThreadPoolExecutor if kind == "threads" else ProcessPoolExecutor)(workers)
 list(pool.map(work, [["warm up"]] * workers))  # start the workers (fork: they share `texts`)
-t0 = time.perf_counter()
-n = sum(pool.map(work, chunks, chunksize=1 if kind == "threads" else 8))
-dt = time.perf_counter() - t0
+t0, c0 = time.perf_counter(), time.process_time()
+res = list(pool.map(work, chunks, chunksize=1 if kind == "threads" else 8))
+dt, cpu = time.perf_counter() - t0, time.process_time() - c0
 pool.shutdown()
-print(json.dumps({"tokens": n, "seconds": dt}))
+cpu += sum(r[1] for r in res) if kind == "processes" else 0
+print(json.dumps({"tokens": sum(r[0] for r in res), "seconds": dt, "cpu": cpu}))
 """
 
 PREPARE = r"""
@@ -76,9 +83,9 @@ from fwpipe.pipeline.prepare import PrepareOptions, prepare
 src, tiny, out, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 opts = PrepareOptions(dedup="none")
 prepare([tiny], out + "-tiny", options=opts, workers=workers, progress=False, overwrite=True)  # start-up paid here
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 s = prepare([src], out, options=opts, workers=workers, progress=False, overwrite=True)
-print(json.dumps({"tokens": s["tokens"], "seconds": time.perf_counter() - t0}))
+print(json.dumps({"tokens": s["tokens"], "seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0}))
 """
 
 CHUNKS = r"""
@@ -91,7 +98,9 @@ from fwpipe.tokenizer import get_encoding
 src, workers, kind, chunk_rows = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 KW = dict(file_index=0, seed=0, threshold=val_threshold(0.005), cursors=(-1, -1), forced_val=frozenset(), max_doc_tokens=100_000_000)
 def warm(_):
+    # what a worker process pays once: the encoding, and whatever encode_chunk loads on first use
     get_encoding().encode_to_numpy("warm up", disallowed_special=())
+    encode_chunk(["warm up"], ["w"], [None], [None], row0=0, gpos0=0, **KW)
 def tokens(pair):
     return sum(int(r.n_tokens[r.status == OK].sum()) for r in pair)
 def run_chunks(cols, row0):
@@ -103,6 +112,7 @@ def run_chunks(cols, row0):
     return n
 def row_groups(rgs):
     # what a work unit does: read its own row groups, then tokenize them chunk by chunk
+    c0 = time.process_time()
     pf = pq.ParquetFile(src)
     row0 = sum(pf.metadata.row_group(i).num_rows for i in range(rgs[0]))
     n = 0
@@ -111,26 +121,29 @@ def row_groups(rgs):
         cols["token_count"] = [None] * b.num_rows
         n += run_chunks(cols, row0)
         row0 += b.num_rows
-    return n
+    return n, time.process_time() - c0
 pf = pq.ParquetFile(src)
 n_rg = pf.metadata.num_row_groups
+warm(0)  # on the main thread first, as prepare does (cold per-thread regex state otherwise)
 if kind == "threads":  # prepare today: one reader, chunks to N threads
     t = pq.read_table(src, columns=["text", "id", "url"])
     cols = {k: t[k].to_pylist() for k in ("text", "id", "url")}
     cols["token_count"] = [None] * t.num_rows
     pool = ThreadPoolExecutor(workers)
     list(pool.map(warm, range(workers)))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     step = chunk_rows
     n = sum(pool.map(lambda lo: run_chunks({k: v[lo:lo + step] for k, v in cols.items()}, lo), range(0, t.num_rows, step)))
+    cpu = time.process_time() - c0
 else:
     pool = ProcessPoolExecutor(workers)
     list(pool.map(warm, range(workers)))
-    t0 = time.perf_counter()
-    n = sum(pool.map(row_groups, [[i] for i in range(n_rg)]))
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = list(pool.map(row_groups, [[i] for i in range(n_rg)]))
+    n, cpu = sum(r[0] for r in res), sum(r[1] for r in res) + time.process_time() - c0
 dt = time.perf_counter() - t0
 pool.shutdown()
-print(json.dumps({"tokens": n, "seconds": dt}))
+print(json.dumps({"tokens": n, "seconds": dt, "cpu": cpu}))
 """
 
 STARTUP_PARTS = r"""
@@ -258,32 +271,38 @@ def speed(tmp: Path, corpora: dict[str, Path], workers: int, rounds: int, chunk_
         src = corpora[name]
         n_rows = pq.ParquetFile(src).metadata.num_rows
         print(f"\n== {name}: {n_rows:,} documents, {src.stat().st_size / 1e6:.0f} MB parquet; {workers} workers; {rounds} rounds")
-        rows: dict[str, list[float]] = {k: [] for k in ("ceiling/thr", "ceiling/proc", "prepare", "chunks/thr", "chunks/proc")}
+        keys = ("ceiling/thr", "ceiling/proc", "prepare", "chunks/thr", "chunks/proc")
+        rows: dict[str, list[float]] = {k: [] for k in keys}
+        cpus: dict[str, list[float]] = {k: [] for k in keys}
         tokens = None
         for r in range(rounds):
-            ceil = child(CEILING, src, workers, "threads")
-            tokens = ceil["tokens"]
-            tps = {"ceiling/thr": tokens / ceil["seconds"]}
-            cp = child(CEILING, src, workers, "processes")
-            tps["ceiling/proc"] = cp["tokens"] / cp["seconds"]
-            run = child(PREPARE, src, corpora["tiny"], tmp / f"{name}-out", workers)
-            assert run["tokens"] == tokens, f"prepare counted {run['tokens']} tokens, tiktoken {tokens}"
-            tps["prepare"] = tokens / run["seconds"]
-            for kind, key in (("threads", "chunks/thr"), ("processes", "chunks/proc")):
-                c = child(CHUNKS, src, workers, kind, chunk_rows)
-                assert c["tokens"] == tokens, f"encode_chunk counted {c['tokens']} tokens, tiktoken {tokens}"
-                tps[key] = tokens / c["seconds"]
-            for k, v in tps.items():
-                rows[k].append(v / tps["ceiling/thr"] if k != "ceiling/thr" else v)
-            print(f"  round {r + 1}: ceiling {tps['ceiling/thr'] / 1e6:.2f}M tok/s; ratios " +
-                  ", ".join(f"{k} {tps[k] / tps['ceiling/thr']:.2f}" for k in tps if k != "ceiling/thr"))  # fmt: skip
+            m = {"ceiling/thr": child(CEILING, src, workers, "threads"), "ceiling/proc": child(CEILING, src, workers, "processes")}
+            m["prepare"] = child(PREPARE, src, corpora["tiny"], tmp / f"{name}-out-{r}", workers)  # a fresh directory each round
+            m["chunks/thr"] = child(CHUNKS, src, workers, "threads", chunk_rows)
+            m["chunks/proc"] = child(CHUNKS, src, workers, "processes", chunk_rows)
+            tokens = m["ceiling/thr"]["tokens"]
+            for k, v in m.items():
+                assert v["tokens"] == tokens, f"{k} counted {v['tokens']} tokens, the ceiling {tokens}"
+            tps = {k: tokens / v["seconds"] for k, v in m.items()}
+            for k in keys:
+                rows[k].append(tps[k] / tps["ceiling/thr"] if k != "ceiling/thr" else tps[k])
+                cpus[k].append(m["ceiling/thr"]["cpu"] / m[k]["cpu"])
+            print(f"  round {r + 1}: ceiling {tps['ceiling/thr'] / 1e6:.2f}M tok/s; tok/s ratios " +
+                  ", ".join(f"{k} {rows[k][-1]:.2f}" for k in keys[1:]) + "; CPU ratios " + ", ".join(f"{cpus[k][-1]:.2f}" for k in keys[1:]))  # fmt: skip
         med = {k: statistics.median(v) for k, v in rows.items()}
+        cpu = {k: statistics.median(v) for k, v in cpus.items()}
         print(f"  {tokens:,} tokens, {tokens / n_rows:.0f} per document")
         print(f"  ceiling: tiktoken encode_to_numpy per document, {workers} threads: {med['ceiling/thr'] / 1e6:.2f}M tok/s (median round)")
-        print(f"  {'same calls on ' + str(workers) + ' processes (not the ceiling)':52s} ratio {med['ceiling/proc']:.2f}")
-        print(f"  {'fwpipe prepare --dedup none, after start-up':52s} ratio {med['prepare']:.2f}   (goal >= {GOALS[name]})")
-        print(f"  {f'encode_chunk x{chunk_rows} rows on {workers} threads':52s} ratio {med['chunks/thr']:.2f}")
-        print(f"  {f'encode_chunk x{chunk_rows} rows on {workers} processes (units)':52s} ratio {med['chunks/proc']:.2f}")
+        print(f"  {'':52s} tok/s ratio  CPU-efficiency ratio (ceiling CPU s / its CPU s)")
+        labels = {
+            "ceiling/proc": f"same calls on {workers} processes (not the ceiling)",
+            "prepare": "fwpipe prepare --dedup none, after start-up",
+            "chunks/thr": f"encode_chunk x{chunk_rows} rows on {workers} threads",
+            "chunks/proc": f"encode_chunk x{chunk_rows} rows on {workers} processes (units)",
+        }
+        for k, label in labels.items():
+            goal = f"   (goal >= {GOALS[name]})" if k == "prepare" else ""
+            print(f"  {label:52s} {med[k]:5.2f}        {cpu[k]:5.2f}{goal}")
 
 
 def memory(tmp: Path, corpora: dict[str, Path], workers: int) -> None:
