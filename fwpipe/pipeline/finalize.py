@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from fwpipe import __version__, shards
 from fwpipe.atomic import atomic_file, commit_file
-from fwpipe.kernels import length_bin_edges
+from fwpipe.lengthbins import length_bin_edges
 from fwpipe.pipeline.inputs import Source
 from fwpipe.pipeline.outputs import MANIFEST, write_manifest
 from fwpipe.pipeline.shardset import WORK, SplitWriter, read_stats, sidecar, write_npy_atomic

@@ -27,7 +27,6 @@ import pyarrow.parquet as pq
 
 from fwpipe import shards
 from fwpipe.atomic import lock_dir
-from fwpipe.dedup.scratch import memory_bytes as dedup_memory_bytes
 from fwpipe.errors import OutputError
 from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.pipeline.inputs import Source
@@ -82,10 +81,14 @@ def prepare(
     """
     t0 = time.perf_counter()
     _check_options(options)
-    scratch = {"tmp_dir": tmp_dir, "memory_bytes": dedup_memory_bytes(memory_gb)}
+    scratch = {"tmp_dir": tmp_dir, "memory_bytes": None}
+    if options.dedup != "none" or memory_gb is not None:  # the dedup engine loads numba (~1 s): only when it runs
+        from fwpipe.dedup.scratch import memory_bytes
+
+        scratch["memory_bytes"] = memory_bytes(memory_gb)
     paths = inputs_mod.resolve_inputs([str(p) for p in inputs])
     # numba's first call costs ~0.4 s of set-up: pay it while the inputs are being hashed
-    warm = threading.Thread(target=_warm_up, daemon=True)
+    warm = threading.Thread(target=_warm_up, args=(options.dedup != "none",), daemon=True)
     warm.start()
     sources = [inputs_mod.inspect(p, options.text_column) for p in paths]
     warm.join()
@@ -178,13 +181,12 @@ def _prepare_locked(paths, sources: list[Source], out_dir: Path, options: Prepar
     return summary
 
 
-def _warm_up() -> None:
-    from fwpipe.kernels import length_histogram, token_histogram
-    from fwpipe.tokenizer import get_encoding
-
+def _warm_up(kernels: bool) -> None:
     get_encoding()
-    token_histogram(np.zeros(1, np.uint16), VOCAB_SIZE)
-    length_histogram(np.zeros(1, np.int64))
+    if kernels:  # only --dedup's engine calls numba kernels here
+        from fwpipe.kernels import token_histogram
+
+        token_histogram(np.zeros(1, np.uint16), VOCAB_SIZE)
 
 
 def _check_options(o: PrepareOptions) -> None:
