@@ -93,7 +93,7 @@ def prepare(
     # numba's first call costs ~0.4 s of set-up: pay it while the inputs are being hashed
     warm = threading.Thread(target=_warm_up, args=(options.dedup != "none",), daemon=True)
     warm.start()
-    sources = [inputs_mod.inspect(p, options.text_column) for p in paths]
+    sources = inputs_mod.inspect_all(paths, options.text_column)
     warm.join()
     # Measured: unless the encoder has encoded once on the main thread before the worker
     # threads start, tiktoken runs ~1.5x slower on them for the whole run (cold per-thread
