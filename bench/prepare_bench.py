@@ -25,7 +25,8 @@ the same documents cut at spaces into pieces of ~200 characters (~45 tokens), fr
 --short-docs. The issue's figures use --long-mb 80 --short-docs 525000; the defaults are 1/8 of
 that for a quick run (~3 min on 2 shared cores).
 
-Also: start-up of a two-document prepare and where it goes, peak RSS of prepare on 1x and 4x the
+Also: start-up of a two-document prepare and where it goes, encode_chunk's CPU per short document
+against tiktoken's alone at several chunk sizes, peak RSS of prepare on 1x and 4x the
 long input (each in a fresh process), and prepare's throughput at 1, 2, ... --max-workers.
 
     python bench/prepare_bench.py [--long-mb 10] [--short-docs 65000] [--workers 2] [--rounds 3]
@@ -144,6 +145,36 @@ else:
 dt = time.perf_counter() - t0
 pool.shutdown()
 print(json.dumps({"tokens": n, "seconds": dt, "cpu": cpu}))
+"""
+
+MICRO = r"""
+import json, sys, time
+import pyarrow.parquet as pq
+from fwpipe.pipeline.split import val_threshold
+from fwpipe.pipeline.tokenize import encode_chunk
+from fwpipe.tokenizer import EOT_TEXT, get_encoding
+t = pq.read_table(sys.argv[1], columns=["text", "id", "url"]).slice(0, int(sys.argv[2]))
+texts, ids, urls = (t[k].to_pylist() for k in ("text", "id", "url"))
+enc = get_encoding()
+kw = dict(file_index=0, seed=0, threshold=val_threshold(0.005), cursors=(-1, -1), forced_val=frozenset(), max_doc_tokens=10**8)
+def per_doc():
+    for x in texts:
+        enc.encode_to_numpy(x, disallowed_special=())
+def joined():
+    for lo in range(0, len(texts), 1024):
+        enc.encode_to_numpy(EOT_TEXT.join(texts[lo:lo + 1024]), allowed_special={EOT_TEXT}, disallowed_special=())
+def chunks(c):
+    def run():
+        for lo in range(0, len(texts), c):
+            encode_chunk(texts[lo:lo + c], ids[lo:lo + c], [None] * len(texts[lo:lo + c]), urls[lo:lo + c], row0=lo, gpos0=lo, **kw)
+    return run
+runs = {"encode_to_numpy per document": per_doc, "one call per 1,024 documents joined": joined,
+        **{f"encode_chunk on {c}-row chunks": chunks(c) for c in (64, 256, 1024)}}
+per_doc(); best = {}
+for _ in range(3):  # alternate, best of 3: the least disturbed run
+    for k, f in runs.items():
+        c0 = time.process_time(); f(); best[k] = min(best.get(k, 1e9), time.process_time() - c0)
+print(json.dumps({k: v / len(texts) * 1e6 for k, v in best.items()}))
 """
 
 STARTUP_PARTS = r"""
@@ -310,6 +341,14 @@ def speed(tmp: Path, corpora: dict[str, Path], workers: int, rounds: int, chunk_
             print(f"  {label:52s} {med[k]:5.2f}        {cpu[k]:5.2f}{goal}")
 
 
+def micro(corpora: dict[str, Path], n_docs: int) -> None:
+    print(f"\n== CPU microseconds a document, one thread, {n_docs:,} short documents (best of 3)")
+    res = child(MICRO, corpora["short"], n_docs)
+    base = res["encode_to_numpy per document"]
+    for k, us in res.items():
+        print(f"  {k:45s} {us:6.2f} us   ({base / us:.2f}x the per-document calls)")
+
+
 def memory(tmp: Path, corpora: dict[str, Path], workers: int) -> None:
     print("\n== peak RSS of `fwpipe prepare --dedup none` (each a fresh process)")
     m = {k: fwpipe_prepare(corpora[k], tmp / f"mem-{k}", "--dedup", "none", "--workers", str(workers)) for k in ("long", "long4x")}
@@ -333,7 +372,7 @@ def main() -> None:
     ap.add_argument("--max-workers", type=int, default=os.cpu_count(), help="scaling: prepare at 1..this many workers")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of ceiling + candidates; the median ratio is reported")
     ap.add_argument("--chunk-rows", type=int, default=64, help="rows per encode_chunk call in the chunks/* candidates")
-    ap.add_argument("--only", choices=["startup", "speed", "long", "short", "memory", "scaling"], default=None)
+    ap.add_argument("--only", choices=["startup", "speed", "long", "short", "chunks", "memory", "scaling"], default=None)
     args = ap.parse_args()
     print(f"cores: {os.cpu_count()}, load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory(prefix="prepare-bench-") as tmp:
@@ -344,6 +383,8 @@ def main() -> None:
         if args.only in (None, "speed", "long", "short"):
             names = [args.only] if args.only in ("long", "short") else ["long", "short"]
             speed(tmp, corpora, args.workers, args.rounds, args.chunk_rows, names)
+        if args.only in (None, "chunks"):
+            micro(corpora, min(args.short_docs, 30_000))
         if args.only in (None, "memory"):
             memory(tmp, corpora, args.workers)
         if args.only in (None, "scaling"):
