@@ -11,8 +11,9 @@ alternate ceiling and candidates, because the machine is shared; the median roun
               fresh process, after start-up: the process first prepares a two-document file, which
               pays the imports, the encoding and the kernels' loading, then the timed run
   chunks/thr  encode_chunk (prepare's per-chunk work) on N threads of one process
-  chunks/proc encode_chunk on N processes, each reading its own row groups from the parquet file
-              (what a process-pool executor of work units does; predicts prepare after that change)
+  chunks/proc encode_chunk on N processes, each unit (~1/8 of a worker's share, whole row groups)
+              reading its own rows from the parquet file (what a process-pool executor of work units
+              does, without writing; predicts prepare after that change)
 
 Each ratio is printed twice: of tokens/s (what a user sees; noisy while others share the cores)
 and of CPU efficiency, the ceiling's CPU seconds over the candidate's for the same tokens (steady
@@ -112,17 +113,14 @@ def run_chunks(cols, row0):
                                  row0=row0 + lo, gpos0=row0 + lo, **KW))
     return n
 def row_groups(rgs):
-    # what a work unit does: read its own row groups, then tokenize them chunk by chunk
+    # what a work unit does: read its own row groups (one footer parse), then tokenize them chunk by chunk
     c0 = time.process_time()
     pf = pq.ParquetFile(src)
     row0 = sum(pf.metadata.row_group(i).num_rows for i in range(rgs[0]))
-    n = 0
-    for b in pf.iter_batches(batch_size=1024, row_groups=rgs, columns=["text", "id", "url"], use_threads=False):
-        cols = {k: b.column(k).to_pylist() for k in ("text", "id", "url")}
-        cols["token_count"] = [None] * b.num_rows
-        n += run_chunks(cols, row0)
-        row0 += b.num_rows
-    return n, time.process_time() - c0
+    t = pf.read_row_groups(rgs, columns=["text", "id", "url"], use_threads=False)
+    cols = {k: t[k].to_pylist() for k in ("text", "id", "url")}
+    cols["token_count"] = [None] * t.num_rows
+    return run_chunks(cols, row0), time.process_time() - c0
 pf = pq.ParquetFile(src)
 n_rg = pf.metadata.num_row_groups
 warm(0)  # on the main thread first, as prepare does (cold per-thread regex state otherwise)
@@ -140,7 +138,9 @@ else:
     pool = ProcessPoolExecutor(workers)
     list(pool.map(warm, range(workers)))
     t0, c0 = time.perf_counter(), time.process_time()
-    res = list(pool.map(row_groups, [[i] for i in range(n_rg)]))
+    # ~8 units a worker, whole row groups each: balanced, and each unit parses the footer once
+    per_unit = max(1, n_rg // (8 * workers))
+    res = list(pool.map(row_groups, [list(range(i, min(i + per_unit, n_rg))) for i in range(0, n_rg, per_unit)]))
     n, cpu = sum(r[0] for r in res), sum(r[1] for r in res) + time.process_time() - c0
 dt = time.perf_counter() - t0
 pool.shutdown()
