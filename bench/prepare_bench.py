@@ -16,9 +16,9 @@ alternate ceiling and candidates, because the machine is shared; the median roun
               does, without writing; predicts prepare after that change)
 
 Each ratio is printed twice: of tokens/s (what a user sees; noisy while others share the cores)
-and of CPU efficiency, the ceiling's CPU seconds over the candidate's for the same tokens (steady
-under contention; it equals the tokens/s ratio when the candidate keeps N cores as busy as the
-ceiling does).
+and of CPU efficiency, the ceiling's CPU seconds over the candidate's for the same tokens (steadier
+under contention, though not immune: two threads fighting over shared cores burn more CPU; it
+equals the tokens/s ratio when the candidate keeps N cores as busy as the ceiling does).
 
 Corpora are real FineWeb rows (../shared/data/fineweb, or the bundled copies of the same files):
 "long" is the documents as they are, repeated with fresh ids up to --long-mb of text; "short" is
@@ -284,7 +284,7 @@ def fwpipe_prepare(src: Path, out: Path, *flags: str) -> dict:
 
 def startup(tmp: Path, tiny: Path, big: Path, workers: int, repeats: int) -> None:
     print("\n== start-up: a two-document prepare, the whole command in a fresh process (best of %d)" % repeats)
-    print(f"  {'':45s} wall   CPU (user+sys; steady while others share the cores)")
+    print(f"  {'':45s} wall   CPU (user+sys; steadier while others share the cores)")
     for flags in (["--dedup", "none"], []):
         runs = [fwpipe_prepare(tiny, tmp / f"tiny-out-{k}", *flags, "--workers", str(workers)) for k in range(repeats)]
         label = " ".join(["fwpipe prepare tiny.parquet", *flags])
