@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from fwpipe import __version__, shards
 from fwpipe.atomic import atomic_file, commit_file
-from fwpipe.kernels import length_bin_edges
+from fwpipe.lengthbins import length_bin_edges
 from fwpipe.pipeline.inputs import Source
 from fwpipe.dataset import DOCS, MANIFEST, REMOVED, TOKEN_COUNTS, Manifest, ShardFile, Sizing, SplitTotals, docs_schema, read_manifest
 from fwpipe.dataset import shard_name, write_manifest

@@ -170,6 +170,28 @@ def inspect(path: Path, text_column: str, *, hash_content: bool = True) -> Sourc
     )
 
 
+def inspect_all(paths: list[Path | str], text_column: str) -> list[Source]:
+    """inspect() of every input, in order, local files hashed on several threads at once.
+
+    Hashing is most of a big input's start-up (sha256 runs ~0.6-1.5 GB/s a core here: ~2 s for
+    one 2 GB FineWeb file) and hashlib releases the GIL, so 2 cores halve it. Remote inputs are
+    inspected one by one, as before. An error names the first bad input in order.
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    is_local = [not (isinstance(p, str) and remote.is_url(p)) for p in paths]
+    workers = min(sum(is_local), os.cpu_count() or 1)
+    if workers <= 1:
+        return [inspect(p, text_column) for p in paths]
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="fwpipe-hash")
+    try:
+        futures = [pool.submit(inspect, p, text_column) if local else None for p, local in zip(paths, is_local)]
+        return [f.result() if f is not None else inspect(p, text_column) for p, f in zip(paths, futures)]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # after an error, start no more hashing
+
+
 def strings(col: pa.Array, path: str, column: str, row0: int, where: str = "row") -> list:
     """`col` as Python values; a string that is not valid UTF-8 is named by file, column and row.
 

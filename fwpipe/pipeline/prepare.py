@@ -26,7 +26,6 @@ import pyarrow.parquet as pq
 from fwpipe import budget as budget_mod, shards
 from fwpipe.atomic import lock_dir
 from fwpipe.dataset import MANIFEST_VERSION, REMOVED, Manifest, read_manifest, write_manifest
-from fwpipe.dedup.scratch import memory_bytes as dedup_memory_bytes
 from fwpipe.errors import FwpipeError, OutputError
 from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.pipeline.inputs import Source
@@ -41,7 +40,10 @@ from fwpipe.tokenizer import EOT, NAME as TOKENIZER_NAME, VOCAB_SIZE, bpe_sha256
 log = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("data/fineweb")
-CHUNK_ROWS = 64  # rows per tokenizing task: big enough to amortize, small enough to balance
+# A tokenizing task is a batch's rows up to this much text (~130K tokens, ~40 ms of a core): a
+# task costs ~0.2 ms beyond its tokens (numpy calls, a 400 KB histogram), so 64 rows of 45-token
+# documents spent ~25% of prepare's CPU on that, and a whole 1,024-row batch of them ~0%.
+CHUNK_CHARS = 512 * 1024
 FORCED_VAL_EXPECTED = 30  # below this many expected val docs, make sure val is not empty
 
 
@@ -79,12 +81,16 @@ def prepare(
     """
     t0 = time.perf_counter()
     _check_options(options)
-    scratch = {"tmp_dir": tmp_dir, "memory_bytes": dedup_memory_bytes(memory_gb)}
+    scratch = {"tmp_dir": tmp_dir, "memory_bytes": None}
+    if options.dedup != "none" or memory_gb is not None:  # the dedup engine loads numba (~1 s): only when it runs
+        from fwpipe.dedup.scratch import memory_bytes
+
+        scratch["memory_bytes"] = memory_bytes(memory_gb)
     paths = inputs_mod.resolve_inputs([str(p) for p in inputs])
-    # numba's first call costs ~0.4 s of set-up: pay it while the inputs are being hashed
-    warm = threading.Thread(target=_warm_up, daemon=True)
+    # build the encoding (~0.05 s; with --dedup, also numba's ~0.4 s first call) while the inputs are hashed
+    warm = threading.Thread(target=_warm_up, args=(options.dedup != "none",), daemon=True)
     warm.start()
-    sources = [inputs_mod.inspect(p, options.text_column) for p in paths]
+    sources = inputs_mod.inspect_all(paths, options.text_column)
     warm.join()
     # Measured: unless the encoder has encoded once on the main thread before the worker
     # threads start, tiktoken runs ~1.5x slower on them for the whole run (cold per-thread
@@ -174,13 +180,12 @@ def _prepare_locked(paths, sources: list[Source], out_dir: Path, options: Prepar
     return summary
 
 
-def _warm_up() -> None:
-    from fwpipe.kernels import length_histogram, token_histogram
-    from fwpipe.tokenizer import get_encoding
-
+def _warm_up(kernels: bool) -> None:
     get_encoding()
-    token_histogram(np.zeros(1, np.uint16), VOCAB_SIZE)
-    length_histogram(np.zeros(1, np.int64))
+    if kernels:  # only --dedup's engine calls numba kernels here
+        from fwpipe.kernels import token_histogram
+
+        token_histogram(np.zeros(1, np.uint16), VOCAB_SIZE)
 
 
 def _check_options(o: PrepareOptions) -> None:
@@ -309,8 +314,7 @@ def _run(sources, options, appender: _Appender, cursors, forced_val, threshold, 
                 if appender.stop is not None:
                     break
                 done_bytes += b.n_bytes
-                for lo in range(0, len(b.texts), CHUNK_ROWS):
-                    hi = min(lo + CHUNK_ROWS, len(b.texts))
+                for lo, hi in _chunks(b.texts):
                     texts = b.texts[lo:hi]
                     nbytes = sum(len(t) for t in texts if t)
                     fut = pool.submit(
@@ -326,6 +330,13 @@ def _run(sources, options, appender: _Appender, cursors, forced_val, threshold, 
             gpos0 += src.rows
         while inflight:
             drain_one()
+
+
+def _chunks(texts: list) -> list[tuple[int, int]]:
+    """[lo, hi) row ranges of about CHUNK_CHARS of text each (a longer document is a chunk alone)."""
+    ends = np.flatnonzero(np.diff(np.cumsum([len(t) if t else 0 for t in texts]) // CHUNK_CHARS, prepend=0)) + 1
+    bounds = [0, *ends[ends < len(texts)].tolist(), len(texts)]
+    return [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
 
 
 def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOptions, threshold: int, workers: int, batch_rows: int,

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from fwpipe import dataset, shards
 from fwpipe.atomic import final_name, write_bytes
-from fwpipe.kernels import length_histogram, token_histogram
+from fwpipe.lengthbins import length_histogram
 from fwpipe.pipeline.tokenize import OK, ChunkRows
 from fwpipe.tokenizer import VOCAB_SIZE
 
@@ -151,7 +151,7 @@ class SplitWriter:
         if len(stream):
             self.file.write(stream)
             # the worker counted the whole chunk; only a chunk cut by a shard end is recounted
-            self.hist += hist if hist is not None else token_histogram(stream, VOCAB_SIZE)
+            self.hist += hist if hist is not None else np.bincount(stream, minlength=VOCAB_SIZE)
         sl = slice(lo, hi)
         ok = rows.status[sl] == OK
         # offset: the document's first token, just after its EOT, from the shard's first token
