@@ -51,6 +51,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fwpipe.dataset import read_manifest
+
 GOALS = {"long": 0.92, "short": 0.85}
 STARTUP_GOAL_S = 0.8
 ROW_GROUP_ROWS = 256  # small enough that the chunks/proc candidate's units (a row group each) balance
