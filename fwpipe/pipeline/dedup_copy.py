@@ -36,6 +36,10 @@ class CopyTask:
     split: np.ndarray  # (stage docs,) int8 TRAIN / VAL
     batch_rows: int
 
+    @property
+    def rows(self) -> int:
+        return len(self.keep)
+
 
 def copy_kept(task: CopyTask) -> dict:
     """Copy the kept documents of one stage, in input order, into a unit; returns its result.

@@ -23,7 +23,7 @@ from typing import Callable, Literal
 import numpy as np
 import pyarrow.parquet as pq
 
-from fwpipe import shards
+from fwpipe import remote, shards
 from fwpipe.atomic import lock_dir
 from fwpipe.dedup.scratch import memory_bytes as dedup_memory_bytes
 from fwpipe.errors import OutputError
@@ -180,34 +180,55 @@ def _prepare_locked(paths, sources: list[Source], out_dir: Path, options: Prepar
 def _lay_out(fn: Callable, tasks: list, executor: Executor, shard_tokens: int, target: int | None, prog: Progress) -> tuple[Layout, int]:
     """Run `fn` on every unit in order through `executor`, laying out each result as it comes.
 
-    With a budget, no unit is started once the finished prefix reaches it (at most one unit per
-    worker is in flight then, and those are left unused), as one streaming pass would stop
-    reading there. Returns the layout and the tokens this run tokenized for it.
+    With a budget, units go out in waves sized from the tokens per row seen so far (one unit
+    first), and none is started once the finished prefix reaches the target: as one streaming
+    pass stops reading there, inputs past the stop are not read (up to a misestimated wave).
+    Returns the layout and the tokens this run tokenized for it.
     """
     layout = Layout(shard_tokens, target)
 
-    def units():
-        for t in tasks:
+    def units(wave):
+        for t in wave:
             if layout.stop is not None:
                 return
             yield (t,)
 
-    tokenized = docs = 0
-    window = executor.workers if target is not None else None
-    for i, (task, r) in enumerate(zip(tasks, executor.map(fn, units(), window=window))):
-        if layout.stop is not None:
-            continue  # started before the budget was reached: not needed, failed or not
-        if "error" in r:
-            raise r["error"]
-        layout.add(task.dir, r)
-        docs += sum(r[s]["docs"] for s in SPLIT_NAMES)
-        if r["ran"]:
-            tokenized += sum(r[s]["tokens"] for s in SPLIT_NAMES)
-        el = prog.elapsed()
-        prog.update(f"prepare: {i + 1:,}/{len(tasks):,} units  {docs:,} docs  {tokenized / max(el, 1e-9) / 1e6:.2f}M tok/s  "
-                    f"ETA {fmt_s(el * (len(tasks) - i - 1) / (i + 1))}")  # fmt: skip
+    tokenized = docs = rows_done = done = 0
+    while done < len(tasks) and layout.stop is None:
+        wave = tasks[done:] if target is None else tasks[done : done + _wave_size(tasks[done:], layout, target, rows_done)]
+        for task, r in zip(wave, executor.map(fn, units(wave))):
+            done += 1
+            if layout.stop is not None:
+                continue  # started before the budget was reached: not needed, failed or not
+            if "error" in r:
+                raise r["error"]
+            layout.add(task.dir, r)
+            rows_done += task.rows
+            docs += sum(r[s]["docs"] for s in SPLIT_NAMES)
+            if r["ran"]:
+                tokenized += sum(r[s]["tokens"] for s in SPLIT_NAMES)
+                if r.get("pid", os.getpid()) != os.getpid():
+                    remote.STATS.add(r["fetched"]["fetched_bytes"], requests=r["fetched"]["requests"], retries=r["fetched"]["retries"])
+            el = prog.elapsed()
+            prog.update(f"prepare: {done:,}/{len(tasks):,} units  {docs:,} docs  {tokenized / max(el, 1e-9) / 1e6:.2f}M tok/s  "
+                        f"ETA {fmt_s(el * (len(tasks) - done) / done)}")  # fmt: skip
     layout.finish()
     return layout, tokenized
+
+
+def _wave_size(rest: list, layout: Layout, target: int, rows_done: int) -> int:
+    """How many of the next units a budget surely needs: 90% of the rows the remaining tokens
+    take at the train tokens per row seen so far; at least one."""
+    if rows_done == 0 or layout.train_stream == 0:
+        return 1
+    rows_needed = 0.9 * (target - layout.train_stream) * rows_done / layout.train_stream
+    n, rows = 0, 0
+    for t in rest:
+        rows += t.rows
+        if rows > rows_needed:
+            break
+        n += 1
+    return max(1, n)
 
 
 def _assemble(out_dir: Path, shard_dir: Path, layout: Layout, executor: Executor) -> dict[str, int]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fwpipe import shards
+from fwpipe import remote, shards
 from fwpipe.atomic import write_bytes, write_json
 from fwpipe.errors import FwpipeError
 from fwpipe.pipeline import inputs as inputs_mod
@@ -101,6 +102,10 @@ class UnitTask:
     tokenizer: str  # the BPE files' sha256
     batch_rows: int = 1024
 
+    @property
+    def rows(self) -> int:
+        return self.unit.row_end - self.unit.row_start
+
     def identity(self) -> dict:
         """What decides the unit's bytes (not where it runs, its directory or its batch size)."""
         s, u = self.source, self.unit
@@ -123,10 +128,13 @@ def run_unit(task: UnitTask) -> dict:
     done = verified(d, identity)
     if done is not None:
         return dict(done, ran=False)
+    before = remote.STATS.snapshot()
     try:
-        return dict(_tokenize(task, d, identity), ran=True)
+        result = _tokenize(task, d, identity)
     except FwpipeError as e:
         return {"error": e}
+    # what it fetched, for a driver in another process to count (remote.STATS is per process)
+    return dict(result, ran=True, pid=os.getpid(), fetched=remote.since(before))
 
 
 def verified(d: Path, identity: dict) -> dict | None:
