@@ -37,14 +37,14 @@ from fwpipe.pipeline.inputs import Source
 from fwpipe.pipeline.split import SPLIT_NAMES
 from fwpipe.pipeline.tokenize import OK, ChunkRows, encode_chunk
 
-# A unit closes after the row group that brings it to 64Ki rows or ~256 MB of compressed input,
+# A unit closes after the row group that brings it to 64Ki rows or 32 MB of compressed input,
 # whichever comes first. Its fixed costs (a process round trip, opening the file, six files with
-# their fsyncs, the driver reading its rows back: ~20-50 ms) stay under ~2% even for 45-token
-# documents (64Ki rows = ~3M tokens, ~1 s of tokenizing), while a 2 GB FineWeb file (~1M rows)
-# still makes ~15 units to spread over workers, and a budget's overshoot (units in flight past
-# the stop) stays a few units' worth. The byte cap keeps units of very long documents small.
+# their fsyncs, the driver reading two columns back: ~20-50 ms) stay near 1% of its tokenizing
+# time: 32 MB of FineWeb parquet is ~80 MB of text, ~20M tokens, ~5 s on one core, and 64Ki
+# rows of 45-token documents are ~3M tokens, ~1.5 s. A 2 GB FineWeb file still makes ~60
+# units to spread over workers, and a budget's overshoot (a wave misjudged) stays small.
 UNIT_ROWS = 1 << 16
-UNIT_BYTES = 256 << 20
+UNIT_BYTES = 32 << 20
 UNIT_VERSION = 1  # bump when the files a unit writes change
 MARKER = "unit.json"
 UNIT_ROWS_SCHEMA = pa.schema([f for f in (
