@@ -15,7 +15,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fwpipe import shards
 from fwpipe.atomic import write_bytes
 from fwpipe.tokenizer import VOCAB_SIZE
 
