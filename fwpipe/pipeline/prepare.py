@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -107,11 +108,13 @@ def prepare(
 
 
 def _prepare(paths, sources: list[Source], out_dir: Path, options: PrepareOptions, executor: Executor, batch_rows: int, unit_rows: int,
-             overwrite: bool, progress: bool | None, t0: float, scratch: dict | None = None) -> dict:  # fmt: skip
-    """prepare() once its inputs are found and fingerprinted (--dedup's first pass enters here)."""
+             overwrite: bool, progress: bool | None, t0: float, scratch: dict | None = None, units_dir: Path | None = None) -> dict:  # fmt: skip
+    """prepare() once its inputs are found and fingerprinted (--dedup's first pass enters here,
+    with its units in `units_dir` instead of out_dir/.work/units)."""
     lock = _lock(out_dir)
     try:
-        return _prepare_locked(paths, sources, out_dir, options, executor, batch_rows, unit_rows, overwrite, progress, t0, scratch or {})
+        return _prepare_locked(paths, sources, out_dir, options, executor, batch_rows, unit_rows, overwrite, progress, t0, scratch or {},
+                               units_dir)  # fmt: skip
     finally:
         os.close(lock)
 
@@ -127,7 +130,7 @@ def _lock(out_dir: Path) -> int:
 
 
 def _prepare_locked(paths, sources: list[Source], out_dir: Path, options: PrepareOptions, executor: Executor, batch_rows: int,
-                    unit_rows: int, overwrite: bool, progress: bool | None, t0: float, scratch: dict) -> dict:  # fmt: skip
+                    unit_rows: int, overwrite: bool, progress: bool | None, t0: float, scratch: dict, units_dir: Path | None) -> dict:  # fmt: skip
     identity = _identity(sources, options)
 
     state = outputs.claim(out_dir, identity, overwrite)
@@ -151,12 +154,7 @@ def _prepare_locked(paths, sources: list[Source], out_dir: Path, options: Prepar
     try:
         if options.dedup == "none":
             forced_val = _forced_val(sources, options, threshold)
-            tasks = [
-                UnitTask(str(unit_dir(work, u.index)), u, sources[u.file_index], options.text_column, options.seed, threshold, options.shard_tokens,
-                         tuple(sorted(g for g in forced_val if u.file_gpos0 + u.row_start <= g < u.file_gpos0 + u.row_end)),
-                         identity["tokenizer"]["bpe_sha256"], batch_rows)
-                for u in plan_units(sources, unit_rows)
-            ]  # fmt: skip
+            tasks = _unit_tasks(sources, options, threshold, forced_val, units_dir or work / "units", batch_rows, unit_rows)
             layout, tokenized = _lay_out(run_unit, tasks, executor, options.shard_tokens, target, prog)
             dedup_report = None
         else:
@@ -175,6 +173,15 @@ def _prepare_locked(paths, sources: list[Source], out_dir: Path, options: Prepar
     summary.update(did_work=True, resumed=state == "resume", seconds=seconds, workers=executor.workers, tokens_this_run=tokenized,
                    tokens_per_s=tokenized / max(seconds, 1e-9))  # fmt: skip
     return summary
+
+
+def _unit_tasks(sources: list[Source], options: PrepareOptions, threshold: int, forced_val: frozenset[int], units: Path, batch_rows: int,
+                unit_rows: int) -> list[UnitTask]:  # fmt: skip
+    return [
+        UnitTask(str(unit_dir(units, u.index)), u, sources[u.file_index], options.text_column, options.seed, threshold, options.shard_tokens,
+                 tuple(sorted(g for g in forced_val if u.file_gpos0 + u.row_start <= g < u.file_gpos0 + u.row_end)), bpe_sha256(), batch_rows)
+        for u in plan_units(sources, unit_rows)
+    ]  # fmt: skip
 
 
 def _lay_out(fn: Callable, tasks: list, executor: Executor, shard_tokens: int, target: int | None, prog: Progress) -> tuple[Layout, int]:
@@ -316,9 +323,11 @@ def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOpt
     """Pass 1 of --dedup: each input file into its own resumable dedup-none dataset under .work
     (its units run on `executor` like any prepare's).
 
-    With a budget, files are taken in order only until the documents that dedup keeps in train
-    reach it, so the inputs after that are never read. Returns the dedup plan and the tokens
-    this run tokenized.
+    Without a budget the units of every file not yet done run first, all in one go (so small
+    files keep every worker busy), then each file's stage is laid out from them. With a budget,
+    files are taken in order only until the documents that dedup keeps in train reach it, so
+    the inputs after that are never read. Returns the dedup plan and the tokens this run
+    tokenized.
     """
     from fwpipe.pipeline import dedup
 
@@ -327,9 +336,14 @@ def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOpt
     stages, tokenized, raw_train = [], 0, 0
     names = [src.path for src in sources]
     note = Progress(enabled=progress)
+    units = (out_dir / WORK).absolute() / "units1"
+    if target is None:
+        tokenized += _first_pass_units(out_dir, sources, first_options, executor, units, batch_rows, unit_rows, note)
     for fi, (path, src) in enumerate(zip(paths, sources)):
         stage = out_dir / WORK / f"stage1-{fi:06d}"
-        s = _prepare([path], [src], stage, first_options, executor, batch_rows, unit_rows, False, progress, time.perf_counter())
+        s = _prepare([path], [src], stage, first_options, executor, batch_rows, unit_rows, False, progress, time.perf_counter(),
+                     units_dir=units / f"f{fi:06d}")  # fmt: skip
+        shutil.rmtree(units / f"f{fi:06d}", ignore_errors=True)  # in the stage's shards now
         stages.append(stage)
         tokenized += s.get("tokens_this_run", 0)
         raw_train += s["splits"]["train"]["stream_tokens"]
@@ -346,6 +360,23 @@ def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOpt
         p = dedup.plan(stages, options.dedup, threshold=threshold, force_val=options.val_fraction > 0, names=names, **scratch)
     note.close()
     return p, tokenized
+
+
+def _first_pass_units(out_dir: Path, sources: list[Source], first_options: PrepareOptions, executor: Executor, units: Path, batch_rows: int,
+                      unit_rows: int, note: Progress) -> int:  # fmt: skip
+    """Tokenize the units of every first-pass stage that is not complete, in one map; returns the tokens."""
+    tasks = []
+    for fi, src in enumerate(sources):
+        m = outputs.read_manifest(out_dir / WORK / f"stage1-{fi:06d}") if (out_dir / WORK / f"stage1-{fi:06d}").is_dir() else None
+        if m is None or m["status"] != "complete":
+            tasks += _unit_tasks([src], first_options, val_threshold(0.0), frozenset(), units / f"f{fi:06d}", batch_rows, unit_rows)
+    tokenized = 0
+    for i, r in enumerate(executor.map(run_unit, [(t,) for t in tasks])):
+        if "error" in r:
+            raise r["error"]
+        tokenized += sum(r[s]["tokens"] for s in SPLIT_NAMES) if r["ran"] else 0
+        note.update(f"prepare: first pass, {i + 1:,}/{len(tasks):,} units")
+    return tokenized
 
 
 def _copy_deduplicated(work: Path, sources: list[Source], p, executor: Executor, shard_tokens: int, target: int | None, batch_rows: int,

@@ -83,8 +83,8 @@ def plan_units(sources: list[Source], unit_rows: int = UNIT_ROWS, unit_bytes: in
     return units
 
 
-def unit_dir(work: Path, index: int) -> Path:
-    return work / "units" / f"u{index:06d}"
+def unit_dir(units: Path, index: int) -> Path:
+    return units / f"u{index:06d}"
 
 
 @dataclass(frozen=True)
