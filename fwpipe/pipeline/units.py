@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fwpipe import remote, shards
-from fwpipe.atomic import write_bytes, write_json
+from fwpipe.atomic import output_error, write_bytes, write_json
 from fwpipe.errors import FwpipeError
 from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.pipeline.inputs import Source
@@ -157,9 +157,12 @@ class UnitWriter:
     --dedup's second pass, whose units copy kept documents instead of tokenizing)."""
 
     def __init__(self, d: Path):
-        if d.exists():
-            shutil.rmtree(d)  # a unit's directory is redone whole
-        d.mkdir(parents=True)
+        try:
+            if d.exists():
+                shutil.rmtree(d)  # a unit's directory is redone whole
+            d.mkdir(parents=True)
+        except OSError as e:
+            raise output_error(d, e) from e
         self.d = d
         self.files: dict[str, dict] = {}
         self.tokens = [shards.TokenFileWriter(d / f"{s}.tokens", with_header=False) for s in SPLIT_NAMES]
