@@ -75,7 +75,7 @@ def test_a_rerun_verifies_finished_units_and_redoes_only_damaged_ones(tmp_path, 
     marker = json.loads((units[3] / "unit.json").read_text())
     marker["identity"]["seed"] = 7
     (units[3] / "unit.json").write_text(json.dumps(marker))
-    (units[4] / "train.rows.parquet").unlink()
+    (units[4] / "train.rows.arrow").unlink()
     monkeypatch.undo()
     s = prepare([small_groups], out, options=opts, workers=1, unit_rows=300, progress=False)
     # the three damaged units (rows 300-599 and 900-1399) were tokenized again, the other two not
