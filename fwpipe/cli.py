@@ -282,8 +282,8 @@ def estimate(inputs, sample, budget_tokens, params, config, max_epochs, text_col
 @click.option("--shard-tokens", type=TOKENS, default=100_000_000, show_default=True, help="Most tokens per shard.")
 @click.option("--format", "fmt", type=click.Choice(["fwpipe", "nanogpt"]), default="fwpipe", show_default=True,
               help="fwpipe: llm.c-format shards; nanogpt: raw train.bin / val.bin.")  # fmt: skip
-@workers_option("Tokenizing threads")
-@click.option("--buffer-mb", type=click.IntRange(min=1), default=256, show_default=True, help="Text held in flight; bounds memory.")
+@workers_option("Processes that tokenize work units and assemble shards")
+@click.option("--buffer-mb", type=click.IntRange(min=1), default=None, hidden=True, help="Deprecated: memory follows --workers now.")
 @click.option("--dedup", type=click.Choice(["near", "exact", "none"]), default="near", show_default=True,
               help="Drop near (MinHash) or exact duplicates, keeping the first; clusters never straddle train/val.")  # fmt: skip
 @budget_option("stop once train holds enough tokens for it at --max-epochs.")
@@ -331,7 +331,9 @@ def prepare(
         budget_tokens=budget_tokens, max_epochs=max_epochs, dedup=dedup,
     )  # fmt: skip
     before = remote.STATS.snapshot()
-    summary = run_prepare(inputs, out_dir, options=options, workers=workers, buffer_mb=buffer_mb, overwrite=overwrite,
+    if buffer_mb is not None:  # the threaded prepare's text-in-flight cap; units bound memory per worker
+        click.echo("warning: --buffer-mb is deprecated and does nothing: memory follows --workers", err=True)
+    summary = run_prepare(inputs, out_dir, options=options, workers=workers, overwrite=overwrite,
                           memory_gb=memory_gb, tmp_dir=tmp_dir)
     fetched = remote.since(before)
     if fetched["requests"]:

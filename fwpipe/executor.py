@@ -9,6 +9,10 @@ ran: the bytes written are the same for any number of workers, processes or node
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
+import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable, Iterable, Iterator
@@ -44,7 +48,7 @@ class LocalExecutor(Executor):
 
     def map(self, fn, units, *, window=None):
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers)
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_die_with_parent, initargs=(os.getpid(),))
         inflight: deque = deque()
         for args in units:
             inflight.append(self._pool.submit(fn, *args))
@@ -57,6 +61,25 @@ class LocalExecutor(Executor):
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker ends when the driver does, kill -9 included: it must not go on writing unit files
+    (nor hold the lock on the output directory that fork copied) once a rerun has started."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):  # elsewhere: notice within a second
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # the driver died before the line above
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
 
 
 def make_executor(workers: int | None = None, ray_address: str | None = None) -> Executor:

@@ -232,8 +232,9 @@ class Batch:
     n_bytes: int  # compressed input bytes this batch stands for, for the ETA
 
 
-def read_batches(source: Source, file_index: int, text_column: str, *, start_row: int = 0, batch_rows: int = 1024) -> Iterator[Batch]:
-    """Stream rows from `start_row` on, skipping whole row groups that lie before it."""
+def read_batches(source: Source, file_index: int, text_column: str, *, start_row: int = 0, end_row: int | None = None,
+                 batch_rows: int = 1024) -> Iterator[Batch]:  # fmt: skip
+    """Stream rows [start_row, end_row), skipping whole row groups that lie outside them."""
     pf = open_source(source, stream=True)
     columns = [text_column]
     if source.has_id:
@@ -248,7 +249,11 @@ def read_batches(source: Source, file_index: int, text_column: str, *, start_row
             break
         rg_row0 += n
         first_rg += 1
-    row_groups = list(range(first_rg, len(source.row_groups)))
+    last_rg, rg_end = first_rg, rg_row0
+    while last_rg < len(source.row_groups) and (end_row is None or rg_end < end_row):
+        rg_end += source.row_groups[last_rg]
+        last_rg += 1
+    row_groups = list(range(first_rg, last_rg))
     if not row_groups:
         return
     bytes_per_row = source.bytes / max(source.rows, 1)
@@ -256,10 +261,14 @@ def read_batches(source: Source, file_index: int, text_column: str, *, start_row
     try:
         for rb in pf.iter_batches(batch_size=batch_rows, row_groups=row_groups, columns=columns, use_threads=False):
             n = rb.num_rows
+            if end_row is not None and row >= end_row:
+                break
             if row + n <= start_row:
                 row += n
                 continue
             lo = max(0, start_row - row)
+            if end_row is not None and row + n > end_row:
+                rb = rb.slice(0, end_row - row)
             if lo:
                 rb = rb.slice(lo)
             col = {name: rb.column(i) for i, name in enumerate(rb.schema.names)}
