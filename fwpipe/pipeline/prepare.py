@@ -367,8 +367,8 @@ def _first_pass_units(out_dir: Path, sources: list[Source], first_options: Prepa
     """Tokenize the units of every first-pass stage that is not complete, in one map; returns the tokens."""
     tasks = []
     for fi, src in enumerate(sources):
-        m = outputs.read_manifest(out_dir / WORK / f"stage1-{fi:06d}") if (out_dir / WORK / f"stage1-{fi:06d}").is_dir() else None
-        if m is None or m["status"] != "complete":
+        m = read_manifest(out_dir / WORK / f"stage1-{fi:06d}") if (out_dir / WORK / f"stage1-{fi:06d}").is_dir() else None
+        if m is None or m.status != "complete":
             tasks += _unit_tasks([src], first_options, val_threshold(0.0), frozenset(), units / f"f{fi:06d}", batch_rows, unit_rows)
     tokenized = 0
     for i, r in enumerate(executor.map(run_unit, [(t,) for t in tasks])):
