@@ -288,8 +288,8 @@ def estimate(inputs, sample, budget_tokens, params, config, max_epochs, text_col
 @click.option("--shard-tokens", type=TOKENS, default=100_000_000, show_default=True, help="Most tokens per shard.")
 @click.option("--format", "fmt", type=click.Choice(["fwpipe", "nanogpt"]), default="fwpipe", show_default=True,
               help="fwpipe: llm.c-format shards; nanogpt: raw train.bin / val.bin.")  # fmt: skip
-@workers_option("Tokenizing threads")
-@click.option("--buffer-mb", type=click.IntRange(min=1), default=256, show_default=True, help="Text held in flight; bounds memory.")
+@workers_option("Processes that tokenize work units and assemble shards")
+@click.option("--buffer-mb", type=click.IntRange(min=1), default=None, hidden=True, help="Deprecated: memory follows --workers now.")
 @click.option("--dedup", type=click.Choice(["near", "exact", "none"]), default="near", show_default=True,
               help="Drop near (MinHash) or exact duplicates, keeping the first; clusters never straddle train/val.")  # fmt: skip
 @budget_option("stop once train holds enough tokens for it at --max-epochs.")
@@ -304,9 +304,10 @@ def estimate(inputs, sample, budget_tokens, params, config, max_epochs, text_col
               help="URL inputs: keep whole copies here (a rerun reads them locally) instead of streaming.")  # fmt: skip
 @memory_gb_option
 @tmp_dir_option("OUT/.work")
+@ray_option
 def prepare(
     inputs, out_dir, sample, text_column, val_fraction, seed, shard_tokens, fmt, workers, buffer_mb, dedup, budget_tokens, max_epochs,
-    estimate, params, config, overwrite, json_path, cache_dir, memory_gb, tmp_dir,
+    estimate, params, config, overwrite, json_path, cache_dir, memory_gb, tmp_dir, ray_address,
 ):  # fmt: skip
     """Tokenize FineWeb parquet into GPT-2 token shards.
 
@@ -337,8 +338,17 @@ def prepare(
         budget_tokens=budget_tokens, max_epochs=max_epochs, dedup=dedup,
     )  # fmt: skip
     before = remote.STATS.snapshot()
-    summary = run_prepare(inputs, out_dir, options=options, workers=workers, buffer_mb=buffer_mb, overwrite=overwrite,
-                          memory_gb=memory_gb, tmp_dir=tmp_dir)
+    if buffer_mb is not None:  # the threaded prepare's text-in-flight cap; units bound memory per worker
+        click.echo("warning: --buffer-mb is deprecated and does nothing: memory follows --workers", err=True)
+    from fwpipe.executor import make_executor
+
+    executor = make_executor(workers, ray_address) if ray_address is not None else None  # else prepare's own choice
+    try:
+        summary = run_prepare(inputs, out_dir, options=options, workers=workers, overwrite=overwrite,
+                              memory_gb=memory_gb, tmp_dir=tmp_dir, executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()
     fetched = remote.since(before)
     if fetched["requests"]:
         summary["fetched"] = fetched

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import signal
 import sys
+import threading
+import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -52,7 +56,8 @@ class LocalExecutor(Executor):
 
     def map(self, fn, units, *, window=None):
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context(_start_method()))
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context(_start_method()),
+                                             initializer=_die_with_parent, initargs=(os.getpid(),))
         inflight: deque = deque()
         for args in units:
             inflight.append(self._pool.submit(fn, *args))
@@ -81,6 +86,35 @@ def _start_method() -> str:
     except ValueError:
         return method
     return "forkserver"
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker ends when the driver does, kill -9 included: it must not go on writing unit files
+    (nor hold the lock on the output directory that fork copied) once a rerun has started."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):  # elsewhere: notice within a second
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if not _alive(parent):  # the driver died before the line above (with a forkserver, the parent is that server)
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    while _alive(parent):
+        time.sleep(1)
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # there, and someone else's: not ours, but alive
+        return True
+    return True
 
 
 def make_executor(workers: int | None = None, ray_address: str | None = None) -> Executor:

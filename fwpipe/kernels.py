@@ -10,8 +10,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-# Document-length histogram bins: bin 0 holds length 0, bin i >= 1 holds [2**(i-1), 2**i).
-LENGTH_BINS = 40
+# document-length histograms need no loop of ours: plain numpy, re-exported from their own module
+from fwpipe.lengthbins import LENGTH_BINS, length_bin_edges, length_histogram  # noqa: F401
 
 
 @numba.njit(cache=True, nogil=True)
@@ -75,23 +75,6 @@ def doc_bounds(tokens: np.ndarray, eot: int) -> tuple[np.ndarray, np.ndarray]:
             ends[d] = pos[j]
             d += 1
     return starts, ends
-
-
-@numba.njit(cache=True, nogil=True)
-def length_histogram(lengths: np.ndarray) -> np.ndarray:
-    hist = np.zeros(LENGTH_BINS, dtype=np.int64)
-    for n in lengths:
-        b = 0
-        while n > 0 and b < LENGTH_BINS - 1:  # b = bit length of n, capped
-            n >>= 1
-            b += 1
-        hist[b] += 1
-    return hist
-
-
-def length_bin_edges() -> list[int]:
-    """Lower edge of each length_histogram bin (bin 0 is length 0)."""
-    return [0] + [2 ** (i - 1) for i in range(1, LENGTH_BINS)]
 
 
 # ---------------------------------------------------------------------------------------------

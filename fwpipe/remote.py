@@ -98,6 +98,9 @@ def since(before: dict) -> dict:
 
 _fs_cache: dict[tuple, object] = {}
 _fs_lock = threading.Lock()
+# a forked worker (prepare's process pool) makes its own: fsspec's async filesystems refuse to
+# run in a child ("This class is not fork-safe"), and the parent may have held the lock
+os.register_at_fork(after_in_child=lambda: (_fs_cache.clear(), globals().update(_fs_lock=threading.Lock())))
 
 
 def filesystem(url: str):

@@ -19,11 +19,11 @@ import pyarrow.parquet as pq
 
 from fwpipe import __version__, shards
 from fwpipe.atomic import atomic_file, commit_file
-from fwpipe.kernels import length_bin_edges
+from fwpipe.lengthbins import length_bin_edges
 from fwpipe.pipeline.inputs import Source
 from fwpipe.dataset import DOCS, MANIFEST, REMOVED, TOKEN_COUNTS, Manifest, ShardFile, Sizing, SplitTotals, docs_schema, read_manifest
 from fwpipe.dataset import shard_name, write_manifest
-from fwpipe.pipeline.shardset import WORK, SplitWriter, read_stats, sidecar, write_npy_atomic
+from fwpipe.pipeline.shardset import WORK, read_stats, sidecar, write_npy_atomic
 from fwpipe.pipeline.split import SPLIT_NAMES
 from fwpipe.pipeline.tokenize import EMPTY_TEXT, NULL_TEXT, OK, TOO_LONG
 from fwpipe.tokenizer import EOT, VOCAB_SIZE
@@ -36,28 +36,28 @@ _HINT = "free disk space or choose another -o directory, then run the same comma
 
 
 def finalize(
-    out_dir: Path, shard_dir: Path, identity: dict, sources: list[Source], options: PrepareOptions, writers: dict[str, SplitWriter],
-    stop: int | None, dedup_report: dict | None,
+    out_dir: Path, shard_dir: Path, identity: dict, sources: list[Source], options: PrepareOptions, n_shards: dict[str, int],
+    trailing: dict[str, pa.Table], stop: int | None, dedup_report: dict | None,
 ) -> dict:  # fmt: skip
     """All shards are durable: write docs.parquet, token_counts.npy, the nanoGPT .bin files, the manifest.
 
-    Streams one shard's rows at a time, so memory does not grow with the number of documents.
+    `trailing` holds each split's rows after its last shard (skipped rows only). Streams one
+    shard's rows at a time, so memory does not grow with the number of documents.
     """
     per_split, hists = {}, {}
     skipped = {"null_text": 0, "empty_text": 0, "too_long": 0}
     check = _TokenCountCheck(sources)
     for split in SPLIT_NAMES:
-        n_shards = writers[split].index
         token_counts = np.zeros(VOCAB_SIZE, dtype=np.int64)
         length_hist = np.zeros(len(length_bin_edges()), np.int64)
         shard_files = []
-        for i in range(n_shards):
+        for i in range(n_shards[split]):
             tc, lh = read_stats(sidecar(out_dir, split, i, "stats.npy"))
             token_counts += tc
             length_hist += lh
             shard_files.append(ShardFile(shard_name(split, i), len(shards.read_shard(shard_dir / shard_name(split, i)))))
         docs = tokens = 0
-        for t in _split_tables(out_dir, split, n_shards, writers[split], columns=["status", "n_tokens"]):
+        for t in _split_tables(out_dir, split, n_shards[split], trailing[split], columns=["status", "n_tokens"]):
             status = t["status"].to_numpy()
             for name, code in (("null_text", NULL_TEXT), ("empty_text", EMPTY_TEXT), ("too_long", TOO_LONG)):
                 skipped[name] += int((status == code).sum())
@@ -65,7 +65,7 @@ def finalize(
             docs += int(ok.sum())
             tokens += int(t["n_tokens"].to_numpy()[ok].sum())
         per_split[split] = SplitTotals(docs=docs, tokens=tokens, stream_tokens=tokens + docs,
-                                       distinct_tokens=int((token_counts > 0).sum() - (token_counts[EOT] > 0)), shards=n_shards,
+                                       distinct_tokens=int((token_counts > 0).sum() - (token_counts[EOT] > 0)), shards=n_shards[split],
                                        shard_files=shard_files, length_hist=length_hist.tolist())
         hists[split] = token_counts
 
@@ -74,7 +74,7 @@ def finalize(
     # streamed into an atomic temp file: a full disk leaves neither docs.parquet nor its temp
     with atomic_file(out_dir / DOCS, hint=_HINT) as f, pq.ParquetWriter(f, docs_schema(), compression="zstd") as w:
         for split in SPLIT_NAMES:
-            for t in _split_tables(out_dir, split, writers[split].index, writers[split]):
+            for t in _split_tables(out_dir, split, n_shards[split], trailing[split]):
                 t = t.filter(pc.equal(t["status"], OK))
                 check.add(t)
                 w.write_table(_docs_rows(t, split, names, bases), row_group_size=1 << 20)
@@ -166,15 +166,14 @@ def _sizing(options: PrepareOptions, sources: list[Source], train_stream: int, s
     return out
 
 
-def _split_tables(out_dir: Path, split: str, n_shards: int, writer: SplitWriter, columns: list[str] | None = None):
+def _split_tables(out_dir: Path, split: str, n_shards: int, trailing: pa.Table, columns: list[str] | None = None):
     """Each finished shard's rows table, then the rows after the last shard (skipped ones).
 
     The totals pass asks only for the two columns it counts; the docs.parquet pass reads all.
     """
     for i in range(n_shards):
         yield pq.read_table(sidecar(out_dir, split, i, "rows.parquet"), columns=columns)
-    t = writer.table()
-    yield t.select(columns) if columns else t
+    yield trailing.select(columns) if columns else trailing
 
 
 def _docs_rows(t: pa.Table, split: str, names: pa.Array, bases: dict | None) -> pa.Table:

@@ -170,6 +170,28 @@ def inspect(path: Path, text_column: str, *, hash_content: bool = True) -> Sourc
     )
 
 
+def inspect_all(paths: list[Path | str], text_column: str) -> list[Source]:
+    """inspect() of every input, in order, local files hashed on several threads at once.
+
+    Hashing is most of a big input's start-up (sha256 runs ~0.6-1.5 GB/s a core here: ~2 s for
+    one 2 GB FineWeb file) and hashlib releases the GIL, so 2 cores halve it. Remote inputs are
+    inspected one by one, as before. An error names the first bad input in order.
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    is_local = [not (isinstance(p, str) and remote.is_url(p)) for p in paths]
+    workers = min(sum(is_local), os.cpu_count() or 1)
+    if workers <= 1:
+        return [inspect(p, text_column) for p in paths]
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="fwpipe-hash")
+    try:
+        futures = [pool.submit(inspect, p, text_column) if local else None for p, local in zip(paths, is_local)]
+        return [f.result() if f is not None else inspect(p, text_column) for p, f in zip(paths, futures)]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # after an error, start no more hashing
+
+
 def strings(col: pa.Array, path: str, column: str, row0: int, where: str = "row") -> list:
     """`col` as Python values; a string that is not valid UTF-8 is named by file, column and row.
 
@@ -210,8 +232,9 @@ class Batch:
     n_bytes: int  # compressed input bytes this batch stands for, for the ETA
 
 
-def read_batches(source: Source, file_index: int, text_column: str, *, start_row: int = 0, batch_rows: int = 1024) -> Iterator[Batch]:
-    """Stream rows from `start_row` on, skipping whole row groups that lie before it."""
+def read_batches(source: Source, file_index: int, text_column: str, *, start_row: int = 0, end_row: int | None = None,
+                 batch_rows: int = 1024) -> Iterator[Batch]:  # fmt: skip
+    """Stream rows [start_row, end_row), skipping whole row groups that lie outside them."""
     pf = open_source(source, stream=True)
     columns = [text_column]
     if source.has_id:
@@ -226,7 +249,11 @@ def read_batches(source: Source, file_index: int, text_column: str, *, start_row
             break
         rg_row0 += n
         first_rg += 1
-    row_groups = list(range(first_rg, len(source.row_groups)))
+    last_rg, rg_end = first_rg, rg_row0
+    while last_rg < len(source.row_groups) and (end_row is None or rg_end < end_row):
+        rg_end += source.row_groups[last_rg]
+        last_rg += 1
+    row_groups = list(range(first_rg, last_rg))
     if not row_groups:
         return
     bytes_per_row = source.bytes / max(source.rows, 1)
@@ -234,10 +261,14 @@ def read_batches(source: Source, file_index: int, text_column: str, *, start_row
     try:
         for rb in pf.iter_batches(batch_size=batch_rows, row_groups=row_groups, columns=columns, use_threads=False):
             n = rb.num_rows
+            if end_row is not None and row >= end_row:
+                break
             if row + n <= start_row:
                 row += n
                 continue
             lo = max(0, start_row - row)
+            if end_row is not None and row + n > end_row:
+                rb = rb.slice(0, end_row - row)
             if lo:
                 rb = rb.slice(lo)
             col = {name: rb.column(i) for i, name in enumerate(rb.schema.names)}

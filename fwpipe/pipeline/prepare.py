@@ -1,53 +1,55 @@
 """`fwpipe prepare`: FineWeb parquet -> GPT-2 token shards, docs.parquet and manifest.json.
 
-One streaming pass: record batches are read in order, tokenized in chunks on a thread pool,
-and appended split by split into shards (shardset.py). Everything a resume needs is in the
-finished shards' sidecars, so a kill -9 at any moment followed by the same command ends with
-the same bytes as a run that never stopped.
+The inputs are cut into numbered work units (units.py: whole row groups of one file) that run
+on an executor (fwpipe.executor: inline, local processes, or Ray) and write their tokens and
+rows under .work/units. One cheap global step in the driver (layout.py) decides the budget
+stop and every shard's pieces; the shards are assembled from the units in parallel
+(assemble.py); finalize.py writes docs.parquet, token_counts.npy and the manifest. Units and
+shards are written atomically and checked on a rerun, so a kill -9 at any moment followed by
+the same command ends with the same bytes as a run that never stopped, whatever ran where.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fwpipe import budget as budget_mod, shards
+from fwpipe import budget as budget_mod, remote
 from fwpipe.atomic import lock_dir
-from fwpipe.dataset import MANIFEST_VERSION, REMOVED, Manifest, read_manifest, write_manifest
-from fwpipe.dedup.scratch import memory_bytes as dedup_memory_bytes
-from fwpipe.errors import FwpipeError, OutputError
+from fwpipe.dataset import MANIFEST_VERSION, REMOVED, Manifest, read_manifest, shard_name, write_manifest
+from fwpipe.errors import OutputError
+from fwpipe.executor import Executor, make_executor
 from fwpipe.pipeline import inputs as inputs_mod
-from fwpipe.pipeline.inputs import Source
 from fwpipe.pipeline import outputs
+from fwpipe.pipeline.assemble import ShardTask, assemble_shard, rows_table
+from fwpipe.pipeline.dedup_copy import CopyTask, copy_kept
 from fwpipe.pipeline.finalize import finalize
-from fwpipe.pipeline.shardset import WORK, SplitWriter, finished_shards, shard_paths, sidecar, sidecar_paths, write_parquet_atomic
-from fwpipe.pipeline.split import SPLIT_NAMES, TRAIN, VAL, key_hash, val_threshold
-from fwpipe.pipeline.tokenize import OK, ChunkRows, encode_chunk
+from fwpipe.pipeline.inputs import Source
+from fwpipe.pipeline.layout import Layout
+from fwpipe.pipeline.shardset import WORK, sidecar, write_parquet_atomic
+from fwpipe.pipeline.split import SPLIT_NAMES, key_hash, val_threshold
+from fwpipe.pipeline.units import UNIT_ROWS, UnitTask, plan_units, run_unit, unit_dir
 from fwpipe.progress import Progress, fmt_s
-from fwpipe.tokenizer import EOT, NAME as TOKENIZER_NAME, VOCAB_SIZE, bpe_sha256, get_encoding
+from fwpipe.tokenizer import EOT, NAME as TOKENIZER_NAME, VOCAB_SIZE, bpe_sha256
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("data/fineweb")
-CHUNK_ROWS = 64  # rows per tokenizing task: big enough to amortize, small enough to balance
 FORCED_VAL_EXPECTED = 30  # below this many expected val docs, make sure val is not empty
 
 
 @dataclass(frozen=True)
 class PrepareOptions:
-    """What decides the bytes written. workers, batch sizes and progress do not."""
+    """What decides the bytes written. workers, executors, unit and batch sizes and progress do not."""
 
     text_column: str = "text"
     val_fraction: float = 0.005
@@ -56,7 +58,7 @@ class PrepareOptions:
     format: Literal["fwpipe", "nanogpt"] = "fwpipe"
     budget_tokens: int | None = None  # stop once train holds budget / max_epochs stream tokens
     max_epochs: float = 1.0
-    dedup: Literal["none", "exact", "near"] = "near"  # see dedup.py; "none" streams in one pass
+    dedup: Literal["none", "exact", "near"] = "near"  # see dedup.py; "none" tokenizes in one pass
 
 
 def prepare(
@@ -66,40 +68,53 @@ def prepare(
     options: PrepareOptions = PrepareOptions(),
     workers: int | None = None,
     batch_rows: int = 1024,
-    buffer_mb: int = 256,
     overwrite: bool = False,
     progress: bool | None = None,
     memory_gb: float | None = None,
     tmp_dir: str | Path | None = None,
+    executor: Executor | None = None,
+    unit_rows: int = UNIT_ROWS,
 ) -> dict:
     """Tokenize `inputs` into a dataset at `out_dir` and return the summary (also in the manifest).
 
+    executor runs the units and shard assemblies (default: `workers` local processes, inline
+    for --workers 1 or a dataset of one unit, which then pays no pool start-up); unit_rows is
+    the rows a unit gathers (units.py; tests shrink it). Memory is bounded per worker by batch_rows and a
+    unit's rows table.
     memory_gb caps --dedup's near-duplicate stages beyond ~50 bytes per document (default 1);
     tmp_dir holds their scratch files (default: out_dir/.work; reused by a resumed run).
     """
     t0 = time.perf_counter()
     _check_options(options)
-    scratch = {"tmp_dir": tmp_dir, "memory_bytes": dedup_memory_bytes(memory_gb)}
+    scratch = {"tmp_dir": tmp_dir, "memory_bytes": None}
+    if options.dedup != "none" or memory_gb is not None:  # the dedup engine loads numba (~1 s): only when it runs
+        from fwpipe.dedup.scratch import memory_bytes
+
+        scratch["memory_bytes"] = memory_bytes(memory_gb)
     paths = inputs_mod.resolve_inputs([str(p) for p in inputs])
     # numba's first call costs ~0.4 s of set-up: pay it while the inputs are being hashed
-    warm = threading.Thread(target=_warm_up, daemon=True)
+    warm = threading.Thread(target=_warm_up, args=(options.dedup != "none",), daemon=True)
     warm.start()
-    sources = [inputs_mod.inspect(p, options.text_column) for p in paths]
+    sources = inputs_mod.inspect_all(paths, options.text_column)
     warm.join()
-    # Measured: unless the encoder has encoded once on the main thread before the worker
-    # threads start, tiktoken runs ~1.5x slower on them for the whole run (cold per-thread
-    # regex state); a few bytes here buy ~30% of tokenizing speed.
-    get_encoding().encode_to_numpy("warm up", disallowed_special=())
-    return _prepare(paths, sources, Path(out_dir), options, max(1, workers or os.cpu_count() or 1), batch_rows, buffer_mb, overwrite, progress, t0,
-                    scratch=scratch)
+    own = executor is None
+    if executor is None:
+        executor = Executor() if len(plan_units(sources, unit_rows)) <= 1 else make_executor(workers)
+    try:
+        return _prepare(paths, sources, Path(out_dir), options, executor, batch_rows, unit_rows, overwrite, progress, t0, scratch)
+    finally:
+        if own:
+            executor.close()
 
 
-def _prepare(paths, sources: list[Source], out_dir: Path, options: PrepareOptions, workers: int, batch_rows: int, buffer_mb: int,
-             overwrite: bool, progress: bool | None, t0: float, scratch: dict | None = None) -> dict:  # fmt: skip
-    """prepare() once its inputs are found and fingerprinted (--dedup's first pass enters here)."""
+def _prepare(paths, sources: list[Source], out_dir: Path, options: PrepareOptions, executor: Executor, batch_rows: int, unit_rows: int,
+             overwrite: bool, progress: bool | None, t0: float, scratch: dict | None = None, units_dir: Path | None = None) -> dict:  # fmt: skip
+    """prepare() once its inputs are found and fingerprinted (--dedup's first pass enters here,
+    with its units in `units_dir` instead of out_dir/.work/units)."""
     lock = _lock(out_dir)
     try:
-        return _prepare_locked(paths, sources, out_dir, options, workers, batch_rows, buffer_mb, overwrite, progress, t0, scratch or {})
+        return _prepare_locked(paths, sources, out_dir, options, executor, batch_rows, unit_rows, overwrite, progress, t0, scratch or {},
+                               units_dir)  # fmt: skip
     finally:
         os.close(lock)
 
@@ -114,8 +129,8 @@ def _lock(out_dir: Path) -> int:
                     hint="wait for it to finish, or stop it and run this command again to resume")
 
 
-def _prepare_locked(paths, sources: list[Source], out_dir: Path, options: PrepareOptions, workers: int, batch_rows: int, buffer_mb: int,
-                    overwrite: bool, progress: bool | None, t0: float, scratch: dict) -> dict:  # fmt: skip
+def _prepare_locked(paths, sources: list[Source], out_dir: Path, options: PrepareOptions, executor: Executor, batch_rows: int,
+                    unit_rows: int, overwrite: bool, progress: bool | None, t0: float, scratch: dict, units_dir: Path | None) -> dict:  # fmt: skip
     identity = _identity(sources, options)
 
     state = outputs.claim(out_dir, identity, overwrite)
@@ -127,60 +142,124 @@ def _prepare_locked(paths, sources: list[Source], out_dir: Path, options: Prepar
     shard_dir = out_dir / WORK if options.format == "nanogpt" else out_dir
     # the manifest first: no moment leaves files of ours in a directory without one
     write_manifest(out_dir, Manifest(status="in_progress", **identity))
+    work = (out_dir / WORK).absolute()  # absolute: units may run with another working directory (or node)
     try:
-        (out_dir / WORK).mkdir(exist_ok=True)
+        work.mkdir(exist_ok=True)
     except OSError as e:
-        raise OutputError(f"cannot create {out_dir / WORK}: {e.strerror or e}", "choose a writable -o directory") from e
+        raise OutputError(f"cannot create {work}: {e.strerror or e}", "choose a writable -o directory") from e
+    # on a cluster: every node must write here and read the (local) inputs the driver reads
+    executor.check_storage([work, out_dir.absolute()], [p for p in paths if Path(str(p)).is_file()])
     threshold = val_threshold(options.val_fraction)
-    if options.dedup == "none":
-        done = {s: finished_shards(out_dir, s, shard_dir) for s in SPLIT_NAMES}
-        first_pass = None
-    else:
-        dedup_plan, tokenized = _first_pass(paths, sources, out_dir, options, threshold, workers, batch_rows, buffer_mb, progress, scratch)
-        first_pass = {"tokens_this_run": tokenized}
-        for s in SPLIT_NAMES:  # pass 2 is cheap and deterministic: a crashed one is redone whole
-            for p in shard_paths(shard_dir, s) + sidecar_paths(out_dir, s):
-                p.unlink()
-        done = {s: [] for s in SPLIT_NAMES}
-    cursors = tuple(_cursor(out_dir, s, done[s]) for s in SPLIT_NAMES)
-    resumed = state == "resume"  # an interrupted run of this same dataset was found
-    writers = {
-        s: SplitWriter(out_dir, shard_dir, s, options.shard_tokens, len(done[s]), lambda split, i: _record_shard(out_dir, identity, split, i))
-        for s in SPLIT_NAMES
-    }
-    appender = _Appender(writers, options, cursors[TRAIN])
-    prog = Progress(total=sum(src.bytes for src in sources), enabled=progress)
+    target = budget_mod.unique_tokens_needed(options.budget_tokens, options.max_epochs) if options.budget_tokens else None
+    prog = Progress(enabled=progress)
     try:
-        if first_pass is None:
+        if options.dedup == "none":
             forced_val = _forced_val(sources, options, threshold)
-            _run(sources, options, appender, cursors, forced_val, threshold, min(cursors) + 1, workers, batch_rows, buffer_mb, prog)
+            tasks = _unit_tasks(sources, options, threshold, forced_val, units_dir or work / "units", batch_rows, unit_rows)
+            layout, tokenized = _lay_out(run_unit, tasks, executor, options.shard_tokens, target, prog)
             dedup_report = None
         else:
+            dedup_plan, tokenized = _first_pass(paths, sources, out_dir, options, threshold, executor, batch_rows, unit_rows, progress, scratch)
             prog.update(f"prepare: writing the {int(dedup_plan.keep.sum()):,} documents dedup keeps", force=True)
-            dedup_report = _copy_deduplicated(out_dir, sources, dedup_plan, appender, 8 * batch_rows)
+            layout = _copy_deduplicated(work, sources, dedup_plan, executor, options.shard_tokens, target, 8 * batch_rows, prog)
+            dedup_report = dedup_plan.report
             dedup_plan = None  # its arrays (~2 bytes a document by now) are not needed by finalize
-        for w in writers.values():
-            w.close()
+        prog.update("prepare: assembling shards", force=True)
+        n_shards = _assemble(out_dir, shard_dir, layout, executor)
+        trailing = {s: rows_table(layout.trailing[s], n_shards[s]) for s in SPLIT_NAMES}
+    finally:
         prog.close()
-        summary = finalize(out_dir, shard_dir, identity, sources, options, writers, appender.stop, dedup_report)
-    except BaseException:
-        prog.close()
-        for w in writers.values():
-            w.abort()
-        raise
-    tokenized = first_pass.get("tokens_this_run", 0) if first_pass else appender.tokens
+    summary = finalize(out_dir, shard_dir, identity, sources, options, n_shards, trailing, layout.stop, dedup_report)
     seconds = time.perf_counter() - t0
-    summary.update(did_work=True, resumed=resumed, seconds=seconds, workers=workers, tokens_this_run=tokenized, tokens_per_s=tokenized / max(seconds, 1e-9))
+    summary.update(did_work=True, resumed=state == "resume", seconds=seconds, workers=executor.workers, tokens_this_run=tokenized,
+                   tokens_per_s=tokenized / max(seconds, 1e-9))  # fmt: skip
     return summary
 
 
-def _warm_up() -> None:
-    from fwpipe.kernels import length_histogram, token_histogram
+def _unit_tasks(sources: list[Source], options: PrepareOptions, threshold: int, forced_val: frozenset[int], units: Path, batch_rows: int,
+                unit_rows: int) -> list[UnitTask]:  # fmt: skip
+    return [
+        UnitTask(str(unit_dir(units, u.index)), u, sources[u.file_index], options.text_column, options.seed, threshold, options.shard_tokens,
+                 tuple(sorted(g for g in forced_val if u.file_gpos0 + u.row_start <= g < u.file_gpos0 + u.row_end)), bpe_sha256(), batch_rows)
+        for u in plan_units(sources, unit_rows)
+    ]  # fmt: skip
+
+
+def _lay_out(fn: Callable, tasks: list, executor: Executor, shard_tokens: int, target: int | None, prog: Progress) -> tuple[Layout, int]:
+    """Run `fn` on every unit in order through `executor`, laying out each result as it comes.
+
+    With a budget, units go out in waves sized from the tokens per row seen so far (one unit
+    first), and none is started once the finished prefix reaches the target: as one streaming
+    pass stops reading there, inputs past the stop are not read (up to a misestimated wave).
+    Returns the layout and the tokens this run tokenized for it.
+    """
+    layout = Layout(shard_tokens, target)
+
+    def units(wave):
+        for t in wave:
+            if layout.stop is not None:
+                return
+            yield (t,)
+
+    tokenized = docs = rows_done = done = 0
+    while done < len(tasks) and layout.stop is None:
+        wave = tasks[done:] if target is None else tasks[done : done + _wave_size(tasks[done:], layout, target, rows_done)]
+        for task, r in zip(wave, executor.map(fn, units(wave))):
+            done += 1
+            if layout.stop is not None:
+                continue  # started before the budget was reached: not needed, failed or not
+            if "error" in r:
+                raise r["error"]
+            layout.add(task.dir, r)
+            rows_done += task.rows
+            docs += sum(r[s]["docs"] for s in SPLIT_NAMES)
+            if r["ran"]:
+                tokenized += sum(r[s]["tokens"] for s in SPLIT_NAMES)
+                if r.get("pid", os.getpid()) != os.getpid():
+                    remote.STATS.add(r["fetched"]["fetched_bytes"], requests=r["fetched"]["requests"], retries=r["fetched"]["retries"])
+            el = prog.elapsed()
+            prog.update(f"prepare: {done:,}/{len(tasks):,} units  {docs:,} docs  {tokenized / max(el, 1e-9) / 1e6:.2f}M tok/s  "
+                        f"ETA {fmt_s(el * (len(tasks) - done) / done)}")  # fmt: skip
+    layout.finish()
+    return layout, tokenized
+
+
+def _wave_size(rest: list, layout: Layout, target: int, rows_done: int) -> int:
+    """How many of the next units a budget surely needs: 90% of the rows the remaining tokens
+    take at the train tokens per row seen so far; at least one."""
+    if rows_done == 0 or layout.train_stream == 0:
+        return 1
+    rows_needed = 0.9 * (target - layout.train_stream) * rows_done / layout.train_stream
+    n, rows = 0, 0
+    for t in rest:
+        rows += t.rows
+        if rows > rows_needed:
+            break
+        n += 1
+    return max(1, n)
+
+
+def _assemble(out_dir: Path, shard_dir: Path, layout: Layout, executor: Executor) -> dict[str, int]:
+    """Write every shard the layout planned, one assembly task each, in parallel."""
+    tasks = [
+        (ShardTask(sh.index, str(shard_dir.absolute() / shard_name(s, sh.index)), str(sidecar(out_dir.absolute(), s, sh.index, "rows.parquet")),
+                   str(sidecar(out_dir.absolute(), s, sh.index, "stats.npy")), sh.n_tokens, tuple(sh.pieces)),)
+        for s in SPLIT_NAMES
+        for sh in layout.shards[s]
+    ]  # fmt: skip
+    for _ in executor.map(assemble_shard, tasks):
+        pass
+    return {s: len(layout.shards[s]) for s in SPLIT_NAMES}
+
+
+def _warm_up(kernels: bool) -> None:
     from fwpipe.tokenizer import get_encoding
 
     get_encoding()
-    token_histogram(np.zeros(1, np.uint16), VOCAB_SIZE)
-    length_histogram(np.zeros(1, np.int64))
+    if kernels:  # only --dedup's engine calls numba kernels here
+        from fwpipe.kernels import token_histogram
+
+        token_histogram(np.zeros(1, np.uint16), VOCAB_SIZE)
 
 
 def _check_options(o: PrepareOptions) -> None:
@@ -214,14 +293,6 @@ def _identity(sources: list[Source], options: PrepareOptions) -> dict:
     }
 
 
-def _cursor(out_dir: Path, split: str, done: list[int]) -> int:
-    """The last global input row the finished shards of `split` account for (-1: none)."""
-    if not done:
-        return -1
-    rows = pq.read_table(sidecar(out_dir, split, done[-1], "rows.parquet"), columns=["gpos"])
-    return int(pc.max(rows["gpos"]).as_py())
-
-
 def _forced_val(sources: list[Source], options: PrepareOptions, threshold: int) -> frozenset[int]:
     """A dataset of two or more documents always gets a val document.
 
@@ -249,92 +320,16 @@ def _forced_val(sources: list[Source], options: PrepareOptions, threshold: int) 
     return frozenset([best[1]]) if n_docs >= 2 and best is not None else frozenset()
 
 
-class _Appender:
-    """Appends tokenized rows to the split writers, stopping at the budget's last train document."""
+def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOptions, threshold: int, executor: Executor, batch_rows: int,
+                unit_rows: int, progress: bool | None, scratch: dict):  # fmt: skip
+    """Pass 1 of --dedup: each input file into its own resumable dedup-none dataset under .work
+    (its units run on `executor` like any prepare's).
 
-    def __init__(self, writers: dict[str, SplitWriter], options: PrepareOptions, train_cursor: int):
-        self.writers = writers
-        self.target = budget_mod.unique_tokens_needed(options.budget_tokens, options.max_epochs) if options.budget_tokens else None
-        self.train_tokens = writers["train"].finished_tokens()
-        # a resumed run whose train shards already hold the budget stopped at their last row
-        self.stop: int | None = train_cursor if self.target is not None and self.train_tokens >= self.target else None
-        self.docs = self.tokens = 0
-
-    def feed(self, rows_pair: tuple) -> None:
-        if self.stop is None and self.target is not None and len(rows_pair[TRAIN].gpos):
-            cum = self.train_tokens + np.cumsum(rows_pair[TRAIN].stream_lens)
-            if cum[-1] >= self.target:  # this chunk holds the last train document the budget needs
-                self.stop = int(rows_pair[TRAIN].gpos[int(np.searchsorted(cum, self.target, side="left"))])
-        if self.stop is not None:
-            rows_pair = tuple(r.head(int(np.searchsorted(r.gpos, self.stop, side="right"))) for r in rows_pair)
-        for sid, rows in enumerate(rows_pair):
-            if len(rows.gpos):
-                self.writers[SPLIT_NAMES[sid]].append(rows)
-                ok = rows.status == OK
-                self.docs += int(ok.sum())
-                self.tokens += int(rows.n_tokens[ok].sum())
-                if sid == TRAIN:
-                    self.train_tokens += int(rows.stream_lens.sum())
-
-
-def _run(sources, options, appender: _Appender, cursors, forced_val, threshold, start_gpos, workers, batch_rows, buffer_mb, prog) -> None:
-    """Read, tokenize on `workers` threads, and feed the appender in input order until it stops."""
-    max_doc_tokens = options.shard_tokens
-    budget = buffer_mb * 2**20  # text bytes in flight, which bounds memory with the batch size
-    inflight: deque = deque()
-    inflight_bytes = 0
-    done_bytes = 0
-
-    def drain_one() -> None:
-        nonlocal inflight_bytes
-        fut, nbytes = inflight.popleft()
-        appender.feed(fut.result())
-        inflight_bytes -= nbytes
-        el = prog.elapsed()
-        prog.update(
-            f"prepare: {appender.docs:,} docs  {appender.tokens:,} tokens  {appender.tokens / max(el, 1e-9) / 1e6:.2f}M tok/s  "
-            f"{100 * done_bytes / max(prog.total or 1, 1):.0f}%  ETA {fmt_s(prog.eta(done_bytes))}"
-        )
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fwpipe-tok") as pool:
-        gpos0 = 0
-        for fi, src in enumerate(sources):
-            if appender.stop is not None:
-                break
-            if gpos0 + src.rows <= start_gpos:
-                gpos0 += src.rows
-                done_bytes += src.bytes
-                continue
-            for b in inputs_mod.read_batches(src, fi, options.text_column, start_row=max(0, start_gpos - gpos0), batch_rows=batch_rows):
-                if appender.stop is not None:
-                    break
-                done_bytes += b.n_bytes
-                for lo in range(0, len(b.texts), CHUNK_ROWS):
-                    hi = min(lo + CHUNK_ROWS, len(b.texts))
-                    texts = b.texts[lo:hi]
-                    nbytes = sum(len(t) for t in texts if t)
-                    fut = pool.submit(
-                        encode_chunk, texts, b.ids[lo:hi], b.token_counts[lo:hi], b.urls[lo:hi],
-                        file_index=fi, row0=b.row0 + lo, gpos0=gpos0 + b.row0 + lo, seed=options.seed, threshold=threshold,
-                        cursors=cursors, forced_val=forced_val, max_doc_tokens=max_doc_tokens,
-                    )  # fmt: skip
-                    inflight.append((fut, nbytes))
-                    inflight_bytes += nbytes
-                    # keep every worker busy, but hold at most `budget` bytes of text in flight
-                    while inflight and (inflight_bytes > budget or len(inflight) > 4 * workers):
-                        drain_one()
-            gpos0 += src.rows
-        while inflight:
-            drain_one()
-
-
-def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOptions, threshold: int, workers: int, batch_rows: int,
-                buffer_mb: int, progress: bool | None, scratch: dict):  # fmt: skip
-    """Pass 1 of --dedup: each input file into its own resumable dedup-none dataset under .work.
-
-    With a budget, files are taken in order only until the documents that dedup keeps in train
-    reach it, so the inputs after that are never read. Returns the dedup plan and the tokens
-    this run tokenized.
+    Without a budget the units of every file not yet done run first, all in one go (so small
+    files keep every worker busy), then each file's stage is laid out from them. With a budget,
+    files are taken in order only until the documents that dedup keeps in train reach it, so
+    the inputs after that are never read. Returns the dedup plan and the tokens this run
+    tokenized.
     """
     from fwpipe.pipeline import dedup
 
@@ -343,9 +338,14 @@ def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOpt
     stages, tokenized, raw_train = [], 0, 0
     names = [src.path for src in sources]
     note = Progress(enabled=progress)
+    units = (out_dir / WORK).absolute() / "units1"
+    if target is None:
+        tokenized += _first_pass_units(out_dir, sources, first_options, executor, units, batch_rows, unit_rows, note)
     for fi, (path, src) in enumerate(zip(paths, sources)):
         stage = out_dir / WORK / f"stage1-{fi:06d}"
-        s = _prepare([path], [src], stage, first_options, workers, batch_rows, buffer_mb, False, progress, time.perf_counter())
+        s = _prepare([path], [src], stage, first_options, executor, batch_rows, unit_rows, False, progress, time.perf_counter(),
+                     units_dir=units / f"f{fi:06d}")  # fmt: skip
+        shutil.rmtree(units / f"f{fi:06d}", ignore_errors=True)  # in the stage's shards now
         stages.append(stage)
         tokenized += s.get("tokens_this_run", 0)
         raw_train += s["splits"]["train"]["stream_tokens"]
@@ -353,76 +353,50 @@ def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOpt
         # first pass could hold the budget
         if target is not None and fi + 1 < len(paths) and raw_train >= target:
             note.update(f"prepare: finding duplicates among {raw_train:,} tokens", force=True)
-            p = dedup.plan(stages, options.dedup, threshold=threshold, force_val=options.val_fraction > 0, names=names, **scratch)
+            p = dedup.plan(stages, options.dedup, threshold=threshold, force_val=options.val_fraction > 0, names=names, executor=executor, **scratch)
             if dedup.kept_train_tokens(p) >= target:
                 log.info("budget reached after %d of %d input files", fi + 1, len(paths))
                 break
     else:
         note.update(f"prepare: finding duplicates among {raw_train:,} tokens", force=True)
-        p = dedup.plan(stages, options.dedup, threshold=threshold, force_val=options.val_fraction > 0, names=names, **scratch)
+        p = dedup.plan(stages, options.dedup, threshold=threshold, force_val=options.val_fraction > 0, names=names, executor=executor, **scratch)
     note.close()
     return p, tokenized
 
 
-def _copy_deduplicated(out_dir: Path, sources: list[Source], p, appender: _Appender, batch_rows: int) -> dict:
-    """Pass 2 of --dedup: copy the documents the plan keeps, from the first pass into shards.
+def _first_pass_units(out_dir: Path, sources: list[Source], first_options: PrepareOptions, executor: Executor, units: Path, batch_rows: int,
+                      unit_rows: int, note: Progress) -> int:  # fmt: skip
+    """Tokenize the units of every first-pass stage that is not complete, in one map; returns the tokens."""
+    tasks = []
+    for fi, src in enumerate(sources):
+        m = read_manifest(out_dir / WORK / f"stage1-{fi:06d}") if (out_dir / WORK / f"stage1-{fi:06d}").is_dir() else None
+        if m is None or m.status != "complete":
+            tasks += _unit_tasks([src], first_options, val_threshold(0.0), frozenset(), units / f"f{fi:06d}", batch_rows, unit_rows)
+    tokenized = 0
+    for i, r in enumerate(executor.map(run_unit, [(t,) for t in tasks])):
+        if "error" in r:
+            raise r["error"]
+        tokenized += sum(r[s]["tokens"] for s in SPLIT_NAMES) if r["ran"] else 0
+        note.update(f"prepare: first pass, {i + 1:,}/{len(tasks):,} units")
+    return tokenized
 
-    The first pass's docs.parquet is read back in input order, `batch_rows` rows at a time, so
-    its strings (ids, urls: ~100 bytes a document) are never all in memory at once; each
-    first-pass shard's mapped pages are dropped once the copy has moved past it.
+
+def _copy_deduplicated(work: Path, sources: list[Source], p, executor: Executor, shard_tokens: int, target: int | None, batch_rows: int,
+                       prog: Progress) -> Layout:  # fmt: skip
+    """Pass 2 of --dedup: the documents the plan keeps, copied from each first-pass stage into a
+    unit of its own (dedup_copy.py), then laid out like tokenized units: one shard-writing path.
+
+    removed.parquet is written first; the plan then keeps only keep and split (2 bytes a document).
     """
     from fwpipe.pipeline import dedup
 
-    write_parquet_atomic(dedup.removed_table(p, batch_rows), out_dir / WORK / REMOVED)
+    write_parquet_atomic(dedup.removed_table(p, batch_rows), work / REMOVED)
     p.forget_clusters()  # from here on only keep and split: 2 of the plan's ~35 bytes a document
-    tokens = p.dataset.split("train").shards
-    names = pa.array([src.path for src in sources], pa.string())
     gpos0 = np.cumsum([0] + [src.rows for src in sources])
-    cols = ["source_file", "source_row", "n_tokens", "n_bytes", "key_hash", "fineweb_token_count", "shard", "offset", "id", "url"]
-    released = 0  # first-pass shards before this one are done with
-    for row0, d in p.batches(cols, batch_rows):
-        kept = np.flatnonzero(p.keep[row0 : row0 + d.num_rows])  # rows of this batch
-        if len(kept) == 0:
-            continue
-        file_index = pc.index_in(d["source_file"], value_set=names).to_numpy().astype(np.int32)
-        c = {k: d[k].to_numpy() for k in ("source_row", "n_tokens", "n_bytes", "key_hash", "shard", "offset")}
-        ftc = d["fineweb_token_count"].fill_null(-1).to_numpy()
-        gpos = gpos0[file_index] + c["source_row"]
-        split = p.split[kept + row0]
-        pair = []
-        for sid in (TRAIN, VAL):
-            rows = kept[split == sid]
-            pieces = []
-            for r in rows:  # EOT, then the document's tokens from the first pass
-                pieces.append(_EOT16)
-                pieces.append(tokens[c["shard"][r]][c["offset"][r] : c["offset"][r] + c["n_tokens"][r]])
-            take = pa.array(rows, pa.int64())
-            pair.append(ChunkRows(
-                gpos[rows], file_index[rows], c["source_row"][rows], np.zeros(len(rows), np.int8), c["n_tokens"][rows],
-                c["n_bytes"][rows], c["key_hash"][rows], ftc[rows], np.zeros(len(rows), bool),
-                d["id"].take(take).to_pylist(), d["url"].take(take).to_pylist(),
-                np.concatenate(pieces).astype(np.uint16, copy=False) if pieces else np.zeros(0, np.uint16), None,
-            ))  # fmt: skip
-        appender.feed(tuple(pair))
-        # mapped pages count in RSS: a 40-token document's are 80 bytes, the whole corpus over a pass
-        for s in range(released, int(c["shard"][kept[0]])):
-            shards.release_pages(tokens[s])
-        released = max(released, int(c["shard"][kept[0]]))
-        if appender.stop is not None and appender.stop < gpos[kept[-1]]:
-            break
-    for s in range(released, len(tokens)):
-        shards.release_pages(tokens[s])
-    return p.report
-
-
-_EOT16 = np.array([EOT], dtype=np.uint16)
-
-
-def _record_shard(out_dir: Path, identity: dict, split: str, index: int) -> None:
-    """After a shard is durable, the manifest records it (progress for humans; sidecars are truth)."""
-    try:
-        m = read_manifest(out_dir) or Manifest(status="in_progress", **identity)
-    except FwpipeError:
-        m = Manifest(status="in_progress", **identity)
-    m.shards_done = {**(m.shards_done or {}), split: index + 1}
-    write_manifest(out_dir, m)
+    tasks, row0 = [], 0
+    for si, stage in enumerate(p.stages):
+        n = pq.read_metadata(Path(stage) / "docs.parquet").num_rows
+        tasks.append(CopyTask(str(work / "pass2" / f"u{si:06d}"), str(Path(stage).absolute()), si, int(gpos0[si]),
+                              p.keep[row0 : row0 + n].copy(), p.split[row0 : row0 + n].copy(), batch_rows))  # fmt: skip
+        row0 += n
+    return _lay_out(copy_kept, tasks, executor, shard_tokens, target, prog)[0]

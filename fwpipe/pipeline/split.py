@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
+
 from fwpipe.dataset import SPLITS
 
 TRAIN, VAL = 0, 1
@@ -27,3 +29,24 @@ def val_threshold(val_fraction: float) -> int:
 
 def split_of(h: int, threshold: int) -> int:
     return VAL if h < threshold else TRAIN
+
+
+def key_hashes(keys: list[str | None], seed: int) -> np.ndarray:
+    """key_hash of each key (0 where a key is None) as uint64, for a chunk at once.
+
+    One keyed blake2b state is copied per key instead of keyed anew, and the digests are read
+    as one little-endian array instead of one int each: ~1.4 instead of ~2.5 us a key.
+    """
+    keyed = hashlib.blake2b(digest_size=8, key=seed.to_bytes(8, "little"))
+    digests = []
+    for k in keys:
+        if k is None:
+            digests.append(_ZERO_DIGEST)
+        else:
+            h = keyed.copy()
+            h.update(k.encode("utf-8", "surrogatepass"))
+            digests.append(h.digest())
+    return np.frombuffer(b"".join(digests), dtype="<u8").astype(np.uint64)
+
+
+_ZERO_DIGEST = bytes(8)

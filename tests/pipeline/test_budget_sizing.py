@@ -45,7 +45,7 @@ def test_stops_at_the_exact_document(tmp_path, full, first150, sample1400, budge
 def test_budget_prepare_is_deterministic_and_workers_do_not_matter(tmp_path, first150, sample1400):
     opts = PrepareOptions(shard_tokens=100_000, budget_tokens=900_000)
     prepare([first150, sample1400], tmp_path / "a", options=opts, workers=1, progress=False)
-    prepare([first150, sample1400], tmp_path / "b", options=opts, workers=3, buffer_mb=1, progress=False)
+    prepare([first150, sample1400], tmp_path / "b", options=opts, workers=3, progress=False)
     assert dir_digest(tmp_path / "a") == dir_digest(tmp_path / "b")
 
 

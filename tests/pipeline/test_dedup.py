@@ -93,7 +93,7 @@ def test_removed_parquet_accounts_for_every_missing_document(tmp_path, hostile):
 def test_dedup_is_deterministic_for_any_workers(tmp_path, hostile):
     paths, _ = hostile
     prepare(paths, tmp_path / "a", options=PrepareOptions(val_fraction=0.2, shard_tokens=50_000), workers=1, progress=False)
-    prepare(paths, tmp_path / "b", options=PrepareOptions(val_fraction=0.2, shard_tokens=50_000), workers=3, buffer_mb=1, progress=False)
+    prepare(paths, tmp_path / "b", options=PrepareOptions(val_fraction=0.2, shard_tokens=50_000), workers=3, progress=False)
     assert dir_digest(tmp_path / "a") == dir_digest(tmp_path / "b")
 
 

@@ -65,7 +65,7 @@ def test_manifest_totals_and_token_count_check(prepared):
 @pytest.mark.slow
 def test_same_bytes_for_any_workers_and_split_independent_of_order(tmp_path, sample1400, first150):
     a = prepare([sample1400, first150], tmp_path / "a", options=PrepareOptions(shard_tokens=300_000), workers=1, progress=False)
-    b = prepare([sample1400, first150], tmp_path / "b", options=PrepareOptions(shard_tokens=300_000), workers=3, buffer_mb=1, progress=False)
+    b = prepare([sample1400, first150], tmp_path / "b", options=PrepareOptions(shard_tokens=300_000), workers=3, progress=False)
     assert dir_digest(tmp_path / "a") == dir_digest(tmp_path / "b")
     assert a["splits"] == b["splits"]
     prepare([first150, sample1400], tmp_path / "c", options=PrepareOptions(shard_tokens=300_000), progress=False)
