@@ -9,10 +9,8 @@ ran: the bytes written are the same for any number of workers, processes or node
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import signal
-import sys
 import threading
 import time
 from collections import deque
@@ -28,6 +26,7 @@ class Executor:
 
     workers = 1
     remote = False  # whether units run on other machines (then their files must be on storage every node mounts)
+    forks = False  # whether workers are forked from this process (see engine.sign: not after numba's OpenMP started)
 
     def map(self, fn: Callable[..., Any], units: Iterable[tuple], *, window: int | None = None) -> Iterator[Any]:
         for args in units:  # inline: the reference every other executor must equal
@@ -50,14 +49,15 @@ class Executor:
 class LocalExecutor(Executor):
     """A pool of `workers` processes; at most `window` units in flight (default 2 per worker)."""
 
+    forks = True
+
     def __init__(self, workers: int):
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
 
     def map(self, fn, units, *, window=None):
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context(_start_method()),
-                                             initializer=_die_with_parent, initargs=(os.getpid(),))
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_die_with_parent, initargs=(os.getpid(),))
         inflight: deque = deque()
         for args in units:
             inflight.append(self._pool.submit(fn, *args))
@@ -72,22 +72,6 @@ class LocalExecutor(Executor):
             self._pool = None
 
 
-def _start_method() -> str:
-    """The platform's default (fork on Linux: workers start in milliseconds with this process's
-    imports), except after numba's parallel kernels have started GNU OpenMP's threads here: a
-    child forked then is killed by libgomp ("fork() called from a process already using GNU
-    OpenMP"; audit indexes its shards before it signs them), so workers come from a forkserver."""
-    method = multiprocessing.get_start_method()
-    numba = sys.modules.get("numba")
-    if method != "fork" or numba is None:
-        return method
-    try:
-        numba.threading_layer()  # raises until a parallel kernel has run
-    except ValueError:
-        return method
-    return "forkserver"
-
-
 def _die_with_parent(parent: int) -> None:
     """A worker ends when the driver does, kill -9 included: it must not go on writing unit files
     (nor hold the lock on the output directory that fork copied) once a rerun has started."""
@@ -97,7 +81,7 @@ def _die_with_parent(parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
     except (OSError, AttributeError):  # elsewhere: notice within a second
         threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    if not _alive(parent):  # the driver died before the line above (with a forkserver, the parent is that server)
+    if not _alive(parent):  # the driver died before the line above
         os._exit(1)
 
 

@@ -70,6 +70,8 @@ def sign(sc: Scratch, docs: Docs, cfg: DedupConfig, copy_of: np.ndarray | None =
         log.info("dedup: %d of %d signature units already done", len(all_units) - len(todo), len(all_units))
     if executor is None or len(todo) <= 1 or not (executor.remote or sum(hi - lo for _, _, lo, hi in todo) >= UNIT_DOCS):
         executor = Executor()  # under one unit's work (~0.3 s) a local pool's start-up (~1 s) costs more than it saves
+    elif executor.forks and _openmp_started():
+        executor = Executor()  # libgomp kills a child forked once its threads run ("fork() called from a process already using GNU OpenMP")
     executor.check_storage([sc.root], sorted({token_source(docs.shards[k])[0] for _, k, _, _ in todo} - {None}))
     calls = []
     for u, k, lo, hi in todo:
@@ -80,6 +82,15 @@ def sign(sc: Scratch, docs: Docs, cfg: DedupConfig, copy_of: np.ndarray | None =
     for n in executor.map(sign_unit, iter(calls)):
         log.debug("dedup: signature unit of %d documents done", n)
     log.info("dedup: signature keys of %d documents in %s", n_docs(docs), sc.root)
+
+
+def _openmp_started() -> bool:
+    import numba
+
+    try:
+        return numba.threading_layer() == "omp"  # raises until a parallel kernel has run
+    except ValueError:
+        return False
 
 
 def sign_unit(source, pos: np.ndarray, starts: np.ndarray, ends: np.ndarray, n: int, cfg: DedupConfig, path: str) -> int:

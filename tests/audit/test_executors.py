@@ -24,7 +24,6 @@ def test_local_processes_write_the_inline_units_and_audit(planted_dirs, tmp_path
     for ex in (Executor(), LocalExecutor(2)):
         with ex:
             report = audit(ds, tmp_dir=tmp_path / "scratch", executor=ex)
-            assert not isinstance(ex, LocalExecutor) or ex._pool is not None  # the units went to the pool
         report.pop("seconds")
         runs.append((json.dumps(report, sort_keys=True), hashlib.sha256((ds / "clusters.parquet").read_bytes()).hexdigest()))
         (ds / "clusters.parquet").unlink()
