@@ -51,16 +51,34 @@ class LocalExecutor(Executor):
 
     forks = True
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, start_method: str = "fork"):
         self.workers = workers
+        self.start_method = start_method
+        self.units_run = 0  # units this pool ran (tests check the pool did the work)
         self._pool: ProcessPoolExecutor | None = None
 
-    def map(self, fn, units, *, window=None):
+    @property
+    def running(self) -> bool:
+        """Whether the workers exist already (a forking pool forks all of them at its start)."""
+        return self._pool is not None
+
+    def start(self) -> "LocalExecutor":
+        """Start the workers now. Forked while this process runs no OpenMP threads (numba's),
+        they may run numba's parallel kernels; libgomp breaks a child forked after them."""
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_die_with_parent, initargs=(os.getpid(),))
+            import multiprocessing
+
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context(self.start_method),
+                                             initializer=_die_with_parent, initargs=(os.getpid(),))  # fmt: skip
+            self._pool.submit(int).result()  # a fork pool launches every worker at its first task
+        return self
+
+    def map(self, fn, units, *, window=None):
+        self.start()
         inflight: deque = deque()
         for args in units:
             inflight.append(self._pool.submit(fn, *args))
+            self.units_run += 1
             if len(inflight) >= (window or 2 * self.workers):
                 yield inflight.popleft().result()
         while inflight:
@@ -109,6 +127,5 @@ def make_executor(workers: int | None = None, ray_address: str | None = None) ->
         return RayExecutor(ray_address)
     if workers is not None and workers <= 1:
         return Executor()
-    import os
-
-    return LocalExecutor(workers or os.cpu_count() or 1)
+    # started here, before any work: the CLI makes its executor before numba's threads exist
+    return LocalExecutor(workers or os.cpu_count() or 1).start()

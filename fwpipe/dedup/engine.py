@@ -36,7 +36,7 @@ import numpy as np
 from fwpipe.atomic import atomic_file, write_bytes
 from fwpipe.dedup.config import DedupConfig, permutations
 from fwpipe.dedup.docs import Docs, doc_tokens, n_docs, unique
-from fwpipe.executor import Executor
+from fwpipe.executor import Executor, LocalExecutor
 from fwpipe.shards import open_tokens, release_pages, token_source
 from fwpipe.dedup.exact import _first_of_runs, _repeated
 from fwpipe.dedup.scratch import Scratch, read_array
@@ -68,10 +68,13 @@ def sign(sc: Scratch, docs: Docs, cfg: DedupConfig, copy_of: np.ndarray | None =
     todo = [(u, *unit) for u, unit in enumerate(all_units) if not sc.unit_path(u).exists()]
     if len(todo) < len(all_units):
         log.info("dedup: %d of %d signature units already done", len(all_units) - len(todo), len(all_units))
+    own = None  # a pool made here, closed here
     if executor is None or len(todo) <= 1 or not (executor.remote or sum(hi - lo for _, _, lo, hi in todo) >= UNIT_DOCS):
         executor = Executor()  # under one unit's work (~0.3 s) a local pool's start-up (~1 s) costs more than it saves
-    elif executor.forks and _openmp_started():
-        executor = Executor()  # libgomp kills a child forked once its threads run ("fork() called from a process already using GNU OpenMP")
+    elif executor.forks and not executor.running and _openmp_started():
+        # libgomp breaks a child forked once its threads run ("fork() called from a process
+        # already using GNU OpenMP"): these workers start from a forkserver instead
+        own = executor = LocalExecutor(executor.workers, start_method="forkserver")
     executor.check_storage([sc.root], sorted({token_source(docs.shards[k])[0] for _, k, _, _ in todo} - {None}))
     calls = []
     for u, k, lo, hi in todo:
@@ -79,8 +82,12 @@ def sign(sc: Scratch, docs: Docs, cfg: DedupConfig, copy_of: np.ndarray | None =
         if copy_of is not None:
             idx = idx[copy_of[lo:hi] == idx]  # a copy's signature is its original's: not computed
         calls.append((token_source(docs.shards[k]), idx - lo, docs.starts[idx], docs.ends[idx], hi - lo, cfg, str(sc.unit_path(u))))
-    for n in executor.map(sign_unit, iter(calls)):
-        log.debug("dedup: signature unit of %d documents done", n)
+    try:
+        for n in executor.map(sign_unit, iter(calls)):
+            log.debug("dedup: signature unit of %d documents done", n)
+    finally:
+        if own is not None:
+            own.close()
     log.info("dedup: signature keys of %d documents in %s", n_docs(docs), sc.root)
 
 

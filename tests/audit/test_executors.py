@@ -32,6 +32,22 @@ def test_local_processes_write_the_inline_units_and_audit(planted_dirs, tmp_path
 
 
 @pytest.mark.slow
+def test_a_forkserver_pool_signs_every_unit_after_numba_threads_run(planted_dirs, tmp_path, monkeypatch):
+    """Once this process runs numba's OpenMP threads a forked child breaks, so sign's workers
+    then come from a forkserver: they do the work (not a fall-back to this process) and give
+    the inline bytes."""
+    monkeypatch.setattr(engine, "UNIT_DOCS", 64)
+    ds = shutil.copytree(planted_dirs["fwpipe"], tmp_path / "ds")
+    ref = audit(ds, tmp_dir=tmp_path / "s0", executor=Executor())
+    (ds / "clusters.parquet").unlink()
+    with LocalExecutor(2, start_method="forkserver").start() as ex:
+        got = audit(ds, tmp_dir=tmp_path / "s1", executor=ex)
+    assert ex.units_run >= 13  # 13 units of <= 64 documents, all signed by the pool
+    ref.pop("seconds"), got.pop("seconds")
+    assert json.dumps(got, sort_keys=True) == json.dumps(ref, sort_keys=True)
+
+
+@pytest.mark.slow
 def test_units_carry_the_shard_file_not_its_tokens(planted_dirs, tmp_path, monkeypatch):
     from fwpipe.audit.corpus import index
     from fwpipe.dataset import open_dataset
