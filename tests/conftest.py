@@ -9,6 +9,10 @@ import pytest
 
 from fwpipe.sample import SAMPLE_DIR
 
+# Every Ray node a test starts binds 127.0.0.1 (also where Ray would otherwise refuse a
+# multi-node cluster on one machine); set before any test imports ray
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
 _SHARED = Path(os.environ.get("FWPIPE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
