@@ -35,14 +35,16 @@ from fwpipe.pipeline.inputs import Source
 from fwpipe.pipeline.split import SPLIT_NAMES
 from fwpipe.pipeline.tokenize import OK, ChunkRows, encode_chunk
 
-# A unit closes after the row group that brings it to 64Ki rows or 32 MB of compressed input,
+# A unit closes after the row group that brings it to 64Ki rows or 8 MB of compressed input,
 # whichever comes first. Its fixed costs (a process round trip, opening the file, six files with
-# their fsyncs, the driver reading two columns back: ~20-50 ms) stay near 1% of its tokenizing
-# time: 32 MB of FineWeb parquet is ~80 MB of text, ~20M tokens, ~5 s on one core, and 64Ki
-# rows of 45-token documents are ~3M tokens, ~1.5 s. A 2 GB FineWeb file still makes ~60
-# units to spread over workers, and a budget's overshoot (a wave misjudged) stays small.
+# their fsyncs, the driver reading two columns back: ~20-50 ms) stay a few % of its tokenizing
+# time: 8 MB of FineWeb parquet is ~20 MB of text, ~5M tokens, ~1.2 s on one core, and 64Ki
+# rows of 45-token documents are ~3M tokens, ~1.5 s. Smaller units balance better: at 32 MB a
+# 50 MB file made 2 units and prepare ran at 0.81 of the tokenizer ceiling on 2 cores, at 8 MB
+# it made 7 and ran at 1.04 (bench/prepare_bench.py --only long). A 2 GB FineWeb file makes
+# ~240 units, and a budget's overshoot (a wave misjudged) stays small.
 UNIT_ROWS = 1 << 16
-UNIT_BYTES = 32 << 20
+UNIT_BYTES = 8 << 20
 UNIT_VERSION = 2  # bump when the files a unit writes change
 MARKER = "unit.json"
 UNIT_ROWS_SCHEMA = pa.schema([f for f in (
