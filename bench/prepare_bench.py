@@ -365,8 +365,8 @@ def memory(tmp: Path, corpora: dict[str, Path], workers: int) -> None:
 
 def scaling(tmp: Path, corpora: dict[str, Path], max_workers: int) -> None:
     print("\n== throughput of `fwpipe prepare --dedup none --workers W` on the long corpus (wall, start-up included)")
-    for w in range(1, max_workers + 1):
-        r = fwpipe_prepare(corpora["long"], tmp / "scale-out", "--dedup", "none", "--workers", str(w))
+    for w in range(1, max_workers + 1):  # a directory each: with the same one, the second run would find it done
+        r = fwpipe_prepare(corpora["long"], tmp / f"scale-out-{w}", "--dedup", "none", "--workers", str(w))
         print(f"  W={w}: {r['tokens'] / r['seconds'] / 1e6:.2f}M tok/s ({r['seconds']:.1f} s)")
 
 
