@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,3 +42,15 @@ def wait_for_files(root: Path, pattern: str, n: int, alive, timeout: float = 60)
             raise AssertionError("the run ended before the units were written")
         time.sleep(0.005)
     raise AssertionError(f"no {n} units in {timeout} s")
+
+
+def kill_cli_after(args: list[str], address: str, root: Path, pattern: str, n: int) -> None:
+    """Run `fwpipe ARGS` as a driver process of its own (finding the cluster via RAY_ADDRESS) and
+    SIGKILL it once n files match root/pattern: a driver killed mid-run."""
+    p = subprocess.Popen([sys.executable, "-m", "fwpipe", *args], env={**os.environ, "RAY_ADDRESS": address},
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_files(root, pattern, n, p)
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait()

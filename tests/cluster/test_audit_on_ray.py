@@ -16,9 +16,6 @@ import json
 import logging
 import os
 import random
-import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -35,7 +32,7 @@ from fwpipe.raycluster import RayExecutor, alive_nodes, raise_unseen, remove_pro
 from fwpipe.shards import open_tokens
 from fwpipe.tokenizer import encode
 from tests.audit.conftest import edit_words, write_fwpipe
-from tests.cluster.helpers import SlowUnits, wait_for_files
+from tests.cluster.helpers import SlowUnits, kill_cli_after, wait_for_files
 
 pytestmark = pytest.mark.slow  # a Ray cluster: ~10 s to start, then real tasks
 
@@ -86,13 +83,7 @@ def test_a_killed_driver_rerun_reuses_units_and_gives_the_local_bytes(ray_cluste
     scratch, report = tmp_path / "scratch", tmp_path / "audit.json"
     args = ["audit", str(dataset), "--num-perm", str(NUM_PERM), "--tmp-dir", str(scratch), "--json", str(report), "--ray"]
     # --ray without an address: the driver finds the cluster through RAY_ADDRESS
-    p = subprocess.Popen([sys.executable, "-m", "fwpipe", *args], env={**os.environ, "RAY_ADDRESS": ray_cluster.address},
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_files(scratch, KEYS, 2, p)
-    finally:
-        p.send_signal(signal.SIGKILL)
-        p.wait()
+    kill_cli_after(args, ray_cluster.address, scratch, KEYS, 2)
     done = len(list(scratch.glob(KEYS)))
     assert 2 <= done < UNITS and not report.exists()
     with caplog.at_level(logging.INFO, logger="fwpipe.dedup.engine"):

@@ -10,10 +10,6 @@ dedup engine's signature units run on the cluster too.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -26,7 +22,7 @@ ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'fwpi
 from fwpipe.cli import main  # noqa: E402
 from fwpipe.pipeline.prepare import PrepareOptions, prepare  # noqa: E402
 from fwpipe.raycluster import RayExecutor  # noqa: E402
-from tests.cluster.helpers import SlowUnits, wait_for_files  # noqa: E402
+from tests.cluster.helpers import SlowUnits, kill_cli_after, wait_for_files  # noqa: E402
 from tests.pipeline.helpers import dir_digest  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -71,13 +67,7 @@ def test_prepare_with_a_killed_driver_rerun_reuses_units_and_gives_the_local_byt
     ray_cluster.ensure_worker()
     out = tmp_path / "ds"
     args = ["prepare", *map(str, inputs), "-o", str(out), *CLI_OPTS, "--ray"]
-    p = subprocess.Popen([sys.executable, "-m", "fwpipe", *args], env={**os.environ, "RAY_ADDRESS": ray_cluster.address},
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_files(out, MARKERS, 2, p)
-    finally:
-        p.send_signal(signal.SIGKILL)
-        p.wait()
+    kill_cli_after(args, ray_cluster.address, out, MARKERS, 2)
     done = _units_done(out)
     assert 2 <= done < FILES
     r = CliRunner().invoke(main, [*args[:-1], "--json", str(tmp_path / "s.json"), "--ray", ray_cluster.address])
