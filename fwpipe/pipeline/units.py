@@ -145,7 +145,7 @@ def verified(d: Path, identity: dict) -> dict | None:
             return None
         for name, f in m["files"].items():
             p = d / name
-            if p.stat().st_size != f["bytes"] or _file_sha256(p) != f["sha256"]:
+            if p.stat().st_size != f["bytes"] or inputs_mod.file_sha256(p) != f["sha256"]:
                 return None
         return m["result"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -246,11 +246,3 @@ def read_rows(d: str | Path, split: str, columns: list[str] | None = None) -> pa
 
 def read_tokens(d: str | Path, split: str) -> np.ndarray:
     return shards.read_raw_bin(Path(d) / f"{split}.tokens")
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
