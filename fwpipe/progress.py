@@ -5,8 +5,6 @@ from __future__ import annotations
 import sys
 import time
 
-from fwpipe.fmt import clock as fmt_s  # noqa: F401  (the name prepare.py imports; the formatter is fwpipe.fmt's)
-
 
 class Progress:
     def __init__(self, total: float | None = None, *, enabled: bool | None = None, every_s: float = 0.5):

@@ -38,7 +38,8 @@ from fwpipe.pipeline.layout import Layout
 from fwpipe.pipeline.shardset import WORK, sidecar, write_parquet_atomic
 from fwpipe.pipeline.split import SPLIT_NAMES, key_hash, val_threshold
 from fwpipe.pipeline.units import UNIT_ROWS, UnitTask, plan_units, run_unit, unit_dir
-from fwpipe.progress import Progress, fmt_s
+from fwpipe.fmt import clock, count
+from fwpipe.progress import Progress
 from fwpipe.tokenizer import EOT, NAME as TOKENIZER_NAME, VOCAB_SIZE, bpe_sha256
 
 log = logging.getLogger(__name__)
@@ -218,8 +219,8 @@ def _lay_out(fn: Callable, tasks: list, executor: Executor, shard_tokens: int, t
                 if r.get("pid", os.getpid()) != os.getpid():
                     remote.STATS.add(r["fetched"]["fetched_bytes"], requests=r["fetched"]["requests"], retries=r["fetched"]["retries"])
             el = prog.elapsed()
-            prog.update(f"prepare: {done:,}/{len(tasks):,} units  {docs:,} docs  {tokenized / max(el, 1e-9) / 1e6:.2f}M tok/s  "
-                        f"ETA {fmt_s(el * (len(tasks) - done) / done)}")  # fmt: skip
+            prog.update(f"prepare: {done:,}/{len(tasks):,} units  {docs:,} docs  {count(tokenized / max(el, 1e-9))} tok/s  "
+                        f"ETA {clock(el * (len(tasks) - done) / done)}")  # fmt: skip
     layout.finish()
     return layout, tokenized
 
