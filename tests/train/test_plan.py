@@ -68,8 +68,10 @@ def test_memory_estimate_against_device():
 
 def test_flops_per_token_of_gpt2_small_is_nanogpts_published_count():
     """nanoGPT's transformer_sizing.ipynb, GPT-2 124M (block 1024, vocab 50257, no bias): 124,337,664
-    parameters ("expected: 124337664", the count PyTorch reports) and palm_flops 875,062,886,400 per
-    1024-token sequence, forward and backward."""
+    parameters ("expected: 124337664", the count PyTorch reports), and "palm_flops: 879894724608"
+    per 1024-token sequence, forward and backward, with every parameter in N. nanoGPT's own MFU
+    (model.py estimate_mfu) takes N = get_num_params(), the position embeddings left out: that
+    is 875,062,886,400, the count fwpipe's MFU uses."""
     from fwpipe.train.config import ModelConfig
     from fwpipe.train.plan import param_counts
 
@@ -77,3 +79,4 @@ def test_flops_per_token_of_gpt2_small_is_nanogpts_published_count():
     total, non_emb = param_counts(m)
     assert total == 124_337_664
     assert flops_per_token(m, non_emb) * 1024 == 875_062_886_400
+    assert flops_per_token(m, total) * 1024 == 879_894_724_608  # the notebook's printed palm_flops
