@@ -623,5 +623,9 @@ def eval_(checkpoint, hellaswag, device, json_path):
     _summary(json_path, r, text)
 
 
+from fwpipe.cli_diagnose import diagnose_command  # noqa: E402  (a module of its own: see its docstring)
+
+main.add_command(diagnose_command)
+
 if __name__ == "__main__":
     main()

@@ -26,7 +26,7 @@ from fwpipe.fmt import count, duration
 from fwpipe.train import dist, rundir
 from fwpipe.train.config import TrainConfig, load_config, to_dict, to_toml
 from fwpipe.train.mfu import mfu, peak_tflops
-from fwpipe.train.plan import make_plan
+from fwpipe.train.plan import diagnosis_inputs, make_plan
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ def _train(run: Run, rd: rundir.RunDir | None, emit: Callable[[Event], None], st
 
     from fwpipe.train import checkpoint as ckpt_mod
     from fwpipe.train.data import TrainLoader, batch_to_device, fixed_batches
-    from fwpipe.train.diagnose import diagnose
+    from fwpipe.diagnosis import at_eval
     from fwpipe.train.model import GPT
     from fwpipe.train.plot import plot_losses
 
@@ -342,9 +342,7 @@ def _train(run: Run, rd: rundir.RunDir | None, emit: Callable[[Event], None], st
             # the uncompiled model: HellaSwag's rows vary in length, each would be a recompile
             e.update(hs.evaluate(model, run.hellaswag, device, ctx, w))
         evals.append({k: e[k] for k in ("iter", "tokens", "epoch", "val_loss", "train_loss")})
-        d = diagnose(evals, n_params=plan["params_non_embedding"], unique_tokens=plan["unique_tokens"],
-                     budget_tokens=run.budget_tokens, dropout=cfg.model.dropout, lr=cfg.lr, min_lr=cfg.min_lr,
-                     threshold=cfg.plateau_threshold, step_loss=step_loss) if val_loss is not None else {}
+        d = at_eval(evals, **diagnosis_inputs(plan)) if val_loss is not None else {}
         e["improvement_per_doubling"] = d.get("improvement_per_doubling")
         e["plateau"] = d.get("plateau", False)
         record(e)
