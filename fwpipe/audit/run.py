@@ -200,6 +200,8 @@ def verdicts(report: dict) -> list[dict]:
         out.append({"section": "against", "level": "bad" if bad else ("warn" if ag["train"]["ngram_docs"] else "ok"),
                     "text": f"eval set: {ag['train']['exact_docs']} of {ag['eval_docs']} docs copied in train, "
                             f"{ag['train']['near_docs']} near-copied, {ag['train']['ngram_docs']} share a {ag['ngram_n']}-gram"})
+    if b and b.get("params"):
+        out.append(_diagnosis_verdict(b, report["leakage"]))
     nd = report["near_duplicates"]
     n_docs = sum(s["docs"] for s in report["splits"].values())
     share = nd["removable_docs"] / n_docs
@@ -207,3 +209,18 @@ def verdicts(report: dict) -> list[dict]:
                 "text": f"{share:.1%} of documents are removable near/exact duplicates "
                         f"({report['exact_duplicates']['docs']} exact copies)"})
     return out
+
+
+def _diagnosis_verdict(b: dict, lk: dict) -> dict:
+    """fwpipe.diagnosis on the data-side numbers (no curve yet): repetition and leakage ranked,
+    and the model-side capacity score beside them, so that "more data" is weighed against "a
+    bigger model" in the same nats that `train --dry-run` and `fwpipe diagnose` print."""
+    from fwpipe.diagnosis import Inputs, diagnose
+
+    d = diagnose(Inputs(evals=[], n_params=b["params"], budget_tokens=b["budget_tokens"], unique_tokens=b["unique_tokens"],
+                        leakage=lk if lk.get("val_docs") and lk.get("train_docs") else None))
+    s = {c["name"]: c["score"] for c in d["causes"]}
+    data = max(("repetition", "leakage"), key=lambda k: s[k])
+    text = (f"data side: {data} scores {s[data]:.3f} nats (repetition {s['repetition']:.3f}, leakage {s['leakage']:.3f}); "
+            f"model side: capacity {s['capacity']:.3f} (scores: val-loss excess, fwpipe diagnose)")
+    return {"section": "diagnosis", "level": "warn" if s[data] > 0 else "ok", "text": text}

@@ -149,7 +149,7 @@ def diagnose(x: Inputs) -> dict[str, Any]:
     rep = max(rep_measured, fit_rep or 0.0) if repeated else 0.0
     need = B.unique_tokens_needed(x.budget_tokens, B.REPEATS_FREE_EPOCHS) if x.budget_tokens else None
     causes.append(_cause("repetition", rep, {
-        "epochs": epochs, "train_val_gap": gap, "val_rise_from_best": rise_val if ev else None, "measured": rep_measured,
+        "epochs": epochs, "train_val_gap": gap, "val_rise_from_best": rise_val if ev else None, "measured": rep_measured if ev else None,
         "fit": fit_rep, "effective_tokens": rows[0]["effective_tokens"] if rows else None},
         f"prepare {count(need)}+ unique tokens so the budget runs at most {B.REPEATS_FREE_EPOCHS} epochs" if need
         else "prepare more unique tokens (more parquet shards) so the run repeats less", -rep if rep else None))
@@ -159,7 +159,7 @@ def diagnose(x: Inputs) -> dict[str, Any]:
     if x.diverged:
         lr_score = max(lr_score, spike, rise_val)
     causes.append(_cause("learning_rate", lr_score, {
-        "lr": x.lr, "train_loss_spike": spike, "unstable": unstable, "unigram_entropy": x.unigram_entropy,
+        "lr": x.lr, "train_loss_spike": spike if ev else None, "unstable": unstable if ev else None, "unigram_entropy": x.unigram_entropy,
         "stuck_near_unigram": stuck, "diverged": x.diverged},
         f"lower the learning rate (lr {x.lr:g} -> {0.3 * x.lr:.3g}) or lengthen warmup" if x.lr
         else "lower the learning rate (x0.3) or lengthen warmup",
@@ -171,7 +171,8 @@ def diagnose(x: Inputs) -> dict[str, Any]:
     n_opt = rows[2]["params"] if rows else None
     causes.append(_cause("capacity", cap, {
         "params": x.n_params, "tokens_per_param": (x.budget_tokens / x.n_params) if x.budget_tokens and x.n_params else None,
-        "compute_optimal_params": n_opt, "stall": stall, "early_improvement_per_doubling": s_early, "measured": cap_measured,
+        "compute_optimal_params": n_opt, "stall": stall if ev else None, "early_improvement_per_doubling": s_early,
+        "measured": cap_measured if ev else None,
         "fit": fit_cap},
         (f"train a ~{count(n_opt)} parameter model on {count(rows[2]['tokens'])} tokens (the same compute)"
          if rows and x.n_params and n_opt > x.n_params else "a bigger model (more n_layer / n_embd) on the same data"),
@@ -199,7 +200,8 @@ def diagnose(x: Inputs) -> dict[str, Any]:
     causes.append(_cause("eval_noise", en, {
         "eval_tokens": x.eval_tokens, "eval_iters": x.eval_iters, "noise_band": band, "judged_change_per_doubling": judged,
         "eval_iters_to_resolve": want},
-        f"raise eval_iters to {want:,} (noise band {band:.3f} nats vs a change of {judged:.3f} per doubling)" if en and want
+        (f"raise eval_iters to {want:,}" if want else f"raise eval_iters {(band / max(judged, x.threshold)) ** 2:.0f}x")
+        + f" (noise band {band:.3f} nats vs a change of {judged:.3f} per doubling)" if en
         else "the eval resolves the changes being judged", 0.0 if en else None))
 
     # still improving
@@ -241,7 +243,7 @@ def format_text(result: dict[str, Any]) -> list[str]:
 def _short(v: Any) -> str:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return str(v)
-    if abs(v) >= 1e4:
+    if abs(v) >= 1e3:
         return count(v)
     return f"{v:.3g}"
 
