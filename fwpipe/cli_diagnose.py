@@ -132,8 +132,12 @@ def gather(source: str | Path | None, dataset: str | Path | None = None, *, conf
 @click.option("--budget-tokens", default=None, metavar="N", help="The run's planned tokens, e.g. 7.6B (a log: defaults to where it stopped).")
 @click.option("--eval-tokens", default=None, metavar="N", help="Tokens per val estimate (eval_iters x batch x block).")
 @click.option("--no-leakage", is_flag=True, help="Skip the val-vs-train leakage check of DATASET.")
+@click.option("--probe", is_flag=True, help="Branch from RUN's last checkpoint for a few iterations: repeated vs --fresh tokens, lr x0.3 and x3.")
+@click.option("--fresh", default=None, metavar="DATASET", help="With --probe: a dataset of tokens the run has not seen.")
+@click.option("--probe-iters", type=click.IntRange(1), default=None, help="With --probe: iterations per branch (default 2% of the run, at most 200).")
 @click.option("--json", "json_path", default=None, metavar="PATH|-", help="Also write the diagnosis as JSON ('-' for stdout only).")
-def diagnose_command(source, dataset, config, params, tokens_per_iter, unique_tokens, budget_tokens, eval_tokens, no_leakage, json_path):
+def diagnose_command(source, dataset, config, params, tokens_per_iter, unique_tokens, budget_tokens, eval_tokens, no_leakage, probe, fresh,
+                     probe_iters, json_path):
     """Rank the causes of a stalled loss: repetition, capacity, learning_rate, leakage, eval_noise,
     still_improving, each scored in nats of val-loss excess.
 
@@ -152,6 +156,23 @@ def diagnose_command(source, dataset, config, params, tokens_per_iter, unique_to
         num[k] = int(num[k]) if num[k] is not None else None
     if source is not None and not Path(source).exists():
         raise InputFormatError(f"{source}: no such run directory or log", "pass a `fwpipe train` --out directory or a training log")
+    if probe and (source is None or not Path(source).is_dir() or dataset is None):
+        raise ConfigError("--probe needs a run directory and its DATASET", "fwpipe diagnose runs/NAME data/fineweb --probe [--fresh OTHER]")
     x = gather(source, dataset, config=config, leakage=not no_leakage, **num)
     result = diagnosis.diagnose(x)
-    _summary(json_path, json.loads(json.dumps(result, default=str)), "\n".join(diagnosis.format_text(result)))
+    text = diagnosis.format_text(result)
+    if probe:
+        from fwpipe.cli import _note
+        from fwpipe.fmt import count
+        from fwpipe.train.probe import probe as run_probe
+        from fwpipe.train.probe import probe_cost
+
+        note = _note(json_path)
+        c = probe_cost(Path(source), fresh, probe_iters)
+        note(f"probe: {len(c['arms'])} branches ({', '.join(c['arms'])}) x {c['iters']:,} iterations from iteration "
+             f"{c['from_iter']:,} = {count(c['tokens'])} tokens of training, plus {c['eval_batches']:,} eval batches; "
+             f"{source} is only read")
+        result["probe"] = run_probe(source, dataset, fresh, probe_iters, on_arm=lambda a: note(f"probe: {a}"))
+        text += [f"probe ({result['probe']['iters']:,} iterations per branch, base val {result['probe']['base_val_loss']:.4f}):"]
+        text += ["  " + ln for ln in result["probe"]["reading"]]
+    _summary(json_path, json.loads(json.dumps(result, default=str)), "\n".join(text))

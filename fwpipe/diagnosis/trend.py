@@ -96,7 +96,7 @@ def format_what_if(rows: list[dict[str, Any]]) -> list[str]:
             loss = f"{t['loss']:.2f}" + (f" ({r['loss_change']:+.2f})" if r["row"] != "as is" and r["loss_change"] is not None else "")
             loss += " extrapolated" if t["range"] == "extrapolated" else ""
         out.append(f"  {r['row']:<44}{count(r['params']):>8}{r['epochs']:>8.1f}{count(r['effective_tokens']):>11}"
-                   f"{r['tokens_per_param']:>10.0f}  {loss}")
+                   f"{r['tokens_per_param']:>10.3g}  {loss}")
     out.append(f"  (trend: {FIT_NOTE}; effective data after Muennighoff et al. 2023, R*_D = {B.R_STAR:g})")
     return out
 
