@@ -1,7 +1,7 @@
 """The train stage: a GPT trained to a token budget, with exact epochs, true MFU and a diagnosis.
 
-torch is optional for fwpipe as a whole: config, plan, mfu and diagnose import without it; the
-modules that need it (model, data, loop, checkpoint, sample) are imported only by `fwpipe train`.
+torch is optional for fwpipe as a whole: config, plan and mfu import without it (the diagnosis lives in fwpipe.diagnosis); the
+modules that need it (model, data, loop, checkpoint, sample, probe) are imported only by `fwpipe train`.
 """
 
 from __future__ import annotations
