@@ -11,6 +11,13 @@ all go through the same function.
     logs.py    nanoGPT and llm.c stdout logs -> eval and train records
 """
 
-from fwpipe.diagnosis.causes import CAUSES, Inputs, at_eval, diagnose, format_text, improvement_per_doubling
+from fwpipe.diagnosis.causes import (
+    CAUSES,
+    Inputs,
+    at_eval,
+    diagnose,
+    format_text,
+    improvement_per_doubling,
+)
 
 __all__ = ["CAUSES", "Inputs", "at_eval", "diagnose", "format_text", "improvement_per_doubling"]

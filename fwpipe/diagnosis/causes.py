@@ -259,7 +259,8 @@ def at_eval(evals: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
         d = diagnose(Inputs(evals=evals, **kw))
         last = evals[-1]
         d["tokens_seen"] = last["tokens"]
-        d["text"] = [f"plateau: val loss drops {per:.3f} nats per doubling of tokens seen (a plateau is under {threshold:g}) "
-                     f"at {count(last['tokens'])} tokens"] + format_text(d)
+        head = (f"plateau: val loss drops {per:.3f} nats per doubling of tokens seen (a plateau is under {threshold:g}) "
+                f"at {count(last['tokens'])} tokens")
+        d["text"] = [head, *format_text(d)]
         out["diagnosis"] = d
     return out

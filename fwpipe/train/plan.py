@@ -70,7 +70,6 @@ def make_plan(cfg: TrainConfig, budget_tokens: int, unique_tokens: int, *, datas
     iters = math.ceil(budget_tokens / tpi)
     b = budget.plan(budget_tokens, unique_tokens, non_emb)
     eff = b["effective_tokens"]
-    n_opt, d_opt = b["optimal_params"], b["optimal_tokens"]
     plan: dict[str, Any] = {
         "config": to_dict(cfg),
         "params_total": total,
@@ -151,7 +150,7 @@ def format_plan(plan: dict[str, Any]) -> list[str]:
         f"  tokens/param {plan['tokens_per_param']:.3g} (Chinchilla ~{plan['chinchilla_tokens_per_param']:g})",
         f"  compute     C = 6*N*D = {plan['compute_flops']:.3g} FLOPs; compute-optimal ~{count(plan['optimal_params'])} params "
         f"on {count(plan['optimal_tokens'])} tokens",
-        f"  loss trend  " + (f"~{lt['loss']:.2f} ({lt['why']}; see the what-if table)" if lt["loss"] is not None else f"none: {lt['why']}"),
+        "  loss trend  " + (f"~{lt['loss']:.2f} ({lt['why']}; see the what-if table)" if lt["loss"] is not None else f"none: {lt['why']}"),
         f"  memory      ~{size(mem['total'], binary=True)} estimated (weights+grads+AdamW "
         f"{size(mem['weights'] + mem['grads'] + mem['optimizer'], binary=True)}, activations {size(mem['activations'], binary=True)}, "
         f"logits {size(mem['logits'], binary=True)})" + (f" of {size(mem['device_bytes'], binary=True)} on the device" if mem.get("device_bytes") else ""),

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from fwpipe.dataset import open_dataset
 from fwpipe.errors import ConfigError
