@@ -20,7 +20,7 @@ score is built from numbers in `evidence`:
                      of the last 5 logged step losses stands in. Too low cannot be told from
                      the curve alone: `fwpipe diagnose --probe` measures lr x0.3 and x3.
     leakage          the share of val documents with an exact or near copy in train, times the val
-                     loss: an upper bound on how much the val loss understates unseen-text loss
+                     loss (before a curve exists: the fit's trend, where in range): an upper bound on how much the val loss understates unseen-text loss
                      (a memorised document costs ~0). Flagged whenever any val document is copied.
     eval_noise       the noise band (2 sigma of the val estimate, sigma ~ val_loss/sqrt(eval tokens):
                      per-token losses have a standard deviation close to their mean, and tokens are
@@ -181,7 +181,9 @@ def diagnose(x: Inputs) -> dict[str, Any]:
     # leakage
     lk = x.leakage or {}
     share = max(lk.get("exact_fraction") or 0.0, lk.get("near_fraction") or 0.0)
-    leak = share * val if val is not None else share
+    # without a curve, the fit's trend for this run stands in for the val loss (None outside its range: no score)
+    ref = val if val is not None else (rows[0]["trend"]["loss"] if rows else None)
+    leak = share * ref if ref is not None else 0.0
     causes.append(_cause("leakage", leak, {
         "exact_fraction": lk.get("exact_fraction"), "near_fraction": lk.get("near_fraction"),
         "ngram_docs_fraction": lk.get("ngram_docs_fraction"), "ngram_n": lk.get("ngram_n"),

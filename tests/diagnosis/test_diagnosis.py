@@ -66,3 +66,17 @@ def test_json_shape_and_number_flags():
     assert out["inputs"]["unique_tokens"] == 0.3e9 and out["inputs"]["budget_tokens"] == 7.6e9
     bad = CliRunner().invoke(main, ["diagnose", "--params", "forty"])
     assert bad.exit_code == 1 and "--params 'forty'" in bad.output
+
+
+def test_audit_weighs_the_data_side_against_capacity_in_the_same_nats():
+    from fwpipe.audit.run import _diagnosis_verdict
+
+    b = {"params": 40.56e6, "budget_tokens": 7.6e9, "unique_tokens": 0.3e9}
+    lk = {"val_docs": 100, "train_docs": 10_000, "exact_fraction": 0.0, "near_fraction": 0.02}
+    v = _diagnosis_verdict(b, lk)
+    s = {c["name"]: c["score"] for c in diagnosis.diagnose(diagnosis.Inputs(
+        evals=[], n_params=40.56e6, budget_tokens=7.6e9, unique_tokens=0.3e9, leakage=lk))["causes"]}
+    assert v["section"] == "diagnosis" and v["level"] == "warn"
+    assert f"repetition {s['repetition']:.3f}" in v["text"] and f"capacity {s['capacity']:.3f}" in v["text"]
+    trend = T.what_if(40.56e6, 7.6e9, 0.3e9)[0]["trend"]["loss"]  # no curve yet: the fit's trend stands in for val loss
+    assert s["leakage"] == pytest.approx(0.02 * trend) and f"leakage {s['leakage']:.3f}" in v["text"]
