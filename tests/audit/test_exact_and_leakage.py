@@ -49,7 +49,7 @@ def test_ngram_contamination_exact_counts(real_texts, tmp_path):
 
 def test_ngram_sampling_bounds_memory(real_texts, tmp_path):
     from fwpipe.audit.corpus import index
-    from fwpipe.audit.exact import exact_duplicates
+    from fwpipe.audit.exactdup import exact_duplicates
     from fwpipe.audit.leakage import leakage
     from fwpipe.dataset import open_dataset
     from fwpipe.tokenizer import encode

@@ -60,7 +60,7 @@ def test_candidate_pairs_equal_datasketch_lsh(planted_dirs):
 
 
 def test_signatures_skip_exact_copies_without_changing_them(planted_dirs):
-    from fwpipe.audit.exact import exact_duplicates
+    from fwpipe.audit.exactdup import exact_duplicates
 
     corpus = index(open_dataset(planted_dirs["fwpipe"]))
     first = exact_duplicates(corpus).first
