@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fwpipe.audit import audit
-from tests.audit.conftest import write_fwpipe
+from tests.corpus import write_fwpipe
 
 
 def test_planted_exact_duplicates(planted_reports, planted):

@@ -49,7 +49,7 @@ def test_prepare_then_audit_end_to_end(sample1400, first150, tmp_path):
     assert sum(s["docs"] for s in rep["sources"]) == rep["splits"]["train"]["docs"] + rep["splits"]["val"]["docs"]
     assert (out / "clusters.parquet").exists()
     # the same tokens as a nanoGPT directory (EOT after each doc)
-    from tests.audit.conftest import write_nanogpt
+    from tests.corpus import write_nanogpt
     from fwpipe.dataset import open_dataset
 
     ds = open_dataset(out)

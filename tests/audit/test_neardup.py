@@ -15,7 +15,7 @@ from fwpipe.dedup.lsh import signatures
 from fwpipe.dedup.lsh import candidate_pairs
 from fwpipe.dataset import open_dataset
 from fwpipe.tokenizer import encode
-from tests.audit.conftest import edit_words, write_fwpipe
+from tests.corpus import edit_words, write_fwpipe
 
 
 def shingles(tokens: np.ndarray, n: int = 5) -> set[tuple]:

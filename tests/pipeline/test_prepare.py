@@ -9,7 +9,8 @@ import pytest
 from fwpipe import shards, tokenizer
 from fwpipe.dataset import read_manifest
 from fwpipe.pipeline.prepare import PrepareOptions, prepare
-from tests.pipeline.helpers import dir_digest, read_llmc_independently, split_docs_eot_before, write_parquet
+from tests.corpus import dir_digest
+from tests.pipeline.helpers import read_llmc_independently, split_docs_eot_before, write_parquet
 
 
 @pytest.fixture(scope="module")
