@@ -146,7 +146,8 @@ def prepare(
       fwpipe prepare 'hf://datasets/HuggingFaceFW/fineweb/sample/10BT/*.parquet' --budget-tokens 7.6e9
     """
     from fwpipe import remote
-    from fwpipe.pipeline.prepare import PrepareOptions, prepare as run_prepare
+    from fwpipe.pipeline.prepare import PrepareOptions
+    from fwpipe.pipeline.prepare import prepare as run_prepare
     from fwpipe.pipeline.summary import format_prepare_summary
 
     remote.set_cache_dir(cache_dir)

@@ -13,7 +13,16 @@ import functools
 import click
 
 from fwpipe import budget
-from fwpipe.cli.common import CONTEXT, budget_option, config_option, dataset_argument, device_option, json_option, note, summary
+from fwpipe.cli.common import (
+    CONTEXT,
+    budget_option,
+    config_option,
+    dataset_argument,
+    device_option,
+    json_option,
+    note,
+    summary,
+)
 from fwpipe.train.events import event_lines, is_warning
 
 
