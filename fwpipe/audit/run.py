@@ -12,8 +12,8 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Callable
 
 from fwpipe import __version__
 from fwpipe.audit.budget_section import budget_section
@@ -24,13 +24,13 @@ from fwpipe.audit.lengths import lengths
 from fwpipe.audit.neardup import near_duplicates, write_clusters
 from fwpipe.audit.totals import per_source, totals
 from fwpipe.budget import check_budget
-from fwpipe.dataset import CLUSTERS, SPLITS, open_dataset, written_by_audit
 from fwpipe.dedup import SCHEME, DedupConfig, near_clusters, scratch_bytes
 from fwpipe.dedup import memory_bytes as dedup_memory_bytes
-from fwpipe.errors import ConfigError, FwpipeError, InputFormatError
-from fwpipe.executor import Executor
-from fwpipe.fmt import size
 from fwpipe.shards import release_pages
+from fwpipe.executor import Executor
+from fwpipe.errors import ConfigError, FwpipeError, InputFormatError
+from fwpipe.fmt import size
+from fwpipe.dataset import CLUSTERS, SPLITS, open_dataset, written_by_audit
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
