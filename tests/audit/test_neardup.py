@@ -10,10 +10,9 @@ from datasketch import MinHashLSH
 
 from fwpipe.audit import audit
 from fwpipe.audit.corpus import index
-from fwpipe.dedup.config import as_lean_minhash, lsh_params
-from fwpipe.dedup.lsh import signatures
-from fwpipe.dedup.lsh import candidate_pairs
 from fwpipe.dataset import open_dataset
+from fwpipe.dedup.config import as_lean_minhash, lsh_params
+from fwpipe.dedup.lsh import candidate_pairs, signatures
 from fwpipe.tokenizer import encode
 from tests.corpus import edit_words, write_fwpipe
 
