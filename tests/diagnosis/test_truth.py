@@ -9,9 +9,9 @@ from click.testing import CliRunner
 
 from fwpipe import diagnosis
 from fwpipe.cli import main
-from fwpipe.cli_diagnose import gather
+from fwpipe.cli.diagnose import gather
 from fwpipe.diagnosis.logs import write_llmc, write_nanogpt
-from fwpipe.train.report import _read_run
+from fwpipe.train.html import _read_run
 
 pytestmark = pytest.mark.slow
 

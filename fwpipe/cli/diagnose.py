@@ -3,8 +3,7 @@
 A thin layer over fwpipe.diagnosis: `gather` turns a fwpipe run directory, a nanoGPT or llm.c
 log, or only the numbers of a plan (`--params 40M --unique-tokens 0.3B --budget-tokens 7.6B`)
 into diagnosis.Inputs (it may use the stages: train's run reader and config, audit's leakage),
-and the command prints diagnosis.format_text or the JSON. Registered on the group by cli.py; a
-module of its own so that it moves into fwpipe/cli/ unchanged.
+and the command prints diagnosis.format_text or the JSON.
 """
 
 from __future__ import annotations
@@ -76,7 +75,7 @@ def gather(source: str | Path | None, dataset: str | Path | None = None, *, conf
 
         cfg = load_config(config)
     if source is not None and Path(source).is_dir():
-        from fwpipe.train.report import _read_run
+        from fwpipe.train.html import _read_run
 
         plan, records = _read_run(Path(source))
         from fwpipe.train.plan import diagnosis_inputs
@@ -147,7 +146,7 @@ def diagnose_command(source, dataset, config, params, tokens_per_iter, unique_to
       fwpipe diagnose train.log --params 40M --tokens-per-iter 524288 --unique-tokens 0.3B --json -
       fwpipe diagnose --params 40M --budget-tokens 7.6B --unique-tokens 0.3B
     """
-    from fwpipe.cli import _summary
+    from fwpipe.cli.common import summary as _summary
 
     num = {k: (parse_count(v, "--" + k.replace("_", "-")) if v is not None else None) for k, v in
            (("params", params), ("tokens_per_iter", tokens_per_iter), ("unique_tokens", unique_tokens),
@@ -162,7 +161,7 @@ def diagnose_command(source, dataset, config, params, tokens_per_iter, unique_to
     result = diagnosis.diagnose(x)
     text = diagnosis.format_text(result)
     if probe:
-        from fwpipe.cli import _note
+        from fwpipe.cli.common import note as _note
         from fwpipe.fmt import count
         from fwpipe.train.probe import probe as run_probe
         from fwpipe.train.probe import probe_cost
