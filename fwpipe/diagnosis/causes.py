@@ -160,7 +160,7 @@ def diagnose(x: Inputs) -> dict[str, Any]:
         lr_score = max(lr_score, spike, rise_val)
     causes.append(_cause("learning_rate", lr_score, {
         "lr": x.lr, "train_loss_spike": spike if ev else None, "unstable": unstable if ev else None, "unigram_entropy": x.unigram_entropy,
-        "stuck_near_unigram": stuck, "diverged": x.diverged},
+        "stuck_near_unigram": stuck if ev else None, "diverged": x.diverged if ev else None},
         f"lower the learning rate (lr {x.lr:g} -> {0.3 * x.lr:.3g}) or lengthen warmup" if x.lr
         else "lower the learning rate (x0.3) or lengthen warmup",
         -min(lr_score, stall) if lr_score and stall else None))  # the stall it caused; the spike itself is not a loss change
@@ -210,8 +210,8 @@ def diagnose(x: Inputs) -> dict[str, Any]:
     left = max(1.0, T.log2_ratio(x.budget_tokens, t_last)) if x.budget_tokens and t_last else 1.0
     si = max(0.0, s_recent) * left if s_recent is not None else 0.0
     causes.append(_cause("still_improving", si, {
-        "improvement_per_doubling": s_recent, "threshold": x.threshold, "doublings_left": left,
-        "plateau": s_recent is not None and s_recent < x.threshold},
+        "improvement_per_doubling": s_recent, "threshold": x.threshold, "doublings_left": left if ev else None,
+        "plateau": s_recent < x.threshold if s_recent is not None else None},
         "keep training: " + (f"{left:.1f} doublings of tokens to the end of the budget" if left > 1 else "twice the tokens"),
         -si if si else None))
 
@@ -232,9 +232,18 @@ def format_text(result: dict[str, Any]) -> list[str]:
     for c in cs:
         ch = c["expected_loss_change"]
         eff = f"; expected loss change {ch:+.3f}" if ch else ""
-        lines.append(f"  {c['name']:<16}{c['score']:>7.3f}  {c['advice']}{eff}")
+        if c["score"] > 0:
+            what = c["advice"]
+        elif c["name"] == "leakage" and not c["evidence"]["checked"]:
+            what = "not checked: " + c["advice"]
+        elif not result["inputs"]["n_evals"] and c["name"] in ("learning_rate", "eval_noise", "still_improving"):
+            what = "not measured: needs a training curve (a run directory or a log)"
+        else:
+            what = "no sign of it"
+        lines.append(f"  {c['name']:<16}{c['score']:>7.3f}  {what}{eff}")
         ev = ", ".join(f"{k}={_short(v)}" for k, v in c["evidence"].items() if v is not None and k != "examples")
-        lines.append(f"  {'':<16}{'':>7}  ({ev})")
+        if ev:
+            lines.append(f"  {'':<16}{'':>7}  ({ev})")
     if result.get("what_if"):
         lines.append("what if (the fit's trend):")
         lines += T.format_what_if(result["what_if"])
