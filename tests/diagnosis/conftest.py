@@ -29,6 +29,7 @@ V = 256
 BASE = {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 64, "batch_size": 8, "grad_accum": 1, "lr": 1e-2, "min_lr": 1e-3,
         "warmup_iters": 10, "log_interval": 5, "eval_interval": 25, "eval_iters": 24}
 BUDGET = 100_000  # tokens: ~195 iterations of 512 tokens, 8 evals
+SHORT = 200  # iterations of a run stopped early
 
 
 @pytest.fixture(scope="session")
@@ -60,11 +61,11 @@ def datasets(tmp_path_factory, small_vocab_docs) -> dict[str, Path]:
     }
 
 
-def _run(root: Path, name: str, data: Path, budget: int = BUDGET, **over) -> Path:
+def _run(root: Path, name: str, data: Path, budget: int = BUDGET, stop_after: int | None = None, **over) -> Path:
     cfg = load_config("tiny-cpu", {**BASE, **over})
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, vocab_size=V))
     out = root / name
-    train(plan_run(data, budget, cfg, out=out, allow_repeats=True))
+    train(plan_run(data, budget, cfg, out=out, allow_repeats=True), stop_after=stop_after)
     return out
 
 
@@ -73,11 +74,13 @@ def planted(tmp_path_factory, datasets):
     """Trains each planted run on first use: planted('repetition') -> its run directory."""
     root = tmp_path_factory.mktemp("runs")
     recipes = {
-        "still_improving": lambda: _run(root, "healthy", datasets["fresh"]),
+        # a short run: a quarter of a 4x budget, stopped while the learning rate is still high;
+        # 48 eval batches so that the val estimate resolves its per-doubling progress
+        "still_improving": lambda: _run(root, "healthy", datasets["fresh"], 4 * BUDGET, SHORT, eval_iters=48),
         "repetition": lambda: _run(root, "repeated", datasets["tiny"]),
         "capacity": lambda: _run(root, "small-model", datasets["fresh"], n_layer=1, n_head=1, n_embd=4),
         "learning_rate": lambda: _run(root, "high-lr", datasets["fresh"], lr=3.0, min_lr=0.3),
-        "eval_noise": lambda: _run(root, "one-eval-batch", datasets["fresh"], eval_iters=1),
+        "eval_noise": lambda: _run(root, "one-eval-batch", datasets["fresh"], 4 * BUDGET, SHORT, eval_iters=1),  # the same, one eval batch
         "leakage": lambda: _run(root, "leaky", datasets["leaky"], budget=30_000),
     }
     done: dict[str, Path] = {}
