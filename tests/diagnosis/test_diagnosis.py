@@ -80,3 +80,13 @@ def test_audit_weighs_the_data_side_against_capacity_in_the_same_nats():
     assert f"repetition {s['repetition']:.3f}" in v["text"] and f"capacity {s['capacity']:.3f}" in v["text"]
     trend = T.what_if(40.56e6, 7.6e9, 0.3e9)[0]["trend"]["loss"]  # no curve yet: the fit's trend stands in for val loss
     assert s["leakage"] == pytest.approx(0.02 * trend) and f"leakage {s['leakage']:.3f}" in v["text"]
+
+
+def test_at_eval_reports_a_plateau_with_the_ranked_causes():
+    flat = [{"iter": i, "tokens": 1000 * 2**i, "epoch": 0.1 * 2**i, "val_loss": 3.0 - 0.001 * i, "train_loss": 3.0} for i in range(5)]
+    out = diagnosis.at_eval(flat, n_params=1e6, budget_tokens=64_000, unique_tokens=10_000_000, eval_tokens=10**6, eval_iters=50)
+    assert out["plateau"] and out["improvement_per_doubling"] == pytest.approx(0.001)
+    d = out["diagnosis"]
+    assert d["text"][0].startswith("plateau: val loss drops 0.001 nats per doubling") and d["text"][1].startswith("verdict:")
+    falling = [dict(e, val_loss=3.0 - 0.2 * i) for i, e in enumerate(flat)]
+    assert diagnosis.at_eval(falling, n_params=1e6)["plateau"] is False and "diagnosis" not in diagnosis.at_eval(falling, n_params=1e6)
