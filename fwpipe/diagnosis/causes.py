@@ -24,10 +24,11 @@ score is built from numbers in `evidence`:
                      (a memorised document costs ~0). Flagged whenever any val document is copied.
     eval_noise       the noise band (2 sigma of the val estimate, sigma ~ val_loss/sqrt(eval tokens):
                      per-token losses have a standard deviation close to their mean, and tokens are
-                     counted as independent, so the band is a lower bound) minus the change being
-                     judged (the recent improvement per doubling), when positive.
-    still_improving  the recent improvement per doubling times the doublings left to the end of the
-                     budget (at least one: "twice the tokens").
+                     counted as independent) minus the change being judged (the recent
+                     per-doubling improvement times the doublings the last 4 evals span), when positive.
+    still_improving  the recent improvement per doubling beyond the noise band's slope (band / the
+                     doublings spanned), times the doublings left to the end of the budget (at least
+                     one: "twice the tokens").
 
 `expected_loss_change` is -score for the causes a change removes (positive for leakage: the
 honest loss is higher; 0 for eval_noise: more eval batches change the judgement, not the loss).
@@ -163,7 +164,7 @@ def diagnose(x: Inputs) -> dict[str, Any]:
         "stuck_near_unigram": stuck if ev else None, "diverged": x.diverged if ev else None},
         f"lower the learning rate (lr {x.lr:g} -> {0.3 * x.lr:.3g}) or lengthen warmup" if x.lr
         else "lower the learning rate (x0.3) or lengthen warmup",
-        -min(lr_score, stall) if lr_score and stall else None))  # the stall it caused; the spike itself is not a loss change
+        -stall if lr_score and stall and not unstable else None))  # stuck: the stall; a spike's size is not a loss change
 
     # capacity: the stall that repetition and the learning rate do not explain
     cap_measured = max(0.0, stall - rep_measured - lr_score)
@@ -192,25 +193,30 @@ def diagnose(x: Inputs) -> dict[str, Any]:
         else ("val is independent of train" if lk else "pass the DATASET to check val against train"),
         leak if leak else None))
 
-    # eval noise
-    judged = abs(s_recent) if s_recent is not None else None
+    # eval noise: the band against the change the recent window of evals judges (its slope x its span)
+    span = T.log2_ratio(t_last, ev[-RECENT_EVALS]["tokens"]) if len(ev) >= RECENT_EVALS else (
+        T.log2_ratio(t_last, ev[0]["tokens"]) if ev else 0.0)
+    judged = abs(s_recent) * span if s_recent is not None else None
     en = max(0.0, noise - judged) if judged is not None and band is not None else 0.0
     want = None
     if band is not None and x.eval_iters:
-        target = max(judged or 0.0, x.threshold)
-        want = math.ceil(x.eval_iters * (band / target) ** 2) if band > target else x.eval_iters
+        target = max(judged or 0.0, x.threshold * span)
+        want = math.ceil(x.eval_iters * (band / target) ** 2) if target > 0 and band > target else x.eval_iters
     causes.append(_cause("eval_noise", en, {
-        "eval_tokens": x.eval_tokens, "eval_iters": x.eval_iters, "noise_band": band, "judged_change_per_doubling": judged,
+        "eval_tokens": x.eval_tokens, "eval_iters": x.eval_iters, "noise_band": band, "judged_change": judged, "judged_doublings": span if ev else None,
         "eval_iters_to_resolve": want},
-        (f"raise eval_iters to {want:,}" if want else f"raise eval_iters {(band / max(judged, x.threshold)) ** 2:.0f}x")
-        + f" (noise band {band:.3f} nats vs a change of {judged:.3f} per doubling)" if en
+        (f"raise eval_iters to {want:,}" if want else f"raise eval_iters {(band / max(judged, x.threshold * span, 1e-9)) ** 2:.0f}x")
+        + f" (noise band {band:.3f} nats vs a change of {judged:.3f} over the last {span:.2f} doublings)" if en
         else "the eval resolves the changes being judged", 0.0 if en else None))
 
     # still improving
+    # only the part of the slope beyond the noise band's slope (band / span) counts
     left = max(1.0, T.log2_ratio(x.budget_tokens, t_last)) if x.budget_tokens and t_last else 1.0
-    si = max(0.0, s_recent) * left if s_recent is not None else 0.0
+    resolved = max(0.0, s_recent - (noise / span if span > 0 else 0.0)) if s_recent is not None else 0.0
+    si = resolved * left
     causes.append(_cause("still_improving", si, {
-        "improvement_per_doubling": s_recent, "threshold": x.threshold, "doublings_left": left if ev else None,
+        "improvement_per_doubling": s_recent, "beyond_noise_per_doubling": resolved if ev else None, "threshold": x.threshold,
+        "doublings_left": left if ev else None,
         "plateau": s_recent < x.threshold if s_recent is not None else None},
         "keep training: " + (f"{left:.1f} doublings of tokens to the end of the budget" if left > 1 else "twice the tokens"),
         -si if si else None))

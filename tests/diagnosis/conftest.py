@@ -20,7 +20,7 @@ import torch
 
 from fwpipe.dataset import shard_name
 from fwpipe.shards import write_shard
-from fwpipe.tokenizer import encode
+from fwpipe.tokenizer import EOT, encode
 from fwpipe.train.config import load_config
 from fwpipe.train.loop import plan_run, train
 
@@ -40,7 +40,8 @@ def small_vocab_docs(sample1400) -> dict[str, list[np.ndarray]]:
     mapping = np.full(50257, V - 1, dtype=np.uint16)
     mapping[np.argsort(-counts, kind="stable")[: V - 1]] = np.arange(V - 1)
     docs = [mapping[t] for t in toks]
-    return {"train": docs[:800], "val": docs[800:]}
+    with_eot = [np.concatenate([[EOT], t]).astype(np.uint16) for t in toks]
+    return {"train": docs[:800], "val": docs[800:], "train_ids": with_eot[:800], "val_ids": with_eot[800:]}
 
 
 def _write(root: Path, train_docs: list[np.ndarray], val_docs: list[np.ndarray]) -> Path:
@@ -58,6 +59,10 @@ def datasets(tmp_path_factory, small_vocab_docs) -> dict[str, Path]:
         "fresh": _write(base / "fresh", d["train"], d["val"]),  # ~1.2M train tokens: the budget is 0.08 epochs
         "tiny": _write(base / "tiny", d["train"][:10], d["val"]),  # ~15K train tokens: the budget is ~7 epochs
         "leaky": _write(base / "leaky", d["train"][:200] + d["val"], d["val"]),  # every val document also in train
+        # the same documents in GPT-2 ids with their EOTs: the 256-token mapping has no EOT, so
+        # audit's leakage check (documents split at EOT) reads these
+        "leaky_ids": _write(base / "leaky_ids", d["train_ids"][:200] + d["val_ids"], d["val_ids"]),
+        "fresh_ids": _write(base / "fresh_ids", d["train_ids"], d["val_ids"]),
     }
 
 
