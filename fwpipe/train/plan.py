@@ -19,20 +19,45 @@ from fwpipe.train.mfu import flops_per_token
 
 
 def param_counts(m: ModelConfig) -> tuple[int, int]:
-    """(total, without position embeddings) parameters of nanoGPT's GPT, by arithmetic.
+    """(total, without position embeddings) parameters of fwpipe's GPT, by arithmetic.
 
     Per block: ln_1, ln_2 (C each), c_attn (3C^2), attn c_proj (C^2), c_fc (4C^2), mlp c_proj
     (4C^2) = 12C^2 + 2C, plus 11C of biases when bias=True. Tied wte/lm_head (V*C) is counted
     once; wpe is T*C; ln_f is C (+C bias).
+
+    The modern parts: rotary has no wpe (0 instead of T*C); RMSNorm has no weight (0 instead of C
+    per norm); an untied head adds its own V*C; QK-norm, ReLU^2, soft-cap and zero init add none.
     """
     C, V, T, L = m.n_embd, m.vocab_size, m.block_size, m.n_layer
-    per_block = 12 * C * C + 2 * C + (11 * C if m.bias else 0)
-    total = V * C + T * C + L * per_block + C + (C if m.bias else 0)
-    return total, total - T * C
+    norm = 0 if m.norm == "rmsnorm" else C + (C if m.bias else 0)
+    per_block = 12 * C * C + 2 * norm + (9 * C if m.bias else 0)  # biases: c_attn 3C, c_proj C, c_fc 4C, c_proj C
+    wpe = T * C if m.pos_emb == "learned" else 0
+    head = 0 if m.tie_embeddings else V * C
+    total = V * C + head + wpe + L * per_block + norm
+    return total, total - wpe
+
+
+def matmul_params(m: ModelConfig) -> int:
+    """Parameters that take part in a matmul per token (6N in the FLOPs): without position
+    embeddings, and without an untied input embedding (a lookup; the head is the matmul)."""
+    total, non_emb = param_counts(m)
+    return non_emb - (0 if m.tie_embeddings else m.vocab_size * m.n_embd)
+
+
+def optimizer_state_floats(cfg: TrainConfig) -> int:
+    """Floats of optimizer state: AdamW keeps two moments per parameter, Muon one momentum
+    buffer per matrix it owns (the blocks' 2-D weights, 12*C^2 per block)."""
+    total, _ = param_counts(cfg.model)
+    if cfg.optimizer != "muon":
+        return 2 * total
+    muon = cfg.model.n_layer * 12 * cfg.model.n_embd**2
+    return muon + 2 * (total - muon)
 
 
 def memory_estimate(cfg: TrainConfig, precision: str) -> dict[str, int]:
-    """Rough training memory in bytes: fp32 weights, grads and AdamW moments (16 bytes/param),
+    """Rough training memory in bytes: fp32 weights, grads and optimizer state (16 bytes/param
+    with AdamW; Muon keeps 4 instead of 8 bytes for its matrices), plus Muon's Newton-Schulz
+    temporaries for the largest matrix (about 4 copies of a 4C x C matrix),
     activations after Korthikanti et al. 2022 (34*B*T*C bytes per layer at 16 bits, without the
     attention-matrix term that SDPA's fused kernels avoid) and the logits with their fp32
     softmax and gradient (B*T*V*8 bytes). torch.compile usually needs less."""
@@ -43,8 +68,11 @@ def memory_estimate(cfg: TrainConfig, precision: str) -> dict[str, int]:
     out = {
         "weights": 4 * total,
         "grads": 4 * total,
-        "optimizer": 8 * total,
-        "activations": 34 * B * T * C * m.n_layer * scale,
+        "optimizer": 4 * optimizer_state_floats(cfg) + (4 * 4 * 4 * C * C if cfg.optimizer == "muon" else 0),
+        # RoPE and QK-norm keep q and k once more per layer (2*B*T*C at 16 bits); ReLU^2 keeps
+        # relu(h) besides h (B*T*4C): 2*B*T*C + 8*B*T*C more bytes at 16 bits
+        "activations": (34 + (4 if m.pos_emb == "rotary" or m.qk_norm else 0) + (8 if m.mlp == "relu2" else 0))
+                       * B * T * C * m.n_layer * scale,
         "logits": B * T * V * (8 + (4 if precision == "fp32" else 0)),
     }
     out["total"] = sum(out.values())
@@ -76,7 +104,8 @@ def make_plan(cfg: TrainConfig, budget_tokens: int, unique_tokens: int, *, datas
         "tokens_per_iter": tpi,
         "iterations": iters,
         "tokens_trained": iters * tpi,
-        "flops_per_token": flops_per_token(cfg.model, non_emb),
+        "flops_per_token": flops_per_token(cfg.model, matmul_params(cfg.model)),
+        "recipe": cfg.recipe,
         **{k: v for k, v in b.items() if k != "params"},
         "chinchilla_loss": {
             "this_run": budget.chinchilla_loss(non_emb, eff),
@@ -127,7 +156,8 @@ def format_plan(plan: dict[str, Any]) -> list[str]:
     dev = plan["device"]
     ws = plan.get("world_size", 1)
     lines = [
-        f"plan: {c['name']} on {dev.get('name', '?')} ({mem['precision']})",
+        f"plan: {c['name']} on {dev.get('name', '?')} ({mem['precision']}), recipe {c.get('recipe', 'nanogpt')}"
+        + (f" ({c['optimizer']}, {c['schedule']} schedule)" if c.get("recipe", "nanogpt") != "nanogpt" else ""),
         f"  model       {m['n_layer']} layers x {m['n_head']} heads x {m['n_embd']} wide, block {m['block_size']}: "
         f"{count(plan['params_total'], 4)} params, {count(plan['params_non_embedding'], 4)} without position embeddings",
         f"  batch       {c['batch_size']} x {c['grad_accum']} accum x {m['block_size']} = {plan['tokens_per_iter']:,} tokens/iter",
@@ -143,7 +173,7 @@ def format_plan(plan: dict[str, Any]) -> list[str]:
         f"on {count(plan['optimal_tokens'])} tokens",
         f"  loss trend  ~{ch['this_run']:.2f} for this run, ~{ch['compute_optimal']:.2f} compute-optimal "
         f"(capacity term {ch['capacity_term']:.2f}, data term {ch['data_term']:.2f}; {ch['note']})",
-        f"  memory      ~{size(mem['total'], binary=True)} estimated (weights+grads+AdamW "
+        f"  memory      ~{size(mem['total'], binary=True)} estimated (weights+grads+{'Muon/AdamW' if c.get('optimizer') == 'muon' else 'AdamW'} "
         f"{size(mem['weights'] + mem['grads'] + mem['optimizer'], binary=True)}, activations {size(mem['activations'], binary=True)}, "
         f"logits {size(mem['logits'], binary=True)})" + (f" of {size(mem['device_bytes'], binary=True)} on the device" if mem.get("device_bytes") else ""),
     ]
