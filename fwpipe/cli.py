@@ -483,9 +483,13 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
 @click.option("--allow-repeats", is_flag=True, help=f"Train even past {B.REPEATS_MAX_EPOCHS} epochs, where repeats stop helping.")
 @click.option("--peak-tflops", type=float, default=None, help="The device's dense bf16 peak for MFU [default: from the GPU table].")
 @click.option("--hellaswag", "hellaswag", default=None, metavar="FILE", help="hellaswag_val.jsonl (downloaded by you): acc_norm at every eval.")
+@click.option("--recipe", type=click.Choice(["nanogpt", "modern"]), default=None,
+              help="Training recipe under the preset: nanogpt (AdamW, cosine) or modern (RoPE, RMSNorm, Muon, WSD, ...). [default: the preset's]")
+@click.option("--tensorboard", is_flag=True, help="Also write TensorBoard events into <out>/tensorboard.")
+@click.option("--wandb", "wandb_", is_flag=True, help="Also log to Weights & Biases, offline, into <out>/wandb.")
 @click.pass_context
 def train(ctx, dataset, budget_tokens, data_old, config, out, device, dry_run, json_path, resume, overrides, allow_repeats, peak_tflops,
-          hellaswag):
+          hellaswag, recipe, tensorboard, wandb_):
     """Train a GPT on DATASET (default data/fineweb) for --budget-tokens tokens, with the plan first.
 
     DATASET is a fwpipe dataset directory, a nanoGPT directory or llm.c shards, as for audit.
@@ -512,7 +516,9 @@ def train(ctx, dataset, budget_tokens, data_old, config, out, device, dry_run, j
 
     if peak_tflops is not None and not peak_tflops > 0:
         raise click.BadParameter("must be a positive number of TFLOPS", param_hint="--peak-tflops")
-    run = plan_run(dataset, budget_tokens, config, out=out, device=device, resume=resume, overrides=list(overrides),
+    overrides = list(overrides) + ([f"recipe={recipe}"] if recipe else []) + (["tensorboard=true"] if tensorboard else []) \
+        + (["wandb=true"] if wandb_ else [])  # fmt: skip
+    run = plan_run(dataset, budget_tokens, config, out=out, device=device, resume=resume, overrides=overrides,
                    allow_repeats=allow_repeats, peak=peak_tflops, hellaswag=hellaswag)
     main_rank = run.world.main  # under torchrun only rank 0 prints and writes
     if main_rank:
@@ -550,7 +556,7 @@ def _print_train_event(e: dict, echo=click.echo) -> None:
     elif kind == "done":
         state = "done" if e["complete"] else "stopped"
         best = f", best val {e['best_val_loss']:.4f}" if e.get("best_val_loss") is not None else ""
-        echo(f"{state}: {e['iterations']:,}/{e['max_iterations']:,} iterations, {e['tokens']:,} tokens, "
+        echo(f"{state} ({e.get('recipe', 'nanogpt')} recipe): {e['iterations']:,}/{e['max_iterations']:,} iterations, {e['tokens']:,} tokens, "
              f"epoch {e['epoch']:.3f}{best}; outputs in {e['out']}")
 
 

@@ -84,8 +84,9 @@ class TrainConfig:
     dtype: str = "auto"  # auto | bf16 | fp16 | fp32
     compile: bool = False
     seed: int = 1337
-    # CPU threads for torch's intra-op work; fixed so that a run's float sums always split the
-    # same way (same command, same losses). 0: min(8, the cores this process may use)
+    # CPU threads for torch's intra-op work (a CPU matmul splits its sums by thread, so this is
+    # part of what makes two runs equal to the last bit). 0: torch's choice (OMP_NUM_THREADS,
+    # else the physical cores)
     threads: int = 0
     # logging, evaluation, plateau diagnosis
     log_interval: int = 10

@@ -222,7 +222,7 @@ class Loop:
         self.device = device = dev.torch_device
         self.last_path = run.out / rundir.LAST
 
-        set_threads(cfg.threads)
+        self.threads = set_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         torch.backends.cuda.matmul.allow_tf32 = True  # only for fp32 matmuls outside autocast
         torch.backends.cudnn.allow_tf32 = True
@@ -445,7 +445,8 @@ class Loop:
         self.emit({"kind": "message", "level": "info",
                    "text": f"{self.loader.windows_per_epoch:,} windows of {cfg.model.block_size + 1} tokens per epoch = "
                            f"{self.loader.tokens_per_epoch:,} tokens; {max_iters:,} iterations to go from {st.iter:,} "
-                           f"(recipe {cfg.recipe}: {' + '.join(self.optimizers)}, {cfg.schedule} schedule)"})
+                           f"(recipe {cfg.recipe}: {' + '.join(self.optimizers)}, {cfg.schedule} schedule; "
+                           f"{self.threads} CPU threads)"})
         if st.iter == 0:
             self.evaluate()
         stop = max_iters if stop_after is None else min(max_iters, stop_after)
@@ -494,16 +495,15 @@ class Loop:
         return summary
 
 
-def set_threads(threads: int) -> None:
-    """torch's intra-op threads, fixed from the config (0: min(8, the cores this process may
-    use)), so that the same command splits its float sums the same way every time."""
-    import os
-
+def set_threads(threads: int) -> int:
+    """torch's intra-op CPU threads: `threads` when > 0, else torch's own choice (OMP_NUM_THREADS,
+    else the physical cores). A CPU matmul splits its sums by thread, so the count is part of
+    what makes two runs' losses equal to the last bit; the loop logs it. Returns the count."""
     import torch
 
-    n = threads or min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
+    if threads > 0 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
 
 
 def open_sinks(out: Path, cfg: TrainConfig, plan: dict[str, Any]) -> list:
