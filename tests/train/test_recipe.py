@@ -158,3 +158,27 @@ def test_modern_resume_is_exact_also_after_a_crash_inside_a_checkpoint_write(tmp
     strip = ("tokens_per_s", "mfu", "eta_s")
     assert [{k: v for k, v in r.items() if k not in strip} for r in a] == [{k: v for k, v in r.items() if k not in strip} for r in b]
     assert a[-1]["kind"] == "eval" and a[-1]["val_loss"] < a[0]["val_loss"] - 0.5  # it learned something
+
+
+@pytest.mark.slow
+def test_gpu_check_cpu_path(tmp_path, tiny_data):
+    """bench/gpu_check.py on a machine without CUDA: every config (the modern one too) plans, a
+    few CPU steps run, and the modern recipe's loss falls on a CPU-sized shape."""
+    import importlib.util
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[2] / "bench"
+    import sys
+
+    sys.path.insert(0, str(bench))
+    try:
+        spec = importlib.util.spec_from_file_location("gpu_check", bench / "gpu_check.py")
+        gpu_check = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(gpu_check)
+    finally:
+        sys.path.remove(str(bench))
+    done, record = gpu_check.cpu_checks(tiny_data, tmp_path)
+    assert record["plans"]["gpt2-124m-modern"]["recipe"] == "modern" and record["plans"]["gpt2-124m"]["recipe"] == "nanogpt"
+    assert record["plans"]["gpt2-124m-modern"]["params_total"] == param_counts(load_config("gpt2-124m-modern").model)[0]
+    assert record["cpu_loss_run"]["falls"], done
+    assert any("rtx4070-40m ran 3 CPU steps" in line for line in done)
