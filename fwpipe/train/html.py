@@ -107,7 +107,11 @@ def render(run: str | Path) -> str:
 
     body += "<h2>Plan</h2>"
     if plan:
-        rows = [["model", f"{model.get('n_layer', '?')} layers x {model.get('n_embd', '?')} wide, {model.get('n_head', '?')} heads, "
+        recipe = cfg.get("recipe", "nanogpt")  # runs from before the recipes are nanogpt
+        parts = "" if recipe == "nanogpt" else (f" ({cfg.get('optimizer')}, {cfg.get('schedule')} schedule, {model.get('pos_emb')} positions, "
+                                                f"{model.get('norm')}, {model.get('mlp')} MLP)")
+        rows = [["recipe", esc(recipe + parts)],
+                ["model", f"{model.get('n_layer', '?')} layers x {model.get('n_embd', '?')} wide, {model.get('n_head', '?')} heads, "
                  f"block {model.get('block_size', '?')}, dropout {model.get('dropout', '?')}"],
                 ["parameters (non-embedding)", f"{h(plan.get('params_non_embedding'))} ({h(plan.get('params_total'))} total)"],
                 ["budget", f"{h(plan.get('budget_tokens'))} tokens = {plan.get('iterations', 0):,} iterations of {plan.get('tokens_per_iter', 0):,} tokens"],
