@@ -197,7 +197,7 @@ class TrainState:
                                    f"{', '.join(sorted(self.optimizers))}", "pass a last.pt or best.pt written by fwpipe train")
         restore("model", path, lambda: self.model.load_state_dict(ck["model"]))
         for name, o in self.optimizers.items():
-            restore(f"{name} optimizer", path, lambda: o.load_state_dict(opt[name]))
+            restore(f"{name} optimizer", path, lambda o=o, name=name: o.load_state_dict(opt[name]))
         restore("grad scaler", path, lambda: self.scaler.load_state_dict(ck["scaler"]))
         restore("data loader", path, lambda: self.loader.load_state_dict(ck["loader"]))
         restore("random number generator", path, lambda: set_rng_state(ck["rng"]))

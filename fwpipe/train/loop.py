@@ -149,13 +149,6 @@ def _same_config(given: TrainConfig, run_cfg: TrainConfig, name: Any, out: Path)
                           f"resume with --out {out} and no --config (the run keeps its own), or start a new run with another --out")
 
 
-def lr_at(it: int, cfg: TrainConfig, max_iters: int) -> float:
-    """nanoGPT's cosine schedule (kept here for callers; fwpipe.train.recipe owns the schedules)."""
-    from fwpipe.train.recipe import lr_at as cosine
-
-    return cosine(it, cfg, max_iters)
-
-
 def train(run: Run, on_event: Callable[[Event], None] | None = None, stop_after: int | None = None) -> dict[str, Any]:
     """Train to the budget (or until `stop_after` iterations are done, leaving a resumable last.pt).
 
@@ -520,9 +513,8 @@ def dev_peak(plan: dict[str, Any]) -> float | None:
 def _compile(torch, model, ctx, batches: list, device: str, emit: Callable[[Event], None]):
     """torch.compile the model and run one forward/backward now, so that a failure shows up
     before training; on any failure warn and continue uncompiled."""
-    from fwpipe.train.data import batch_to_device
-
     from fwpipe.train.checkpoint import rng_state, set_rng_state
+    from fwpipe.train.data import batch_to_device
 
     rng = rng_state()
     try:

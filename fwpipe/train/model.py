@@ -11,8 +11,6 @@ an untied head, zero-initialised output projections and a logit soft-cap.
 
 from __future__ import annotations
 
-import inspect
-import logging
 import math
 
 import torch
@@ -20,8 +18,6 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from fwpipe.train.config import ModelConfig
-
-log = logging.getLogger(__name__)
 
 
 class LayerNorm(nn.Module):
@@ -187,17 +183,6 @@ class GPT(nn.Module):
         """cap * tanh(logits / cap): logits stay in (-cap, cap), smooth near 0 (Gemma 2, modded-nanogpt)."""
         cap = self.config.logit_softcap
         return cap * torch.tanh(logits / cap) if cap > 0 else logits
-
-    def configure_optimizers(self, weight_decay: float, learning_rate: float, betas: tuple[float, float], device_type: str) -> torch.optim.AdamW:
-        """AdamW with weight decay on matrices and embeddings only (not on norms or biases)."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        decay = [p for p in params if p.dim() >= 2]
-        no_decay = [p for p in params if p.dim() < 2]
-        groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        fused = device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
-        log.info("AdamW: %d decayed tensors (%s params), %d not decayed, fused=%s",
-                 len(decay), f"{sum(p.numel() for p in decay):,}", len(no_decay), fused)
-        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, **({"fused": True} if fused else {}))
 
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,

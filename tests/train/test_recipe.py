@@ -182,3 +182,52 @@ def test_gpu_check_cpu_path(tmp_path, tiny_data):
     assert record["plans"]["gpt2-124m-modern"]["params_total"] == param_counts(load_config("gpt2-124m-modern").model)[0]
     assert record["cpu_loss_run"]["falls"], done
     assert any("rtx4070-40m ran 3 CPU steps" in line for line in done)
+
+
+@pytest.mark.slow
+def test_kill_9_at_two_points_then_resume_logs_the_same_losses(tmp_path, tiny_data):
+    """The real thing: `fwpipe train` killed with SIGKILL (no handler runs) twice, at whatever
+    moment the kill lands after a given log line, then --resume to the end: the log equals a
+    run that never stopped. threads=2 in the config: the subprocess and this process split
+    their sums the same way."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from fwpipe.train.config import to_toml
+    from fwpipe.train.loop import plan_run, train
+
+    cfg = tiny_config(recipe="modern", n_embd=32, block_size=32, batch_size=4, eval_interval=3, threads=2)
+    (tmp_path / "c.toml").write_text(to_toml(cfg))
+    budget = 16 * cfg.tokens_per_iter
+    train(plan_run(tiny_data, budget, cfg, out=tmp_path / "a", device="cpu"))
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    base = [sys.executable, "-m", "fwpipe", "train", str(tiny_data), "--out", str(tmp_path / "b"), "--device", "cpu"]
+    metrics = tmp_path / "b" / "metrics.jsonl"
+
+    def run_until(args, kill_after):
+        proc = subprocess.Popen(base + args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            while proc.poll() is None:
+                done = [json.loads(x) for x in metrics.read_text().splitlines()] if metrics.exists() else []
+                if any(r["iter"] >= kill_after for r in done):
+                    proc.send_signal(signal.SIGKILL)
+                    break
+                time.sleep(0.05)
+            proc.wait(timeout=240)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        return proc
+
+    run_until(["--config", str(tmp_path / "c.toml"), "--budget-tokens", str(budget)], 5)
+    run_until(["--resume"], 11)
+    last = subprocess.run(base + ["--resume"], env=env, capture_output=True, text=True, timeout=240)
+    assert last.returncode == 0, last.stderr[-2000:]
+    strip = ("tokens_per_s", "mfu", "eta_s")
+    a, b = _read(tmp_path / "a"), _read(tmp_path / "b")
+    assert [{k: v for k, v in r.items() if k not in strip} for r in a] == [{k: v for k, v in r.items() if k not in strip} for r in b]
