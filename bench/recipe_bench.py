@@ -46,7 +46,7 @@ from fwpipe.train.config import TrainConfig, load_config  # noqa: E402
 # the shared shape; each recipe's own lrs (chosen by the sweep described in the README)
 SHAPE = {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 128, "batch_size": 8, "grad_accum": 1, "dropout": 0.0,
          "dtype": "fp32", "compile": False, "threads": 1}
-NANOGPT = {"recipe": "nanogpt", "lr": 3e-3, "min_lr": 3e-4, "warmup_iters": 20, "weight_decay": 0.1, "beta2": 0.99}
+NANOGPT = {"recipe": "nanogpt", "lr": 1e-3, "min_lr": 1e-4, "warmup_iters": 20, "weight_decay": 0.1, "beta2": 0.99}
 MODERN = {"recipe": "modern", "lr": 3e-3, "embed_lr": 3e-2, "head_lr": 3e-3, "muon_lr": 0.02, "warmup_iters": 20,
           "cooldown_frac": 0.4}
 

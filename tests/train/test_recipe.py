@@ -224,8 +224,8 @@ def test_kill_9_at_two_points_then_resume_logs_the_same_losses(tmp_path, tiny_da
                 proc.kill()
         return proc
 
-    run_until(["--config", str(tmp_path / "c.toml"), "--budget-tokens", str(budget)], 5)
-    run_until(["--resume"], 11)
+    assert run_until(["--config", str(tmp_path / "c.toml"), "--budget-tokens", str(budget)], 5).returncode == -signal.SIGKILL
+    assert run_until(["--resume"], 11).returncode == -signal.SIGKILL  # killed, not finished
     last = subprocess.run(base + ["--resume"], env=env, capture_output=True, text=True, timeout=240)
     assert last.returncode == 0, last.stderr[-2000:]
     strip = ("tokens_per_s", "mfu", "eta_s")
