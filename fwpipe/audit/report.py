@@ -46,7 +46,8 @@ JSON schema (schema_version 1; keys are only ever added). Counts are documents o
                              rules [{rule, filter, column, threshold, fail_docs, fail_tokens,
                              fail_doc_fraction, examples [{split, doc, id, value, snippet, lines}]}],
                              languages [{lang, docs, tokens, mean_score}], lang_keep,
-                             lang_min_score, file?}   (README, Quality: the rules and columns)
+                             lang_min_score, file?, removed_by_prepare? {docs, by_rule}}
+                             (README, Quality: the rules and columns)
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ KEYS: dict = {
                        "chinchilla_tokens_per_param compute_flops optimal_params optimal_tokens"),
                **_keys("verdict verdict_text chinchilla_verdict", TEXT)},
     "quality": {**_keys("docs tokens lang_min_score"), **_keys("rules languages lang_keep", LIST), "file": TEXT,  # unless --no-quality
+                "removed_by_prepare": {"docs": NUMBER, "by_rule": LIST},
                 "filters": {f: _keys("fail_docs fail_tokens fail_doc_fraction fail_token_fraction")
                             for f in ("gopher_quality", "gopher_repetition", "fineweb", "c4", "lang")}},
 }

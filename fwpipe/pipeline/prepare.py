@@ -60,6 +60,7 @@ class PrepareOptions:
     budget_tokens: int | None = None  # stop once train holds budget / max_epochs stream tokens
     max_epochs: float = 1.0
     dedup: Literal["none", "exact", "near"] = "near"  # see dedup.py; "none" tokenizes in one pass
+    filters: tuple[str, ...] = ()  # --filter: quality filters applied before tokenizing (fwpipe.quality.filter)
 
 
 def prepare(
@@ -181,7 +182,7 @@ def _unit_tasks(sources: list[Source], options: PrepareOptions, threshold: int, 
                 unit_rows: int) -> list[UnitTask]:  # fmt: skip
     return [
         UnitTask(str(unit_dir(units, u.index)), u, sources[u.file_index], options.text_column, options.seed, threshold, options.shard_tokens,
-                 tuple(sorted(g for g in forced_val if u.file_gpos0 + u.row_start <= g < u.file_gpos0 + u.row_end)), bpe_sha256(), batch_rows)
+                 tuple(sorted(g for g in forced_val if u.file_gpos0 + u.row_start <= g < u.file_gpos0 + u.row_end)), bpe_sha256(), batch_rows, options.filters)
         for u in plan_units(sources, unit_rows)
     ]  # fmt: skip
 
@@ -290,7 +291,7 @@ def _identity(sources: list[Source], options: PrepareOptions) -> dict:
         "tokenizer": {"name": TOKENIZER_NAME, "vocab_size": VOCAB_SIZE, "eot": EOT, "bpe_sha256": bpe_sha256()},
         "sources": [s.to_json() for s in sources],
         "split": {"key_column": inputs_mod.KEY_COLUMN, "key_fallback": options.text_column, "hash": "blake2b-64", "val_fraction": options.val_fraction, "seed": options.seed},
-        "options": asdict(options),
+        "options": {k: v for k, v in asdict(options).items() if k != "filters" or v},  # unfiltered: as before --filter
     }
 
 
@@ -334,7 +335,8 @@ def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOpt
     """
     from fwpipe.pipeline import dedup
 
-    first_options = PrepareOptions(text_column=options.text_column, val_fraction=0.0, seed=options.seed, shard_tokens=options.shard_tokens, dedup="none")
+    first_options = PrepareOptions(text_column=options.text_column, val_fraction=0.0, seed=options.seed, shard_tokens=options.shard_tokens, dedup="none",
+                                   filters=options.filters)
     target = budget_mod.unique_tokens_needed(options.budget_tokens, options.max_epochs) if options.budget_tokens else None
     stages, tokenized, raw_train = [], 0, 0
     names = [src.path for src in sources]
