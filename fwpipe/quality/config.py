@@ -21,6 +21,11 @@ import tomllib
 
 from fwpipe.errors import ConfigError
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")  # Gopher's (Rae et al. 2021, A1)
 
 
