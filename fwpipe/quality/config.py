@@ -17,8 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-import tomllib
-
 from fwpipe.errors import ConfigError
 
 try:
