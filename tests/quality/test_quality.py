@@ -95,3 +95,20 @@ def test_audit_quality_section_and_file(filtered, first150, monkeypatch):
     row = t.filter(pl.col("split") == "train").row(3, named=True)
     want = rules.measure(src[docs["source_row"][3]], QualityConfig())
     assert all(np.isclose(row[k], v, equal_nan=True) for k, v in want.items())
+
+
+def test_language_model_is_bundled(monkeypatch):
+    """The lite model loads and answers with every network connection refused."""
+    import socket
+
+    from fwpipe.quality import lang
+
+    def refuse(*a, **k):
+        raise OSError("network use in a test that must not need it")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(lang, "_MODEL", None)
+    assert lang.detect("The cat sat on the mat and looked out of the window at the rain.")[0] == "en"
+    assert lang.detect("Le chat est assis sur le tapis et regarde la pluie par la fenêtre.")[0] == "fr"
+    assert lang.detect("   \n ") == ("", 0.0)
