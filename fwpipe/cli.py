@@ -217,6 +217,11 @@ def val_fraction_option(f):
     return click.option("--val-fraction", type=float, default=0.005, show_default=True, help="Share of documents (by key hash) in val.")(f)
 
 
+def tokenizer_engine_option(f):
+    return click.option("--tokenizer-engine", type=click.Choice(["gigatoken", "tiktoken"]), default="gigatoken", show_default=True,
+                        help="What tokenizes: gigatoken (fast) or tiktoken (the reference); the same ids and bytes either way.")(f)
+
+
 def seed_option(f):
     return click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split hash.")(f)
 
@@ -235,11 +240,11 @@ def _with_sample(inputs: tuple, sample: bool) -> list[str]:
     return [str(p) for p in SAMPLE_FILES] + list(inputs)
 
 
-def _estimate(inputs, *, text_column, val_fraction, seed, budget_tokens, max_epochs, params, config, json_path) -> None:
+def _estimate(inputs, *, text_column, val_fraction, seed, budget_tokens, max_epochs, params, config, json_path, tokenizer_engine="gigatoken") -> None:
     from fwpipe.pipeline.estimate import estimate as run_estimate, format_estimate
 
     est = run_estimate(inputs, text_column=text_column, val_fraction=val_fraction, budget_tokens=budget_tokens,
-                       max_epochs=max_epochs, params=params, config=config, seed=seed)  # fmt: skip
+                       max_epochs=max_epochs, params=params, config=config, seed=seed, tokenizer_engine=tokenizer_engine)  # fmt: skip
     _summary(json_path, est, format_estimate(est))
 
 
@@ -257,8 +262,9 @@ def _estimate(inputs, *, text_column, val_fraction, seed, budget_tokens, max_epo
 @text_column_option
 @val_fraction_option
 @seed_option
+@tokenizer_engine_option
 @json_option("the estimate")
-def estimate(inputs, sample, budget_tokens, params, config, max_epochs, text_column, val_fraction, seed, json_path):
+def estimate(inputs, sample, budget_tokens, params, config, max_epochs, text_column, val_fraction, seed, tokenizer_engine, json_path):
     """Estimate documents, tokens, epochs and files needed, tokenizing (almost) nothing.
 
     INPUTS are parquet files, directories or globs, local or URLs, as for prepare. Answers in
@@ -271,7 +277,7 @@ def estimate(inputs, sample, budget_tokens, params, config, max_epochs, text_col
       fwpipe estimate 'hf://datasets/HuggingFaceFW/fineweb/sample/10BT/*.parquet' --budget-tokens 7.6e9
     """
     _estimate(_with_sample(inputs, sample), text_column=text_column, val_fraction=val_fraction, seed=seed, budget_tokens=budget_tokens,
-              max_epochs=max_epochs, params=params, config=config, json_path=json_path)
+              max_epochs=max_epochs, params=params, config=config, json_path=json_path, tokenizer_engine=tokenizer_engine)
 
 
 # ---------------------------------------------------------------------------------- prepare
@@ -305,9 +311,10 @@ def estimate(inputs, sample, budget_tokens, params, config, max_epochs, text_col
 @memory_gb_option
 @tmp_dir_option("OUT/.work")
 @ray_option
+@tokenizer_engine_option
 def prepare(
     inputs, out_dir, sample, text_column, val_fraction, seed, shard_tokens, fmt, workers, buffer_mb, dedup, budget_tokens, max_epochs,
-    estimate, params, config, overwrite, json_path, cache_dir, memory_gb, tmp_dir, ray_address,
+    estimate, params, config, overwrite, json_path, cache_dir, memory_gb, tmp_dir, ray_address, tokenizer_engine,
 ):  # fmt: skip
     """Tokenize FineWeb parquet into GPT-2 token shards.
 
@@ -329,13 +336,13 @@ def prepare(
     inputs = _with_sample(inputs, sample)
     if estimate:
         _estimate(inputs, text_column=text_column, val_fraction=val_fraction, seed=seed, budget_tokens=budget_tokens,
-                  max_epochs=max_epochs, params=params, config=config, json_path=json_path)
+                  max_epochs=max_epochs, params=params, config=config, json_path=json_path, tokenizer_engine=tokenizer_engine)
         return
     if params is not None or config is not None:
         raise click.UsageError("--params and --config go with --estimate (or `fwpipe estimate`); train takes its own --config")
     options = PrepareOptions(
         text_column=text_column, val_fraction=val_fraction, seed=seed, shard_tokens=shard_tokens, format=fmt,
-        budget_tokens=budget_tokens, max_epochs=max_epochs, dedup=dedup,
+        budget_tokens=budget_tokens, max_epochs=max_epochs, dedup=dedup, tokenizer_engine=tokenizer_engine,
     )  # fmt: skip
     before = remote.STATS.snapshot()
     if buffer_mb is not None:  # the threaded prepare's text-in-flight cap; units bound memory per worker
