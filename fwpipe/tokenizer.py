@@ -219,6 +219,9 @@ class _Gigatoken:
             os.close(fd)
             _tiktoken_file(path)
             self.tok = self._gigatoken.Tokenizer.from_tiktoken(path, pretokenizer="gpt2", special_tokens={})
+        except (RuntimeError, ValueError, OSError) as e:  # gigatoken's loader: one line, not a Rust backtrace
+            raise EngineMismatchError(f"gigatoken could not load GPT-2's ranks: {str(e).splitlines()[0]}",
+                                      "pass --tokenizer-engine tiktoken, or pip install gigatoken==0.10.0") from e  # fmt: skip
         finally:
             os.unlink(path)
         self._since_check = 0
