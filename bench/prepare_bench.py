@@ -178,8 +178,9 @@ print(json.dumps({"tokens": int(offsets[-1]), "seconds": time.perf_counter() - t
 """
 
 # gigatoken's cache over a long run: N documents through prepare's call (encode_batch on the
-# calling thread, 1,024 a call), each a short real FineWeb piece plus a random hex id and
-# number, so every document brings new pieces of text to cache, as ids, URLs and numbers do.
+# calling thread, 1,024 a call), each a short real FineWeb piece plus a random 8-letter word and
+# a random number, so every document brings new pieces of text to cache (as names, ids and
+# numbers do in real text, only more): the worst case for a cache that keeps everything.
 CACHE = r"""
 import json, sys, time
 import numpy as np, pyarrow.parquet as pq
@@ -196,11 +197,12 @@ tokenizer.encode_batch(["warm up"])
 g = tokenizer._Gigatoken.get()
 points, t0, c0, tokens, nbytes = [], time.perf_counter(), time.process_time(), 0, 0
 for lo in range(0, n_docs, 1024):
-    nums = rng.integers(0, 2**40, 1024).tolist()
-    batch = [f"{pieces[(lo + i) % len(pieces)]} {x:x} {x % 1000003}" for i, x in enumerate(nums)]
+    words = rng.integers(97, 123, 1024 * 8, dtype=np.uint8).tobytes().decode()  # 8 random letters a document
+    nums = rng.integers(0, 10**10, 1024).tolist()
+    batch = [f"{pieces[(lo + i) % len(pieces)]} {words[8 * i:8 * i + 8]} {x}" for i, x in enumerate(nums)]
     tokens += int(tokenizer.encode_batch(batch)[1][-1])
     if (lo // 1024 + 1) % (every // 1024) == 0 or lo + 1024 >= n_docs:
-        points.append({"docs": lo + 1024, "rss": rss(), "resets": g.resets, "seconds": time.perf_counter() - t0})
+        points.append({"docs": min(lo + 1024, n_docs), "rss": rss(), "resets": g.resets, "seconds": time.perf_counter() - t0})
 print(json.dumps({"points": points, "tokens": tokens, "cpu": time.process_time() - c0}))
 """
 
@@ -439,11 +441,11 @@ def engines(tmp: Path, corpora: dict[str, Path], workers: int, rounds: int, name
 
 
 def cache(corpora: dict[str, Path], n_docs: float, every: float) -> None:
-    print(f"\n== gigatoken's cache over {n_docs:,.0f} documents (short FineWeb pieces + a random id and number each), one thread")
+    print(f"\n== gigatoken's cache over {n_docs:,.0f} documents (short FineWeb pieces + a random word and number each), one thread")
     for reset in ("on", "off"):
         r = child(CACHE, corpora["short"], n_docs, reset, every)
         pts = r["points"]
-        line = ", ".join(f"{p['docs'] / 1e6:.1f}M: {p['rss'] / 2**20:.0f} MiB" for p in pts)
+        line = ", ".join(f"{p['docs'] / 1e6:.2f}M: {p['rss'] / 2**20:.0f} MiB" for p in pts)
         print(f"  reset {reset:3s}: RSS {line}; resets {pts[-1]['resets']}; {r['tokens'] / r['cpu'] / 1e6:.2f}M tok/CPU-s; {pts[-1]['seconds']:.0f} s")
 
 
