@@ -58,6 +58,7 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fwpipe.dataset import read_manifest
@@ -409,7 +410,9 @@ def engines(tmp: Path, corpora: dict[str, Path], workers: int, rounds: int, name
     for name in names:
         src = corpora[name]
         n_rows = pq.ParquetFile(src).metadata.num_rows
-        print(f"\n== engines, {name}: {n_rows:,} documents; {workers} threads / workers; {rounds} rounds")
+        text_bytes = pc.sum(pc.binary_length(pq.read_table(src, columns=["text"])["text"])).as_py()
+        print(f"\n== engines, {name}: {n_rows:,} documents, {text_bytes / n_rows:,.0f} bytes of text a document; {workers} threads / workers; "
+              f"{rounds} rounds")  # fmt: skip
         keys = ("giga", "tik", "prep/giga", "prep/tik")
         tps: dict[str, list[float]] = {k: [] for k in keys}
         cpu_tps: dict[str, list[float]] = {k: [] for k in keys}
