@@ -195,10 +195,10 @@ class _Gigatoken:
     """gigatoken's GPT-2 tokenizer for this process: built from a temporary .tiktoken file,
     self-checked once, rebuilt whenever its cache has grown CACHE_RESET_BYTES."""
 
-    _one: "_Gigatoken | None" = None
+    _one: _Gigatoken | None = None
 
     @classmethod
-    def get(cls) -> "_Gigatoken":
+    def get(cls) -> _Gigatoken:
         if cls._one is None:
             cls._one = cls()
         return cls._one

@@ -68,9 +68,10 @@ def test_token_byte_lengths_are_the_bytes_each_id_decodes_to(first150):
 # ------------------------------------------------------------------------- engines vs the oracle
 # tiktoken's encode_ordinary defines the ids; every engine must give them on every string.
 
-import random  # noqa: E402
+import random
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
 # code points from the scripts and classes that steer the GPT-2 pre-tokenizer: letters (\p{L}),
 # numbers (\p{N}, incl. non-ASCII digits and fractions), marks, punctuation, symbols, every kind
@@ -144,10 +145,10 @@ def test_a_gigatoken_that_disagrees_with_tiktoken_is_refused(monkeypatch):
 
     def swapped(path):
         real(path)
-        lines = open(path, "rb").read().split(b"\n")
+        lines = Path(path).read_bytes().split(b"\n")
         a, b = lines[995].split(b" "), lines[1000].split(b" ")  # " world" (995) and another token trade ranks
         lines[995], lines[1000] = b[0] + b" " + a[1], a[0] + b" " + b[1]
-        open(path, "wb").write(b"\n".join(lines))
+        Path(path).write_bytes(b"\n".join(lines))
 
     monkeypatch.setattr(tokenizer, "_tiktoken_file", swapped)
     monkeypatch.setattr(tokenizer._Gigatoken, "_one", None)

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from fwpipe import budget as budget_mod, remote
 from fwpipe.atomic import lock_dir
 from fwpipe.dataset import MANIFEST_VERSION, REMOVED, Manifest, read_manifest, shard_name, write_manifest
-from fwpipe.errors import OutputError
+from fwpipe.errors import FwpipeError, OutputError
 from fwpipe.executor import Executor, make_executor
 from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.pipeline import outputs
@@ -267,9 +267,9 @@ def _warm_up(kernels: bool, engine: str) -> None:
 
     get_encoding()
     try:
-        check_engine(engine)  # builds and self-checks the engine; prepare() calls it again to raise
-    except Exception:
-        pass
+        check_engine(engine)  # builds and self-checks the engine
+    except FwpipeError:
+        pass  # prepare() calls check_engine again, on its own thread, and raises it there
     if kernels:  # only --dedup's engine calls numba kernels here
         from fwpipe.kernels import token_histogram
 

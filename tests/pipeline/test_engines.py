@@ -1,6 +1,7 @@
 """prepare writes the same bytes with either tokenizer engine, in every --dedup mode and worker count."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -64,10 +65,10 @@ def test_cli_refuses_to_start_when_gigatoken_disagrees(tmp_path, monkeypatch):
 
     def swapped(path):  # two tokens trade ranks: a real gigatoken tokenizer with other ids
         real(path)
-        lines = open(path, "rb").read().split(b"\n")
+        lines = Path(path).read_bytes().split(b"\n")
         a, b = lines[995].split(b" "), lines[1000].split(b" ")
         lines[995], lines[1000] = b[0] + b" " + a[1], a[0] + b" " + b[1]
-        open(path, "wb").write(b"\n".join(lines))
+        Path(path).write_bytes(b"\n".join(lines))
 
     monkeypatch.setattr(tokenizer, "_tiktoken_file", swapped)
     monkeypatch.setattr(tokenizer._Gigatoken, "_one", None)
