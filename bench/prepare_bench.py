@@ -195,7 +195,7 @@ def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096
 tokenizer.encode_batch(["warm up"])
-g = tokenizer._Gigatoken.get()
+g = tokenizer.gigatoken_engine()
 points, t0, c0, tokens, nbytes = [], time.perf_counter(), time.process_time(), 0, 0
 for lo in range(0, n_docs, 1024):
     words = rng.integers(97, 123, 1024 * 8, dtype=np.uint8).tobytes().decode()  # 8 random letters a document

@@ -44,7 +44,8 @@ EOT_TEXT = "<|endoftext|>"
 _PAT = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
 
 
-def _checked_bytes(path: Path, sha256: str) -> bytes:
+def checked_bytes(path: Path, sha256: str) -> bytes:
+    """The bytes of a pinned file, or InputFormatError if its sha256 is not the pinned one."""
     data = path.read_bytes()
     got = hashlib.sha256(data).hexdigest()
     if got != sha256:
@@ -55,7 +56,7 @@ def _checked_bytes(path: Path, sha256: str) -> bytes:
     return data
 
 
-def _data_gym_table() -> tuple[list[int], dict[int, int]]:
+def data_gym_table() -> tuple[list[int], dict[int, int]]:
     """GPT-2's byte order (rank of each single byte) and its printable stand-in for each byte."""
     # As tiktoken.load.data_gym_to_mergeable_bpe_ranks: printable bytes stand for themselves,
     # the others (and space) for chr(256 + n) in byte order.
@@ -72,7 +73,7 @@ def _data_gym_table() -> tuple[list[int], dict[int, int]]:
 
 def mergeable_ranks(vocab_bpe: str) -> dict[bytes, int]:
     """tiktoken's ranks from vocab.bpe's text: the 256 bytes, then one token per merge line."""
-    rank_to_intbyte, table = _data_gym_table()
+    rank_to_intbyte, table = data_gym_table()
     # one str.translate per merged token maps stand-ins to latin-1 code points, whose latin-1
     # encoding is the token's bytes (~20x faster than a generator over characters)
     words = vocab_bpe.split("\n", 1)[1].split()  # first line is a version comment
@@ -82,7 +83,7 @@ def mergeable_ranks(vocab_bpe: str) -> dict[bytes, int]:
 
 @functools.lru_cache(maxsize=1)
 def _load() -> tuple[tiktoken.Encoding, np.ndarray]:
-    ranks = mergeable_ranks(_checked_bytes(ASSETS / "vocab.bpe", VOCAB_BPE_SHA256).decode())
+    ranks = mergeable_ranks(checked_bytes(ASSETS / "vocab.bpe", VOCAB_BPE_SHA256).decode())
     enc = tiktoken.Encoding(name=NAME, explicit_n_vocab=VOCAB_SIZE, pat_str=_PAT, mergeable_ranks=ranks, special_tokens={EOT_TEXT: EOT})
     byte_lengths = np.zeros(VOCAB_SIZE, np.uint8)  # EOT stands for no bytes of a document
     byte_lengths[list(ranks.values())] = np.fromiter(map(len, ranks), np.uint8, len(ranks))
@@ -130,7 +131,7 @@ TRICKY = (
 # distinct random words, far less on real text. A process drops its tokenizer and builds a fresh
 # one (~0.1-0.3 s) once its memory has grown this much since the last build.
 CACHE_RESET_BYTES = 512 << 20
-_CACHE_CHECK_BYTES = 32 << 20  # text encoded between two looks at the memory (/proc, ~10 us)
+CACHE_CHECK_BYTES = 32 << 20  # text encoded between two looks at the memory (/proc, ~10 us)
 
 
 class EngineMismatchError(DependencyError):
@@ -144,7 +145,17 @@ def check_engine(engine: str) -> None:
     if engine not in ENGINES:
         raise ConfigError(f"--tokenizer-engine {engine!r} is not one of {', '.join(ENGINES)}", "use gigatoken (default) or tiktoken")
     if engine == "gigatoken":
-        _Gigatoken.get()
+        GigatokenEngine.get()
+
+
+def gigatoken_engine() -> GigatokenEngine:
+    """This process's gigatoken engine, built and self-checked on first use."""
+    return GigatokenEngine.get()
+
+
+def forget_engine() -> None:
+    """Drop this process's gigatoken engine: the next use builds and checks a fresh one."""
+    GigatokenEngine._one = None
 
 
 def encode_batch(texts: list[str], engine: str = DEFAULT_ENGINE, *, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -155,7 +166,7 @@ def encode_batch(texts: list[str], engine: str = DEFAULT_ENGINE, *, threads: int
     pass 1, so CPU use stays within --workers.
     """
     if engine == "gigatoken":
-        g = _Gigatoken.get()
+        g = GigatokenEngine.get()
         return g.encode(texts, parallel=threads > 1 and not g.forked)
     check_engine(engine)
     enc = get_encoding()
@@ -176,7 +187,7 @@ def _valid_unicode(text: str) -> str:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-def _tiktoken_file(path: str) -> None:
+def write_tiktoken_file(path: str) -> None:
     """Write GPT-2's ranks, from the checked vocab.bpe, as a .tiktoken file (base64 token, space, rank)."""
     ranks = get_encoding()._mergeable_ranks
     with open(path, "wb") as f:
@@ -191,14 +202,14 @@ def _rss_bytes() -> int | None:
         return None  # not Linux: reset by text encoded instead
 
 
-class _Gigatoken:
+class GigatokenEngine:
     """gigatoken's GPT-2 tokenizer for this process: built from a temporary .tiktoken file,
     self-checked once, rebuilt whenever its cache has grown CACHE_RESET_BYTES."""
 
-    _one: _Gigatoken | None = None
+    _one: GigatokenEngine | None = None
 
     @classmethod
-    def get(cls) -> _Gigatoken:
+    def get(cls) -> GigatokenEngine:
         if cls._one is None:
             cls._one = cls()
         return cls._one
@@ -225,7 +236,7 @@ class _Gigatoken:
         fd, path = tempfile.mkstemp(prefix="fwpipe-gpt2-", suffix=".tiktoken")  # private to this process: no one sees it half-written
         try:
             os.close(fd)
-            _tiktoken_file(path)
+            write_tiktoken_file(path)
             self.tok = self._gigatoken.Tokenizer.from_tiktoken(path, pretokenizer="gpt2", special_tokens={})
         except (RuntimeError, ValueError, OSError) as e:  # gigatoken's loader: one line, not a Rust backtrace
             raise EngineMismatchError(f"gigatoken could not load GPT-2's ranks: {str(e).splitlines()[0]}",
@@ -256,7 +267,7 @@ class _Gigatoken:
         if offsets[0] != 0:  # not seen; a view into a larger buffer would start elsewhere
             ids, offsets = ids[offsets[0] : offsets[-1]], offsets - offsets[0]
         self._since_check += int(offsets[-1])  # tokens, ~4 bytes each: a cheap proxy for text
-        if self._since_check * 4 >= _CACHE_CHECK_BYTES:
+        if self._since_check * 4 >= CACHE_CHECK_BYTES:
             self._maybe_reset()
         return ids, offsets
 

@@ -37,7 +37,7 @@ def test_damaged_bpe_file_is_refused(tmp_path, monkeypatch):
 
     (tmp_path / "vocab.bpe").write_bytes((tokenizer.ASSETS / "vocab.bpe").read_bytes() + b"x")
     with pytest.raises(InputFormatError, match="sha256"):
-        tokenizer._checked_bytes(tmp_path / "vocab.bpe", tokenizer.VOCAB_BPE_SHA256)
+        tokenizer.checked_bytes(tmp_path / "vocab.bpe", tokenizer.VOCAB_BPE_SHA256)
 
 
 def test_merges_agree_with_encoder_json_and_tiktokens_own_loader():
@@ -47,9 +47,9 @@ def test_merges_agree_with_encoder_json_and_tiktokens_own_loader():
 
     from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 
-    ours = tokenizer.mergeable_ranks(tokenizer._checked_bytes(tokenizer.ASSETS / "vocab.bpe", tokenizer.VOCAB_BPE_SHA256).decode())
-    encoder_json = json.loads(tokenizer._checked_bytes(tokenizer.ASSETS / "encoder.json", tokenizer.ENCODER_JSON_SHA256))
-    _, stand_in = tokenizer._data_gym_table()
+    ours = tokenizer.mergeable_ranks(tokenizer.checked_bytes(tokenizer.ASSETS / "vocab.bpe", tokenizer.VOCAB_BPE_SHA256).decode())
+    encoder_json = json.loads(tokenizer.checked_bytes(tokenizer.ASSETS / "encoder.json", tokenizer.ENCODER_JSON_SHA256))
+    _, stand_in = tokenizer.data_gym_table()
     from_json = {bytes(stand_in[ord(c)] for c in k): v for k, v in encoder_json.items() if k not in ("<|endoftext|>", "<|startoftext|>")}
     assert ours == from_json and len(ours) == tokenizer.EOT
     theirs = data_gym_to_mergeable_bpe_ranks(str(tokenizer.ASSETS / "vocab.bpe"), str(tokenizer.ASSETS / "encoder.json"))
@@ -131,17 +131,25 @@ def test_lone_surrogates_are_repaired_as_encode_ordinary_does(engine):
     enc = tokenizer.get_encoding()
     texts = ["a\ud800b", "\udfff", "x\ud83d", "\ud83d\ude00 pair", "fine"]
     with pytest.raises(TypeError):  # the bare library refuses such a str: the repair is ours
-        tokenizer._Gigatoken.get().tok.encode_batch(texts[:1], parallel=False)
+        tokenizer.gigatoken_engine().tok.encode_batch(texts[:1], parallel=False)
     ids, offsets = tokenizer.encode_batch(texts, engine)
     for i, t in enumerate(texts):
         assert ids[offsets[i] : offsets[i + 1]].tolist() == enc.encode_ordinary(t), repr(t)
     assert ids[offsets[0] : offsets[1]].tolist() == enc.encode_ordinary("a\ufffdb")
 
 
-def test_a_gigatoken_that_disagrees_with_tiktoken_is_refused(monkeypatch):
+@pytest.fixture
+def fresh_engine():
+    """A test that builds its own gigatoken engine leaves none behind, passed or failed."""
+    tokenizer.forget_engine()
+    yield
+    tokenizer.forget_engine()
+
+
+def test_a_gigatoken_that_disagrees_with_tiktoken_is_refused(monkeypatch, fresh_engine):
     """The self-check can fail: a .tiktoken file with two ranks swapped builds a real gigatoken
     tokenizer whose ids differ, and the engine refuses to start."""
-    real = tokenizer._tiktoken_file
+    real = tokenizer.write_tiktoken_file
 
     def swapped(path):
         real(path)
@@ -150,28 +158,24 @@ def test_a_gigatoken_that_disagrees_with_tiktoken_is_refused(monkeypatch):
         lines[995], lines[1000] = b[0] + b" " + a[1], a[0] + b" " + b[1]
         Path(path).write_bytes(b"\n".join(lines))
 
-    monkeypatch.setattr(tokenizer, "_tiktoken_file", swapped)
-    monkeypatch.setattr(tokenizer._Gigatoken, "_one", None)
+    monkeypatch.setattr(tokenizer, "write_tiktoken_file", swapped)
     with pytest.raises(tokenizer.EngineMismatchError, match="other GPT-2 ids than tiktoken.*--tokenizer-engine tiktoken"):
         tokenizer.check_engine("gigatoken")
-    monkeypatch.setattr(tokenizer._Gigatoken, "_one", None)  # the next test builds the real one
 
 
-def test_gigatoken_cache_is_reset_when_memory_grows_and_ids_stay_exact(monkeypatch):
+def test_gigatoken_cache_is_reset_when_memory_grows_and_ids_stay_exact(monkeypatch, fresh_engine):
     enc = tokenizer.get_encoding()
     monkeypatch.setattr(tokenizer, "CACHE_RESET_BYTES", 4 << 20)
-    monkeypatch.setattr(tokenizer, "_CACHE_CHECK_BYTES", 512 << 10)
-    monkeypatch.setattr(tokenizer._Gigatoken, "_one", None)
-    g = tokenizer._Gigatoken.get()
+    monkeypatch.setattr(tokenizer, "CACHE_CHECK_BYTES", 512 << 10)
+    g = tokenizer.gigatoken_engine()
     rng = random.Random(5)
     letters = "abcdefghijklmnopqrstuvwxyz"
     for _ in range(4):  # ~400K distinct random words: the cache keeps each one (~10 MB unless reset)
         texts = [" ".join("".join(rng.choices(letters, k=rng.randint(4, 12))) for _ in range(100)) for _ in range(1000)]
         ids, offsets = tokenizer.encode_batch(texts)
-    assert g.resets >= 1 and tokenizer._Gigatoken.get() is g
+    assert g.resets >= 1 and tokenizer.gigatoken_engine() is g
     for i in (0, 500, 999):  # after the resets, still encode_ordinary's ids
         assert ids[offsets[i] : offsets[i + 1]].tolist() == enc.encode_ordinary(texts[i])
-    monkeypatch.setattr(tokenizer._Gigatoken, "_one", None)
 
 
 def test_unknown_engine_is_one_clear_error():

@@ -56,12 +56,20 @@ def test_a_forked_worker_encodes_on_its_own_thread():
     assert n_ids > 100_000 and threads == 1
 
 
-def test_cli_refuses_to_start_when_gigatoken_disagrees(tmp_path, monkeypatch):
+@pytest.fixture
+def fresh_engine():
+    """A test that builds its own gigatoken engine leaves none behind, passed or failed."""
+    tokenizer.forget_engine()
+    yield
+    tokenizer.forget_engine()
+
+
+def test_cli_refuses_to_start_when_gigatoken_disagrees(tmp_path, monkeypatch, fresh_engine):
     from click.testing import CliRunner
 
     from fwpipe.cli import main
 
-    real = tokenizer._tiktoken_file
+    real = tokenizer.write_tiktoken_file
 
     def swapped(path):  # two tokens trade ranks: a real gigatoken tokenizer with other ids
         real(path)
@@ -70,16 +78,14 @@ def test_cli_refuses_to_start_when_gigatoken_disagrees(tmp_path, monkeypatch):
         lines[995], lines[1000] = b[0] + b" " + a[1], a[0] + b" " + b[1]
         Path(path).write_bytes(b"\n".join(lines))
 
-    monkeypatch.setattr(tokenizer, "_tiktoken_file", swapped)
-    monkeypatch.setattr(tokenizer._Gigatoken, "_one", None)
+    monkeypatch.setattr(tokenizer, "write_tiktoken_file", swapped)
     r = CliRunner().invoke(main, ["prepare", str(SAMPLE_FILES[0]), "-o", str(tmp_path / "ds"), "--dedup", "none", "--workers", "1"])
     assert r.exit_code == 1 and r.output.count("\n") == 1 and r.output.startswith("Error: gigatoken")
     assert "--tokenizer-engine tiktoken" in r.output and not (tmp_path / "ds" / "docs.parquet").exists()
-    monkeypatch.setattr(tokenizer._Gigatoken, "_one", None)
+    tokenizer.forget_engine()
     r = CliRunner().invoke(main, ["prepare", str(SAMPLE_FILES[0]), "-o", str(tmp_path / "ds"), "--dedup", "none", "--workers", "1",
                                   "--tokenizer-engine", "tiktoken"])  # fmt: skip
     assert r.exit_code == 0, r.output  # the fallback works
-    monkeypatch.setattr(tokenizer._Gigatoken, "_one", None)
 
 
 def test_estimate_counts_the_same_with_either_engine():
