@@ -1,5 +1,9 @@
+import random
+from pathlib import Path
+
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
 from fwpipe import tokenizer
 from fwpipe.pipeline.tokenize import EMAIL_PLACEHOLDERS
@@ -67,11 +71,6 @@ def test_token_byte_lengths_are_the_bytes_each_id_decodes_to(first150):
 
 # ------------------------------------------------------------------------- engines vs the oracle
 # tiktoken's encode_ordinary defines the ids; every engine must give them on every string.
-
-import random
-from pathlib import Path
-
-import pytest
 
 # code points from the scripts and classes that steer the GPT-2 pre-tokenizer: letters (\p{L}),
 # numbers (\p{N}, incl. non-ASCII digits and fractions), marks, punctuation, symbols, every kind

@@ -9,14 +9,18 @@ from fwpipe import tokenizer
 from fwpipe.executor import LocalExecutor
 from fwpipe.pipeline.prepare import PrepareOptions, prepare
 from fwpipe.sample import SAMPLE_FILES
-from tests.pipeline.helpers import dir_digest
+from tests.corpus import dir_digest
 
 FAST = {("none", 2)}  # the other five: ~8 s each on 2 shared cores
 
 
 @pytest.mark.parametrize(
     "dedup,workers",
-    [pytest.param(d, w, marks=() if (d, w) in FAST else pytest.mark.slow) for d in ("none", "exact", "near") for w in (1, 2)],
+    [
+        pytest.param(d, w, marks=() if (d, w) in FAST else pytest.mark.slow)
+        for d in ("none", "exact", "near")
+        for w in (1, 2)
+    ],
 )
 def test_prepare_is_byte_identical_with_either_engine(tmp_path, dedup, workers):
     digests = {}
@@ -34,13 +38,19 @@ def test_a_run_resumes_or_finishes_with_the_other_engine(tmp_path):
     """The engine is not in the dataset's identity (same bytes): a dataset made with one engine
     is complete for the other, not "made from other options"."""
     out = tmp_path / "ds"
-    first = prepare(SAMPLE_FILES[:1], out, options=PrepareOptions(dedup="none", tokenizer_engine="tiktoken"), progress=False)
-    again = prepare(SAMPLE_FILES[:1], out, options=PrepareOptions(dedup="none", tokenizer_engine="gigatoken"), progress=False)
+    first = prepare(
+        SAMPLE_FILES[:1], out, options=PrepareOptions(dedup="none", tokenizer_engine="tiktoken"), progress=False
+    )
+    again = prepare(
+        SAMPLE_FILES[:1], out, options=PrepareOptions(dedup="none", tokenizer_engine="gigatoken"), progress=False
+    )
     assert first["did_work"] and not again["did_work"] and again["docs"] == first["docs"]
 
 
 def _threads_after_encoding(n_texts: int) -> tuple[int, int]:
-    ids, _ = tokenizer.encode_batch(["some words to tokenize, again and again " * 50] * n_texts)  # prepare's call: threads=1
+    ids, _ = tokenizer.encode_batch(
+        ["some words to tokenize, again and again " * 50] * n_texts
+    )  # prepare's call: threads=1
     with open("/proc/self/status") as f:
         threads = next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
     return threads, len(ids)
@@ -79,7 +89,9 @@ def test_cli_refuses_to_start_when_gigatoken_disagrees(tmp_path, monkeypatch, fr
         Path(path).write_bytes(b"\n".join(lines))
 
     monkeypatch.setattr(tokenizer, "write_tiktoken_file", swapped)
-    r = CliRunner().invoke(main, ["prepare", str(SAMPLE_FILES[0]), "-o", str(tmp_path / "ds"), "--dedup", "none", "--workers", "1"])
+    r = CliRunner().invoke(
+        main, ["prepare", str(SAMPLE_FILES[0]), "-o", str(tmp_path / "ds"), "--dedup", "none", "--workers", "1"]
+    )
     assert r.exit_code == 1 and r.output.count("\n") == 1 and r.output.startswith("Error: gigatoken")
     assert "--tokenizer-engine tiktoken" in r.output and not (tmp_path / "ds" / "docs.parquet").exists()
     tokenizer.forget_engine()
