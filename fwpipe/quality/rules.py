@@ -100,7 +100,9 @@ def gopher_quality(text: str, ws: Words, c: GopherQuality) -> dict:
     n_lines = max(len(lines), 1)
     return {
         "gopher_words": n_content,  # words with a non-punctuation character
-        "gopher_mean_word_length": float((ws.counts * ws.lens)[ws.content].sum()) / n_content if n_content else math.nan,
+        "gopher_mean_word_length": float((ws.counts * ws.lens)[ws.content].sum()) / n_content
+        if n_content
+        else math.nan,
         "gopher_hash_ratio": _ratio(text.count("#"), len(ws)),
         "gopher_ellipsis_ratio": _ratio(text.count("...") + text.count("…"), len(ws)),
         "gopher_bullet_lines": sum(s.lstrip().startswith(("•", "-")) for s in lines) / n_lines,
@@ -123,8 +125,12 @@ def gopher_repetition(text: str, ws: Words, c: GopherRepetition) -> dict:
     para_dups, para_chars = _duplicates(paragraphs)
     lines = _LINES.split(text)
     line_dups, line_chars = _duplicates(lines)
-    out = {"rep_dup_para_frac": para_dups / len(paragraphs), "rep_dup_para_char_frac": para_chars / n_chars,
-           "rep_dup_line_frac": line_dups / len(lines), "rep_dup_line_char_frac": line_chars / n_chars}
+    out = {
+        "rep_dup_para_frac": para_dups / len(paragraphs),
+        "rep_dup_para_char_frac": para_chars / n_chars,
+        "rep_dup_line_frac": line_dups / len(lines),
+        "rep_dup_line_char_frac": line_chars / n_chars,
+    }
     chars, starts = _concatenated(ws)
     for n, _ in c.top_n_grams:
         out[f"rep_top_{n}gram_char_frac"] = kernels.top_ngram_chars(ws.ids, ws.lens[ws.ids], n) / n_chars
@@ -194,14 +200,25 @@ def c4(text: str, c: C4) -> dict:
             continue
         sentences += len(sentence_starts(line))
         kept += 1
-    return {"c4_sentences": sentences, "c4_kept_lines": kept, "c4_lorem_ipsum": lorem, "c4_curly_bracket": curly,
-            **{f"c4_dropped_{k}": v for k, v in dropped.items()}}
+    return {
+        "c4_sentences": sentences,
+        "c4_kept_lines": kept,
+        "c4_lorem_ipsum": lorem,
+        "c4_curly_bracket": curly,
+        **{f"c4_dropped_{k}": v for k, v in dropped.items()},
+    }
 
 
 def measure(text: str, cfg: QualityConfig) -> dict:
     ws = Words(text)
-    return {**gopher_quality(text, ws, cfg.gopher_quality), **gopher_repetition(text, ws, cfg.gopher_repetition),
-            **fineweb(text, ws, cfg.fineweb), **c4(text, cfg.c4), "n_chars": len(text), "n_words": len(ws)}
+    return {
+        **gopher_quality(text, ws, cfg.gopher_quality),
+        **gopher_repetition(text, ws, cfg.gopher_repetition),
+        **fineweb(text, ws, cfg.fineweb),
+        **c4(text, cfg.c4),
+        "n_chars": len(text),
+        "n_words": len(ws),
+    }
 
 
 # ----------------------------------------------------------------------------- rules
@@ -216,35 +233,108 @@ def rules(cfg: QualityConfig) -> list[tuple[str, str, str, object, object]]:
     out = [
         ("gopher_short_doc", "gopher_quality", "gopher_words", g.min_doc_words, lambda v, t: v < t),
         ("gopher_long_doc", "gopher_quality", "gopher_words", g.max_doc_words, lambda v, t: v > t),
-        ("gopher_below_avg_word_length", "gopher_quality", "gopher_mean_word_length", g.min_avg_word_length, lambda v, t: v < t),
-        ("gopher_above_avg_word_length", "gopher_quality", "gopher_mean_word_length", g.max_avg_word_length, lambda v, t: v > t),
+        (
+            "gopher_below_avg_word_length",
+            "gopher_quality",
+            "gopher_mean_word_length",
+            g.min_avg_word_length,
+            lambda v, t: v < t,
+        ),
+        (
+            "gopher_above_avg_word_length",
+            "gopher_quality",
+            "gopher_mean_word_length",
+            g.max_avg_word_length,
+            lambda v, t: v > t,
+        ),
         ("gopher_too_many_hashes", "gopher_quality", "gopher_hash_ratio", g.max_symbol_word_ratio, lambda v, t: v > t),
-        ("gopher_too_many_ellipsis", "gopher_quality", "gopher_ellipsis_ratio", g.max_symbol_word_ratio, lambda v, t: v > t),
-        ("gopher_too_many_bullets", "gopher_quality", "gopher_bullet_lines", g.max_bullet_lines_ratio, lambda v, t: v > t),
-        ("gopher_too_many_end_ellipsis", "gopher_quality", "gopher_ellipsis_lines", g.max_ellipsis_lines_ratio, lambda v, t: v > t),
-        ("gopher_below_alpha_threshold", "gopher_quality", "gopher_alpha_words", g.max_non_alpha_words_ratio, lambda v, t: v < t),
+        (
+            "gopher_too_many_ellipsis",
+            "gopher_quality",
+            "gopher_ellipsis_ratio",
+            g.max_symbol_word_ratio,
+            lambda v, t: v > t,
+        ),
+        (
+            "gopher_too_many_bullets",
+            "gopher_quality",
+            "gopher_bullet_lines",
+            g.max_bullet_lines_ratio,
+            lambda v, t: v > t,
+        ),
+        (
+            "gopher_too_many_end_ellipsis",
+            "gopher_quality",
+            "gopher_ellipsis_lines",
+            g.max_ellipsis_lines_ratio,
+            lambda v, t: v > t,
+        ),
+        (
+            "gopher_below_alpha_threshold",
+            "gopher_quality",
+            "gopher_alpha_words",
+            g.max_non_alpha_words_ratio,
+            lambda v, t: v < t,
+        ),
         ("gopher_few_stop_words", "gopher_quality", "gopher_stop_words", g.min_stop_words, lambda v, t: v < t),
         ("rep_empty", "gopher_repetition", "n_chars", 1, lambda v, t: v < t),
         ("rep_dup_para_frac", "gopher_repetition", "rep_dup_para_frac", r.dup_para_frac, lambda v, t: v > t),
-        ("rep_dup_para_char_frac", "gopher_repetition", "rep_dup_para_char_frac", r.dup_para_char_frac, lambda v, t: v > t),
+        (
+            "rep_dup_para_char_frac",
+            "gopher_repetition",
+            "rep_dup_para_char_frac",
+            r.dup_para_char_frac,
+            lambda v, t: v > t,
+        ),
         ("rep_dup_line_frac", "gopher_repetition", "rep_dup_line_frac", r.dup_line_frac, lambda v, t: v > t),
-        ("rep_dup_line_char_frac", "gopher_repetition", "rep_dup_line_char_frac", r.dup_line_char_frac, lambda v, t: v > t),
-        *((f"rep_top_{n}gram", "gopher_repetition", f"rep_top_{n}gram_char_frac", t, lambda v, t: v > t) for n, t in r.top_n_grams),
-        *((f"rep_dup_{n}gram", "gopher_repetition", f"rep_dup_{n}gram_char_frac", t, lambda v, t: v > t) for n, t in r.dup_n_grams),
+        (
+            "rep_dup_line_char_frac",
+            "gopher_repetition",
+            "rep_dup_line_char_frac",
+            r.dup_line_char_frac,
+            lambda v, t: v > t,
+        ),
+        *(
+            (f"rep_top_{n}gram", "gopher_repetition", f"rep_top_{n}gram_char_frac", t, lambda v, t: v > t)
+            for n, t in r.top_n_grams
+        ),
+        *(
+            (f"rep_dup_{n}gram", "gopher_repetition", f"rep_dup_{n}gram_char_frac", t, lambda v, t: v > t)
+            for n, t in r.dup_n_grams
+        ),
         ("fineweb_empty", "fineweb", "fineweb_lines", 1, lambda v, t: v < t),
-        ("fineweb_line_punct_ratio", "fineweb", "fineweb_line_punct_ratio", f.line_punct_thr,
-         (lambda v, t: v < t and v != 0) if f.line_punct_exclude_zero else (lambda v, t: v < t)),
+        (
+            "fineweb_line_punct_ratio",
+            "fineweb",
+            "fineweb_line_punct_ratio",
+            f.line_punct_thr,
+            (lambda v, t: v < t and v != 0) if f.line_punct_exclude_zero else (lambda v, t: v < t),
+        ),
         ("fineweb_short_line_ratio", "fineweb", "fineweb_short_line_ratio", f.short_line_thr, lambda v, t: v > t),
         ("fineweb_char_dup_ratio", "fineweb", "fineweb_char_dup_ratio", f.char_duplicates_ratio, lambda v, t: v > t),
         ("fineweb_list_ratio", "fineweb", "fineweb_newline_ratio", f.new_line_ratio, lambda v, t: v > t),
         ("c4_lorem_ipsum", "c4", "c4_lorem_ipsum", c.filter_lorem_ipsum, lambda v, t: v),
         ("c4_curly_bracket", "c4", "c4_curly_bracket", c.filter_curly_bracket, lambda v, t: v),
-        ("c4_too_few_sentences", "c4", "c4_sentences", c.min_num_sentences if c.min_num_sentences != -1 else None, lambda v, t: v < t),
+        (
+            "c4_too_few_sentences",
+            "c4",
+            "c4_sentences",
+            c.min_num_sentences if c.min_num_sentences != -1 else None,
+            lambda v, t: v < t,
+        ),
     ]
     # Gopher's rules and the four duplicate line/paragraph shares are off at 0 (datatrove tests the
     # threshold's truth); the n-gram and FineWeb rules never are; C4's are off at False or -1 (None here)
-    off_at_zero = lambda name: name.startswith("gopher_") or name[4:] in ("dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac")
-    return [x for x in out if x[3] is not None and x[3] is not False and not (off_at_zero(x[0]) and x[3] == 0)]
+    return [x for x in out if x[3] is not None and x[3] is not False and not (_off_at_zero(x[0]) and x[3] == 0)]
+
+
+def _off_at_zero(rule: str) -> bool:
+    return rule.startswith("gopher_") or rule[4:] in (
+        "dup_para_frac",
+        "dup_para_char_frac",
+        "dup_line_frac",
+        "dup_line_char_frac",
+    )
 
 
 def failures(values: dict, ruleset: list) -> dict[str, bool]:

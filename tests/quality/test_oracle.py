@@ -29,16 +29,29 @@ from datatrove.utils import word_tokenizers  # noqa: E402
 from fwpipe.quality import punctuation, rules  # noqa: E402
 from fwpipe.quality.config import QualityConfig  # noqa: E402
 
-ORACLE = {"gopher_quality": GopherQualityFilter, "gopher_repetition": GopherRepetitionFilter,
-          "fineweb": FineWebQualityFilter, "c4": C4QualityFilter}
+ORACLE = {
+    "gopher_quality": GopherQualityFilter,
+    "gopher_repetition": GopherRepetitionFilter,
+    "fineweb": FineWebQualityFilter,
+    "c4": C4QualityFilter,
+}
 # every rule of a filter off (datatrove and fwpipe read these the same way), so that one rule
 # at a time can be put on its edge
 OFF = {
-    "gopher_quality": dict(min_doc_words=0, max_doc_words=0, min_avg_word_length=0, max_avg_word_length=0,
-                           max_symbol_word_ratio=0, max_bullet_lines_ratio=0, max_ellipsis_lines_ratio=0,
-                           max_non_alpha_words_ratio=0, min_stop_words=0),
-    "gopher_repetition": dict(dup_line_frac=0, dup_para_frac=0, dup_line_char_frac=0, dup_para_char_frac=0,
-                              top_n_grams=(), dup_n_grams=()),
+    "gopher_quality": dict(
+        min_doc_words=0,
+        max_doc_words=0,
+        min_avg_word_length=0,
+        max_avg_word_length=0,
+        max_symbol_word_ratio=0,
+        max_bullet_lines_ratio=0,
+        max_ellipsis_lines_ratio=0,
+        max_non_alpha_words_ratio=0,
+        min_stop_words=0,
+    ),
+    "gopher_repetition": dict(
+        dup_line_frac=0, dup_para_frac=0, dup_line_char_frac=0, dup_para_char_frac=0, top_n_grams=(), dup_n_grams=()
+    ),
     "fineweb": dict(line_punct_thr=0.0, short_line_thr=1.0, char_duplicates_ratio=1.0, new_line_ratio=1e9),
     "c4": dict(min_num_sentences=-1, filter_lorem_ipsum=False, filter_curly_bracket=False),
 }
@@ -132,8 +145,14 @@ EDGES = [
     ("rep_dup_para_char_frac", "gopher_repetition", "dup_para_char_frac", "rep_dup_para_char_frac", ">"),
     ("rep_dup_line_frac", "gopher_repetition", "dup_line_frac", "rep_dup_line_frac", ">"),
     ("rep_dup_line_char_frac", "gopher_repetition", "dup_line_char_frac", "rep_dup_line_char_frac", ">"),
-    *((f"rep_top_{n}gram", "gopher_repetition", ("top_n_grams", n), f"rep_top_{n}gram_char_frac", ">") for n in (2, 3, 4)),
-    *((f"rep_dup_{n}gram", "gopher_repetition", ("dup_n_grams", n), f"rep_dup_{n}gram_char_frac", ">") for n in range(5, 11)),
+    *(
+        (f"rep_top_{n}gram", "gopher_repetition", ("top_n_grams", n), f"rep_top_{n}gram_char_frac", ">")
+        for n in (2, 3, 4)
+    ),
+    *(
+        (f"rep_dup_{n}gram", "gopher_repetition", ("dup_n_grams", n), f"rep_dup_{n}gram_char_frac", ">")
+        for n in range(5, 11)
+    ),
     ("fineweb_line_punct_ratio", "fineweb", "line_punct_thr", "fineweb_line_punct_ratio", "<"),
     ("fineweb_short_line_ratio", "fineweb", "short_line_thr", "fineweb_short_line_ratio", ">"),
     ("fineweb_char_dup_ratio", "fineweb", "char_duplicates_ratio", "fineweb_char_dup_ratio", ">"),
@@ -167,7 +186,9 @@ def test_each_threshold_on_both_sides(same_words, first150, rule, name, arg, col
     texts = MADE + _texts(first150, n=25)
     crossed = 0
     for text in texts:
-        value = rules.measure(text, QualityConfig() if name == "gopher_repetition" else base)[column]  # its n-gram lists are emptied in base
+        value = rules.measure(text, QualityConfig() if name == "gopher_repetition" else base)[
+            column
+        ]  # its n-gram lists are emptied in base
         if isinstance(value, float) and not math.isfinite(value):
             continue
         integer = isinstance(value, int)
@@ -176,7 +197,11 @@ def test_each_threshold_on_both_sides(same_words, first150, rule, name, arg, col
                 kw = {arg[0]: ((arg[1], t),)}
             else:
                 kw = {arg: t}
-            if t == 0 and name == "gopher_quality" or (t == 0 and arg in ("dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac")):
+            if (
+                t == 0
+                and name == "gopher_quality"
+                or (t == 0 and arg in ("dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac"))
+            ):
                 continue  # a threshold of 0 is "off" for these, in both
             cfg = _section(base, name, **kw)
             ours = _fwpipe_pass(text, cfg)[name]
@@ -185,8 +210,19 @@ def test_each_threshold_on_both_sides(same_words, first150, rule, name, arg, col
     assert crossed >= 5, f"{rule}: too few documents failed just past their own value"
 
 
-@pytest.mark.parametrize("text", ["", "\n\n\n", "   ", "...", "#" * 60, "{ }" + " word." * 60, "lorem ipsum dolor sit amet."
-                                  + " The end of it." * 10, "x\n" * 100])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "\n\n\n",
+        "   ",
+        "...",
+        "#" * 60,
+        "{ }" + " word." * 60,
+        "lorem ipsum dolor sit amet." + " The end of it." * 10,
+        "x\n" * 100,
+    ],
+)
 def test_odd_documents(same_words, text):
     cfg = QualityConfig()
     ours = _fwpipe_pass(text, cfg)

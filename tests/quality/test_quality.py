@@ -23,8 +23,11 @@ def test_config_overrides_and_rejects(tmp_path):
     cfg = load_config(p)
     assert cfg.gopher_quality.min_doc_words == 7 and cfg.gopher_repetition.top_n_grams == ((2, 0.5),)
     assert cfg.fineweb == QualityConfig().fineweb
-    for bad, what in (("[gopher_quality]\nmin_words = 7\n", "no key 'min_words'"), ("[gopher]\n", "unknown section"),
-                      ("[c4]\nfilter_policy = 1\n", "is not a bool")):
+    for bad, what in (
+        ("[gopher_quality]\nmin_words = 7\n", "no key 'min_words'"),
+        ("[gopher]\n", "unknown section"),
+        ("[c4]\nfilter_policy = 1\n", "is not a bool"),
+    ):
         p.write_text(bad)
         with pytest.raises(ConfigError, match=what):
             load_config(p)
@@ -86,7 +89,9 @@ def test_audit_quality_section_and_file(filtered, first150, monkeypatch):
     assert len(t) == q["docs"] == report["splits"]["train"]["docs"] + report["splits"]["val"]["docs"]
     for r in q["rules"]:  # the report's counts are the file's
         assert r["fail_docs"] == t[f"fail_{r['rule']}"].sum()
-    assert q["filters"]["gopher_quality"]["fail_docs"] == 0 and q["filters"]["c4"]["fail_docs"] == 0  # prepare removed them
+    assert (
+        q["filters"]["gopher_quality"]["fail_docs"] == 0 and q["filters"]["c4"]["fail_docs"] == 0
+    )  # prepare removed them
     assert q["removed_by_prepare"]["docs"] == len(pl.read_parquet(filtered / "removed.parquet"))
     assert q["languages"][0]["lang"] == "en" and q["languages"][0]["docs"] == len(t)
     # the decoded text is the source text: values equal those measured on the parquet row
