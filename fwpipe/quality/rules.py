@@ -51,6 +51,10 @@ _WORD = re.compile(
     r"|\w+(?:(?:[.,:/]|['’](?!(?:[sSdDmM]|re|ve|ll|RE|VE|LL)\b))\w+)*"  # 1,000 3:15 and/or O'Neil
     r"|\.\.+|--+|[^\w\s]"  # .... -- and any other symbol, one at a time
 )
+# A second sentence needs a sentence-ending mark with a non-punctuation character after it
+_MAYBE_SECOND = re.compile(
+    "[" + "".join(map(re.escape, SENTENCE_END)) + "].*?[^\\s" + "".join(map(re.escape, sorted(PUNCTUATION_SET))) + "]"
+)
 _PARAGRAPHS = re.compile(r"\n{2,}")
 _LINES = re.compile(r"\n+")
 
@@ -154,6 +158,8 @@ def fineweb(text: str, ws: Words, c: FineWeb) -> dict:
 def sentence_starts(line: str) -> list[int]:
     """Where each sentence of a line starts, as spaCy's Sentencizer splits: a new one starts at
     the first word after a sentence-ending mark."""
+    if not _MAYBE_SECOND.search(line):  # most lines: one sentence, no word loop needed
+        return [0]
     starts, seen_end = [0], False
     for m in _WORD.finditer(line):
         w = m.group()

@@ -117,3 +117,23 @@ def test_language_model_is_bundled(monkeypatch):
     assert lang.detect("The cat sat on the mat and looked out of the window at the rain.")[0] == "en"
     assert lang.detect("Le chat est assis sur le tapis et regarde la pluie par la fenêtre.")[0] == "fr"
     assert lang.detect("   \n ") == ("", 0.0)
+
+
+def _sentence_starts_ref(line: str) -> list[int]:
+    """The plain twin of rules.sentence_starts: the word loop on every line."""
+    starts, seen_end = [0], False
+    for m in rules._WORD.finditer(line):
+        w = m.group()
+        if w in rules._SENTENCE_END:
+            seen_end = True
+        elif seen_end and not rules.PUNCTUATION_SET.issuperset(w):
+            starts.append(m.start())
+            seen_end = False
+    return starts
+
+
+def test_sentence_starts_equal_the_word_loop(first150):
+    lines = [line for t in pl.read_parquet(first150, columns=["text"])["text"] for line in t.splitlines()]
+    lines += ["One. Two", "End.", "A ... b", "x! ©", "¿Qué? Sí.", "1.5 and 2.5.", "U.S. Army", "done.)", "a.\tb"]
+    assert [rules.sentence_starts(x) for x in lines] == [_sentence_starts_ref(x) for x in lines]
+    assert sum(len(rules.sentence_starts(x)) > 1 for x in lines) > 50  # both kinds of line are there
