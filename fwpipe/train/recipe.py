@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
+from fwpipe.errors import ConfigError
 from fwpipe.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,9 @@ def build_optimizers(model: torch.nn.Module, cfg: TrainConfig, device_type: str)
         fused = device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
         out["adamw"] = torch.optim.AdamW(by_opt["adamw"], lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **({"fused": True} if fused else {}))
     if "muon" in by_opt:
+        if not hasattr(torch.optim, "Muon"):
+            raise ConfigError(f"optimizer=muon needs torch.optim.Muon, which torch {torch.__version__} does not have",
+                              "install torch 2.9 or newer, or train with --recipe nanogpt (or --set optimizer=adamw)")
         # adjust_lr_fn "original": the update scaled by sqrt(max(1, rows/cols)), Keller Jordan's rule
         out["muon"] = torch.optim.Muon(by_opt["muon"], lr=cfg.muon_lr, momentum=cfg.muon_momentum, nesterov=True,
                                        adjust_lr_fn="original")
