@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 import sys
 
 import click
@@ -26,6 +25,7 @@ import click
 from fwpipe import __version__
 from fwpipe import budget as B
 from fwpipe.atomic import write_json
+from fwpipe.clitypes import PARAMS, TOKENS, SuggestingCommand, no_such_option
 from fwpipe.errors import FwpipeError
 from fwpipe.fmt import count, size
 
@@ -33,31 +33,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 DEFAULT_DATASET = "data/fineweb"
 
 
-class WholeNumber(click.ParamType):
-    """A positive whole number, written plainly or in scientific notation: 7.6e9, 40e6, 1_000_000."""
-
-    def __init__(self, name: str, unit: str, example: str):
-        self.name, self.unit, self.example = name, unit, example  # name is the metavar: TOKENS, PARAMS
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, (int, float)):
-            v = float(value)
-        else:
-            try:
-                v = float(str(value).replace("_", ""))
-            except ValueError:
-                self.fail(f"{value!r} is not a number of {self.unit} (e.g. {self.example})", param, ctx)
-        if math.isnan(v) or math.isinf(v):
-            self.fail(f"{value!r} is not a finite number of {self.unit}", param, ctx)
-        if v != int(v):
-            self.fail(f"{value!r} is not a whole number of {self.unit}", param, ctx)
-        if v <= 0:
-            self.fail(f"{value!r} is not a positive number of {self.unit} (e.g. {self.example})", param, ctx)
-        return int(v)
-
-
-TOKENS = WholeNumber("TOKENS", "tokens", "7.6e9")
-PARAMS = WholeNumber("PARAMS", "parameters", "40e6")
+# TOKENS and PARAMS (7.6e9, 7.6B, 100M, 2.5k) and the did-you-mean live in fwpipe.clitypes
 
 
 class OneLineUsageError(click.ClickException):
@@ -71,6 +47,10 @@ class OneLineUsageError(click.ClickException):
 
 def _one_line(e: click.UsageError) -> OneLineUsageError:
     msg = e.format_message().strip().rstrip(".")
+    if isinstance(e, click.NoSuchOption):  # `fwpipe --bogus`: the group's own options
+        msg = no_such_option(e.option_name, e.possibilities or (), [])
+    if "did you mean" in msg:  # fwpipe.clitypes already says what to type
+        return OneLineUsageError(msg)
     ctx = e.ctx
     path = " ".join(["fwpipe"] + [c.info_name for c in _chain(ctx)[1:]]) if ctx else "fwpipe"
     return OneLineUsageError(f"{msg}; see `{path} --help`")
@@ -86,6 +66,8 @@ def _chain(ctx: click.Context | None) -> list[click.Context]:
 
 class FwpipeGroup(click.Group):
     """Turns library errors and usage errors into one line on stderr and exit code 1."""
+
+    command_class = SuggestingCommand  # unknown options get a did-you-mean
 
     def make_context(self, info_name, args, parent=None, **extra):
         try:
@@ -119,12 +101,12 @@ def dataset_argument(f):
 
 
 def budget_option(effect: str):
-    return click.option("--budget-tokens", type=TOKENS, default=None, help=f"The training budget in tokens (e.g. 7.6e9): {effect}")
+    return click.option("--budget-tokens", type=TOKENS, default=None, help=f"The training budget in tokens (e.g. 7.6e9 or 7.6B): {effect}")
 
 
 def params_option(f):
     return click.option("--params", type=PARAMS, default=None,
-                        help="Model parameters (e.g. 40e6): adds tokens per parameter and the compute-optimal size (Chinchilla); without "
+                        help="Model parameters (e.g. 40M or 40e6): adds tokens per parameter and the compute-optimal size (Chinchilla); without "
                              f"--budget-tokens the budget is Chinchilla's {B.CHINCHILLA_TOKENS_PER_PARAM:g} tokens per parameter.")(f)  # fmt: skip
 
 
@@ -401,7 +383,7 @@ def format_prepare_summary(s: dict) -> str:
 @dataset_argument
 @budget_option("adds epochs, effective data and a verdict.")
 @params_option
-@click.option("--block-size", type=int, default=1024, show_default=True, help="Context length for the long-document share.")
+@click.option("--block-size", type=TOKENS, default=1024, show_default=True, help="Context length for the long-document share.")
 @click.option("--shingle", type=int, default=5, show_default=True, help="Tokens per MinHash shingle.")
 @click.option("--threshold", type=float, default=0.8, show_default=True, help="Jaccard threshold for near duplicates.")
 @click.option("--num-perm", type=int, default=128, show_default=True, help="MinHash permutations.")
@@ -468,7 +450,16 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
 # (section owned by the train stage)
 
 
-@main.command(context_settings=CONTEXT)
+def _config_keys() -> list[str]:
+    """The keys `train --set KEY=VALUE` takes, for the did-you-mean of `train --lr 1e-3`."""
+    import dataclasses
+
+    from fwpipe.train.config import ModelConfig, TrainConfig
+
+    return [f.name for cls in (TrainConfig, ModelConfig) for f in dataclasses.fields(cls) if f.name != "model"]
+
+
+@main.command(context_settings=CONTEXT, set_keys=_config_keys)
 @dataset_argument
 @budget_option("how long to train (taken from the checkpoint with --resume, or from a budget-sized dataset's manifest).")
 @click.option("--data", "data_old", default=None, hidden=True, help="Deprecated spelling of DATASET.")
@@ -570,7 +561,7 @@ def report(run):
 @main.command(context_settings=CONTEXT)
 @click.argument("checkpoint")
 @click.option("--prompt", default="", help="Text to continue (default: a new document).")
-@click.option("--tokens", "max_new_tokens", type=click.IntRange(1), default=200, show_default=True, help="Tokens to generate per sample.")
+@click.option("--tokens", "max_new_tokens", type=TOKENS, default=200, show_default=True, help="Tokens to generate per sample.")
 @click.option("-n", "--num-samples", type=click.IntRange(1), default=1, show_default=True, help="Samples to print.")
 @click.option("--temperature", type=click.FloatRange(0, min_open=True), default=0.8, show_default=True,
               help="Softmax temperature: lower is more predictable.")
