@@ -503,8 +503,13 @@ def train(ctx, dataset, budget_tokens, data_old, config, out, device, dry_run, j
 
     if peak_tflops is not None and not peak_tflops > 0:
         raise click.BadParameter("must be a positive number of TFLOPS", param_hint="--peak-tflops")
-    run = plan_run(dataset, budget_tokens, config, out=out, device=device, resume=resume, overrides=list(overrides),
-                   allow_repeats=allow_repeats, peak=peak_tflops, hellaswag=hellaswag)
+    try:
+        run = plan_run(dataset, budget_tokens, config, out=out, device=device, resume=resume, overrides=list(overrides),
+                       allow_repeats=allow_repeats, peak=peak_tflops, hellaswag=hellaswag)
+    except FwpipeError as e:  # a refused plan (too many epochs) is still shown first, then its one Error line
+        if getattr(e, "plan", None) is not None:
+            _summary(json_path, e.plan, "\n".join(format_plan(e.plan)))
+        raise
     main_rank = run.world.main  # under torchrun only rank 0 prints and writes
     if main_rank:
         _summary(json_path, run.plan, "\n".join(format_plan(run.plan)))
