@@ -27,7 +27,8 @@ from fwpipe import budget as B
 from fwpipe.atomic import write_json
 from fwpipe.clitypes import PARAMS, TOKENS, SuggestingCommand, no_such_option
 from fwpipe.errors import FwpipeError
-from fwpipe.fmt import count, size
+from fwpipe import fmt
+from fwpipe.fmt import loss, pct, ratio, size, tokens
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 DEFAULT_DATASET = "data/fineweb"
@@ -339,16 +340,16 @@ def prepare(
 
 def format_prepare_summary(s: dict) -> str:
     if not s.get("did_work"):
-        return f"{s['out_dir']}: already prepared from these inputs, nothing to do ({s['docs']:,} documents, {s['tokens']:,} tokens)"
+        return f"{s['out_dir']}: already prepared from these inputs, nothing to do ({s['docs']:,} documents, {tokens(s['tokens'])} tokens)"
     lines = [f"prepared {s['out_dir']} ({s['format']}) from {s['sources']} file(s)" + (" (resumed)" if s.get("resumed") else "")]
     if s["docs"] == 0:
         lines.append("  warning: the dataset holds no documents: every row was null, empty or longer than a shard")
     for name, sp in s["splits"].items():
-        lines.append(f"  {name:5s} {sp['docs']:>12,} docs {sp['tokens']:>15,} tokens  {sp['shards']} shard(s)")
+        lines.append(f"  {name:5s} {sp['docs']:>12,} docs {tokens(sp['tokens']):>15} tokens  {sp['shards']} shard(s)")
     dd = s.get("dedup") or {}
     if dd.get("mode", "none") != "none":
         lines.append(f"  dedup {dd['mode']}: removed {dd['removed_docs']:,} docs ({dd['removed_exact']:,} exact, {dd['removed_near']:,} near), "
-                     f"{dd['removed_tokens']:,} tokens, in {dd['clusters']:,} clusters; see removed.parquet")  # fmt: skip
+                     f"{tokens(dd['removed_tokens'])} tokens, in {dd['clusters']:,} clusters; see removed.parquet")  # fmt: skip
     sk = s["skipped"]
     if any(sk.values()):
         lines.append(f"  skipped: {sk['null_text']:,} null text, {sk['empty_text']:,} empty text, {sk['too_long']:,} longer than a shard")
@@ -360,18 +361,18 @@ def format_prepare_summary(s: dict) -> str:
         lines.append(line)
     z = s.get("sizing")
     if z:
-        head = f"  budget {z['budget_tokens']:,} tokens at <= {z['max_epochs']:g} epochs needs {z['target_train_tokens']:,} train tokens: "
+        head = f"  budget {tokens(z['budget_tokens'])} tokens at <= {z['max_epochs']:g} epochs needs {tokens(z['target_train_tokens'])} train tokens: "
         if z["reached"]:
             unused = f"; {len(z['inputs_unused'])} input file(s) left untouched" if z["inputs_unused"] else ""
-            lines.append(head + f"reached with {z['train_stream_tokens']:,} ({z['epochs']:.2f} epochs){unused}")
+            lines.append(head + f"reached with {tokens(z['train_stream_tokens'])} ({ratio(z['epochs'])} epochs){unused}")
         else:
-            lines.append(head + f"inputs ran out at {z['train_stream_tokens']:,}, {z['shortfall_tokens']:,} short ({z['epochs']:.2f} epochs)")
+            lines.append(head + f"inputs ran out at {tokens(z['train_stream_tokens'])}, {tokens(z['shortfall_tokens'])} short ({ratio(z['epochs'])} epochs)")
             if z.get("more_files_needed"):
                 lines.append(f"  -> {z['more_files_needed']} more file(s) like these ({z['files_needed']} in all) reach <= {z['max_epochs']:g} epochs")
     g = s.get("fetched")
     if g:
         lines.append(f"  fetched {size(g['fetched_bytes'])} in {g['requests']:,} requests" + (f", {g['retries']:,} retries" if g["retries"] else ""))
-    lines.append(f"  {s['seconds']:.1f} s, {count(s['tokens_per_s'])} tokens/s on {s['workers']} worker(s)")
+    lines.append(f"  {s['seconds']:.1f} s, {tokens(s['tokens_per_s'])} tokens/s on {s['workers']} worker(s)")
     return "\n".join(lines)
 
 
@@ -420,7 +421,7 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
     note = _note(json_path)
     if budget_tokens is None and params is not None:  # as `fwpipe estimate --params`: the compute-optimal budget
         budget_tokens = B.budget_for_params(params)
-        click.echo(f"budget: Chinchilla's {B.CHINCHILLA_TOKENS_PER_PARAM:g} tokens x {params:,} params = {budget_tokens:,} tokens "
+        click.echo(f"budget: Chinchilla's {B.CHINCHILLA_TOKENS_PER_PARAM:g} tokens x {fmt.params(params)} params = {tokens(budget_tokens)} tokens "
                    "(pass --budget-tokens for another)", err=True)  # fmt: skip
     # a malformed rule, an unknown key or a budget rule without a budget fails before the audit runs
     rules = [parse_rule(r, budget=budget_tokens is not None, params=params is not None) for r in fail_on]
@@ -520,21 +521,26 @@ def train(ctx, dataset, budget_tokens, data_old, config, out, device, dry_run, j
     echo = _note(json_path)  # with --json - stdout holds the plan alone; the run's lines go to stderr
     if main_rank:
         echo(f"run directory: {run.out}")
-    train_run(run, on_event=functools.partial(_print_train_event, echo=echo))
+    from fwpipe.progress import RunClock
+
+    clock = RunClock(run.plan["iterations"], run.checkpoint["iter"] if run.checkpoint else 0)  # i/N, elapsed, ETA on every line
+    train_run(run, on_event=functools.partial(_print_train_event, echo=echo, clock=clock))
 
 
-def _print_train_event(e: dict, echo=click.echo) -> None:
+def _print_train_event(e: dict, echo=click.echo, clock=None) -> None:
     kind = e["kind"]
     if kind == "train":
-        mfu = f" | mfu {e['mfu']:.1%}" if e.get("mfu") is not None else ""
-        echo(f"iter {e['iter']:,} | loss {e['loss']:.4f} | lr {e['lr']:.2e} | grad {e['grad_norm']:.3f} | "
-             f"{e['tokens_per_s']:,.0f} tok/s{mfu} | epoch {e['epoch']:.3f}")
+        mfu = f" | mfu {pct(e['mfu'])}" if e.get("mfu") is not None else ""
+        it = clock.iteration(e["iter"]) if clock else f"{e['iter']:,}"
+        when = f" | {clock.text(e['iter'])}" if clock else ""
+        echo(f"iter {it} | loss {loss(e['loss'])} | lr {e['lr']:.2e} | grad {e['grad_norm']:.3f} | "
+             f"{tokens(e['tokens_per_s'])} tok/s{mfu} | epoch {ratio(e['epoch'])}{when}")
     elif kind == "eval":
         if e.get("val_loss") is None:
             return
         trend = f" | {e['improvement_per_doubling']:.3f}/doubling" if e.get("improvement_per_doubling") is not None else ""
-        hs = f" | hellaswag {e['hellaswag_acc_norm']:.2%}" if e.get("hellaswag_acc_norm") is not None else ""
-        echo(f"eval iter {e['iter']:,}: val {e['val_loss']:.4f} | train {e['train_loss']:.4f} (no dropout){trend}{hs}")
+        hs = f" | hellaswag {pct(e['hellaswag_acc_norm'])}" if e.get("hellaswag_acc_norm") is not None else ""
+        echo(f"eval iter {e['iter']:,}: val {loss(e['val_loss'])} | train {loss(e['train_loss'])} (no dropout){trend}{hs}")
     elif kind == "diagnosis":
         for line in e["text"]:
             echo(line)
@@ -545,9 +551,10 @@ def _print_train_event(e: dict, echo=click.echo) -> None:
             echo(e["text"])
     elif kind == "done":
         state = "done" if e["complete"] else "stopped"
-        best = f", best val {e['best_val_loss']:.4f}" if e.get("best_val_loss") is not None else ""
-        echo(f"{state}: {e['iterations']:,}/{e['max_iterations']:,} iterations, {e['tokens']:,} tokens, "
-             f"epoch {e['epoch']:.3f}{best}; outputs in {e['out']}")
+        best = f", best val {loss(e['best_val_loss'])}" if e.get("best_val_loss") is not None else ""
+        took = f" in {fmt.clock(clock.elapsed())}" if clock else ""
+        echo(f"{state}: {e['iterations']:,}/{e['max_iterations']:,} iterations{took}, {tokens(e['tokens'])} tokens, "
+             f"epoch {ratio(e['epoch'])}{best}; outputs in {e['out']}")
 
 
 @main.command(context_settings=CONTEXT)
@@ -615,7 +622,7 @@ def eval_(checkpoint, hellaswag, device, json_path):
     model, _ = load_model(checkpoint, dev.torch_device)
     r = hs.evaluate(model, examples, dev.torch_device)
     r = {"checkpoint": checkpoint, "hellaswag": hellaswag, **r}
-    text = f"hellaswag acc_norm {r['hellaswag_acc_norm']:.2%} ({r['hellaswag_correct']:,}/{r['hellaswag_total']:,}) on {hellaswag}"
+    text = f"hellaswag acc_norm {pct(r['hellaswag_acc_norm'])} ({r['hellaswag_correct']:,}/{r['hellaswag_total']:,}) on {hellaswag}"
     _summary(json_path, r, text)
 
 

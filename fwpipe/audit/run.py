@@ -28,7 +28,7 @@ from fwpipe.dedup import memory_bytes as dedup_memory_bytes
 from fwpipe.shards import release_pages
 from fwpipe.executor import Executor
 from fwpipe.errors import ConfigError, FwpipeError, InputFormatError
-from fwpipe.fmt import size
+from fwpipe.fmt import pct, ratio, size
 from fwpipe.dataset import CLUSTERS, SPLITS, open_dataset, written_by_audit
 
 log = logging.getLogger(__name__)
@@ -185,13 +185,13 @@ def verdicts(report: dict) -> list[dict]:
     b = report.get("budget")
     if b:
         out.append({"section": "budget", "level": {"fresh": "ok", "nearly-free": "ok", "diminishing": "warn", "wasted": "bad"}[b["verdict"]],
-                    "text": f"{b['epochs']:.1f} epochs over train: {b['verdict_text']}"})
+                    "text": f"{ratio(b['epochs'])} epochs over train: {b['verdict_text']}"})
     lk = report["leakage"]
     if lk["val_docs"] and lk["train_docs"]:
         bad = lk["near_docs"] or lk["exact_docs"]
         out.append({"section": "leakage", "level": "bad" if bad else ("warn" if lk["ngram_docs"] else "ok"),
                     "text": f"{lk['exact_docs']} val docs copied from train, {lk['near_docs']} near-copied, "
-                            f"{lk['ngram_docs_fraction']:.1%} share a {lk['ngram_n']}-gram with train"})
+                            f"{pct(lk['ngram_docs_fraction'])} share a {lk['ngram_n']}-gram with train"})
     else:
         out.append({"section": "leakage", "level": "warn", "text": lk["note"]})
     ag = report.get("against")
@@ -204,6 +204,6 @@ def verdicts(report: dict) -> list[dict]:
     n_docs = sum(s["docs"] for s in report["splits"].values())
     share = nd["removable_docs"] / n_docs
     out.append({"section": "duplicates", "level": "ok" if share < 0.01 else ("warn" if share < 0.1 else "bad"),
-                "text": f"{share:.1%} of documents are removable near/exact duplicates "
+                "text": f"{pct(share)} of documents are removable near/exact duplicates "
                         f"({report['exact_duplicates']['docs']} exact copies)"})
     return out

@@ -74,7 +74,7 @@ import pyarrow.parquet as pq
 from fwpipe import budget as B
 from fwpipe import remote
 from fwpipe.errors import BudgetError, ConfigError, InputFormatError
-from fwpipe.fmt import count, size
+from fwpipe.fmt import params, pct, ratio, size, tokens
 from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.tokenizer import get_encoding
 
@@ -419,17 +419,17 @@ def format_estimate(d: dict) -> str:
             method = "token_count (FineWeb's counts)"
         else:
             pm = (f["est_tokens_high"] - f["est_tokens_low"]) / 2 / max(f["est_tokens"], 1)
-            method = f"sampled ratio +-{pm:.1%}, {'footer' if f['bytes_from'] == 'metadata' else 'exact'} bytes"
-        lines.append(f"{_name(f['path'], 34):<34} {f['docs']:>11,} {f['est_tokens']:>16,}  {method}")
+            method = f"sampled ratio +-{pct(pm)}, {'footer' if f['bytes_from'] == 'metadata' else 'exact'} bytes"
+        lines.append(f"{_name(f['path'], 34):<34} {f['docs']:>11,} {tokens(f['est_tokens']):>16}  {method}")
         if f["note"]:
             lines.append(f"    {f['note']}")
     t = d["total"]
     label = f"total ({t['files']} file{_s(t['files'])})"
-    lines.append(f"{label:<34} {t['docs']:>11,} {t['est_tokens']:>16,}")
+    lines.append(f"{label:<34} {t['docs']:>11,} {tokens(t['est_tokens']):>16}")
     if t["est_tokens_low"] != t["est_tokens_high"]:
-        lines.append(f"    95% interval {t['est_tokens_low']:,} - {t['est_tokens_high']:,} tokens (sampling error only)")
-    lines.append(f"    split (val fraction {d['val_fraction']:g}): train ~{t['train_docs']:,} docs, {count(t['train_tokens'])} tokens; "
-                 f"val ~{t['val_docs']:,} docs, {count(t['val_tokens'])} tokens")
+        lines.append(f"    95% interval {tokens(t['est_tokens_low'])} - {tokens(t['est_tokens_high'])} tokens (sampling error only)")
+    lines.append(f"    split (val fraction {d['val_fraction']:g}): train ~{t['train_docs']:,} docs, {tokens(t['train_tokens'])} tokens; "
+                 f"val ~{t['val_docs']:,} docs, {tokens(t['val_tokens'])} tokens")
     lines.append("    tokens include one EOT per document, as in prepare's shards")
     s = d["sample"]
     if s:
@@ -437,26 +437,26 @@ def format_estimate(d: dict) -> str:
         lines.append(f"    sample: {s['how']}")
         if s["rel_se"] is not None:
             lo, hi = s["bytes_per_token_ci95"]
-            lines.append(f"    standard error {s['rel_se']:.2%}; 95% interval {lo:.3f} - {hi:.3f} bytes/token")
+            lines.append(f"    standard error {pct(s['rel_se'])}; 95% interval {lo:.3f} - {hi:.3f} bytes/token")
     b = d["budget"]
     if b:
-        src = f"Chinchilla {B.CHINCHILLA_TOKENS_PER_PARAM:g} tokens x {count(b['params'])} params" if b["budget_from"] == "chinchilla" else "--budget-tokens"
-        lines.append(f"BUDGET  {count(b['budget_tokens'])} tokens ({src}) over ~{count(b['unique_tokens'])} train tokens")
+        src = f"Chinchilla {B.CHINCHILLA_TOKENS_PER_PARAM:g} tokens x {params(b['params'])} params" if b["budget_from"] == "chinchilla" else "--budget-tokens"
+        lines.append(f"BUDGET  {tokens(b['budget_tokens'])} tokens ({src}) over ~{tokens(b['unique_tokens'])} train tokens")
         lo, hi = b["epochs_range"]
-        rng_e = f" (95%: {lo:,.2f} - {hi:,.2f})" if lo != hi else ""
-        lines.append(f"    {b['epochs']:,.2f} epochs{rng_e}; verdict: {b['verdict']}")
+        rng_e = f" (95%: {ratio(lo)} - {ratio(hi)})" if lo != hi else ""
+        lines.append(f"    {ratio(b['epochs'])} epochs{rng_e}; verdict: {b['verdict']}")
         lines.append(f"    ({b['verdict_text']})")
         need, more = b["files_needed"], b["more_files_needed"]
         rng = b["files_needed_range"]
         lines.append(f"    for <= {b['max_epochs']:g} epoch{_s(b['max_epochs'])}: {need:,} file{_s(need)} like these "
-                     f"(~{count(b['tokens_per_file'])} train tokens each)" + (f", {more:,} more" if more else ": these are enough"))
+                     f"(~{tokens(b['tokens_per_file'])} train tokens each)" + (f", {more:,} more" if more else ": these are enough"))
         if rng[0] != rng[1]:
             lines.append(f"    (95%: {rng[0]:,} - {rng[1]:,} files)")
         if b.get("params"):
-            lines.append(f"    {b['params']:,} params: {b['tokens_per_param']:.1f} tokens/param (Chinchilla ~{B.CHINCHILLA_TOKENS_PER_PARAM:g})")
+            lines.append(f"    {params(b['params'])} params: {ratio(b['tokens_per_param'])} tokens/param (Chinchilla ~{B.CHINCHILLA_TOKENS_PER_PARAM:g})")
     g = d.get("fetched")
     if g:
-        lines.append(f"fetched {size(g['bytes'])} of {size(g['input_bytes'])} remote input ({g['fraction']:.2%}) "
+        lines.append(f"fetched {size(g['bytes'])} of {size(g['input_bytes'])} remote input ({pct(g['fraction'])}) "
                      f"in {g['requests']:,} requests" + (f", {g['retries']:,} retries" if g["retries"] else ""))  # fmt: skip
     lines.append(f"({d['seconds']:.2f} s, no text tokenized beyond the sample)" if s else f"({d['seconds']:.2f} s, no text read)")
     return "\n".join(lines)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from fwpipe import __version__
 from fwpipe.errors import BudgetError, ConfigError, DivergedError, InputFormatError, ShardFormatError
 from fwpipe.dataset import Dataset, open_dataset
-from fwpipe.fmt import count, duration
+from fwpipe.fmt import duration, params, ratio, tokens
 from fwpipe.train import dist, rundir
 from fwpipe.train.config import TrainConfig, load_config, to_dict, to_toml
 from fwpipe.train.mfu import mfu, peak_tflops
@@ -259,7 +259,7 @@ def _train(run: Run, rd: rundir.RunDir | None, emit: Callable[[Event], None], st
         except (ValueError, TypeError, KeyError) as e:
             raise InputFormatError(f"{out / rundir.METRICS}: a line is not a metrics record ({e})",
                                    "restore the file, or delete it to restart the log at the checkpoint") from e  # fmt: skip
-        emit({"kind": "message", "level": "info", "text": f"resumed {last_path} at iteration {it:,} (epoch {loader.epoch:.3f})"})
+        emit({"kind": "message", "level": "info", "text": f"resumed {last_path} at iteration {it:,} (epoch {ratio(loader.epoch)})"})
     metrics = None
     if main:
         rd.write_bytes(rundir.METRICS, "".join(json.dumps(r) + "\n" for r in records).encode())
@@ -358,12 +358,12 @@ def _train(run: Run, rd: rundir.RunDir | None, emit: Callable[[Event], None], st
         if not main:
             return
         with rd.writing(rundir.LOSS_PNG) as path:
-            plot_losses(records, loader.tokens_per_epoch, path, title=f"{cfg.name}: {count(plan['params_non_embedding'])} params",
-                        dropout=cfg.model.dropout, diagnosis=d.get("diagnosis"))
+            plot_losses(records, loader.tokens_per_epoch, path, title=f"{cfg.name}: {params(plan['params_non_embedding'])} params",
+                        dropout=cfg.model.dropout, diagnosis=d.get("diagnosis"), budget_tokens=plan["tokens_trained"])
 
     emit({"kind": "message", "level": "info",
           "text": f"{loader.windows_per_epoch:,} windows of {cfg.model.block_size + 1} tokens per epoch = "
-                  f"{loader.tokens_per_epoch:,} tokens; {max_iters:,} iterations to go from {it:,}"})
+                  f"{tokens(loader.tokens_per_epoch)} tokens; {max_iters:,} iterations to go from {it:,}"})
     if it == 0:
         evaluate(0, None)
     stop = max_iters if stop_after is None else min(max_iters, stop_after)
@@ -425,7 +425,7 @@ def _train(run: Run, rd: rundir.RunDir | None, emit: Callable[[Event], None], st
                 if not eta_said and it >= 2 * cfg.log_interval:
                     eta_said = True
                     emit({"kind": "message", "level": "info",
-                          "text": f"ETA {duration(r['eta_s'])} for {max_iters - it:,} more iterations at {tok_s:,.0f} tokens/s"})
+                          "text": f"ETA {duration(r['eta_s'])} for {max_iters - it:,} more iterations at {tokens(tok_s)} tokens/s"})
             if it % cfg.eval_interval == 0 or it == max_iters or it == stop:
                 bad = any_bad()
                 if bad >= 0:

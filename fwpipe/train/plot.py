@@ -7,6 +7,12 @@ thin, noisy), and at each eval the train loss in eval mode (no dropout) and the 
 two eval-mode curves are the pair to compare: their gap is memorising, while the step loss sits
 above them by the dropout's inflation. The first eval flagged `plateau` gets a shaded region
 and the numbers that flagged it. With --hellaswag, acc_norm at each eval on a right-hand axis.
+
+A log axis has no 0, so the eval at iteration 0 (the untrained model, ~ln(50257) = 10.8) is
+drawn one doubling left of the first logged point, hollow, and labelled "iter 0" on the axis.
+The budget (the planned end) is a dashed line whose label stays inside the axes; epoch labels
+on the top axis are thinned until no two are closer than MIN_LABEL_PX. `verdict` (the
+diagnosis's one line) goes in a title slot above the chart.
 """
 
 from __future__ import annotations
@@ -16,10 +22,30 @@ from pathlib import Path
 from typing import Any
 
 from fwpipe.atomic import atomic_file
+from fwpipe.fmt import loss as fmt_loss, ratio, tokens as fmt_tokens
+
+MIN_LABEL_PX = 34  # the least distance between two epoch labels on the top axis (a label is ~3 characters)
+
+
+def epoch_ticks(lo_tokens: float, hi_tokens: float, tokens_per_epoch: int, to_px, min_px: float = MIN_LABEL_PX) -> list[float]:
+    """The epoch values to label on the top axis between lo and hi tokens: whole epochs (and
+    tenths under one epoch), thinned left to right so that no two labels sit closer than min_px
+    pixels (to_px maps tokens to display x). Labels of a log axis crowd to the right: thinning
+    keeps the first of each crowd."""
+    lo_e, hi_e = lo_tokens / tokens_per_epoch, hi_tokens / tokens_per_epoch
+    cands = [k / 10 for k in range(1, 10) if lo_e <= k / 10 <= hi_e] + [float(k) for k in range(max(1, int(lo_e)), int(hi_e) + 1)]
+    kept: list[float] = []
+    last_px = None
+    for e in sorted(set(cands)):
+        px = to_px(e * tokens_per_epoch)
+        if last_px is None or px - last_px >= min_px:
+            kept.append(e)
+            last_px = px
+    return kept
 
 
 def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str = "", dropout: float = 0.0,
-                diagnosis: dict[str, Any] | None = None):
+                diagnosis: dict[str, Any] | None = None, *, budget_tokens: int | None = None, verdict: str | None = None):
     """A matplotlib figure of the run's losses (the caller saves and closes it)."""
     import matplotlib
 
@@ -29,6 +55,8 @@ def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str
 
     train = [r for r in records if r.get("kind") == "train" and r.get("tokens", 0) > 0 and r.get("loss") is not None]
     evals = [r for r in records if r.get("kind") == "eval" and r.get("tokens", 0) > 0 and r.get("val_loss") is not None]
+    epoch_axis = None
+    zero = next((r for r in records if r.get("kind") == "eval" and r.get("tokens", 0) == 0 and r.get("val_loss") is not None), None)
     fig, ax = plt.subplots(figsize=(9, 4.8), dpi=100)
     if train:
         what = f"train step loss as logged (dropout {dropout:g})" if dropout else "train step loss as logged"
@@ -51,26 +79,42 @@ def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str
     if xs:
         ax.set_xscale("log")
         lo, hi = min(xs), max(xs)
+        x0 = lo / 2  # where iteration 0 is drawn: one doubling left of the first logged point
+        if zero is not None:
+            first = min(evals, key=lambda r: r["tokens"]) if evals else None
+            ax.plot([x0], [zero["val_loss"]], "o", ms=6, mfc="white", mec="tab:red", color="tab:red",
+                    label=f"val loss at iteration 0 ({fmt_loss(zero['val_loss'])}; 0 tokens, drawn left of the log axis)")
+            if first is not None:  # dashed: the curve between 0 and the first eval is not measured
+                ax.plot([x0, first["tokens"]], [zero["val_loss"], first["val_loss"]], ls="--", lw=0.9, color="tab:red", alpha=0.6)
+            if zero.get("train_loss") is not None:
+                ax.plot([x0], [zero["train_loss"]], "s", ms=5, mfc="white", mec="tab:green")
+        right = max(hi, budget_tokens or 0)
+        ax.set_xlim(x0 / 1.25 if zero is not None else lo / 1.25, right * 1.25)
+        if zero is not None:  # a tick that says what the leftmost point is
+            ax.set_xticks([x0], ["iter 0"], minor=True)
+        if budget_tokens:
+            ax.axvline(budget_tokens, color="black", ls="--", lw=1.0)
+            ax.text(budget_tokens, 0.97, f"budget {fmt_tokens(budget_tokens)} tokens ", transform=ax.get_xaxis_transform(), ha="right",
+                    va="top", fontsize=8.5, bbox={"boxstyle": "round", "fc": "white", "ec": "black", "alpha": 0.85})  # left of the line: inside
         k = max(1, int(lo // tokens_per_epoch)) if tokens_per_epoch > 0 else 0
         n = 0
-        while tokens_per_epoch > 0 and k * tokens_per_epoch <= hi and n < 200:
+        while tokens_per_epoch > 0 and k * tokens_per_epoch <= right and n < 200:
             ax.axvline(k * tokens_per_epoch, color="grey", ls=":", lw=0.9, label="epoch boundary" if n == 0 else None)
             k, n = k + 1, n + 1
         if tokens_per_epoch > 0:
             sec = ax.secondary_xaxis("top", functions=(lambda t: t / tokens_per_epoch, lambda e: e * tokens_per_epoch))
             sec.set_xlabel("epochs")
-            plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")  # 0.2, 1, 3: not 2x10^-1
-            sec.xaxis.set_major_formatter(plain)
-            # label the 2..9 ticks too when the run spans under ~1.5 decades, where they are the only ticks
-            sec.xaxis.set_minor_formatter(plain if hi / lo < 30 else matplotlib.ticker.NullFormatter())
+            sec.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: ratio(v)))  # 0.2, 1, 3: not 2x10^-1
+            sec.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+            epoch_axis = sec
         plateau = next((r for r in evals if r.get("plateau")), None)
         if plateau is not None:
             ax.axvspan(plateau["tokens"], hi, color="tab:orange", alpha=0.12, label="plateau (diagnosed here)")
             per = plateau.get("improvement_per_doubling")
             t = plateau["tokens"]
-            note = f"plateau at {t / 1e6:,.2f}M tokens" if t >= 1e6 else f"plateau at {t:,} tokens"
+            note = f"plateau at {fmt_tokens(t)} tokens"
             if tokens_per_epoch > 0:
-                note += f", epoch {plateau['tokens'] / tokens_per_epoch:.2f}"
+                note += f", epoch {ratio(plateau['tokens'] / tokens_per_epoch)}"
             if per is not None:
                 note += f":\nval improves {per:.3f} per doubling"
             ax.annotate(note, (plateau["tokens"], plateau["val_loss"]), xytext=(-12, 40), textcoords="offset points", ha="right",
@@ -85,6 +129,8 @@ def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str
     ax.set_xlabel("tokens seen (log scale)")
     ax.set_ylabel("loss (nats/token)")
     ax.set_title(title, loc="left", fontsize=10, pad=24)  # above the epochs axis
+    if verdict:  # the diagnosis's verdict, one line above the title
+        fig.suptitle(verdict, x=0.01, ha="left", fontsize=11, fontweight="bold", color="#b35900")
     ax.grid(alpha=0.3, which="both")
     handles, labels = ax.get_legend_handles_labels()
     for other in fig.axes[1:]:  # the HellaSwag axis's line belongs in the one legend
@@ -93,15 +139,19 @@ def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str
     if labels:  # nothing to label before the first step (eval at iteration 0 only)
         ax.legend(handles, labels, fontsize=8, loc="best")
     fig.tight_layout()
+    if epoch_axis is not None:  # with the axes in their final place, label distances are the saved pixels
+        x_lo, x_hi = ax.get_xlim()
+        ticks = epoch_ticks(max(x_lo, lo / 2), x_hi, tokens_per_epoch, lambda t: ax.transData.transform((t, 0))[0])
+        epoch_axis.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
     return fig
 
 
 def plot_losses(records: list[dict[str, Any]], tokens_per_epoch: int, path: Path, title: str = "", dropout: float = 0.0,
-                diagnosis: dict[str, Any] | None = None) -> None:
+                diagnosis: dict[str, Any] | None = None, *, budget_tokens: int | None = None, verdict: str | None = None) -> None:
     """Write the PNG atomically from metrics.jsonl records (kind 'train' and 'eval')."""
     import matplotlib.pyplot as plt
 
-    fig = loss_figure(records, tokens_per_epoch, title, dropout, diagnosis)
+    fig = loss_figure(records, tokens_per_epoch, title, dropout, diagnosis, budget_tokens=budget_tokens, verdict=verdict)
     try:
         with atomic_file(path) as f:
             fig.savefig(f, format="png", bbox_inches="tight")  # tight: keeps the diagnosis text under the axes

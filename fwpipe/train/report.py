@@ -16,7 +16,8 @@ from typing import Any
 from fwpipe import budget as B
 from fwpipe.atomic import write_bytes
 from fwpipe.errors import InputFormatError, OutputError
-from fwpipe.fmt import count as h
+from fwpipe.fmt import loss, params, pct, ratio
+from fwpipe.fmt import tokens as h
 from fwpipe.htmlpage import cards, esc, figure, how, none, page, pyplot, table
 from fwpipe.train import rundir
 from fwpipe.train.diagnose import diagnose
@@ -87,7 +88,7 @@ def render(run: str | Path) -> str:
     items = []
     if evals:
         best = min(evals, key=lambda r: r["val_loss"])
-        items.append(("info", "val loss", f"last {evals[-1]['val_loss']:.3f} at {h(evals[-1].get('tokens'))} tokens; best {best['val_loss']:.3f}"))
+        items.append(("info", "val loss", f"last {loss(evals[-1]['val_loss'])} at {h(evals[-1].get('tokens'))} tokens; best {loss(best['val_loss'])}"))
     else:
         items.append(("warn", "val loss", "no eval with a val loss logged yet (no val split, or the run stopped before the first eval)"))
     if d is not None and d.get("improvement_per_doubling") is not None:
@@ -98,23 +99,23 @@ def render(run: str | Path) -> str:
                        if diag else f"still improving: {per:.3f} per doubling of tokens (threshold {thr:g})")))
     if plan.get("epochs") is not None:
         e = plan["epochs"]
-        items.append(("ok" if e <= B.REPEATS_FREE_EPOCHS else ("warn" if e <= B.REPEATS_MAX_EPOCHS else "bad"), "epochs", f"{e:.1f} planned epochs over {h(plan.get('unique_tokens'))} unique tokens"))
+        items.append(("ok" if e <= B.REPEATS_FREE_EPOCHS else ("warn" if e <= B.REPEATS_MAX_EPOCHS else "bad"), "epochs", f"{ratio(e)} planned epochs over {h(plan.get('unique_tokens'))} unique tokens"))
     if train and train[-1].get("tokens_per_s"):
         mfu = train[-1].get("mfu")
-        items.append(("info", "throughput", f"{train[-1]['tokens_per_s']:,.0f} tokens/s at the last step"
-                      + (f", MFU {mfu:.1%}" if isinstance(mfu, (int, float)) else "")))
+        items.append(("info", "throughput", f"{h(train[-1]['tokens_per_s'])} tokens/s at the last step"
+                      + (f", MFU {pct(mfu)}" if isinstance(mfu, (int, float)) else "")))
     body = f"<h1>fwpipe run</h1><p class=\"sub\">{esc(run.resolve())} &middot; {esc(cfg.get('name', ''))}</p>{cards(items)}"
 
     body += "<h2>Plan</h2>"
     if plan:
         rows = [["model", f"{model.get('n_layer', '?')} layers x {model.get('n_embd', '?')} wide, {model.get('n_head', '?')} heads, "
                  f"block {model.get('block_size', '?')}, dropout {model.get('dropout', '?')}"],
-                ["parameters (non-embedding)", f"{h(plan.get('params_non_embedding'))} ({h(plan.get('params_total'))} total)"],
+                ["parameters (non-embedding)", f"{params(plan.get('params_non_embedding'))} ({params(plan.get('params_total'))} total)"],
                 ["budget", f"{h(plan.get('budget_tokens'))} tokens = {plan.get('iterations', 0):,} iterations of {plan.get('tokens_per_iter', 0):,} tokens"],
                 ["unique train tokens", h(plan.get("unique_tokens"))],
-                ["epochs", f"{plan['epochs']:.2f}" if isinstance(plan.get("epochs"), (int, float)) else "-"],
+                ["epochs", ratio(plan.get("epochs"))],
                 ["effective tokens (after repeats)", h(plan.get("effective_tokens"))],
-                ["tokens per parameter", f"{plan['tokens_per_param']:.1f} (Chinchilla ~{B.CHINCHILLA_TOKENS_PER_PARAM:g})" if plan.get("tokens_per_param") else "-"],
+                ["tokens per parameter", f"{ratio(plan['tokens_per_param'])} (Chinchilla ~{B.CHINCHILLA_TOKENS_PER_PARAM:g})" if plan.get("tokens_per_param") else "-"],
                 ["learning rate", f"{cfg.get('lr', '?')} to {cfg.get('min_lr', '?')}, warmup {cfg.get('warmup_iters', '?')} iterations"],
                 ["device", esc((plan.get("device") or {}).get("name", (plan.get("device") or {}).get("type", "?")))]]
         body += table(["", ""], rows, text_cols=2, cls="plan")

@@ -47,7 +47,7 @@ def test_train_resume_and_sample(tmp_path, tiny_data):
     out = tmp_path / "run"
     r = cli("train", tiny_data, "--budget-tokens", 6 * 128, "--out", out, "--peak-tflops", 0.5, *TINY)
     assert r.exit_code == 0, r.output
-    assert "iter 6 |" in r.output and "done: 6/6 iterations" in r.output and "eval iter 6" in r.output
+    assert "iter 6/6 |" in r.output and "done: 6/6 iterations" in r.output and "eval iter 6" in r.output
     plan = json.loads((out / "plan.json").read_text())
     steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"train"' in line]
     for s in steps:  # --peak-tflops gives an MFU even on a CPU
