@@ -17,6 +17,7 @@ diagnosis's one line) goes in a title slot above the chart.
 
 from __future__ import annotations
 
+import math
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from fwpipe.atomic import atomic_file
 from fwpipe.fmt import loss as fmt_loss, ratio, tokens as fmt_tokens
 
 MIN_LABEL_PX = 34  # the least distance between two epoch labels on the top axis (a label is ~3 characters)
+MAX_BOUNDARY_LINES = 40  # more dotted epoch lines than this grey the chart out
 
 
 def epoch_ticks(lo_tokens: float, hi_tokens: float, tokens_per_epoch: int, to_px, min_px: float = MIN_LABEL_PX) -> list[float]:
@@ -55,7 +57,7 @@ def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str
 
     train = [r for r in records if r.get("kind") == "train" and r.get("tokens", 0) > 0 and r.get("loss") is not None]
     evals = [r for r in records if r.get("kind") == "eval" and r.get("tokens", 0) > 0 and r.get("val_loss") is not None]
-    epoch_axis = None
+    epoch_axis, lo = None, 0
     zero = next((r for r in records if r.get("kind") == "eval" and r.get("tokens", 0) == 0 and r.get("val_loss") is not None), None)
     fig, ax = plt.subplots(figsize=(9, 4.8), dpi=100)
     if train:
@@ -96,11 +98,6 @@ def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str
             ax.axvline(budget_tokens, color="black", ls="--", lw=1.0)
             ax.text(budget_tokens, 0.97, f"budget {fmt_tokens(budget_tokens)} tokens ", transform=ax.get_xaxis_transform(), ha="right",
                     va="top", fontsize=8.5, bbox={"boxstyle": "round", "fc": "white", "ec": "black", "alpha": 0.85})  # left of the line: inside
-        k = max(1, int(lo // tokens_per_epoch)) if tokens_per_epoch > 0 else 0
-        n = 0
-        while tokens_per_epoch > 0 and k * tokens_per_epoch <= right and n < 200:
-            ax.axvline(k * tokens_per_epoch, color="grey", ls=":", lw=0.9, label="epoch boundary" if n == 0 else None)
-            k, n = k + 1, n + 1
         if tokens_per_epoch > 0:
             sec = ax.secondary_xaxis("top", functions=(lambda t: t / tokens_per_epoch, lambda e: e * tokens_per_epoch))
             sec.set_xlabel("epochs")
@@ -132,17 +129,23 @@ def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str
     if verdict:  # the diagnosis's verdict, one line above the title
         fig.suptitle(verdict, x=0.01, ha="left", fontsize=11, fontweight="bold", color="#b35900")
     ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    if epoch_axis is not None:  # with the axes in their final place, label distances are the saved pixels
+        ticks = epoch_ticks(lo, ax.get_xlim()[1], tokens_per_epoch, lambda t: ax.transData.transform((t, 0))[0])
+        epoch_axis.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+        first = max(1, math.ceil(lo / tokens_per_epoch))
+        every = [float(k) for k in range(first, int(ax.get_xlim()[1] // tokens_per_epoch) + 1)]
+        # a line at every boundary while they stay apart; past MAX_BOUNDARY_LINES, only at the labelled epochs
+        thin = len(every) > MAX_BOUNDARY_LINES
+        name = "epoch boundary (at the labelled epochs)" if thin else "epoch boundary"
+        for n, e in enumerate([e for e in ticks if e >= 1 and e == int(e)] if thin else every):
+            ax.axvline(e * tokens_per_epoch, color="grey", ls=":", lw=0.9, label=name if n == 0 else None)
     handles, labels = ax.get_legend_handles_labels()
     for other in fig.axes[1:]:  # the HellaSwag axis's line belongs in the one legend
         h, lab = other.get_legend_handles_labels() if hasattr(other, "get_legend_handles_labels") else ([], [])
         handles, labels = handles + h, labels + lab
     if labels:  # nothing to label before the first step (eval at iteration 0 only)
         ax.legend(handles, labels, fontsize=8, loc="best")
-    fig.tight_layout()
-    if epoch_axis is not None:  # with the axes in their final place, label distances are the saved pixels
-        x_lo, x_hi = ax.get_xlim()
-        ticks = epoch_ticks(max(x_lo, lo / 2), x_hi, tokens_per_epoch, lambda t: ax.transData.transform((t, 0))[0])
-        epoch_axis.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
     return fig
 
 
