@@ -169,6 +169,7 @@ def _leakage(report: dict, examples: ex.Examples | str) -> str:
         out += f"<p>{esc(lk['note'])}</p>"
     out += how(f"a val document that is a copy of a train document measures memory, not generalisation: val loss on it "
                f"is too good. Sharing one {n}-gram is common for boilerplate (licences, menus); copies are what matter.")
+    out += _ngram_examples(lk.get("ngram_examples") or [], n)
     out += "<h3>The worst val documents and their train neighbours</h3>"
     if not lk.get("near_docs"):
         return out + none("No val document is a near copy of a train document: no pairs to show.")
@@ -187,8 +188,25 @@ def _leakage(report: dict, examples: ex.Examples | str) -> str:
         out += _pair([("val: " + lk_.val.label, mark(v)), ("train: " + lk_.train.label, mark(t))])
     n_only = (lk.get("ngram_docs") or 0) - examples.leaking_val_docs
     if n_only > 0:
-        out += (f"<p>{n_only:,} more val documents share a {n}-gram with train without being near copies; the audit counts "
-                "them but does not locate their train neighbour.</p>")
+        out += (f"<p>{n_only:,} more val documents share a {n}-gram with train without being near copies; "
+                f"the {n}-gram examples below show where.</p>")
+    return out
+
+
+def _ngram_examples(examples: list[dict], n: int) -> str:
+    """The shared n-grams the audit located: the n-gram, the val and the train document, and the
+    n-gram highlighted in each with the text around it."""
+    out = f"<h3>Shared {n}-grams: what leaks</h3>"
+    if not examples:
+        return out + none(f"No val {n}-gram occurs in train.")
+    out += (f"<p>The first {len(examples)} val documents that share a {n}-gram with train, each with the first shared "
+            f"{n}-gram, highlighted where it sits in the val document and in a train document that holds it.</p>")
+    for e in examples:
+        v, t = e["val"], e["train"]
+        out += f"<p><b>{esc(' '.join(e['text'].split()))}</b> ({n} tokens)</p>"
+        side = lambda d: f"{esc(d['before'])}<mark>{esc(e['text'])}</mark>{esc(d['after'])}"  # noqa: E731
+        out += _pair([(f"val doc {v['doc']:,}, token {v['position']:,} (shard {v['shard']}, offset {v['offset']:,})", side(v)),
+                      (f"train doc {t['doc']:,}, token {t['position']:,} (shard {t['shard']}, offset {t['offset']:,})", side(t))])
     return out
 
 

@@ -138,6 +138,8 @@ def terminal(report: dict) -> str:
             f"({pct(lk['near_fraction'])})")
         add(f"  sharing a {lk['ngram_n']}-gram with train {lk['ngram_docs']:,} ({pct(lk['ngram_docs_fraction'])}); "
             f"{pct(lk['ngram_fraction'])} of val {lk['ngram_n']}-grams occur in train")
+        for e in (lk.get("ngram_examples") or [])[:2]:  # the rest are on the HTML page, highlighted
+            add(_clip(f"  e.g. val doc {e['val']['doc']:,} and train doc {e['train']['doc']:,} share \"{' '.join(e['text'].split())}\""))
         if lk.get("note"):
             add(_clip(f"  {lk['note']}"))
     b = report.get("budget")
