@@ -40,3 +40,17 @@ def test_audit_plan_and_refusal_spell_the_budget_numbers_alike(tiny_data, tmp_pa
     assert f"tokens/param {tpp} (" in plan_text and f"{params(n)} params, {tpp} tokens/param" in a.stdout
     assert f"{tokens(plan['unique_tokens'])} unique train tokens" in plan_text and f"over {tokens(plan['unique_tokens'])} unique train tokens" in a.stdout
     assert tpp != "0.0" and "tokens/param 0.0" not in plan_text + a.stdout  # the tiny model: 0.2M tokens on ~30K params is not zero
+
+
+def test_train_log_lines_carry_i_of_n_elapsed_and_eta(tiny_data, tmp_path):
+    import re
+
+    r = run("train", tiny_data, "--budget-tokens", 4 * 128, "--out", tmp_path / "run", *TINY, "--set", "log_interval=1",
+            "--set", "eval_interval=2", "--set", "eval_iters=1")
+    assert r.exit_code == 0, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("iter ")]
+    pat = re.compile(r"^iter (\d)/4 \| loss \d+\.\d{3} \| .* tok/s \| epoch [0-9.]+ \| (\d+):(\d\d) elapsed, ETA (\d+):(\d\d)$")
+    got = [pat.match(ln) for ln in lines]
+    assert all(got) and [int(m.group(1)) for m in got] == [1, 2, 3, 4], lines
+    assert got[-1].group(4, 5) == ("0", "00")  # nothing left at the last iteration
+    assert re.search(r"^done: 4/4 iterations in \d+:\d\d, ", r.output, re.M), r.output
