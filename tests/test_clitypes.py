@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from fwpipe.cli import main
-from fwpipe.clitypes import Count, SPELLINGS
+from fwpipe.clitypes import SPELLINGS, Count
 
 
 def _count_flags() -> dict[tuple[str, str], click.Option]:

@@ -204,10 +204,13 @@ def _ngram_examples(examples: list[dict], n: int) -> str:
     for e in examples:
         v, t = e["val"], e["train"]
         out += f"<p><b>{esc(' '.join(e['text'].split()))}</b> ({n} tokens)</p>"
-        side = lambda d: f"{esc(d['before'])}<mark>{esc(e['text'])}</mark>{esc(d['after'])}"  # noqa: E731
-        out += _pair([(f"val doc {v['doc']:,}, token {v['position']:,} (shard {v['shard']}, offset {v['offset']:,})", side(v)),
-                      (f"train doc {t['doc']:,}, token {t['position']:,} (shard {t['shard']}, offset {t['offset']:,})", side(t))])
+        out += _pair([(f"val doc {v['doc']:,}, token {v['position']:,} (shard {v['shard']}, offset {v['offset']:,})", _marked(v, e["text"])),
+                      (f"train doc {t['doc']:,}, token {t['position']:,} (shard {t['shard']}, offset {t['offset']:,})", _marked(t, e["text"]))])
     return out
+
+
+def _marked(side: dict, text: str) -> str:
+    return f"{esc(side['before'])}<mark>{esc(text)}</mark>{esc(side['after'])}"
 
 
 def _budget(report: dict) -> str:

@@ -21,11 +21,11 @@ import logging
 
 import numpy as np
 
-from fwpipe.dedup.docs import unique
 from fwpipe.audit.corpus import Corpus
+from fwpipe.dedup.docs import unique
+from fwpipe.kernels import hashset_build, hashset_filter, hashset_slots, ngram_probe, window_hashes
 from fwpipe.shards import release_pages
 from fwpipe.tokenizer import get_encoding
-from fwpipe.kernels import hashset_build, hashset_filter, hashset_slots, ngram_probe, window_hashes
 
 log = logging.getLogger(__name__)
 MAX_VAL_NGRAMS = 16_000_000  # 128 MB of hashes + a 32M-slot (256 MB) table + 64 MB filter at most

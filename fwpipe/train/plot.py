@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from fwpipe.atomic import atomic_file
-from fwpipe.fmt import loss as fmt_loss, ratio, tokens as fmt_tokens
+from fwpipe.fmt import loss as fmt_loss
+from fwpipe.fmt import ratio
+from fwpipe.fmt import tokens as fmt_tokens
 
 MIN_LABEL_PX = 34  # the least distance between two epoch labels on the top axis (a label is ~3 characters)
 MAX_BOUNDARY_LINES = 40  # more dotted epoch lines than this grey the chart out

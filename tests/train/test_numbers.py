@@ -53,4 +53,4 @@ def test_train_log_lines_carry_i_of_n_elapsed_and_eta(tiny_data, tmp_path):
     got = [pat.match(ln) for ln in lines]
     assert all(got) and [int(m.group(1)) for m in got] == [1, 2, 3, 4], lines
     assert got[-1].group(4, 5) == ("0", "00")  # nothing left at the last iteration
-    assert re.search(r"^done: 4/4 iterations in \d+:\d\d, ", r.output, re.M), r.output
+    assert re.search(r"^done: 4/4 iterations in \d+:\d\d, ", r.output, re.MULTILINE), r.output
