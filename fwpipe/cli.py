@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 
 import click
@@ -508,7 +509,7 @@ def train(ctx, dataset, budget_tokens, data_old, config, out, device, dry_run, j
         run = plan_run(dataset, budget_tokens, config, out=out, device=device, resume=resume, overrides=list(overrides),
                        allow_repeats=allow_repeats, peak=peak_tflops, hellaswag=hellaswag)
     except FwpipeError as e:  # a refused plan (too many epochs) is still shown first, then its one Error line
-        if getattr(e, "plan", None) is not None:
+        if getattr(e, "plan", None) is not None and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 only
             _summary(json_path, e.plan, "\n".join(format_plan(e.plan)))
         raise
     main_rank = run.world.main  # under torchrun only rank 0 prints and writes

@@ -189,7 +189,7 @@ def _leakage(report: dict, examples: ex.Examples | str) -> str:
     n_only = (lk.get("ngram_docs") or 0) - examples.leaking_val_docs
     if n_only > 0:
         out += (f"<p>{n_only:,} more val documents share a {n}-gram with train without being near copies; "
-                f"the {n}-gram examples below show where.</p>")
+                f"the shared {n}-gram examples above show where, for the first few.</p>")
     return out
 
 
@@ -199,7 +199,8 @@ def _ngram_examples(examples: list[dict], n: int) -> str:
     out = f"<h3>Shared {n}-grams: what leaks</h3>"
     if not examples:
         return out + none(f"No val {n}-gram occurs in train.")
-    out += (f"<p>The first {len(examples)} val documents that share a {n}-gram with train, each with the first shared "
+    which = f"The first {len(examples)} val documents" if len(examples) > 1 else "The one val document shown"
+    out += (f"<p>{which} that share a {n}-gram with train, each with its first shared "
             f"{n}-gram, highlighted where it sits in the val document and in a train document that holds it.</p>")
     for e in examples:
         v, t = e["val"], e["train"]
