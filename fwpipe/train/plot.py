@@ -28,21 +28,28 @@ from fwpipe.fmt import ratio
 from fwpipe.fmt import tokens as fmt_tokens
 
 MIN_LABEL_PX = 34  # the least distance between two epoch labels on the top axis (a label is ~3 characters)
+CHAR_PX = 7.5  # width of one tick-label character at matplotlib's default 10 pt and 100 dpi (a digit is ~6.4)
 MAX_BOUNDARY_LINES = 40  # more dotted epoch lines than this grey the chart out
 
 
 def epoch_ticks(lo_tokens: float, hi_tokens: float, tokens_per_epoch: int, to_px, min_px: float = MIN_LABEL_PX) -> list[float]:
-    """The epoch values to label on the top axis between lo and hi tokens: whole epochs (and
-    tenths under one epoch), thinned left to right so that no two labels sit closer than min_px
-    pixels (to_px maps tokens to display x). Labels of a log axis crowd to the right: thinning
-    keeps the first of each crowd."""
+    """The epoch values to label on the top axis between lo and hi tokens: 1..9 times each power
+    of ten in range (0.02, 0.03, ..., 0.1, 0.2, ..., 1, 2, ..., 10, 20, ...), thinned left to
+    right so that no two labels sit closer than min_px pixels (to_px maps tokens to display x).
+    Labels of a log axis crowd to the right: thinning keeps the first of each crowd."""
     lo_e, hi_e = lo_tokens / tokens_per_epoch, hi_tokens / tokens_per_epoch
-    cands = [k / 10 for k in range(1, 10) if lo_e <= k / 10 <= hi_e] + [float(k) for k in range(max(1, int(lo_e)), int(hi_e) + 1)]
+    if hi_e <= 0:
+        return []
+    first = math.floor(math.log10(max(lo_e, 1e-12)))
+    cands = [float(f"{m}e{k}") for k in range(first, math.floor(math.log10(hi_e)) + 1) for m in range(1, 10)]
+    cands = [e for e in cands if lo_e <= e <= hi_e]
     kept: list[float] = []
     last_px = None
     for e in sorted(set(cands)):
         px = to_px(e * tokens_per_epoch)
-        if last_px is None or px - last_px >= min_px:
+        # centres apart by half of each label's width and a gap: "0.0002" needs more room than "3"
+        need = max(min_px, (len(ratio(kept[-1])) + len(ratio(e))) * CHAR_PX / 2 + 8) if kept else 0
+        if last_px is None or px - last_px >= need:
             kept.append(e)
             last_px = px
     return kept
@@ -94,8 +101,9 @@ def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str
                 ax.plot([x0], [zero["train_loss"]], "s", ms=5, mfc="white", mec="tab:green")
         right = max(hi, budget_tokens or 0)
         ax.set_xlim(x0 / 1.25 if zero is not None else lo / 1.25, right * 1.25)
-        if zero is not None:  # a tick that says what the leftmost point is
-            ax.set_xticks([x0], ["iter 0"], minor=True)
+        if zero is not None:  # say what the leftmost point is, beside it (an axis label there would meet 10^k's)
+            ax.annotate("iter 0", (x0, zero["val_loss"]), xytext=(7, -4), textcoords="offset points", fontsize=8.5, va="top",
+                        color="tab:red")
         if budget_tokens:
             ax.axvline(budget_tokens, color="black", ls="--", lw=1.0)
             ax.text(budget_tokens, 0.97, f"budget {fmt_tokens(budget_tokens)} tokens ", transform=ax.get_xaxis_transform(), ha="right",
