@@ -9,7 +9,7 @@ import pytest
 from fwpipe.audit import audit
 from fwpipe.audit.report import terminal
 from fwpipe.tokenizer import encode, get_encoding
-from tests.audit.conftest import write_fwpipe
+from tests.corpus import write_fwpipe
 
 
 def decode(tokens) -> str:
