@@ -20,8 +20,14 @@ from fwpipe.fmt import clock
 
 
 class Progress:
-    def __init__(self, total: float | None = None, *, enabled: bool | None = None, every_s: float = 0.5,
-                 piped_every_s: float | None = None):
+    def __init__(
+        self,
+        total: float | None = None,
+        *,
+        enabled: bool | None = None,
+        every_s: float = 0.5,
+        piped_every_s: float | None = None,
+    ):
         self.total = total
         tty = sys.stderr.isatty()
         self.enabled = (tty or piped_every_s is not None) if enabled is None else enabled

@@ -22,7 +22,11 @@ def _count_flags() -> dict[tuple[str, str], click.Option]:
 
 def test_every_token_and_parameter_flag_is_the_one_count_type():
     flags = _count_flags()
-    assert ("train", "--budget-tokens") in flags and ("prepare", "--shard-tokens") in flags and ("audit", "--params") in flags
+    assert (
+        ("train", "--budget-tokens") in flags
+        and ("prepare", "--shard-tokens") in flags
+        and ("audit", "--params") in flags
+    )
     odd = {k: type(p.type).__name__ for k, p in flags.items() if not isinstance(p.type, Count)}
     assert not odd, odd
 
@@ -56,7 +60,9 @@ def test_an_accepted_suffix_reaches_the_library(tmp_path):
     # estimate --params 40M on the bundled sample: the same JSON as --params 40e6
     outs = []
     for spelling in ("40M", "40e6"):
-        r = CliRunner().invoke(main, ["estimate", "--sample", "--budget-tokens", "7.6B", "--params", spelling, "--json", "-"])
+        r = CliRunner().invoke(
+            main, ["estimate", "--sample", "--budget-tokens", "7.6B", "--params", spelling, "--json", "-"]
+        )
         assert r.exit_code == 0, r.output
         outs.append(r.stdout)
     assert outs[0] == outs[1] or outs[0].split('"seconds"')[0] == outs[1].split('"seconds"')[0]

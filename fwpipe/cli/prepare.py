@@ -11,9 +11,9 @@ import click
 
 from fwpipe.cli.common import (
     CONTEXT,
-    SuggestingCommand,
     DEFAULT_DATASET,
     TOKENS,
+    SuggestingCommand,
     budget_option,
     config_option,
     json_option,

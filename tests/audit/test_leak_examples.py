@@ -30,7 +30,10 @@ def planted_quote(real_texts, tmp_path_factory):
 def test_examples_name_the_ngram_and_both_documents(planted_quote):
     root, train, val = planted_quote
     ex = audit(root, ngram=13)["leakage"]["ngram_examples"]
-    assert [(e["val"]["doc"], e["val"]["position"], e["train"]["doc"], e["train"]["position"]) for e in ex] == [(0, 100, 5, 50), (1, 0, 20, 0)]
+    assert [(e["val"]["doc"], e["val"]["position"], e["train"]["doc"], e["train"]["position"]) for e in ex] == [
+        (0, 100, 5, 50),
+        (1, 0, 20, 0),
+    ]
     q = ex[0]
     assert q["tokens"] == train[5][50:63].tolist() and q["text"] == decode(train[5][50:63])
     assert q["train"]["shard"] == 0 and ex[1]["train"]["shard"] == 1  # train docs 15..29 are the second shard
@@ -54,7 +57,7 @@ def test_examples_in_the_terminal_and_the_page(planted_quote, tmp_path):
     root, train, _ = planted_quote
     report = audit(root, ngram=13)
     text = terminal(report)
-    assert "e.g. val doc 0 and train doc 5 share \"" in text and "e.g. val doc 1 and train doc 20 share" in text
+    assert 'e.g. val doc 0 and train doc 5 share "' in text and "e.g. val doc 1 and train doc 20 share" in text
     page = tmp_path / "audit.html"
     write_html(report, page)
     html = page.read_text()

@@ -16,7 +16,9 @@ def _records(iters: int, tokens_per_iter: int, every: int = 25) -> list[dict]:
         loss = 3.5 + 6 * math.exp(-it / 40)
         recs.append({"kind": "train", "iter": it, "tokens": it * tokens_per_iter, "loss": loss})
         if it % every == 0:
-            recs.append({"kind": "eval", "iter": it, "tokens": it * tokens_per_iter, "val_loss": loss + 0.2, "train_loss": loss})
+            recs.append(
+                {"kind": "eval", "iter": it, "tokens": it * tokens_per_iter, "val_loss": loss + 0.2, "train_loss": loss}
+            )
     return recs
 
 
@@ -36,13 +38,18 @@ def figure():
         plt.close(f)
 
 
-@pytest.mark.parametrize("iters,tokens_per_epoch", [(400, 2_000), (400, 20_000), (400, 300_000), (20, 1_000), (20, 100), (28, 30),
-                                                    (235, 2_320_000)])  # the last: a run that ends at epoch 0.05
+@pytest.mark.parametrize(
+    "iters,tokens_per_epoch",
+    [(400, 2_000), (400, 20_000), (400, 300_000), (20, 1_000), (20, 100), (28, 30), (235, 2_320_000)],
+)  # the last: a run that ends at epoch 0.05
 def test_epoch_labels_never_overlap(figure, iters, tokens_per_epoch):
     # 100 epochs, 10, a third of one; and runs spanning under 1.5 decades, where every epoch is a label candidate
     fig = figure(_records(iters, 512, every=5), tokens_per_epoch, "t", budget_tokens=iters * 512)
     top = fig.axes[0].child_axes[0]
-    boxes = sorted((t.get_window_extent() for t in top.xaxis.get_ticklabels(which="both") if t.get_visible() and t.get_text()), key=lambda b: b.x0)
+    boxes = sorted(
+        (t.get_window_extent() for t in top.xaxis.get_ticklabels(which="both") if t.get_visible() and t.get_text()),
+        key=lambda b: b.x0,
+    )
     assert len(boxes) >= 3
     assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:])), [(b.x0, b.x1) for b in boxes]
 
@@ -57,7 +64,9 @@ def test_iteration_zero_is_on_the_log_axis_left_of_the_first_point(figure):
 
 
 def test_budget_label_is_inside_the_axes_and_the_verdict_on_top(figure):
-    fig = figure(_records(200, 512), 5_000, "tiny: 30K params", budget_tokens=400 * 512, verdict="repetition: 41 epochs")
+    fig = figure(
+        _records(200, 512), 5_000, "tiny: 30K params", budget_tokens=400 * 512, verdict="repetition: 41 epochs"
+    )
     ax = fig.axes[0]
     label = next(t for t in ax.texts if t.get_text().startswith("budget "))
     assert label.get_text().strip() == "budget 205K tokens"
@@ -70,12 +79,16 @@ def test_budget_label_is_inside_the_axes_and_the_verdict_on_top(figure):
 
 
 def test_epoch_ticks_thin_left_to_right():
-    px = lambda t: t / 10
+    def px(t: float) -> float:  # 10 tokens a pixel, linear: 1 epoch of 1,000 tokens = 100 px
+        return t / 10
+
     # two 3-character labels need 3 x 7.5 + 8 = 30.5 px between centres, two 1-character ones 15.5 px; 1 is 10 px after 0.9
     assert epoch_ticks(100, 5_000, 1_000, px, min_px=15) == [0.1, 0.5, 0.9, 2.0, 3.0, 4.0, 5.0]
     assert epoch_ticks(100, 5_000, 1_000, px, min_px=150) == [0.1, 2.0, 4.0]
 
 
 def test_png_is_written(tmp_path):
-    plot_losses(_records(60, 512), 5_000, tmp_path / "loss.png", title="t", budget_tokens=60 * 512, verdict="still_improving")
+    plot_losses(
+        _records(60, 512), 5_000, tmp_path / "loss.png", title="t", budget_tokens=60 * 512, verdict="still_improving"
+    )
     assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
