@@ -40,6 +40,7 @@ DOCS = "docs.parquet"
 TOKEN_COUNTS = "token_counts.npy"
 REMOVED = "removed.parquet"
 CLUSTERS = "clusters.parquet"  # audit's output inside a fwpipe dataset
+QUALITY = "quality.parquet"  # audit's per-document quality signals (README, Quality), marked WRITTEN_BY
 SPLITS = ("train", "val")
 NANOGPT_FILES = tuple(f"{s}.bin" for s in SPLITS)  # nanoGPT's raw uint16 files
 SHARD_RE = re.compile(r"(train|val)_(\d{6})\.bin")
