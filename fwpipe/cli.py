@@ -337,6 +337,9 @@ def prepare(
         text_column=text_column, val_fraction=val_fraction, seed=seed, shard_tokens=shard_tokens, format=fmt,
         budget_tokens=budget_tokens, max_epochs=max_epochs, dedup=dedup,
     )  # fmt: skip
+    from fwpipe.dataset import check_report_path
+
+    check_report_path(json_path, out_dir, flag="--json")  # before anything is written
     before = remote.STATS.snapshot()
     if buffer_mb is not None:  # the threaded prepare's text-in-flight cap; units bound memory per worker
         click.echo("warning: --buffer-mb is deprecated and does nothing: memory follows --workers", err=True)
@@ -436,6 +439,10 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
     from fwpipe.progress import Progress
 
     note = _note(json_path)
+    from fwpipe.dataset import check_report_path
+
+    check_report_path(json_path, dataset, flag="--json")  # before the audit writes anything
+    check_report_path(html_path, dataset, flag="--html")
     if budget_tokens is None and params is not None:  # as `fwpipe estimate --params`: the compute-optimal budget
         budget_tokens = B.budget_for_params(params)
         click.echo(f"budget: Chinchilla's {B.CHINCHILLA_TOKENS_PER_PARAM:g} tokens x {params:,} params = {budget_tokens:,} tokens "
