@@ -93,7 +93,17 @@ def file_sha256(path: Path) -> str:
 
 def open_parquet(path: Path | str) -> pq.ParquetFile:
     if isinstance(path, str) and remote.is_url(path):
-        return _open_remote(remote.stat(path))
+        info = remote.stat(path)
+        local = remote.cached_copy(info, download=False)  # a revisionless file: its whole copy is the file
+        if local is not None:
+            return open_parquet(local)
+        try:
+            return _open_remote(info)
+        except remote.RangeIgnored:
+            local = remote.cached_copy(info, download=True)  # with --cache-dir: one whole read instead
+            if local is None:
+                raise
+            return open_parquet(local)
     try:
         # pre_buffer would read every requested column chunk ahead (the whole file): memory
         # would then follow the file size. Buffered streaming reads keep it to a few MB.
@@ -125,7 +135,12 @@ def open_source(source: "Source", *, stream: bool = False) -> pq.ParquetFile:
     """The parquet file behind `source`, local or remote (a --cache-dir copy where there is one)."""
     if not source.url:
         return open_parquet(Path(source.path))
+    if source.revision.startswith("sha256:"):  # a revisionless file read whole into --cache-dir: that copy, in any process
+        return open_parquet(remote.cached_copy(remote.RemoteInfo(source.url, source.path, source.bytes, source.revision), download=False))
     info = remote.stat(source.url)
+    if info.revision != source.revision or info.size != source.bytes:  # stat again in another process: the file moved on
+        raise remote.RemoteError(f"{source.path}: changed on the server since this run began (revision {source.revision[:24]} is gone)",
+                                 "run the same command again with --overwrite to prepare the new file")  # fmt: skip
     local = remote.cached_copy(info, download=stream)  # only a stream that reads the file whole downloads it
     return open_parquet(local) if local is not None else _open_remote(info, stream=stream)
 
