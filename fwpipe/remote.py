@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from fwpipe.errors import DependencyError, InputNotFoundError, OutputError, RemoteError
+from fwpipe.errors import DependencyError, InputFormatError, InputNotFoundError, OutputError, RemoteError
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,12 @@ def is_url(spec: str) -> bool:
 
 def public_url(url: str) -> str:
     """The URL without `user:password@`, query string or fragment: safe to log and record."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 host: cut by hand, never echo a password
+        scheme, _, rest = url.partition("://")
+        netloc, slash, path = rest.partition("/")
+        return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path.split('?')[0].split('#')[0]}"
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
@@ -279,6 +284,10 @@ class RemoteInfo:
 def expand(spec: str) -> list[str]:
     """The URLs `spec` names: itself, or a glob's sorted matches (s3 and hf list; https cannot)."""
     public = public_url(spec)
+    try:
+        urlsplit(spec).port  # noqa: B018 - parses host and port, as every later request would
+    except ValueError as e:
+        raise InputFormatError(f"{public}: not a valid URL ({e})", "check the URL (an IPv6 host goes in [brackets], a port is a number)") from None
     scheme = spec.partition("://")[0].lower()
     if not any(c in spec.partition("://")[2].split("?")[0] for c in "*?["):
         return [spec]
