@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from fwpipe import budget as budget_mod, remote
 from fwpipe.atomic import lock_dir
 from fwpipe.dataset import MANIFEST_VERSION, REMOVED, Manifest, read_manifest, shard_name, write_manifest
-from fwpipe.errors import OutputError
+from fwpipe.errors import FwpipeError, OutputError
 from fwpipe.executor import Executor, make_executor
 from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.pipeline import outputs
@@ -40,7 +40,7 @@ from fwpipe.pipeline.split import SPLIT_NAMES, key_hash, val_threshold
 from fwpipe.pipeline.units import UNIT_ROWS, UnitTask, plan_units, run_unit, unit_dir
 from fwpipe.fmt import clock, count
 from fwpipe.progress import Progress
-from fwpipe.tokenizer import EOT, NAME as TOKENIZER_NAME, VOCAB_SIZE, bpe_sha256
+from fwpipe.tokenizer import DEFAULT_ENGINE, EOT, NAME as TOKENIZER_NAME, VOCAB_SIZE, bpe_sha256, check_engine
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,9 @@ FORCED_VAL_EXPECTED = 30  # below this many expected val docs, make sure val is 
 
 @dataclass(frozen=True)
 class PrepareOptions:
-    """What decides the bytes written. workers, executors, unit and batch sizes and progress do not."""
+    """What decides the bytes written. workers, executors, unit and batch sizes and progress do not,
+    nor does tokenizer_engine: both engines write the same bytes, so it is left out of the identity
+    (NOT_IDENTITY) and a run started with one engine may resume with the other."""
 
     text_column: str = "text"
     val_fraction: float = 0.005
@@ -60,6 +62,10 @@ class PrepareOptions:
     budget_tokens: int | None = None  # stop once train holds budget / max_epochs stream tokens
     max_epochs: float = 1.0
     dedup: Literal["none", "exact", "near"] = "near"  # see dedup.py; "none" tokenizes in one pass
+    tokenizer_engine: Literal["gigatoken", "tiktoken"] = DEFAULT_ENGINE  # fwpipe/tokenizer.py
+
+
+NOT_IDENTITY = ("tokenizer_engine",)
 
 
 def prepare(
@@ -94,10 +100,11 @@ def prepare(
         scratch["memory_bytes"] = memory_bytes(memory_gb)
     paths = inputs_mod.resolve_inputs([str(p) for p in inputs])
     # numba's first call costs ~0.4 s of set-up: pay it while the inputs are being hashed
-    warm = threading.Thread(target=_warm_up, args=(options.dedup != "none",), daemon=True)
+    warm = threading.Thread(target=_warm_up, args=(options.dedup != "none", options.tokenizer_engine), daemon=True)
     warm.start()
     sources = inputs_mod.inspect_all(paths, options.text_column)
     warm.join()
+    check_engine(options.tokenizer_engine)  # refuse to start if the engine is not exact (checked once, in the warm-up)
     own = executor is None
     if executor is None:
         executor = Executor() if len(plan_units(sources, unit_rows)) <= 1 else make_executor(workers)
@@ -172,7 +179,8 @@ def _prepare_locked(paths, sources: list[Source], out_dir: Path, options: Prepar
         prog.close()
     summary = finalize(out_dir, shard_dir, identity, sources, options, n_shards, trailing, layout.stop, dedup_report)
     seconds = time.perf_counter() - t0
-    summary.update(did_work=True, resumed=state == "resume", seconds=seconds, workers=executor.workers, tokens_this_run=tokenized,
+    summary.update(did_work=True, resumed=state == "resume", seconds=seconds, workers=executor.workers, tokenizer_engine=options.tokenizer_engine,
+                   tokens_this_run=tokenized,
                    tokens_per_s=tokenized / max(seconds, 1e-9))  # fmt: skip
     return summary
 
@@ -181,7 +189,8 @@ def _unit_tasks(sources: list[Source], options: PrepareOptions, threshold: int, 
                 unit_rows: int) -> list[UnitTask]:  # fmt: skip
     return [
         UnitTask(str(unit_dir(units, u.index)), u, sources[u.file_index], options.text_column, options.seed, threshold, options.shard_tokens,
-                 tuple(sorted(g for g in forced_val if u.file_gpos0 + u.row_start <= g < u.file_gpos0 + u.row_end)), bpe_sha256(), batch_rows)
+                 tuple(sorted(g for g in forced_val if u.file_gpos0 + u.row_start <= g < u.file_gpos0 + u.row_end)), bpe_sha256(), batch_rows,
+                 options.tokenizer_engine)
         for u in plan_units(sources, unit_rows)
     ]  # fmt: skip
 
@@ -253,10 +262,14 @@ def _assemble(out_dir: Path, shard_dir: Path, layout: Layout, executor: Executor
     return {s: len(layout.shards[s]) for s in SPLIT_NAMES}
 
 
-def _warm_up(kernels: bool) -> None:
+def _warm_up(kernels: bool, engine: str) -> None:
     from fwpipe.tokenizer import get_encoding
 
     get_encoding()
+    try:
+        check_engine(engine)  # builds and self-checks the engine
+    except FwpipeError:
+        pass  # prepare() calls check_engine again, on its own thread, and raises it there
     if kernels:  # only --dedup's engine calls numba kernels here
         from fwpipe.kernels import token_histogram
 
@@ -290,7 +303,7 @@ def _identity(sources: list[Source], options: PrepareOptions) -> dict:
         "tokenizer": {"name": TOKENIZER_NAME, "vocab_size": VOCAB_SIZE, "eot": EOT, "bpe_sha256": bpe_sha256()},
         "sources": [s.to_json() for s in sources],
         "split": {"key_column": inputs_mod.KEY_COLUMN, "key_fallback": options.text_column, "hash": "blake2b-64", "val_fraction": options.val_fraction, "seed": options.seed},
-        "options": asdict(options),
+        "options": {k: v for k, v in asdict(options).items() if k not in NOT_IDENTITY},
     }
 
 
@@ -334,7 +347,8 @@ def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOpt
     """
     from fwpipe.pipeline import dedup
 
-    first_options = PrepareOptions(text_column=options.text_column, val_fraction=0.0, seed=options.seed, shard_tokens=options.shard_tokens, dedup="none")
+    first_options = PrepareOptions(text_column=options.text_column, val_fraction=0.0, seed=options.seed, shard_tokens=options.shard_tokens, dedup="none",
+                                   tokenizer_engine=options.tokenizer_engine)
     target = budget_mod.unique_tokens_needed(options.budget_tokens, options.max_epochs) if options.budget_tokens else None
     stages, tokenized, raw_train = [], 0, 0
     names = [src.path for src in sources]

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import fwpipe
-
 from fwpipe.atomic import output_error
 from fwpipe.dedup.scratch import open_scratch
 

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from fwpipe.cli import main
-from tests.pipeline.helpers import dir_digest
+from tests.corpus import dir_digest
 
 
 def one_line(r) -> str:
