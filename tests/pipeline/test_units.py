@@ -138,3 +138,15 @@ def test_a_marker_must_list_every_unit_file_and_a_truncated_one_redoes_the_unit(
     monkeypatch.undo()
     prepare([small_groups], out, options=opts, workers=1, unit_rows=300, progress=False)
     assert dir_digest(out) == dir_digest(tmp_path / "ref")
+
+
+def test_workers_never_exceed_the_units_nor_two_a_core(tmp_path, first150, sample1400, caplog):
+    import logging
+    import os
+
+    with caplog.at_level(logging.WARNING, logger="fwpipe.executor"):
+        s = prepare([first150, sample1400], tmp_path / "d", options=PrepareOptions(dedup="none"), workers=128, progress=False)
+    n_units = len(plan_units([inputs.inspect(f, "text") for f in (first150, sample1400)]))
+    assert s["workers"] == min(n_units, 2 * os.cpu_count()) < 128  # was: 128 forked processes for 2 units
+    assert any("--workers 128: running" in r.getMessage() for r in caplog.records)
+    assert executor_mod.cap_workers(10**6) == 2 * os.cpu_count() and executor_mod.cap_workers(3, units=100) == min(3, 2 * os.cpu_count())
