@@ -494,7 +494,10 @@ def _download(info: RemoteInfo, tmp: Path) -> str:
                 raise _changed(info)
             async for chunk in r.content.iter_chunked(1 << 20):
                 h.update(chunk)
-                f.write(chunk)
+                try:
+                    f.write(chunk)
+                except OSError as e:  # the disk, not the network: no retry
+                    raise OutputError(f"cannot write {tmp}: {e.strerror or e}", "free some space or choose another --cache-dir") from e
                 n += len(chunk)
         return n
 
