@@ -18,11 +18,15 @@ def test_concurrent_runs_get_their_own_scratch_and_a_finished_one_removes_only_i
     ident = {"shards": ["a.bin"], "sizes": [123]}
     kw = dict(n_docs=10, num_perm=128, bands=16)
     # the first run: another process (as a second `fwpipe audit` would be), holding the scratch
-    code = ("import sys, time; from fwpipe.dedup.scratch import open_scratch\n"
-            f"s = open_scratch({str(tmp_path)!r}, {ident!r}, n_docs=10, num_perm=128, bands=16)\n"
-            "print(s.root, flush=True); sys.stdin.read(); s.remove()")
+    code = (
+        "import sys, time; from fwpipe.dedup.scratch import open_scratch\n"
+        f"s = open_scratch({str(tmp_path)!r}, {ident!r}, n_docs=10, num_perm=128, bands=16)\n"
+        "print(s.root, flush=True); sys.stdin.read(); s.remove()"
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(fwpipe.__file__).parents[1])}
-    first = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    first = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         first_root = Path(first.stdout.readline().strip())
         second = open_scratch(tmp_path, ident, **kw)  # while the first still runs

@@ -41,7 +41,9 @@ def test_two_text_columns_are_one_line(tmp_path, rows):
 def test_a_uint64_token_count_past_2_63_is_no_count(tmp_path, rows):
     p = tmp_path / "u64.parquet"
     pq.write_table(_with_token_count(rows, pa.array([2**63 + 5] * rows.num_rows, pa.uint64())), p)
-    r = CliRunner().invoke(main, ["prepare", str(p), "-o", str(tmp_path / "d"), "--dedup", "none", "--json", str(tmp_path / "s.json")])
+    r = CliRunner().invoke(
+        main, ["prepare", str(p), "-o", str(tmp_path / "d"), "--dedup", "none", "--json", str(tmp_path / "s.json")]
+    )
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "s.json").read_text())["docs"] == 150
     r = CliRunner().invoke(main, ["estimate", str(p), "--json", "-"])
@@ -61,7 +63,9 @@ def test_estimate_falls_back_to_the_sampled_ratio_for_impossible_token_counts(tm
     plain = tmp_path / "plain.parquet"
     pq.write_table(rows.drop(["token_count"]), plain)
     want = CliRunner().invoke(main, ["estimate", str(plain), "--json", "-"])
-    assert json.loads(ref.output)["total"]["est_tokens"] == json.loads(want.output)["total"]["est_tokens"] > 0  # the same measured ratio
+    assert (
+        json.loads(ref.output)["total"]["est_tokens"] == json.loads(want.output)["total"]["est_tokens"] > 0
+    )  # the same measured ratio
 
 
 def test_estimate_of_a_file_with_no_row_groups(tmp_path):
@@ -73,7 +77,9 @@ def test_estimate_of_a_file_with_no_row_groups(tmp_path):
     assert "ratio: none measured" in r.output
 
 
-@pytest.mark.parametrize("url,why", [("http://u:pw@[::1/x.parquet", "Invalid IPv6 URL"), ("https://h:99999/x.parquet", "Port out of range")])
+@pytest.mark.parametrize(
+    "url,why", [("http://u:pw@[::1/x.parquet", "Invalid IPv6 URL"), ("https://h:99999/x.parquet", "Port out of range")]
+)
 def test_a_malformed_url_is_one_line_without_the_password(tmp_path, url, why):
     line = one_line(CliRunner().invoke(main, ["prepare", url, "-o", str(tmp_path / "d")]))
     assert "not a valid URL" in line and why in line and "pw" not in line
@@ -86,7 +92,9 @@ def test_a_fifo_among_the_inputs_is_refused_not_waited_on(tmp_path, rows, where)
     pq.write_table(rows, d / "a.parquet")
     os.mkfifo(d / "x.parquet")
     arg = d / "x.parquet" if where == "named" else d
-    assert "x.parquet: not a regular file" in one_line(CliRunner().invoke(main, ["prepare", str(arg), "-o", str(tmp_path / "d")]))
+    assert "x.parquet: not a regular file" in one_line(
+        CliRunner().invoke(main, ["prepare", str(arg), "-o", str(tmp_path / "d")])
+    )
 
 
 def test_a_dictionary_encoded_text_column_makes_the_same_dataset(tmp_path, rows):

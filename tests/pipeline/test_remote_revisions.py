@@ -91,7 +91,9 @@ def test_a_server_that_ignores_range_is_named_and_cache_dir_reads_it_whole(serve
     assert "the server does not honour Range requests" in r.output and "--cache-dir" in r.output
     assert server.gets() == 1  # at once, not retried as a network fault
     try:
-        r = CliRunner().invoke(main, ["prepare", url, "-o", str(tmp_path / "yes"), "--dedup", "none", "--cache-dir", str(tmp_path / "c")])
+        r = CliRunner().invoke(
+            main, ["prepare", url, "-o", str(tmp_path / "yes"), "--dedup", "none", "--cache-dir", str(tmp_path / "c")]
+        )
         assert r.exit_code == 0, r.output
     finally:
         remote.set_cache_dir(None)
@@ -99,10 +101,14 @@ def test_a_server_that_ignores_range_is_named_and_cache_dir_reads_it_whole(serve
     assert server.gets() == 3 and server.requests[-1] == ("GET", "a.parquet", None)
 
 
-def test_a_trickling_response_hits_the_request_deadline_and_is_retried_visibly(server, versions, tmp_path, monkeypatch, caplog):
+def test_a_trickling_response_hits_the_request_deadline_and_is_retried_visibly(
+    server, versions, tmp_path, monkeypatch, caplog
+):
     monkeypatch.setattr(remote, "REQUEST_DEADLINE_S", 1.0)
     server.put("a.parquet", versions[0])
-    server.faults = [{"name": "a.parquet", "trickle": 0.05, "skip": 1}]  # a row group, a byte every 50 ms (read timeout never trips)
+    server.faults = [
+        {"name": "a.parquet", "trickle": 0.05, "skip": 1}
+    ]  # a row group, a byte every 50 ms (read timeout never trips)
     before = remote.STATS.snapshot()
     with caplog.at_level(logging.WARNING, logger="fwpipe.remote"):
         prepare([server.url("a.parquet")], tmp_path / "ds", options=OPTS, progress=False, workers=1)
@@ -125,7 +131,10 @@ def test_permanent_failures_fail_at_once_with_the_reason(server, tmp_path, case)
         server._handle = redirect.__get__(server)
         url, why = server.url("a.parquet"), "redirected to a URL that is not http(s)"
     else:
-        url, why = server.url("a.parquet").replace("http://", "https://"), "the TLS handshake failed (WRONG_VERSION_NUMBER"
+        url, why = (
+            server.url("a.parquet").replace("http://", "https://"),
+            "the TLS handshake failed (WRONG_VERSION_NUMBER",
+        )
     r = CliRunner().invoke(main, ["prepare", url, "-o", str(tmp_path / "d")])
     assert r.exit_code == 1 and len(r.output.splitlines()) == 1, r.output
     assert why in r.output and "again later" not in r.output

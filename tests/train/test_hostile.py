@@ -33,7 +33,10 @@ def test_report_on_a_damaged_run_is_one_line(tmp_path, done_run, damage, want): 
     else:
         (run / "metrics.jsonl").write_bytes((run / "metrics.jsonl").read_bytes() + b"\xff\xfe\n")
     assert_error(cli("report", run), want)
-    assert not (run / "report.html").exists() or (run / "report.html").read_bytes() == (done_run / "report.html").read_bytes()
+    assert (
+        not (run / "report.html").exists()
+        or (run / "report.html").read_bytes() == (done_run / "report.html").read_bytes()
+    )
 
 
 @pytest.mark.parametrize("key,value", [("n_embd", 32768), ("vocab_size", 10**9)])
@@ -51,12 +54,17 @@ def test_a_checkpoint_whose_config_implies_huge_tensors_is_refused_before_buildi
 
 
 def test_eval_hellaswag_from_dev_zero_is_one_line_not_a_memory_blow_up(done_run):  # noqa: F811
-    assert_error(cli("eval", done_run / "last.pt", "--hellaswag", "/dev/zero", "--device", "cpu"), "/dev/zero: not a regular file")
+    assert_error(
+        cli("eval", done_run / "last.pt", "--hellaswag", "/dev/zero", "--device", "cpu"),
+        "/dev/zero: not a regular file",
+    )
 
 
 def test_a_dollar_in_the_config_name_draws_the_title(tmp_path, tiny_data):
     out = tmp_path / "run"
-    r = cli("train", tiny_data, "--budget-tokens", BUDGET, "--out", out, *TINY, "--set", "name=run$^$1")  # mathtext: "$^$" fails to parse
+    r = cli(
+        "train", tiny_data, "--budget-tokens", BUDGET, "--out", out, *TINY, "--set", "name=run$^$1"
+    )  # mathtext: "$^$" fails to parse
     assert r.exit_code == 0, r.output
     assert (out / "loss.png").stat().st_size > 0
     r = cli("report", out)
