@@ -122,6 +122,8 @@ def estimate(inputs, sample, budget_tokens, params, config, max_epochs, text_col
 @click.option("--buffer-mb", type=click.IntRange(min=1), default=None, hidden=True, help="Deprecated: memory follows --workers now.")
 @click.option("--dedup", type=click.Choice(["near", "exact", "none"]), default="near", show_default=True,
               help="Drop near (MinHash) or exact duplicates, keeping the first; clusters never straddle train/val.")  # fmt: skip
+@click.option("--filter", "filters", default=None, metavar="NAME[,NAME]",
+              help="Drop documents that gopher, fineweb, c4 or lang=en fail, before tokenizing; each is listed in removed.parquet.  [default: none]")
 @budget_option("stop once train holds enough tokens for it at --max-epochs.")
 @max_epochs_option
 @click.option("--estimate", is_flag=True, help="Only estimate tokens, epochs and files needed: the same as `fwpipe estimate`.")
@@ -137,7 +139,7 @@ def estimate(inputs, sample, budget_tokens, params, config, max_epochs, text_col
 @tokenizer_engine_option
 def prepare(
     inputs, out_dir, sample, text_column, val_fraction, seed, shard_tokens, fmt, workers, buffer_mb, dedup, budget_tokens, max_epochs,
-    estimate, params, config, overwrite, json_path, cache_dir, memory_gb, tmp_dir, ray_address, tokenizer_engine,
+    estimate, params, config, overwrite, json_path, cache_dir, memory_gb, tmp_dir, ray_address, tokenizer_engine, filters,
 ):  # fmt: skip
     """Tokenize FineWeb parquet into GPT-2 token shards.
 
@@ -156,6 +158,7 @@ def prepare(
     from fwpipe.pipeline.prepare import PrepareOptions
     from fwpipe.pipeline.prepare import prepare as run_prepare
     from fwpipe.pipeline.summary import format_prepare_summary
+    from fwpipe.quality.filter import parse_filters
 
     remote.set_cache_dir(cache_dir)
     inputs = _with_sample(inputs, sample)
@@ -167,7 +170,7 @@ def prepare(
         raise click.UsageError("--params and --config go with --estimate (or `fwpipe estimate`); train takes its own --config")
     options = PrepareOptions(
         text_column=text_column, val_fraction=val_fraction, seed=seed, shard_tokens=shard_tokens, format=fmt,
-        budget_tokens=budget_tokens, max_epochs=max_epochs, dedup=dedup, tokenizer_engine=tokenizer_engine,
+        budget_tokens=budget_tokens, max_epochs=max_epochs, dedup=dedup, tokenizer_engine=tokenizer_engine, filters=parse_filters(filters),
     )  # fmt: skip
     from fwpipe.dataset import check_report_path
 

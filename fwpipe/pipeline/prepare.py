@@ -63,6 +63,7 @@ class PrepareOptions:
     max_epochs: float = 1.0
     dedup: Literal["none", "exact", "near"] = "near"  # see dedup.py; "none" tokenizes in one pass
     tokenizer_engine: Literal["gigatoken", "tiktoken"] = DEFAULT_ENGINE  # fwpipe/tokenizer.py
+    filters: tuple[str, ...] = ()  # --filter: quality filters applied before tokenizing (fwpipe.quality.filter)
 
 
 NOT_IDENTITY = ("tokenizer_engine",)
@@ -191,7 +192,7 @@ def _unit_tasks(sources: list[Source], options: PrepareOptions, threshold: int, 
     return [
         UnitTask(str(unit_dir(units, u.index)), u, sources[u.file_index], options.text_column, options.seed, threshold, options.shard_tokens,
                  tuple(sorted(g for g in forced_val if u.file_gpos0 + u.row_start <= g < u.file_gpos0 + u.row_end)), bpe_sha256(), batch_rows,
-                 options.tokenizer_engine)
+                 options.tokenizer_engine, options.filters)
         for u in plan_units(sources, unit_rows)
     ]  # fmt: skip
 
@@ -304,7 +305,7 @@ def _identity(sources: list[Source], options: PrepareOptions) -> dict:
         "tokenizer": {"name": TOKENIZER_NAME, "vocab_size": VOCAB_SIZE, "eot": EOT, "bpe_sha256": bpe_sha256()},
         "sources": [s.to_json() for s in sources],
         "split": {"key_column": inputs_mod.KEY_COLUMN, "key_fallback": options.text_column, "hash": "blake2b-64", "val_fraction": options.val_fraction, "seed": options.seed},
-        "options": {k: v for k, v in asdict(options).items() if k not in NOT_IDENTITY},
+        "options": {k: v for k, v in asdict(options).items() if k not in NOT_IDENTITY and (k != "filters" or v)},  # unfiltered: as before --filter
     }
 
 
@@ -349,7 +350,7 @@ def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOpt
     from fwpipe.pipeline import dedup
 
     first_options = PrepareOptions(text_column=options.text_column, val_fraction=0.0, seed=options.seed, shard_tokens=options.shard_tokens, dedup="none",
-                                   tokenizer_engine=options.tokenizer_engine)
+                                   tokenizer_engine=options.tokenizer_engine, filters=options.filters)
     target = budget_mod.unique_tokens_needed(options.budget_tokens, options.max_epochs) if options.budget_tokens else None
     stages, tokenized, raw_train = [], 0, 0
     names = [src.path for src in sources]

@@ -80,11 +80,13 @@ def encode_chunk(
     forced_val: frozenset[int],
     max_doc_tokens: int,
     engine: str = DEFAULT_ENGINE,
+    check=None,
 ) -> tuple[ChunkRows, ChunkRows]:
     """Tokenize rows [row0, row0+len(texts)) of one file; return the (train, val) rows.
 
     Rows whose split already holds them in a finished shard (gpos <= that split's cursor, after
-    a resume) are left out without tokenizing.
+    a resume) are left out without tokenizing. check (prepare --filter, fwpipe.quality.filter):
+    text -> 0 or the status code of the quality rule that drops the row before it is tokenized.
     """
     n = len(texts)
     # per-row Python stays to a few C-level passes (map, list.count): on threads it holds the GIL
@@ -103,7 +105,10 @@ def encode_chunk(
     keep = gpos > np.asarray(cursors, dtype=np.int64)[split] if max(cursors) >= gpos0 else np.ones(n, bool)
     status = np.where(text_chars < 0, NULL_TEXT, np.where(text_chars == 0, EMPTY_TEXT, OK)).astype(np.int8)
 
-    coded = np.flatnonzero(keep & (text_chars > 0))  # the rows to tokenize, in order
+    if check is not None:  # --filter: a dropped row keeps its rule's status and is not tokenized
+        for i in np.flatnonzero(keep & (status == OK)).tolist():
+            status[i] = check(texts[i])
+    coded = np.flatnonzero(keep & (text_chars > 0) & ((status == OK) | (check is None)))  # the rows to tokenize, in order
     full, starts = _encode_joined(texts if len(coded) == n else [texts[i] for i in coded.tolist()], engine)
     lens = np.diff(starts, append=len(full)) - 1  # tokens of each document, its EOT not counted
     n_tokens = np.zeros(n, np.int64)

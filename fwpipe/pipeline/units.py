@@ -34,6 +34,7 @@ from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.pipeline.inputs import Source
 from fwpipe.pipeline.split import SPLIT_NAMES
 from fwpipe.pipeline.tokenize import OK, ChunkRows, encode_chunk
+from fwpipe.quality.filter import make_check
 from fwpipe.tokenizer import DEFAULT_ENGINE
 
 # A unit closes after the row group that brings it to 64Ki rows or 8 MB of compressed input,
@@ -106,6 +107,7 @@ class UnitTask:
     tokenizer: dict  # the BPE files' sha256s
     batch_rows: int = 1024
     engine: str = DEFAULT_ENGINE  # the tokenizer engine; not in identity(): both write the same bytes
+    filters: tuple[str, ...] = ()  # prepare --filter (fwpipe.quality.filter)
 
     @property
     def rows(self) -> int:
@@ -119,7 +121,7 @@ class UnitTask:
             "source": {"bytes": s.bytes, "rows": s.rows, "sha256": s.sha256, "revision": s.revision},
             "text_column": self.text_column, "seed": self.seed, "threshold": self.threshold, "max_doc_tokens": self.max_doc_tokens,
             "forced_val": list(self.forced_val), "tokenizer": self.tokenizer,
-        }  # fmt: skip
+        } | ({"filters": list(self.filters)} if self.filters else {})  # fmt: skip
 
 
 def run_unit(task: UnitTask) -> dict:
@@ -233,12 +235,13 @@ def _tokenize(task: UnitTask, d: Path, identity: dict) -> dict:
     w = UnitWriter(d)
     try:
         forced_val = frozenset(task.forced_val)
+        check = make_check(task.filters) if task.filters else None
         for b in inputs_mod.read_batches(task.source, u.file_index, task.text_column, start_row=u.row_start, end_row=u.row_end,
                                          batch_rows=task.batch_rows):  # fmt: skip
             pair = encode_chunk(
                 b.texts, b.ids, b.token_counts, b.urls, file_index=u.file_index, row0=b.row0, gpos0=u.file_gpos0 + b.row0, seed=task.seed,
                 threshold=task.threshold, cursors=(-1, -1), forced_val=forced_val, max_doc_tokens=task.max_doc_tokens,
-                engine=task.engine,
+                engine=task.engine, check=check,
             )  # fmt: skip
             for sid, rows in enumerate(pair):
                 w.add(sid, rows)
