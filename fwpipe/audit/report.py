@@ -98,7 +98,14 @@ WIDTH = 100
 _LEVEL = {"ok": "[ OK ]", "warn": "[WARN]", "bad": "[BAD ]"}
 
 
+# C0 and C1 control characters (ESC starts a terminal escape sequence: a document could recolour,
+# retitle or clear the user's terminal) and the bidi overrides that reorder what follows them
+_UNPRINTABLE = {c: " " for c in [*range(0x20), 0x7F, *range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+
+
 def _clip(line: str) -> str:
+    """One terminal line of at most WIDTH columns, with a document's control characters as spaces."""
+    line = line.translate(_UNPRINTABLE)
     return line if len(line) <= WIDTH else line[: WIDTH - 3] + "..."
 
 

@@ -118,6 +118,11 @@ def audit(
     memory_bytes = dedup_memory_bytes(memory_gb)
     qcfg = load_config(quality_config) if quality else None  # a bad config fails before the audit
     _check_path(path)
+    loaded_eval = None
+    if against_path is not None:  # a bad eval set is one line before any audit work, not after it
+        from fwpipe.audit.against import load_eval
+
+        loaded_eval = load_eval(against_path)
     step("opening")
     ds = open_dataset(path)
     corpus = index(ds)
@@ -154,7 +159,7 @@ def audit(
         step(f"eval set {against_path}")
         from fwpipe.audit.against import against
 
-        report["against"] = against(corpus, exact.first, scratch, cfg, against_path, ngram=ngram)
+        report["against"] = against(corpus, exact.first, scratch, cfg, against_path, ngram=ngram, loaded=loaded_eval)
     scratch.remove()
     clusters_path = ds.root / CLUSTERS
     if ds.format == "fwpipe" and write_clusters_file and _write_optional(clusters_path, lambda p: write_clusters(p, corpus, near.cluster)):

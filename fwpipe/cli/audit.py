@@ -65,10 +65,13 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
     from fwpipe.audit import audit as run_audit
     from fwpipe.audit.report import terminal
     from fwpipe.audit.rules import failed_rules, parse_rule
+    from fwpipe.dataset import check_report_path
     from fwpipe.executor import make_executor
     from fwpipe.progress import Progress
 
     echo = note(json_path)
+    check_report_path(json_path, dataset, flag="--json")  # before the audit writes anything
+    check_report_path(html_path, dataset, flag="--html")
     budget_tokens, budget_from = budget.budget_or_chinchilla(budget_tokens, params)  # as `fwpipe estimate --params`
     if budget_from == "chinchilla":
         click.echo(f"budget: Chinchilla's {budget.CHINCHILLA_TOKENS_PER_PARAM:g} tokens x {fmt.params(params)} params = {fmt.tokens(budget_tokens)} tokens "

@@ -173,6 +173,9 @@ def prepare(
         text_column=text_column, val_fraction=val_fraction, seed=seed, shard_tokens=shard_tokens, format=fmt,
         budget_tokens=budget_tokens, max_epochs=max_epochs, dedup=dedup, tokenizer_engine=tokenizer_engine, filters=parse_filters(filters),
     )  # fmt: skip
+    from fwpipe.dataset import check_report_path
+
+    check_report_path(json_path, out_dir, flag="--json")  # before anything is written
     before = remote.STATS.snapshot()
     if buffer_mb is not None:  # the threaded prepare's text-in-flight cap; units bound memory per worker
         click.echo("warning: --buffer-mb is deprecated and does nothing: memory follows --workers", err=True)

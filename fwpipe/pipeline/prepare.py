@@ -109,7 +109,8 @@ def prepare(
     check_engine(options.tokenizer_engine)  # refuse to start if the engine is not exact (checked once, in the warm-up)
     own = executor is None
     if executor is None:
-        executor = Executor() if len(plan_units(sources, unit_rows)) <= 1 else make_executor(workers)
+        n_units = len(plan_units(sources, unit_rows))
+        executor = Executor() if n_units <= 1 else make_executor(workers, units=n_units)  # never more workers than units
     try:
         return _prepare(paths, sources, Path(out_dir), options, executor, batch_rows, unit_rows, overwrite, progress, t0, scratch)
     finally:

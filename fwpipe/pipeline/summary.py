@@ -84,7 +84,9 @@ def format_estimate(d: dict) -> str:
                  f"val ~{t['val_docs']:,} docs, {tokens(t['val_tokens'])} tokens")
     lines.append("    tokens include one EOT per document, as in prepare's shards")
     s = d["sample"]
-    if s:
+    if s and s["bytes_per_token"] is None:  # nothing to sample: every file without token_count is empty
+        lines.append("ratio: none measured (no documents to sample)")
+    elif s:
         lines.append(f"ratio: {s['bytes_per_token']:.3f} bytes/token from {s['docs']:,} tokenized documents ({size(s['bytes'])})")
         lines.append(f"    sample: {s['how']}")
         if s["rel_se"] is not None:

@@ -24,6 +24,8 @@ from fwpipe.train.diagnose import diagnose
 from fwpipe.train.plot import loss_figure
 
 REPORT_HTML = rundir.REPORT_HTML
+_NUMBERS = ("iter", "tokens", "epoch", "loss", "lr", "grad_norm", "tokens_per_s", "mfu", "eta_s", "val_loss", "train_loss",
+            "hellaswag_acc_norm", "hellaswag_correct", "hellaswag_total")  # of metrics.jsonl's train and eval records
 
 
 def _read_run(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -34,13 +36,18 @@ def _read_run(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         raise InputFormatError(e.message.replace("--out ", "", 1), hint) from e
     if not ours:
         raise InputFormatError(f"{run}: no training run here (missing or empty)", hint)
-    try:
-        plan = json.loads((run / rundir.PLAN_JSON).read_text()) if (run / rundir.PLAN_JSON).is_file() else {}
+    try:  # UnicodeDecodeError is a ValueError: invalid UTF-8 lands here too
+        plan = json.loads((run / rundir.PLAN_JSON).read_text(encoding="utf-8")) if (run / rundir.PLAN_JSON).is_file() else {}
     except ValueError as e:
-        raise InputFormatError(f"{run / rundir.PLAN_JSON}: not JSON ({e})", "restore the file from the run") from e
+        raise InputFormatError(f"{run / rundir.PLAN_JSON}: not JSON ({str(e)[:80]})", "restore the file from the run") from e
+    if not isinstance(plan, dict):
+        raise InputFormatError(f"{run / rundir.PLAN_JSON}: not a plan (a JSON {type(plan).__name__}, not an object)", "restore the file from the run")
     records = []
     path = run / rundir.METRICS
-    text = path.read_text() if path.is_file() else ""
+    try:
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    except ValueError as e:
+        raise InputFormatError(f"{path}: not UTF-8 text ({str(e)[:80]})", "restore the file, or re-run training") from e
     for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -49,6 +56,10 @@ def _read_run(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         except ValueError as e:
             raise InputFormatError(f"{path}:{i}: not a metrics record ({e})", "restore the file, or re-run training") from e
         if isinstance(r, dict):
+            if r.get("kind") in ("train", "eval"):  # the fields the report plots and sums are numbers (or null)
+                bad = next((k for k in _NUMBERS if r.get(k) is not None and (isinstance(r[k], bool) or not isinstance(r[k], (int, float)))), None)
+                if bad is not None:
+                    raise InputFormatError(f"{path}:{i}: {bad!r} is {json.dumps(r[bad])[:30]}, not a number", "restore the file, or re-run training")
             records.append(r)
     return plan, records
 

@@ -55,6 +55,12 @@ def epoch_ticks(lo_tokens: float, hi_tokens: float, tokens_per_epoch: int, to_px
     return kept
 
 
+def mathtext_safe(text: str) -> str:
+    """`text` drawn as written: matplotlib reads $...$ as mathtext, and a lone `$` (a config
+    named "run$1") makes drawing fail."""
+    return text.replace("$", r"\$")
+
+
 def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str = "", dropout: float = 0.0,
                 diagnosis: dict[str, Any] | None = None, *, budget_tokens: int | None = None, verdict: str | None = None):
     """A matplotlib figure of the run's losses (the caller saves and closes it)."""
@@ -129,15 +135,15 @@ def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str
                         bbox={"boxstyle": "round", "fc": "white", "ec": "tab:orange"})
         lines = [ln.strip() for ln in (diagnosis or {}).get("text", [])[1:] if ln.strip().startswith(("train ", "Chinchilla", "try:"))]
         if lines:  # the diagnosis's deciding lines, under the axes so that they hide no curve
-            fig.text(0.01, -0.01, "\n".join(textwrap.fill(ln, 130, subsequent_indent="    ") for ln in lines[:4]), ha="left", va="top",
+            fig.text(0.01, -0.01, mathtext_safe("\n".join(textwrap.fill(ln, 130, subsequent_indent="    ") for ln in lines[:4])), ha="left", va="top",
                      fontsize=7.5, family="monospace", bbox={"boxstyle": "round", "fc": "#fff7e6", "ec": "tab:orange"})
     else:
         ax.text(0.5, 0.5, "no losses logged yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("tokens seen (log scale)")
     ax.set_ylabel("loss (nats/token)")
-    ax.set_title(title, loc="left", fontsize=10, pad=24)  # above the epochs axis
+    ax.set_title(mathtext_safe(title), loc="left", fontsize=10, pad=24)  # above the epochs axis
     if verdict:  # the diagnosis's verdict, one line above the title
-        fig.suptitle(verdict, x=0.01, ha="left", fontsize=11, fontweight="bold", color="#b35900")
+        fig.suptitle(mathtext_safe(verdict), x=0.01, ha="left", fontsize=11, fontweight="bold", color="#b35900")
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     if epoch_axis is not None:  # with the axes in their final place, label distances are the saved pixels

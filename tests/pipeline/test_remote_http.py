@@ -166,7 +166,9 @@ def test_cache_dir_keeps_whole_copies_that_a_rerun_reads_locally(server, files, 
         r = CliRunner().invoke(main, ["prepare", *urls, "-o", str(tmp_path / "two"), *args])
         assert r.exit_code == 0, r.output
         assert_same_dataset(tmp_path / "two", local_ref, urls)
-        assert server.gets("a.parquet") == server.gets("b.parquet") == 1  # the footer only; rows come from the copies
+        # a HEAD each for the revision; footer and rows come from the copies
+        assert server.gets("a.parquet") == server.gets("b.parquet") == 0
+        assert [m for m, n, _ in server.requests if n == "a.parquet"] == ["HEAD"]
     finally:
         remote.set_cache_dir(None)
 
