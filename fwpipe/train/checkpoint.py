@@ -124,9 +124,28 @@ def config_of(ck: dict[str, Any], path: Path):
     from fwpipe.train.config import from_dict
 
     try:
-        return from_dict(ck["config"])  # load() checked that it is a dict
+        cfg = from_dict(ck["config"])  # load() checked that it is a dict
     except ConfigError as e:
         raise InputFormatError(f"{path}: the config inside is not valid ({e.message})", "pass a last.pt or best.pt written by fwpipe train") from e
+    _check_shapes(ck, cfg, path)
+    return cfg
+
+
+def _check_shapes(ck: dict[str, Any], cfg, path: Path) -> None:
+    """Every tensor the config's model has must be in the file with that shape, before any model
+    is built: a 2 KB file whose config says n_embd=32768 would otherwise allocate GBs first.
+    The model is built on the meta device (shapes only, no memory)."""
+    from fwpipe.train.model import GPT
+
+    with torch.device("meta"):
+        want = {k: tuple(v.shape) for k, v in GPT(cfg.model).state_dict().items()}
+    got = ck["model"]
+    for name, shape in want.items():
+        t = got.get(name)
+        if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape:
+            have = "missing" if t is None else f"{tuple(t.shape)}" if isinstance(t, torch.Tensor) else f"a {type(t).__name__}"
+            raise InputFormatError(f"{path}: its model state does not fit its config ({name}: the config says {shape}, the file holds {have})",
+                                   "pass a last.pt or best.pt written by fwpipe train (the config and the weights disagree)")  # fmt: skip
 
 
 def restore(what: str, path: Path, load_state) -> None:

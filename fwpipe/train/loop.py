@@ -22,7 +22,7 @@ from typing import Any, Callable
 from fwpipe import __version__
 from fwpipe.errors import BudgetError, ConfigError, DivergedError, InputFormatError, ShardFormatError
 from fwpipe.dataset import Dataset, open_dataset
-from fwpipe.fmt import count, duration
+from fwpipe.fmt import duration, params, ratio, tokens
 from fwpipe.train import dist, rundir
 from fwpipe.train.config import TrainConfig, load_config, to_dict, to_toml
 from fwpipe.train.mfu import mfu, peak_tflops
@@ -245,7 +245,7 @@ class Loop:
                 raise InputFormatError(f"{run.out / rundir.METRICS}: a line is not a metrics record ({e})",
                                        "restore the file, or delete it to restart the log at the checkpoint") from e  # fmt: skip
             emit({"kind": "message", "level": "info",
-                  "text": f"resumed {self.last_path} at iteration {it:,} (epoch {loader.epoch:.3f}, recipe {cfg.recipe})"})
+                  "text": f"resumed {self.last_path} at iteration {it:,} (epoch {ratio(loader.epoch)}, recipe {cfg.recipe})"})
         self.ckpt_iter = self.state.iter if run.checkpoint is not None else 0
         self.metrics = None
         if self.main:
@@ -384,8 +384,8 @@ class Loop:
             return
         with self.rd.writing(rundir.LOSS_PNG) as path:
             plot_losses(self.records, self.loader.tokens_per_epoch, path,
-                        title=f"{cfg.name} ({cfg.recipe}): {count(plan['params_non_embedding'])} params",
-                        dropout=cfg.model.dropout, diagnosis=d.get("diagnosis"))
+                        title=f"{cfg.name} ({cfg.recipe}): {params(plan['params_non_embedding'])} params",
+                        dropout=cfg.model.dropout, diagnosis=d.get("diagnosis"), budget_tokens=plan["tokens_trained"])
 
     def step(self) -> tuple[Any, Any, float]:
         """One iteration: every micro-batch forward and backward, clip, every optimizer steps.
@@ -437,7 +437,7 @@ class Loop:
         cfg, st, max_iters, tpi, w = self.cfg, self.state, self.max_iters, self.tpi, self.w
         self.emit({"kind": "message", "level": "info",
                    "text": f"{self.loader.windows_per_epoch:,} windows of {cfg.model.block_size + 1} tokens per epoch = "
-                           f"{self.loader.tokens_per_epoch:,} tokens; {max_iters:,} iterations to go from {st.iter:,} "
+                           f"{tokens(self.loader.tokens_per_epoch)} tokens; {max_iters:,} iterations to go from {st.iter:,} "
                            f"(recipe {cfg.recipe}: {' + '.join(self.optimizers)}, {cfg.schedule} schedule; "
                            f"{self.threads} CPU threads)"})
         if st.iter == 0:
@@ -467,7 +467,7 @@ class Loop:
                     if not eta_said and it >= 2 * cfg.log_interval:
                         eta_said = True
                         self.emit({"kind": "message", "level": "info",
-                                   "text": f"ETA {duration(r['eta_s'])} for {max_iters - it:,} more iterations at {tok_s:,.0f} tokens/s"})
+                                   "text": f"ETA {duration(r['eta_s'])} for {max_iters - it:,} more iterations at {tokens(tok_s)} tokens/s"})
                 if it % cfg.eval_interval == 0 or it == max_iters or it == stop:
                     bad = self.any_bad()
                     if bad >= 0:

@@ -12,7 +12,7 @@ from typing import Any
 
 from fwpipe import budget
 from fwpipe.errors import BudgetError
-from fwpipe.fmt import count, size
+from fwpipe.fmt import loss, params, pct, ratio, size, tokens
 from fwpipe.train.config import ModelConfig, TrainConfig, to_dict
 from fwpipe.train.mfu import flops_per_token
 
@@ -86,11 +86,11 @@ def make_plan(cfg: TrainConfig, budget_tokens: int, unique_tokens: int, *, datas
     budget_tokens = budget.check_budget(budget_tokens)
     tpi = cfg.tokens_per_iter
     if budget_tokens < tpi:
-        raise BudgetError(f"budget of {budget_tokens:,} tokens is less than one iteration ({tpi:,} tokens = "
+        raise BudgetError(f"budget of {tokens(budget_tokens)} tokens is less than one iteration ({tpi:,} tokens = "
                           f"{cfg.batch_size} x {cfg.grad_accum} x {cfg.model.block_size})",
                           f"pass --budget-tokens {tpi} or more, or lower batch_size / grad_accum with --set")
     if unique_tokens <= cfg.model.block_size:
-        raise BudgetError(f"the train split holds {unique_tokens:,} tokens, not one window of block_size+1 = {cfg.model.block_size + 1}",
+        raise BudgetError(f"the train split holds {tokens(unique_tokens)} tokens, not one window of block_size+1 = {cfg.model.block_size + 1}",
                           "prepare more text or lower block_size with --set")
     total, non_emb = param_counts(cfg.model)
     iters = math.ceil(budget_tokens / tpi)
@@ -125,17 +125,11 @@ def make_plan(cfg: TrainConfig, budget_tokens: int, unique_tokens: int, *, datas
     e = plan["epochs"]
     free, most = budget.REPEATS_FREE_EPOCHS, budget.REPEATS_MAX_EPOCHS
     needed = budget.unique_tokens_needed(budget_tokens, free)
-    if e > most and not allow_repeats:
-        raise BudgetError(
-            f"{budget_tokens:,} tokens is {e:.1f} epochs of {unique_tokens:,} unique train tokens; past {most:g} epochs "
-            f"repeats add almost nothing (effective data {count(eff)} tokens, {b['effective_fraction']:.0%} of the budget)",
-            f"prepare at least {needed:,} unique tokens, lower --budget-tokens, or pass --allow-repeats",
-        )
     if e > free:
         plan["warnings"].append(
-            f"{e:.1f} epochs: the run repeats its {count(unique_tokens)} unique tokens; effective data is "
-            f"{count(eff)} of {count(budget_tokens)} tokens ({b['effective_fraction']:.0%}). Prepare "
-            f"{count(needed)}+ unique tokens (more parquet shards) for at most {free:g} epochs."
+            f"{ratio(e)} epochs: the run repeats its {tokens(unique_tokens)} unique tokens; effective data is "
+            f"{tokens(eff)} of {tokens(budget_tokens)} tokens ({pct(b['effective_fraction'])}). Prepare "
+            f"{tokens(needed)}+ unique tokens (more parquet shards) for at most {free:g} epochs."
         )
     dev_mem = plan["memory"]["device_bytes"]
     if dev_mem and mem["total"] > 0.9 * dev_mem:
@@ -143,6 +137,16 @@ def make_plan(cfg: TrainConfig, budget_tokens: int, unique_tokens: int, *, datas
             f"estimated memory {size(mem['total'], binary=True)} is over 90% of the device's {size(dev_mem, binary=True)}; "
             "lower batch_size and raise grad_accum by the same factor (same tokens per iteration)"
         )
+    if e > most and not allow_repeats:
+        refusal = BudgetError(
+            f"{tokens(budget_tokens)} tokens is {ratio(e)} epochs of {tokens(unique_tokens)} unique train tokens; past {most:g} epochs "
+            f"repeats add almost nothing (effective data {tokens(eff)} tokens, {pct(b['effective_fraction'])} of the budget)",
+            f"prepare at least {tokens(needed)} unique tokens, lower --budget-tokens, or pass --allow-repeats",
+        )
+        # the plan goes with the refusal: `train --dry-run` prints it first, then the one Error line
+        plan["refusal"] = {"message": refusal.message, "hint": refusal.hint}
+        refusal.plan = plan
+        raise refusal
     return plan
 
 
@@ -159,20 +163,20 @@ def format_plan(plan: dict[str, Any]) -> list[str]:
         f"plan: {c['name']} on {dev.get('name', '?')} ({mem['precision']}), recipe {c.get('recipe', 'nanogpt')}"
         + (f" ({c['optimizer']}, {c['schedule']} schedule)" if c.get("recipe", "nanogpt") != "nanogpt" else ""),
         f"  model       {m['n_layer']} layers x {m['n_head']} heads x {m['n_embd']} wide, block {m['block_size']}: "
-        f"{count(plan['params_total'], 4)} params, {count(plan['params_non_embedding'], 4)} without position embeddings",
+        f"{params(plan['params_total'])} params, {params(plan['params_non_embedding'])} without position embeddings",
         f"  batch       {c['batch_size']} x {c['grad_accum']} accum x {m['block_size']} = {plan['tokens_per_iter']:,} tokens/iter",
         f"  processes   {ws} (torchrun DDP: {c['grad_accum'] // ws} micro-steps each, the same global batch)" if ws > 1
         else "  processes   1 (for more GPUs: torchrun --standalone --nproc_per_node N -m fwpipe train ...)",
-        f"  budget      {plan['budget_tokens']:,} tokens -> {plan['iterations']:,} iterations ({plan['tokens_trained']:,} tokens)",
-        f"  data        {ds.get('path', '?')} ({ds.get('format', '?')}): {plan['unique_tokens']:,} unique train tokens, "
-        f"{ds.get('val_tokens', 0):,} val",
-        f"  epochs      {plan['epochs']:.2f} ({plan['verdict']}: {plan['verdict_text']})",
-        f"  effective   {count(plan['effective_tokens'])} tokens after repetition ({plan['effective_fraction']:.0%} of budget; Muennighoff et al. 2023)",
-        f"  tokens/param {plan['tokens_per_param']:.3g} (Chinchilla ~{plan['chinchilla_tokens_per_param']:g})",
-        f"  compute     C = 6*N*D = {plan['compute_flops']:.3g} FLOPs; compute-optimal ~{count(plan['optimal_params'])} params "
-        f"on {count(plan['optimal_tokens'])} tokens",
-        f"  loss trend  ~{ch['this_run']:.2f} for this run, ~{ch['compute_optimal']:.2f} compute-optimal "
-        f"(capacity term {ch['capacity_term']:.2f}, data term {ch['data_term']:.2f}; {ch['note']})",
+        f"  budget      {tokens(plan['budget_tokens'])} tokens -> {plan['iterations']:,} iterations ({tokens(plan['tokens_trained'])} tokens)",
+        f"  data        {ds.get('path', '?')} ({ds.get('format', '?')}): {tokens(plan['unique_tokens'])} unique train tokens, "
+        f"{tokens(ds.get('val_tokens', 0))} val",
+        f"  epochs      {ratio(plan['epochs'])} ({plan['verdict']}: {plan['verdict_text']})",
+        f"  effective   {tokens(plan['effective_tokens'])} tokens after repetition ({pct(plan['effective_fraction'])} of budget; Muennighoff et al. 2023)",
+        f"  tokens/param {ratio(plan['tokens_per_param'])} (Chinchilla ~{plan['chinchilla_tokens_per_param']:g})",
+        f"  compute     C = 6*N*D = {plan['compute_flops']:.3g} FLOPs; compute-optimal ~{params(plan['optimal_params'])} params "
+        f"on {tokens(plan['optimal_tokens'])} tokens",
+        f"  loss trend  ~{loss(ch['this_run'])} for this run, ~{loss(ch['compute_optimal'])} compute-optimal "
+        f"(capacity term {loss(ch['capacity_term'])}, data term {loss(ch['data_term'])}; {ch['note']})",
         f"  memory      ~{size(mem['total'], binary=True)} estimated (weights+grads+{'Muon/AdamW' if c.get('optimizer') == 'muon' else 'AdamW'} "
         f"{size(mem['weights'] + mem['grads'] + mem['optimizer'], binary=True)}, activations {size(mem['activations'], binary=True)}, "
         f"logits {size(mem['logits'], binary=True)})" + (f" of {size(mem['device_bytes'], binary=True)} on the device" if mem.get("device_bytes") else ""),
@@ -180,16 +184,16 @@ def format_plan(plan: dict[str, Any]) -> list[str]:
     if dev.get("peak_tflops"):
         lines.append(f"  peak        {dev['peak_tflops']:g} TFLOPS dense bf16 ({dev.get('peak_source', 'table')})"
                      + (f" x {ws} GPUs" if ws > 1 else "") + "; "
-                     f"{count(plan['flops_per_token'])} FLOPs/token")
+                     f"{tokens(plan['flops_per_token'])} FLOPs/token")
     if plan.get("hellaswag"):
         lines.append(f"  hellaswag   {plan['hellaswag']['examples']:,} examples from {plan['hellaswag']['path']}, acc_norm at every eval")
     z = plan.get("sizing")
     if z:
-        prepared = f"the dataset was prepared for {z['prepared_budget_tokens']:,} tokens at <= {z['prepared_max_epochs']:g} epochs"
+        prepared = f"the dataset was prepared for {tokens(z['prepared_budget_tokens'])} tokens at <= {z['prepared_max_epochs']:g} epochs"
         if plan.get("budget_source") == "manifest":
             lines.append(f"  sizing      budget taken from the manifest: {prepared}")
         elif z["prepared_budget_tokens"] != plan["budget_tokens"] and z.get("prepared_epochs") is not None:
-            lines.append(f"  sizing      {prepared} ({z['prepared_epochs']:.2f} epochs); this budget runs {plan['epochs']:.2f} epochs "
-                         f"({plan['epochs'] / z['prepared_epochs']:.2f}x)")
+            lines.append(f"  sizing      {prepared} ({ratio(z['prepared_epochs'])} epochs); this budget runs {ratio(plan['epochs'])} epochs "
+                         f"({ratio(plan['epochs'] / z['prepared_epochs'])}x)")
     lines += [f"  WARNING: {w}" for w in plan["warnings"]]
     return lines
