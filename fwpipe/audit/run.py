@@ -22,15 +22,17 @@ from fwpipe.audit.exactdup import exact_duplicates
 from fwpipe.audit.leakage import leakage
 from fwpipe.audit.lengths import lengths
 from fwpipe.audit.neardup import near_duplicates, write_clusters
+from fwpipe.audit.quality import quality as quality_section
 from fwpipe.audit.totals import per_source, totals
 from fwpipe.budget import check_budget
 from fwpipe.dedup import SCHEME, DedupConfig, near_clusters, scratch_bytes
 from fwpipe.dedup import memory_bytes as dedup_memory_bytes
+from fwpipe.quality.config import load_config
 from fwpipe.shards import release_pages
 from fwpipe.executor import Executor
 from fwpipe.errors import ConfigError, FwpipeError, InputFormatError
-from fwpipe.fmt import size
-from fwpipe.dataset import CLUSTERS, SPLITS, open_dataset, written_by_audit
+from fwpipe.fmt import pct, ratio, size
+from fwpipe.dataset import CLUSTERS, QUALITY, SPLITS, open_dataset, written_by_audit
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
@@ -89,6 +91,8 @@ def audit(
     against_path: str | Path | None = None,
     on_step: Callable[[str], None] | None = None,
     executor: Executor | None = None,
+    quality: bool = True,
+    quality_config: str | Path | None = None,
 ) -> dict:
     """Audit a tokenized dataset; return the report as a JSON-ready dict.
 
@@ -101,6 +105,8 @@ def audit(
     for contamination by train and val (the "against" section).
     executor: where the near-duplicate signature units run (executor.make_executor: local
     processes or a Ray cluster; default: in this process). The report is the same either way.
+    quality: the quality section (Gopher, FineWeb, C4 rules and language; quality.parquet beside
+    clusters.parquet); quality_config: a TOML file of thresholds (fwpipe.quality.config).
     """
     step = on_step or (lambda s: None)
     t0 = time.perf_counter()
@@ -110,7 +116,13 @@ def audit(
     _check_params(budget_tokens, params)
     cfg = DedupConfig(threshold=threshold, shingle=shingle, num_perm=num_perm, seed=seed)
     memory_bytes = dedup_memory_bytes(memory_gb)
+    qcfg = load_config(quality_config) if quality else None  # a bad config fails before the audit
     _check_path(path)
+    loaded_eval = None
+    if against_path is not None:  # a bad eval set is one line before any audit work, not after it
+        from fwpipe.audit.against import load_eval
+
+        loaded_eval = load_eval(against_path)
     step("opening")
     ds = open_dataset(path)
     corpus = index(ds)
@@ -147,13 +159,18 @@ def audit(
         step(f"eval set {against_path}")
         from fwpipe.audit.against import against
 
-        report["against"] = against(corpus, exact.first, scratch, cfg, against_path, ngram=ngram)
+        report["against"] = against(corpus, exact.first, scratch, cfg, against_path, ngram=ngram, loaded=loaded_eval)
     scratch.remove()
     clusters_path = ds.root / CLUSTERS
     if ds.format == "fwpipe" and write_clusters_file and _write_optional(clusters_path, lambda p: write_clusters(p, corpus, near.cluster)):
         report["near_duplicates"]["clusters_file"] = str(clusters_path)
     step(f"{ngram}-gram leakage")
     report["leakage"] = leakage(corpus, exact.first, near.near_train, ngram=ngram)
+    if qcfg is not None:
+        step("quality signals")
+        qpath = ds.root / QUALITY
+        writable = ds.format == "fwpipe" and write_clusters_file and _writable(qpath)
+        report["quality"] = quality_section(corpus, qcfg, qpath if writable else None)
     if budget_tokens is not None:
         report["budget"] = budget_section(budget_tokens, report["splits"]["train"]["stream_tokens"], params=params,
                                                      sources=ds.n_sources)
@@ -162,14 +179,21 @@ def audit(
     return report
 
 
+def _writable(path: Path) -> bool:
+    """An optional output can go to `path`: the directory is writable and no user's file of that name is there."""
+    if not os.access(path.parent, os.W_OK):
+        log.warning("could not write %s: the dataset directory is read-only; the report is complete without it", path)
+        return False
+    if (path.exists() or path.is_symlink()) and not written_by_audit(path):
+        log.warning("did not write %s: a file of that name that audit did not write is there; the report is complete without it", path)
+        return False
+    return True
+
+
 def _write_optional(path: Path, write: Callable[[Path], int]) -> bool:
     """Write an extra output into the dataset directory if it can be; a read-only dataset
     (a shared copy, a read-only mount) still gets its report, with a warning instead."""
-    if not os.access(path.parent, os.W_OK):  # EROFS or no permission: do not even try
-        log.warning("could not write %s: the dataset directory is read-only; the report is complete without it", path)
-        return False
-    if (path.exists() or path.is_symlink()) and not written_by_audit(path):  # a user's file of that name: never replaced
-        log.warning("did not write %s: a file of that name that audit did not write is there; the report is complete without it", path)
+    if not _writable(path):  # read-only, or a user's file of that name: never replaced
         return False
     try:
         rows = write(path)
@@ -186,13 +210,13 @@ def verdicts(report: dict) -> list[dict]:
     b = report.get("budget")
     if b:
         out.append({"section": "budget", "level": {"fresh": "ok", "nearly-free": "ok", "diminishing": "warn", "wasted": "bad"}[b["verdict"]],
-                    "text": f"{b['epochs']:.1f} epochs over train: {b['verdict_text']}"})
+                    "text": f"{ratio(b['epochs'])} epochs over train: {b['verdict_text']}"})
     lk = report["leakage"]
     if lk["val_docs"] and lk["train_docs"]:
         bad = lk["near_docs"] or lk["exact_docs"]
         out.append({"section": "leakage", "level": "bad" if bad else ("warn" if lk["ngram_docs"] else "ok"),
                     "text": f"{lk['exact_docs']} val docs copied from train, {lk['near_docs']} near-copied, "
-                            f"{lk['ngram_docs_fraction']:.1%} share a {lk['ngram_n']}-gram with train"})
+                            f"{pct(lk['ngram_docs_fraction'])} share a {lk['ngram_n']}-gram with train"})
     else:
         out.append({"section": "leakage", "level": "warn", "text": lk["note"]})
     ag = report.get("against")
@@ -207,7 +231,7 @@ def verdicts(report: dict) -> list[dict]:
     n_docs = sum(s["docs"] for s in report["splits"].values())
     share = nd["removable_docs"] / n_docs
     out.append({"section": "duplicates", "level": "ok" if share < 0.01 else ("warn" if share < 0.1 else "bad"),
-                "text": f"{share:.1%} of documents are removable near/exact duplicates "
+                "text": f"{pct(share)} of documents are removable near/exact duplicates "
                         f"({report['exact_duplicates']['docs']} exact copies)"})
     return out
 

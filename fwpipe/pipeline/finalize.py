@@ -26,6 +26,8 @@ from fwpipe.dataset import shard_name, write_manifest
 from fwpipe.pipeline.shardset import WORK, read_stats, sidecar, write_npy_atomic
 from fwpipe.pipeline.split import SPLIT_NAMES
 from fwpipe.pipeline.tokenize import EMPTY_TEXT, NULL_TEXT, OK, TOO_LONG
+from fwpipe.quality.filter import FILTERED
+from fwpipe.quality.removed import append_removed, write_filtered
 from fwpipe.tokenizer import EOT, VOCAB_SIZE
 
 if TYPE_CHECKING:
@@ -61,6 +63,8 @@ def finalize(
             status = t["status"].to_numpy()
             for name, code in (("null_text", NULL_TEXT), ("empty_text", EMPTY_TEXT), ("too_long", TOO_LONG)):
                 skipped[name] += int((status == code).sum())
+            if options.filters:
+                skipped["filtered"] = skipped.get("filtered", 0) + int((status >= FILTERED).sum())
             ok = status == OK
             docs += int(ok.sum())
             tokens += int(t["n_tokens"].to_numpy()[ok].sum())
@@ -85,8 +89,14 @@ def finalize(
         log.warning("no document fell into val although %d documents were prepared", total_docs)
     tc_check = check.result()
     if dedup_report is not None:  # rows were skipped and checked in the first pass; removed ones listed
-        skipped, tc_check = _first_pass_tallies(sorted((out_dir / WORK).glob("stage1-*")))
+        stages = sorted((out_dir / WORK).glob("stage1-*"))
+        skipped, tc_check = _first_pass_tallies(stages)
+        if options.filters:  # the stages' filtered rows join dedup's list
+            append_removed(out_dir / WORK / REMOVED, [s / REMOVED for s in stages])
         commit_file(out_dir / WORK / REMOVED, out_dir / REMOVED)  # pass 2 redoes it if need be
+    elif options.filters:
+        write_filtered(out_dir / REMOVED, (t for split in SPLIT_NAMES for t in _split_tables(
+            out_dir, split, n_shards[split], trailing[split], columns=["status", "file_index", "source_row", "id"])), names)
     sizing = _sizing(options, sources, per_split["train"].stream_tokens, stop)
     summary = {
         "splits": {s: {k: v for k, v in vars(per_split[s]).items() if k not in ("shard_files", "length_hist")} for s in SPLIT_NAMES},
@@ -110,7 +120,7 @@ def finalize(
         sizing=sizing,
         dedup=summary["dedup"],
         files={"docs": DOCS, "token_counts": f"{TOKEN_COUNTS} (int64, shape (2, vocab): train, val)",
-               **({"removed": REMOVED} if dedup_report is not None else {})},
+               **({"removed": REMOVED} if dedup_report is not None or options.filters else {})},
         summary=summary,
         # every file this prepare wrote: the only ones a later --overwrite deletes (outputs.py)
         outputs=sorted([MANIFEST, DOCS, TOKEN_COUNTS, *([REMOVED] if dedup_report is not None else []),

@@ -27,13 +27,13 @@ from pathlib import Path
 
 from fwpipe import remote
 from fwpipe.atomic import final_name, temp_name as tmp_name
-from fwpipe.dataset import CLUSTERS, DOCS, MANIFEST, NANOGPT_FILES, REMOVED, SHARD_RE, TOKEN_COUNTS, Manifest, load_manifest, write_manifest
+from fwpipe.dataset import CLUSTERS, DOCS, MANIFEST, NANOGPT_FILES, QUALITY, REMOVED, SHARD_RE, TOKEN_COUNTS, Manifest, load_manifest, write_manifest
 from fwpipe.dataset import written_by_audit
 from fwpipe.errors import DatasetMismatchError, OutputError
 from fwpipe.pipeline.shardset import WORK
 
 TABLES = (DOCS, TOKEN_COUNTS, REMOVED)
-AUDIT_OUTPUTS = (CLUSTERS,)  # the audit stage writes it beside the shards, marked dataset.WRITTEN_BY
+AUDIT_OUTPUTS = (CLUSTERS, QUALITY)  # the audit stage writes it beside the shards, marked dataset.WRITTEN_BY
 _LINK_HINT = "fwpipe never follows a link inside its output directory; remove the link (or choose another -o) and run again"
 
 

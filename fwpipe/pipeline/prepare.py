@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from fwpipe import budget as budget_mod, remote
 from fwpipe.atomic import lock_dir
 from fwpipe.dataset import MANIFEST_VERSION, REMOVED, Manifest, read_manifest, shard_name, write_manifest
-from fwpipe.errors import OutputError
+from fwpipe.errors import FwpipeError, OutputError
 from fwpipe.executor import Executor, make_executor
 from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.pipeline import outputs
@@ -38,11 +38,12 @@ from fwpipe.pipeline.layout import Layout
 from fwpipe.pipeline.shardset import WORK, sidecar, write_parquet_atomic
 from fwpipe.pipeline.split import SPLIT_NAMES, key_hash, val_threshold
 from fwpipe.pipeline.units import UNIT_ROWS, UnitTask, plan_units, run_unit, unit_dir
-from fwpipe.fmt import clock, count
+from fwpipe.fmt import clock, tokens
 from fwpipe.progress import Progress
-from fwpipe.tokenizer import EOT, NAME as TOKENIZER_NAME, VOCAB_SIZE, bpe_sha256
+from fwpipe.tokenizer import DEFAULT_ENGINE, EOT, NAME as TOKENIZER_NAME, VOCAB_SIZE, bpe_sha256, check_engine
 
 log = logging.getLogger(__name__)
+PIPED_EVERY_S = 5.0  # stderr not a terminal (a log, `| tee`): one plain progress line this often
 
 DEFAULT_OUT = Path("data/fineweb")
 FORCED_VAL_EXPECTED = 30  # below this many expected val docs, make sure val is not empty
@@ -50,7 +51,9 @@ FORCED_VAL_EXPECTED = 30  # below this many expected val docs, make sure val is 
 
 @dataclass(frozen=True)
 class PrepareOptions:
-    """What decides the bytes written. workers, executors, unit and batch sizes and progress do not."""
+    """What decides the bytes written. workers, executors, unit and batch sizes and progress do not,
+    nor does tokenizer_engine: both engines write the same bytes, so it is left out of the identity
+    (NOT_IDENTITY) and a run started with one engine may resume with the other."""
 
     text_column: str = "text"
     val_fraction: float = 0.005
@@ -60,6 +63,11 @@ class PrepareOptions:
     budget_tokens: int | None = None  # stop once train holds budget / max_epochs stream tokens
     max_epochs: float = 1.0
     dedup: Literal["none", "exact", "near"] = "near"  # see dedup.py; "none" tokenizes in one pass
+    tokenizer_engine: Literal["gigatoken", "tiktoken"] = DEFAULT_ENGINE  # fwpipe/tokenizer.py
+    filters: tuple[str, ...] = ()  # --filter: quality filters applied before tokenizing (fwpipe.quality.filter)
+
+
+NOT_IDENTITY = ("tokenizer_engine",)
 
 
 def prepare(
@@ -94,13 +102,15 @@ def prepare(
         scratch["memory_bytes"] = memory_bytes(memory_gb)
     paths = inputs_mod.resolve_inputs([str(p) for p in inputs])
     # numba's first call costs ~0.4 s of set-up: pay it while the inputs are being hashed
-    warm = threading.Thread(target=_warm_up, args=(options.dedup != "none",), daemon=True)
+    warm = threading.Thread(target=_warm_up, args=(options.dedup != "none", options.tokenizer_engine), daemon=True)
     warm.start()
     sources = inputs_mod.inspect_all(paths, options.text_column)
     warm.join()
+    check_engine(options.tokenizer_engine)  # refuse to start if the engine is not exact (checked once, in the warm-up)
     own = executor is None
     if executor is None:
-        executor = Executor() if len(plan_units(sources, unit_rows)) <= 1 else make_executor(workers)
+        n_units = len(plan_units(sources, unit_rows))
+        executor = Executor() if n_units <= 1 else make_executor(workers, units=n_units)  # never more workers than units
     try:
         return _prepare(paths, sources, Path(out_dir), options, executor, batch_rows, unit_rows, overwrite, progress, t0, scratch)
     finally:
@@ -152,7 +162,7 @@ def _prepare_locked(paths, sources: list[Source], out_dir: Path, options: Prepar
     executor.check_storage([work, out_dir.absolute()], [p for p in paths if Path(str(p)).is_file()])
     threshold = val_threshold(options.val_fraction)
     target = budget_mod.unique_tokens_needed(options.budget_tokens, options.max_epochs) if options.budget_tokens else None
-    prog = Progress(enabled=progress)
+    prog = Progress(enabled=progress, piped_every_s=PIPED_EVERY_S)
     try:
         if options.dedup == "none":
             forced_val = _forced_val(sources, options, threshold)
@@ -172,7 +182,8 @@ def _prepare_locked(paths, sources: list[Source], out_dir: Path, options: Prepar
         prog.close()
     summary = finalize(out_dir, shard_dir, identity, sources, options, n_shards, trailing, layout.stop, dedup_report)
     seconds = time.perf_counter() - t0
-    summary.update(did_work=True, resumed=state == "resume", seconds=seconds, workers=executor.workers, tokens_this_run=tokenized,
+    summary.update(did_work=True, resumed=state == "resume", seconds=seconds, workers=executor.workers, tokenizer_engine=options.tokenizer_engine,
+                   tokens_this_run=tokenized,
                    tokens_per_s=tokenized / max(seconds, 1e-9))  # fmt: skip
     return summary
 
@@ -181,7 +192,8 @@ def _unit_tasks(sources: list[Source], options: PrepareOptions, threshold: int, 
                 unit_rows: int) -> list[UnitTask]:  # fmt: skip
     return [
         UnitTask(str(unit_dir(units, u.index)), u, sources[u.file_index], options.text_column, options.seed, threshold, options.shard_tokens,
-                 tuple(sorted(g for g in forced_val if u.file_gpos0 + u.row_start <= g < u.file_gpos0 + u.row_end)), bpe_sha256(), batch_rows)
+                 tuple(sorted(g for g in forced_val if u.file_gpos0 + u.row_start <= g < u.file_gpos0 + u.row_end)), bpe_sha256(), batch_rows,
+                 options.tokenizer_engine, options.filters)
         for u in plan_units(sources, unit_rows)
     ]  # fmt: skip
 
@@ -219,7 +231,7 @@ def _lay_out(fn: Callable, tasks: list, executor: Executor, shard_tokens: int, t
                 if r.get("pid", os.getpid()) != os.getpid():
                     remote.STATS.add(r["fetched"]["fetched_bytes"], requests=r["fetched"]["requests"], retries=r["fetched"]["retries"])
             el = prog.elapsed()
-            prog.update(f"prepare: {done:,}/{len(tasks):,} units  {docs:,} docs  {count(tokenized / max(el, 1e-9))} tok/s  "
+            prog.update(f"prepare: {done:,}/{len(tasks):,} units  {docs:,} docs  {tokens(tokenized / max(el, 1e-9))} tok/s  "
                         f"ETA {clock(el * (len(tasks) - done) / done)}")  # fmt: skip
     layout.finish()
     return layout, tokenized
@@ -253,10 +265,14 @@ def _assemble(out_dir: Path, shard_dir: Path, layout: Layout, executor: Executor
     return {s: len(layout.shards[s]) for s in SPLIT_NAMES}
 
 
-def _warm_up(kernels: bool) -> None:
+def _warm_up(kernels: bool, engine: str) -> None:
     from fwpipe.tokenizer import get_encoding
 
     get_encoding()
+    try:
+        check_engine(engine)  # builds and self-checks the engine
+    except FwpipeError:
+        pass  # prepare() calls check_engine again, on its own thread, and raises it there
     if kernels:  # only --dedup's engine calls numba kernels here
         from fwpipe.kernels import token_histogram
 
@@ -290,7 +306,7 @@ def _identity(sources: list[Source], options: PrepareOptions) -> dict:
         "tokenizer": {"name": TOKENIZER_NAME, "vocab_size": VOCAB_SIZE, "eot": EOT, "bpe_sha256": bpe_sha256()},
         "sources": [s.to_json() for s in sources],
         "split": {"key_column": inputs_mod.KEY_COLUMN, "key_fallback": options.text_column, "hash": "blake2b-64", "val_fraction": options.val_fraction, "seed": options.seed},
-        "options": asdict(options),
+        "options": {k: v for k, v in asdict(options).items() if k not in NOT_IDENTITY and (k != "filters" or v)},  # unfiltered: as before --filter
     }
 
 
@@ -334,11 +350,12 @@ def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOpt
     """
     from fwpipe.pipeline import dedup
 
-    first_options = PrepareOptions(text_column=options.text_column, val_fraction=0.0, seed=options.seed, shard_tokens=options.shard_tokens, dedup="none")
+    first_options = PrepareOptions(text_column=options.text_column, val_fraction=0.0, seed=options.seed, shard_tokens=options.shard_tokens, dedup="none",
+                                   tokenizer_engine=options.tokenizer_engine, filters=options.filters)
     target = budget_mod.unique_tokens_needed(options.budget_tokens, options.max_epochs) if options.budget_tokens else None
     stages, tokenized, raw_train = [], 0, 0
     names = [src.path for src in sources]
-    note = Progress(enabled=progress)
+    note = Progress(enabled=progress, piped_every_s=PIPED_EVERY_S)
     units = (out_dir / WORK).absolute() / "units1"
     if target is None:
         tokenized += _first_pass_units(out_dir, sources, first_options, executor, units, batch_rows, unit_rows, note)

@@ -15,10 +15,19 @@ def comparable(report: dict) -> dict:
     for key in ("dataset", "format", "seconds"):
         r.pop(key)
     r["near_duplicates"].pop("clusters_file", None)
+    q = r.get("quality") or {}
+    q.pop("file", None)  # quality.parquet is written in a fwpipe dataset only
+    q.pop("removed_by_prepare", None)
+    for rule in q.get("rules", []):
+        for e in rule["examples"]:
+            e.pop("id")  # docs.parquet's ids: a fwpipe dataset only
     for s in r["splits"].values():
         s.pop("shards")
     for group in r["exact_duplicates"]["largest"] + r["near_duplicates"]["largest"]:
         group["first"] = {k: group["first"][k] for k in ("split", "doc", "n_tokens")}
+    for e in r["leakage"].get("ngram_examples", []):
+        for side in ("val", "train"):
+            e[side].pop("shard"), e[side].pop("offset")
     b = r.get("budget", {})
     for k in ("source_files", "tokens_per_source_file", "files_for_4_epochs", "files_for_1_epoch"):
         b.pop(k, None)  # only a fwpipe manifest knows the input files
