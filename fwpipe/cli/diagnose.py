@@ -16,18 +16,14 @@ from typing import Any
 import click
 import numpy as np
 
-from fwpipe import diagnosis
+from fwpipe import diagnosis, fmt
 from fwpipe.errors import ConfigError, InputFormatError
-
-_SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 
 
 def parse_count(value: str | float, what: str) -> float:
-    """7.6e9, 7.6B, 100M, 40M, 2.5k (case-insensitive) -> a positive number; ConfigError else."""
-    s = str(value).strip().replace("_", "").replace(",", "")
-    mult = _SUFFIX.get(s[-1:].lower(), 1.0) if s else 1.0
+    """7.6e9, 7.6B, 100M, 40M, 2.5k (fwpipe.fmt.parse_count) -> a positive number; ConfigError else."""
     try:
-        v = float(s[:-1] if mult != 1.0 else s) * mult
+        v = fmt.parse_count(str(value).replace(",", ""))
     except ValueError:
         v = math.nan
     if not (v > 0) or math.isinf(v):

@@ -85,18 +85,18 @@ def what_if(n_params: float, budget_tokens: float, unique_tokens: float, unigram
 
 
 def format_what_if(rows: list[dict[str, Any]]) -> list[str]:
-    from fwpipe.fmt import count
+    from fwpipe.fmt import loss, params, ratio, tokens
 
     out = [f"  {'what if':<44}{'params':>8}{'epochs':>8}{'effective':>11}{'tok/param':>10}  loss trend"]
     for r in rows:
         t = r["trend"]
         if t["loss"] is None:
-            loss = "outside the fit's range"
+            trend = "outside the fit's range"
         else:
-            loss = f"{t['loss']:.2f}" + (f" ({r['loss_change']:+.2f})" if r["row"] != "as is" and r["loss_change"] is not None else "")
-            loss += " extrapolated" if t["range"] == "extrapolated" else ""
-        out.append(f"  {r['row']:<44}{count(r['params']):>8}{r['epochs']:>8.1f}{count(r['effective_tokens']):>11}"
-                   f"{r['tokens_per_param']:>10.3g}  {loss}")
+            trend = loss(t["loss"]) + (f" ({r['loss_change']:+.3f})" if r["row"] != "as is" and r["loss_change"] is not None else "")
+            trend += " extrapolated" if t["range"] == "extrapolated" else ""
+        out.append(f"  {r['row']:<44}{params(r['params']):>8}{ratio(r['epochs']):>8}{tokens(r['effective_tokens']):>11}"
+                   f"{ratio(r['tokens_per_param']):>10}  {trend}")
     out.append(f"  (trend: {FIT_NOTE}; effective data after Muennighoff et al. 2023, R*_D = {B.R_STAR:g})")
     return out
 
