@@ -48,8 +48,8 @@ def probe(run: str | Path, dataset: str | Path, fresh: str | Path | None = None,
 
     from fwpipe.train import checkpoint as ckpt_mod
     from fwpipe.train.data import TrainLoader, batch_to_device, fixed_batches
-    from fwpipe.train.loop import lr_at
     from fwpipe.train.model import GPT
+    from fwpipe.train.recipe import build_optimizers, set_lrs
 
     run = Path(run)
     last = run / rundir.LAST
@@ -68,9 +68,11 @@ def probe(run: str | Path, dataset: str | Path, fresh: str | Path | None = None,
     def fresh_model():
         model = GPT(cfg.model).to(device)
         ckpt_mod.restore("model", last, lambda: model.load_state_dict(ck["model"]))
-        opt = model.configure_optimizers(cfg.weight_decay, cfg.lr, (cfg.beta1, cfg.beta2), "cpu" if device == "cpu" else "cuda")
-        ckpt_mod.restore("optimizer", last, lambda: opt.load_state_dict(copy.deepcopy(ck["optimizer"])))
-        return model, opt
+        opts = build_optimizers(model, cfg, "cpu" if device == "cpu" else "cuda")
+        saved = ck["optimizer"] if "param_groups" not in ck["optimizer"] else {"adamw": ck["optimizer"]}  # before the recipes: AdamW's own
+        for name, o in opts.items():
+            ckpt_mod.restore(f"{name} optimizer", last, lambda o=o, name=name: o.load_state_dict(copy.deepcopy(saved[name])))
+        return model, opts
 
     @torch.no_grad()
     def val_loss(model) -> float:
@@ -98,19 +100,21 @@ def probe(run: str | Path, dataset: str | Path, fresh: str | Path | None = None,
     for name, (scale, split) in plans.items():
         if on_arm:
             on_arm(name)
-        model, opt = fresh_model()
+        model, opts = fresh_model()
         ld = loader_for(split if split is not None else ds.split("train"), resume=split is None)
         for k in range(n):
-            lr = scale * lr_at(it0 + k, cfg, max_iters)
-            for g in opt.param_groups:
-                g["lr"] = lr
+            set_lrs(opts, it0 + k, cfg, max_iters)  # the run's schedule (cosine or WSD, every group) ...
+            for o in opts.values():
+                for g in o.param_groups:
+                    g["lr"] *= scale  # ... times the branch's factor
             for _ in range(cfg.grad_accum):
                 x, y = ld.next_batch()
                 (model(x, y)[1] / cfg.grad_accum).backward()
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            for o in opts.values():
+                o.step()
+                o.zero_grad(set_to_none=True)
         v = val_loss(model)
         arms[name] = {"val_loss": v, "change": v - base}
     for a in arms.values():
