@@ -77,7 +77,7 @@ class ThreadExecutor:
 
 
 def in_process(src: Path, tmp: Path, workers: int, repeat: int) -> str:
-    from fwpipe.executor import LocalExecutor
+    from fwpipe.executors import LocalExecutor
     from fwpipe.pipeline.prepare import PrepareOptions, prepare
 
     best: dict = {}

@@ -337,21 +337,12 @@ def prepare(
         text_column=text_column, val_fraction=val_fraction, seed=seed, shard_tokens=shard_tokens, format=fmt,
         budget_tokens=budget_tokens, max_epochs=max_epochs, dedup=dedup,
     )  # fmt: skip
-    before = remote.STATS.snapshot()
     if buffer_mb is not None:  # the threaded prepare's text-in-flight cap; units bound memory per worker
         click.echo("warning: --buffer-mb is deprecated and does nothing: memory follows --workers", err=True)
-    from fwpipe.executor import make_executor
+    from fwpipe.executors import make_executor
 
-    executor = make_executor(workers, ray_address) if ray_address is not None else None  # else prepare's own choice
-    try:
-        summary = run_prepare(inputs, out_dir, options=options, workers=workers, overwrite=overwrite,
-                              memory_gb=memory_gb, tmp_dir=tmp_dir, executor=executor)
-    finally:
-        if executor is not None:
-            executor.close()
-    fetched = remote.since(before)
-    if fetched["requests"]:
-        summary["fetched"] = fetched
+    with make_executor(workers, ray_address) as ex:
+        summary = run_prepare(inputs, out_dir, options=options, overwrite=overwrite, memory_gb=memory_gb, tmp_dir=tmp_dir, executor=ex)
     _summary(json_path, summary, format_prepare_summary(summary))
 
 
@@ -432,7 +423,7 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
     from fwpipe.audit import audit as run_audit
     from fwpipe.audit.report import terminal
     from fwpipe.audit.rules import failed_rules, parse_rule
-    from fwpipe.executor import make_executor
+    from fwpipe.executors import make_executor
     from fwpipe.progress import Progress
 
     note = _note(json_path)

@@ -26,7 +26,7 @@ from fwpipe.audit.totals import per_source, totals
 from fwpipe.dedup import SCHEME, DedupConfig, near_clusters, scratch_bytes
 from fwpipe.dedup import memory_bytes as dedup_memory_bytes
 from fwpipe.shards import release_pages
-from fwpipe.executor import Executor
+from fwpipe.executors import INLINE, Executor
 from fwpipe.errors import ConfigError, FwpipeError, InputFormatError
 from fwpipe.fmt import size
 from fwpipe.dataset import CLUSTERS, SPLITS, open_dataset, written_by_audit
@@ -87,7 +87,7 @@ def audit(
     tmp_dir: str | Path | None = None,
     against_path: str | Path | None = None,
     on_step: Callable[[str], None] | None = None,
-    executor: Executor | None = None,
+    executor: Executor = INLINE,
 ) -> dict:
     """Audit a tokenized dataset; return the report as a JSON-ready dict.
 
@@ -98,7 +98,7 @@ def audit(
     tmp_dir holds their scratch files (default: the system temp dir; reused by a rerun).
     against_path: an eval set (parquet or JSONL with a text column, or a dataset) to check
     for contamination by train and val (the "against" section).
-    executor: where the near-duplicate signature units run (executor.make_executor: local
+    executor: where the near-duplicate signature units run (fwpipe.executors.make_executor: local
     processes or a Ray cluster; default: in this process). The report is the same either way.
     """
     step = on_step or (lambda s: None)

@@ -9,41 +9,52 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fwpipe import __version__, shards
+from fwpipe import __version__, budget, shards
 from fwpipe.atomic import atomic_file, commit_file
 from fwpipe.lengthbins import length_bin_edges
 from fwpipe.pipeline.inputs import Source
-from fwpipe.dataset import DOCS, MANIFEST, REMOVED, TOKEN_COUNTS, Manifest, ShardFile, Sizing, SplitTotals, docs_schema, read_manifest
+from fwpipe.dataset import DOCS, REMOVED, TOKEN_COUNTS, Manifest, ShardFile, Sizing, SplitTotals, docs_schema, prepare_outputs
 from fwpipe.dataset import shard_name, write_manifest
-from fwpipe.pipeline.shardset import WORK, read_stats, sidecar, write_npy_atomic
+from fwpipe.pipeline.assemble import rows_table
+from fwpipe.pipeline.layout import Layout
+from fwpipe.pipeline.options import Run
+from fwpipe.pipeline.shardset import read_stats, write_npy_atomic
 from fwpipe.pipeline.split import SPLIT_NAMES
 from fwpipe.pipeline.tokenize import EMPTY_TEXT, NULL_TEXT, OK, TOO_LONG
+from fwpipe.pipeline.workdir import WorkDir
 from fwpipe.tokenizer import EOT, VOCAB_SIZE
-
-if TYPE_CHECKING:
-    from fwpipe.pipeline.prepare import PrepareOptions
 
 log = logging.getLogger(__name__)
 _HINT = "free disk space or choose another -o directory, then run the same command again to resume"
 
 
-def finalize(
-    out_dir: Path, shard_dir: Path, identity: dict, sources: list[Source], options: PrepareOptions, n_shards: dict[str, int],
-    trailing: dict[str, pa.Table], stop: int | None, dedup_report: dict | None,
-) -> dict:  # fmt: skip
+@dataclass
+class DedupTallies:
+    """What --dedup's passes counted, recorded by finalize instead of its own counts: the plan's
+    report, and the rows skipped and the token_count check, summed over the first pass (the
+    second pass copies documents only)."""
+
+    report: dict
+    skipped: dict
+    token_count_check: dict | None
+
+
+def finalize(run: Run, n_shards: dict[str, int], layout: Layout, dedup: DedupTallies | None = None) -> dict:
     """All shards are durable: write docs.parquet, token_counts.npy, the nanoGPT .bin files, the manifest.
 
-    `trailing` holds each split's rows after its last shard (skipped rows only). Streams one
-    shard's rows at a time, so memory does not grow with the number of documents.
+    The layout's trailing rows (after each split's last shard) are skipped rows only. Streams
+    one shard's rows at a time, so memory does not grow with the number of documents.
     """
+    out_dir, shard_dir, work, options, sources = run.work.out_dir, run.shard_dir, run.work, run.options, run.sources
+    trailing = {s: rows_table(layout.trailing[s], n_shards[s]) for s in SPLIT_NAMES}
     per_split, hists = {}, {}
     skipped = {"null_text": 0, "empty_text": 0, "too_long": 0}
     check = _TokenCountCheck(sources)
@@ -52,12 +63,12 @@ def finalize(
         length_hist = np.zeros(len(length_bin_edges()), np.int64)
         shard_files = []
         for i in range(n_shards[split]):
-            tc, lh = read_stats(sidecar(out_dir, split, i, "stats.npy"))
+            tc, lh = read_stats(work.sidecar(split, i, "stats.npy"))
             token_counts += tc
             length_hist += lh
             shard_files.append(ShardFile(shard_name(split, i), len(shards.read_shard(shard_dir / shard_name(split, i)))))
         docs = tokens = 0
-        for t in _split_tables(out_dir, split, n_shards[split], trailing[split], columns=["status", "n_tokens"]):
+        for t in _split_tables(work, split, n_shards[split], trailing[split], columns=["status", "n_tokens"]):
             status = t["status"].to_numpy()
             for name, code in (("null_text", NULL_TEXT), ("empty_text", EMPTY_TEXT), ("too_long", TOO_LONG)):
                 skipped[name] += int((status == code).sum())
@@ -74,7 +85,7 @@ def finalize(
     # streamed into an atomic temp file: a full disk leaves neither docs.parquet nor its temp
     with atomic_file(out_dir / DOCS, hint=_HINT) as f, pq.ParquetWriter(f, docs_schema(), compression="zstd") as w:
         for split in SPLIT_NAMES:
-            for t in _split_tables(out_dir, split, n_shards[split], trailing[split]):
+            for t in _split_tables(work, split, n_shards[split], trailing[split]):
                 t = t.filter(pc.equal(t["status"], OK))
                 check.add(t)
                 w.write_table(_docs_rows(t, split, names, bases), row_group_size=1 << 20)
@@ -84,10 +95,10 @@ def finalize(
     if total_docs >= 2 and options.val_fraction > 0 and per_split["val"].docs == 0:
         log.warning("no document fell into val although %d documents were prepared", total_docs)
     tc_check = check.result()
-    if dedup_report is not None:  # rows were skipped and checked in the first pass; removed ones listed
-        skipped, tc_check = _first_pass_tallies(sorted((out_dir / WORK).glob("stage1-*")))
-        commit_file(out_dir / WORK / REMOVED, out_dir / REMOVED)  # pass 2 redoes it if need be
-    sizing = _sizing(options, sources, per_split["train"].stream_tokens, stop)
+    if dedup is not None:  # rows were skipped and checked in the first pass; removed ones listed
+        skipped, tc_check = dedup.skipped, dedup.token_count_check
+        commit_file(work.removed, out_dir / REMOVED)  # pass 2 redoes it if need be
+    sizing = _sizing(run, per_split["train"].stream_tokens, layout.stop)
     summary = {
         "splits": {s: {k: v for k, v in vars(per_split[s]).items() if k not in ("shard_files", "length_hist")} for s in SPLIT_NAMES},
         "docs": total_docs,
@@ -97,11 +108,11 @@ def finalize(
         "sources": len(sources),
         "format": options.format,
         "sizing": sizing.to_json() if sizing else None,
-        "dedup": dedup_report if dedup_report is not None else {"mode": "none"},
+        "dedup": dedup.report if dedup is not None else {"mode": "none"},
     }
     manifest = Manifest(
         status="complete",
-        **identity,
+        **run.identity,
         fwpipe_version=__version__,
         splits=per_split,
         length_bin_edges=length_bin_edges(),
@@ -110,42 +121,21 @@ def finalize(
         sizing=sizing,
         dedup=summary["dedup"],
         files={"docs": DOCS, "token_counts": f"{TOKEN_COUNTS} (int64, shape (2, vocab): train, val)",
-               **({"removed": REMOVED} if dedup_report is not None else {})},
+               **({"removed": REMOVED} if dedup is not None else {})},
         summary=summary,
         # every file this prepare wrote: the only ones a later --overwrite deletes (outputs.py)
-        outputs=sorted([MANIFEST, DOCS, TOKEN_COUNTS, *([REMOVED] if dedup_report is not None else []),
-                        *(f.file for s in SPLIT_NAMES for f in per_split[s].shard_files)]),
+        outputs=prepare_outputs([f.file for s in SPLIT_NAMES for f in per_split[s].shard_files], removed=dedup is not None),
     )
     write_manifest(out_dir, manifest)
-    shutil.rmtree(out_dir / WORK, ignore_errors=True)
-    return dict(summary, out_dir=str(out_dir))
+    shutil.rmtree(work.root, ignore_errors=True)
+    return dict(summary, out_dir=str(run.out_dir))
 
 
-def _first_pass_tallies(stages: list[Path]) -> tuple[dict, dict | None]:
-    """Skipped rows and the token_count check, summed over --dedup's first-pass datasets."""
-    skipped: dict = {}
-    check: dict | None = None
-    for stage in stages:
-        m = read_manifest(stage)
-        for k, v in m.skipped.items():
-            skipped[k] = skipped.get(k, 0) + v
-        tc = m.token_count_check
-        if tc is not None:
-            if check is None:
-                check = {"checked": 0, "differ": 0, "email_placeholder": 0, "real": 0, "first_real": []}
-            for k in ("checked", "differ", "email_placeholder", "real"):
-                check[k] += tc[k]
-            check["first_real"] = (check["first_real"] + tc["first_real"])[:5]
-    return skipped, check
-
-
-def _sizing(options: PrepareOptions, sources: list[Source], train_stream: int, stop: int | None) -> Sizing | None:
+def _sizing(run: Run, train_stream: int, stop: int | None) -> Sizing | None:
     """What a budget-sized prepare used, reached, and (if the inputs ran out) still needs."""
+    options, sources, target = run.options, run.sources, run.target
     if options.budget_tokens is None:
         return None
-    from fwpipe import budget as budget_mod
-
-    target = budget_mod.unique_tokens_needed(options.budget_tokens, options.max_epochs)
     used, unused, gpos0 = [], [], 0
     for src in sources:
         if stop is None or stop >= gpos0 + src.rows:
@@ -156,23 +146,23 @@ def _sizing(options: PrepareOptions, sources: list[Source], train_stream: int, s
             unused.append(src.path)
         gpos0 += src.rows
     out = Sizing(budget_tokens=options.budget_tokens, max_epochs=options.max_epochs, target_train_tokens=target,
-                 train_stream_tokens=train_stream, epochs=budget_mod.epochs(options.budget_tokens, train_stream) if train_stream else None,
-                 reached=stop is not None, inputs_used=used, inputs_unused=unused)  # fmt: skip
+                 train_stream_tokens=train_stream, epochs=budget.epochs(options.budget_tokens, train_stream) if train_stream else None,
+                 reached=stop is not None, inputs_used=used, inputs_unused=unused)
     if stop is None:
         out.shortfall_tokens = target - train_stream
-        out.files_needed = (budget_mod.files_needed(train_stream, len(sources), options.budget_tokens, options.max_epochs)
+        out.files_needed = (budget.files_needed(train_stream, len(sources), options.budget_tokens, options.max_epochs)
                             if train_stream else None)
         out.more_files_needed = out.files_needed - len(sources) if out.files_needed else None
     return out
 
 
-def _split_tables(out_dir: Path, split: str, n_shards: int, trailing: pa.Table, columns: list[str] | None = None):
+def _split_tables(work: WorkDir, split: str, n_shards: int, trailing: pa.Table, columns: list[str] | None = None):
     """Each finished shard's rows table, then the rows after the last shard (skipped ones).
 
     The totals pass asks only for the two columns it counts; the docs.parquet pass reads all.
     """
     for i in range(n_shards):
-        yield pq.read_table(sidecar(out_dir, split, i, "rows.parquet"), columns=columns)
+        yield pq.read_table(work.sidecar(split, i, "rows.parquet"), columns=columns)
     yield trailing.select(columns) if columns else trailing
 
 

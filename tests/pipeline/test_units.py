@@ -5,8 +5,8 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from fwpipe import executor as executor_mod
-from fwpipe.pipeline import inputs, prepare as prepare_mod
+from fwpipe.executors import local as executor_mod
+from fwpipe.pipeline import inputs, passes as passes_mod
 from fwpipe.pipeline.inputs import Source
 from fwpipe.pipeline.prepare import PrepareOptions, prepare
 from fwpipe.pipeline.units import Unit, plan_units
@@ -55,7 +55,7 @@ def _crash_in_assembly(monkeypatch):
     def boom(task):
         raise OSError("killed while assembling")
 
-    monkeypatch.setattr(prepare_mod, "assemble_shard", boom)
+    monkeypatch.setattr(passes_mod, "assemble_shard", boom)
 
 
 def test_a_rerun_verifies_finished_units_and_redoes_only_damaged_ones(tmp_path, monkeypatch, small_groups):
@@ -98,13 +98,13 @@ def test_a_one_unit_dataset_starts_no_process_pool(tmp_path, monkeypatch, first1
 
 def test_a_budget_starts_no_unit_past_the_one_that_reaches_it(tmp_path, monkeypatch, small_groups):
     started = []
-    real = prepare_mod.run_unit
+    real = passes_mod.run_unit
 
     def spy(task):
         started.append(task.unit.index)
         return real(task)
 
-    monkeypatch.setattr(prepare_mod, "run_unit", spy)
+    monkeypatch.setattr(passes_mod, "run_unit", spy)
     s = prepare([small_groups], tmp_path / "b", options=PrepareOptions(dedup="none", budget_tokens=1_000_000), workers=1, unit_rows=1,
                 progress=False)  # fmt: skip
     used = s["sizing"]["inputs_used"][0]["rows"]  # rows up to the stopping document

@@ -1,4 +1,4 @@
-"""Work units as Ray core tasks (executor.py's interface), and the check that every node sees
+"""Work units as Ray core tasks (base.py's Executor), and the check that every node sees
 the output and scratch directories.
 
 Why plain tasks and not Ray Data: a unit here is a numbered piece of input whose outputs have
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from fwpipe.errors import ClusterError, DependencyError, FwpipeError
-from fwpipe.executor import Executor
+from fwpipe.executors.base import ExecutorBase
 
 log = logging.getLogger(__name__)
 MAX_RETRIES = 3  # runs of a task lost with its node or worker before the run fails
@@ -52,7 +52,7 @@ def _run_unit(fn, *args):
     return ray.get_runtime_context().get_node_id(), fn(*args)
 
 
-class RayExecutor(Executor):
+class RayExecutor(ExecutorBase):
     """Units as Ray tasks, one CPU each, at most map's `window` in flight (default 2 per cluster CPU:
     enough to keep every CPU busy while the driver takes results in unit order).
 

@@ -1,0 +1,38 @@
+"""Where work units run: inline (base.py), on a local process pool (local.py), or as Ray tasks
+(ray.py, the optional extra). The CLI opens one executor with `with make_executor(...)` and
+passes it down; library functions receive it and never build or swap one. `sized` is the one
+rule for when a map runs inline instead.
+
+May import: fwpipe's ground floor (errors, atomic). Nothing here imports a stage, and `ray` is
+imported only when a Ray executor or check is made.
+"""
+
+from __future__ import annotations
+
+import os
+
+from fwpipe.executors.base import INLINE, Executor, ExecutorBase, Inline
+from fwpipe.executors.local import LocalExecutor
+
+__all__ = ["Executor", "ExecutorBase", "Inline", "INLINE", "LocalExecutor", "make_executor", "sized"]
+
+
+def make_executor(workers: int | None = None, ray_address: str | None = None) -> Executor:
+    """The executor the CLI's --workers / --ray choose: Ray tasks, processes (started at their
+    first map), or inline for --workers 1."""
+    if ray_address is not None:
+        from fwpipe.executors.ray import RayExecutor  # optional extra: pip install 'fwpipe[ray]'
+
+        return RayExecutor(ray_address)
+    if workers is not None and workers <= 1:
+        return Inline()
+    return LocalExecutor(workers or os.cpu_count() or 1)
+
+
+def sized(executor: Executor, n_units: int, *, worth_a_pool: bool = True) -> Executor:
+    """The executor a map of `n_units` units should use: inline for at most one unit, or (for a
+    local pool) for work under one full unit's worth, where a pool's start-up (~1 s) costs
+    more than it saves; otherwise `executor` itself."""
+    if n_units <= 1 or (not executor.remote and not worth_a_pool):
+        return INLINE
+    return executor
