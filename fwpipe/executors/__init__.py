@@ -18,15 +18,19 @@ __all__ = ["Executor", "ExecutorBase", "Inline", "INLINE", "LocalExecutor", "mak
 
 
 def make_executor(workers: int | None = None, ray_address: str | None = None) -> Executor:
-    """The executor the CLI's --workers / --ray choose: Ray tasks, processes (started at their
-    first map), or inline for --workers 1."""
+    """The executor the CLI's --workers / --ray choose: Ray tasks, processes, or inline for --workers 1.
+
+    A pool starts here, before any work, and forks: the CLI makes its executor before numba's
+    OpenMP threads exist, and forked workers inherit what the driver set up (--cache-dir, loaded
+    modules). A pool made later and started by its first map follows local.py's rule instead.
+    """
     if ray_address is not None:
         from fwpipe.executors.ray import RayExecutor  # optional extra: pip install 'fwpipe[ray]'
 
         return RayExecutor(ray_address)
     if workers is not None and workers <= 1:
         return Inline()
-    return LocalExecutor(workers or os.cpu_count() or 1)
+    return LocalExecutor(workers or os.cpu_count() or 1, start_method="fork").start()
 
 
 def sized(executor: Executor, n_units: int, *, worth_a_pool: bool = True) -> Executor:

@@ -1,10 +1,10 @@
 """Units on a pool of local processes, which end when the driver does.
 
-The pool starts at its first map (a run whose work fits one unit never pays for it). Its
-workers are forked from this process, unless numba's OpenMP threads already run here: libgomp
-breaks a child forked once its threads run ("fork() called from a process already using GNU
-OpenMP"), so the workers then start from a forkserver instead. That is the one place the
-start method is decided.
+The pool starts when start() is called (make_executor does, before any work) or at its first
+map. Unless told otherwise its workers are forked from this process, except once numba's
+OpenMP threads run here: libgomp breaks a child forked after its threads started ("fork()
+called from a process already using GNU OpenMP"), so the workers then start from a forkserver
+instead. That is the one place the start method is decided.
 """
 
 from __future__ import annotations

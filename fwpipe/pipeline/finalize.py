@@ -53,48 +53,16 @@ def finalize(run: Run, n_shards: dict[str, int], layout: Layout, dedup: DedupTal
     The layout's trailing rows (after each split's last shard) are skipped rows only. Streams
     one shard's rows at a time, so memory does not grow with the number of documents.
     """
-    out_dir, shard_dir, work, options, sources = run.work.out_dir, run.shard_dir, run.work, run.options, run.sources
+    out_dir, work, options = run.work.out_dir, run.work, run.options
     trailing = {s: rows_table(layout.trailing[s], n_shards[s]) for s in SPLIT_NAMES}
-    per_split, hists = {}, {}
-    skipped = {"null_text": 0, "empty_text": 0, "too_long": 0}
-    check = _TokenCountCheck(sources)
-    for split in SPLIT_NAMES:
-        token_counts = np.zeros(VOCAB_SIZE, dtype=np.int64)
-        length_hist = np.zeros(len(length_bin_edges()), np.int64)
-        shard_files = []
-        for i in range(n_shards[split]):
-            tc, lh = read_stats(work.sidecar(split, i, "stats.npy"))
-            token_counts += tc
-            length_hist += lh
-            shard_files.append(ShardFile(shard_name(split, i), len(shards.read_shard(shard_dir / shard_name(split, i)))))
-        docs = tokens = 0
-        for t in _split_tables(work, split, n_shards[split], trailing[split], columns=["status", "n_tokens"]):
-            status = t["status"].to_numpy()
-            for name, code in (("null_text", NULL_TEXT), ("empty_text", EMPTY_TEXT), ("too_long", TOO_LONG)):
-                skipped[name] += int((status == code).sum())
-            ok = status == OK
-            docs += int(ok.sum())
-            tokens += int(t["n_tokens"].to_numpy()[ok].sum())
-        per_split[split] = SplitTotals(docs=docs, tokens=tokens, stream_tokens=tokens + docs,
-                                       distinct_tokens=int((token_counts > 0).sum() - (token_counts[EOT] > 0)), shards=n_shards[split],
-                                       shard_files=shard_files, length_hist=length_hist.tolist())
-        hists[split] = token_counts
-
-    bases = _write_nanogpt(out_dir, shard_dir, per_split) if options.format == "nanogpt" else None
-    names = pa.array([s.path for s in sources], pa.string())
-    # streamed into an atomic temp file: a full disk leaves neither docs.parquet nor its temp
-    with atomic_file(out_dir / DOCS, hint=_HINT) as f, pq.ParquetWriter(f, docs_schema(), compression="zstd") as w:
-        for split in SPLIT_NAMES:
-            for t in _split_tables(work, split, n_shards[split], trailing[split]):
-                t = t.filter(pc.equal(t["status"], OK))
-                check.add(t)
-                w.write_table(_docs_rows(t, split, names, bases), row_group_size=1 << 20)
+    per_split, hists, skipped = _totals(run, n_shards, trailing)
+    bases = _write_nanogpt(out_dir, run.shard_dir, per_split) if options.format == "nanogpt" else None
+    tc_check = _write_docs(run, n_shards, trailing, bases)
     write_npy_atomic(out_dir / TOKEN_COUNTS, np.stack([hists[s] for s in SPLIT_NAMES]))
 
     total_docs = per_split["train"].docs + per_split["val"].docs
     if total_docs >= 2 and options.val_fraction > 0 and per_split["val"].docs == 0:
         log.warning("no document fell into val although %d documents were prepared", total_docs)
-    tc_check = check.result()
     if dedup is not None:  # rows were skipped and checked in the first pass; removed ones listed
         skipped, tc_check = dedup.skipped, dedup.token_count_check
         commit_file(work.removed, out_dir / REMOVED)  # pass 2 redoes it if need be
@@ -105,7 +73,7 @@ def finalize(run: Run, n_shards: dict[str, int], layout: Layout, dedup: DedupTal
         "tokens": per_split["train"].tokens + per_split["val"].tokens,
         "skipped": skipped,
         "token_count_check": tc_check,
-        "sources": len(sources),
+        "sources": len(run.sources),
         "format": options.format,
         "sizing": sizing.to_json() if sizing else None,
         "dedup": dedup.report if dedup is not None else {"mode": "none"},
@@ -129,6 +97,48 @@ def finalize(run: Run, n_shards: dict[str, int], layout: Layout, dedup: DedupTal
     write_manifest(out_dir, manifest)
     shutil.rmtree(work.root, ignore_errors=True)
     return dict(summary, out_dir=str(run.out_dir))
+
+
+def _totals(run: Run, n_shards: dict[str, int], trailing: dict[str, pa.Table]) -> tuple[dict[str, SplitTotals], dict[str, np.ndarray], dict]:
+    """Per split: its totals and token histogram, from the shards' sidecars; and the rows skipped."""
+    per_split, hists = {}, {}
+    skipped = {"null_text": 0, "empty_text": 0, "too_long": 0}
+    for split in SPLIT_NAMES:
+        token_counts = np.zeros(VOCAB_SIZE, dtype=np.int64)
+        length_hist = np.zeros(len(length_bin_edges()), np.int64)
+        shard_files = []
+        for i in range(n_shards[split]):
+            tc, lh = read_stats(run.work.sidecar(split, i, "stats.npy"))
+            token_counts += tc
+            length_hist += lh
+            shard_files.append(ShardFile(shard_name(split, i), len(shards.read_shard(run.shard_dir / shard_name(split, i)))))
+        docs = tokens = 0
+        for t in _split_tables(run.work, split, n_shards[split], trailing[split], columns=["status", "n_tokens"]):
+            status = t["status"].to_numpy()
+            for name, code in (("null_text", NULL_TEXT), ("empty_text", EMPTY_TEXT), ("too_long", TOO_LONG)):
+                skipped[name] += int((status == code).sum())
+            ok = status == OK
+            docs += int(ok.sum())
+            tokens += int(t["n_tokens"].to_numpy()[ok].sum())
+        per_split[split] = SplitTotals(docs=docs, tokens=tokens, stream_tokens=tokens + docs,
+                                       distinct_tokens=int((token_counts > 0).sum() - (token_counts[EOT] > 0)), shards=n_shards[split],
+                                       shard_files=shard_files, length_hist=length_hist.tolist())
+        hists[split] = token_counts
+    return per_split, hists, skipped
+
+
+def _write_docs(run: Run, n_shards: dict[str, int], trailing: dict[str, pa.Table], bases: dict | None) -> dict | None:
+    """docs.parquet, streamed into an atomic temp file (a full disk leaves neither it nor its
+    temp); returns the token_count check made on the way."""
+    check = _TokenCountCheck(run.sources)
+    names = pa.array([s.path for s in run.sources], pa.string())
+    with atomic_file(run.work.out_dir / DOCS, hint=_HINT) as f, pq.ParquetWriter(f, docs_schema(), compression="zstd") as w:
+        for split in SPLIT_NAMES:
+            for t in _split_tables(run.work, split, n_shards[split], trailing[split]):
+                t = t.filter(pc.equal(t["status"], OK))
+                check.add(t)
+                w.write_table(_docs_rows(t, split, names, bases), row_group_size=1 << 20)
+    return check.result()
 
 
 def _sizing(run: Run, train_stream: int, stop: int | None) -> Sizing | None:

@@ -30,7 +30,7 @@ from fwpipe import remote
 from fwpipe.atomic import lock_dir
 from fwpipe.dataset import read_manifest
 from fwpipe.errors import OutputError
-from fwpipe.executors import Executor, make_executor, sized
+from fwpipe.executors import INLINE, Executor, make_executor, sized
 from fwpipe.pipeline import dedup_passes, outputs, passes
 from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.pipeline.finalize import finalize
@@ -85,9 +85,11 @@ def prepare(
     warm.start()
     sources = inputs_mod.inspect_all(paths, options.text_column)
     warm.join()
+    n_units = len(plan_units(sources, unit_rows))
     with contextlib.ExitStack() as stack:
-        executor = executor or stack.enter_context(make_executor(workers))
-        ex = sized(executor, len(plan_units(sources, unit_rows)))
+        if executor is None:  # a library call: a pool for this call only, none where sized() would not use it
+            executor = INLINE if n_units <= 1 else stack.enter_context(make_executor(workers))
+        ex = sized(executor, n_units)
         run = Run(options, sources, paths, WorkDir(out_dir), ex, batch_rows, unit_rows, progress, scratch)
         with _locked(run.out_dir):
             summary = _prepare(run, overwrite)

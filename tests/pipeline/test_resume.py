@@ -83,8 +83,8 @@ def test_crash_after_the_first_pass_of_dedup_resumes_to_identical_bytes(tmp_path
         return real_write(self, tokens)
 
     monkeypatch.setattr(TokenFileWriter, "write", failing_write)
-    with pytest.raises(OutputError):  # inline: a pool started now comes from a forkserver (numba's threads run here), without the patch
-        prepare([sample1400, first150], tmp_path / "out", options=opts, progress=False, workers=1)
+    with pytest.raises(OutputError):
+        prepare([sample1400, first150], tmp_path / "out", options=opts, progress=False)
     assert all((d / "manifest.json").exists() for d in (tmp_path / "out" / ".work").glob("stage1-*"))
     monkeypatch.setattr(TokenFileWriter, "write", real_write)
     s = prepare([sample1400, first150], tmp_path / "out", options=opts, progress=False)
