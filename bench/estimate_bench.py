@@ -30,7 +30,8 @@ import pyarrow.parquet as pq
 CHILD_ESTIMATE = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from fwpipe.pipeline.estimate import estimate, format_estimate
+from fwpipe.pipeline.estimate import estimate
+from fwpipe.pipeline.summary import format_estimate
 t1 = time.perf_counter()
 d = estimate([sys.argv[1]], budget_tokens=7.6e9, max_epochs=4)
 t2 = time.perf_counter()

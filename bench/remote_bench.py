@@ -1,7 +1,7 @@
 """Benchmark: what `--estimate` and `prepare` fetch from a URL, against the file's size.
 
 Writes FineWeb-like parquet files (estimate_bench's: real sample texts, FineWeb's 9 columns,
-snappy, 1,000-row row groups, with and without `token_count`), serves them from the tests'
+snappy, 1,000-row row groups, with and without `token_count`), serves them from bench/range_server.py's
 HTTP server on 127.0.0.1 (Range, ETag), runs `estimate` on each URL and `prepare` on the
 smallest, and prints the bytes fetched / file bytes (goal for --estimate with token_count:
 <= 2%) and the requests made. Nothing leaves the machine.
@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' server
+from estimate_bench import base_table, write_file
+from range_server import RangeServer
 
-from estimate_bench import base_table, write_file  # noqa: E402
-
-from fwpipe import remote  # noqa: E402
-from fwpipe.pipeline.estimate import estimate  # noqa: E402
-from fwpipe.pipeline.prepare import PrepareOptions, prepare  # noqa: E402
-from tests.pipeline.servers import FileServer  # noqa: E402
+from fwpipe import remote
+from fwpipe.pipeline.estimate import estimate
+from fwpipe.pipeline.prepare import PrepareOptions, prepare
 
 
 def main() -> None:
@@ -32,7 +29,7 @@ def main() -> None:
     ap.add_argument("--mb", type=float, nargs="+", default=[50.0, 200.0], help="file sizes to try (MB)")
     a = ap.parse_args()
     base, _ = base_table()
-    srv = FileServer()
+    srv = RangeServer()
     with tempfile.TemporaryDirectory() as d:
         bytes_per_copy = None
         for mb in a.mb:

@@ -57,6 +57,17 @@ def budget_for_params(n_params: float) -> int:
     return check_budget(CHINCHILLA_TOKENS_PER_PARAM * n_params)
 
 
+def budget_or_chinchilla(budget_tokens: float | None, n_params: float | None) -> tuple[int | None, str | None]:
+    """The budget a command works to, and where it came from: --budget-tokens ("budget_tokens"),
+    else Chinchilla's tokens per parameter of --params ("chinchilla"), else none (None, None).
+    The one place where --params becomes a budget (estimate, prepare --estimate, audit)."""
+    if budget_tokens is not None:
+        return check_budget(budget_tokens), "budget_tokens"
+    if n_params is not None:
+        return budget_for_params(n_params), "chinchilla"
+    return None, None
+
+
 def epochs(budget_tokens: float, unique_tokens: float) -> float:
     if unique_tokens <= 0:
         raise BudgetError("the dataset holds no training tokens", "prepare a dataset with a train split first")

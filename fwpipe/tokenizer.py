@@ -29,7 +29,8 @@ EOT_TEXT = "<|endoftext|>"
 _PAT = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
 
 
-def _checked_bytes(path: Path, sha256: str) -> bytes:
+def checked_bytes(path: Path, sha256: str) -> bytes:
+    """The bytes of a pinned file, or InputFormatError if its sha256 is not the pinned one."""
     data = path.read_bytes()
     got = hashlib.sha256(data).hexdigest()
     if got != sha256:
@@ -40,7 +41,7 @@ def _checked_bytes(path: Path, sha256: str) -> bytes:
     return data
 
 
-def _data_gym_table() -> tuple[list[int], dict[int, int]]:
+def data_gym_table() -> tuple[list[int], dict[int, int]]:
     """GPT-2's byte order (rank of each single byte) and its printable stand-in for each byte."""
     # As tiktoken.load.data_gym_to_mergeable_bpe_ranks: printable bytes stand for themselves,
     # the others (and space) for chr(256 + n) in byte order.
@@ -57,7 +58,7 @@ def _data_gym_table() -> tuple[list[int], dict[int, int]]:
 
 def mergeable_ranks(vocab_bpe: str) -> dict[bytes, int]:
     """tiktoken's ranks from vocab.bpe's text: the 256 bytes, then one token per merge line."""
-    rank_to_intbyte, table = _data_gym_table()
+    rank_to_intbyte, table = data_gym_table()
     # one str.translate per merged token maps stand-ins to latin-1 code points, whose latin-1
     # encoding is the token's bytes (~20x faster than a generator over characters)
     words = vocab_bpe.split("\n", 1)[1].split()  # first line is a version comment
@@ -67,7 +68,7 @@ def mergeable_ranks(vocab_bpe: str) -> dict[bytes, int]:
 
 @functools.lru_cache(maxsize=1)
 def _load() -> tuple[tiktoken.Encoding, np.ndarray]:
-    ranks = mergeable_ranks(_checked_bytes(ASSETS / "vocab.bpe", VOCAB_BPE_SHA256).decode())
+    ranks = mergeable_ranks(checked_bytes(ASSETS / "vocab.bpe", VOCAB_BPE_SHA256).decode())
     enc = tiktoken.Encoding(name=NAME, explicit_n_vocab=VOCAB_SIZE, pat_str=_PAT, mergeable_ranks=ranks, special_tokens={EOT_TEXT: EOT})
     byte_lengths = np.zeros(VOCAB_SIZE, np.uint8)  # EOT stands for no bytes of a document
     byte_lengths[list(ranks.values())] = np.fromiter(map(len, ranks), np.uint8, len(ranks))

@@ -37,7 +37,7 @@ def test_damaged_bpe_file_is_refused(tmp_path, monkeypatch):
 
     (tmp_path / "vocab.bpe").write_bytes((tokenizer.ASSETS / "vocab.bpe").read_bytes() + b"x")
     with pytest.raises(InputFormatError, match="sha256"):
-        tokenizer._checked_bytes(tmp_path / "vocab.bpe", tokenizer.VOCAB_BPE_SHA256)
+        tokenizer.checked_bytes(tmp_path / "vocab.bpe", tokenizer.VOCAB_BPE_SHA256)
 
 
 def test_merges_agree_with_encoder_json_and_tiktokens_own_loader():
@@ -47,9 +47,9 @@ def test_merges_agree_with_encoder_json_and_tiktokens_own_loader():
 
     from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 
-    ours = tokenizer.mergeable_ranks(tokenizer._checked_bytes(tokenizer.ASSETS / "vocab.bpe", tokenizer.VOCAB_BPE_SHA256).decode())
-    encoder_json = json.loads(tokenizer._checked_bytes(tokenizer.ASSETS / "encoder.json", tokenizer.ENCODER_JSON_SHA256))
-    _, stand_in = tokenizer._data_gym_table()
+    ours = tokenizer.mergeable_ranks(tokenizer.checked_bytes(tokenizer.ASSETS / "vocab.bpe", tokenizer.VOCAB_BPE_SHA256).decode())
+    encoder_json = json.loads(tokenizer.checked_bytes(tokenizer.ASSETS / "encoder.json", tokenizer.ENCODER_JSON_SHA256))
+    _, stand_in = tokenizer.data_gym_table()
     from_json = {bytes(stand_in[ord(c)] for c in k): v for k, v in encoder_json.items() if k not in ("<|endoftext|>", "<|startoftext|>")}
     assert ours == from_json and len(ours) == tokenizer.EOT
     theirs = data_gym_to_mergeable_bpe_ranks(str(tokenizer.ASSETS / "vocab.bpe"), str(tokenizer.ASSETS / "encoder.json"))

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Callable
 
 from fwpipe import __version__
-from fwpipe.audit import budget as budget_mod
+from fwpipe.audit.budget_section import budget_section
 from fwpipe.audit.corpus import index
-from fwpipe.audit.exact import exact_duplicates
+from fwpipe.audit.exactdup import exact_duplicates
 from fwpipe.audit.leakage import leakage
 from fwpipe.audit.lengths import lengths
 from fwpipe.audit.neardup import near_duplicates, write_clusters
 from fwpipe.audit.totals import per_source, totals
+from fwpipe.budget import check_budget
 from fwpipe.dedup import SCHEME, DedupConfig, near_clusters, scratch_bytes
 from fwpipe.dedup import memory_bytes as dedup_memory_bytes
 from fwpipe.shards import release_pages
@@ -105,7 +106,7 @@ def audit(
     t0 = time.perf_counter()
     _check_options(block_size, shingle, num_perm, ngram)
     if budget_tokens is not None:
-        budget_mod.B.check_budget(budget_tokens)  # fail before the expensive part
+        check_budget(budget_tokens)  # fail before the expensive part
     _check_params(budget_tokens, params)
     cfg = DedupConfig(threshold=threshold, shingle=shingle, num_perm=num_perm, seed=seed)
     memory_bytes = dedup_memory_bytes(memory_gb)
@@ -154,7 +155,7 @@ def audit(
     step(f"{ngram}-gram leakage")
     report["leakage"] = leakage(corpus, exact.first, near.near_train, ngram=ngram)
     if budget_tokens is not None:
-        report["budget"] = budget_mod.budget_section(budget_tokens, report["splits"]["train"]["stream_tokens"], params=params,
+        report["budget"] = budget_section(budget_tokens, report["splits"]["train"]["stream_tokens"], params=params,
                                                      sources=ds.n_sources)
     report["verdicts"] = verdicts(report)
     report["seconds"] = time.perf_counter() - t0

@@ -74,8 +74,7 @@ import pyarrow.parquet as pq
 from fwpipe import budget as B
 from fwpipe import remote
 from fwpipe.errors import BudgetError, ConfigError, InputFormatError
-from fwpipe.fmt import count, size
-from fwpipe.pipeline import inputs as inputs_mod
+from fwpipe.pipeline.inputs import TOKEN_COUNT_COLUMN, Source, inspect, open_source, resolve_inputs, strings
 from fwpipe.tokenizer import get_encoding
 
 log = logging.getLogger(__name__)
@@ -92,7 +91,7 @@ _SIZED_ENCODINGS = {"PLAIN", "RLE", "BIT_PACKED", "RLE_DICTIONARY", "PLAIN_DICTI
 
 @dataclass
 class _File:
-    src: inputs_mod.Source
+    src: Source
     docs: int = 0
     text_tokens: int | None = None  # token_count files: the sum of token_count
     text_bytes: int | None = None  # ratio files
@@ -114,7 +113,6 @@ def estimate(
     budget_tokens: float | None = None,
     max_epochs: float = 1.0,
     params: float | None = None,
-    config: str | Path | None = None,
     sample_docs: int = DEFAULT_SAMPLE_DOCS,
     sample_bytes: int = DEFAULT_SAMPLE_BYTES,
     seed: int = 0,
@@ -122,15 +120,15 @@ def estimate(
 ) -> dict:
     """Documents and tokens of `inputs` (files, directories, globs) without preparing them.
 
-    With `budget_tokens` (or `params`/`config`, which default the budget to Chinchilla's 20
-    tokens per parameter), adds the epochs the budget runs over these files and how many files
-    like them it needs for <= `max_epochs`. `config` is a train preset or TOML path; its
-    non-embedding parameters are used, as `fwpipe train` does. `seed` moves the sample.
+    With `budget_tokens` (or `params`, which defaults the budget to Chinchilla's 20 tokens per
+    parameter), adds the epochs the budget runs over these files and how many files like them it
+    needs for <= `max_epochs`. (`--config`, a train preset, becomes `params` in the CLI.) `seed`
+    moves the sample.
     """
     t0 = time.perf_counter()
-    budget_tokens, params, budget_from = _check(val_fraction, budget_tokens, max_epochs, params, config, sample_docs)
+    budget_tokens, params, budget_from = _check(val_fraction, budget_tokens, max_epochs, params, sample_docs)
     before = remote.STATS.snapshot()
-    paths = inputs_mod.resolve_inputs([str(p) for p in inputs])
+    paths = resolve_inputs([str(p) for p in inputs])
     files = [_scan(p, text_column, use_token_count) for p in paths]
     ratio_files = [f for f in files if not f.by_token_count]
     sample = None
@@ -165,26 +163,16 @@ def estimate(
     return result
 
 
-def _check(val_fraction, budget_tokens, max_epochs, params, config, sample_docs) -> tuple[int | None, float | None, str | None]:
+def _check(val_fraction, budget_tokens, max_epochs, params, sample_docs) -> tuple[int | None, float | None, str | None]:
     if not 0 <= val_fraction < 1:
         raise ConfigError(f"--val-fraction {val_fraction} is not in [0, 1)", "use e.g. --val-fraction 0.005")
     B.check_max_epochs(max_epochs)
     if sample_docs < 2:
         raise ConfigError(f"sample of {sample_docs} documents is too small to measure a ratio and its error", "sample at least 2 documents (default 256)")
-    if params is not None and config is not None:
-        raise ConfigError("both --params and --config give the model size", "pass one of them")
-    if config is not None:
-        from fwpipe.train.config import load_config
-        from fwpipe.train.plan import param_counts
-
-        params = param_counts(load_config(config).model)[1]  # non-embedding, as fwpipe train counts
     if params is not None and (not (params > 0) or math.isinf(params)):
         raise ConfigError(f"--params {params} is not a positive number", "pass e.g. --params 40e6")
-    if budget_tokens is not None:
-        return B.check_budget(budget_tokens), params, "budget_tokens"
-    if params is not None:
-        return B.budget_for_params(params), params, "chinchilla"
-    return None, params, None
+    budget_tokens, budget_from = B.budget_or_chinchilla(budget_tokens, params)
+    return budget_tokens, params, budget_from
 
 
 def _text_leaf(pf: pq.ParquetFile, text_column: str) -> int:
@@ -194,9 +182,9 @@ def _text_leaf(pf: pq.ParquetFile, text_column: str) -> int:
 
 def _scan(path: Path, text_column: str, use_token_count: bool) -> _File:
     """Footer (and token_count column) of one file; no text read."""
-    src = inputs_mod.inspect(path, text_column, hash_content=False)  # schema errors name the file
+    src = inspect(path, text_column, hash_content=False)  # schema errors name the file
     f = _File(src)
-    pf = inputs_mod.open_source(src)
+    pf = open_source(src)
     md = pf.metadata
     leaf = _text_leaf(pf, text_column)
     text_nulls: int | None = 0
@@ -210,10 +198,10 @@ def _scan(path: Path, text_column: str, use_token_count: bool) -> _File:
     if use_token_count and src.has_token_count:
         rf = getattr(pf, "range_file", None)
         if rf is not None:  # remote: only token_count's column chunks, fetched in one concurrent batch
-            tc_leaf = _text_leaf(pf, inputs_mod.TOKEN_COUNT_COLUMN)
+            tc_leaf = _text_leaf(pf, TOKEN_COUNT_COLUMN)
             rf.prefetch([remote.chunk_range(md.row_group(i).column(tc_leaf)) for i in range(md.num_row_groups)])
         try:
-            tc = pf.read(columns=[inputs_mod.TOKEN_COUNT_COLUMN], use_threads=False)[inputs_mod.TOKEN_COUNT_COLUMN]
+            tc = pf.read(columns=[TOKEN_COUNT_COLUMN], use_threads=False)[TOKEN_COUNT_COLUMN]
         except (pa.ArrowInvalid, OSError) as e:
             raise InputFormatError(f"{path}: cannot read token_count ({str(e).splitlines()[0][:120]})", "the file is truncated or corrupt; download it again") from e
         if tc.null_count == 0 or tc.null_count == text_nulls:
@@ -239,7 +227,7 @@ def _scan(path: Path, text_column: str, use_token_count: bool) -> _File:
 
 def _read_lengths(f: _File, text_column: str) -> None:
     """Exact bytes and documents of the row groups in `f.read_groups` (reads text, no tokenizing)."""
-    pf = inputs_mod.open_source(f.src)
+    pf = open_source(f.src)
     for i in f.read_groups:
         lens = pc.binary_length(_read_group(pf, f.src.path, i, text_column))
         f.docs += int(pc.sum(pc.greater(lens, 0)).as_py() or 0)
@@ -259,7 +247,7 @@ def _sample_all(files: list[_File], text_column: str, sample_docs: int, seed: in
     """Small inputs: read every text (exact bytes), take every k-th non-empty document."""
     texts: list[str] = []
     for f in files:
-        pf = inputs_mod.open_source(f.src)
+        pf = open_source(f.src)
         f.docs, f.text_bytes, f.read_groups, f.bytes_from = 0, 0, [], "text lengths"
         for i in range(pf.metadata.num_row_groups):
             col = _read_group(pf, f.src.path, i, text_column)
@@ -267,7 +255,7 @@ def _sample_all(files: list[_File], text_column: str, sample_docs: int, seed: in
             keep = pc.greater(lens, 0)
             f.docs += int(pc.sum(keep).as_py() or 0)
             f.text_bytes += int(pc.sum(lens).as_py() or 0)
-            texts.extend(inputs_mod.strings(pc.filter(col, pc.fill_null(keep, False)), f.src.path, text_column, i, "row group"))
+            texts.extend(strings(pc.filter(col, pc.fill_null(keep, False)), f.src.path, text_column, i, "row group"))
     n = len(texts)
     k = max(1, math.ceil(n / sample_docs))
     start = seed % k
@@ -279,7 +267,7 @@ def _sample_windows(files: list[_File], text_column: str, sample_docs: int, samp
     """Large inputs: windows of consecutive documents at the starts of evenly spread row groups."""
     units = []
     for fi, f in enumerate(files):
-        md = inputs_mod.open_source(f.src).metadata
+        md = open_source(f.src).metadata
         units.extend((fi, i) for i in range(md.num_row_groups) if md.row_group(i).num_rows > 0)
     m = max(1, min(len(units), math.ceil(sample_docs / WINDOW_DOCS)))
     per_window = math.ceil(sample_docs / m)
@@ -291,11 +279,11 @@ def _sample_windows(files: list[_File], text_column: str, sample_docs: int, samp
     open_files: dict[int, pq.ParquetFile] = {}
     for w, (fi, rg) in enumerate(chosen):
         if fi not in open_files:
-            open_files[fi] = inputs_mod.open_source(files[fi].src)
+            open_files[fi] = open_source(files[fi].src)
         pf = open_files[fi]
         got, nbytes = 0, 0
         for batch in pf.iter_batches(batch_size=max(per_window, 16), row_groups=[rg], columns=[text_column], use_threads=False):
-            for t in inputs_mod.strings(batch.column(0), files[fi].src.path, text_column, rg, "row group"):
+            for t in strings(batch.column(0), files[fi].src.path, text_column, rg, "row group"):
                 if not t:
                     continue
                 texts.append(t)
@@ -400,63 +388,3 @@ def _budget(budget_tokens: int, params: float | None, budget_from: str, max_epoc
 
 def _ordinal(k: int) -> str:
     return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
-
-
-def _s(n: float) -> str:
-    return "" if n == 1 else "s"
-
-
-def _name(path: str, width: int) -> str:
-    name = Path(path).name
-    return name if len(name) <= width else "..." + name[-(width - 3):]
-
-
-def format_estimate(d: dict) -> str:
-    """The terminal text of an estimate (fits 100 columns)."""
-    lines = [f"{'file':<34} {'docs':>11} {'est. tokens':>16}  method"]
-    for f in d["files"]:
-        if f["method"] == "token_count":
-            method = "token_count (FineWeb's counts)"
-        else:
-            pm = (f["est_tokens_high"] - f["est_tokens_low"]) / 2 / max(f["est_tokens"], 1)
-            method = f"sampled ratio +-{pm:.1%}, {'footer' if f['bytes_from'] == 'metadata' else 'exact'} bytes"
-        lines.append(f"{_name(f['path'], 34):<34} {f['docs']:>11,} {f['est_tokens']:>16,}  {method}")
-        if f["note"]:
-            lines.append(f"    {f['note']}")
-    t = d["total"]
-    label = f"total ({t['files']} file{_s(t['files'])})"
-    lines.append(f"{label:<34} {t['docs']:>11,} {t['est_tokens']:>16,}")
-    if t["est_tokens_low"] != t["est_tokens_high"]:
-        lines.append(f"    95% interval {t['est_tokens_low']:,} - {t['est_tokens_high']:,} tokens (sampling error only)")
-    lines.append(f"    split (val fraction {d['val_fraction']:g}): train ~{t['train_docs']:,} docs, {count(t['train_tokens'])} tokens; "
-                 f"val ~{t['val_docs']:,} docs, {count(t['val_tokens'])} tokens")
-    lines.append("    tokens include one EOT per document, as in prepare's shards")
-    s = d["sample"]
-    if s:
-        lines.append(f"ratio: {s['bytes_per_token']:.3f} bytes/token from {s['docs']:,} tokenized documents ({size(s['bytes'])})")
-        lines.append(f"    sample: {s['how']}")
-        if s["rel_se"] is not None:
-            lo, hi = s["bytes_per_token_ci95"]
-            lines.append(f"    standard error {s['rel_se']:.2%}; 95% interval {lo:.3f} - {hi:.3f} bytes/token")
-    b = d["budget"]
-    if b:
-        src = f"Chinchilla {B.CHINCHILLA_TOKENS_PER_PARAM:g} tokens x {count(b['params'])} params" if b["budget_from"] == "chinchilla" else "--budget-tokens"
-        lines.append(f"BUDGET  {count(b['budget_tokens'])} tokens ({src}) over ~{count(b['unique_tokens'])} train tokens")
-        lo, hi = b["epochs_range"]
-        rng_e = f" (95%: {lo:,.2f} - {hi:,.2f})" if lo != hi else ""
-        lines.append(f"    {b['epochs']:,.2f} epochs{rng_e}; verdict: {b['verdict']}")
-        lines.append(f"    ({b['verdict_text']})")
-        need, more = b["files_needed"], b["more_files_needed"]
-        rng = b["files_needed_range"]
-        lines.append(f"    for <= {b['max_epochs']:g} epoch{_s(b['max_epochs'])}: {need:,} file{_s(need)} like these "
-                     f"(~{count(b['tokens_per_file'])} train tokens each)" + (f", {more:,} more" if more else ": these are enough"))
-        if rng[0] != rng[1]:
-            lines.append(f"    (95%: {rng[0]:,} - {rng[1]:,} files)")
-        if b.get("params"):
-            lines.append(f"    {b['params']:,} params: {b['tokens_per_param']:.1f} tokens/param (Chinchilla ~{B.CHINCHILLA_TOKENS_PER_PARAM:g})")
-    g = d.get("fetched")
-    if g:
-        lines.append(f"fetched {size(g['bytes'])} of {size(g['input_bytes'])} remote input ({g['fraction']:.2%}) "
-                     f"in {g['requests']:,} requests" + (f", {g['retries']:,} retries" if g["retries"] else ""))  # fmt: skip
-    lines.append(f"({d['seconds']:.2f} s, no text tokenized beyond the sample)" if s else f"({d['seconds']:.2f} s, no text read)")
-    return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""The bundled FineWeb sample (see README.md here for its source and licence)."""
+"""The bundled FineWeb sample (see README.md here for its source and licence): two parquet files
+that `--sample`, the tests and the benchmarks read. Data only; imports nothing from fwpipe."""
 
 from pathlib import Path
 

@@ -124,3 +124,21 @@ def evaluate(model, examples: list[Example], device: str, ctx=None, world: dist.
     correct, total = dist.all_sum(world, list(counts(model, examples, device, ctx, world)), device)
     correct, total = int(correct), int(total)
     return {"hellaswag_acc_norm": correct / total, "hellaswag_correct": correct, "hellaswag_total": total}
+
+
+def score_checkpoint(checkpoint: str | Path, path: str | Path, device: str = "auto") -> dict:
+    """`fwpipe eval`: a checkpoint's (a .pt file, or a run directory's best.pt) acc_norm on the
+    HellaSwag file at `path`, with both paths in the result. The file is read before the model
+    is loaded, so a bad file fails fast."""
+    from fwpipe.train.device import resolve
+    from fwpipe.train.sample import load_model
+
+    examples = load(path)
+    dev = resolve(device, "fp32")
+    model, _ = load_model(checkpoint, dev.torch_device)
+    return {"checkpoint": str(checkpoint), "hellaswag": str(path), **evaluate(model, examples, dev.torch_device)}
+
+
+def format_score(r: dict) -> str:
+    """The one line `fwpipe eval` prints."""
+    return f"hellaswag acc_norm {r['hellaswag_acc_norm']:.2%} ({r['hellaswag_correct']:,}/{r['hellaswag_total']:,}) on {r['hellaswag']}"

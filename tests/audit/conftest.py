@@ -18,26 +18,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from fwpipe import dataset
-from fwpipe.shards import write_shard
-from fwpipe.tokenizer import EOT, encode
-
-
-def edit_words(text: str, rate: float, rng: random.Random) -> str:
-    """Replace, delete or insert words, each with probability rate/3 per word."""
-    words = text.split(" ")
-    out = []
-    for w in words:
-        r = rng.random()
-        if r < rate / 3:
-            out.append(rng.choice(words))  # replace
-        elif r < 2 * rate / 3:
-            continue  # delete
-        elif r < rate:
-            out.extend([w, rng.choice(words)])  # insert
-        else:
-            out.append(w)
-    return " ".join(out)
+from fwpipe.tokenizer import encode
+from tests.corpus import edit_words, write_fwpipe, write_llmc, write_nanogpt
 
 
 @dataclass
@@ -71,43 +53,6 @@ def planted(real_texts) -> Planted:
     val = val + [train[20], train[21]]
     val += [encode(edit_words(real_texts[i], 0.01, rng)).astype(np.uint16) for i in (30, 31)]
     return Planted(train, val, exact_dups=6, exact_leak=2, near_leak=4)
-
-
-def stream(docs: list[np.ndarray], eot_after: bool = False) -> np.ndarray:
-    parts = []
-    for d in docs:
-        parts += [d, [EOT]] if eot_after else [[EOT], d]
-    return np.concatenate([np.asarray(p, dtype=np.uint16) for p in parts]) if parts else np.zeros(0, np.uint16)
-
-
-def write_fwpipe(root: Path, splits: dict[str, list[list[np.ndarray]]], manifest_extra: dict | None = None) -> Path:
-    """A fwpipe dataset dir: per split a list of shards, each a list of docs."""
-    root.mkdir(parents=True, exist_ok=True)
-    man = dataset.Manifest("complete", "fwpipe", splits={}, **(manifest_extra or {}))
-    for name, shards in splits.items():
-        files = []
-        for i, docs in enumerate(shards):
-            f = dataset.shard_name(name, i)
-            write_shard(root / f, stream(docs))
-            files.append(dataset.ShardFile(f, len(docs) + sum(len(d) for d in docs)))
-        man.splits[name] = dataset.SplitTotals(shard_files=files)
-    dataset.write_manifest(root, man)
-    return root
-
-
-def write_llmc(root: Path, splits: dict[str, list[list[np.ndarray]]]) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for name, shards in splits.items():
-        for i, docs in enumerate(shards):
-            write_shard(root / f"fineweb_{name}_{i:06d}.bin", stream(docs))
-    return root
-
-
-def write_nanogpt(root: Path, splits: dict[str, list[np.ndarray]]) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for name, docs in splits.items():
-        stream(docs, eot_after=True).tofile(root / f"{name}.bin")
-    return root
 
 
 @pytest.fixture(scope="session")

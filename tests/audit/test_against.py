@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from fwpipe.audit import audit
 from fwpipe.cli import main
-from tests.audit.conftest import edit_words
+from tests.corpus import edit_words
 
 
 def test_against_finds_planted_contamination(planted_dirs, real_texts, tmp_path):

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from fwpipe.cli import main
 from fwpipe.shards import write_shard
-from tests.audit.conftest import write_fwpipe
+from tests.corpus import write_fwpipe
 
 
 def run(*args):
@@ -70,7 +70,7 @@ def test_no_val_split_runs_and_says_why(tmp_path, planted, layout):
     else:
         root = tmp_path / "nano"
         root.mkdir()
-        from tests.audit.conftest import stream
+        from tests.corpus import stream
 
         stream(planted.train[:20], eot_after=True).tofile(root / "train.bin")
     r = run(root, "--fail-on", "leakage.near_docs>0")

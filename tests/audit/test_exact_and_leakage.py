@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fwpipe.audit import audit
-from tests.audit.conftest import write_fwpipe
+from tests.corpus import write_fwpipe
 
 
 def test_planted_exact_duplicates(planted_reports, planted):
@@ -49,7 +49,7 @@ def test_ngram_contamination_exact_counts(real_texts, tmp_path):
 
 def test_ngram_sampling_bounds_memory(real_texts, tmp_path):
     from fwpipe.audit.corpus import index
-    from fwpipe.audit.exact import exact_duplicates
+    from fwpipe.audit.exactdup import exact_duplicates
     from fwpipe.audit.leakage import leakage
     from fwpipe.dataset import open_dataset
     from fwpipe.tokenizer import encode

@@ -49,8 +49,8 @@ def test_prepare_then_audit_end_to_end(sample1400, first150, tmp_path):
     assert sum(s["docs"] for s in rep["sources"]) == rep["splits"]["train"]["docs"] + rep["splits"]["val"]["docs"]
     assert (out / "clusters.parquet").exists()
     # the same tokens as a nanoGPT directory (EOT after each doc)
-    from tests.audit.conftest import write_nanogpt
     from fwpipe.dataset import open_dataset
+    from tests.corpus import write_nanogpt
 
     ds = open_dataset(out)
     docs = {s: [ds.split(s).shards[k][a:b] for k, starts, ends in ds.split(s).documents() for a, b in zip(starts, ends)] for s in ("train", "val")}

@@ -14,8 +14,7 @@ from fwpipe.audit import audit
 from fwpipe.audit.html import render, write_html
 from fwpipe.tokenizer import encode
 from tests.browser import assert_not_blank, dump_dom, screenshot
-
-from .conftest import edit_words, write_fwpipe
+from tests.corpus import edit_words, write_fwpipe
 
 HOSTILE = "<script>alert(1)</script> Town news: <img src=x onerror=alert(2)> the council met on Tuesday about the library budget. "
 

@@ -10,12 +10,11 @@ from datasketch import MinHashLSH
 
 from fwpipe.audit import audit
 from fwpipe.audit.corpus import index
-from fwpipe.dedup.config import as_lean_minhash, lsh_params
-from fwpipe.dedup.lsh import signatures
-from fwpipe.dedup.lsh import candidate_pairs
 from fwpipe.dataset import open_dataset
+from fwpipe.dedup.config import as_lean_minhash, lsh_params
+from fwpipe.dedup.lsh import candidate_pairs, signatures
 from fwpipe.tokenizer import encode
-from tests.audit.conftest import edit_words, write_fwpipe
+from tests.corpus import edit_words, write_fwpipe
 
 
 def shingles(tokens: np.ndarray, n: int = 5) -> set[tuple]:
@@ -60,7 +59,7 @@ def test_candidate_pairs_equal_datasketch_lsh(planted_dirs):
 
 
 def test_signatures_skip_exact_copies_without_changing_them(planted_dirs):
-    from fwpipe.audit.exact import exact_duplicates
+    from fwpipe.audit.exactdup import exact_duplicates
 
     corpus = index(open_dataset(planted_dirs["fwpipe"]))
     first = exact_duplicates(corpus).first

@@ -21,7 +21,7 @@ import fwpipe
 from fwpipe.cli import main
 from fwpipe.shards import write_shard
 from fwpipe.tokenizer import EOT
-from tests.audit.conftest import stream, write_llmc
+from tests.corpus import stream, write_llmc
 
 
 def run(*args):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fwpipe.audit.budget import budget_section
+from fwpipe.audit.budget_section import budget_section
 from fwpipe.audit.lengths import length_stats
 from fwpipe.errors import BudgetError
 

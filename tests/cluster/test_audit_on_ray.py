@@ -31,7 +31,7 @@ from fwpipe.errors import ClusterError, ShardFormatError
 from fwpipe.executors.ray import RayExecutor, alive_nodes, raise_unseen, remove_probes, write_probes
 from fwpipe.shards import open_tokens
 from fwpipe.tokenizer import encode
-from tests.audit.conftest import edit_words, write_fwpipe
+from tests.corpus import edit_words, write_fwpipe
 from tests.cluster.helpers import SlowUnits, kill_cli_after, wait_for_files
 
 pytestmark = pytest.mark.slow  # a Ray cluster: ~10 s to start, then real tasks

@@ -14,7 +14,7 @@ from fwpipe import kernels as K
 from fwpipe.dedup import DedupConfig, DocIndex, as_lean_minhash, components, exact_first, index_shards, near_clusters
 from fwpipe.dedup.lsh import candidate_pairs, signatures
 from fwpipe.tokenizer import EOT, encode
-from tests.audit.conftest import edit_words
+from tests.corpus import edit_words
 
 
 def _stream(docs: list[np.ndarray]) -> np.ndarray:

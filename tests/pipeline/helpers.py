@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +38,3 @@ def split_docs_eot_before(tokens: list[int]) -> list[list[int]]:
 def write_parquet(path: Path, rows: dict, row_group_size: int | None = None) -> Path:
     pq.write_table(pa.table(rows), path, row_group_size=row_group_size)
     return path
-
-
-def dir_digest(path: Path) -> dict[str, str]:
-    """sha256 of every file under `path`, by relative name."""
-    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.rglob("*")) if p.is_file()}

@@ -151,7 +151,8 @@ class HubServer(FileServer):
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _entry(self, path: str) -> dict:
+    def entry(self, path: str) -> dict:
+        """The Hub API's tree entry of `path` (a test may replace it to serve a damaged one)."""
         if path in self.files:
             data = self.files[path]
             sha = hashlib.sha256(data).hexdigest()
@@ -168,7 +169,7 @@ class HubServer(FileServer):
             parts = f[len(prefix) :].split("/")
             for k in range(1, len(parts) + 1 if recursive else 2):
                 names.add(prefix + "/".join(parts[:k]))
-        return [self._entry(n) for n in sorted(names)]
+        return [self.entry(n) for n in sorted(names)]
 
     def _json(self, h, obj, status: int = 200) -> None:
         self._send(h, status, json.dumps(obj).encode(), {"Content-Type": "application/json"})
@@ -205,7 +206,7 @@ class HubServer(FileServer):
             if kind == "paths-info":
                 body = h.rfile.read(int(h.headers.get("Content-Length", 0))).decode()
                 paths = parse_qs(body).get("paths") or json.loads(body or "{}").get("paths", [])
-                return self._json(h, [self._entry(p) for p in paths if p in self.files or any(f.startswith(p + "/") for f in self.files)])
+                return self._json(h, [self.entry(p) for p in paths if p in self.files or any(f.startswith(p + "/") for f in self.files)])
         with self.lock:
             self.unknown.append(f"{h.command} {h.path}")
         return self._json(h, {"error": "unknown endpoint"}, 404)

@@ -11,7 +11,7 @@ from fwpipe.cli import main
 from fwpipe.dataset import read_manifest
 from fwpipe.errors import BudgetError, ConfigError
 from fwpipe.pipeline.prepare import PrepareOptions, prepare
-from tests.pipeline.helpers import dir_digest
+from tests.corpus import dir_digest
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,9 @@ from fwpipe.audit import audit
 from fwpipe.dataset import read_manifest
 from fwpipe.pipeline.prepare import PrepareOptions, prepare
 from fwpipe.tokenizer import encode
-from tests.audit.conftest import edit_words
-from tests.pipeline.helpers import dir_digest, write_parquet
+from tests.corpus import edit_words
+from tests.corpus import dir_digest
+from tests.pipeline.helpers import write_parquet
 
 N_BASE = 120
 

@@ -16,7 +16,8 @@ import pytest
 from fwpipe import budget as B
 from fwpipe.errors import BudgetError, ConfigError, InputFormatError, InputNotFoundError
 from fwpipe.pipeline import estimate as E
-from fwpipe.pipeline.estimate import estimate, format_estimate
+from fwpipe.pipeline.estimate import estimate
+from fwpipe.pipeline.summary import format_estimate
 from fwpipe.pipeline.tokenize import EMAIL_PLACEHOLDERS
 from fwpipe.tokenizer import encode
 
@@ -153,6 +154,9 @@ def test_budget_arithmetic_on_a_known_case(first150):
 
 
 def test_params_or_config_default_the_budget_to_chinchilla(first150):
+    from click.testing import CliRunner
+
+    from fwpipe.cli import main
     from fwpipe.train.config import load_config
     from fwpipe.train.plan import param_counts
 
@@ -160,9 +164,15 @@ def test_params_or_config_default_the_budget_to_chinchilla(first150):
     assert b["budget_from"] == "chinchilla" and b["budget_tokens"] == 2_000_000 and b["params"] == 100_000
     b = estimate([first150], params=1e5, budget_tokens=5e5)["budget"]
     assert b["budget_from"] == "budget_tokens" and b["budget_tokens"] == 500_000
-    b = estimate([first150], config="tiny-cpu")["budget"]
+    # --config (a train preset) is the CLI's: it becomes the preset's non-embedding parameters
+    r = CliRunner().invoke(main, ["estimate", str(first150), "--config", "tiny-cpu", "--json", "-"])
+    assert r.exit_code == 0, r.output
+    b = json.loads(r.stdout)["budget"]
     n = param_counts(load_config("tiny-cpu").model)[1]
-    assert b["params"] == n and b["budget_tokens"] == round(20 * n)
+    assert b["params"] == n and b["budget_tokens"] == round(20 * n) and b["budget_from"] == "chinchilla"
+    r = CliRunner().invoke(main, ["estimate", str(first150), "--params", "1e6", "--config", "tiny-cpu"])
+    assert r.exit_code == 1 and r.stderr.startswith("Error: both --params and --config give the model size; pass one of them")
+    assert len(r.stderr.splitlines()) == 1
 
 
 def test_format_fits_100_columns(first150, sample1400):
@@ -180,7 +190,6 @@ def test_format_fits_100_columns(first150, sample1400):
     ({"budget_tokens": float("nan")}, BudgetError, "not a positive number"),
     ({"budget_tokens": 1e9, "max_epochs": 0}, BudgetError, "--max-epochs 0"),
     ({"max_epochs": -1}, BudgetError, "--max-epochs -1"),
-    ({"params": 1e6, "config": "tiny-cpu"}, ConfigError, "both --params and --config"),
     ({"params": 0}, ConfigError, "--params 0"),
     ({"val_fraction": 1.0}, ConfigError, "--val-fraction"),
     ({"text_column": "body"}, InputFormatError, "no column 'body'"),

@@ -9,7 +9,8 @@ import pytest
 from fwpipe import shards, tokenizer
 from fwpipe.dataset import read_manifest
 from fwpipe.pipeline.prepare import PrepareOptions, prepare
-from tests.pipeline.helpers import dir_digest, read_llmc_independently, split_docs_eot_before, write_parquet
+from tests.corpus import dir_digest
+from tests.pipeline.helpers import read_llmc_independently, split_docs_eot_before, write_parquet
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,9 @@ def test_same_bytes_for_any_workers_and_split_independent_of_order(tmp_path, sam
     assert dir_digest(tmp_path / "a") == dir_digest(tmp_path / "b")
     assert a["splits"] == b["splits"]
     prepare([first150, sample1400], tmp_path / "c", options=PrepareOptions(shard_tokens=300_000), progress=False)
-    split_of = lambda d: {(r["key_hash"], r["split"]) for r in pq.read_table(tmp_path / d / "docs.parquet", columns=["key_hash", "split"]).to_pylist()}
+    def split_of(d):
+        return {(r["key_hash"], r["split"]) for r in pq.read_table(tmp_path / d / "docs.parquet", columns=["key_hash", "split"]).to_pylist()}
+
     assert split_of("a") == split_of("c")
 
 

@@ -66,8 +66,8 @@ def test_hf_streamed_bytes_are_checked_against_the_hubs_sha256(hub, files, tmp_p
 
     data = files["b.parquet"].read_bytes()
     hub.put(B, data)
-    real_entry = servers.HubServer._entry
-    hub._entry = lambda p: {**real_entry(hub, p), "lfs": {"oid": "0" * 64, "size": len(data), "pointerSize": 134}} if p == B else real_entry(hub, p)
+    real_entry = servers.HubServer.entry
+    hub.entry = lambda p: {**real_entry(hub, p), "lfs": {"oid": "0" * 64, "size": len(data), "pointerSize": 134}} if p == B else real_entry(hub, p)
     with pytest.raises(RemoteError, match="sha256"):
         prepare([f"hf://datasets/{REPO}/{B}"], tmp_path / "ds", options=OPTS, progress=False)
 

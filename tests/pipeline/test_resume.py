@@ -13,7 +13,7 @@ from fwpipe.dataset import read_manifest
 from fwpipe.errors import OutputError
 from fwpipe.pipeline.prepare import PrepareOptions, prepare
 from fwpipe.shards import TokenFileWriter
-from tests.pipeline.helpers import dir_digest
+from tests.corpus import dir_digest
 
 
 def _cmd(inputs, out):

@@ -24,7 +24,8 @@ from fwpipe.cli import main
 from fwpipe.dataset import read_manifest
 from fwpipe.errors import DatasetMismatchError, OutputError
 from fwpipe.pipeline.prepare import PrepareOptions, prepare
-from tests.pipeline.helpers import dir_digest, write_parquet
+from tests.corpus import dir_digest
+from tests.pipeline.helpers import write_parquet
 
 NONE = PrepareOptions(dedup="none")
 

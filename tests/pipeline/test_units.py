@@ -10,7 +10,7 @@ from fwpipe.pipeline import inputs, passes as passes_mod
 from fwpipe.pipeline.inputs import Source
 from fwpipe.pipeline.prepare import PrepareOptions, prepare
 from fwpipe.pipeline.units import Unit, plan_units
-from tests.pipeline.helpers import dir_digest
+from tests.corpus import dir_digest
 
 
 @pytest.fixture(scope="module")

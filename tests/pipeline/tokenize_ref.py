@@ -6,14 +6,22 @@ tiktoken call per document); the fast version must return exactly what this retu
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
-from fwpipe.pipeline.split import TRAIN, VAL, key_hash, split_of
+from fwpipe.pipeline.split import TRAIN, VAL
 from fwpipe.pipeline.tokenize import EMAIL_PLACEHOLDERS, EMPTY_TEXT, NULL_TEXT, OK, TOO_LONG, ChunkRows
 from fwpipe.tokenizer import EOT, VOCAB_SIZE, get_encoding
 from tests.kernel_refs import token_histogram_ref
 
 _FIELDS = ("gpos", "source_row", "status", "n_tokens", "n_bytes", "key_hash", "fineweb_token_count", "placeholder", "ids", "urls")
+
+
+def key_hash_ref(key: str, seed: int) -> int:
+    """The split hash from its definition (tests/pipeline/test_split.py pins its values)."""
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8, key=seed.to_bytes(8, "little")).digest()
+    return int.from_bytes(digest, "little")
 
 
 def encode_chunk_ref(texts, ids, token_counts, urls, *, file_index, row0, gpos0, seed, threshold, cursors, forced_val, max_doc_tokens):
@@ -23,8 +31,8 @@ def encode_chunk_ref(texts, ids, token_counts, urls, *, file_index, row0, gpos0,
     for i, text in enumerate(texts):
         gpos = gpos0 + i
         key = str(ids[i]) if ids[i] is not None else text
-        h = key_hash(key, seed) if key is not None else 0
-        s = VAL if gpos in forced_val else split_of(h, threshold) if key is not None else TRAIN
+        h = key_hash_ref(key, seed) if key is not None else 0
+        s = VAL if gpos in forced_val else (VAL if h < threshold else TRAIN) if key is not None else TRAIN
         if gpos <= cursors[s]:
             continue
         n_tokens, placeholder, n_bytes = 0, False, 0

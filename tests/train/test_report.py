@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 from fwpipe.cli import main
 from fwpipe.tokenizer import encode
+from fwpipe.train.html import REPORT_HTML
 from fwpipe.train.loop import plan_run, train
 from fwpipe.train.plot import loss_figure
-from fwpipe.train.report import REPORT_HTML
 from tests.browser import assert_not_blank, dump_dom, screenshot
 
 from .conftest import tiny_config, write_dataset

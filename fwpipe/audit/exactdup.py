@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fwpipe.dedup.docs import unique
 from fwpipe.audit.corpus import Corpus
 from fwpipe.dedup import exact_first
+from fwpipe.dedup.docs import unique
 
 log = logging.getLogger(__name__)
 TOP_GROUPS = 10
