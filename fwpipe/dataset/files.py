@@ -49,39 +49,57 @@ def docs_schema():
     """docs.parquet: one row per document prepare kept, in shard order within each split."""
     import pyarrow as pa
 
-    return pa.schema([
-        ("split", pa.string()),
-        ("shard", pa.int32()),
-        ("offset", pa.int64()),  # the document's first token (after its EOT), from the shard's first token
-        ("n_tokens", pa.int64()),  # without the EOT
-        ("n_bytes", pa.int64()),
-        ("source_file", pa.dictionary(pa.int32(), pa.string())),  # the input's path or URL, as the manifest's sources
-        ("source_row", pa.int64()),
-        ("id", pa.string()),  # FineWeb `id`, null where the input has none
-        ("url", pa.string()),
-        ("key_hash", pa.uint64()),  # the split hash of the document key
-        ("fineweb_token_count", pa.int64()),  # the input's `token_count`, null where it has none
-    ])
+    return pa.schema(
+        [
+            ("split", pa.string()),
+            ("shard", pa.int32()),
+            ("offset", pa.int64()),  # the document's first token (after its EOT), from the shard's first token
+            ("n_tokens", pa.int64()),  # without the EOT
+            ("n_bytes", pa.int64()),
+            (
+                "source_file",
+                pa.dictionary(pa.int32(), pa.string()),
+            ),  # the input's path or URL, as the manifest's sources
+            ("source_row", pa.int64()),
+            ("id", pa.string()),  # FineWeb `id`, null where the input has none
+            ("url", pa.string()),
+            ("key_hash", pa.uint64()),  # the split hash of the document key
+            ("fineweb_token_count", pa.int64()),  # the input's `token_count`, null where it has none
+        ]
+    )
 
 
 # removed.parquet (prepare --dedup): the dropped document, why ("exact" or "near"), its cluster,
 # and the kept document it duplicates
-REMOVED_COLUMNS = ("id", "source_file", "source_row", "n_tokens", "reason", "cluster", "kept_id", "kept_source_file", "kept_source_row")
+REMOVED_COLUMNS = (
+    "id",
+    "source_file",
+    "source_row",
+    "n_tokens",
+    "reason",
+    "cluster",
+    "kept_id",
+    "kept_source_file",
+    "kept_source_row",
+)
 
 
 def clusters_schema():
     """clusters.parquet (audit): one row per document in a near-duplicate cluster."""
     import pyarrow as pa
 
-    return pa.schema([
-        ("split", pa.string()),
-        ("doc", pa.int64()),  # index within the split, in shard order
-        ("shard", pa.int64()),
-        ("offset", pa.int64()),  # token offset of the document in its shard
-        ("n_tokens", pa.int64()),
-        ("cluster", pa.int64()),  # shared by near duplicates
-        ("keep", pa.bool_()),  # the earliest member: the one a deduplicating prepare keeps
-    ], metadata=dict([WRITTEN_BY]))
+    return pa.schema(
+        [
+            ("split", pa.string()),
+            ("doc", pa.int64()),  # index within the split, in shard order
+            ("shard", pa.int64()),
+            ("offset", pa.int64()),  # token offset of the document in its shard
+            ("n_tokens", pa.int64()),
+            ("cluster", pa.int64()),  # shared by near duplicates
+            ("keep", pa.bool_()),  # the earliest member: the one a deduplicating prepare keeps
+        ],
+        metadata=dict([WRITTEN_BY]),
+    )
 
 
 # parquet key-value metadata that marks a table fwpipe wrote, so that prepare --overwrite
@@ -104,8 +122,6 @@ def written_by_audit(path: Path) -> bool:
         return meta[WRITTEN_BY[0]] == WRITTEN_BY[1]
     # audit before the mark (fwpipe 0.1 datasets) wrote exactly these columns, in this order
     return pq.read_schema(path).names == list(_LEGACY_CLUSTERS_COLUMNS)
-
-
 
 
 # ----------------------------------------------------------------------------- what prepare owns

@@ -26,7 +26,9 @@ FORMATS = ("fwpipe", "nanogpt")
 
 _REPREPARE = "re-run fwpipe prepare into a new -o directory"
 _NEWER = "upgrade fwpipe (pip install -U fwpipe), or prepare the dataset again with this one into a new -o directory"
-LINK_HINT = "fwpipe never follows a link inside its output directory; remove the link (or choose another -o) and run again"
+LINK_HINT = (
+    "fwpipe never follows a link inside its output directory; remove the link (or choose another -o) and run again"
+)
 
 
 @dataclass
@@ -169,8 +171,23 @@ def parse_manifest(obj: object) -> Manifest:
     if obj.get("format") not in FORMATS:
         raise _Shape(f"format {obj.get('format')!r} is neither 'fwpipe' nor 'nanogpt'")
     known = {f.name for f in fields(Manifest)} - {"extra"}
-    m = Manifest(status=status, format=obj["format"], manifest_version=version, extra={k: v for k, v in obj.items() if k not in known})
-    for name in ("tokenizer", "split", "options", "skipped", "token_count_check", "dedup", "files", "summary", "shards_done"):
+    m = Manifest(
+        status=status,
+        format=obj["format"],
+        manifest_version=version,
+        extra={k: v for k, v in obj.items() if k not in known},
+    )
+    for name in (
+        "tokenizer",
+        "split",
+        "options",
+        "skipped",
+        "token_count_check",
+        "dedup",
+        "files",
+        "summary",
+        "shards_done",
+    ):
         setattr(m, name, _get(obj, name, (dict,), "an object"))
     m.fwpipe_version = _get(obj, "fwpipe_version", (str,), "a string")
     m.length_bin_edges = _get(obj, "length_bin_edges", (list,), "a list")
@@ -206,16 +223,22 @@ def _parse_split(name: str, s: object) -> SplitTotals:
     counts = {k: s[k] for k in ("docs", "tokens", "stream_tokens", "distinct_tokens", "shards") if s.get(k) is not None}
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts.values()):
         raise _Shape(f"splits.{name} holds a count that is not a whole number")
-    return SplitTotals(**counts, length_hist=s.get("length_hist"), shard_files=[ShardFile(f["file"], f.get("tokens")) for f in files])
+    return SplitTotals(
+        **counts, length_hist=s.get("length_hist"), shard_files=[ShardFile(f["file"], f.get("tokens")) for f in files]
+    )
 
 
 class _Newer(_Shape):
     def __init__(self, version: int):
-        super().__init__(f"written by a newer fwpipe (manifest version {version}; this fwpipe reads version {MANIFEST_VERSION})")
+        super().__init__(
+            f"written by a newer fwpipe (manifest version {version}; this fwpipe reads version {MANIFEST_VERSION})"
+        )
         self.version = version
 
 
-def load_manifest(path: Path, *, error: type[FwpipeError] = ShardFormatError, hint: str = _REPREPARE) -> tuple[Manifest, bytes]:
+def load_manifest(
+    path: Path, *, error: type[FwpipeError] = ShardFormatError, hint: str = _REPREPARE
+) -> tuple[Manifest, bytes]:
     """The manifest at `path` and its raw bytes; anything fwpipe cannot use is one `error`.
 
     A manifest from a newer fwpipe gets its own hint (upgrade), whoever reads it.

@@ -8,9 +8,10 @@ from __future__ import annotations
 import glob as globlib
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -109,18 +110,29 @@ def open_dataset(path: str | Path) -> Dataset:
     if any(c in spath for c in "*?["):
         files = sorted(Path(p) for p in globlib.glob(spath))
         if not files:
-            raise InputNotFoundError(f"{spath}: the glob matches no files", "check the pattern; quote it so the shell does not expand it")
+            raise InputNotFoundError(
+                f"{spath}: the glob matches no files", "check the pattern; quote it so the shell does not expand it"
+            )
         return _open_llmc(root.parent, files)
     if not root.exists():
-        raise InputNotFoundError(f"{root}: no such dataset", "run `fwpipe prepare INPUT.parquet -o DIR` first, or pass an existing dataset")
+        raise InputNotFoundError(
+            f"{root}: no such dataset", "run `fwpipe prepare INPUT.parquet -o DIR` first, or pass an existing dataset"
+        )
     if root.is_file():
         files = [root]
-        return _open_llmc(root.parent, files) if _is_llmc(root) else _open_nanogpt(root.parent, {(_split_of(root) or "train"): root})
+        return (
+            _open_llmc(root.parent, files)
+            if _is_llmc(root)
+            else _open_nanogpt(root.parent, {(_split_of(root) or "train"): root})
+        )
     if (root / MANIFEST).exists():
         return _open_fwpipe(root)
     bins = sorted(root.glob("*.bin"))
     if not bins:
-        raise InputNotFoundError(f"{root}: no manifest.json and no .bin token files", "pass a fwpipe dataset, a nanoGPT dir (train.bin/val.bin) or llm.c shards")
+        raise InputNotFoundError(
+            f"{root}: no manifest.json and no .bin token files",
+            "pass a fwpipe dataset, a nanoGPT dir (train.bin/val.bin) or llm.c shards",
+        )
     raw_named = _raw_named(root)
     if raw_named and not any(_is_llmc(p) for p in raw_named.values()):
         llmc = [p.name for p in bins if p not in raw_named.values() and _is_llmc(p)]
@@ -135,17 +147,23 @@ def _open_fwpipe(root: Path) -> Dataset:
     path = root / MANIFEST
     manifest, raw = load_manifest(path)
     if manifest.status != "complete":
-        raise ShardFormatError(f"{root}: prepare did not finish (manifest status {manifest.status!r})",
-                               "re-run the same fwpipe prepare command to finish it")
+        raise ShardFormatError(
+            f"{root}: prepare did not finish (manifest status {manifest.status!r})",
+            "re-run the same fwpipe prepare command to finish it",
+        )
     listed = {name: [root / f.file for f in manifest.split_totals(name).shard_files] for name in SPLITS}
     if manifest.format == "fwpipe":
         n_listed = sum(len(fs) for fs in listed.values())
-        _refuse_two_layouts(root, f"a fwpipe dataset ({MANIFEST} and its {n_listed} shard(s))", list(_raw_named(root).values()))
+        _refuse_two_layouts(
+            root, f"a fwpipe dataset ({MANIFEST} and its {n_listed} shard(s))", list(_raw_named(root).values())
+        )
     splits = {}
     for name, files in listed.items():
         for f in files:
             if not f.exists():
-                raise ShardFormatError(f"{f}: listed in the manifest but missing", "re-run fwpipe prepare with --overwrite")
+                raise ShardFormatError(
+                    f"{f}: listed in the manifest but missing", "re-run fwpipe prepare with --overwrite"
+                )
         read = read_raw_bin if manifest.format == "nanogpt" else read_shard
         splits[name] = Split(name, files, [read(f) for f in files])
     return Dataset(root, manifest.format, splits, manifest, hashlib.sha256(raw).hexdigest())
@@ -175,11 +193,16 @@ def _open_llmc(root: Path, files: list[Path]) -> Dataset:
     by_split: dict[str, list[Path]] = {}
     for f in files:
         if not _is_llmc(f):
-            raise ShardFormatError(f"{f}: no llm.c magic {MAGIC} in its header", "pass only llm.c shards, or a nanoGPT directory with train.bin/val.bin")
+            raise ShardFormatError(
+                f"{f}: no llm.c magic {MAGIC} in its header",
+                "pass only llm.c shards, or a nanoGPT directory with train.bin/val.bin",
+            )
         split = _split_of(f)
         if split is None:
-            raise ShardFormatError(f"{f}: cannot tell train from val by its name",
-                                   "rename llm.c shards to contain 'train' or 'val' as a word, e.g. fineweb_val_000000.bin")
+            raise ShardFormatError(
+                f"{f}: cannot tell train from val by its name",
+                "rename llm.c shards to contain 'train' or 'val' as a word, e.g. fineweb_val_000000.bin",
+            )
         by_split.setdefault(split, []).append(f)
     splits = {name: Split(name, ps, [read_shard(p) for p in ps]) for name, ps in by_split.items()}
     return Dataset(root, "llmc", splits)

@@ -8,8 +8,9 @@ ran: the bytes written are the same for any number of workers, processes or node
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Protocol
 
 
 class Executor(Protocol):
@@ -24,7 +25,7 @@ class Executor(Protocol):
 
     def close(self) -> None: ...
 
-    def __enter__(self) -> "Executor": ...
+    def __enter__(self) -> Executor: ...
 
     def __exit__(self, *exc) -> None: ...
 

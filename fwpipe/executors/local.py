@@ -37,14 +37,18 @@ class LocalExecutor(ExecutorBase):
         """Whether the workers exist already (a forking pool forks all of them at its start)."""
         return self._pool is not None
 
-    def start(self) -> "LocalExecutor":
+    def start(self) -> LocalExecutor:
         """Start the workers now (map does it when needed)."""
         if self._pool is None:
             import multiprocessing
 
             method = self.start_method or ("forkserver" if _openmp_started() else "fork")
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context(method),
-                                             initializer=_die_with_parent, initargs=(os.getpid(),))  # fmt: skip
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context(method),
+                initializer=_die_with_parent,
+                initargs=(os.getpid(),),
+            )
             self._pool.submit(int).result()  # a fork pool launches every worker at its first task
         return self
 

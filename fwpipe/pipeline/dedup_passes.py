@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -30,7 +31,15 @@ import pyarrow.parquet as pq
 
 from fwpipe import shards
 from fwpipe.dataset import DOCS, REMOVED_COLUMNS, Dataset, Split, open_dataset, read_manifest
-from fwpipe.dedup import DEFAULT_MEMORY_BYTES, DedupConfig, Scratch, components, exact_first, index_shards, near_clusters
+from fwpipe.dedup import (
+    DEFAULT_MEMORY_BYTES,
+    DedupConfig,
+    Scratch,
+    components,
+    exact_first,
+    index_shards,
+    near_clusters,
+)
 from fwpipe.executors import INLINE, Executor
 from fwpipe.pipeline import passes
 from fwpipe.pipeline.finalize import DedupTallies, finalize
@@ -58,7 +67,7 @@ BATCH_ROWS = 1 << 16
 class FirstPass:
     """What --dedup's first pass hands on: the plan, and the tallies finalize records."""
 
-    plan: "DedupPlan"
+    plan: DedupPlan
     units: passes.UnitTally  # tokens this run tokenized, bytes other processes fetched
     tallies: DedupTallies  # the plan's report; rows skipped and the token_count check, over the stages
 
@@ -99,9 +108,16 @@ def first_pass(run: Run) -> FirstPass:
     return FirstPass(p, tally, DedupTallies(p.report, *_tallies(done)))
 
 
-def _plan(run: Run, stages: list[Path], names: list[str]) -> "DedupPlan":
-    return plan(stages, run.options.dedup, threshold=run.threshold, force_val=run.options.val_fraction > 0, names=names,
-                executor=run.executor, **run.scratch)
+def _plan(run: Run, stages: list[Path], names: list[str]) -> DedupPlan:
+    return plan(
+        stages,
+        run.options.dedup,
+        threshold=run.threshold,
+        force_val=run.options.val_fraction > 0,
+        names=names,
+        executor=run.executor,
+        **run.scratch,
+    )
 
 
 def _first_pass_units(run: Run, note: Progress) -> passes.UnitTally:
@@ -133,7 +149,9 @@ def _stage(stage: Run, units: Path) -> tuple[Run, passes.UnitTally]:
         passes.start(stage)
         prog = Progress(enabled=stage.progress)
         try:
-            layout, tally = passes.lay_out(run_unit, passes.unit_tasks(stage, units), stage.executor, stage.options.shard_tokens, None, prog)
+            layout, tally = passes.lay_out(
+                run_unit, passes.unit_tasks(stage, units), stage.executor, stage.options.shard_tokens, None, prog
+            )
             n_shards = passes.assemble(stage, layout)
         finally:
             prog.close()
@@ -160,7 +178,7 @@ def _tallies(stages: list[Run]) -> tuple[dict, dict | None]:
     return skipped, check
 
 
-def copy_kept_documents(run: Run, p: "DedupPlan", prog: Progress) -> Layout:
+def copy_kept_documents(run: Run, p: DedupPlan, prog: Progress) -> Layout:
     """Pass 2 of --dedup: the documents the plan keeps, copied from each first-pass stage into a
     unit of its own (copy_kept), then laid out like tokenized units: one shard-writing path.
 
@@ -173,11 +191,19 @@ def copy_kept_documents(run: Run, p: "DedupPlan", prog: Progress) -> Layout:
     tasks, row0 = [], 0
     for si, stage in enumerate(p.stages):
         n = pq.read_metadata(Path(stage) / DOCS).num_rows
-        tasks.append(CopyTask(str(run.work.copy_unit(si)), str(Path(stage).absolute()), si, int(gpos0[si]),
-                              p.keep[row0 : row0 + n].copy(), p.split[row0 : row0 + n].copy(), batch_rows))
+        tasks.append(
+            CopyTask(
+                str(run.work.copy_unit(si)),
+                str(Path(stage).absolute()),
+                si,
+                int(gpos0[si]),
+                p.keep[row0 : row0 + n].copy(),
+                p.split[row0 : row0 + n].copy(),
+                batch_rows,
+            )
+        )
         row0 += n
     return passes.lay_out(copy_kept, tasks, run.executor, run.options.shard_tokens, run.target, prog)[0]
-
 
 
 @dataclass
@@ -219,10 +245,18 @@ class DedupPlan:
             for b in f.iter_batches(batch_size=batch_rows, columns=columns):
                 t = pa.Table.from_batches([b])
                 if "source_file" in columns:
-                    source = pa.array([self.names[si]] * t.num_rows, pa.string()) if self.names else t["source_file"].cast(pa.string())
+                    source = (
+                        pa.array([self.names[si]] * t.num_rows, pa.string())
+                        if self.names
+                        else t["source_file"].cast(pa.string())
+                    )
                     t = t.set_column(t.schema.get_field_index("source_file"), "source_file", source)
                 if "shard" in columns:
-                    t = t.set_column(t.schema.get_field_index("shard"), "shard", pc.add(t["shard"], pa.scalar(int(self.shard_base[si]), pa.int32())))
+                    t = t.set_column(
+                        t.schema.get_field_index("shard"),
+                        "shard",
+                        pc.add(t["shard"], pa.scalar(int(self.shard_base[si]), pa.int32())),
+                    )
                 yield row0, t
                 row0 += t.num_rows
             f.close()
@@ -235,7 +269,9 @@ def one_stream(stages: list[Path]) -> tuple[Dataset, np.ndarray, np.ndarray, np.
     n_tokens columns of their docs.parquet (the only ones the plan holds in memory).
     """
     dss = [open_dataset(d) for d in stages]
-    train = Split("train", [p for ds in dss for p in ds.split("train").paths], [t for ds in dss for t in ds.split("train").shards])
+    train = Split(
+        "train", [p for ds in dss for p in ds.split("train").paths], [t for ds in dss for t in ds.split("train").shards]
+    )
     shard_base = np.cumsum([0] + [len(ds.split("train").shards) for ds in dss])[:-1]
     cols = [pq.read_table(d / DOCS, columns=["key_hash", "n_tokens"]) for d in stages]
     key_hash = np.concatenate([np.zeros(0, np.uint64)] + [t["key_hash"].to_numpy() for t in cols])
@@ -244,8 +280,17 @@ def one_stream(stages: list[Path]) -> tuple[Dataset, np.ndarray, np.ndarray, np.
     return ds, shard_base, key_hash, n_tokens
 
 
-def plan(stages: list[Path], mode: Dedup, *, threshold: int, force_val: bool, names: list[str] | None = None,
-         tmp_dir: str | Path | None = None, memory_bytes: int = DEFAULT_MEMORY_BYTES, executor: Executor = INLINE) -> DedupPlan:
+def plan(
+    stages: list[Path],
+    mode: Dedup,
+    *,
+    threshold: int,
+    force_val: bool,
+    names: list[str] | None = None,
+    tmp_dir: str | Path | None = None,
+    memory_bytes: int = DEFAULT_MEMORY_BYTES,
+    executor: Executor = INLINE,
+) -> DedupPlan:
     """Find clusters in the first pass and decide keep and split for every document.
 
     `threshold` is the split's 64-bit val threshold; with `force_val`, a dataset whose kept
@@ -266,10 +311,21 @@ def plan(stages: list[Path], mode: Dedup, *, threshold: int, force_val: bool, na
         split = np.where(key_hash[rep] < np.uint64(threshold), VAL, TRAIN).astype(np.int8)
         keep = rep == idx
     else:
-        identity = {"stages": [(str(Path(p).resolve()), sorted((f.name, f.stat().st_size) for f in Path(p).iterdir() if f.is_file()))
-                               for p in stages]}
-        sc, comp = near_clusters(corpus, CONFIG, copy_of=first, tmp_dir=tmp_dir or Path(stages[0]).parent, identity=identity,
-                                 memory_bytes=memory_bytes, executor=executor)
+        identity = {
+            "stages": [
+                (str(Path(p).resolve()), sorted((f.name, f.stat().st_size) for f in Path(p).iterdir() if f.is_file()))
+                for p in stages
+            ]
+        }
+        sc, comp = near_clusters(
+            corpus,
+            CONFIG,
+            copy_of=first,
+            tmp_dir=tmp_dir or Path(stages[0]).parent,
+            identity=identity,
+            memory_bytes=memory_bytes,
+            executor=executor,
+        )
         rep = comp.root  # the smallest member of each component is its first
         del comp
         keep = rep == idx
@@ -277,7 +333,9 @@ def plan(stages: list[Path], mode: Dedup, *, threshold: int, force_val: bool, na
         rounds = 0
         while _residual_pass(sc, corpus, keep, rep, split, rounds):
             rounds += 1
-        report.update({k: v for k, v in CONFIG.as_dict().items() if k in ("threshold", "shingle", "num_perm", "bands", "rows")})
+        report.update(
+            {k: v for k, v in CONFIG.as_dict().items() if k in ("threshold", "shingle", "num_perm", "bands", "rows")}
+        )
     if force_val and keep.sum() >= 2 and not (split[keep] == VAL).any():
         # a dataset of two or more documents always gets a val document: the smallest hash
         kept = np.flatnonzero(keep)
@@ -297,8 +355,9 @@ def plan(stages: list[Path], mode: Dedup, *, threshold: int, force_val: bool, na
     return DedupPlan(ds, list(stages), names, shard_base, key_hash, lengths, rep, split, keep, first, clusters, report)
 
 
-def _residual_pass(sc: Scratch, corpus, keep: np.ndarray, rep: np.ndarray, split: np.ndarray, round_: int,
-                   cfg: DedupConfig = CONFIG) -> bool:
+def _residual_pass(
+    sc: Scratch, corpus, keep: np.ndarray, rep: np.ndarray, split: np.ndarray, round_: int, cfg: DedupConfig = CONFIG
+) -> bool:
     """Band the kept documents again, in the order the audit stage will see them (train, then val).
 
     Buckets of over cfg.max_bucket documents pair each member with the bucket's first only,
@@ -340,7 +399,11 @@ def removed_table(p: DedupPlan, batch_rows: int = BATCH_ROWS) -> pa.Table:
         lo, hi = np.searchsorted(need, [row0, row0 + t.num_rows])
         if hi > lo:
             parts.append(t.take(pa.array(need[lo:hi] - row0, pa.int64())))
-    d = pa.concat_tables(parts) if parts else pa.table({c: pa.array([], pa.string() if c in ("id", "source_file") else pa.int64()) for c in cols})
+    d = (
+        pa.concat_tables(parts)
+        if parts
+        else pa.table({c: pa.array([], pa.string() if c in ("id", "source_file") else pa.int64()) for c in cols})
+    )
     take = lambda col, rows: d[col].take(pa.array(np.searchsorted(need, rows), pa.int64()))  # noqa: E731
     # "exact" when identical to the kept document (the earliest copy, so exact_first points at it)
     reason = np.where(p.exact_first[gone] == kept, "exact", "near")
@@ -409,12 +472,24 @@ def copy_kept(task: CopyTask) -> dict:
                     pieces.append(_EOT16)
                     pieces.append(tokens[c["shard"][r]][c["offset"][r] : c["offset"][r] + c["n_tokens"][r]])
                 take = pa.array(rows, pa.int64())
-                w.add(sid, ChunkRows(
-                    task.file_gpos0 + c["source_row"][rows], np.full(len(rows), task.file_index, np.int32), c["source_row"][rows],
-                    np.zeros(len(rows), np.int8), c["n_tokens"][rows], c["n_bytes"][rows], c["key_hash"][rows], ftc[rows],
-                    np.zeros(len(rows), bool), d["id"].take(take).to_pylist(), d["url"].take(take).to_pylist(),
-                    np.concatenate(pieces).astype(np.uint16, copy=False) if pieces else np.zeros(0, np.uint16), None,
-                ))  # fmt: skip
+                w.add(
+                    sid,
+                    ChunkRows(
+                        task.file_gpos0 + c["source_row"][rows],
+                        np.full(len(rows), task.file_index, np.int32),
+                        c["source_row"][rows],
+                        np.zeros(len(rows), np.int8),
+                        c["n_tokens"][rows],
+                        c["n_bytes"][rows],
+                        c["key_hash"][rows],
+                        ftc[rows],
+                        np.zeros(len(rows), bool),
+                        d["id"].take(take).to_pylist(),
+                        d["url"].take(take).to_pylist(),
+                        np.concatenate(pieces).astype(np.uint16, copy=False) if pieces else np.zeros(0, np.uint16),
+                        None,
+                    ),
+                )
             # mapped pages count in RSS: a 40-token document's are 80 bytes, the whole stage over a pass
             for s in range(released, int(c["shard"][kept[0]])):
                 shards.release_pages(tokens[s])

@@ -19,11 +19,22 @@ import pyarrow.parquet as pq
 
 from fwpipe import __version__, budget, shards
 from fwpipe.atomic import atomic_file, commit_file
+from fwpipe.dataset import (
+    DOCS,
+    REMOVED,
+    TOKEN_COUNTS,
+    Manifest,
+    ShardFile,
+    Sizing,
+    SplitTotals,
+    docs_schema,
+    prepare_outputs,
+    shard_name,
+    write_manifest,
+)
 from fwpipe.lengthbins import length_bin_edges
-from fwpipe.pipeline.inputs import Source
-from fwpipe.dataset import DOCS, REMOVED, TOKEN_COUNTS, Manifest, ShardFile, Sizing, SplitTotals, docs_schema, prepare_outputs
-from fwpipe.dataset import shard_name, write_manifest
 from fwpipe.pipeline.assemble import rows_table
+from fwpipe.pipeline.inputs import Source
 from fwpipe.pipeline.layout import Layout
 from fwpipe.pipeline.options import Run
 from fwpipe.pipeline.shardset import read_stats, write_npy_atomic
@@ -68,7 +79,10 @@ def finalize(run: Run, n_shards: dict[str, int], layout: Layout, dedup: DedupTal
         commit_file(work.removed, out_dir / REMOVED)  # pass 2 redoes it if need be
     sizing = _sizing(run, per_split["train"].stream_tokens, layout.stop)
     summary = {
-        "splits": {s: {k: v for k, v in vars(per_split[s]).items() if k not in ("shard_files", "length_hist")} for s in SPLIT_NAMES},
+        "splits": {
+            s: {k: v for k, v in vars(per_split[s]).items() if k not in ("shard_files", "length_hist")}
+            for s in SPLIT_NAMES
+        },
         "docs": total_docs,
         "tokens": per_split["train"].tokens + per_split["val"].tokens,
         "skipped": skipped,
@@ -88,18 +102,25 @@ def finalize(run: Run, n_shards: dict[str, int], layout: Layout, dedup: DedupTal
         token_count_check=tc_check,
         sizing=sizing,
         dedup=summary["dedup"],
-        files={"docs": DOCS, "token_counts": f"{TOKEN_COUNTS} (int64, shape (2, vocab): train, val)",
-               **({"removed": REMOVED} if dedup is not None else {})},
+        files={
+            "docs": DOCS,
+            "token_counts": f"{TOKEN_COUNTS} (int64, shape (2, vocab): train, val)",
+            **({"removed": REMOVED} if dedup is not None else {}),
+        },
         summary=summary,
         # every file this prepare wrote: the only ones a later --overwrite deletes (outputs.py)
-        outputs=prepare_outputs([f.file for s in SPLIT_NAMES for f in per_split[s].shard_files], removed=dedup is not None),
+        outputs=prepare_outputs(
+            [f.file for s in SPLIT_NAMES for f in per_split[s].shard_files], removed=dedup is not None
+        ),
     )
     write_manifest(out_dir, manifest)
     shutil.rmtree(work.root, ignore_errors=True)
     return dict(summary, out_dir=str(run.out_dir))
 
 
-def _totals(run: Run, n_shards: dict[str, int], trailing: dict[str, pa.Table]) -> tuple[dict[str, SplitTotals], dict[str, np.ndarray], dict]:
+def _totals(
+    run: Run, n_shards: dict[str, int], trailing: dict[str, pa.Table]
+) -> tuple[dict[str, SplitTotals], dict[str, np.ndarray], dict]:
     """Per split: its totals and token histogram, from the shards' sidecars; and the rows skipped."""
     per_split, hists = {}, {}
     skipped = {"null_text": 0, "empty_text": 0, "too_long": 0}
@@ -111,7 +132,9 @@ def _totals(run: Run, n_shards: dict[str, int], trailing: dict[str, pa.Table]) -
             tc, lh = read_stats(run.work.sidecar(split, i, "stats.npy"))
             token_counts += tc
             length_hist += lh
-            shard_files.append(ShardFile(shard_name(split, i), len(shards.read_shard(run.shard_dir / shard_name(split, i)))))
+            shard_files.append(
+                ShardFile(shard_name(split, i), len(shards.read_shard(run.shard_dir / shard_name(split, i))))
+            )
         docs = tokens = 0
         for t in _split_tables(run.work, split, n_shards[split], trailing[split], columns=["status", "n_tokens"]):
             status = t["status"].to_numpy()
@@ -120,9 +143,15 @@ def _totals(run: Run, n_shards: dict[str, int], trailing: dict[str, pa.Table]) -
             ok = status == OK
             docs += int(ok.sum())
             tokens += int(t["n_tokens"].to_numpy()[ok].sum())
-        per_split[split] = SplitTotals(docs=docs, tokens=tokens, stream_tokens=tokens + docs,
-                                       distinct_tokens=int((token_counts > 0).sum() - (token_counts[EOT] > 0)), shards=n_shards[split],
-                                       shard_files=shard_files, length_hist=length_hist.tolist())
+        per_split[split] = SplitTotals(
+            docs=docs,
+            tokens=tokens,
+            stream_tokens=tokens + docs,
+            distinct_tokens=int((token_counts > 0).sum() - (token_counts[EOT] > 0)),
+            shards=n_shards[split],
+            shard_files=shard_files,
+            length_hist=length_hist.tolist(),
+        )
         hists[split] = token_counts
     return per_split, hists, skipped
 
@@ -132,7 +161,10 @@ def _write_docs(run: Run, n_shards: dict[str, int], trailing: dict[str, pa.Table
     temp); returns the token_count check made on the way."""
     check = _TokenCountCheck(run.sources)
     names = pa.array([s.path for s in run.sources], pa.string())
-    with atomic_file(run.work.out_dir / DOCS, hint=_HINT) as f, pq.ParquetWriter(f, docs_schema(), compression="zstd") as w:
+    with (
+        atomic_file(run.work.out_dir / DOCS, hint=_HINT) as f,
+        pq.ParquetWriter(f, docs_schema(), compression="zstd") as w,
+    ):
         for split in SPLIT_NAMES:
             for t in _split_tables(run.work, split, n_shards[split], trailing[split]):
                 t = t.filter(pc.equal(t["status"], OK))
@@ -155,13 +187,23 @@ def _sizing(run: Run, train_stream: int, stop: int | None) -> Sizing | None:
         else:
             unused.append(src.path)
         gpos0 += src.rows
-    out = Sizing(budget_tokens=options.budget_tokens, max_epochs=options.max_epochs, target_train_tokens=target,
-                 train_stream_tokens=train_stream, epochs=budget.epochs(options.budget_tokens, train_stream) if train_stream else None,
-                 reached=stop is not None, inputs_used=used, inputs_unused=unused)
+    out = Sizing(
+        budget_tokens=options.budget_tokens,
+        max_epochs=options.max_epochs,
+        target_train_tokens=target,
+        train_stream_tokens=train_stream,
+        epochs=budget.epochs(options.budget_tokens, train_stream) if train_stream else None,
+        reached=stop is not None,
+        inputs_used=used,
+        inputs_unused=unused,
+    )
     if stop is None:
         out.shortfall_tokens = target - train_stream
-        out.files_needed = (budget.files_needed(train_stream, len(sources), options.budget_tokens, options.max_epochs)
-                            if train_stream else None)
+        out.files_needed = (
+            budget.files_needed(train_stream, len(sources), options.budget_tokens, options.max_epochs)
+            if train_stream
+            else None
+        )
         out.more_files_needed = out.files_needed - len(sources) if out.files_needed else None
     return out
 
@@ -222,12 +264,21 @@ class _TokenCountCheck:
         self.placeholder += int(placeholder.sum())
         self.real += int(real.sum())
         for i in np.flatnonzero(real)[: 5 - len(self.first_real)]:
-            self.first_real.append(t["id"][i].as_py() or f"{Path(self.sources[t['file_index'][i].as_py()].path).name}:{t['source_row'][i].as_py()}")
+            self.first_real.append(
+                t["id"][i].as_py()
+                or f"{Path(self.sources[t['file_index'][i].as_py()].path).name}:{t['source_row'][i].as_py()}"
+            )
 
     def result(self) -> dict | None:
         if not self.enabled:
             return None
-        return {"checked": self.checked, "differ": self.differ, "email_placeholder": self.placeholder, "real": self.real, "first_real": self.first_real}
+        return {
+            "checked": self.checked,
+            "differ": self.differ,
+            "email_placeholder": self.placeholder,
+            "real": self.real,
+            "first_real": self.first_real,
+        }
 
 
 def _write_nanogpt(out_dir: Path, shard_dir: Path, per_split: dict) -> dict:

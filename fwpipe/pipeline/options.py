@@ -15,7 +15,8 @@ from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.pipeline.inputs import Source
 from fwpipe.pipeline.split import val_threshold
 from fwpipe.pipeline.workdir import WorkDir
-from fwpipe.tokenizer import EOT, NAME as TOKENIZER_NAME, VOCAB_SIZE, bpe_sha256
+from fwpipe.tokenizer import EOT, VOCAB_SIZE, bpe_sha256
+from fwpipe.tokenizer import NAME as TOKENIZER_NAME
 
 
 @dataclass(frozen=True)
@@ -36,20 +37,33 @@ class PrepareOptions:
         if not 0 <= self.val_fraction < 1:
             raise ConfigError(f"--val-fraction {self.val_fraction} is not in [0, 1)", "use e.g. --val-fraction 0.005")
         if self.shard_tokens < 2:
-            raise ConfigError(f"--shard-tokens {self.shard_tokens} is too small", "use at least a few thousand tokens (default 100M)")
+            raise ConfigError(
+                f"--shard-tokens {self.shard_tokens} is too small", "use at least a few thousand tokens (default 100M)"
+            )
         if self.budget_tokens is not None and self.budget_tokens <= 0:
-            raise BudgetError(f"--budget-tokens {self.budget_tokens} is not a positive number of tokens", "pass e.g. --budget-tokens 7.6e9")
+            raise BudgetError(
+                f"--budget-tokens {self.budget_tokens} is not a positive number of tokens",
+                "pass e.g. --budget-tokens 7.6e9",
+            )
         if not self.max_epochs > 0:
-            raise ConfigError(f"--max-epochs {self.max_epochs} is not positive",
-                              "pass e.g. --max-epochs 1 (fresh data) or 4 (repeats nearly free)")
+            raise ConfigError(
+                f"--max-epochs {self.max_epochs} is not positive",
+                "pass e.g. --max-epochs 1 (fresh data) or 4 (repeats nearly free)",
+            )
         if not 0 <= self.seed < 2**64:  # the split hash is keyed by the seed's 8 bytes
-            raise ConfigError(f"--seed {self.seed} is not in [0, 2**64)", "pass a non-negative whole number, e.g. --seed 0")
+            raise ConfigError(
+                f"--seed {self.seed} is not in [0, 2**64)", "pass a non-negative whole number, e.g. --seed 0"
+            )
         if self.shard_tokens >= 2**31:
-            raise ConfigError(f"--shard-tokens {self.shard_tokens} does not fit an llm.c header", "use at most 2,147,483,647 tokens")
+            raise ConfigError(
+                f"--shard-tokens {self.shard_tokens} does not fit an llm.c header", "use at most 2,147,483,647 tokens"
+            )
 
-    def first_pass(self) -> "PrepareOptions":
+    def first_pass(self) -> PrepareOptions:
         """--dedup's first pass over one input: every document, in input order, all in train."""
-        return PrepareOptions(text_column=self.text_column, val_fraction=0.0, seed=self.seed, shard_tokens=self.shard_tokens, dedup="none")
+        return PrepareOptions(
+            text_column=self.text_column, val_fraction=0.0, seed=self.seed, shard_tokens=self.shard_tokens, dedup="none"
+        )
 
 
 def identity(sources: list[Source], options: PrepareOptions) -> dict:
@@ -59,8 +73,13 @@ def identity(sources: list[Source], options: PrepareOptions) -> dict:
         "format": options.format,
         "tokenizer": {"name": TOKENIZER_NAME, "vocab_size": VOCAB_SIZE, "eot": EOT, "bpe_sha256": bpe_sha256()},
         "sources": [s.to_json() for s in sources],
-        "split": {"key_column": inputs_mod.KEY_COLUMN, "key_fallback": options.text_column, "hash": "blake2b-64",
-                  "val_fraction": options.val_fraction, "seed": options.seed},
+        "split": {
+            "key_column": inputs_mod.KEY_COLUMN,
+            "key_fallback": options.text_column,
+            "hash": "blake2b-64",
+            "val_fraction": options.val_fraction,
+            "seed": options.seed,
+        },
         "options": asdict(options),
     }
 
@@ -97,7 +116,15 @@ class Run:
     def shard_dir(self) -> Path:
         return self.work.shard_dir(self.options.format)
 
-    def stage(self, file_index: int) -> "Run":
+    def stage(self, file_index: int) -> Run:
         """--dedup's first pass over input `file_index`, as a dataset of its own under .work."""
-        return Run(self.options.first_pass(), [self.sources[file_index]], [self.paths[file_index]], self.work.stage(file_index),
-                   self.executor, self.batch_rows, self.unit_rows, self.progress)
+        return Run(
+            self.options.first_pass(),
+            [self.sources[file_index]],
+            [self.paths[file_index]],
+            self.work.stage(file_index),
+            self.executor,
+            self.batch_rows,
+            self.unit_rows,
+            self.progress,
+        )

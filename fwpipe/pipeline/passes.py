@@ -9,9 +9,9 @@ the one document a tiny dataset sends to val.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from fwpipe.dataset import Manifest, write_manifest
 from fwpipe.errors import OutputError
@@ -55,7 +55,7 @@ class UnitTally:
             for k in self.fetched:
                 self.fetched[k] += r["fetched"][k]
 
-    def __iadd__(self, other: "UnitTally") -> "UnitTally":
+    def __iadd__(self, other: UnitTally) -> UnitTally:
         self.tokens += other.tokens
         self.fetched = {k: v + other.fetched[k] for k, v in self.fetched.items()}
         return self
@@ -65,11 +65,20 @@ def unit_tasks(run: Run, units: Path, forced_val: frozenset[int] = frozenset()) 
     """The tokenizing units of `run`'s inputs, with their directories under `units`."""
     o = run.options
     return [
-        UnitTask(str(unit_dir(units, u.index)), u, run.sources[u.file_index], o.text_column, o.seed, run.threshold, o.shard_tokens,
-                 tuple(sorted(g for g in forced_val if u.file_gpos0 + u.row_start <= g < u.file_gpos0 + u.row_end)), bpe_sha256(),
-                 run.batch_rows)
+        UnitTask(
+            str(unit_dir(units, u.index)),
+            u,
+            run.sources[u.file_index],
+            o.text_column,
+            o.seed,
+            run.threshold,
+            o.shard_tokens,
+            tuple(sorted(g for g in forced_val if u.file_gpos0 + u.row_start <= g < u.file_gpos0 + u.row_end)),
+            bpe_sha256(),
+            run.batch_rows,
+        )
         for u in plan_units(run.sources, run.unit_rows)
-    ]  # fmt: skip
+    ]
 
 
 def tokenize(run: Run, prog: Progress) -> tuple[Layout, UnitTally]:
@@ -78,7 +87,9 @@ def tokenize(run: Run, prog: Progress) -> tuple[Layout, UnitTally]:
     return lay_out(run_unit, tasks, run.executor, run.options.shard_tokens, run.target, prog)
 
 
-def lay_out(fn: Callable, tasks: list, executor: Executor, shard_tokens: int, target: int | None, prog: Progress) -> tuple[Layout, UnitTally]:
+def lay_out(
+    fn: Callable, tasks: list, executor: Executor, shard_tokens: int, target: int | None, prog: Progress
+) -> tuple[Layout, UnitTally]:
     """Run `fn` on every unit in order through `executor`, laying out each result as it comes.
 
     With a budget, units go out in waves sized from the tokens per row seen so far (one unit
@@ -97,7 +108,9 @@ def lay_out(fn: Callable, tasks: list, executor: Executor, shard_tokens: int, ta
     tally = UnitTally()
     docs = rows_done = done = 0
     while done < len(tasks) and layout.stop is None:
-        wave = tasks[done:] if target is None else tasks[done : done + wave_size(tasks[done:], layout, target, rows_done)]
+        wave = (
+            tasks[done:] if target is None else tasks[done : done + wave_size(tasks[done:], layout, target, rows_done)]
+        )
         for task, r in zip(wave, executor.map(fn, units(wave))):
             done += 1
             if layout.stop is not None:
@@ -109,8 +122,10 @@ def lay_out(fn: Callable, tasks: list, executor: Executor, shard_tokens: int, ta
             docs += sum(r[s]["docs"] for s in SPLIT_NAMES)
             tally.add(r)
             el = prog.elapsed()
-            prog.update(f"prepare: {done:,}/{len(tasks):,} units  {docs:,} docs  {count(tally.tokens / max(el, 1e-9))} tok/s  "
-                        f"ETA {clock(el * (len(tasks) - done) / done)}")
+            prog.update(
+                f"prepare: {done:,}/{len(tasks):,} units  {docs:,} docs  {count(tally.tokens / max(el, 1e-9))} tok/s  "
+                f"ETA {clock(el * (len(tasks) - done) / done)}"
+            )
     layout.finish()
     return layout, tally
 
@@ -135,11 +150,19 @@ def assemble(run: Run, layout: Layout) -> dict[str, int]:
     shards per split."""
     fmt, w = run.options.format, run.work
     tasks = [
-        (ShardTask(sh.index, str(w.shard(fmt, s, sh.index)), str(w.sidecar(s, sh.index, "rows.parquet")),
-                   str(w.sidecar(s, sh.index, "stats.npy")), sh.n_tokens, tuple(sh.pieces)),)
+        (
+            ShardTask(
+                sh.index,
+                str(w.shard(fmt, s, sh.index)),
+                str(w.sidecar(s, sh.index, "rows.parquet")),
+                str(w.sidecar(s, sh.index, "stats.npy")),
+                sh.n_tokens,
+                tuple(sh.pieces),
+            ),
+        )
         for s in SPLIT_NAMES
         for sh in layout.shards[s]
-    ]  # fmt: skip
+    ]
     for _ in run.executor.map(assemble_shard, tasks):
         pass
     return {s: len(layout.shards[s]) for s in SPLIT_NAMES}

@@ -138,8 +138,12 @@ def _locked(out_dir: Path):
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise OutputError(f"cannot create {out_dir}: {e.strerror or e}", "choose another -o") from e
-    fd = lock_dir(out_dir, busy="another fwpipe prepare is writing this dataset", open_hint="choose another -o",
-                  hint="wait for it to finish, or stop it and run this command again to resume")
+    fd = lock_dir(
+        out_dir,
+        busy="another fwpipe prepare is writing this dataset",
+        open_hint="choose another -o",
+        hint="wait for it to finish, or stop it and run this command again to resume",
+    )
     try:
         yield
     finally:

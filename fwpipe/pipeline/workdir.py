@@ -40,7 +40,7 @@ class WorkDir:
     def first_units_of(self, file_index: int) -> Path:
         return self.first_units / f"f{file_index:06d}"
 
-    def stage(self, file_index: int) -> "WorkDir":
+    def stage(self, file_index: int) -> WorkDir:
         """--dedup's first pass over input `file_index`: a dataset directory of its own."""
         return WorkDir(self.root / f"stage1-{file_index:06d}")
 
