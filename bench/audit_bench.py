@@ -11,6 +11,12 @@
 3. Whole audit on a generated dataset of --tokens tokens (real tokenized FineWeb text, spliced
    into new documents, with 5% exact and 5% near copies), in a subprocess: tokens/s and peak
    RSS. Goal >= 20M tokens/s and < 1.5 GB on a 2-core machine.
+4. Quality signals (--quality-only runs just this): the same real FineWeb text prepared twice,
+   as its documents ("long") and cut into ~600-character pieces ("short"); `audit` with and
+   without the quality section, side by side, in subprocesses: the share it adds (goal <= 50%).
+   Then fwpipe's rules vs datatrove's four filters (Gopher quality and repetition, FineWeb,
+   C4; datatrove's own spaCy word tokenizer) on the same --dt-docs documents, one process
+   each on the same cores, checking both make the same decisions on most of them: goal >= 10x.
 """
 
 from __future__ import annotations
@@ -166,13 +172,84 @@ def bench_audit(path: Path) -> dict:
             "removable_docs": rep["near_duplicates"]["removable_docs"], "val_near_docs": rep["leakage"]["near_docs"]}
 
 
+def _texts() -> list[str]:
+    texts = []
+    for f in sorted(SHARED.glob("*.parquet")):
+        texts += pl.read_parquet(f, columns=["text"])["text"].drop_nulls().to_list()
+    return texts
+
+
+def _audit_seconds(path: Path, quality: bool) -> float:
+    code = ("import time; from fwpipe.audit import audit; t=time.perf_counter(); "
+            f"audit({str(path)!r}, quality={quality}); print(time.perf_counter()-t)")
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()[-1])
+
+
+def bench_quality(tmp: Path, dt_docs: int) -> dict:
+    from fwpipe.pipeline.prepare import PrepareOptions, prepare
+
+    texts = _texts()
+    short = [t[i : i + 600] for t in texts for i in range(0, len(t), 600)]
+    out = {}
+    for name, docs in (("long", texts), ("short", short)):
+        src = tmp / f"{name}.parquet"
+        pl.DataFrame({"text": docs}).write_parquet(src)
+        prepare([src], tmp / name, options=PrepareOptions(dedup="none"), progress=False)
+        _audit_seconds(tmp / name, False)  # warm the page cache and numba's cache
+        runs = [(_audit_seconds(tmp / name, False), _audit_seconds(tmp / name, True)) for _ in range(2)]
+        base, full = min(r[0] for r in runs), min(r[1] for r in runs)
+        out[name] = {"docs": len(docs), "chars": sum(map(len, docs)), "audit_s": base, "audit_with_quality_s": full,
+                     "added": (full - base) / base}
+    from fwpipe.quality import rules
+    from fwpipe.quality.config import QualityConfig
+
+    try:
+        from datatrove.data import Document
+        from datatrove.pipeline.filters import C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter
+    except ImportError:
+        return out | {"datatrove": "not installed (pip install -e '.[test]')"}
+    sample = texts[:dt_docs]
+    cfg = QualityConfig()
+    ruleset = rules.rules(cfg)
+    filters = [GopherQualityFilter(), GopherRepetitionFilter(), FineWebQualityFilter(), C4QualityFilter()]
+    filters[0].filter(Document(text=sample[0], id="0"))  # load spaCy before the clock starts
+    rules.measure(sample[0], cfg)  # numba kernels from cache
+    t = time.perf_counter()
+    ours = [rules.failures(rules.measure(x, cfg), ruleset) for x in sample]
+    t_ours = time.perf_counter() - t
+    t = time.perf_counter()
+    theirs = [[f.filter(Document(text=x, id=str(i))) is True for f in filters] for i, x in enumerate(sample)]
+    t_theirs = time.perf_counter() - t
+    names = ("gopher_quality", "gopher_repetition", "fineweb", "c4")
+    same = sum(all((not any(v for (r, fil, *_), v in zip(ruleset, o.values()) if fil == f)) == th[k] for k, f in enumerate(names))
+               for o, th in zip(ours, theirs))
+    out["datatrove"] = {"docs": len(sample), "fwpipe_s": t_ours, "datatrove_s": t_theirs, "ratio": t_theirs / t_ours,
+                        "same_decisions": same}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokens", type=float, default=1e8, help="size of the generated dataset for the whole-audit run")
     ap.add_argument("--ds-docs", type=int, default=400, help="documents datasketch MinHash.bulk signs (it is slow)")
     ap.add_argument("--lsh-docs", type=int, default=20000, help="documents for the LSH comparison")
     ap.add_argument("--keep", type=Path, help="keep the generated dataset here (default: a temp dir)")
+    ap.add_argument("--dt-docs", type=int, default=300, help="documents datatrove's filters measure (spaCy is slow)")
+    ap.add_argument("--quality-only", action="store_true", help="run only part 4 (quality signals)")
     args = ap.parse_args()
+    if args.quality_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            q = bench_quality(Path(tmp), args.dt_docs)
+        for name in ("long", "short"):
+            r = q[name]
+            print(f"quality, {name} docs ({r['docs']:,} docs, {r['chars'] / r['docs']:,.0f} chars each): audit {r['audit_s']:.1f} s, "
+                  f"with quality {r['audit_with_quality_s']:.1f} s -> adds {r['added']:.0%} (goal <= 50%)")
+        d = q["datatrove"]
+        if isinstance(d, dict):
+            print(f"quality rules vs datatrove's filters on {d['docs']} docs: fwpipe {d['fwpipe_s']:.1f} s, datatrove {d['datatrove_s']:.1f} s "
+                  f"-> {d['ratio']:.1f}x (goal >= 10x); same decisions on {d['same_decisions']}/{d['docs']} docs")
+        print(json.dumps(q, indent=1))
+        return
     print(f"cores: {os.cpu_count()}, numba threads: {__import__('numba').get_num_threads()}")
     docs = real_docs()
     sig_res = bench_signatures(docs, args.ds_docs)

@@ -1,4 +1,4 @@
-"""Benchmark: `fwpipe prepare` against bare tiktoken on the same texts and cores, and its start-up.
+"""Benchmark: `fwpipe prepare` against bare tiktoken and gigatoken on the same texts and cores, and its start-up.
 
 The ceiling is the issue's: tiktoken `encode_to_numpy(text)` once per document on N threads of
 one process (tiktoken releases the GIL while it encodes), over the same texts, read into memory
@@ -26,6 +26,14 @@ the same documents cut at spaces into pieces of ~200 characters (~45 tokens), fr
 --short-docs. The issue's figures use --long-mb 80 --short-docs 525000; the defaults are 1/8 of
 that for a quick run (~3 min on 2 shared cores).
 
+Engines (--only engines; the tokenizer engine issue): side by side in each round, on the same
+texts and N threads/workers, (a) gigatoken alone (one encode_batch on its own pool of N threads)
+vs tiktoken alone (the ceiling above), and (b) prepare with the gigatoken engine vs gigatoken
+alone (the new ceiling) and vs prepare with the tiktoken engine (today's prepare), as ratios of
+tokens/s and of tokens per CPU-second. --only cache streams --cache-docs documents (short pieces
+plus a random id and number each: new text to cache all the way) through the engine's call, one
+thread, printing RSS as it goes, with the cache reset on and off.
+
 Also: start-up of a two-document prepare and where it goes, encode_chunk's CPU per short document
 against tiktoken's alone at several chunk sizes, peak RSS of prepare on 1x and 4x the
 long input (each in a fresh process), and prepare's throughput at 1, 2, ... --max-workers.
@@ -33,6 +41,8 @@ long input (each in a fresh process), and prepare's throughput at 1, 2, ... --ma
     python bench/prepare_bench.py [--long-mb 10] [--short-docs 65000] [--workers 2] [--rounds 3]
     python bench/prepare_bench.py --long-mb 80 --short-docs 525000          # the issue's corpora
     python bench/prepare_bench.py --only startup                            # start-up only
+    python bench/prepare_bench.py --only engines --long-mb 80 --short-docs 525000   # gigatoken vs tiktoken, prepare vs both
+    python bench/prepare_bench.py --only cache --cache-docs 1e7                 # RSS over 10M documents
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fwpipe.dataset import read_manifest
@@ -85,7 +96,7 @@ PREPARE = r"""
 import json, resource, sys, time
 from fwpipe.pipeline.prepare import PrepareOptions, prepare
 src, tiny, out, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-opts = PrepareOptions(dedup="none")
+opts = PrepareOptions(dedup="none", tokenizer_engine=sys.argv[5] if len(sys.argv) > 5 else "tiktoken")
 prepare([tiny], out + "-tiny", options=opts, workers=workers, progress=False, overwrite=True)  # start-up paid here
 def workers_cpu():  # prepare's pool is reaped when it returns: its workers' CPU lands here
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -151,6 +162,49 @@ else:
 dt = time.perf_counter() - t0
 pool.shutdown()
 print(json.dumps({"tokens": n, "seconds": dt, "cpu": cpu}))
+"""
+
+# gigatoken alone: one encode_batch over every text on its own thread pool of N threads
+# (RAYON_NUM_THREADS, set by the parent), the way it is fastest; CPU is the process's own.
+GIGA = r"""
+import json, sys, time
+import pyarrow.parquet as pq
+from fwpipe import tokenizer
+src = sys.argv[1]
+texts = [t for t in pq.read_table(src, columns=["text"])["text"].to_pylist() if t]
+tokenizer.encode_batch(["warm up"] * 64, threads=2)  # threads > 1: its pool (RAYON_NUM_THREADS); builds, self-checks, starts it
+t0, c0 = time.perf_counter(), time.process_time()
+ids, offsets = tokenizer.encode_batch(texts, threads=2)
+print(json.dumps({"tokens": int(offsets[-1]), "seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0}))
+"""
+
+# gigatoken's cache over a long run: N documents through prepare's call (encode_batch on the
+# calling thread, 1,024 a call), each a short real FineWeb piece plus a random 8-letter word and
+# a random number, so every document brings new pieces of text to cache (as names, ids and
+# numbers do in real text, only more): the worst case for a cache that keeps everything.
+CACHE = r"""
+import json, sys, time
+import numpy as np, pyarrow.parquet as pq
+from fwpipe import tokenizer
+src, n_docs, reset, every = sys.argv[1], int(float(sys.argv[2])), sys.argv[3], int(float(sys.argv[4]))
+if reset == "off":
+    tokenizer.CACHE_RESET_BYTES = 1 << 62
+pieces = pq.read_table(src, columns=["text"])["text"].to_pylist()
+rng = np.random.default_rng(0)
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+tokenizer.encode_batch(["warm up"])
+g = tokenizer.gigatoken_engine()
+points, t0, c0, tokens, nbytes = [], time.perf_counter(), time.process_time(), 0, 0
+for lo in range(0, n_docs, 1024):
+    words = rng.integers(97, 123, 1024 * 8, dtype=np.uint8).tobytes().decode()  # 8 random letters a document
+    nums = rng.integers(0, 10**10, 1024).tolist()
+    batch = [f"{pieces[(lo + i) % len(pieces)]} {words[8 * i:8 * i + 8]} {x}" for i, x in enumerate(nums)]
+    tokens += int(tokenizer.encode_batch(batch)[1][-1])
+    if (lo // 1024 + 1) % (every // 1024) == 0 or lo + 1024 >= n_docs:
+        points.append({"docs": min(lo + 1024, n_docs), "rss": rss(), "resets": g.resets, "seconds": time.perf_counter() - t0})
+print(json.dumps({"points": points, "tokens": tokens, "cpu": time.process_time() - c0}))
 """
 
 MICRO = r"""
@@ -264,8 +318,8 @@ def build_corpora(tmp: Path, long_mb: float, short_docs: int) -> dict[str, Path]
     return out
 
 
-def child(code: str, *args) -> dict:
-    r = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True)
+def child(code: str, *args, env: dict | None = None) -> dict:
+    r = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env)
     if r.returncode:
         sys.exit(f"bench child failed:\n{r.stderr[-3000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -319,7 +373,7 @@ def speed(tmp: Path, corpora: dict[str, Path], workers: int, rounds: int, chunk_
         tokens = None
         for r in range(rounds):
             m = {"ceiling/thr": child(CEILING, src, workers, "threads"), "ceiling/proc": child(CEILING, src, workers, "processes")}
-            m["prepare"] = child(PREPARE, src, corpora["tiny"], tmp / f"{name}-out-{r}", workers)  # a fresh directory each round
+            m["prepare"] = child(PREPARE, src, corpora["tiny"], tmp / f"{name}-out-{r}", workers, "tiktoken")  # a fresh directory each round
             m["chunks/thr"] = child(CHUNKS, src, workers, "threads", chunk_rows)
             m["chunks/proc"] = child(CHUNKS, src, workers, "processes", chunk_rows)
             tokens = m["ceiling/thr"]["tokens"]
@@ -347,6 +401,57 @@ def speed(tmp: Path, corpora: dict[str, Path], workers: int, rounds: int, chunk_
             print(f"  {label:52s} {med[k]:5.2f}        {cpu[k]:5.2f}{goal}")
 
 
+def engines(tmp: Path, corpora: dict[str, Path], workers: int, rounds: int, names: list[str]) -> None:
+    """The issue's two comparisons, side by side in each round (median round reported):
+    (a) gigatoken alone vs tiktoken alone on the same texts and thread count;
+    (b) prepare (gigatoken engine) vs gigatoken alone (the new ceiling), and vs today's prepare
+        (the tiktoken engine), each a fresh process, after start-up."""
+    env = dict(os.environ, RAYON_NUM_THREADS=str(workers))
+    for name in names:
+        src = corpora[name]
+        n_rows = pq.ParquetFile(src).metadata.num_rows
+        text_bytes = pc.sum(pc.binary_length(pq.read_table(src, columns=["text"])["text"])).as_py()
+        print(f"\n== engines, {name}: {n_rows:,} documents, {text_bytes / n_rows:,.0f} bytes of text a document; {workers} threads / workers; "
+              f"{rounds} rounds")  # fmt: skip
+        keys = ("giga", "tik", "prep/giga", "prep/tik")
+        tps: dict[str, list[float]] = {k: [] for k in keys}
+        cpu_tps: dict[str, list[float]] = {k: [] for k in keys}
+        tokens = None
+        for r in range(rounds):
+            m = {"giga": child(GIGA, src, env=env), "tik": child(CEILING, src, workers, "threads")}
+            m["prep/giga"] = child(PREPARE, src, corpora["tiny"], tmp / f"eng-{name}-g-{r}", workers, "gigatoken")
+            m["prep/tik"] = child(PREPARE, src, corpora["tiny"], tmp / f"eng-{name}-t-{r}", workers, "tiktoken")
+            tokens = m["tik"]["tokens"]
+            for k, v in m.items():
+                assert v["tokens"] == tokens, f"{k} counted {v['tokens']} tokens, tiktoken {tokens}"
+                tps[k].append(tokens / v["seconds"])
+                cpu_tps[k].append(tokens / v["cpu"])
+            print(f"  round {r + 1}: M tok/s " + ", ".join(f"{k} {tps[k][-1] / 1e6:.2f}" for k in keys)
+                  + "; M tok per CPU-s " + ", ".join(f"{k} {cpu_tps[k][-1] / 1e6:.2f}" for k in keys))  # fmt: skip
+
+        def ratio(a: str, b: str, d: dict) -> float:  # median over rounds of the same-round ratio
+            return statistics.median(x / y for x, y in zip(d[a], d[b]))
+
+        print(f"  {tokens:,} tokens, {tokens / n_rows:.0f} per document; median round:")
+        for k, label in (("giga", f"gigatoken alone, {workers} threads"), ("tik", f"tiktoken alone, {workers} threads"),
+                         ("prep/giga", "prepare --tokenizer-engine gigatoken"), ("prep/tik", "prepare --tokenizer-engine tiktoken (today)")):  # fmt: skip
+            print(f"  {label:48s} {statistics.median(tps[k]) / 1e6:6.2f}M tok/s  {statistics.median(cpu_tps[k]) / 1e6:6.2f}M tok/CPU-s")
+        print(f"  {'ratio':48s} {'tok/s':>12s}  {'tok/CPU-s':>12s}")
+        for a, b, label, goal in (("giga", "tik", "(a) gigatoken / tiktoken", ""),
+                                  ("prep/giga", "giga", "(b) prepare / gigatoken ceiling", "   (goal >= 0.9)"),
+                                  ("prep/giga", "prep/tik", "prepare gigatoken / prepare tiktoken", "   (goal >= 2)")):  # fmt: skip
+            print(f"  {label:48s} {ratio(a, b, tps):12.2f}  {ratio(a, b, cpu_tps):12.2f}{goal}")
+
+
+def cache(corpora: dict[str, Path], n_docs: float, every: float) -> None:
+    print(f"\n== gigatoken's cache over {n_docs:,.0f} documents (short FineWeb pieces + a random word and number each), one thread")
+    for reset in ("on", "off"):
+        r = child(CACHE, corpora["short"], n_docs, reset, every)
+        pts = r["points"]
+        line = ", ".join(f"{p['docs'] / 1e6:.2f}M: {p['rss'] / 2**20:.0f} MiB" for p in pts)
+        print(f"  reset {reset:3s}: RSS {line}; resets {pts[-1]['resets']}; {r['tokens'] / r['cpu'] / 1e6:.2f}M tok/CPU-s; {pts[-1]['seconds']:.0f} s")
+
+
 def micro(corpora: dict[str, Path], n_docs: int) -> None:
     print(f"\n== CPU microseconds a document, one thread, {n_docs:,} short documents (best of 3)")
     res = child(MICRO, corpora["short"], n_docs)
@@ -356,11 +461,15 @@ def micro(corpora: dict[str, Path], n_docs: int) -> None:
 
 
 def memory(tmp: Path, corpora: dict[str, Path], workers: int) -> None:
-    print("\n== peak RSS of `fwpipe prepare --dedup none` (each a fresh process)")
-    m = {k: fwpipe_prepare(corpora[k], tmp / f"mem-{k}", "--dedup", "none", "--workers", str(workers)) for k in ("long", "long4x")}
-    growth = m["long4x"]["peak_rss"] / m["long"]["peak_rss"] - 1
-    print(f"  1x {m['long']['peak_rss'] / 2**20:.0f} MiB ({m['long']['tokens']:,} tokens), 4x {m['long4x']['peak_rss'] / 2**20:.0f} MiB "
-          f"({m['long4x']['tokens']:,} tokens): growth {100 * growth:+.1f}%   (goal: flat, < 10%)")  # fmt: skip
+    print("\n== peak RSS of `fwpipe prepare --dedup none` (each a fresh process; the driver's, workers' are similar)")
+    for engine in ("gigatoken", "tiktoken"):
+        m = {k: fwpipe_prepare(corpora[k], tmp / f"mem-{engine}-{k}", "--dedup", "none", "--workers", str(workers), "--tokenizer-engine", engine)
+             for k in ("long", "long4x")}  # fmt: skip
+        docs = {k: pq.ParquetFile(corpora[k]).metadata.num_rows for k in m}
+        growth = m["long4x"]["peak_rss"] / m["long"]["peak_rss"] - 1
+        print(f"  {engine:9s} 1x {m['long']['peak_rss'] / 2**20:.0f} MiB ({docs['long']:,} docs, {m['long']['peak_rss'] / docs['long']:,.0f} B/doc), "
+              f"4x {m['long4x']['peak_rss'] / 2**20:.0f} MiB ({docs['long4x']:,} docs, {m['long4x']['peak_rss'] / docs['long4x']:,.0f} B/doc): "
+              f"growth {100 * growth:+.1f}%   (goal: flat, < 10%)")  # fmt: skip
 
 
 def scaling(tmp: Path, corpora: dict[str, Path], max_workers: int) -> None:
@@ -378,7 +487,8 @@ def main() -> None:
     ap.add_argument("--max-workers", type=int, default=os.cpu_count(), help="scaling: prepare at 1..this many workers")
     ap.add_argument("--rounds", type=int, default=3, help="rounds of ceiling + candidates; the median ratio is reported")
     ap.add_argument("--chunk-rows", type=int, default=1024, help="rows per encode_chunk call in the chunks/* candidates (prepare: ~512K chars)")
-    ap.add_argument("--only", choices=["startup", "speed", "long", "short", "chunks", "memory", "scaling"], default=None)
+    ap.add_argument("--cache-docs", type=float, default=2e6, help="documents through gigatoken's cache (issue: 10M+)")
+    ap.add_argument("--only", choices=["startup", "speed", "long", "short", "engines", "cache", "chunks", "memory", "scaling"], default=None)
     args = ap.parse_args()
     print(f"cores: {os.cpu_count()}, load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory(prefix="prepare-bench-") as tmp:
@@ -389,6 +499,10 @@ def main() -> None:
         if args.only in (None, "speed", "long", "short"):
             names = [args.only] if args.only in ("long", "short") else ["long", "short"]
             speed(tmp, corpora, args.workers, args.rounds, args.chunk_rows, names)
+        if args.only in (None, "engines"):
+            engines(tmp, corpora, args.workers, args.rounds, ["long", "short"])
+        if args.only in (None, "cache"):
+            cache(corpora, args.cache_docs, max(1024, args.cache_docs / 5))
         if args.only in (None, "chunks"):
             micro(corpora, min(args.short_docs, 30_000))
         if args.only in (None, "memory"):

@@ -15,6 +15,7 @@ import numpy as np
 from fwpipe import budget as B
 from fwpipe.atomic import write_bytes
 from fwpipe.audit import examples as ex
+from fwpipe.audit.quality import html_section as quality_html
 from fwpipe.fmt import count as h, num, pct
 from fwpipe.htmlpage import Raw, cards, esc, figure, how, none, page, pyplot, table
 
@@ -278,6 +279,7 @@ def render(report: dict) -> str:
             f"<h2>Near duplicates</h2>{_near(report, examples)}"
             f"<h2>Exact duplicates</h2>{_exact(report)}"
             f"<h2>Eval-set contamination</h2>{_against(report)}"
+            f"<h2>Quality</h2>{quality_html(report.get('quality'))}"
             f"<p class=\"sub\">Options: block size {esc(o.get('block_size', '?'))}, shingle {esc(o.get('shingle', '?'))}, "
             f"threshold {esc(o.get('threshold', '?'))}, {esc(o.get('num_perm', '?'))} permutations, {esc(o.get('ngram', '?'))}-grams, "
             f"seed {esc(o.get('seed', '?'))}. The numbers are in the --json report.</p>")

@@ -40,6 +40,14 @@ JSON schema (schema_version 1; keys are only ever added). Counts are documents o
                              unique_tokens_for_1_epoch, repeats_free_epochs,
                              with --params: params, tokens_per_param, chinchilla_tokens_per_param,
                              compute_flops, optimal_params, optimal_tokens, chinchilla_verdict}
+    quality (unless --no-quality)
+                            {docs, tokens, filters.{gopher_quality, gopher_repetition, fineweb, c4,
+                             lang} {fail_docs, fail_tokens, fail_doc_fraction, fail_token_fraction},
+                             rules [{rule, filter, column, threshold, fail_docs, fail_tokens,
+                             fail_doc_fraction, examples [{split, doc, id, value, snippet, lines}]}],
+                             languages [{lang, docs, tokens, mean_score}], lang_keep,
+                             lang_min_score, file?, removed_by_prepare? {docs, by_rule}}
+                             (README, Quality: the rules and columns)
 """
 
 from __future__ import annotations
@@ -77,6 +85,10 @@ KEYS: dict = {
                        "unique_tokens_for_4_epochs unique_tokens_for_1_epoch repeats_free_epochs params tokens_per_param "
                        "chinchilla_tokens_per_param compute_flops optimal_params optimal_tokens"),
                **_keys("verdict verdict_text chinchilla_verdict", TEXT)},
+    "quality": {**_keys("docs tokens lang_min_score"), **_keys("rules languages lang_keep", LIST), "file": TEXT,  # unless --no-quality
+                "removed_by_prepare": {"docs": NUMBER, "by_rule": LIST},
+                "filters": {f: _keys("fail_docs fail_tokens fail_doc_fraction fail_token_fraction")
+                            for f in ("gopher_quality", "gopher_repetition", "fineweb", "c4", "lang")}},
 }
 PARAMS_KEYS = ("params", "tokens_per_param", "chinchilla_tokens_per_param", "compute_flops", "optimal_params", "optimal_tokens",
                "chinchilla_verdict")  # in budget only with --params
@@ -139,6 +151,11 @@ def terminal(report: dict) -> str:
             f"{lk['ngram_fraction']:.1%} of val {lk['ngram_n']}-grams occur in train")
         if lk.get("note"):
             add(_clip(f"  {lk['note']}"))
+    if report.get("quality"):
+        from fwpipe.audit.quality import terminal_lines
+
+        add("")
+        out.extend(terminal_lines(report["quality"]))
     b = report.get("budget")
     if b:
         add("")

@@ -22,15 +22,17 @@ from fwpipe.audit.exactdup import exact_duplicates
 from fwpipe.audit.leakage import leakage
 from fwpipe.audit.lengths import lengths
 from fwpipe.audit.neardup import near_duplicates, write_clusters
+from fwpipe.audit.quality import quality as quality_section
 from fwpipe.audit.totals import per_source, totals
 from fwpipe.budget import check_budget
 from fwpipe.dedup import SCHEME, DedupConfig, near_clusters, scratch_bytes
 from fwpipe.dedup import memory_bytes as dedup_memory_bytes
+from fwpipe.quality.config import load_config
 from fwpipe.shards import release_pages
 from fwpipe.executors import INLINE, Executor
 from fwpipe.errors import ConfigError, FwpipeError, InputFormatError
 from fwpipe.fmt import size
-from fwpipe.dataset import CLUSTERS, SPLITS, open_dataset, written_by_audit
+from fwpipe.dataset import CLUSTERS, QUALITY, SPLITS, open_dataset, written_by_audit
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
@@ -89,6 +91,8 @@ def audit(
     against_path: str | Path | None = None,
     on_step: Callable[[str], None] | None = None,
     executor: Executor = INLINE,
+    quality: bool = True,
+    quality_config: str | Path | None = None,
 ) -> dict:
     """Audit a tokenized dataset; return the report as a JSON-ready dict.
 
@@ -101,6 +105,8 @@ def audit(
     for contamination by train and val (the "against" section).
     executor: where the near-duplicate signature units run (fwpipe.executors.make_executor: local
     processes or a Ray cluster; default: in this process). The report is the same either way.
+    quality: the quality section (Gopher, FineWeb, C4 rules and language; quality.parquet beside
+    clusters.parquet); quality_config: a TOML file of thresholds (fwpipe.quality.config).
     """
     step = on_step or (lambda s: None)
     t0 = time.perf_counter()
@@ -110,6 +116,7 @@ def audit(
     _check_params(budget_tokens, params)
     cfg = DedupConfig(threshold=threshold, shingle=shingle, num_perm=num_perm, seed=seed)
     memory_bytes = dedup_memory_bytes(memory_gb)
+    qcfg = load_config(quality_config) if quality else None  # a bad config fails before the audit
     _check_path(path)
     step("opening")
     ds = open_dataset(path)
@@ -154,6 +161,11 @@ def audit(
         report["near_duplicates"]["clusters_file"] = str(clusters_path)
     step(f"{ngram}-gram leakage")
     report["leakage"] = leakage(corpus, exact.first, near.near_train, ngram=ngram)
+    if qcfg is not None:
+        step("quality signals")
+        qpath = ds.root / QUALITY
+        writable = ds.format == "fwpipe" and write_clusters_file and _writable(qpath)
+        report["quality"] = quality_section(corpus, qcfg, qpath if writable else None)
     if budget_tokens is not None:
         report["budget"] = budget_section(budget_tokens, report["splits"]["train"]["stream_tokens"], params=params,
                                                      sources=ds.n_sources)
@@ -162,14 +174,21 @@ def audit(
     return report
 
 
+def _writable(path: Path) -> bool:
+    """An optional output can go to `path`: the directory is writable and no user's file of that name is there."""
+    if not os.access(path.parent, os.W_OK):
+        log.warning("could not write %s: the dataset directory is read-only; the report is complete without it", path)
+        return False
+    if (path.exists() or path.is_symlink()) and not written_by_audit(path):
+        log.warning("did not write %s: a file of that name that audit did not write is there; the report is complete without it", path)
+        return False
+    return True
+
+
 def _write_optional(path: Path, write: Callable[[Path], int]) -> bool:
     """Write an extra output into the dataset directory if it can be; a read-only dataset
     (a shared copy, a read-only mount) still gets its report, with a warning instead."""
-    if not os.access(path.parent, os.W_OK):  # EROFS or no permission: do not even try
-        log.warning("could not write %s: the dataset directory is read-only; the report is complete without it", path)
-        return False
-    if (path.exists() or path.is_symlink()) and not written_by_audit(path):  # a user's file of that name: never replaced
-        log.warning("did not write %s: a file of that name that audit did not write is there; the report is complete without it", path)
+    if not _writable(path):  # read-only, or a user's file of that name: never replaced
         return False
     try:
         rows = write(path)

@@ -42,10 +42,12 @@ from fwpipe.cli.common import (
 @tmp_dir_option("system temp")
 @click.option("--against", "against_path", default=None, metavar="EVAL",
               help="Eval set (parquet/JSONL with text, or a dataset): its exact, near and n-gram overlap with train/val.")
+@click.option("--no-quality", "no_quality", is_flag=True, help="Skip the quality section (Gopher/FineWeb/C4 rules, language).")
+@click.option("--quality-config", default=None, metavar="TOML", help="Quality thresholds to use instead of the published ones (README, Quality).")
 @workers_option("Worker processes for the signature units")
 @ray_option
 def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_perm, ngram, json_path, html_path, fail_on, memory_gb,
-          tmp_dir, against_path, workers, ray_address):
+          tmp_dir, against_path, no_quality, quality_config, workers, ray_address):
     """Audit a tokenized dataset: totals, lengths, duplicates, train/val leakage, budget verdict.
 
     DATASET is a fwpipe dataset directory (default data/fineweb), a nanoGPT directory with
@@ -76,7 +78,7 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
         with make_executor(workers, ray_address) as ex:
             report = run_audit(dataset, budget_tokens=budget_tokens, params=params, block_size=block_size, shingle=shingle,
                                threshold=threshold, num_perm=num_perm, ngram=ngram, memory_gb=memory_gb, tmp_dir=tmp_dir,
-                               against_path=against_path, executor=ex,
+                               against_path=against_path, executor=ex, quality=not no_quality, quality_config=quality_config,
                                on_step=lambda s: prog.update(f"audit: {s} ({prog.elapsed():.0f} s)", force=True))
     finally:
         prog.close()

@@ -46,6 +46,11 @@ def seed_option(f):
     return click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split hash.")(f)
 
 
+def tokenizer_engine_option(f):
+    return click.option("--tokenizer-engine", type=click.Choice(["gigatoken", "tiktoken"]), default="gigatoken", show_default=True,
+                        help="What tokenizes: gigatoken (fast) or tiktoken (the reference); the same ids and bytes either way.")(f)
+
+
 def max_epochs_option(f):
     return click.option("--max-epochs", type=float, default=1.0, show_default=True,
                         help="Epochs the budget may run over the train split.")(f)
@@ -60,12 +65,12 @@ def _with_sample(inputs: tuple, sample: bool) -> list[str]:
     return [str(p) for p in SAMPLE_FILES] + list(inputs)
 
 
-def _estimate(inputs, *, text_column, val_fraction, seed, budget_tokens, max_epochs, params, config, json_path) -> None:
+def _estimate(inputs, *, text_column, val_fraction, seed, budget_tokens, max_epochs, params, config, json_path, tokenizer_engine) -> None:
     from fwpipe.pipeline.estimate import estimate as run_estimate
     from fwpipe.pipeline.summary import format_estimate
 
     est = run_estimate(inputs, text_column=text_column, val_fraction=val_fraction, budget_tokens=budget_tokens,
-                       max_epochs=max_epochs, params=model_params(params, config), seed=seed)  # fmt: skip
+                       max_epochs=max_epochs, params=model_params(params, config), seed=seed, tokenizer_engine=tokenizer_engine)  # fmt: skip
     summary(json_path, est, format_estimate(est))
 
 
@@ -82,8 +87,9 @@ def _estimate(inputs, *, text_column, val_fraction, seed, budget_tokens, max_epo
 @text_column_option
 @val_fraction_option
 @seed_option
+@tokenizer_engine_option
 @json_option("the estimate")
-def estimate(inputs, sample, budget_tokens, params, config, max_epochs, text_column, val_fraction, seed, json_path):
+def estimate(inputs, sample, budget_tokens, params, config, max_epochs, text_column, val_fraction, seed, tokenizer_engine, json_path):
     """Estimate documents, tokens, epochs and files needed, tokenizing (almost) nothing.
 
     INPUTS are parquet files, directories or globs, local or URLs, as for prepare. Answers in
@@ -96,7 +102,7 @@ def estimate(inputs, sample, budget_tokens, params, config, max_epochs, text_col
       fwpipe estimate 'hf://datasets/HuggingFaceFW/fineweb/sample/10BT/*.parquet' --budget-tokens 7.6e9
     """
     _estimate(_with_sample(inputs, sample), text_column=text_column, val_fraction=val_fraction, seed=seed, budget_tokens=budget_tokens,
-              max_epochs=max_epochs, params=params, config=config, json_path=json_path)
+              max_epochs=max_epochs, params=params, config=config, json_path=json_path, tokenizer_engine=tokenizer_engine)
 
 
 # ---------------------------------------------------------------------------------- prepare
@@ -116,6 +122,8 @@ def estimate(inputs, sample, budget_tokens, params, config, max_epochs, text_col
 @click.option("--buffer-mb", type=click.IntRange(min=1), default=None, hidden=True, help="Deprecated: memory follows --workers now.")
 @click.option("--dedup", type=click.Choice(["near", "exact", "none"]), default="near", show_default=True,
               help="Drop near (MinHash) or exact duplicates, keeping the first; clusters never straddle train/val.")  # fmt: skip
+@click.option("--filter", "filters", default=None, metavar="NAME[,NAME]",
+              help="Drop documents that gopher, fineweb, c4 or lang=en fail, before tokenizing; each is listed in removed.parquet.  [default: none]")
 @budget_option("stop once train holds enough tokens for it at --max-epochs.")
 @max_epochs_option
 @click.option("--estimate", is_flag=True, help="Only estimate tokens, epochs and files needed: the same as `fwpipe estimate`.")
@@ -128,9 +136,10 @@ def estimate(inputs, sample, budget_tokens, params, config, max_epochs, text_col
 @memory_gb_option
 @tmp_dir_option("OUT/.work")
 @ray_option
+@tokenizer_engine_option
 def prepare(
     inputs, out_dir, sample, text_column, val_fraction, seed, shard_tokens, fmt, workers, buffer_mb, dedup, budget_tokens, max_epochs,
-    estimate, params, config, overwrite, json_path, cache_dir, memory_gb, tmp_dir, ray_address,
+    estimate, params, config, overwrite, json_path, cache_dir, memory_gb, tmp_dir, ray_address, tokenizer_engine, filters,
 ):  # fmt: skip
     """Tokenize FineWeb parquet into GPT-2 token shards.
 
@@ -149,18 +158,19 @@ def prepare(
     from fwpipe.pipeline.prepare import PrepareOptions
     from fwpipe.pipeline.prepare import prepare as run_prepare
     from fwpipe.pipeline.summary import format_prepare_summary
+    from fwpipe.quality.filter import parse_filters
 
     remote.set_cache_dir(cache_dir)
     inputs = _with_sample(inputs, sample)
     if estimate:
         _estimate(inputs, text_column=text_column, val_fraction=val_fraction, seed=seed, budget_tokens=budget_tokens,
-                  max_epochs=max_epochs, params=params, config=config, json_path=json_path)
+                  max_epochs=max_epochs, params=params, config=config, json_path=json_path, tokenizer_engine=tokenizer_engine)
         return
     if params is not None or config is not None:
         raise click.UsageError("--params and --config go with --estimate (or `fwpipe estimate`); train takes its own --config")
     options = PrepareOptions(
         text_column=text_column, val_fraction=val_fraction, seed=seed, shard_tokens=shard_tokens, format=fmt,
-        budget_tokens=budget_tokens, max_epochs=max_epochs, dedup=dedup,
+        budget_tokens=budget_tokens, max_epochs=max_epochs, dedup=dedup, tokenizer_engine=tokenizer_engine, filters=parse_filters(filters),
     )  # fmt: skip
     if buffer_mb is not None:  # the threaded prepare's text-in-flight cap; units bound memory per worker
         click.echo("warning: --buffer-mb is deprecated and does nothing: memory follows --workers", err=True)

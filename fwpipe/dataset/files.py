@@ -6,6 +6,7 @@ r"""The names in a dataset directory, its tables' schemas, and which files each 
     token_counts.npy     int64 (2, vocab): the token histograms of train and val
     removed.parquet      REMOVED_COLUMNS: with --dedup, each dropped document and its keeper
     clusters.parquet     clusters_schema(): written by audit, marked WRITTEN_BY
+    quality.parquet      written by audit: per document, each quality rule's value and verdict
     .work/               prepare's private scratch (fwpipe.pipeline.workdir names what is inside)
 
 prepare_writes and prepare_outputs say which of these prepare owns (the only files its
@@ -24,12 +25,13 @@ DOCS = "docs.parquet"
 TOKEN_COUNTS = "token_counts.npy"
 REMOVED = "removed.parquet"
 CLUSTERS = "clusters.parquet"  # audit's output inside a fwpipe dataset
+QUALITY = "quality.parquet"  # audit's per-document quality signals (README, Quality), marked WRITTEN_BY
 WORK = ".work"  # prepare's scratch
 SPLITS = ("train", "val")
 NANOGPT_FILES = tuple(f"{s}.bin" for s in SPLITS)  # nanoGPT's raw uint16 files
 SHARD_RE = re.compile(r"(train|val)_(\d{6})\.bin")
 TABLES = (DOCS, TOKEN_COUNTS, REMOVED)  # prepare's tables beside the shards
-AUDIT_OUTPUTS = (CLUSTERS,)  # the audit stage writes it beside the shards, marked WRITTEN_BY
+AUDIT_OUTPUTS = (CLUSTERS, QUALITY)  # the audit stage writes them beside the shards, marked WRITTEN_BY
 
 
 def shard_name(split: str, index: int) -> str:

@@ -105,7 +105,7 @@ def first_pass(run: Run) -> FirstPass:
         note.update(f"prepare: finding duplicates among {raw_train:,} tokens", force=True)
         p = _plan(run, stages, names)
     note.close()
-    return FirstPass(p, tally, DedupTallies(p.report, *_tallies(done)))
+    return FirstPass(p, tally, DedupTallies(p.report, *_tallies(done), stages=[s.work.out_dir for s in done]))
 
 
 def _plan(run: Run, stages: list[Path], names: list[str]) -> DedupPlan:

@@ -75,7 +75,7 @@ from fwpipe import budget as B
 from fwpipe import remote
 from fwpipe.errors import BudgetError, ConfigError, InputFormatError
 from fwpipe.pipeline.inputs import TOKEN_COUNT_COLUMN, Source, inspect, open_source, resolve_inputs, strings
-from fwpipe.tokenizer import get_encoding
+from fwpipe.tokenizer import DEFAULT_ENGINE, check_engine, encode_batch
 
 log = logging.getLogger(__name__)
 
@@ -117,15 +117,18 @@ def estimate(
     sample_bytes: int = DEFAULT_SAMPLE_BYTES,
     seed: int = 0,
     use_token_count: bool = True,
+    tokenizer_engine: str = DEFAULT_ENGINE,
 ) -> dict:
     """Documents and tokens of `inputs` (files, directories, globs) without preparing them.
 
     With `budget_tokens` (or `params`, which defaults the budget to Chinchilla's 20 tokens per
     parameter), adds the epochs the budget runs over these files and how many files like them it
     needs for <= `max_epochs`. (`--config`, a train preset, becomes `params` in the CLI.) `seed`
-    moves the sample.
+    moves the sample. tokenizer_engine (fwpipe/tokenizer.py) tokenizes the sample; both give the
+    same counts.
     """
     t0 = time.perf_counter()
+    check_engine(tokenizer_engine)
     budget_tokens, params, budget_from = _check(val_fraction, budget_tokens, max_epochs, params, sample_docs)
     before = remote.STATS.snapshot()
     paths = resolve_inputs([str(p) for p in inputs])
@@ -143,7 +146,7 @@ def estimate(
         for f in ratio_files:
             if f.read_groups:
                 _read_lengths(f, text_column)
-        sample = _ratio(texts, how, n_docs=sum(f.docs for f in ratio_files), units=units)
+        sample = _ratio(texts, how, n_docs=sum(f.docs for f in ratio_files), units=units, engine=tokenizer_engine)
 
     out_files = [_file_result(f, sample, val_fraction) for f in files]
     total = {"files": len(files), "bytes": sum(f.src.bytes for f in files), "rows": sum(f.src.rows for f in files)}
@@ -299,14 +302,13 @@ def _sample_windows(files: list[_File], text_column: str, sample_docs: int, samp
     return texts, how, window
 
 
-def _ratio(texts: list[str], how: str, *, n_docs: int, units: list[int] | None = None) -> dict:
+def _ratio(texts: list[str], how: str, *, n_docs: int, units: list[int] | None = None, engine: str = DEFAULT_ENGINE) -> dict:
     """Tokens per byte over the sample, with the ratio estimator's standard error.
 
     With `units` (the window of each document), the error is computed over window totals:
     neighbouring documents may resemble each other, so windows, not documents, are independent.
     """
-    enc = get_encoding()
-    t = np.array([len(x) for x in enc.encode_ordinary_batch(texts, num_threads=os.cpu_count() or 1)], dtype=np.float64)
+    t = np.diff(encode_batch(texts, engine, threads=os.cpu_count() or 1)[1]).astype(np.float64)
     b = np.array([len(x.encode("utf-8", "surrogatepass")) for x in texts], dtype=np.float64)
     if len(texts) == 0 or b.sum() == 0:
         return {"docs": 0, "bytes": 0, "tokens": 0, "how": how, "tokens_per_byte": 0.0, "bytes_per_token": None, "rel_se": None, "bytes_per_token_ci95": None}

@@ -41,6 +41,8 @@ from fwpipe.pipeline.shardset import read_stats, write_npy_atomic
 from fwpipe.pipeline.split import SPLIT_NAMES
 from fwpipe.pipeline.tokenize import EMPTY_TEXT, NULL_TEXT, OK, TOO_LONG
 from fwpipe.pipeline.workdir import WorkDir
+from fwpipe.quality.filter import FILTERED
+from fwpipe.quality.removed import append_removed, write_filtered
 from fwpipe.tokenizer import EOT, VOCAB_SIZE
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class DedupTallies:
     report: dict
     skipped: dict
     token_count_check: dict | None
+    stages: list[Path]  # the first pass's datasets: with --filter, their removed.parquet joins dedup's
 
 
 def finalize(run: Run, n_shards: dict[str, int], layout: Layout, dedup: DedupTallies | None = None) -> dict:
@@ -68,7 +71,8 @@ def finalize(run: Run, n_shards: dict[str, int], layout: Layout, dedup: DedupTal
     trailing = {s: rows_table(layout.trailing[s], n_shards[s]) for s in SPLIT_NAMES}
     per_split, hists, skipped = _totals(run, n_shards, trailing)
     bases = _write_nanogpt(out_dir, run.shard_dir, per_split) if options.format == "nanogpt" else None
-    tc_check = _write_docs(run, n_shards, trailing, bases)
+    names = pa.array([s.path for s in run.sources], pa.string())
+    tc_check = _write_docs(run, n_shards, trailing, bases, names)
     write_npy_atomic(out_dir / TOKEN_COUNTS, np.stack([hists[s] for s in SPLIT_NAMES]))
 
     total_docs = per_split["train"].docs + per_split["val"].docs
@@ -76,7 +80,17 @@ def finalize(run: Run, n_shards: dict[str, int], layout: Layout, dedup: DedupTal
         log.warning("no document fell into val although %d documents were prepared", total_docs)
     if dedup is not None:  # rows were skipped and checked in the first pass; removed ones listed
         skipped, tc_check = dedup.skipped, dedup.token_count_check
+        if options.filters:  # the stages' filtered rows join dedup's list
+            append_removed(work.removed, [s / REMOVED for s in dedup.stages])
         commit_file(work.removed, out_dir / REMOVED)  # pass 2 redoes it if need be
+    elif options.filters:
+        columns = ["status", "file_index", "source_row", "id"]
+        tables = (
+            t
+            for split in SPLIT_NAMES
+            for t in _split_tables(work, split, n_shards[split], trailing[split], columns=columns)
+        )
+        write_filtered(out_dir / REMOVED, tables, names)
     sizing = _sizing(run, per_split["train"].stream_tokens, layout.stop)
     summary = {
         "splits": {
@@ -105,7 +119,7 @@ def finalize(run: Run, n_shards: dict[str, int], layout: Layout, dedup: DedupTal
         files={
             "docs": DOCS,
             "token_counts": f"{TOKEN_COUNTS} (int64, shape (2, vocab): train, val)",
-            **({"removed": REMOVED} if dedup is not None else {}),
+            **({"removed": REMOVED} if dedup is not None or options.filters else {}),
         },
         summary=summary,
         # every file this prepare wrote: the only ones a later --overwrite deletes (outputs.py)
@@ -140,6 +154,8 @@ def _totals(
             status = t["status"].to_numpy()
             for name, code in (("null_text", NULL_TEXT), ("empty_text", EMPTY_TEXT), ("too_long", TOO_LONG)):
                 skipped[name] += int((status == code).sum())
+            if run.options.filters:
+                skipped["filtered"] = skipped.get("filtered", 0) + int((status >= FILTERED).sum())
             ok = status == OK
             docs += int(ok.sum())
             tokens += int(t["n_tokens"].to_numpy()[ok].sum())
@@ -156,11 +172,12 @@ def _totals(
     return per_split, hists, skipped
 
 
-def _write_docs(run: Run, n_shards: dict[str, int], trailing: dict[str, pa.Table], bases: dict | None) -> dict | None:
+def _write_docs(
+    run: Run, n_shards: dict[str, int], trailing: dict[str, pa.Table], bases: dict | None, names: pa.Array
+) -> dict | None:
     """docs.parquet, streamed into an atomic temp file (a full disk leaves neither it nor its
     temp); returns the token_count check made on the way."""
     check = _TokenCountCheck(run.sources)
-    names = pa.array([s.path for s in run.sources], pa.string())
     with (
         atomic_file(run.work.out_dir / DOCS, hint=_HINT) as f,
         pq.ParquetWriter(f, docs_schema(), compression="zstd") as w,

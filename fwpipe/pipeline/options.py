@@ -15,13 +15,15 @@ from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.pipeline.inputs import Source
 from fwpipe.pipeline.split import val_threshold
 from fwpipe.pipeline.workdir import WorkDir
-from fwpipe.tokenizer import EOT, VOCAB_SIZE, bpe_sha256
+from fwpipe.tokenizer import DEFAULT_ENGINE, EOT, VOCAB_SIZE, bpe_sha256
 from fwpipe.tokenizer import NAME as TOKENIZER_NAME
 
 
 @dataclass(frozen=True)
 class PrepareOptions:
-    """What decides the bytes written. workers, executors, unit and batch sizes and progress do not."""
+    """What decides the bytes written. workers, executors, unit and batch sizes and progress do not,
+    nor does tokenizer_engine: both engines write the same bytes, so it is left out of the identity
+    (NOT_IDENTITY) and a run started with one engine may resume with the other."""
 
     text_column: str = "text"
     val_fraction: float = 0.005
@@ -31,6 +33,8 @@ class PrepareOptions:
     budget_tokens: int | None = None  # stop once train holds budget / max_epochs stream tokens
     max_epochs: float = 1.0
     dedup: Literal["none", "exact", "near"] = "near"  # see dedup_passes.py; "none" tokenizes in one pass
+    tokenizer_engine: Literal["gigatoken", "tiktoken"] = DEFAULT_ENGINE  # fwpipe/tokenizer.py
+    filters: tuple[str, ...] = ()  # --filter: quality filters applied before tokenizing (fwpipe.quality.filter)
 
     def check(self) -> None:
         """Raise ConfigError (BudgetError) for an option no prepare can honour."""
@@ -62,8 +66,17 @@ class PrepareOptions:
     def first_pass(self) -> PrepareOptions:
         """--dedup's first pass over one input: every document, in input order, all in train."""
         return PrepareOptions(
-            text_column=self.text_column, val_fraction=0.0, seed=self.seed, shard_tokens=self.shard_tokens, dedup="none"
+            text_column=self.text_column,
+            val_fraction=0.0,
+            seed=self.seed,
+            shard_tokens=self.shard_tokens,
+            dedup="none",
+            tokenizer_engine=self.tokenizer_engine,
+            filters=self.filters,
         )
+
+
+NOT_IDENTITY = ("tokenizer_engine",)
 
 
 def identity(sources: list[Source], options: PrepareOptions) -> dict:
@@ -80,7 +93,8 @@ def identity(sources: list[Source], options: PrepareOptions) -> dict:
             "val_fraction": options.val_fraction,
             "seed": options.seed,
         },
-        "options": asdict(options),
+        # unfiltered: as before --filter
+        "options": {k: v for k, v in asdict(options).items() if k not in NOT_IDENTITY and (k != "filters" or v)},
     }
 
 

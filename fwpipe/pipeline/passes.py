@@ -76,6 +76,8 @@ def unit_tasks(run: Run, units: Path, forced_val: frozenset[int] = frozenset()) 
             tuple(sorted(g for g in forced_val if u.file_gpos0 + u.row_start <= g < u.file_gpos0 + u.row_end)),
             bpe_sha256(),
             run.batch_rows,
+            o.tokenizer_engine,
+            o.filters,
         )
         for u in plan_units(run.sources, run.unit_rows)
     ]

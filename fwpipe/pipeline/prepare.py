@@ -29,7 +29,7 @@ import numpy as np
 from fwpipe import remote
 from fwpipe.atomic import lock_dir
 from fwpipe.dataset import read_manifest
-from fwpipe.errors import OutputError
+from fwpipe.errors import FwpipeError, OutputError
 from fwpipe.executors import INLINE, Executor, make_executor, sized
 from fwpipe.pipeline import dedup_passes, outputs, passes
 from fwpipe.pipeline import inputs as inputs_mod
@@ -38,7 +38,7 @@ from fwpipe.pipeline.options import PrepareOptions, Run
 from fwpipe.pipeline.units import UNIT_ROWS, plan_units
 from fwpipe.pipeline.workdir import WorkDir
 from fwpipe.progress import Progress
-from fwpipe.tokenizer import VOCAB_SIZE
+from fwpipe.tokenizer import VOCAB_SIZE, check_engine
 
 __all__ = ["DEFAULT_OUT", "PrepareOptions", "prepare"]
 
@@ -81,10 +81,11 @@ def prepare(
         scratch["memory_bytes"] = memory_bytes(memory_gb)
     paths = inputs_mod.resolve_inputs([str(p) for p in inputs])
     # numba's first call costs ~0.4 s of set-up: pay it while the inputs are being hashed
-    warm = threading.Thread(target=_warm_up, args=(options.dedup != "none",), daemon=True)
+    warm = threading.Thread(target=_warm_up, args=(options.dedup != "none", options.tokenizer_engine), daemon=True)
     warm.start()
     sources = inputs_mod.inspect_all(paths, options.text_column)
     warm.join()
+    check_engine(options.tokenizer_engine)  # refuse to start if the engine is not exact (checked once, in the warm-up)
     n_units = len(plan_units(sources, unit_rows))
     with contextlib.ExitStack() as stack:
         if executor is None:  # a library call: a pool for this call only, none where sized() would not use it
@@ -96,7 +97,12 @@ def prepare(
     summary["seconds"] = seconds = time.perf_counter() - t0
     if summary["did_work"]:
         units = summary.pop("units")
-        summary.update(workers=ex.workers, tokens_this_run=units.tokens, tokens_per_s=units.tokens / max(seconds, 1e-9))
+        summary.update(
+            workers=ex.workers,
+            tokenizer_engine=run.options.tokenizer_engine,
+            tokens_this_run=units.tokens,
+            tokens_per_s=units.tokens / max(seconds, 1e-9),
+        )
         fetched = {k: v + units.fetched[k] for k, v in remote.since(fetched_before).items()}
         if fetched["requests"]:
             summary["fetched"] = fetched
@@ -150,10 +156,14 @@ def _locked(out_dir: Path):
         os.close(fd)
 
 
-def _warm_up(kernels: bool) -> None:
+def _warm_up(kernels: bool, engine: str) -> None:
     from fwpipe.tokenizer import get_encoding
 
     get_encoding()
+    try:
+        check_engine(engine)  # builds and self-checks the engine
+    except FwpipeError:
+        pass  # prepare() calls check_engine again, on its own thread, and raises it there
     if kernels:  # only --dedup's engine calls numba kernels here
         from fwpipe.kernels import token_histogram
 

@@ -27,8 +27,10 @@ def format_prepare_summary(s: dict) -> str:
         lines.append(f"  dedup {dd['mode']}: removed {dd['removed_docs']:,} docs ({dd['removed_exact']:,} exact, {dd['removed_near']:,} near), "
                      f"{dd['removed_tokens']:,} tokens, in {dd['clusters']:,} clusters; see removed.parquet")  # fmt: skip
     sk = s["skipped"]
-    if any(sk.values()):
+    if sk["null_text"] or sk["empty_text"] or sk["too_long"]:
         lines.append(f"  skipped: {sk['null_text']:,} null text, {sk['empty_text']:,} empty text, {sk['too_long']:,} longer than a shard")
+    if sk.get("filtered"):
+        lines.append(f"  --filter: removed {sk['filtered']:,} docs before tokenizing; see removed.parquet (reason quality:<rule>)")
     tc = s.get("token_count_check")
     if tc:
         line = f"  token_count check: {tc['checked']:,} rows, {tc['differ']:,} differ ({tc['email_placeholder']:,} e-mail placeholders, expected; {tc['real']:,} real)"

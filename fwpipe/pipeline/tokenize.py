@@ -12,6 +12,10 @@ Python. Measured on 45-token FineWeb pieces (CPU time, one thread): 10.5 us a do
 1,024-row chunks (15.5 us on 64-row ones); on threads the gain is larger, as every call must
 also take the GIL back (bench/prepare_bench.py --only chunks; end to end: --only speed).
 A chunk where some document holds that text itself is encoded document by document.
+
+With the gigatoken engine (the default, fwpipe/tokenizer.py) the chunk is one `encode_batch`
+call on the calling thread, and the EOTs are put in front of each document's ids afterwards;
+the stream is the same, byte for byte.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fwpipe.pipeline.split import TRAIN, VAL, key_hashes
-from fwpipe.tokenizer import EOT, EOT_TEXT, VOCAB_SIZE, get_encoding, token_byte_lengths
+from fwpipe.tokenizer import DEFAULT_ENGINE, EOT, EOT_TEXT, VOCAB_SIZE, encode_batch, get_encoding, token_byte_lengths
 
 # Row status, kept per row in the work sidecars so every input row is accounted for.
 OK, NULL_TEXT, EMPTY_TEXT, TOO_LONG = 0, 1, 2, 3
@@ -75,11 +79,14 @@ def encode_chunk(
     cursors: tuple[int, int],
     forced_val: frozenset[int],
     max_doc_tokens: int,
+    engine: str = DEFAULT_ENGINE,
+    check=None,
 ) -> tuple[ChunkRows, ChunkRows]:
     """Tokenize rows [row0, row0+len(texts)) of one file; return the (train, val) rows.
 
     Rows whose split already holds them in a finished shard (gpos <= that split's cursor, after
-    a resume) are left out without tokenizing.
+    a resume) are left out without tokenizing. check (prepare --filter, fwpipe.quality.filter):
+    text -> 0 or the status code of the quality rule that drops the row before it is tokenized.
     """
     n = len(texts)
     # per-row Python stays to a few C-level passes (map, list.count): on threads it holds the GIL
@@ -98,8 +105,11 @@ def encode_chunk(
     keep = gpos > np.asarray(cursors, dtype=np.int64)[split] if max(cursors) >= gpos0 else np.ones(n, bool)
     status = np.where(text_chars < 0, NULL_TEXT, np.where(text_chars == 0, EMPTY_TEXT, OK)).astype(np.int8)
 
-    coded = np.flatnonzero(keep & (text_chars > 0))  # the rows to tokenize, in order
-    full, starts = _encode_joined(texts if len(coded) == n else [texts[i] for i in coded.tolist()])
+    if check is not None:  # --filter: a dropped row keeps its rule's status and is not tokenized
+        for i in np.flatnonzero(keep & (status == OK)).tolist():
+            status[i] = check(texts[i])
+    coded = np.flatnonzero(keep & (text_chars > 0) & ((status == OK) | (check is None)))  # the rows to tokenize, in order
+    full, starts = _encode_joined(texts if len(coded) == n else [texts[i] for i in coded.tolist()], engine)
     lens = np.diff(starts, append=len(full)) - 1  # tokens of each document, its EOT not counted
     n_tokens = np.zeros(n, np.int64)
     n_tokens[coded] = lens
@@ -142,10 +152,14 @@ def encode_chunk(
 _ALLOWED = {EOT_TEXT}
 
 
-def _encode_joined(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _encode_joined(texts: list[str], engine: str = DEFAULT_ENGINE) -> tuple[np.ndarray, np.ndarray]:
     """(EOT before each text's tokens, concatenated as uint32; the position of each text's EOT)."""
     if not texts:
         return np.zeros(0, np.uint32), np.zeros(0, np.int64)
+    if engine != "tiktoken":
+        ids, offsets = encode_batch(texts, engine)  # on this thread: the unit's process is the parallelism
+        full = np.insert(ids, offsets[:-1], EOT)
+        return full, offsets[:-1] + np.arange(len(texts))  # each EOT moves up by the EOTs before it
     enc = get_encoding()
     joined = EOT_TEXT.join(texts)
     if joined.count(EOT_TEXT) == len(texts) - 1:  # no text holds the separator itself

