@@ -31,6 +31,7 @@ import click
 from fwpipe import __version__
 from fwpipe.cli import audit, prepare, train
 from fwpipe.cli.common import CONTEXT
+from fwpipe.clitypes import no_such_option
 from fwpipe.errors import FwpipeError
 
 
@@ -45,6 +46,10 @@ class OneLineUsageError(click.ClickException):
 
 def _one_line(e: click.UsageError) -> OneLineUsageError:
     msg = e.format_message().strip().rstrip(".")
+    if isinstance(e, click.NoSuchOption):  # `fwpipe --bogus`: the group's own options
+        msg = no_such_option(e.option_name, e.possibilities or (), [])
+    if "did you mean" in msg:  # fwpipe.clitypes already says what to type
+        return OneLineUsageError(msg)
     ctx = e.ctx
     path = " ".join(["fwpipe"] + [c.info_name for c in _chain(ctx)[1:]]) if ctx else "fwpipe"
     return OneLineUsageError(f"{msg}; see `{path} --help`")

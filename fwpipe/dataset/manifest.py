@@ -9,6 +9,7 @@ no other module parses manifest.json. Both greps print nothing (run from the rep
 
 from __future__ import annotations
 
+import glob as globlib
 import json
 import os
 import stat
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fwpipe.atomic import write_bytes
-from fwpipe.dataset.files import DOCS, MANIFEST, REMOVED, TOKEN_COUNTS, plain_name
+from fwpipe.dataset.files import CLUSTERS, DOCS, MANIFEST, QUALITY, REMOVED, TOKEN_COUNTS, WORK, plain_name
 from fwpipe.errors import DatasetMismatchError, FwpipeError, InputNotFoundError, OutputError, ShardFormatError
 
 MANIFEST_VERSION = 1  # bump when a reader of the old shape would misread the new one
@@ -280,3 +281,38 @@ def read_manifest(root: str | Path, *, strict: bool = False) -> Manifest | None:
 
 def write_manifest(root: Path, manifest: Manifest) -> None:
     write_bytes(Path(root) / MANIFEST, [json.dumps(manifest.to_json(), indent=2).encode() + b"\n"])
+
+
+def check_report_path(report: str | Path | None, dataset: str | Path, *, flag: str) -> None:
+    """Refuse (OutputError, before anything is written) a report path (--json, --html) that is,
+    or would replace, a file the dataset `dataset` owns: its manifest, any token file (*.bin),
+    docs/token_counts/removed/clusters/quality tables, anything its manifest lists, anything
+    under .work. The one rule every command that writes a report beside a dataset follows;
+    `dataset` may not exist yet (prepare's -o) or be a glob of shards (audit)."""
+    if report is None or str(report) == "-":
+        return
+    target = Path(report).resolve()  # a symlink at the path is followed: it is the file replaced
+    spec = str(dataset)
+    if any(c in spec for c in "*?["):
+        owned = target in {Path(p).resolve() for p in globlib.glob(spec)}
+    else:
+        root = Path(spec)
+        if root.is_file():
+            owned = target == root.resolve()
+        else:
+            r = root.resolve()
+            names = {MANIFEST, DOCS, TOKEN_COUNTS, REMOVED, CLUSTERS, QUALITY}
+            try:
+                m = read_manifest(r)
+                names.update((m.listed_outputs() or []) if m else [])
+            except FwpipeError:  # a damaged manifest: the fixed names still hold
+                pass
+            owned = (
+                target.parent == r and (target.name in names or target.suffix == ".bin")
+            ) or r / WORK in target.parents
+    if owned:
+        raise OutputError(
+            f"{flag} {report}: is a file the dataset {dataset} owns; writing the report there would destroy it",
+            f"choose a path outside the dataset's own files, e.g. {flag} {Path(spec).name or 'report'}-report"
+            f"{'.html' if 'html' in flag else '.json'}",
+        )

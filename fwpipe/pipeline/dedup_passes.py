@@ -81,7 +81,7 @@ def first_pass(run: Run) -> FirstPass:
     files are taken in order only until the documents that dedup keeps in train reach it, so
     the inputs after that are never read.
     """
-    note = Progress(enabled=run.progress)
+    note = Progress(enabled=run.progress, piped_every_s=passes.PIPED_EVERY_S)
     tally = passes.UnitTally()
     if run.target is None:
         tally += _first_pass_units(run, note)

@@ -16,7 +16,7 @@ from pathlib import Path
 from fwpipe.dataset import Manifest, write_manifest
 from fwpipe.errors import OutputError
 from fwpipe.executors import Executor
-from fwpipe.fmt import clock, count
+from fwpipe.fmt import clock, tokens
 from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.pipeline.assemble import ShardTask, assemble_shard
 from fwpipe.pipeline.layout import Layout
@@ -26,6 +26,7 @@ from fwpipe.pipeline.units import UnitTask, plan_units, run_unit, unit_dir
 from fwpipe.progress import Progress
 from fwpipe.tokenizer import bpe_sha256
 
+PIPED_EVERY_S = 5.0  # stderr not a terminal (a log, `| tee`): one plain progress line this often
 FORCED_VAL_EXPECTED = 30  # below this many expected val docs, make sure val is not empty
 
 
@@ -125,7 +126,7 @@ def lay_out(
             tally.add(r)
             el = prog.elapsed()
             prog.update(
-                f"prepare: {done:,}/{len(tasks):,} units  {docs:,} docs  {count(tally.tokens / max(el, 1e-9))} tok/s  "
+                f"prepare: {done:,}/{len(tasks):,} units  {docs:,} docs  {tokens(tally.tokens / max(el, 1e-9))} tok/s  "
                 f"ETA {clock(el * (len(tasks) - done) / done)}"
             )
     layout.finish()

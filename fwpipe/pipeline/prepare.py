@@ -89,7 +89,7 @@ def prepare(
     n_units = len(plan_units(sources, unit_rows))
     with contextlib.ExitStack() as stack:
         if executor is None:  # a library call: a pool for this call only, none where sized() would not use it
-            executor = INLINE if n_units <= 1 else stack.enter_context(make_executor(workers))
+            executor = INLINE if n_units <= 1 else stack.enter_context(make_executor(workers, units=n_units))
         ex = sized(executor, n_units)
         run = Run(options, sources, paths, WorkDir(out_dir), ex, batch_rows, unit_rows, progress, scratch)
         with _locked(run.out_dir):
@@ -118,7 +118,7 @@ def _prepare(run: Run, overwrite: bool) -> dict:
     passes.start(run)
     # on a cluster: every node must write here and read the (local) inputs the driver reads
     run.executor.check_storage([run.work.root, run.work.out_dir], [p for p in run.paths if Path(str(p)).is_file()])
-    prog = Progress(enabled=run.progress)
+    prog = Progress(enabled=run.progress, piped_every_s=passes.PIPED_EVERY_S)
     try:
         if run.options.dedup == "none":
             layout, units = passes.tokenize(run, prog)

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fwpipe.atomic import write_bytes
+from fwpipe.dataset import WORK  # noqa: F401 - the name lives with the dataset's other names
 from fwpipe.tokenizer import VOCAB_SIZE
 
 ROWS_SCHEMA = pa.schema(

@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from fwpipe import budget
-from fwpipe.fmt import count
+from fwpipe.fmt import loss, params, ratio, tokens
 
 RECENT_EVALS = 4
 
@@ -61,27 +61,27 @@ def diagnose(evals: list[dict[str, Any]], *, n_params: int, unique_tokens: int, 
         "advice": [],
     }
     lines = [f"plateau: val loss improves {per_doubling:.3f} per doubling of tokens (threshold {threshold:g}) "
-             f"at {count(seen)} tokens, epoch {epochs_so_far:.2f}"]
+             f"at {tokens(seen)} tokens, epoch {ratio(epochs_so_far)}"]
     if gap is not None:
         read = "val above train: the model fits repeated train text better than unseen text" if gap > 0.05 else "no sign of memorising"
-        lines.append(f"  train {last['train_loss']:.3f} vs val {last['val_loss']:.3f} in eval mode (gap {gap:+.3f}; {read})")
+        lines.append(f"  train {loss(last['train_loss'])} vs val {loss(last['val_loss'])} in eval mode (gap {gap:+.3f}; {read})")
     if dropout > 0 and step_loss is not None and last.get("train_loss") is not None:
         d["dropout_inflation"] = step_loss - last["train_loss"]
-        lines.append(f"  the logged step loss {step_loss:.3f} runs with dropout {dropout:g}: about {d['dropout_inflation']:+.3f} "
+        lines.append(f"  the logged step loss {loss(step_loss)} runs with dropout {dropout:g}: about {d['dropout_inflation']:+.3f} "
                      "above the same model's eval-mode train loss, so step loss above val loss is dropout, not a bug")
     bigger = "data" if data > capacity else "capacity"
-    lines.append(f"  Chinchilla trend: capacity term {capacity:.3f} (N={count(n_params)}) vs data term {data:.3f} "
-                 f"(effective {count(eff_seen)} tokens after {epochs_so_far:.1f} epochs): the {bigger} term is larger")
+    lines.append(f"  Chinchilla trend: capacity term {loss(capacity)} (N={params(n_params)}) vs data term {loss(data)} "
+                 f"(effective {tokens(eff_seen)} tokens after {ratio(epochs_so_far)} epochs): the {bigger} term is larger")
     # 1. more unique data: the whole budget fresh instead of repeated
     if budget_tokens > unique_tokens:
         gain = budget.FIT_B / eff_plan**budget.FIT_BETA - budget.FIT_B / budget_tokens**budget.FIT_BETA
-        d["advice"].append({"change": "more unique data", "detail": f"prepare {count(budget.unique_tokens_needed(budget_tokens, 1))} unique tokens so the budget runs one epoch",
+        d["advice"].append({"change": "more unique data", "detail": f"prepare {tokens(budget.unique_tokens_needed(budget_tokens, 1))} unique tokens so the budget runs one epoch",
                             "expected_loss_change": -gain})
     # 2. a compute-optimal model for the same compute C = 6*N*D
     n_opt, d_opt = budget.compute_optimal(6 * n_params * budget_tokens)
     now = budget.chinchilla_loss(n_params, eff_plan)
     at_opt = budget.chinchilla_loss(n_opt, budget.effective_tokens(d_opt, unique_tokens))
-    d["advice"].append({"change": "compute-optimal model size", "detail": f"~{count(n_opt)} params on {count(d_opt)} tokens (same FLOPs)",
+    d["advice"].append({"change": "compute-optimal model size", "detail": f"~{params(n_opt)} params on {tokens(d_opt)} tokens (same FLOPs)",
                         "expected_loss_change": at_opt - now})
     # 3. the LR floor: no scaling fit covers it
     if min_lr > lr / 50:

@@ -38,7 +38,7 @@ def test_seed_plan_by_hand():
 def test_more_than_4_epochs_warns_with_numbers():
     p = make_plan(load_config("rtx4070-40m"), SEED_BUDGET, 760_000_000)
     assert p["epochs"] == pytest.approx(10.0) and p["verdict"] == "diminishing"
-    assert len(p["warnings"]) == 1 and "10.0 epochs" in p["warnings"][0] and "1.9B" in p["warnings"][0]
+    assert len(p["warnings"]) == 1 and "10 epochs" in p["warnings"][0] and "1.9B" in p["warnings"][0]
 
 
 def test_more_than_16_epochs_refuses_unless_allowed():
@@ -46,6 +46,7 @@ def test_more_than_16_epochs_refuses_unless_allowed():
     with pytest.raises(BudgetError) as e:
         make_plan(cfg, SEED_BUDGET, 300_000_000)
     assert "25.3 epochs" in e.value.message and "--allow-repeats" in e.value.hint
+    assert e.value.plan["epochs"] == pytest.approx(25.33, abs=0.01) and e.value.plan["refusal"]["message"] == e.value.message
     p = make_plan(cfg, SEED_BUDGET, 300_000_000, allow_repeats=True)
     assert p["verdict"] == "wasted" and p["warnings"]
 
