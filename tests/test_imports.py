@@ -26,13 +26,9 @@ STAGES = ("pipeline", "audit", "train")
 LAYERS = ("diagnosis",)
 TOP = ("cli", "__main__")
 
-# Cycles that the first part of the structural step (issue 24: executors/ and a prepare that does
-# not re-enter itself) removes; listed so that this test passes before that part is merged. An
-# entry that no longer exists fails the test: delete it then. Nothing may be added here.
-KNOWN_CYCLES = {
-    ("fwpipe.executor", "fwpipe.raycluster"),
-    ("fwpipe.pipeline.finalize", "fwpipe.pipeline.prepare"),
-}
+# Cycles allowed to exist: none (structure part 1 removed the last two: executor <-> raycluster,
+# finalize <-> prepare). An entry that no longer exists fails the test. Nothing may be added here.
+KNOWN_CYCLES: set[tuple[str, ...]] = set()
 
 
 def module_names() -> dict[str, Path]:

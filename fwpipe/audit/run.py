@@ -29,7 +29,7 @@ from fwpipe.dedup import SCHEME, DedupConfig, near_clusters, scratch_bytes
 from fwpipe.dedup import memory_bytes as dedup_memory_bytes
 from fwpipe.quality.config import load_config
 from fwpipe.shards import release_pages
-from fwpipe.executor import Executor
+from fwpipe.executors import INLINE, Executor
 from fwpipe.errors import ConfigError, FwpipeError, InputFormatError
 from fwpipe.fmt import pct, ratio, size
 from fwpipe.dataset import CLUSTERS, QUALITY, SPLITS, open_dataset, written_by_audit
@@ -90,7 +90,7 @@ def audit(
     tmp_dir: str | Path | None = None,
     against_path: str | Path | None = None,
     on_step: Callable[[str], None] | None = None,
-    executor: Executor | None = None,
+    executor: Executor = INLINE,
     quality: bool = True,
     quality_config: str | Path | None = None,
 ) -> dict:
@@ -103,7 +103,7 @@ def audit(
     tmp_dir holds their scratch files (default: the system temp dir; reused by a rerun).
     against_path: an eval set (parquet or JSONL with a text column, or a dataset) to check
     for contamination by train and val (the "against" section).
-    executor: where the near-duplicate signature units run (executor.make_executor: local
+    executor: where the near-duplicate signature units run (fwpipe.executors.make_executor: local
     processes or a Ray cluster; default: in this process). The report is the same either way.
     quality: the quality section (Gopher, FineWeb, C4 rules and language; quality.parquet beside
     clusters.parquet); quality_config: a TOML file of thresholds (fwpipe.quality.config).

@@ -66,7 +66,7 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
     from fwpipe.audit.report import terminal
     from fwpipe.audit.rules import failed_rules, parse_rule
     from fwpipe.dataset import check_report_path
-    from fwpipe.executor import make_executor
+    from fwpipe.executors import make_executor
     from fwpipe.progress import Progress
 
     echo = note(json_path)

@@ -114,7 +114,7 @@ def test_residual_pass_finds_a_pair_hidden_behind_a_truncated_bucket(tmp_path):
     gone their bucket has 2 docs, and the residual pass must pair and remove C."""
     from fwpipe.dedup import DedupConfig, DocIndex, open_scratch
     from fwpipe.dedup.engine import write_signatures
-    from fwpipe.pipeline import dedup
+    from fwpipe.pipeline import dedup_passes as dedup
 
     cfg = DedupConfig(max_bucket=2)
     rng = np.random.default_rng(0)
@@ -173,7 +173,7 @@ def test_plan_holds_no_strings_and_reads_them_back_in_order(tmp_path, hostile):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from fwpipe.pipeline import dedup
+    from fwpipe.pipeline import dedup_passes as dedup
     from fwpipe.pipeline.split import val_threshold
 
     paths, _ = hostile

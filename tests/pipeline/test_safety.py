@@ -146,16 +146,16 @@ def test_a_directory_without_a_manifest_is_refused_and_untouched(tmp_path):
 
 def test_the_manifest_is_written_before_any_other_file(tmp_path, first150, monkeypatch):
     """So no moment of a run leaves files of ours in a directory without a manifest."""
-    from fwpipe.pipeline import prepare as prepare_mod
+    from fwpipe.pipeline import passes
 
     seen = []
-    real = prepare_mod.write_manifest
+    real = passes.write_manifest
 
     def spy(out_dir, manifest):
         seen.append(sorted(os.listdir(out_dir)))
         real(out_dir, manifest)
 
-    monkeypatch.setattr(prepare_mod, "write_manifest", spy)
+    monkeypatch.setattr(passes, "write_manifest", spy)
     prepare([first150], tmp_path / "d", options=PrepareOptions(dedup="near"), progress=False)
     assert seen[0] == []  # the top-level manifest comes first...
     assert len(seen) >= 2 and seen[1] == []  # ...and so does the first-pass stage's, inside .work
