@@ -19,8 +19,8 @@ import numpy as np
 from fwpipe.audit.corpus import Corpus
 from fwpipe.dataset import DOCS, REMOVED, WRITTEN_BY
 from fwpipe.fmt import pct
-from fwpipe.quality import lang as lang_mod
 from fwpipe.quality.config import QualityConfig
+from fwpipe.quality.lang import detect
 from fwpipe.quality.rules import C4_POLICY, FILTERS, TERMINAL, failures, measure, rules
 from fwpipe.tokenizer import get_encoding
 
@@ -119,7 +119,7 @@ def quality(corpus: Corpus, cfg: QualityConfig, out_path: Path | None = None, *,
                 failed = failures(values, ruleset)
                 doc_id = next(ids)
                 if detect_lang:
-                    code, score = lang_mod.detect(text, cfg.lang.max_chars)
+                    code, score = detect(text, cfg.lang.max_chars)
                     lang_docs[code] += 1
                     lang_tokens[code] += n_tokens
                     lang_score[code] += score

@@ -11,8 +11,7 @@ from fwpipe import budget
 from fwpipe.dataset import MANIFEST_VERSION
 from fwpipe.errors import BudgetError, ConfigError
 from fwpipe.executors import Executor
-from fwpipe.pipeline import inputs as inputs_mod
-from fwpipe.pipeline.inputs import Source
+from fwpipe.pipeline.inputs import KEY_COLUMN, Source
 from fwpipe.pipeline.split import val_threshold
 from fwpipe.pipeline.workdir import WorkDir
 from fwpipe.tokenizer import DEFAULT_ENGINE, EOT, VOCAB_SIZE, bpe_sha256
@@ -87,7 +86,7 @@ def identity(sources: list[Source], options: PrepareOptions) -> dict:
         "tokenizer": {"name": TOKENIZER_NAME, "vocab_size": VOCAB_SIZE, "eot": EOT, "bpe_sha256": bpe_sha256()},
         "sources": [s.to_json() for s in sources],
         "split": {
-            "key_column": inputs_mod.KEY_COLUMN,
+            "key_column": KEY_COLUMN,
             "key_fallback": options.text_column,
             "hash": "blake2b-64",
             "val_fraction": options.val_fraction,

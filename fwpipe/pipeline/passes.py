@@ -17,8 +17,8 @@ from fwpipe.dataset import Manifest, write_manifest
 from fwpipe.errors import OutputError
 from fwpipe.executors import Executor
 from fwpipe.fmt import clock, tokens
-from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.pipeline.assemble import ShardTask, assemble_shard
+from fwpipe.pipeline.inputs import read_batches
 from fwpipe.pipeline.layout import Layout
 from fwpipe.pipeline.options import Run
 from fwpipe.pipeline.split import SPLIT_NAMES, key_hash
@@ -184,7 +184,7 @@ def forced_val(run: Run) -> frozenset[int]:
     best: tuple[int, int] | None = None
     n_docs, gpos0 = 0, 0
     for fi, src in enumerate(run.sources):
-        for b in inputs_mod.read_batches(src, fi, o.text_column):
+        for b in read_batches(src, fi, o.text_column):
             for i, text in enumerate(b.texts):
                 if not text:
                     continue

@@ -32,8 +32,8 @@ from fwpipe.dataset import read_manifest
 from fwpipe.errors import FwpipeError, OutputError
 from fwpipe.executors import INLINE, Executor, make_executor, sized
 from fwpipe.pipeline import dedup_passes, outputs, passes
-from fwpipe.pipeline import inputs as inputs_mod
 from fwpipe.pipeline.finalize import finalize
+from fwpipe.pipeline.inputs import inspect_all, resolve_inputs
 from fwpipe.pipeline.options import PrepareOptions, Run
 from fwpipe.pipeline.units import UNIT_ROWS, plan_units
 from fwpipe.pipeline.workdir import WorkDir
@@ -79,11 +79,11 @@ def prepare(
         from fwpipe.dedup.scratch import memory_bytes
 
         scratch["memory_bytes"] = memory_bytes(memory_gb)
-    paths = inputs_mod.resolve_inputs([str(p) for p in inputs])
+    paths = resolve_inputs([str(p) for p in inputs])
     # numba's first call costs ~0.4 s of set-up: pay it while the inputs are being hashed
     warm = threading.Thread(target=_warm_up, args=(options.dedup != "none", options.tokenizer_engine), daemon=True)
     warm.start()
-    sources = inputs_mod.inspect_all(paths, options.text_column)
+    sources = inspect_all(paths, options.text_column)
     warm.join()
     check_engine(options.tokenizer_engine)  # refuse to start if the engine is not exact (checked once, in the warm-up)
     n_units = len(plan_units(sources, unit_rows))

@@ -30,8 +30,7 @@ import pyarrow as pa
 from fwpipe import remote, shards
 from fwpipe.atomic import output_error, write_bytes, write_json
 from fwpipe.errors import FwpipeError
-from fwpipe.pipeline import inputs as inputs_mod
-from fwpipe.pipeline.inputs import Source
+from fwpipe.pipeline.inputs import Source, file_sha256, read_batches
 from fwpipe.pipeline.split import SPLIT_NAMES
 from fwpipe.pipeline.tokenize import OK, ChunkRows, encode_chunk
 from fwpipe.quality.filter import make_check
@@ -155,7 +154,7 @@ def verified(d: Path, identity: dict) -> dict | None:
         for name in UNIT_FILES:
             f = m["files"][name]
             p = d / name
-            if not p.is_file() or p.stat().st_size != f["bytes"] or inputs_mod.file_sha256(p) != f["sha256"]:
+            if not p.is_file() or p.stat().st_size != f["bytes"] or file_sha256(p) != f["sha256"]:
                 return None
         return m["result"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -236,7 +235,7 @@ def _tokenize(task: UnitTask, d: Path, identity: dict) -> dict:
     try:
         forced_val = frozenset(task.forced_val)
         check = make_check(task.filters) if task.filters else None
-        for b in inputs_mod.read_batches(task.source, u.file_index, task.text_column, start_row=u.row_start, end_row=u.row_end,
+        for b in read_batches(task.source, u.file_index, task.text_column, start_row=u.row_start, end_row=u.row_end,
                                          batch_rows=task.batch_rows):  # fmt: skip
             pair = encode_chunk(
                 b.texts, b.ids, b.token_counts, b.urls, file_index=u.file_index, row0=b.row0, gpos0=u.file_gpos0 + b.row0, seed=task.seed,

@@ -12,8 +12,8 @@ import dataclasses
 from collections.abc import Callable
 
 from fwpipe.errors import ConfigError
-from fwpipe.quality import lang as lang_mod
 from fwpipe.quality.config import QualityConfig
+from fwpipe.quality.lang import detect
 from fwpipe.quality.rules import failures, measure, rules
 
 FILTERED = 16  # status codes FILTERED.. are dropped rows (prepare's own codes are 0-3)
@@ -60,7 +60,7 @@ def make_check(filters: tuple[str, ...], cfg: QualityConfig | None = None) -> Ca
                 if bad:
                     return code[name]
         if langs:
-            lang, score = lang_mod.detect(text, cfg.lang.max_chars)
+            lang, score = detect(text, cfg.lang.max_chars)
             if lang not in cfg.lang.keep or score < cfg.lang.min_score:
                 return code["lang"]
         return 0

@@ -55,7 +55,7 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
              out: str | Path | None = None, device: str = "auto", resume: bool = False, overrides: list[str] | None = None,
              allow_repeats: bool = False, peak: float | None = None, hellaswag: str | Path | None = None) -> Run:
     """Resolve config, dataset, device and checkpoint, and make the plan. Raises FwpipeError on bad input."""
-    from fwpipe.train import checkpoint as ckpt_mod
+    from fwpipe.train import checkpoint
     from fwpipe.train.device import resolve
 
     ckpt, ckpt_stat = None, None
@@ -72,11 +72,11 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
         rundir.inspect(out)
         check_unlocked(out)
         last = Path(out) / rundir.LAST
-        ckpt = ckpt_mod.load(last)
+        ckpt = checkpoint.load(last)
         ckpt_stat = _stat(last)
         if overrides:
             raise ConfigError("--set cannot change a run that is being resumed", "drop --set, or start a new run with another --out")
-        cfg = ckpt_mod.config_of(ckpt, last)
+        cfg = checkpoint.config_of(ckpt, last)
         if given is not None:
             _same_config(given if isinstance(given, TrainConfig) else load_config(given), cfg, given, out)
         if budget_tokens is not None and int(budget_tokens) != ckpt["budget_tokens"]:
@@ -123,8 +123,8 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
         plan["sizing"] = {"prepared_budget_tokens": sizing.budget_tokens, "prepared_max_epochs": sizing.max_epochs,
                           "prepared_epochs": sizing.epochs, "reached": sizing.reached}
     if ckpt is not None:
-        fp = ckpt_mod.dataset_fingerprint(ds)
-        ckpt_mod.check_dataset(ckpt, fp, ds.root)
+        fp = checkpoint.dataset_fingerprint(ds)
+        checkpoint.check_dataset(ckpt, fp, ds.root)
     return Run(cfg, ds, Path(out), plan, dev, int(budget_tokens), ckpt, ckpt_stat, world, examples)
 
 
@@ -154,7 +154,7 @@ def train(run: Run, on_event: Callable[[Event], None] | None = None, stop_after:
 
     The run directory is locked for the whole run; a second train into it is refused. Under
     torchrun only rank 0 claims it; the process group is joined here and left at the end."""
-    from fwpipe.train import checkpoint as ckpt_mod
+    from fwpipe.train import checkpoint
 
     w = run.world
     dist.init(w, run.device.type)
@@ -169,8 +169,8 @@ def train(run: Run, on_event: Callable[[Event], None] | None = None, stop_after:
         if run.checkpoint is None and last.exists():
             raise ConfigError(f"{run.out} already holds a run (last.pt)", "pass --resume to continue it, or another --out")
         if run.checkpoint is not None and _stat(last) != run.checkpoint_stat:
-            run.checkpoint = ckpt_mod.load(last)  # another train moved the run on before we got the lock
-            ckpt_mod.check_dataset(run.checkpoint, ckpt_mod.dataset_fingerprint(run.dataset), run.dataset.root)
+            run.checkpoint = checkpoint.load(last)  # another train moved the run on before we got the lock
+            checkpoint.check_dataset(run.checkpoint, checkpoint.dataset_fingerprint(run.dataset), run.dataset.root)
         return _train(run, rd, on_event or (lambda e: None), stop_after)
     finally:
         rd.close()
@@ -196,7 +196,7 @@ class Loop:
     def __init__(self, run: Run, rd: rundir.RunDir | None, emit: Callable[[Event], None]):
         import torch
 
-        from fwpipe.train import checkpoint as ckpt_mod
+        from fwpipe.train import checkpoint
         from fwpipe.train.data import TrainLoader, fixed_batches
         from fwpipe.train.model import GPT
         from fwpipe.train.recipe import build_optimizers
@@ -209,7 +209,7 @@ class Loop:
             rd.write_json(rundir.PLAN_JSON, plan)
             rd.write_bytes(rundir.CONFIG_TOML, to_toml(cfg).encode())
         self.accum = dist.accum_per_rank(cfg.grad_accum, w)
-        self.fingerprint = ckpt_mod.dataset_fingerprint(run.dataset)
+        self.fingerprint = checkpoint.dataset_fingerprint(run.dataset)
         self.max_iters = plan["iterations"]
         self.tpi = cfg.tokens_per_iter
         self.device = device = dev.torch_device
@@ -231,7 +231,7 @@ class Loop:
         if not self.val_batches:
             emit({"kind": "message", "level": "warning", "text": "the dataset has no val split: no val loss, no plateau diagnosis"})
         self.model, self.optimizers, self.scaler, self.loader = model, optimizers, scaler, loader
-        self.state = ckpt_mod.TrainState(model, optimizers, scaler, loader)
+        self.state = checkpoint.TrainState(model, optimizers, scaler, loader)
 
         self.records: list[Event] = []
         if run.checkpoint is not None:
@@ -310,7 +310,7 @@ class Loop:
     def save(self, best: bool, snapshot: tuple[dict, dict] | None = None) -> None:
         """Write last.pt (and best.pt) from the TrainState; `snapshot` = (loader, rng) state from
         the start of an interrupted iteration."""
-        from fwpipe.train import checkpoint as ckpt_mod
+        from fwpipe.train import checkpoint
 
         iter_done = self.state.iter
         if not self.weights_finite():
@@ -322,11 +322,11 @@ class Loop:
         state = {**self.state.capture(*(snapshot or ())), "config": to_dict(self.cfg), "budget_tokens": run.budget_tokens,
                  "dataset_sha256": self.fingerprint, "dataset_path": str(run.dataset.root), "fwpipe_version": __version__}
         with self.rd.writing(rundir.LAST) as path:
-            ckpt_mod.save(path, state)
+            checkpoint.save(path, state)
         self.ckpt_iter = iter_done
         if best:
             with self.rd.writing(rundir.BEST) as path:
-                ckpt_mod.save(path, state)
+                checkpoint.save(path, state)
 
     def estimate(self, batches: list) -> float | None:
         """The mean loss over the fixed batches; under DDP each rank takes every size-th one."""
@@ -391,11 +391,11 @@ class Loop:
         Returns (the loss summed over micro-steps, as a device tensor; the logged lr)."""
         import torch
 
-        from fwpipe.train import checkpoint as ckpt_mod
+        from fwpipe.train import checkpoint
         from fwpipe.train.recipe import set_lrs
 
         cfg, w, accum, st = self.cfg, self.w, self.accum, self.state
-        self.snapshot = (self.loader.state_dict(), ckpt_mod.rng_state())  # the state a Ctrl-C inside this iteration saves
+        self.snapshot = (self.loader.state_dict(), checkpoint.rng_state())  # the state a Ctrl-C inside this iteration saves
         lr = set_lrs(self.optimizers, st.iter, cfg, self.max_iters)
         loss_sum = torch.zeros((), device=self.device)
         x, y = self.loader.next_batch()

@@ -31,10 +31,10 @@ MAX_ITERS = 200
 
 def probe_cost(run: Path, fresh: str | Path | None, iters: int | None = None) -> dict[str, Any]:
     """How much the probe trains, before any of it runs: arms, iterations each, tokens."""
-    from fwpipe.train import checkpoint as ckpt_mod
+    from fwpipe.train import checkpoint
 
-    ck = ckpt_mod.load(Path(run) / rundir.LAST)
-    cfg = ckpt_mod.config_of(ck, Path(run) / rundir.LAST)
+    ck = checkpoint.load(Path(run) / rundir.LAST)
+    cfg = checkpoint.config_of(ck, Path(run) / rundir.LAST)
     n = iters or max(1, min(MAX_ITERS, math.ceil(MAX_FRACTION * ck["iter"])))
     arms = ["repeated", "lr x0.3", "lr x3"] + (["fresh"] if fresh is not None else [])
     return {"arms": arms, "iters": n, "tokens": len(arms) * n * cfg.tokens_per_iter, "from_iter": ck["iter"],
@@ -46,17 +46,17 @@ def probe(run: str | Path, dataset: str | Path, fresh: str | Path | None = None,
     """{'base_val_loss', 'iters', 'arms': {name: {'val_loss', 'change', 'vs_repeated'}}}; never writes."""
     import torch
 
-    from fwpipe.train import checkpoint as ckpt_mod
+    from fwpipe.train import checkpoint
     from fwpipe.train.data import TrainLoader, batch_to_device, fixed_batches
     from fwpipe.train.model import GPT
     from fwpipe.train.recipe import build_optimizers, set_lrs
 
     run = Path(run)
     last = run / rundir.LAST
-    ck = ckpt_mod.load(last)
-    cfg = ckpt_mod.config_of(ck, last)
+    ck = checkpoint.load(last)
+    cfg = checkpoint.config_of(ck, last)
     ds = open_dataset(dataset)
-    ckpt_mod.check_dataset(ck, ckpt_mod.dataset_fingerprint(ds), ds.root)
+    checkpoint.check_dataset(ck, checkpoint.dataset_fingerprint(ds), ds.root)
     cost = probe_cost(run, fresh, iters)
     n, it0 = cost["iters"], ck["iter"]
     max_iters = math.ceil(ck["budget_tokens"] / cfg.tokens_per_iter)
@@ -67,11 +67,11 @@ def probe(run: str | Path, dataset: str | Path, fresh: str | Path | None = None,
 
     def fresh_model():
         model = GPT(cfg.model).to(device)
-        ckpt_mod.restore("model", last, lambda: model.load_state_dict(ck["model"]))
+        checkpoint.restore("model", last, lambda: model.load_state_dict(ck["model"]))
         opts = build_optimizers(model, cfg, "cpu" if device == "cpu" else "cuda")
         saved = ck["optimizer"] if "param_groups" not in ck["optimizer"] else {"adamw": ck["optimizer"]}  # before the recipes: AdamW's own
         for name, o in opts.items():
-            ckpt_mod.restore(f"{name} optimizer", last, lambda o=o, name=name: o.load_state_dict(copy.deepcopy(saved[name])))
+            checkpoint.restore(f"{name} optimizer", last, lambda o=o, name=name: o.load_state_dict(copy.deepcopy(saved[name])))
         return model, opts
 
     @torch.no_grad()
@@ -87,7 +87,7 @@ def probe(run: str | Path, dataset: str | Path, fresh: str | Path | None = None,
     def loader_for(split, resume: bool) -> TrainLoader:
         ld = TrainLoader(split, cfg.model.block_size, cfg.batch_size, cfg.seed, device, micro_per_rank=cfg.grad_accum)
         if resume:
-            ckpt_mod.restore("data loader", last, lambda: ld.load_state_dict(ck["loader"]))
+            checkpoint.restore("data loader", last, lambda: ld.load_state_dict(ck["loader"]))
         return ld
 
     base_model, _ = fresh_model()

@@ -8,7 +8,7 @@ import torch
 
 from fwpipe.errors import InputFormatError
 from fwpipe.tokenizer import EOT, VOCAB_SIZE, encode, get_encoding
-from fwpipe.train import checkpoint as ckpt_mod
+from fwpipe.train import checkpoint
 from fwpipe.train.device import resolve
 from fwpipe.train.model import GPT
 
@@ -17,12 +17,12 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[GPT, dict]:
     """The GPT of a checkpoint file, or of a run directory's best.pt (else last.pt), in eval mode."""
     path = Path(path)
     if path.is_dir():
-        path = path / ckpt_mod.BEST if (path / ckpt_mod.BEST).exists() else path / ckpt_mod.LAST
-    ck = ckpt_mod.load(path, map_location=device, need=ckpt_mod.SAMPLE_KEYS,
+        path = path / checkpoint.BEST if (path / checkpoint.BEST).exists() else path / checkpoint.LAST
+    ck = checkpoint.load(path, map_location=device, need=checkpoint.SAMPLE_KEYS,
                        missing_hint="pass a .pt file, or a run directory of fwpipe train (it holds best.pt or last.pt)")
-    cfg = ckpt_mod.config_of(ck, path)
+    cfg = checkpoint.config_of(ck, path)
     model = GPT(cfg.model)
-    ckpt_mod.restore("model", path, lambda: model.load_state_dict(ck["model"]))
+    checkpoint.restore("model", path, lambda: model.load_state_dict(ck["model"]))
     if not all(torch.isfinite(p).all() for p in model.parameters()):
         raise InputFormatError(f"{path}: the weights hold NaN or inf (the run diverged before this checkpoint)",
                                "sample an earlier checkpoint, or train again with a lower lr")  # fmt: skip

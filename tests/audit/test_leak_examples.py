@@ -3,6 +3,8 @@ around it; in the report's JSON, the terminal text and the HTML page."""
 
 from __future__ import annotations
 
+from html import escape
+
 import numpy as np
 import pytest
 
@@ -60,9 +62,8 @@ def test_examples_in_the_terminal_and_the_page(planted_quote, tmp_path):
     assert 'e.g. val doc 0 and train doc 5 share "' in text and "e.g. val doc 1 and train doc 20 share" in text
     page = tmp_path / "audit.html"
     write_html(report, page)
-    html = page.read_text()
+    page_html = page.read_text()
     gram = decode(train[5][50:63])
-    import html as html_mod
 
-    assert html.count(f"<mark>{html_mod.escape(gram)}</mark>") >= 2  # highlighted in the val and in the train document
-    assert "val doc 0, token 100" in html and "train doc 5, token 50" in html
+    assert page_html.count(f"<mark>{escape(gram)}</mark>") >= 2  # highlighted in the val and in the train document
+    assert "val doc 0, token 100" in page_html and "train doc 5, token 50" in page_html

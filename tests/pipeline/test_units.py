@@ -5,9 +5,8 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from fwpipe import executors as executor_mod
-from fwpipe.pipeline import inputs
-from fwpipe.pipeline import passes as passes_mod
+from fwpipe import executors
+from fwpipe.pipeline import inputs, passes
 from fwpipe.pipeline.inputs import Source
 from fwpipe.pipeline.prepare import PrepareOptions, prepare
 from fwpipe.pipeline.units import Unit, plan_units
@@ -56,7 +55,7 @@ def _crash_in_assembly(monkeypatch):
     def boom(task):
         raise OSError("killed while assembling")
 
-    monkeypatch.setattr(passes_mod, "assemble_shard", boom)
+    monkeypatch.setattr(passes, "assemble_shard", boom)
 
 
 def test_a_rerun_verifies_finished_units_and_redoes_only_damaged_ones(tmp_path, monkeypatch, small_groups):
@@ -90,7 +89,7 @@ def test_a_one_unit_dataset_starts_no_process_pool(tmp_path, monkeypatch, first1
     def no_pool(self, *a, **k):
         raise AssertionError("a process pool was started")
 
-    monkeypatch.setattr(executor_mod.LocalExecutor, "map", no_pool)
+    monkeypatch.setattr(executors.LocalExecutor, "map", no_pool)
     s = prepare([first150], tmp_path / "one", options=PrepareOptions(dedup="near"), workers=4, progress=False)
     assert s["docs"] == 150 and s["workers"] == 1
     with pytest.raises(AssertionError, match="process pool"):  # two units do start one
@@ -99,13 +98,13 @@ def test_a_one_unit_dataset_starts_no_process_pool(tmp_path, monkeypatch, first1
 
 def test_a_budget_starts_no_unit_past_the_one_that_reaches_it(tmp_path, monkeypatch, small_groups):
     started = []
-    real = passes_mod.run_unit
+    real = passes.run_unit
 
     def spy(task):
         started.append(task.unit.index)
         return real(task)
 
-    monkeypatch.setattr(passes_mod, "run_unit", spy)
+    monkeypatch.setattr(passes, "run_unit", spy)
     s = prepare([small_groups], tmp_path / "b", options=PrepareOptions(dedup="none", budget_tokens=1_000_000), workers=1, unit_rows=1,
                 progress=False)  # fmt: skip
     used = s["sizing"]["inputs_used"][0]["rows"]  # rows up to the stopping document
@@ -150,4 +149,4 @@ def test_workers_never_exceed_the_units_nor_two_a_core(tmp_path, first150, sampl
     n_units = len(plan_units([inputs.inspect(f, "text") for f in (first150, sample1400)]))
     assert s["workers"] == min(n_units, 2 * os.cpu_count()) < 128  # was: 128 forked processes for 2 units
     assert any("--workers 128: running" in r.getMessage() for r in caplog.records)
-    assert executor_mod.cap_workers(10**6) == 2 * os.cpu_count() and executor_mod.cap_workers(3, units=100) == min(3, 2 * os.cpu_count())
+    assert executors.cap_workers(10**6) == 2 * os.cpu_count() and executors.cap_workers(3, units=100) == min(3, 2 * os.cpu_count())

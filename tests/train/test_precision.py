@@ -9,7 +9,7 @@ import logging
 import pytest
 import torch
 
-from fwpipe.train import checkpoint as ckpt_mod
+from fwpipe.train import checkpoint
 from fwpipe.train.loop import plan_run, train
 
 from .conftest import tiny_config
@@ -51,7 +51,7 @@ def test_bf16_autocast_on_cpu(tmp_path, tiny_data, fp32):
 def test_fp16_trains_through_the_grad_scaler(tmp_path, tiny_data, fp32):
     run, _, losses = _run(tmp_path, "fp16", tiny_data, dtype="fp16")
     assert losses != fp32 and losses == pytest.approx(fp32, rel=2e-2)
-    ck = ckpt_mod.load(tmp_path / "fp16" / "last.pt")
+    ck = checkpoint.load(tmp_path / "fp16" / "last.pt")
     sc = ck["scaler"]
     # every step went through scaler.step/update with finite gradients: the growth tracker
     # counts them (it resets on an inf/NaN step, which also halves the scale)

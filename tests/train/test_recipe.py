@@ -126,7 +126,7 @@ def test_modern_resume_is_exact_also_after_a_crash_inside_a_checkpoint_write(tmp
     """Both optimizers, the WSD position, RNG and data position come back: a run that dies
     (1) right after a log line and (2) half-way through writing last.pt resumes to the same
     losses, bit for bit, as a run that never stopped."""
-    from fwpipe.train import checkpoint as ckpt_mod
+    from fwpipe.train import checkpoint
     from fwpipe.train.loop import plan_run, train
 
     cfg = tiny_config(recipe="modern", n_embd=32, block_size=32, batch_size=4, eval_interval=4, warmup_iters=3,
@@ -148,11 +148,11 @@ def test_modern_resume_is_exact_also_after_a_crash_inside_a_checkpoint_write(tmp
             raise Crash
         real_save(state, f)
 
-    monkeypatch.setattr(ckpt_mod.torch, "save", dies_while_writing)
+    monkeypatch.setattr(checkpoint.torch, "save", dies_while_writing)
     with pytest.raises(Crash):
         train(plan_run(tiny_data, None, None, out=tmp_path / "b", device="cpu", resume=True))
-    monkeypatch.setattr(ckpt_mod.torch, "save", real_save)
-    assert ckpt_mod.load(tmp_path / "b" / "last.pt")["iter"] == 4  # the half-written file never replaced it
+    monkeypatch.setattr(checkpoint.torch, "save", real_save)
+    assert checkpoint.load(tmp_path / "b" / "last.pt")["iter"] == 4  # the half-written file never replaced it
     train(plan_run(tiny_data, None, None, out=tmp_path / "b", device="cpu", resume=True))
     a, b = _read(tmp_path / "a"), _read(tmp_path / "b")
     strip = ("tokens_per_s", "mfu", "eta_s")

@@ -20,7 +20,7 @@ import torch
 
 from fwpipe import atomic
 from fwpipe.errors import OutputError
-from fwpipe.train import checkpoint as ckpt_mod
+from fwpipe.train import checkpoint
 from fwpipe.train.loop import plan_run, train
 
 from .conftest import tiny_config
@@ -89,11 +89,11 @@ def test_checkpoints_hold_only_tensors_and_plain_values(done_run):
     ck = torch.load(done_run / "last.pt", weights_only=True)  # torch's restricted unpickler accepts it
     assert ck["iter"] == 6 and isinstance(ck["loader"]["index"], int) and isinstance(ck["evals"][-1]["epoch"], float)
     state = {"a": np.int64(3), "b": np.float32(0.5), "c": np.arange(3), "d": (1, [np.bool_(True), None, "x"])}
-    out = ckpt_mod.plain(state)
+    out = checkpoint.plain(state)
     assert out["a"] == 3 and type(out["a"]) is int and type(out["b"]) is float and out["d"] == (1, [True, None, "x"])
     assert torch.equal(out["c"], torch.arange(3))
     with pytest.raises(TypeError, match="Evil"):
-        ckpt_mod.plain({"x": Evil(Path("nowhere"))})
+        checkpoint.plain({"x": Evil(Path("nowhere"))})
 
 
 @pytest.mark.slow
