@@ -374,6 +374,12 @@ def _pin_hf(fs, path: str, public: str) -> str:
 _tail_cache: dict[str, tuple[int, bytes]] = {}
 
 
+def drop_filesystems() -> None:
+    """Drop the filesystems made so far: the next URL makes its own (importing its package again)."""
+    with _fs_lock:
+        _fs_cache.clear()
+
+
 def forget() -> None:
     """Drop what this process learnt about remote files, so the next command looks afresh."""
     _info_cache.clear()

@@ -226,7 +226,7 @@ def verdicts(report: dict) -> list[dict]:
                     "text": f"eval set: {ag['train']['exact_docs']} of {ag['eval_docs']} docs copied in train, "
                             f"{ag['train']['near_docs']} near-copied, {ag['train']['ngram_docs']} share a {ag['ngram_n']}-gram"})
     if b and b.get("params"):
-        out.append(_diagnosis_verdict(b, report["leakage"]))
+        out.append(diagnosis_verdict(b, report["leakage"]))
     nd = report["near_duplicates"]
     n_docs = sum(s["docs"] for s in report["splits"].values())
     share = nd["removable_docs"] / n_docs
@@ -236,7 +236,7 @@ def verdicts(report: dict) -> list[dict]:
     return out
 
 
-def _diagnosis_verdict(b: dict, lk: dict) -> dict:
+def diagnosis_verdict(b: dict, lk: dict) -> dict:
     """fwpipe.diagnosis on the data-side numbers (no curve yet): repetition and leakage ranked,
     and the model-side capacity score beside them, so that "more data" is weighed against "a
     bigger model" in the same nats that `train --dry-run` and `fwpipe diagnose` print."""

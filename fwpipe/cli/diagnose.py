@@ -71,9 +71,9 @@ def gather(source: str | Path | None, dataset: str | Path | None = None, *, conf
 
         cfg = load_config(config)
     if source is not None and Path(source).is_dir():
-        from fwpipe.train.html import _read_run
+        from fwpipe.train.html import read_run
 
-        plan, records = _read_run(Path(source))
+        plan, records = read_run(Path(source))
         from fwpipe.train.plan import diagnosis_inputs
 
         evals = [r for r in records if r.get("kind") == "eval"]

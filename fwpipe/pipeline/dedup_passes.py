@@ -331,7 +331,7 @@ def plan(
         keep = rep == idx
         split = np.where(key_hash[rep] < np.uint64(threshold), VAL, TRAIN).astype(np.int8)
         rounds = 0
-        while _residual_pass(sc, corpus, keep, rep, split, rounds):
+        while residual_pass(sc, corpus, keep, rep, split, rounds):
             rounds += 1
         report.update(
             {k: v for k, v in CONFIG.as_dict().items() if k in ("threshold", "shingle", "num_perm", "bands", "rows")}
@@ -355,7 +355,7 @@ def plan(
     return DedupPlan(ds, list(stages), names, shard_base, key_hash, lengths, rep, split, keep, first, clusters, report)
 
 
-def _residual_pass(
+def residual_pass(
     sc: Scratch, corpus, keep: np.ndarray, rep: np.ndarray, split: np.ndarray, round_: int, cfg: DedupConfig = CONFIG
 ) -> bool:
     """Band the kept documents again, in the order the audit stage will see them (train, then val).

@@ -27,10 +27,6 @@ def val_threshold(val_fraction: float) -> int:
     return min(int(val_fraction * 2**64), 2**64)
 
 
-def split_of(h: int, threshold: int) -> int:
-    return VAL if h < threshold else TRAIN
-
-
 def key_hashes(keys: list[str | None], seed: int) -> np.ndarray:
     """key_hash of each key (0 where a key is None) as uint64, for a chunk at once.
 

@@ -9,7 +9,6 @@ from typing import Literal
 from fwpipe.errors import ConfigError
 from fwpipe.train import require_torch
 
-DeviceChoice = Literal["auto", "cuda", "mps", "cpu"]
 Precision = Literal["bf16", "fp16", "fp32"]
 
 

@@ -29,7 +29,7 @@ _NUMBERS = ("iter", "tokens", "epoch", "loss", "lr", "grad_norm", "tokens_per_s"
             "hellaswag_acc_norm", "hellaswag_correct", "hellaswag_total")  # of metrics.jsonl's train and eval records
 
 
-def _read_run(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def read_run(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     hint = "pass the --out directory of a `fwpipe train` run"
     try:
         ours = rundir.inspect(run)
@@ -86,7 +86,7 @@ def _diagnosis(plan: dict[str, Any], records: list[dict[str, Any]]) -> dict[str,
 
 def render(run: str | Path) -> str:
     run = Path(run)
-    plan, records = _read_run(run)
+    plan, records = read_run(run)
     cfg = plan.get("config") or {}
     model = cfg.get("model") or {}
     train = [r for r in records if r.get("kind") == "train"]

@@ -69,11 +69,11 @@ def test_json_shape_and_number_flags():
 
 
 def test_audit_weighs_the_data_side_against_capacity_in_the_same_nats():
-    from fwpipe.audit.run import _diagnosis_verdict
+    from fwpipe.audit.run import diagnosis_verdict
 
     b = {"params": 40.56e6, "budget_tokens": 7.6e9, "unique_tokens": 0.3e9}
     lk = {"val_docs": 100, "train_docs": 10_000, "exact_fraction": 0.0, "near_fraction": 0.02}
-    v = _diagnosis_verdict(b, lk)
+    v = diagnosis_verdict(b, lk)
     s = {c["name"]: c["score"] for c in diagnosis.diagnose(diagnosis.Inputs(
         evals=[], n_params=40.56e6, budget_tokens=7.6e9, unique_tokens=0.3e9, leakage=lk))["causes"]}
     assert v["section"] == "diagnosis" and v["level"] == "warn"

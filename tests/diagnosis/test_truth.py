@@ -11,7 +11,7 @@ from fwpipe import diagnosis
 from fwpipe.cli import main
 from fwpipe.cli.diagnose import gather
 from fwpipe.diagnosis.logs import write_llmc, write_nanogpt
-from fwpipe.train.html import _read_run
+from fwpipe.train.html import read_run
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +58,7 @@ def test_leakage_is_flagged_with_the_dataset(planted, datasets):
 @pytest.mark.parametrize("fmt", ["nanogpt", "llmc"])
 def test_a_log_of_the_run_is_diagnosed_like_the_run(planted, tmp_path, fmt):
     run = planted("repetition")
-    plan, records = _read_run(run)
+    plan, records = read_run(run)
     log = tmp_path / f"{fmt}.log"
     log.write_text(("banner: not a loss line\n" if fmt == "nanogpt" else "") + (write_nanogpt if fmt == "nanogpt" else write_llmc)(records))
     from_run = _diag(run)

@@ -132,9 +132,9 @@ def test_residual_pass_finds_a_pair_hidden_behind_a_truncated_bucket(tmp_path):
     docs = DocIndex([np.zeros(4000, np.uint16)], np.array([0, 4]), np.arange(0, 4000, 1000), np.arange(1000, 5000, 1000))
     sc = open_scratch(tmp_path, {"test": 1}, n_docs=4, num_perm=128, bands=cfg.bands)
     write_signatures(sc, docs, sig, cfg)
-    assert dedup._residual_pass(sc, docs, keep, rep, split, 0, cfg)
+    assert dedup.residual_pass(sc, docs, keep, rep, split, 0, cfg)
     assert keep.tolist() == [True, False, True, False] and rep.tolist() == [0, 0, 2, 2]
-    assert not dedup._residual_pass(sc, docs, keep, rep, split, 1, cfg)
+    assert not dedup.residual_pass(sc, docs, keep, rep, split, 1, cfg)
 
 
 def test_memory_cap_and_tmp_dir_give_the_same_dataset(tmp_path, hostile):

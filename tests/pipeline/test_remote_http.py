@@ -173,7 +173,7 @@ def test_cache_dir_keeps_whole_copies_that_a_rerun_reads_locally(server, files, 
 
 
 def test_without_the_remote_extra_a_url_gets_one_line_saying_what_to_install(monkeypatch, tmp_path):
-    monkeypatch.setattr(remote, "_fs_cache", {})
+    remote.drop_filesystems()  # the s3 filesystem is made afresh, so its import is tried
     monkeypatch.setitem(__import__("sys").modules, "s3fs", None)  # as if not installed: import fails
     r = CliRunner().invoke(main, ["prepare", "s3://bucket/fineweb/*.parquet", "--estimate"])
     assert r.exit_code == 1
