@@ -86,6 +86,26 @@ def no_such_option(opt: str, possibilities: Iterable[str], args: list[str], set_
     return f"no such option {opt}"
 
 
+# flags that also take a value as --FLAG=VALUE, spelled as their own option: `--ray` alone means
+# the default cluster, `--ray=HOST:PORT` is `--ray-address HOST:PORT` (cli/common.py's ray_option)
+VALUED_FLAGS = {"--ray": "--ray-address"}
+
+
+def valued_flags(command: click.Command, args: list[str]) -> list[str]:
+    """args with each --FLAG=VALUE of VALUED_FLAGS (where `command` has both options) as OPTION VALUE."""
+    opts = {o for p in command.params for o in p.opts}
+    out: list[str] = []
+    for i, a in enumerate(args):
+        if a == "--":  # what follows is arguments, whatever it looks like
+            return out + list(args[i:])
+        flag, eq, value = a.partition("=")
+        if eq and flag in VALUED_FLAGS and flag in opts and VALUED_FLAGS[flag] in opts:
+            out += [VALUED_FLAGS[flag], value]
+        else:
+            out.append(a)
+    return out
+
+
 class SuggestingCommand(click.Command):
     """A click command whose unknown options get a did-you-mean; `set_keys` (a callable, so that
     nothing heavy is imported before an error) names the keys `--set KEY=VALUE` takes."""
@@ -95,6 +115,7 @@ class SuggestingCommand(click.Command):
         self.set_keys = set_keys
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = valued_flags(self, args)
         raw = list(args)
         try:
             return super().parse_args(ctx, args)

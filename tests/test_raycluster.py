@@ -10,12 +10,30 @@ from click.testing import CliRunner
 from fwpipe.cli import main
 
 
-@pytest.mark.parametrize("args", [["--ray"], ["--ray", "10.0.0.1:6379"]])
+@pytest.mark.parametrize("args", [["--ray"], ["--ray=10.0.0.1:6379"], ["--ray-address", "10.0.0.1:6379"]])
 def test_ray_not_installed_is_one_error_line(monkeypatch, args):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as on a plain install
     r = CliRunner().invoke(main, ["audit", "data/fineweb", *args])
     assert r.exit_code == 1
     assert r.output == "Error: --ray needs the ray package, which is not installed; pip install 'fwpipe[ray]'\n"
+
+
+@pytest.mark.parametrize("command", ["audit", "prepare"])
+@pytest.mark.parametrize(
+    ("args", "ray", "address"),
+    [(["--ray", "DS"], True, None), (["DS", "--ray=h:1"], False, "h:1"), (["--ray-address", "h:1", "DS"], False, "h:1")],
+)
+def test_ray_is_a_flag_and_its_address_an_option(command, args, ray, address):
+    """`--ray DATASET` is the default cluster and DATASET (it was once read as the address)."""
+    cmd = main.commands[command]
+    ctx = cmd.make_context(command, list(args))
+    given = ctx.params["dataset"] if command == "audit" else ctx.params["inputs"][0]
+    assert given == "DS" and ctx.params["ray"] is ray and ctx.params["ray_address"] == address
+
+
+def test_an_empty_ray_address_is_a_usage_error():
+    r = CliRunner().invoke(main, ["audit", "DS", "--ray="])
+    assert r.exit_code == 1 and r.output.count("\n") == 1 and "HOST:PORT" in r.output and "--ray-address" in r.output
 
 
 def test_importing_fwpipe_does_not_import_ray():
@@ -37,7 +55,7 @@ def test_an_address_where_no_cluster_listens_is_one_error_line_in_seconds(tmp_pa
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     # a process of its own: this one may already be connected to the cluster tests' Ray
-    r = subprocess.run([sys.executable, "-m", "fwpipe", "audit", str(tmp_path), "--ray", f"127.0.0.1:{port}"],
+    r = subprocess.run([sys.executable, "-m", "fwpipe", "audit", str(tmp_path), f"--ray=127.0.0.1:{port}"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert r.stderr.startswith(f"Error: no Ray cluster answers at 127.0.0.1:{port}: Connection refused; start its head with")
@@ -75,7 +93,7 @@ def test_a_port_that_answers_but_is_not_ray_is_one_error_line_in_seconds(tmp_pat
     threading.Thread(target=serve, daemon=True).start()
     try:
         t0 = time.monotonic()
-        r = subprocess.run([sys.executable, "-m", "fwpipe", "audit", str(tmp_path), "--ray", f"127.0.0.1:{port}"], capture_output=True,
+        r = subprocess.run([sys.executable, "-m", "fwpipe", "audit", str(tmp_path), "--ray-address", f"127.0.0.1:{port}"], capture_output=True,
                            text=True, timeout=120, env={**os.environ, "FWPIPE_RAY_CONNECT_TIMEOUT_S": "1"})  # fmt: skip
         took = time.monotonic() - t0
     finally:

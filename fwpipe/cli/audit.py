@@ -60,7 +60,7 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
       fwpipe audit --params 40e6                    # budget: Chinchilla's 20 tokens/param = 800M
       fwpipe audit data/fineweb --json audit.json --html audit.html
       fwpipe audit 'shards/fineweb_*.bin' --fail-on 'leakage.near_docs>0' --fail-on 'budget.epochs>4'
-      fwpipe audit data/fineweb --tmp-dir /shared/scratch --ray HEAD:6379
+      fwpipe audit data/fineweb --tmp-dir /shared/scratch --ray=HEAD:6379
     """
     from fwpipe.audit import audit as run_audit
     from fwpipe.audit.report import terminal

@@ -63,10 +63,23 @@ def workers_option(what: str):
     return click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N", help=f"{what} [default: all cores].")
 
 
-# --ray alone: RAY_ADDRESS, else a cluster started on this machine, else a new local one (ray.init()'s
-# default); --ray HOST:PORT: that cluster. Put it after DATASET/INPUTS: `--ray DATASET` reads DATASET as the address.
-ray_option = click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
-                          help="Run the units as tasks on a Ray cluster (pip install 'fwpipe[ray]'); ADDRESS defaults to RAY_ADDRESS.")
+# --ray is a flag: RAY_ADDRESS's cluster, else one started on this machine, else a new local one
+# (ray.init()'s default). An address is given as --ray=ADDRESS (clitypes.VALUED_FLAGS turns it into
+# --ray-address ADDRESS) or --ray-address ADDRESS, so `--ray DATASET` never reads DATASET as one.
+# The command receives one `ray_address`: None (no Ray), "" (--ray alone) or the address.
+def ray_option(f):
+    @functools.wraps(f)
+    def with_ray(*args, ray: bool, ray_address: str | None, **kw):
+        if ray_address is not None and not ray_address.strip():
+            raise click.BadParameter("give the cluster's HOST:PORT, or --ray alone for RAY_ADDRESS's or a local cluster",
+                                     param_hint="'--ray-address' / '--ray='")  # fmt: skip
+        return f(*args, ray_address=ray_address if ray_address is not None else ("" if ray else None), **kw)
+
+    with_ray = click.option("--ray-address", "ray_address", default=None, metavar="HOST:PORT",
+                            help="The Ray cluster to run on (the same as --ray=HOST:PORT).")(with_ray)  # fmt: skip
+    return click.option("--ray", "ray", is_flag=True,
+                        help="Run the units as tasks on a Ray cluster (pip install 'fwpipe[ray]'): RAY_ADDRESS's, else one started "
+                             "on this machine, else a new local one; --ray=HOST:PORT (or --ray-address) names another.")(with_ray)  # fmt: skip
 
 
 def memory_gb_option(f):

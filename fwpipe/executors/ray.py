@@ -53,8 +53,10 @@ def _run_unit(fn, *args):
 
 
 class RayExecutor(ExecutorBase):
-    """Units as Ray tasks, one CPU each, at most map's `window` in flight (default 2 per cluster CPU:
-    enough to keep every CPU busy while the driver takes results in unit order).
+    """Units as Ray tasks, one CPU each, in waves of at most as many tasks in flight as the cluster
+    has CPUs (ray.cluster_resources(), read again at each map: nodes join and leave), fewer if
+    map's `window` says so. More would only queue on Ray's side, or, where a unit's own threads
+    use its node's cores, run more tasks at once than the cluster has CPUs for.
 
     address: a cluster's `HOST:PORT`, or None/"" for RAY_ADDRESS or, without it, ray.init()'s
     default (a cluster started on this machine, else a new local one). node_ids pins unit i to
@@ -78,10 +80,10 @@ class RayExecutor(ExecutorBase):
             except (ConnectionError, TimeoutError, ValueError) as e:
                 raise ClusterError(
                     f"cannot connect to the Ray cluster at {self.address or 'auto'}: {e}",
-                    "start one with `ray start --head --port 6379`, then pass --ray HEAD:6379",
+                    "start one with `ray start --head --port 6379`, then pass --ray=HEAD:6379",
                 ) from e
             self._started = True  # ours to shut down; a session the caller opened is theirs
-        self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self.workers = cluster_cpus()
         self._task = ray.remote(_run_unit)
         log.info("ray: %d CPUs on %d nodes", self.workers, len(alive_nodes()))
 
@@ -89,6 +91,8 @@ class RayExecutor(ExecutorBase):
         ray = _ray()
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+        self.workers = cluster_cpus()
+        wave = min(window or self.workers, self.workers)  # never more tasks at once than CPUs
         inflight: deque = deque()
         try:
             for i, args in enumerate(units):
@@ -98,7 +102,7 @@ class RayExecutor(ExecutorBase):
                         self.node_ids[i % len(self.node_ids)], soft=self.soft
                     )
                 inflight.append(self._task.options(**opts).remote(fn, *args))
-                if len(inflight) >= (window or 2 * self.workers):
+                if len(inflight) >= wave:
                     yield self._result(inflight.popleft())
             while inflight:
                 yield self._result(inflight.popleft())
@@ -193,6 +197,11 @@ def connect_timeout_s() -> float:
         return float(os.environ.get("FWPIPE_RAY_CONNECT_TIMEOUT_S", CONNECT_TIMEOUT_S))
     except ValueError:
         return CONNECT_TIMEOUT_S
+
+
+def cluster_cpus() -> int:
+    """The CPUs of the connected cluster, all nodes together (at least 1)."""
+    return max(1, int(_ray().cluster_resources().get("CPU", 1)))
 
 
 def alive_nodes() -> list[dict]:

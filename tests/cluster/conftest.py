@@ -3,7 +3,7 @@
 ray.cluster_utils.Cluster: a head and one more node (each its own raylet and worker processes),
 2 logical CPUs and a 150 MB object store each (Ray's default store is 30% of RAM per node), no
 dashboard. This test process is a driver connected to the head; the CLI tests start their
-own drivers with `--ray ADDRESS`. Only what the fixture started is shut down: never `ray stop`,
+own drivers with `--ray=ADDRESS`, `--ray-address ADDRESS` or `--ray` and RAY_ADDRESS. Only what the fixture started is shut down: never `ray stop`,
 which kills every Ray process on the machine.
 """
 

@@ -81,8 +81,8 @@ def test_a_killed_driver_rerun_reuses_units_and_gives_the_local_bytes(ray_cluste
     ray_cluster.ensure_worker()
     fresh(dataset)
     scratch, report = tmp_path / "scratch", tmp_path / "audit.json"
-    args = ["audit", str(dataset), "--num-perm", str(NUM_PERM), "--tmp-dir", str(scratch), "--json", str(report), "--ray"]
-    # --ray without an address: the driver finds the cluster through RAY_ADDRESS
+    args = ["audit", "--ray", str(dataset), "--num-perm", str(NUM_PERM), "--tmp-dir", str(scratch), "--json", str(report)]
+    # --ray is a flag (DATASET after it is the dataset): the driver finds the cluster through RAY_ADDRESS
     kill_cli_after(args, ray_cluster.address, scratch, KEYS, 2)
     done = len(list(scratch.glob(KEYS)))
     assert 2 <= done < UNITS and not report.exists()
@@ -120,7 +120,7 @@ def test_a_unit_failing_on_bad_input_is_one_error_line(ray_cluster, tmp_path, mo
         real(*a, **k)
 
     monkeypatch.setattr(raycluster, "check_shared_storage", truncate_then_check)
-    r = CliRunner().invoke(main, ["audit", str(ds), "--tmp-dir", str(tmp_path / "scratch"), "--ray", ray_cluster.address])
+    r = CliRunner().invoke(main, ["audit", str(ds), "--tmp-dir", str(tmp_path / "scratch"), f"--ray={ray_cluster.address}"])
     assert r.exit_code == 1
     assert r.output.count("\n") == 1 and "Traceback" not in r.output and "RayTaskError" not in r.output
     assert r.output.startswith(f"Error: {victim}: ") and "the shard changed while it was read; rerun once" in r.output

@@ -70,7 +70,7 @@ def test_prepare_with_a_killed_driver_rerun_reuses_units_and_gives_the_local_byt
     kill_cli_after(args, ray_cluster.address, out, MARKERS, 2)
     done = _units_done(out)
     assert 2 <= done < FILES
-    r = CliRunner().invoke(main, [*args[:-1], "--json", str(tmp_path / "s.json"), "--ray", ray_cluster.address])
+    r = CliRunner().invoke(main, [*args[:-1], "--json", str(tmp_path / "s.json"), "--ray-address", ray_cluster.address])
     assert r.exit_code == 0, r.output
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["resumed"] and s["tokens_this_run"] < local[1]  # the finished units were verified, not tokenized again
