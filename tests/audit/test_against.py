@@ -24,7 +24,7 @@ def test_against_finds_planted_contamination(planted_dirs, real_texts, tmp_path)
              real_texts[700], fresh]
     path = tmp_path / "eval.parquet"
     pq.write_table(pa.table({"text": evals}), path)
-    ag = audit(planted_dirs["fwpipe"], against_path=path, write_clusters_file=False)["against"]
+    ag = audit(planted_dirs["fwpipe"], against_path=path, write_clusters_file=False, quality=False)["against"]
     assert ag["eval_docs"] == 5
     assert (ag["train"]["exact_docs"], ag["train"]["near_docs"], ag["train"]["ngram_docs"]) == (1, 2, 3)
     assert (ag["val"]["exact_docs"], ag["val"]["near_docs"], ag["val"]["ngram_docs"]) == (1, 1, 1)
@@ -59,7 +59,7 @@ def test_against_bad_input_is_one_line(planted_dirs, tmp_path):
 def test_against_a_dataset_layout(planted_dirs):
     """A dataset as the eval set (here the same documents in nanoGPT layout): every document is
     an exact copy of itself in its own split."""
-    rep = audit(planted_dirs["fwpipe"], against_path=planted_dirs["nanogpt"], write_clusters_file=False)
+    rep = audit(planted_dirs["fwpipe"], against_path=planted_dirs["nanogpt"], write_clusters_file=False, quality=False)
     ag, splits = rep["against"], rep["splits"]
     assert ag["eval_docs"] == splits["train"]["docs"] + splits["val"]["docs"] == 761
     assert ag["train"]["exact_docs"] == splits["train"]["docs"] + 2  # and the 2 val docs copied from train
