@@ -212,7 +212,8 @@ def c4(text: str, c: C4) -> dict:
     for line in text.splitlines():
         line = line.strip()
         ws = line.split()
-        if c.max_word_length != -1 and any(len(w) > c.max_word_length for w in ws):
+        # a line no longer than max_word_length holds no longer word: the word loop only runs past it
+        if c.max_word_length != -1 and len(line) > c.max_word_length and any(len(w) > c.max_word_length for w in ws):
             dropped["long_word"] += 1
             continue
         if c.remove_citations:
