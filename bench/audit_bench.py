@@ -184,7 +184,8 @@ def _audit_seconds(path: Path, quality: bool) -> tuple[float, float]:
     the CLI makes (a process per core), so the quality units run where the CLI runs them."""
     code = ("import resource, time; from fwpipe.audit import audit; from fwpipe.executor import make_executor\n"
             "t = time.perf_counter()\n"
-            f"with make_executor() as ex: audit({str(path)!r}, quality={quality}, executor=ex)\n"
+            + ("from fwpipe.audit.quality import warm; warm()\n" if quality else "")  # as the CLI does
+            + f"with make_executor() as ex: audit({str(path)!r}, quality={quality}, executor=ex)\n"
             "w = time.perf_counter() - t\n"
             "cpu = sum(r.ru_utime + r.ru_stime for r in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))\n"
             "print(w, cpu)")

@@ -139,7 +139,27 @@ def measure_unit(source: tuple, starts: np.ndarray, ends: np.ndarray, split: str
         for k, v in row.items():
             cols[k].append(v)
     release_pages(tokens)
-    return cols, examples
+    # a table, not lists: ~70 columns of numbers travel back from a worker as buffers, not objects
+    return (_table(cols) if cols else None), examples
+
+
+def _table(cols: dict[str, list]):
+    """The columns as a pyarrow table, types from the first row (id: a string even where all
+    are null)."""
+    import pyarrow as pa
+
+    types = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
+    schema = pa.schema([(k, pa.string() if k == "id" else types[type(v[0])]) for k, v in cols.items()])
+    return pa.Table.from_pydict(cols, schema=schema)
+
+
+def warm() -> None:
+    """Load what every unit needs (the language model, the tokenizer, the numba kernels) in this
+    process: called before a local pool forks, its workers start with them loaded (~1 CPU-second
+    each otherwise)."""
+    lang_mod._fasttext()
+    get_encoding()
+    measure("Warm up. The n-gram kernels load from numba's cache once.", QualityConfig())
 
 
 def _executor(executor: Executor | None, n_units: int) -> tuple[Executor, Executor | None]:
@@ -171,7 +191,7 @@ def quality(corpus: Corpus, cfg: QualityConfig, out_path: Path | None = None, *,
     filter_tokens = Counter()
     examples: dict[str, list] = {name: [] for name, *_ in ruleset}
     lang_docs, lang_tokens, lang_score = Counter(), Counter(), Counter()
-    pending: dict[str, list] = {}
+    pending: list = []  # tables not yet written, in document order
     writer = sink = schema = None
     if out_path is not None:
         from fwpipe.atomic import AtomicWriter
@@ -179,12 +199,15 @@ def quality(corpus: Corpus, cfg: QualityConfig, out_path: Path | None = None, *,
         sink = AtomicWriter(out_path)
 
     def write(n: int):
-        nonlocal writer
+        """The first n pending rows, as one row group."""
+        nonlocal writer, pending
         if sink is None or n == 0:
             return
         if writer is None:
             writer = pq.ParquetWriter(sink.f, schema.with_metadata(dict([WRITTEN_BY])))
-        writer.write_table(pa.Table.from_pydict({k: v[:n] for k, v in pending.items()}, schema=writer.schema))
+        rows = pa.concat_tables(pending)
+        writer.write_table(rows.slice(0, n).combine_chunks())  # one chunk: the bytes of one table of n rows
+        pending = [rows.slice(n)] if n < len(rows) else []
 
     todo = units(corpus)
 
@@ -198,36 +221,36 @@ def quality(corpus: Corpus, cfg: QualityConfig, out_path: Path | None = None, *,
     ex, own = _executor(executor, len(todo))
     try:
         ex.check_storage([], sorted({token_source(t)[0] for t in corpus.shards} - {None}))
-        for cols, unit_examples in ex.map(measure_unit, calls()):
-            if not cols:
+        for table, unit_examples in ex.map(measure_unit, calls()):
+            if table is None:
                 continue
-            if schema is None:  # types from the first row; id is a string even where all are null
-                types = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
-                schema = pa.schema([(k, pa.string() if k == "id" else types[type(v[0])]) for k, v in cols.items()])
-            n_tok = np.asarray(cols["n_tokens"], np.int64)
-            for name in [k[len("fail_"):] for k in cols if k.startswith("fail_")]:
-                bad = np.asarray(cols[f"fail_{name}"], np.bool_)
+            if schema is None:  # the first row's types, as from the first unit
+                schema = table.schema
+            elif table.schema != schema:
+                table = table.cast(schema)
+            n_tok = table.column("n_tokens").to_numpy()
+            for name in [k[len("fail_"):] for k in table.column_names if k.startswith("fail_")]:
+                bad = table.column(f"fail_{name}").to_numpy(zero_copy_only=False)
                 fails_docs[name] += int(bad.sum())
                 fails_tokens[name] += int(n_tok[bad].sum())
             for f in FILTERS:
-                bad = ~np.asarray(cols[f"pass_{f}"], np.bool_)
+                bad = ~table.column(f"pass_{f}").to_numpy(zero_copy_only=False)
                 filter_docs[f] += int(bad.sum())
                 filter_tokens[f] += int(n_tok[bad].sum())
             for name, found in unit_examples.items():
                 examples[name] += found[: N_EXAMPLES - len(examples[name])]
             if detect_lang:  # summed in document order, as the mean scores' floats depend on it
-                for code, score, n in zip(cols["lang"], cols["lang_score"], cols["n_tokens"]):
+                for code, score, n in zip(*(table.column(c).to_pylist() for c in ("lang", "lang_score", "n_tokens"))):
                     lang_docs[code] += 1
                     lang_tokens[code] += n
                     lang_score[code] += score
             if sink is None:
                 continue
-            pending = {k: pending.get(k, []) + v for k, v in cols.items()}
-            while len(pending["doc"]) >= BATCH_ROWS:
+            pending.append(table)
+            while sum(map(len, pending)) >= BATCH_ROWS:
                 write(BATCH_ROWS)
-                pending = {k: v[BATCH_ROWS:] for k, v in pending.items()}
         if pending:
-            write(len(pending["doc"]))
+            write(sum(map(len, pending)))
         if sink is not None:
             if writer is not None:
                 writer.close()
