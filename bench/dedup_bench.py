@@ -6,6 +6,10 @@ FineWeb sample repeated with fresh ids (later copies word-shuffled, so they are 
 one in 20 documents replaced by a word-edited copy of the one before, so there is real clustering work to do.
 
     python bench/dedup_bench.py [--copies 4] [--repeats 3]
+    python bench/dedup_bench.py --copies 1 --files 1000 --repeats 1   # the same rows as 1,000 small files
+
+--files N cuts the input into N files (one or a few rows each, in a directory): the per-file
+cost of --dedup near's first pass, which works file by file.
 """
 
 from __future__ import annotations
@@ -63,18 +67,29 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--copies", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--files", type=int, default=0, help="cut the input into this many files (0: one file)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         src = tmp / "in.parquet"
         make_input(src, args.copies)
+        if args.files:  # the same rows as N files in a directory, in order
+            t = pq.read_table(src)
+            d = tmp / "in"
+            d.mkdir()
+            step = -(-t.num_rows // args.files)
+            for i in range(0, t.num_rows, step):
+                pq.write_table(t.slice(i, step), d / f"part-{i // step:06d}.parquet")
+            src = d
+        n_files = len(list(src.glob("*.parquet"))) if args.files else 1
         plain, near = [], []
         for r in range(args.repeats):
             plain.append(run(src, tmp / f"plain{r}", "none"))
             near.append(run(src, tmp / f"near{r}", "near"))
     p = min(plain, key=lambda m: m["seconds"])
     n = min(near, key=lambda m: m["seconds"])
-    print(f"cores: {os.cpu_count()}; input: {p['docs']:,} docs, {p['tokens']:,} tokens")
+    files = f" in {n_files:,} files" if args.files else ""
+    print(f"cores: {os.cpu_count()}; input: {p['docs']:,} docs, {p['tokens']:,} tokens{files}")
     print(f"prepare --dedup none: {p['seconds']:.2f} s")
     print(f"prepare --dedup near: {n['seconds']:.2f} s, removed {n['dedup']['removed_docs']:,} docs in {n['dedup']['clusters']:,} clusters")
     print(f"ratio near / none: {n['seconds'] / p['seconds']:.3f}   (goal < 1.25)")

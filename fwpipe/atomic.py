@@ -48,6 +48,9 @@ def output_error(path: str | Path, e: OSError, hint: str = HINT) -> OutputError:
     """The one-line error for an OSError while writing `path`, with a hint that fits its cause."""
     if e.errno == errno.ELOOP:
         return OutputError(f"cannot write {path}: a symbolic link is in the way", "fwpipe never writes through a link inside its output; remove the link")
+    if e.errno == errno.ENOENT:  # not a full disk: a directory went away under the run
+        return OutputError(f"cannot write {path}: {e.strerror or e}",
+                           "a directory it was writing into was removed while it ran (another process?); run the same command again")  # fmt: skip
     return OutputError(f"cannot write {path}: {e.strerror or e}", _NOT_WRITABLE_HINT if e.errno in _NOT_WRITABLE else hint)
 
 

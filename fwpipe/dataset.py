@@ -30,7 +30,7 @@ from typing import Any, Iterator, Literal
 import numpy as np
 
 from fwpipe.atomic import write_bytes
-from fwpipe.errors import FwpipeError, InputNotFoundError, ShardFormatError
+from fwpipe.errors import FwpipeError, InputNotFoundError, OutputError, ShardFormatError
 from fwpipe.shards import MAGIC, read_raw_bin, read_shard, release_pages
 from fwpipe.tokenizer import EOT
 
@@ -41,6 +41,7 @@ TOKEN_COUNTS = "token_counts.npy"
 REMOVED = "removed.parquet"
 CLUSTERS = "clusters.parquet"  # audit's output inside a fwpipe dataset
 QUALITY = "quality.parquet"  # audit's per-document quality signals (README, Quality), marked WRITTEN_BY
+WORK = ".work"  # prepare's private scratch inside a dataset
 SPLITS = ("train", "val")
 NANOGPT_FILES = tuple(f"{s}.bin" for s in SPLITS)  # nanoGPT's raw uint16 files
 SHARD_RE = re.compile(r"(train|val)_(\d{6})\.bin")
@@ -332,6 +333,37 @@ def load_manifest(path: Path, *, error: type[FwpipeError] = ShardFormatError, hi
         raise error(f"{path}: {e}", _NEWER) from None
     except _Shape as e:
         raise error(f"{path}: not a fwpipe manifest: {e}", hint) from None
+
+
+def check_report_path(report: str | Path | None, dataset: str | Path, *, flag: str) -> None:
+    """Refuse (OutputError, before anything is written) a report path (--json, --html) that is,
+    or would replace, a file the dataset `dataset` owns: its manifest, any token file (*.bin),
+    docs/token_counts/removed/clusters/quality tables, anything its manifest lists, anything
+    under .work. The one rule every command that writes a report beside a dataset follows;
+    `dataset` may not exist yet (prepare's -o) or be a glob of shards (audit)."""
+    if report is None or str(report) == "-":
+        return
+    target = Path(report).resolve()  # a symlink at the path is followed: it is the file replaced
+    spec = str(dataset)
+    if any(c in spec for c in "*?["):
+        owned = target in {Path(p).resolve() for p in globlib.glob(spec)}
+    else:
+        root = Path(spec)
+        if root.is_file():
+            owned = target == root.resolve()
+        else:
+            r = root.resolve()
+            names = {MANIFEST, DOCS, TOKEN_COUNTS, REMOVED, CLUSTERS, QUALITY}
+            try:
+                m = read_manifest(r)
+                names.update((m.listed_outputs() or []) if m else [])
+            except FwpipeError:  # a damaged manifest: the fixed names still hold
+                pass
+            owned = (target.parent == r and (target.name in names or target.suffix == ".bin")) or r / WORK in target.parents
+    if owned:
+        raise OutputError(f"{flag} {report}: is a file the dataset {dataset} owns; writing the report there would destroy it",
+                          f"choose a path outside the dataset's own files, e.g. {flag} {Path(spec).name or 'report'}-report"
+                          f"{'.html' if 'html' in flag else '.json'}")  # fmt: skip
 
 
 def read_manifest(root: Path, **kw) -> Manifest | None:

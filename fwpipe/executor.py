@@ -119,13 +119,31 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def make_executor(workers: int | None = None, ray_address: str | None = None) -> Executor:
+# the units are CPU-bound (tokenizing, MinHash): past 2 processes a core only memory grows (a
+# second one a core covers a streamed input's network waits); --workers 128 forked 128 processes
+WORKERS_PER_CPU = 2
+
+
+def cap_workers(workers: int | None, units: int | None = None) -> int:
+    """--workers as run: default all cores, never more than WORKERS_PER_CPU a core, nor than `units`."""
+    n = workers or os.cpu_count() or 1
+    cap = WORKERS_PER_CPU * (os.cpu_count() or 1)
+    if units is not None:
+        cap = min(cap, max(units, 1))
+    if n > cap:
+        log.warning("--workers %d: running %d (%s)", n, cap, f"{units} units of work" if units is not None and cap == max(units, 1)
+                    else f"{WORKERS_PER_CPU} a core on {os.cpu_count()} cores")  # fmt: skip
+    return min(n, cap)
+
+
+def make_executor(workers: int | None = None, ray_address: str | None = None, *, units: int | None = None) -> Executor:
     """The executor the CLI's --workers / --ray choose: Ray tasks, processes, or inline."""
     if ray_address is not None:
         from fwpipe.raycluster import RayExecutor  # optional extra: pip install 'fwpipe[ray]'
 
         return RayExecutor(ray_address)
-    if workers is not None and workers <= 1:
+    workers = cap_workers(workers, units)
+    if workers <= 1:
         return Executor()
     # started here, before any work: the CLI makes its executor before numba's threads exist
-    return LocalExecutor(workers or os.cpu_count() or 1).start()
+    return LocalExecutor(workers).start()

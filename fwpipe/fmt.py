@@ -1,11 +1,20 @@
 """How fwpipe writes numbers for people: counts, byte sizes, durations and fractions.
 
-One module, so that the terminal summaries, the HTML pages, the plan and the error lines write
-the same number the same way (`380M tokens` everywhere, not `380.0M` here and `3.8e+08` there).
-Machine-readable output (--json, manifest.json) keeps the raw numbers and never comes here.
+One module, so that the terminal summaries, the HTML pages, the plan, the training log and the
+error lines write the same number the same way (`380M tokens` everywhere, not `380.0M` here and
+`3.8e+08` there). Machine-readable output (--json, manifest.json) keeps the raw numbers and never
+comes here. One function per kind of quantity, so that a quantity is rounded one way everywhere:
+
+    tokens(7.6e9) -> 7.6B      params(40_559_616) -> 40.56M     pct(0.005) -> 0.5%
+    loss(3.61234) -> 3.612     ratio(187.4) -> 187 (epochs, tokens/param, multiples)
+
+It also reads such numbers back (`parse_count`, for the CLI's token and parameter flags), so the
+suffixes a flag accepts are the ones the output writes.
 """
 
 from __future__ import annotations
+
+import re
 
 _UNITS = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))  # B for billion: tokens and parameters, not bytes
 
@@ -53,9 +62,59 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
+def _is_num(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def pct(x: object, digits: int = 1) -> str:
-    """A fraction as a percentage (0.123 -> 12.3%); anything not a number (a missing key) -> '-'."""
-    return f"{x:.{digits}%}" if isinstance(x, (int, float)) and not isinstance(x, bool) else "-"
+    """A fraction as a percentage with one decimal (0.123 -> 12.3%, 0.005 -> 0.5%, 1 -> 100.0%);
+    a share too small for that keeps two significant figures (0.00031 -> 0.031%), so a nonzero
+    share never reads 0.0%; anything not a number (a missing key) -> '-'."""
+    if not _is_num(x):
+        return "-"
+    if x != 0 and abs(x) < 0.5 * 10 ** -(digits + 2):
+        return f"{x * 100:.2g}%"
+    return f"{x:.{digits}%}"
+
+
+def tokens(n: float | None) -> str:
+    """A token count: 3 significant figures (7.6B, 380M, 1.23K); under 1,000 as is."""
+    return count(n, 3)
+
+
+def params(n: float | None) -> str:
+    """A parameter count: 4 significant figures, so nearby model sizes stay apart (40.56M, 124.4M)."""
+    return count(n, 4)
+
+
+def loss(x: float | None) -> str:
+    """A loss in nats per token, to 3 decimals (3.612); None or not a number -> '-'."""
+    return f"{x:.3f}" if _is_num(x) else "-"
+
+
+def ratio(x: float | None) -> str:
+    """A plain ratio (epochs, tokens per parameter, a data multiple) to 3 significant figures and
+    never in scientific notation: 0.00312, 3.8, 25.3, 187, 1,870; not a number -> '-'."""
+    if not _is_num(x):
+        return "-"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.3g}" if x == 0 or abs(x) >= 1e-4 else f"{x:.2e}"
+
+
+_SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}  # the units count() writes, any case (G as in 7.6G)
+_COUNT = re.compile(r"^\s*([+-]?(?:[0-9][0-9_]*\.?[0-9_]*|\.[0-9_]+)(?:e[+-]?[0-9]+)?)\s*([kmbgt]?)\s*$", re.IGNORECASE)
+
+
+def parse_count(text: str) -> float:
+    """A count as people write it: 7.6e9, 7.6B, 100M, 40m, 2.5k, 1_000_000 -> a float (the caller
+    checks it is whole and positive). Raises ValueError for anything else."""
+    m = _COUNT.match(str(text))
+    if not m:
+        if str(text).strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            return float(text)  # a number, but not a count: the caller says so
+        raise ValueError(text)
+    return float(m.group(1).replace("_", "")) * _SUFFIX.get(m.group(2).lower(), 1.0)
 
 
 def num(x: object) -> str:

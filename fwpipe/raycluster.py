@@ -129,16 +129,54 @@ class RayExecutor(Executor):
             self._started = False
 
 
+CONNECT_TIMEOUT_S = 30.0  # a head that has not answered gRPC's preface by then is not one
+
+
 def _check_reachable(address: str | None) -> None:
     """Fail in seconds when nothing listens at HOST:PORT: ray.init() retries a dead address for minutes."""
     host, sep, port = (address or "").rpartition(":")
     if not sep or "://" in address or not port.isdigit():
         return  # no address (ray.init() finds or starts one), "auto", or a ray:// client address: Ray's to judge
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+        sock = socket.create_connection((host.strip("[]"), int(port)), timeout=10)
     except OSError as e:
         raise ClusterError(f"no Ray cluster answers at {address}: {e.strerror or e}",
                            "start its head with `ray start --head --port 6379` there, or pass the head's HOST:PORT") from e
+    if os.environ.get("RAY_USE_TLS", "0") not in ("", "0"):
+        sock.close()
+        return  # a TLS head answers the preface below only after a handshake: Ray's to judge
+    # Ray's head (GCS) is a gRPC server: to HTTP/2's connection preface it answers with a SETTINGS
+    # frame at once. A port that answers otherwise (an HTTP/1 server, a database) or not at all
+    # would keep ray.init() retrying for minutes.
+    why = None
+    try:
+        sock.settimeout(connect_timeout_s())
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")  # preface + empty SETTINGS
+        head = b""
+        while len(head) < 9:
+            chunk = sock.recv(9 - len(head))
+            if not chunk:
+                break
+            head += chunk
+        if len(head) < 9 or head[3] != 0x04:
+            why = "it does not speak gRPC (" + (f"it answered {head[:12]!r}" if head else "it closed the connection") + ")"
+    except TimeoutError:
+        why = f"it did not answer within {connect_timeout_s():g} s"
+    except OSError as e:
+        why = f"{e.strerror or e}"
+    finally:
+        sock.close()
+    if why:
+        raise ClusterError(f"{address} is not a Ray cluster's head: {why}",
+                           "pass the head's GCS address (HOST:PORT printed by `ray start --head`; default port 6379)")
+
+
+def connect_timeout_s() -> float:
+    """How long a head may take to answer (FWPIPE_RAY_CONNECT_TIMEOUT_S, default 30)."""
+    try:
+        return float(os.environ.get("FWPIPE_RAY_CONNECT_TIMEOUT_S", CONNECT_TIMEOUT_S))
+    except ValueError:
+        return CONNECT_TIMEOUT_S
 
 
 def alive_nodes() -> list[dict]:

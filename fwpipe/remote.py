@@ -18,6 +18,16 @@ before they are logged or recorded; tokens come from the environment (HF_TOKEN, 
 
 A source's identity is its URL, its size and its revision: the HTTP ETag, the S3 version id (or
 ETag), or the Hub commit the path resolved to (reads are pinned to that commit).
+
+Over HTTP every response is checked against the first (HEAD): the same ETag and Last-Modified
+where it gave them, a Content-Range of the bytes asked for in a file of the same size (a strong
+ETag also goes in If-Match). A weak ETag or a Last-Modified alone cannot be sent as a condition,
+so these checks are what catch a file replaced mid-run. A server that gives neither has no
+revision at all: such a file is refused unless --cache-dir is set, and then it is read whole in
+one request and that copy, named by its sha256, is the file for the rest of the command. Each
+request has an overall deadline (REQUEST_DEADLINE_S), so a server trickling bytes is cut off and
+retried; failures no retry can fix (a redirect off HTTP, a TLS handshake with a plain-HTTP
+port, a server that ignores Range) fail at once with the reason.
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from fwpipe.errors import DependencyError, InputNotFoundError, OutputError, RemoteError
+from fwpipe.errors import DependencyError, InputFormatError, InputNotFoundError, OutputError, RemoteError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +56,9 @@ TAIL_BYTES = 64 << 10  # pyarrow's own first footer read; a 2 GB FineWeb file's 
 MAX_RETRIES = 6
 RETRY_BASE_S = 0.5  # waits 0.5, 1, 2, 4, 8, 16 s: about half a minute before giving up
 READ_TIMEOUT_S = 60  # a server silent this long mid-response is a transient failure, retried
+# one range request from first to last byte (a row group is a few MB): a server trickling a byte
+# every few seconds never trips READ_TIMEOUT_S, so this cuts it off, and the retry is counted
+REQUEST_DEADLINE_S = 300
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -57,7 +70,12 @@ def is_url(spec: str) -> bool:
 
 def public_url(url: str) -> str:
     """The URL without `user:password@`, query string or fragment: safe to log and record."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 host: cut by hand, never echo a password
+        scheme, _, rest = url.partition("://")
+        netloc, slash, path = rest.partition("/")
+        return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path.split('?')[0].split('#')[0]}"
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
@@ -176,7 +194,27 @@ def _transient(e: BaseException) -> bool:
     return any(type(e).__module__.startswith(m) for m in _TRANSIENT_MODULES)
 
 
+def _hopeless(e: BaseException) -> str | None:
+    """Why a failure that no retry can fix happened (a redirect off HTTP, a TLS handshake with
+    a server that does not speak TLS or presents a bad certificate), else None."""
+    import re
+    import ssl
+
+    names = {c.__name__ for c in type(e).__mro__}
+    if names & {"NonHttpUrlClientError", "InvalidUrlClientError", "InvalidURL"}:
+        return "redirected to a URL that is not http(s)" if "Redirect" in type(e).__name__ else "not a valid URL"
+    if "TooManyRedirects" in names:
+        return "too many redirects"
+    if "ClientSSLError" in names or isinstance(e, ssl.SSLError):
+        m = re.search(r"\[SSL: ([A-Z_]+)\]|(CERTIFICATE_VERIFY_FAILED)", str(e))
+        why = (m.group(1) or m.group(2)) if m else type(e).__name__
+        return f"the TLS handshake failed ({why}" + ("; the port may speak plain HTTP: try http://)" if why == "WRONG_VERSION_NUMBER" else ")")
+    return None
+
+
 def _permanent(e: BaseException) -> bool:
+    if _hopeless(e):
+        return True
     st = _status(e)
     if st is not None:
         return st not in TRANSIENT_STATUS
@@ -187,6 +225,8 @@ def _permanent(e: BaseException) -> bool:
 
 
 def _raise_permanent(e: BaseException, public: str) -> None:
+    if why := _hopeless(e):
+        raise RemoteError(f"{public}: {why}", "check the URL; retrying will not help") from None
     st = _status(e)
     if isinstance(e, FileNotFoundError) or st == 404 or type(e).__name__ in ("RepositoryNotFoundError", "EntryNotFoundError"):
         raise InputNotFoundError(f"{public}: not found (HTTP 404)", "check the URL (and the revision); a private Hub repo also needs HF_TOKEN") from None
@@ -234,13 +274,20 @@ class RemoteInfo:
     url: str = field(repr=False)
     public: str
     size: int
-    revision: str  # ETag, S3 version id, or Hub commit
-    sha256: str = ""  # where the server states it (Hub LFS files)
+    revision: str  # ETag, S3 version id, Hub commit; over HTTP without an ETag "last-modified:<date>", or
+    #                "sha256:<hex>" of a --cache-dir copy when the server gives neither
+    sha256: str = ""  # where the server states it (Hub LFS files), or of that copy
+    etag: str = ""  # HTTP: the first response's ETag and Last-Modified, which every later response must repeat
+    modified: str = ""
 
 
 def expand(spec: str) -> list[str]:
     """The URLs `spec` names: itself, or a glob's sorted matches (s3 and hf list; https cannot)."""
     public = public_url(spec)
+    try:
+        urlsplit(spec).port  # noqa: B018 - parses host and port, as every later request would
+    except ValueError as e:
+        raise InputFormatError(f"{public}: not a valid URL ({e})", "check the URL (an IPv6 host goes in [brackets], a port is a number)") from None
     scheme = spec.partition("://")[0].lower()
     if not any(c in spec.partition("://")[2].split("?")[0] for c in "*?["):
         return [spec]
@@ -281,7 +328,13 @@ def stat(url: str) -> RemoteInfo:
     elif scheme == "s3":
         revision = d.get("VersionId") or str(d.get("ETag", "")).strip('"')
     else:
-        revision = str(d.get("ETag", "")).strip()
+        etag, modified = str(d.get("ETag", "")).strip(), str(d.get("Last-Modified", "")).strip()
+        revision = etag or (f"last-modified:{modified}" if modified else "")
+        info = RemoteInfo(url=_url(scheme, path), public=public, size=int(size), revision=revision, etag=etag, modified=modified)
+        if not revision:  # nothing would show a replacement mid-read: one whole copy, or nothing
+            info = _whole_copy(info)
+        _info_cache[url] = info
+        return info
     info = RemoteInfo(url=_url(scheme, path), public=public, size=int(size), revision=revision, sha256=sha)
     _info_cache[url] = info
     return info
@@ -336,17 +389,135 @@ def _fetch(info: RemoteInfo, start: int, end: int) -> bytes:
     path = _fs_path(info.url)
     scheme = info.url.partition("://")[0].lower()
     kwargs = {}
-    if scheme in ("http", "https") and info.revision and not info.revision.startswith("W/"):
-        kwargs["headers"] = {"If-Match": info.revision}  # a file replaced mid-run answers 412 (strong ETags only)
+    if scheme in ("http", "https") and info.etag and not info.etag.startswith("W/"):
+        kwargs["headers"] = {"If-Match": info.etag}  # a file replaced mid-run answers 412 (strong ETags only)
 
     def once() -> bytes:
-        data = _cat_hf(fs, path, info.size, start, end) if scheme == "hf" else fs.cat_file(path, start=start, end=end, **kwargs)
+        if scheme in ("http", "https"):
+            data = _get_range(fs, info, start, end, kwargs.get("headers", {}))
+        else:
+            data = _cat_hf(fs, path, info.size, start, end) if scheme == "hf" else fs.cat_file(path, start=start, end=end, **kwargs)
         STATS.add(len(data), requests=1)
         if len(data) != end - start:
             raise ConnectionError(f"short read: {len(data)} of {end - start} bytes")  # retried
         return data
 
     return retrying(once, info.public, f"bytes {start:,}-{end:,}")
+
+
+class RangeIgnored(RemoteError):
+    """The server answers a range request with the whole file: with --cache-dir it is read whole."""
+
+
+def _get_range(fs, info: RemoteInfo, start: int, end: int, headers: dict) -> bytes:
+    """GET bytes [start, end) and check the response against the first one (HEAD): the same
+    ETag and Last-Modified where that gave them, a Content-Range of these bytes of a file of the
+    same size. A weak or missing ETag cannot go in If-Match, so this is what catches a file
+    replaced mid-run; each check that fails is a permanent error, never a retry."""
+    import asyncio
+
+    from fsspec.asyn import sync
+
+    kw = dict(fs.kwargs)
+    hdrs = {**kw.pop("headers", {}), **headers, "Range": f"bytes={start}-{end - 1}", "Accept-Encoding": "identity"}
+
+    async def get():
+        session = await fs.set_session()
+        async with session.get(fs.encode_url(info.url), headers=hdrs, **kw) as r:
+            if r.status == 412:
+                raise _changed(info)
+            r.raise_for_status()
+            if r.status != 206 and not (start == 0 and end == info.size):
+                return r.status, r.headers.copy(), b""  # the whole file to a range request: not read (it may be GBs)
+            return r.status, r.headers.copy(), await r.read()
+
+    async def bounded():
+        try:
+            return await asyncio.wait_for(get(), REQUEST_DEADLINE_S)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"no whole answer within {REQUEST_DEADLINE_S} s") from None
+
+    status, h, body = sync(fs.loop, bounded)
+    if status != 206:
+        if start == 0 and end == info.size and len(body) == info.size:
+            return body  # the whole file asked for, the whole file sent
+        raise RangeIgnored(f"{info.public}: the server does not honour Range requests (HTTP {status} to bytes {start:,}-{end - 1:,})",
+                          "pass --cache-dir DIR: fwpipe then reads the file whole, in one request")  # fmt: skip
+    got_etag, got_modified = h.get("ETag", "").strip(), h.get("Last-Modified", "").strip()
+    if (info.etag and got_etag != info.etag) or (info.modified and got_modified != info.modified):
+        raise _changed(info)
+    crange = h.get("Content-Range", "")
+    if crange.rpartition("/")[2] != str(info.size):
+        if crange.rpartition("/")[2].isdigit():
+            raise _changed(info)  # another length: another file
+        raise RemoteError(f"{info.public}: the server's answer to a range request has no usable Content-Range ({crange[:40]!r})",
+                          "pass --cache-dir DIR: fwpipe then reads the file whole, in one request")  # fmt: skip
+    if crange.split()[-1].partition("/")[0] != f"{start}-{end - 1}":
+        raise RemoteError(f"{info.public}: asked for bytes {start}-{end - 1}, the server sent {crange[:40]!r}",
+                          "pass --cache-dir DIR: fwpipe then reads the file whole, in one request")  # fmt: skip
+    return body
+
+
+def _whole_copy(info: RemoteInfo) -> RemoteInfo:
+    """A file whose server gives neither ETag nor Last-Modified: refused without --cache-dir;
+    with it, read whole in one request into the cache, and from then on that copy is the file
+    (its sha256 its revision), so no command mixes two versions of it."""
+    if _cache_dir is None:
+        raise RemoteError(f"{info.public}: the server gives no ETag or Last-Modified, so a change while reading it could not be seen",
+                          "pass --cache-dir DIR: fwpipe then reads it whole, in one request, and works from that copy")  # fmt: skip
+    _make_cache_dir()
+    tmp = _cache_dir / f".whole-{os.getpid()}-{threading.get_ident()}"
+    sha = _download(info, tmp)
+    out = RemoteInfo(url=info.url, public=info.public, size=info.size, revision=f"sha256:{sha}", sha256=sha)
+    os.replace(tmp, copy_path(out))
+    log.info("%s: no revision from the server; read whole into %s (sha256 %s)", info.public, copy_path(out), sha)
+    return out
+
+
+def _download(info: RemoteInfo, tmp: Path) -> str:
+    """One GET of the whole file (no Range: also right for a server that ignores Range) into
+    `tmp`, checked against the first response; returns its sha256. Retried whole."""
+    import asyncio
+
+    from fsspec.asyn import sync
+
+    fs = filesystem(info.url)
+    h = hashlib.sha256()
+
+    async def get(f) -> int:
+        session = await fs.set_session()
+        n = 0
+        async with session.get(fs.encode_url(info.url), headers={"Accept-Encoding": "identity"}, **fs.kwargs) as r:
+            r.raise_for_status()
+            if (info.etag and r.headers.get("ETag", "").strip() != info.etag) or (
+                    info.modified and r.headers.get("Last-Modified", "").strip() != info.modified):  # fmt: skip
+                raise _changed(info)
+            async for chunk in r.content.iter_chunked(1 << 20):
+                h.update(chunk)
+                try:
+                    f.write(chunk)
+                except OSError as e:  # the disk, not the network: no retry
+                    raise OutputError(f"cannot write {tmp}: {e.strerror or e}", "free some space or choose another --cache-dir") from e
+                n += len(chunk)
+        return n
+
+    def once() -> None:
+        h.__init__()
+        try:  # network errors must reach retrying() as themselves, so no atomic_file (it makes OSError a disk error)
+            with open(tmp, "wb") as f:
+                n = sync(fs.loop, lambda: asyncio.wait_for(get(f), max(REQUEST_DEADLINE_S, info.size / 1e6)))
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        STATS.add(n, requests=1)
+        if n != info.size:
+            tmp.unlink(missing_ok=True)
+            raise ConnectionError(f"short read: {n} of {info.size} bytes")  # retried; the copy never appears
+
+    retrying(once, info.public, "whole-file read")
+    return h.hexdigest()
 
 
 def _cat_hf(fs, path: str, size: int, start: int, end: int) -> bytes:
@@ -530,23 +701,42 @@ def set_cache_dir(path: str | Path | None) -> None:
     _cache_dir = Path(path) if path is not None else None
 
 
+def copy_path(info: RemoteInfo) -> Path:
+    """Where the --cache-dir copy of this revision of the file lives."""
+    assert _cache_dir is not None
+    key = hashlib.sha256(f"{info.public}\0{info.revision}\0{info.size}".encode()).hexdigest()[:24]
+    return _cache_dir / f"{key}-{Path(urlsplit(info.public).path).name or 'file'}"
+
+
+def _make_cache_dir() -> None:
+    try:
+        _cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create --cache-dir {_cache_dir}: {e.strerror or e}", "choose another --cache-dir") from e
+
+
 def cached_copy(info: RemoteInfo, *, download: bool) -> Path | None:
     """With a cache directory: the local copy of `info` if there is one, else (with `download`)
     a new one, fetched whole in 16 MB requests and checked against the server's sha256."""
     if _cache_dir is None:
         return None
-    key = hashlib.sha256(f"{info.public}\0{info.revision}\0{info.size}".encode()).hexdigest()[:24]
-    dest = _cache_dir / f"{key}-{Path(urlsplit(info.public).path).name or 'file'}"
+    dest = copy_path(info)
     if dest.is_file() and dest.stat().st_size == info.size:
         return dest
+    if info.revision.startswith("sha256:"):
+        raise RemoteError(f"{info.public}: its --cache-dir copy {dest} is gone (the server gives no revision, so only that copy is trusted)",
+                          "run the same command again: it reads the file whole once more")  # fmt: skip
     if not download:
         return None
     from fwpipe.atomic import atomic_file
 
-    try:
-        _cache_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot create --cache-dir {_cache_dir}: {e.strerror or e}", "choose another --cache-dir") from e
+    _make_cache_dir()
+    if info.url.partition("://")[0].lower() in ("http", "https"):  # one request, checked against the first response
+        tmp = _cache_dir / f".whole-{os.getpid()}-{threading.get_ident()}"
+        _download(info, tmp)
+        os.replace(tmp, dest)
+        log.info("cached %s as %s", info.public, dest)
+        return dest
     step = 16 << 20
     h = hashlib.sha256()
     with atomic_file(dest, hint="free some space or choose another --cache-dir") as f:

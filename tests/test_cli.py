@@ -32,7 +32,7 @@ def test_shared_flags_have_one_type_metavar_and_help():
         kinds = {(type(o.type).__name__, getattr(o.type, "name", None), o.make_metavar(ctx)) for o in seen.values()}
         assert len(kinds) == 1, f"{flag} differs between commands: {seen.keys()} -> {kinds}"
         helps = [o.help for o in seen.values()]
-        prefix = {"--budget-tokens": "The training budget in tokens (e.g. 7.6e9):", "--json": "Also write",
+        prefix = {"--budget-tokens": "The training budget in tokens (e.g. 7.6e9 or 7.6B):", "--json": "Also write",
                   "--workers": None, "--tmp-dir": "Scratch directory for near-duplicate detection"}.get(flag, helps[0])
         assert prefix is None or all(h.startswith(prefix) for h in helps), f"{flag}: {helps}"
     assert _options(main.commands["audit"])["--params"].make_metavar(ctx) == "PARAMS"  # it was TOKENS
@@ -48,7 +48,7 @@ def test_the_dataset_is_given_the_same_way_to_every_command_that_reads_one():
 
 @pytest.mark.parametrize("args,fragment", [
     (["bogus"], "No such command 'bogus'"),
-    (["--bogus"], "No such option"),
+    (["--nonsense-flag"], "no such option --nonsense-flag"),
     (["estimate", "x.parquet", "--budget-tokens", "7.6x"], "'7.6x' is not a number of tokens"),
     (["estimate", "x.parquet", "--params", "0"], "'0' is not a positive number of parameters"),
     (["prepare", "x.parquet", "--shard-tokens", "1.5"], "not a whole number of tokens"),
@@ -56,7 +56,7 @@ def test_the_dataset_is_given_the_same_way_to_every_command_that_reads_one():
     (["prepare", "x.parquet", "--dedup", "fuzzy"], "--dedup"),
     (["audit", "--threshold", "high"], "--threshold"),
     (["audit", "--budget-tokens", "nan"], "not a finite number of tokens"),
-    (["audit", "--bogus"], "No such option"),
+    (["audit", "--bogus"], "no such option --bogus"),
     (["train", "--budget-tokens", "-1e9"], "not a positive number of tokens"),
     (["train", "--device", "tpu"], "--device"),
     (["train", "a", "b"], "unexpected extra argument"),

@@ -42,3 +42,47 @@ def test_an_address_where_no_cluster_listens_is_one_error_line_in_seconds(tmp_pa
     assert r.returncode == 1
     assert r.stderr.startswith(f"Error: no Ray cluster answers at 127.0.0.1:{port}: Connection refused; start its head with")
     assert r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("server", ["http", "silent"])
+def test_a_port_that_answers_but_is_not_ray_is_one_error_line_in_seconds(tmp_path, server):
+    """Before: ray.init() retried such a port for minutes. Now gRPC's preface gets no SETTINGS
+    frame back: one line, within FWPIPE_RAY_CONNECT_TIMEOUT_S (1 s here) for a silent port."""
+    pytest.importorskip("ray", reason="ray is not installed: pip install 'fwpipe[ray]'")
+    import os
+    import socket
+    import subprocess
+    import threading
+    import time
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    held = []
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            held.append(c)
+            if server == "http":
+                c.recv(1024)
+                c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        t0 = time.monotonic()
+        r = subprocess.run([sys.executable, "-m", "fwpipe", "audit", str(tmp_path), "--ray", f"127.0.0.1:{port}"], capture_output=True,
+                           text=True, timeout=120, env={**os.environ, "FWPIPE_RAY_CONNECT_TIMEOUT_S": "1"})  # fmt: skip
+        took = time.monotonic() - t0
+    finally:
+        srv.close()
+        for c in held:
+            c.close()
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith(f"Error: 127.0.0.1:{port} is not a Ray cluster's head: "), r.stderr
+    assert ("does not speak gRPC (it answered b'HTTP/1.1 '" if server == "http" else "did not answer within 1 s") in r.stderr
+    assert r.stderr.count("\n") == 1 and took < 30

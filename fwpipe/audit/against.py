@@ -31,28 +31,78 @@ WORST = 10
 HINT = "pass a parquet or JSONL file with a `text` column, or a dataset that fwpipe audit reads"
 
 
-def load_eval(path: str | Path) -> tuple[DocIndex, list[np.ndarray]]:
-    """The eval documents, tokenized (GPT-2), as one in-memory shard and a list of token arrays."""
-    p = Path(path)
-    if p.suffix in (".parquet", ".jsonl", ".json") and not p.is_file():
+def _kind(p: Path) -> str:
+    """parquet, jsonl or dataset, from the content where there is a file to sniff (a suffix
+    alone lies: `.JSONL`, a `.txt` of JSON lines, raw uint16 named `.txt`)."""
+    suffix = p.suffix.lower()
+    if any(c in str(p) for c in "*?[") or p.is_dir():
+        return "dataset"
+    if not p.exists():
         raise InputNotFoundError(f"{p}: no such file", HINT)
-    if p.suffix == ".parquet":
-        import pyarrow.parquet as pq
+    if not p.is_file():
+        raise InputFormatError(f"{p}: not a regular file", HINT)
+    with open(p, "rb") as f:
+        head = f.read(4096)
+    if head[:4] == b"PAR1":
+        return "parquet"
+    first = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]  # a UTF-8 BOM and blank lines may come first
+    if first == b"{" and suffix != ".bin":
+        return "jsonl"
+    if suffix == ".bin":  # llm.c shard or nanoGPT's raw uint16 (open_dataset checks which)
+        return "dataset"
+    what = {".parquet": "not parquet (no PAR1 magic)", ".jsonl": "not JSON lines", ".json": "not JSON lines"}.get(suffix, "neither parquet nor JSON lines")
+    raise InputFormatError(f"{p}: {what}", HINT)
 
-        try:
-            texts = pq.read_table(p, columns=["text"]).column("text").to_pylist()
-        except (KeyError, ValueError, OSError) as e:
-            raise InputFormatError(f"{p}: cannot read a `text` column ({e})", HINT) from e
+
+def _parquet_texts(p: Path) -> list:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(p)
+        schema = pf.schema_arrow
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InputFormatError(f"{p}: not a readable parquet file ({str(e).splitlines()[0][:100]})", HINT) from e
+    names = schema.names
+    if names.count("text") != 1:
+        raise InputFormatError(f"{p}: {'no' if 'text' not in names else 'more than one'} `text` column (it has {', '.join(names)})", HINT)
+    t = schema.field("text").type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)):
+        raise InputFormatError(f"{p}: the `text` column is {schema.field('text').type}, not a string", HINT)
+    try:
+        col = pf.read(columns=["text"]).column("text")
+        if pa.types.is_dictionary(col.type):
+            col = col.cast(t)
+        return col.to_pylist()
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as e:
+        raise InputFormatError(f"{p}: cannot read the `text` column ({str(e).splitlines()[0][:100]})", HINT) from e
+
+
+def _jsonl_texts(p: Path) -> list[str]:
+    texts = []
+    for i, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if line.strip():
+            try:
+                t = json.loads(line)["text"]
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise InputFormatError(f"{p}, line {i}: not a JSON object with a `text` field", HINT) from e
+            if not isinstance(t, str):  # null or 12345 would become the text "None" / "12345"
+                raise InputFormatError(f"{p}, line {i}: `text` is {json.dumps(t)[:20]}, not a string", HINT)
+            texts.append(t)
+    return texts
+
+
+def load_eval(path: str | Path) -> tuple[DocIndex, list[np.ndarray]]:
+    """The eval documents, tokenized (GPT-2), as one in-memory shard and a list of token arrays.
+
+    Called before any audit work, so a bad eval set is one line up front."""
+    p = Path(path)
+    kind = _kind(p)
+    if kind in ("parquet", "jsonl"):
+        texts = _parquet_texts(p) if kind == "parquet" else _jsonl_texts(p)
         docs = [np.asarray(t, dtype=np.uint16) for t in get_encoding().encode_ordinary_batch([t or "" for t in texts])]
-    elif p.suffix in (".jsonl", ".json"):
-        texts = []
-        for i, line in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-            if line.strip():
-                try:
-                    texts.append(str(json.loads(line)["text"]))
-                except (json.JSONDecodeError, KeyError, TypeError) as e:
-                    raise InputFormatError(f"{p}, line {i}: not a JSON object with a `text` field", HINT) from e
-        docs = [np.asarray(t, dtype=np.uint16) for t in get_encoding().encode_ordinary_batch(texts)]
     else:
         ds = open_dataset(p)
         stream = [t for name in SPLITS for t in ds.split(name).shards]
@@ -67,8 +117,10 @@ def load_eval(path: str | Path) -> tuple[DocIndex, list[np.ndarray]]:
     return index_shards([np.concatenate(parts)], EOT), docs
 
 
-def against(corpus: Corpus, exact_first: np.ndarray, sc: Scratch, cfg: DedupConfig, path: str | Path, *, ngram: int) -> dict:
-    ev, docs = load_eval(path)
+def against(corpus: Corpus, exact_first: np.ndarray, sc: Scratch, cfg: DedupConfig, path: str | Path, *, ngram: int,
+            loaded: tuple[DocIndex, list[np.ndarray]] | None = None) -> dict:
+    """`loaded`: load_eval(path), when the caller checked the eval set before its own work."""
+    ev, docs = loaded if loaded is not None else load_eval(path)
     n_e, tokens = len(docs), ev.shards[0]
     split_of_shard = np.array([s == "train" for s in corpus.shard_split])
     out: dict = {"path": str(path), "eval_docs": n_e, "ngram_n": ngram}

@@ -16,7 +16,8 @@ from fwpipe import budget as B
 from fwpipe.atomic import write_bytes
 from fwpipe.audit import examples as ex
 from fwpipe.audit.quality import html_section as quality_html
-from fwpipe.fmt import count as h, num, pct
+from fwpipe.fmt import num, params, pct, ratio
+from fwpipe.fmt import tokens as h
 from fwpipe.htmlpage import Raw, cards, esc, figure, how, none, page, pyplot, table
 
 SHORT_DOC_WARN = 0.2  # a fifth of documents under 64 tokens: mostly boilerplate, worth a look
@@ -36,8 +37,8 @@ def _verdicts(report: dict) -> str:
     if tr.get("docs"):
         short = tr.get("short_doc_share", 0)
         items.append(("warn" if short >= SHORT_DOC_WARN else "info", "lengths",
-                      f"median train document {tr.get('p50', 0):,.0f} tokens; {short:.1%} of documents under 64 tokens; "
-                      f"{tr.get('over_block_token_share', 0):.0%} of tokens are in documents longer than the {tr.get('block_size', '?')}-token block"))
+                      f"median train document {tr.get('p50', 0):,.0f} tokens; {pct(short)} of documents under 64 tokens; "
+                      f"{pct(tr.get('over_block_token_share', 0))} of tokens are in documents longer than the {tr.get('block_size', '?')}-token block"))
     if not items:
         return none("The report holds no verdicts.")
     return cards(items)
@@ -169,6 +170,7 @@ def _leakage(report: dict, examples: ex.Examples | str) -> str:
         out += f"<p>{esc(lk['note'])}</p>"
     out += how(f"a val document that is a copy of a train document measures memory, not generalisation: val loss on it "
                f"is too good. Sharing one {n}-gram is common for boilerplate (licences, menus); copies are what matter.")
+    out += _ngram_examples(lk.get("ngram_examples") or [], n)
     out += "<h3>The worst val documents and their train neighbours</h3>"
     if not lk.get("near_docs"):
         return out + none("No val document is a near copy of a train document: no pairs to show.")
@@ -182,14 +184,35 @@ def _leakage(report: dict, examples: ex.Examples | str) -> str:
     for lk_ in examples.leaks:
         v, t = ex.window(lk_.val.tokens, lk_.val_span), ex.window(lk_.train.tokens, lk_.train_span)
         mark = lambda parts: f"{esc(parts[0])}<mark>{esc(parts[1])}</mark>{esc(parts[2])}"  # noqa: E731
-        out += (f"<p>{lk_.shared_fraction:.0%} of this val document's {n}-grams occur in its train neighbour; the "
+        out += (f"<p>{pct(lk_.shared_fraction)} of this val document's {n}-grams occur in its train neighbour; the "
                 f"highlighted run is {lk_.val_span[1] - lk_.val_span[0]:,} tokens.</p>")
         out += _pair([("val: " + lk_.val.label, mark(v)), ("train: " + lk_.train.label, mark(t))])
     n_only = (lk.get("ngram_docs") or 0) - examples.leaking_val_docs
     if n_only > 0:
-        out += (f"<p>{n_only:,} more val documents share a {n}-gram with train without being near copies; the audit counts "
-                "them but does not locate their train neighbour.</p>")
+        out += (f"<p>{n_only:,} more val documents share a {n}-gram with train without being near copies; "
+                f"the shared {n}-gram examples above show where, for the first few.</p>")
     return out
+
+
+def _ngram_examples(examples: list[dict], n: int) -> str:
+    """The shared n-grams the audit located: the n-gram, the val and the train document, and the
+    n-gram highlighted in each with the text around it."""
+    out = f"<h3>Shared {n}-grams: what leaks</h3>"
+    if not examples:
+        return out + none(f"No val {n}-gram occurs in train.")
+    which = f"The first {len(examples)} val documents" if len(examples) > 1 else "The one val document shown"
+    out += (f"<p>{which} that share a {n}-gram with train, each with its first shared "
+            f"{n}-gram, highlighted where it sits in the val document and in a train document that holds it.</p>")
+    for e in examples:
+        v, t = e["val"], e["train"]
+        out += f"<p><b>{esc(' '.join(e['text'].split()))}</b> ({n} tokens)</p>"
+        out += _pair([(f"val doc {v['doc']:,}, token {v['position']:,} (shard {v['shard']}, offset {v['offset']:,})", _marked(v, e["text"])),
+                      (f"train doc {t['doc']:,}, token {t['position']:,} (shard {t['shard']}, offset {t['offset']:,})", _marked(t, e["text"]))])
+    return out
+
+
+def _marked(side: dict, text: str) -> str:
+    return f"{esc(side['before'])}<mark>{esc(text)}</mark>{esc(side['after'])}"
 
 
 def _budget(report: dict) -> str:
@@ -200,7 +223,7 @@ def _budget(report: dict) -> str:
     u, B_, epochs = b.get("unique_tokens"), b.get("budget_tokens"), b.get("epochs")
     if not (u and B_ and epochs):
         return none("The budget section lacks the numbers to chart.")
-    out = (f"<p>A budget of <b>{h(B_)} tokens</b> over <b>{h(u)} unique train tokens</b> is <b>{epochs:.1f} epochs</b>; "
+    out = (f"<p>A budget of <b>{h(B_)} tokens</b> over <b>{h(u)} unique train tokens</b> is <b>{ratio(epochs)} epochs</b>; "
            f"effective data {h(b.get('effective_tokens'))} tokens ({pct(b.get('effective_fraction'))} of the budget). "
            f"Verdict: <b>{esc(b.get('verdict', '?'))}</b>: {esc(b.get('verdict_text', ''))}.</p>")
     if epochs > 1:
@@ -210,12 +233,12 @@ def _budget(report: dict) -> str:
                     f"{b.get('files_for_1_epoch', 0):,} to one epoch ({b.get('source_files')} now, {h(b.get('tokens_per_source_file'))} "
                     "tokens each).</p>")
         elif b.get("data_multiple_for_4_epochs"):
-            out += (f"<p><b>Data needed:</b> {b['data_multiple_for_4_epochs']:.1f}x this data ({h(b.get('unique_tokens_for_4_epochs'))} "
-                    f"tokens) for at most {B.REPEATS_FREE_EPOCHS:g} epochs, {b.get('data_multiple_for_1_epoch', 0):.1f}x for one.</p>")
+            out += (f"<p><b>Data needed:</b> {ratio(b['data_multiple_for_4_epochs'])}x this data ({h(b.get('unique_tokens_for_4_epochs'))} "
+                    f"tokens) for at most {B.REPEATS_FREE_EPOCHS:g} epochs, {ratio(b.get('data_multiple_for_1_epoch', 0))}x for one.</p>")
     if b.get("params"):
-        out += (f"<p>{h(b['params'])} parameters: {b.get('tokens_per_param', 0):.0f} tokens per parameter "
+        out += (f"<p>{params(b['params'])} parameters: {ratio(b.get('tokens_per_param', 0))} tokens per parameter "
                 f"(Chinchilla ~{B.CHINCHILLA_TOKENS_PER_PARAM:g}): "
-                f"{esc(b.get('chinchilla_verdict', ''))}. Compute-optimal for this compute: {h(b.get('optimal_params'))} "
+                f"{esc(b.get('chinchilla_verdict', ''))}. Compute-optimal for this compute: {params(b.get('optimal_params'))} "
                 f"parameters on {h(b.get('optimal_tokens'))} tokens.</p>")
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 3.6))
@@ -226,7 +249,7 @@ def _budget(report: dict) -> str:
         ax.axhspan(lo, hi, color=color, alpha=0.18, label=name)
     ax.plot(budgets, budgets / u, color="black", lw=1.2, label="epochs = budget / unique tokens")
     ax.plot([B_], [epochs], "o", color="black", ms=8)
-    ax.annotate(f"  your budget {h(B_)}: {epochs:.1f} epochs", (B_, epochs), va="center")
+    ax.annotate(f"  your budget {h(B_)}: {ratio(epochs)} epochs", (B_, epochs), va="center")
     ax.set(xscale="log", yscale="log", ylim=(budgets[0] / u, budgets[-1] / u), xlabel="training budget (tokens)",
            ylabel="epochs over train")
     ax.grid(alpha=0.3, which="both")
@@ -244,7 +267,7 @@ def _against(report: dict) -> str:
         return none("No eval set given: `fwpipe audit --against EVAL` (parquet or JSONL with a text column, or a dataset) "
                     "checks each eval document for exact copies, near copies and shared n-grams in train and val.")
     n_e, n = ag.get("eval_docs") or 0, ag.get("ngram_n", 13)
-    share = lambda k: f"{k:,} ({k / n_e:.1%})" if isinstance(k, int) and n_e else num(k)  # noqa: E731
+    share = lambda k: f"{k:,} ({pct(k / n_e)})" if isinstance(k, int) and n_e else num(k)  # noqa: E731
     rows = [[name, share(sec.get("exact_docs")), share(sec.get("near_docs")), share(sec.get("ngram_docs")), pct(sec.get("ngram_fraction"))]
             for name in ("train", "val") if isinstance(sec := ag.get(name), dict)]
     out = f"<p>{n_e:,} eval documents from <code>{esc(ag.get('path', '?'))}</code>.</p>"

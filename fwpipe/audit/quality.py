@@ -18,6 +18,7 @@ import numpy as np
 
 from fwpipe.audit.corpus import Corpus
 from fwpipe.dataset import DOCS, REMOVED, WRITTEN_BY
+from fwpipe.fmt import pct
 from fwpipe.quality import lang as lang_mod
 from fwpipe.quality.config import QualityConfig
 from fwpipe.quality.rules import C4_POLICY, FILTERS, TERMINAL, failures, measure, rules
@@ -349,8 +350,8 @@ def terminal_lines(q: dict) -> list[str]:
     ]
     for f, s in q["filters"].items():
         out.append(
-            f"  {f:<18}{s['fail_docs']:>10,} docs ({s['fail_doc_fraction']:6.1%}){s['fail_tokens']:>14,} tokens "
-            f"({s['fail_token_fraction']:6.1%})"
+            f"  {f:<18}{s['fail_docs']:>10,} docs ({pct(s['fail_doc_fraction']):>6}){s['fail_tokens']:>14,} tokens "
+            f"({pct(s['fail_token_fraction']):>6})"
         )
     worst = sorted((r for r in q["rules"] if r["fail_docs"]), key=lambda r: -r["fail_docs"])[:6]
     for r in worst:
@@ -384,9 +385,9 @@ def html_section(q: dict | None) -> str:
         [
             f,
             f"{s['fail_docs']:,}",
-            f"{s['fail_doc_fraction']:.1%}",
+            pct(s['fail_doc_fraction']),
             f"{s['fail_tokens']:,}",
-            f"{s['fail_token_fraction']:.1%}",
+            pct(s['fail_token_fraction']),
         ]
         for f, s in q["filters"].items()
     ]
@@ -409,7 +410,7 @@ def html_section(q: dict | None) -> str:
             r["filter"],
             str(r["threshold"]),
             f"{r['fail_docs']:,}",
-            f"{r['fail_doc_fraction']:.1%}",
+            pct(r['fail_doc_fraction']),
             f"{r['fail_tokens']:,}",
         ]
         for r in q["rules"]

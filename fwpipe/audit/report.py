@@ -52,7 +52,8 @@ JSON schema (schema_version 1; keys are only ever added). Counts are documents o
 
 from __future__ import annotations
 
-from fwpipe.fmt import count as h  # one number formatter for the terminal and the pages
+from fwpipe.fmt import params, pct, ratio, tokens
+from fwpipe.fmt import tokens as h  # one number formatter for the terminal and the pages
 
 # The schema above as data, so that `--fail-on` rules are checked before the audit runs. A key
 # maps to NUMBER, TEXT, LIST (items not checked) or a dict of its own keys; keys that only some
@@ -97,7 +98,14 @@ WIDTH = 100
 _LEVEL = {"ok": "[ OK ]", "warn": "[WARN]", "bad": "[BAD ]"}
 
 
+# C0 and C1 control characters (ESC starts a terminal escape sequence: a document could recolour,
+# retitle or clear the user's terminal) and the bidi overrides that reorder what follows them
+_UNPRINTABLE = {c: " " for c in [*range(0x20), 0x7F, *range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+
+
 def _clip(line: str) -> str:
+    """One terminal line of at most WIDTH columns, with a document's control characters as spaces."""
+    line = line.translate(_UNPRINTABLE)
     return line if len(line) <= WIDTH else line[: WIDTH - 3] + "..."
 
 
@@ -111,17 +119,17 @@ def terminal(report: dict) -> str:
     add("")
     add(f"{'TOTALS':<8}{'docs':>12}{'tokens':>16}{'stream tokens':>16}{'distinct ids':>14}")
     for name, s in report["splits"].items():
-        add(f"  {name:<6}{s['docs']:>12,}{s['tokens']:>16,}{s['stream_tokens']:>16,}{s['distinct_token_ids']:>14,}")
+        add(f"  {name:<6}{s['docs']:>12,}{tokens(s['tokens']):>16}{tokens(s['stream_tokens']):>16}{s['distinct_token_ids']:>14,}")
     add("")
     add(f"{'LENGTHS':<8}{'p10':>7}{'p50':>7}{'p90':>7}{'p99':>8}{'max':>9}{'mean':>8}{'skew':>6}{'gini':>6}"
-        f"{'top1%':>7}{'<64':>6}{'>blk':>6}")
+        f"{'top1%':>7}{'<64':>7}{'>blk':>7}")
     for name, L in report["lengths"].items():
         if L["docs"] == 0:
             add(f"  {name:<6}  (no documents)")
             continue
         add(f"  {name:<6}{L['p10']:>7.0f}{L['p50']:>7.0f}{L['p90']:>7.0f}{L['p99']:>8.0f}{L['max']:>9,}{L['mean']:>8.0f}"
-            f"{L['skewness']:>6.1f}{L['gini']:>6.2f}{L['top1pct_token_share']:>7.1%}{L['short_doc_share']:>6.1%}"
-            f"{L['over_block_token_share']:>6.0%}")
+            f"{L['skewness']:>6.1f}{L['gini']:>6.2f}{pct(L['top1pct_token_share']):>7}{pct(L['short_doc_share']):>7}"
+            f"{pct(L['over_block_token_share']):>7}")
     blk = next(iter(report["lengths"].values())).get("block_size", "")
     add(f"  top1%: token share of the longest 1% of docs; <64: share of docs; >blk: token share over {blk}")
     add("")
@@ -134,7 +142,7 @@ def terminal(report: dict) -> str:
     add(f"NEAR DUPLICATES  Jaccard >= {nd['threshold']} on {nd['shingle']}-token shingles, {nd['num_perm']} perms, "
         f"{nd['bands']} bands x {nd['rows']} rows")
     add(f"  {nd['clusters']:,} clusters hold {nd['docs_in_clusters']:,} docs; removable {nd['removable_docs']:,} docs, "
-        f"{h(nd['removable_tokens'])} tokens ({nd['removable_token_fraction']:.1%})")
+        f"{h(nd['removable_tokens'])} tokens ({pct(nd['removable_token_fraction'])})")
     for c in nd["largest"][:5]:
         add(_clip(f"  {c['docs']:>6,} docs {c['n_tokens']:>8,} tok  \"{c['snippet']}\""))
     if nd.get("clusters_file"):
@@ -145,10 +153,12 @@ def terminal(report: dict) -> str:
     if lk.get("ngram_fraction") is None:
         add(f"  {lk['note']}")
     else:
-        add(f"  exact copies in train {lk['exact_docs']:,} ({lk['exact_fraction']:.1%})   near copies {lk['near_docs']:,} "
-            f"({lk['near_fraction']:.1%})")
-        add(f"  sharing a {lk['ngram_n']}-gram with train {lk['ngram_docs']:,} ({lk['ngram_docs_fraction']:.1%}); "
-            f"{lk['ngram_fraction']:.1%} of val {lk['ngram_n']}-grams occur in train")
+        add(f"  exact copies in train {lk['exact_docs']:,} ({pct(lk['exact_fraction'])})   near copies {lk['near_docs']:,} "
+            f"({pct(lk['near_fraction'])})")
+        add(f"  sharing a {lk['ngram_n']}-gram with train {lk['ngram_docs']:,} ({pct(lk['ngram_docs_fraction'])}); "
+            f"{pct(lk['ngram_fraction'])} of val {lk['ngram_n']}-grams occur in train")
+        for e in (lk.get("ngram_examples") or [])[:2]:  # the rest are on the HTML page, highlighted
+            add(_clip(f"  e.g. val doc {e['val']['doc']:,} and train doc {e['train']['doc']:,} share \"{' '.join(e['text'].split())}\""))
         if lk.get("note"):
             add(_clip(f"  {lk['note']}"))
     if report.get("quality"):
@@ -160,7 +170,7 @@ def terminal(report: dict) -> str:
     if b:
         add("")
         add(f"BUDGET  {h(b['budget_tokens'])} tokens over {h(b['unique_tokens'])} unique train tokens")
-        add(f"  {b['epochs']:.2f} epochs; effective data {h(b['effective_tokens'])} tokens ({b['effective_fraction']:.0%} of "
+        add(f"  {ratio(b['epochs'])} epochs; effective data {h(b['effective_tokens'])} tokens ({pct(b['effective_fraction'])} of "
             f"the budget); verdict: {b['verdict']}")
         if b["epochs"] > 1:
             if b["files_for_4_epochs"]:
@@ -168,11 +178,11 @@ def terminal(report: dict) -> str:
                     f"({b['source_files']} now, "
                     f"{h(b['tokens_per_source_file'])} tokens each); for 1 epoch: {b['files_for_1_epoch']:,}")
             else:
-                add(f"  for <= {b['repeats_free_epochs']:g} epochs: {b['data_multiple_for_4_epochs']:.1f}x this data "
+                add(f"  for <= {b['repeats_free_epochs']:g} epochs: {ratio(b['data_multiple_for_4_epochs'])}x this data "
                     f"({h(b['unique_tokens_for_4_epochs'])} "
-                    f"tokens); for 1 epoch: {b['data_multiple_for_1_epoch']:.1f}x")
+                    f"tokens); for 1 epoch: {ratio(b['data_multiple_for_1_epoch'])}x")
         if "params" in b:
-            add(f"  {h(b['params'])} params, {b['tokens_per_param']:.0f} tokens/param (Chinchilla ~{b['chinchilla_tokens_per_param']:g})")
+            add(f"  {params(b['params'])} params, {ratio(b['tokens_per_param'])} tokens/param (Chinchilla ~{b['chinchilla_tokens_per_param']:g})")
             add(f"  {b['chinchilla_verdict']}")
-            add(f"  compute-optimal for this compute: {h(b['optimal_params'])} params on {h(b['optimal_tokens'])} tokens")
+            add(f"  compute-optimal for this compute: {params(b['optimal_params'])} params on {h(b['optimal_tokens'])} tokens")
     return "\n".join(_clip(line) for line in out)

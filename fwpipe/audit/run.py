@@ -31,7 +31,7 @@ from fwpipe.quality.config import load_config
 from fwpipe.shards import release_pages
 from fwpipe.executor import Executor
 from fwpipe.errors import ConfigError, FwpipeError, InputFormatError
-from fwpipe.fmt import size
+from fwpipe.fmt import pct, ratio, size
 from fwpipe.dataset import CLUSTERS, QUALITY, SPLITS, open_dataset, written_by_audit
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,11 @@ def audit(
     memory_bytes = dedup_memory_bytes(memory_gb)
     qcfg = load_config(quality_config) if quality else None  # a bad config fails before the audit
     _check_path(path)
+    loaded_eval = None
+    if against_path is not None:  # a bad eval set is one line before any audit work, not after it
+        from fwpipe.audit.against import load_eval
+
+        loaded_eval = load_eval(against_path)
     step("opening")
     ds = open_dataset(path)
     corpus = index(ds)
@@ -154,7 +159,7 @@ def audit(
         step(f"eval set {against_path}")
         from fwpipe.audit.against import against
 
-        report["against"] = against(corpus, exact.first, scratch, cfg, against_path, ngram=ngram)
+        report["against"] = against(corpus, exact.first, scratch, cfg, against_path, ngram=ngram, loaded=loaded_eval)
     scratch.remove()
     clusters_path = ds.root / CLUSTERS
     if ds.format == "fwpipe" and write_clusters_file and _write_optional(clusters_path, lambda p: write_clusters(p, corpus, near.cluster)):
@@ -205,13 +210,13 @@ def verdicts(report: dict) -> list[dict]:
     b = report.get("budget")
     if b:
         out.append({"section": "budget", "level": {"fresh": "ok", "nearly-free": "ok", "diminishing": "warn", "wasted": "bad"}[b["verdict"]],
-                    "text": f"{b['epochs']:.1f} epochs over train: {b['verdict_text']}"})
+                    "text": f"{ratio(b['epochs'])} epochs over train: {b['verdict_text']}"})
     lk = report["leakage"]
     if lk["val_docs"] and lk["train_docs"]:
         bad = lk["near_docs"] or lk["exact_docs"]
         out.append({"section": "leakage", "level": "bad" if bad else ("warn" if lk["ngram_docs"] else "ok"),
                     "text": f"{lk['exact_docs']} val docs copied from train, {lk['near_docs']} near-copied, "
-                            f"{lk['ngram_docs_fraction']:.1%} share a {lk['ngram_n']}-gram with train"})
+                            f"{pct(lk['ngram_docs_fraction'])} share a {lk['ngram_n']}-gram with train"})
     else:
         out.append({"section": "leakage", "level": "warn", "text": lk["note"]})
     ag = report.get("against")
@@ -220,10 +225,27 @@ def verdicts(report: dict) -> list[dict]:
         out.append({"section": "against", "level": "bad" if bad else ("warn" if ag["train"]["ngram_docs"] else "ok"),
                     "text": f"eval set: {ag['train']['exact_docs']} of {ag['eval_docs']} docs copied in train, "
                             f"{ag['train']['near_docs']} near-copied, {ag['train']['ngram_docs']} share a {ag['ngram_n']}-gram"})
+    if b and b.get("params"):
+        out.append(_diagnosis_verdict(b, report["leakage"]))
     nd = report["near_duplicates"]
     n_docs = sum(s["docs"] for s in report["splits"].values())
     share = nd["removable_docs"] / n_docs
     out.append({"section": "duplicates", "level": "ok" if share < 0.01 else ("warn" if share < 0.1 else "bad"),
-                "text": f"{share:.1%} of documents are removable near/exact duplicates "
+                "text": f"{pct(share)} of documents are removable near/exact duplicates "
                         f"({report['exact_duplicates']['docs']} exact copies)"})
     return out
+
+
+def _diagnosis_verdict(b: dict, lk: dict) -> dict:
+    """fwpipe.diagnosis on the data-side numbers (no curve yet): repetition and leakage ranked,
+    and the model-side capacity score beside them, so that "more data" is weighed against "a
+    bigger model" in the same nats that `train --dry-run` and `fwpipe diagnose` print."""
+    from fwpipe.diagnosis import Inputs, diagnose
+
+    d = diagnose(Inputs(evals=[], n_params=b["params"], budget_tokens=b["budget_tokens"], unique_tokens=b["unique_tokens"],
+                        leakage=lk if lk.get("val_docs") and lk.get("train_docs") else None))
+    s = {c["name"]: c["score"] for c in d["causes"]}
+    data = max(("repetition", "leakage"), key=lambda k: s[k])
+    text = (f"data side: {data} scores {s[data]:.3f} nats (repetition {s['repetition']:.3f}, leakage {s['leakage']:.3f}); "
+            f"model side: capacity {s['capacity']:.3f} (scores: val-loss excess, fwpipe diagnose)")
+    return {"section": "diagnosis", "level": "warn" if s[data] > 0 else "ok", "text": text}

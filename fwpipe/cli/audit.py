@@ -10,9 +10,11 @@ import sys
 
 import click
 
-from fwpipe import budget
+from fwpipe import budget, fmt
 from fwpipe.cli.common import (
     CONTEXT,
+    TOKENS,
+    SuggestingCommand,
     budget_option,
     dataset_argument,
     json_option,
@@ -26,11 +28,11 @@ from fwpipe.cli.common import (
 )
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(cls=SuggestingCommand, context_settings=CONTEXT)
 @dataset_argument
 @budget_option("adds epochs, effective data and a verdict.")
 @params_option
-@click.option("--block-size", type=int, default=1024, show_default=True, help="Context length for the long-document share.")
+@click.option("--block-size", type=TOKENS, default=1024, show_default=True, help="Context length for the long-document share.")
 @click.option("--shingle", type=int, default=5, show_default=True, help="Tokens per MinHash shingle.")
 @click.option("--threshold", type=float, default=0.8, show_default=True, help="Jaccard threshold for near duplicates.")
 @click.option("--num-perm", type=int, default=128, show_default=True, help="MinHash permutations.")
@@ -63,13 +65,16 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
     from fwpipe.audit import audit as run_audit
     from fwpipe.audit.report import terminal
     from fwpipe.audit.rules import failed_rules, parse_rule
+    from fwpipe.dataset import check_report_path
     from fwpipe.executor import make_executor
     from fwpipe.progress import Progress
 
     echo = note(json_path)
+    check_report_path(json_path, dataset, flag="--json")  # before the audit writes anything
+    check_report_path(html_path, dataset, flag="--html")
     budget_tokens, budget_from = budget.budget_or_chinchilla(budget_tokens, params)  # as `fwpipe estimate --params`
     if budget_from == "chinchilla":
-        click.echo(f"budget: Chinchilla's {budget.CHINCHILLA_TOKENS_PER_PARAM:g} tokens x {params:,} params = {budget_tokens:,} tokens "
+        click.echo(f"budget: Chinchilla's {budget.CHINCHILLA_TOKENS_PER_PARAM:g} tokens x {fmt.params(params)} params = {fmt.tokens(budget_tokens)} tokens "
                    "(pass --budget-tokens for another)", err=True)  # fmt: skip
     # a malformed rule, an unknown key or a budget rule without a budget fails before the audit runs
     rules = [parse_rule(r, budget=budget_tokens is not None, params=params is not None) for r in fail_on]

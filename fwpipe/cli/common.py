@@ -12,43 +12,19 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 
 import click
 
 from fwpipe import budget
 from fwpipe.atomic import write_json
+from fwpipe.clitypes import PARAMS, TOKENS, SuggestingCommand  # noqa: F401 - the commands take them from here
 from fwpipe.errors import ConfigError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 DEFAULT_DATASET = "data/fineweb"
 
 
-class WholeNumber(click.ParamType):
-    """A positive whole number, written plainly or in scientific notation: 7.6e9, 40e6, 1_000_000."""
-
-    def __init__(self, name: str, unit: str, example: str):
-        self.name, self.unit, self.example = name, unit, example  # name is the metavar: TOKENS, PARAMS
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, (int, float)):
-            v = float(value)
-        else:
-            try:
-                v = float(str(value).replace("_", ""))
-            except ValueError:
-                self.fail(f"{value!r} is not a number of {self.unit} (e.g. {self.example})", param, ctx)
-        if math.isnan(v) or math.isinf(v):
-            self.fail(f"{value!r} is not a finite number of {self.unit}", param, ctx)
-        if v != int(v):
-            self.fail(f"{value!r} is not a whole number of {self.unit}", param, ctx)
-        if v <= 0:
-            self.fail(f"{value!r} is not a positive number of {self.unit} (e.g. {self.example})", param, ctx)
-        return int(v)
-
-
-TOKENS = WholeNumber("TOKENS", "tokens", "7.6e9")
-PARAMS = WholeNumber("PARAMS", "parameters", "40e6")
+# TOKENS and PARAMS (7.6e9, 7.6B, 100M, 2.5k; any case) and the did-you-mean live in fwpipe.clitypes
 
 
 # ------------------------------------------------------------------------- shared options
@@ -60,12 +36,12 @@ def dataset_argument(f):
 
 
 def budget_option(effect: str):
-    return click.option("--budget-tokens", type=TOKENS, default=None, help=f"The training budget in tokens (e.g. 7.6e9): {effect}")
+    return click.option("--budget-tokens", type=TOKENS, default=None, help=f"The training budget in tokens (e.g. 7.6e9 or 7.6B): {effect}")
 
 
 def params_option(f):
     return click.option("--params", type=PARAMS, default=None,
-                        help="Model parameters (e.g. 40e6): adds tokens per parameter and the compute-optimal size (Chinchilla); without "
+                        help="Model parameters (e.g. 40M or 40e6): adds tokens per parameter and the compute-optimal size (Chinchilla); without "
                              f"--budget-tokens the budget is Chinchilla's {budget.CHINCHILLA_TOKENS_PER_PARAM:g} tokens per parameter.")(f)  # fmt: skip
 
 

@@ -13,6 +13,7 @@ from fwpipe.cli.common import (
     CONTEXT,
     DEFAULT_DATASET,
     TOKENS,
+    SuggestingCommand,
     budget_option,
     config_option,
     json_option,
@@ -77,7 +78,7 @@ def _estimate(inputs, *, text_column, val_fraction, seed, budget_tokens, max_epo
 # --------------------------------------------------------------------------------- estimate
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(cls=SuggestingCommand, context_settings=CONTEXT)
 @inputs_argument
 @sample_option
 @budget_option("the epochs it runs and how many files like these it needs.")
@@ -108,7 +109,7 @@ def estimate(inputs, sample, budget_tokens, params, config, max_epochs, text_col
 # ---------------------------------------------------------------------------------- prepare
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(cls=SuggestingCommand, context_settings=CONTEXT)
 @inputs_argument
 @click.option("-o", "--out", "out_dir", default=DEFAULT_DATASET, show_default=True, metavar="DATASET", help="Dataset directory to write.")
 @sample_option
@@ -172,6 +173,9 @@ def prepare(
         text_column=text_column, val_fraction=val_fraction, seed=seed, shard_tokens=shard_tokens, format=fmt,
         budget_tokens=budget_tokens, max_epochs=max_epochs, dedup=dedup, tokenizer_engine=tokenizer_engine, filters=parse_filters(filters),
     )  # fmt: skip
+    from fwpipe.dataset import check_report_path
+
+    check_report_path(json_path, out_dir, flag="--json")  # before anything is written
     before = remote.STATS.snapshot()
     if buffer_mb is not None:  # the threaded prepare's text-in-flight cap; units bound memory per worker
         click.echo("warning: --buffer-mb is deprecated and does nothing: memory follows --workers", err=True)

@@ -9,12 +9,15 @@ without it. Imports fwpipe.cli.common, the ground floor and the train stage.
 from __future__ import annotations
 
 import functools
+import os
 
 import click
 
 from fwpipe import budget
 from fwpipe.cli.common import (
     CONTEXT,
+    TOKENS,
+    SuggestingCommand,
     budget_option,
     config_option,
     dataset_argument,
@@ -23,10 +26,20 @@ from fwpipe.cli.common import (
     note,
     summary,
 )
+from fwpipe.errors import FwpipeError
 from fwpipe.train.events import event_lines, is_warning
 
 
-@click.command(context_settings=CONTEXT)
+def _config_keys() -> list[str]:
+    """The keys `train --set KEY=VALUE` takes, for the did-you-mean of `train --lr 1e-3`."""
+    import dataclasses
+
+    from fwpipe.train.config import ModelConfig, TrainConfig
+
+    return [f.name for cls in (TrainConfig, ModelConfig) for f in dataclasses.fields(cls) if f.name != "model"]
+
+
+@click.command(cls=SuggestingCommand, context_settings=CONTEXT, set_keys=_config_keys)
 @dataset_argument
 @budget_option("how long to train (taken from the checkpoint with --resume, or from a budget-sized dataset's manifest).")
 @click.option("--data", "data_old", default=None, hidden=True, help="Deprecated spelling of DATASET.")
@@ -40,9 +53,13 @@ from fwpipe.train.events import event_lines, is_warning
 @click.option("--allow-repeats", is_flag=True, help=f"Train even past {budget.REPEATS_MAX_EPOCHS} epochs, where repeats stop helping.")
 @click.option("--peak-tflops", type=float, default=None, help="The device's dense bf16 peak for MFU [default: from the GPU table].")
 @click.option("--hellaswag", "hellaswag", default=None, metavar="FILE", help="hellaswag_val.jsonl (downloaded by you): acc_norm at every eval.")
+@click.option("--recipe", type=click.Choice(["nanogpt", "modern"]), default=None,
+              help="Training recipe under the preset: nanogpt (AdamW, cosine) or modern (RoPE, RMSNorm, Muon, WSD, ...). [default: the preset's]")
+@click.option("--tensorboard", is_flag=True, help="Also write TensorBoard events into <out>/tensorboard.")
+@click.option("--wandb", "wandb_", is_flag=True, help="Also log to Weights & Biases, offline, into <out>/wandb.")
 @click.pass_context
 def train(ctx, dataset, budget_tokens, data_old, config, out, device, dry_run, json_path, resume, overrides, allow_repeats, peak_tflops,
-          hellaswag):
+          hellaswag, recipe, tensorboard, wandb_):
     """Train a GPT on DATASET (default data/fineweb) for --budget-tokens tokens, with the plan first.
 
     DATASET is a fwpipe dataset directory, a nanoGPT directory or llm.c shards, as for audit.
@@ -69,8 +86,15 @@ def train(ctx, dataset, budget_tokens, data_old, config, out, device, dry_run, j
 
     if peak_tflops is not None and not peak_tflops > 0:
         raise click.BadParameter("must be a positive number of TFLOPS", param_hint="--peak-tflops")
-    run = plan_run(dataset, budget_tokens, config, out=out, device=device, resume=resume, overrides=list(overrides),
-                   allow_repeats=allow_repeats, peak=peak_tflops, hellaswag=hellaswag)
+    overrides = list(overrides) + ([f"recipe={recipe}"] if recipe else []) + (["tensorboard=true"] if tensorboard else []) \
+        + (["wandb=true"] if wandb_ else [])  # fmt: skip
+    try:
+        run = plan_run(dataset, budget_tokens, config, out=out, device=device, resume=resume, overrides=overrides,
+                       allow_repeats=allow_repeats, peak=peak_tflops, hellaswag=hellaswag)
+    except FwpipeError as e:  # a refused plan (too many epochs) is still shown first, then its one Error line
+        if getattr(e, "plan", None) is not None and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 only
+            summary(json_path, e.plan, "\n".join(format_plan(e.plan)))
+        raise
     main_rank = run.world.main  # under torchrun only rank 0 prints and writes
     if main_rank:
         summary(json_path, run.plan, "\n".join(format_plan(run.plan)))
@@ -81,18 +105,21 @@ def train(ctx, dataset, budget_tokens, data_old, config, out, device, dry_run, j
     echo = note(json_path)  # with --json - stdout holds the plan alone; the run's lines go to stderr
     if main_rank:
         echo(f"run directory: {run.out}")
-    train_run(run, on_event=functools.partial(_print_event, echo=echo))
+    from fwpipe.progress import RunClock
+
+    clock = RunClock(run.plan["iterations"], run.checkpoint["iter"] if run.checkpoint else 0)  # i/N, elapsed, ETA on every line
+    train_run(run, on_event=functools.partial(_print_event, echo=echo, clock=clock))
 
 
-def _print_event(e: dict, echo=click.echo) -> None:
-    for line in event_lines(e):
+def _print_event(e: dict, echo=click.echo, clock=None) -> None:
+    for line in event_lines(e, clock):
         if is_warning(e):
             click.echo(line, err=True)  # warnings to stderr, even when the run's lines go to stdout
         else:
             echo(line)
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(cls=SuggestingCommand, context_settings=CONTEXT)
 @click.argument("run", metavar="RUN")
 def report(run):
     """Write RUN/report.html: a training run's plan, loss curves, diagnosis, throughput and MFU.
@@ -105,10 +132,10 @@ def report(run):
     click.echo(f"wrote {write_report(run)}")
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(cls=SuggestingCommand, context_settings=CONTEXT)
 @click.argument("checkpoint")
 @click.option("--prompt", default="", help="Text to continue (default: a new document).")
-@click.option("--tokens", "max_new_tokens", type=click.IntRange(1), default=200, show_default=True, help="Tokens to generate per sample.")
+@click.option("--tokens", "max_new_tokens", type=TOKENS, default=200, show_default=True, help="Tokens to generate per sample.")
 @click.option("-n", "--num-samples", type=click.IntRange(1), default=1, show_default=True, help="Samples to print.")
 @click.option("--temperature", type=click.FloatRange(0, min_open=True), default=0.8, show_default=True,
               help="Softmax temperature: lower is more predictable.")
@@ -134,7 +161,7 @@ def sample(checkpoint, prompt, max_new_tokens, num_samples, temperature, top_k, 
         click.echo(text)
 
 
-@click.command("eval", context_settings=CONTEXT)
+@click.command("eval", cls=SuggestingCommand, context_settings=CONTEXT)
 @click.argument("checkpoint")
 @click.option("--hellaswag", "hellaswag", required=True, metavar="FILE", help="hellaswag_val.jsonl (the published file; you download it).")
 @device_option

@@ -17,9 +17,11 @@ It is removed on success.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +67,27 @@ class Scratch:
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+        fd = _locks.pop(str(self.root), None)
+        if fd is not None:
+            os.close(fd)  # releases the flock
+
+
+_locks: dict[str, int] = {}  # scratch root -> the open, flock-ed .lock that says "a run is using this"
+
+
+def _claim(root: Path) -> bool:
+    """Lock root/.lock for this run; False when another run (process) holds it now. This
+    process holding it already (a run resumed in one process, as the tests do) counts as its own."""
+    if str(root) in _locks:
+        return True
+    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    _locks[str(root)] = fd
+    return True
 
 
 def open_scratch(tmp_dir: str | Path, identity: dict, *, n_docs: int, num_perm: int, bands: int,
@@ -80,6 +103,12 @@ def open_scratch(tmp_dir: str | Path, identity: dict, *, n_docs: int, num_perm: 
     try:
         reused = root.exists()
         root.mkdir(parents=True, exist_ok=True)
+        if not _claim(root):  # another audit of the same data is using it now: this run gets its own
+            root = root.with_name(f"{root.name}-p{os.getpid()}-{len(_locks)}")
+            s = Scratch(root, n_docs, num_perm, bands, memory_bytes)
+            reused = False
+            root.mkdir(parents=True, exist_ok=True)
+            _claim(root)
         free = shutil.disk_usage(root).free
     except OSError as e:
         raise OutputError(f"cannot make the dedup scratch directory {root}: {e.strerror or e}",

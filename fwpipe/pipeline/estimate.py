@@ -207,11 +207,16 @@ def _scan(path: Path, text_column: str, use_token_count: bool) -> _File:
             tc = pf.read(columns=[TOKEN_COUNT_COLUMN], use_threads=False)[TOKEN_COUNT_COLUMN]
         except (pa.ArrowInvalid, OSError) as e:
             raise InputFormatError(f"{path}: cannot read token_count ({str(e).splitlines()[0][:120]})", "the file is truncated or corrupt; download it again") from e
-        if tc.null_count == 0 or tc.null_count == text_nulls:
+        lo, hi = (pc.min_max(tc)[k].as_py() for k in ("min", "max")) if len(tc) else (0, 0)
+        if (lo is not None and lo < 0) or (hi is not None and hi > f.stored_text_bytes):
+            # a token is at least one byte of text: a count past the column's bytes (or below 0) is not GPT-2's
+            f.note = f"token_count holds impossible values ({lo:,} to {hi:,}; the text column holds {f.stored_text_bytes:,} bytes)"
+        elif tc.null_count == 0 or tc.null_count == text_nulls:
             f.docs = int(pc.sum(pc.greater(tc, 0)).as_py() or 0)
             f.text_tokens = int(pc.sum(pc.max_element_wise(tc, 0)).as_py() or 0)
             return f
-        f.note = f"token_count is null in {tc.null_count:,} of {len(tc):,} rows"
+        else:
+            f.note = f"token_count is null in {tc.null_count:,} of {len(tc):,} rows"
     f.text_bytes = 0
     for i in range(md.num_row_groups):
         rg = md.row_group(i)

@@ -46,11 +46,14 @@ def resolve_inputs(inputs: list[str]) -> list[Path | str]:
             out.extend(matches)
         elif p.is_dir():
             matches = sorted(p.glob("*.parquet"))
+            for m in matches:
+                _regular(m)
             if not matches:
                 raise InputNotFoundError(f"{p}: the directory holds no *.parquet files", "pass the directory that holds the FineWeb parquet shards")
             out.extend(matches)
         elif p.exists():
             out.append(p)
+            _regular(p)
         else:
             raise InputNotFoundError(f"{p}: no such file or directory", "check the path")
     seen: set[Path | str] = set()
@@ -61,6 +64,12 @@ def resolve_inputs(inputs: list[str]) -> list[Path | str]:
             seen.add(key)
             unique.append(p)
     return unique
+
+
+def _regular(p: Path) -> None:
+    """A FIFO, socket or device named x.parquet would block the first read forever: refused."""
+    if not p.is_file():
+        raise InputFormatError(f"{p}: not a regular file (a FIFO, socket or device)", "pass the parquet file itself")
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,17 @@ def file_sha256(path: Path) -> str:
 
 def open_parquet(path: Path | str) -> pq.ParquetFile:
     if isinstance(path, str) and remote.is_url(path):
-        return _open_remote(remote.stat(path))
+        info = remote.stat(path)
+        local = remote.cached_copy(info, download=False)  # a revisionless file: its whole copy is the file
+        if local is not None:
+            return open_parquet(local)
+        try:
+            return _open_remote(info)
+        except remote.RangeIgnored:
+            local = remote.cached_copy(info, download=True)  # with --cache-dir: one whole read instead
+            if local is None:
+                raise
+            return open_parquet(local)
     try:
         # pre_buffer would read every requested column chunk ahead (the whole file): memory
         # would then follow the file size. Buffered streaming reads keep it to a few MB.
@@ -125,7 +144,12 @@ def open_source(source: "Source", *, stream: bool = False) -> pq.ParquetFile:
     """The parquet file behind `source`, local or remote (a --cache-dir copy where there is one)."""
     if not source.url:
         return open_parquet(Path(source.path))
+    if source.revision.startswith("sha256:"):  # a revisionless file read whole into --cache-dir: that copy, in any process
+        return open_parquet(remote.cached_copy(remote.RemoteInfo(source.url, source.path, source.bytes, source.revision), download=False))
     info = remote.stat(source.url)
+    if info.revision != source.revision or info.size != source.bytes:  # stat again in another process: the file moved on
+        raise remote.RemoteError(f"{source.path}: changed on the server since this run began (revision {source.revision[:24]} is gone)",
+                                 "run the same command again with --overwrite to prepare the new file")  # fmt: skip
     local = remote.cached_copy(info, download=stream)  # only a stream that reads the file whole downloads it
     return open_parquet(local) if local is not None else _open_remote(info, stream=stream)
 
@@ -152,7 +176,13 @@ def inspect(path: Path, text_column: str, *, hash_content: bool = True) -> Sourc
             f"{path}: no column {text_column!r}; it has {', '.join(schema.names)}",
             "pass --text-column NAME with the column that holds the documents",
         )
+    twice = [c for c in (text_column, KEY_COLUMN, TOKEN_COUNT_COLUMN, URL_COLUMN) if schema.names.count(c) > 1]
+    if twice:  # which one holds the documents? a guess could tokenize the wrong one
+        raise InputFormatError(f"{path}: {schema.names.count(twice[0])} columns are named {twice[0]!r}",
+                               "write the file again with one column of that name (or pass --text-column NAME for another)")  # fmt: skip
     ttype = schema.field(text_column).type
+    if pa.types.is_dictionary(ttype) and _is_str(ttype.value_type):
+        ttype = ttype.value_type  # dictionary-encoded strings read as strings (to_pylist decodes them)
     if not _is_str(ttype):
         raise InputFormatError(f"{path}: column {text_column!r} is {ttype}, not a string", "pass --text-column NAME with a string column")
     md = pf.metadata
@@ -212,6 +242,11 @@ def _utf8(b: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def _token_counts(col: pa.Array) -> list[int | None]:
+    """FineWeb's token_count as int64-safe values: a uint64 past 2^63 is no count at all (null)."""
+    return [c if c is None or -(1 << 63) <= c < (1 << 63) else None for c in col.to_pylist()]
 
 
 def _ids(col: pa.Array, path: str, row0: int) -> list[str | None]:
@@ -277,7 +312,7 @@ def read_batches(source: Source, file_index: int, text_column: str, *, start_row
                 row0=row + lo,
                 texts=strings(col[text_column], source.path, text_column, row + lo),
                 ids=_ids(col[KEY_COLUMN], source.path, row + lo) if source.has_id else [None] * rb.num_rows,
-                token_counts=col[TOKEN_COUNT_COLUMN].to_pylist() if source.has_token_count else [None] * rb.num_rows,
+                token_counts=_token_counts(col[TOKEN_COUNT_COLUMN]) if source.has_token_count else [None] * rb.num_rows,
                 urls=strings(col[URL_COLUMN], source.path, URL_COLUMN, row + lo) if source.has_url else [None] * rb.num_rows,
                 n_bytes=int(bytes_per_row * rb.num_rows),
             )

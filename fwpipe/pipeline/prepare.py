@@ -38,11 +38,12 @@ from fwpipe.pipeline.layout import Layout
 from fwpipe.pipeline.shardset import WORK, sidecar, write_parquet_atomic
 from fwpipe.pipeline.split import SPLIT_NAMES, key_hash, val_threshold
 from fwpipe.pipeline.units import UNIT_ROWS, UnitTask, plan_units, run_unit, unit_dir
-from fwpipe.fmt import clock, count
+from fwpipe.fmt import clock, tokens
 from fwpipe.progress import Progress
 from fwpipe.tokenizer import DEFAULT_ENGINE, EOT, NAME as TOKENIZER_NAME, VOCAB_SIZE, bpe_sha256, check_engine
 
 log = logging.getLogger(__name__)
+PIPED_EVERY_S = 5.0  # stderr not a terminal (a log, `| tee`): one plain progress line this often
 
 DEFAULT_OUT = Path("data/fineweb")
 FORCED_VAL_EXPECTED = 30  # below this many expected val docs, make sure val is not empty
@@ -108,7 +109,8 @@ def prepare(
     check_engine(options.tokenizer_engine)  # refuse to start if the engine is not exact (checked once, in the warm-up)
     own = executor is None
     if executor is None:
-        executor = Executor() if len(plan_units(sources, unit_rows)) <= 1 else make_executor(workers)
+        n_units = len(plan_units(sources, unit_rows))
+        executor = Executor() if n_units <= 1 else make_executor(workers, units=n_units)  # never more workers than units
     try:
         return _prepare(paths, sources, Path(out_dir), options, executor, batch_rows, unit_rows, overwrite, progress, t0, scratch)
     finally:
@@ -160,7 +162,7 @@ def _prepare_locked(paths, sources: list[Source], out_dir: Path, options: Prepar
     executor.check_storage([work, out_dir.absolute()], [p for p in paths if Path(str(p)).is_file()])
     threshold = val_threshold(options.val_fraction)
     target = budget_mod.unique_tokens_needed(options.budget_tokens, options.max_epochs) if options.budget_tokens else None
-    prog = Progress(enabled=progress)
+    prog = Progress(enabled=progress, piped_every_s=PIPED_EVERY_S)
     try:
         if options.dedup == "none":
             forced_val = _forced_val(sources, options, threshold)
@@ -229,7 +231,7 @@ def _lay_out(fn: Callable, tasks: list, executor: Executor, shard_tokens: int, t
                 if r.get("pid", os.getpid()) != os.getpid():
                     remote.STATS.add(r["fetched"]["fetched_bytes"], requests=r["fetched"]["requests"], retries=r["fetched"]["retries"])
             el = prog.elapsed()
-            prog.update(f"prepare: {done:,}/{len(tasks):,} units  {docs:,} docs  {count(tokenized / max(el, 1e-9))} tok/s  "
+            prog.update(f"prepare: {done:,}/{len(tasks):,} units  {docs:,} docs  {tokens(tokenized / max(el, 1e-9))} tok/s  "
                         f"ETA {clock(el * (len(tasks) - done) / done)}")  # fmt: skip
     layout.finish()
     return layout, tokenized
@@ -353,7 +355,7 @@ def _first_pass(paths, sources: list[Source], out_dir: Path, options: PrepareOpt
     target = budget_mod.unique_tokens_needed(options.budget_tokens, options.max_epochs) if options.budget_tokens else None
     stages, tokenized, raw_train = [], 0, 0
     names = [src.path for src in sources]
-    note = Progress(enabled=progress)
+    note = Progress(enabled=progress, piped_every_s=PIPED_EVERY_S)
     units = (out_dir / WORK).absolute() / "units1"
     if target is None:
         tokenized += _first_pass_units(out_dir, sources, first_options, executor, units, batch_rows, unit_rows, note)

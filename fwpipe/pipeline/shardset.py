@@ -15,9 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fwpipe.atomic import write_bytes
+from fwpipe.dataset import WORK  # noqa: F401 - the name lives with the dataset's other names
 from fwpipe.tokenizer import VOCAB_SIZE
-
-WORK = ".work"
 
 ROWS_SCHEMA = pa.schema(
     [

@@ -49,6 +49,9 @@ UNIT_ROWS = 1 << 16
 UNIT_BYTES = 8 << 20
 UNIT_VERSION = 2  # bump when the files a unit writes change
 MARKER = "unit.json"
+# the files every unit writes, and so exactly the files its marker must list (each size- and
+# sha-checked): a marker listing fewer would vouch for files nobody checked
+UNIT_FILES = tuple(f"{s}.{kind}" for s in SPLIT_NAMES for kind in ("tokens", "rows.arrow"))
 UNIT_ROWS_SCHEMA = pa.schema([f for f in (
     ("gpos", pa.int64()), ("file_index", pa.int32()), ("source_row", pa.int64()), ("status", pa.int8()), ("n_tokens", pa.int64()),
     ("n_bytes", pa.int64()), ("key_hash", pa.uint64()), ("fineweb_token_count", pa.int64()), ("placeholder", pa.bool_()),
@@ -147,9 +150,12 @@ def verified(d: Path, identity: dict) -> dict | None:
         m = json.loads((d / MARKER).read_text())
         if m["identity"] != json.loads(json.dumps(identity)):
             return None
-        for name, f in m["files"].items():
+        if sorted(m["files"]) != sorted(UNIT_FILES):
+            return None
+        for name in UNIT_FILES:
+            f = m["files"][name]
             p = d / name
-            if p.stat().st_size != f["bytes"] or inputs_mod.file_sha256(p) != f["sha256"]:
+            if not p.is_file() or p.stat().st_size != f["bytes"] or inputs_mod.file_sha256(p) != f["sha256"]:
                 return None
         return m["result"]
     except (OSError, ValueError, KeyError, TypeError):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import math
 import pickle
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from fwpipe.errors import ConfigError, DatasetMismatchError, InputFormatError, I
 from fwpipe.dataset import Dataset
 from fwpipe.train.rundir import BEST, LAST
 
-__all__ = ["BEST", "LAST", "check_dataset", "config_of", "dataset_fingerprint", "load", "plain", "restore", "save"]
+__all__ = ["BEST", "LAST", "TrainState", "check_dataset", "config_of", "dataset_fingerprint", "load", "plain", "restore", "save"]
 
 ZIP_MAGIC = b"PK\x03\x04"
 # what `fwpipe sample` needs, and what `train --resume` needs besides
@@ -122,9 +124,28 @@ def config_of(ck: dict[str, Any], path: Path):
     from fwpipe.train.config import from_dict
 
     try:
-        return from_dict(ck["config"])  # load() checked that it is a dict
+        cfg = from_dict(ck["config"])  # load() checked that it is a dict
     except ConfigError as e:
         raise InputFormatError(f"{path}: the config inside is not valid ({e.message})", "pass a last.pt or best.pt written by fwpipe train") from e
+    _check_shapes(ck, cfg, path)
+    return cfg
+
+
+def _check_shapes(ck: dict[str, Any], cfg, path: Path) -> None:
+    """Every tensor the config's model has must be in the file with that shape, before any model
+    is built: a 2 KB file whose config says n_embd=32768 would otherwise allocate GBs first.
+    The model is built on the meta device (shapes only, no memory)."""
+    from fwpipe.train.model import GPT
+
+    with torch.device("meta"):
+        want = {k: tuple(v.shape) for k, v in GPT(cfg.model).state_dict().items()}
+    got = ck["model"]
+    for name, shape in want.items():
+        t = got.get(name)
+        if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape:
+            have = "missing" if t is None else f"{tuple(t.shape)}" if isinstance(t, torch.Tensor) else f"a {type(t).__name__}"
+            raise InputFormatError(f"{path}: its model state does not fit its config ({name}: the config says {shape}, the file holds {have})",
+                                   "pass a last.pt or best.pt written by fwpipe train (the config and the weights disagree)")  # fmt: skip
 
 
 def restore(what: str, path: Path, load_state) -> None:
@@ -144,3 +165,59 @@ def check_dataset(ckpt: dict[str, Any], fingerprint: str, data_path: Path) -> No
             f"{data_path} is {fingerprint[:12]}...)",
             f"resume with --data {ckpt.get('dataset_path', 'the original dataset')}, or start a new run with another --out",
         )
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        # this process's GPU only: get_rng_state_all() would open a context on every GPU of the
+        # machine from rank 0, and its list would not fit a resume under another world size
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda")
+    if isinstance(cuda, (list, tuple)):  # a checkpoint written before: one state per GPU
+        cuda = cuda[0] if cuda else None
+    if cuda is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda)
+
+
+@dataclass
+class TrainState:
+    """Everything a run needs to go on exactly where it stopped, captured and restored here, in
+    one place: the model, every optimizer (AdamW, Muon), the grad scaler, the data position, the
+    RNG states, the iteration (which is the schedule's position) and the eval history.
+
+    capture() takes the loader and RNG state at the start of the iteration being saved when
+    given (an interrupt inside an iteration saves the state from before it)."""
+
+    model: torch.nn.Module
+    optimizers: dict[str, torch.optim.Optimizer]
+    scaler: Any  # torch.amp.GradScaler
+    loader: Any  # fwpipe.train.data.TrainLoader
+    iter: int = 0
+    best_val: float = math.inf
+    evals: list = field(default_factory=list)
+
+    def capture(self, loader_state: dict | None = None, rng: dict | None = None) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "scaler": self.scaler.state_dict(), "loader": loader_state or self.loader.state_dict(),
+                "rng": rng or rng_state(), "iter": self.iter, "best_val_loss": self.best_val, "evals": self.evals}
+
+    def restore(self, ck: dict[str, Any], path: Path) -> None:
+        opt = ck["optimizer"]
+        if "param_groups" in opt:  # a checkpoint from before the recipes: AdamW's state dict itself
+            opt = {"adamw": opt}
+        if set(opt) != set(self.optimizers):
+            raise InputFormatError(f"{path}: it holds the optimizers {', '.join(sorted(opt))}, this run has "
+                                   f"{', '.join(sorted(self.optimizers))}", "pass a last.pt or best.pt written by fwpipe train")
+        restore("model", path, lambda: self.model.load_state_dict(ck["model"]))
+        for name, o in self.optimizers.items():
+            restore(f"{name} optimizer", path, lambda o=o, name=name: o.load_state_dict(opt[name]))
+        restore("grad scaler", path, lambda: self.scaler.load_state_dict(ck["scaler"]))
+        restore("data loader", path, lambda: self.loader.load_state_dict(ck["loader"]))
+        restore("random number generator", path, lambda: set_rng_state(ck["rng"]))
+        self.iter, self.best_val, self.evals = ck["iter"], ck["best_val_loss"], ck["evals"]

@@ -42,11 +42,20 @@ class ModelConfig:
     n_embd: int = 768
     dropout: float = 0.0
     bias: bool = False  # bias in Linears and LayerNorms, like GPT-2; False is a bit better and faster
+    # the modern recipe's parts, each a switch so it can be ablated (defaults: nanoGPT's GPT)
+    pos_emb: str = "learned"  # learned (wpe table) | rotary (RoPE on q and k, no parameters)
+    norm: str = "layernorm"  # layernorm (weight, optional bias) | rmsnorm (no weight, no bias: no parameters)
+    qk_norm: bool = False  # RMSNorm (no weight) on each head's q and k before attention
+    mlp: str = "gelu"  # gelu | relu2 (ReLU squared)
+    tie_embeddings: bool = True  # lm_head shares wte's matrix; False: a separate V x C head
+    zero_init_proj: bool = False  # attention and MLP output projections (c_proj) start at zero
+    logit_softcap: float = 0.0  # > 0: logits = cap * tanh(logits / cap); 0 = off
 
 
 @dataclass
 class TrainConfig:
     name: str = "custom"
+    recipe: str = "nanogpt"  # nanogpt | modern: the defaults under the preset (RECIPES below)
     model: ModelConfig = field(default_factory=ModelConfig)
     # batch: tokens per iteration = batch_size * grad_accum * block_size
     batch_size: int = 12  # micro-batch, sequences per forward pass
@@ -59,14 +68,32 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0  # 0 disables clipping
+    # optimizer "adamw": one AdamW for everything at lr (nanoGPT). "muon": torch.optim.Muon at
+    # muon_lr for the blocks' 2-D matrices, AdamW for the rest: embeddings at embed_lr, an
+    # untied head at head_lr, 1-D parameters at lr (fwpipe.train.recipe.param_groups)
+    optimizer: str = "adamw"
+    muon_lr: float = 0.02
+    muon_momentum: float = 0.95
+    embed_lr: float = 0.0  # 0: the same as lr
+    head_lr: float = 0.0  # 0: the same as lr
+    # schedule "cosine": warmup, cosine to min_lr (nanoGPT). "wsd": warmup, constant, then linear
+    # to zero over the last cooldown_frac of the iterations (warmup-stable-decay)
+    schedule: str = "cosine"
+    cooldown_frac: float = 0.4
     # system
     dtype: str = "auto"  # auto | bf16 | fp16 | fp32
     compile: bool = False
     seed: int = 1337
+    # CPU threads for torch's intra-op work (a CPU matmul splits its sums by thread, so this is
+    # part of what makes two runs equal to the last bit). 0: torch's choice (OMP_NUM_THREADS,
+    # else the physical cores)
+    threads: int = 0
     # logging, evaluation, plateau diagnosis
     log_interval: int = 10
     eval_interval: int = 500
     eval_iters: int = 50  # fixed batches per eval, per split
+    tensorboard: bool = False  # also write metrics as TensorBoard events into the run directory
+    wandb: bool = False  # also log to Weights & Biases, offline (a run under <out>/wandb, sync it yourself)
     plateau_threshold: float = 0.02  # val-loss drop per doubling of tokens (nats) below which we diagnose
 
     @property
@@ -75,6 +102,22 @@ class TrainConfig:
 
 
 _DTYPES = ("auto", "bf16", "fp16", "fp32")
+_CHOICES = {"pos_emb": ("learned", "rotary"), "norm": ("layernorm", "rmsnorm"), "mlp": ("gelu", "relu2"),
+            "optimizer": ("adamw", "muon"), "schedule": ("cosine", "wsd")}
+
+# A recipe is data: the values it puts under a preset's own keys (a preset or --set still wins).
+# "modern" follows the speedrun line of work (modded-nanogpt, Keller Jordan et al. 2024):
+# RoPE, RMSNorm, QK-norm, ReLU^2, untied head, zero-init projections, logit soft-cap 30,
+# Muon for the hidden matrices, warmup-stable-decay.
+RECIPES: dict[str, dict[str, Any]] = {
+    "nanogpt": {},
+    "modern": {
+        "model": {"pos_emb": "rotary", "norm": "rmsnorm", "qk_norm": True, "mlp": "relu2", "tie_embeddings": False,
+                  "zero_init_proj": True, "logit_softcap": 30.0, "dropout": 0.0},
+        "optimizer": "muon", "schedule": "wsd", "cooldown_frac": 0.4,
+        "muon_lr": 0.02, "muon_momentum": 0.95, "weight_decay": 0.0, "beta1": 0.8, "beta2": 0.95,
+    },
+}
 
 
 def _names(cls) -> list[str]:
@@ -178,6 +221,21 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for key in ("warmup_iters", "grad_clip", "weight_decay", "seed"):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"{key}={getattr(cfg, key)} is negative", fix)
+    if cfg.recipe not in RECIPES:
+        raise ConfigError(f"recipe={cfg.recipe!r} is not one of {', '.join(RECIPES)}", "use nanogpt or modern")
+    for key, allowed in _CHOICES.items():
+        v = getattr(m if hasattr(m, key) else cfg, key)
+        if v not in allowed:
+            raise ConfigError(f"{key}={v!r} is not one of {', '.join(allowed)}", f"use {allowed[0]} or {allowed[1]}")
+    for key in ("muon_lr", "embed_lr", "head_lr", "threads", "logit_softcap"):
+        if getattr(m if hasattr(m, key) else cfg, key) < 0:
+            raise ConfigError(f"{key}={getattr(m if hasattr(m, key) else cfg, key)} is negative", fix)
+    if not 0 <= cfg.cooldown_frac <= 1:
+        raise ConfigError(f"cooldown_frac={cfg.cooldown_frac} is not in [0, 1]", "use e.g. 0.4")
+    if not 0 <= cfg.muon_momentum < 1:
+        raise ConfigError(f"muon_momentum={cfg.muon_momentum} is not in [0, 1)", "use e.g. 0.95")
+    if m.pos_emb == "rotary" and (m.n_embd // m.n_head) % 2:
+        raise ConfigError(f"rotary needs an even head size, not {m.n_embd // m.n_head}", "pick n_embd / n_head even")
     if cfg.dtype not in _DTYPES:
         raise ConfigError(f"dtype={cfg.dtype!r} is not one of {', '.join(_DTYPES)}", "use auto")
     return cfg
@@ -198,15 +256,24 @@ def find_config(name_or_path: str | Path) -> Path:
 def load_config(name_or_path: str | Path | None = None, overrides: list[str] | dict | None = None) -> TrainConfig:
     """Defaults, then the TOML file (if any), then `key=value` overrides; validated."""
     cfg = TrainConfig()
+    data, path = {}, None
     if name_or_path is not None:
         path = find_config(name_or_path)
         try:
             data = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: not valid TOML ({e})", "check the file's syntax") from e
+    parsed = _parse_overrides(overrides)
+    # the recipe goes under everything else: --set recipe=modern, else the preset's, else nanogpt
+    recipe = parsed.get("recipe", data.get("recipe", "nanogpt"))
+    if recipe not in RECIPES:
+        raise ConfigError(f"recipe={recipe!r} is not one of {', '.join(RECIPES)}", "use nanogpt or modern")
+    _apply(cfg, RECIPES[recipe], f"recipe {recipe}")
+    cfg.recipe = recipe
+    if path is not None:
         cfg.name = path.stem
         _apply(cfg, data, str(path))
-    for key, value in _parse_overrides(overrides).items():
+    for key, value in parsed.items():
         target, field_name = _resolve_key(cfg, key)
         _apply(target, {field_name: value}, "--set")
     return validate(cfg)

@@ -17,11 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fwpipe.errors import InputFormatError, InputNotFoundError
+from fwpipe.fmt import pct
 from fwpipe.train import dist
 
 log = logging.getLogger(__name__)
 
 HINT = "pass the published hellaswag_val.jsonl (lines of {\"ctx\": ..., \"endings\": [4 strings], \"label\": 0-3})"
+
+
+MAX_BYTES = 256 << 20  # the largest file read: HellaSwag's val split is ~11 MB, train ~47 MB
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,13 @@ def load(path: str | Path) -> list[Example]:
     """The examples of a HellaSwag jsonl file; a line that is not one is a one-line InputFormatError."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.exists() and not path.is_file():  # /dev/zero, a FIFO: reading would never end (or never start)
+            raise InputFormatError(f"{path}: not a regular file", HINT)
+        with open(path, "rb") as f:
+            raw = f.read(MAX_BYTES + 1)  # bounded: hellaswag_val.jsonl is ~11 MB
+        if len(raw) > MAX_BYTES:
+            raise InputFormatError(f"{path}: larger than {MAX_BYTES >> 20} MB, not a HellaSwag file", HINT)
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise InputNotFoundError(f"{path}: no such HellaSwag file", "download hellaswag_val.jsonl (github.com/rowanz/hellaswag, data/) and pass its path") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -141,4 +151,4 @@ def score_checkpoint(checkpoint: str | Path, path: str | Path, device: str = "au
 
 def format_score(r: dict) -> str:
     """The one line `fwpipe eval` prints."""
-    return f"hellaswag acc_norm {r['hellaswag_acc_norm']:.2%} ({r['hellaswag_correct']:,}/{r['hellaswag_total']:,}) on {r['hellaswag']}"
+    return f"hellaswag acc_norm {pct(r['hellaswag_acc_norm'])} ({r['hellaswag_correct']:,}/{r['hellaswag_total']:,}) on {r['hellaswag']}"

@@ -3,7 +3,7 @@
 Read from the run directory only (plan.json, metrics.jsonl; config from the plan): the plan, the
 loss curves (the same figure as loss.png), the plateau diagnosis, and throughput and MFU over
 time. The diagnosis is not logged in metrics.jsonl, so it is recomputed from the eval records
-with fwpipe.train.diagnose and the plan's numbers: the same function on the same inputs as
+with fwpipe.diagnosis and the plan's numbers: the same function on the same inputs as
 during training. Written atomically as RUN/report.html.
 """
 
@@ -16,13 +16,17 @@ from typing import Any
 from fwpipe import budget as B
 from fwpipe.atomic import write_bytes
 from fwpipe.errors import InputFormatError, OutputError
-from fwpipe.fmt import count as h
+from fwpipe.fmt import loss, params, pct, ratio
+from fwpipe.fmt import tokens as h
 from fwpipe.htmlpage import cards, esc, figure, how, none, page, pyplot, table
 from fwpipe.train import rundir
-from fwpipe.train.diagnose import diagnose
+from fwpipe.diagnosis import Inputs, at_eval, diagnose, format_text
+from fwpipe.train.plan import diagnosis_inputs
 from fwpipe.train.plot import loss_figure
 
 REPORT_HTML = rundir.REPORT_HTML
+_NUMBERS = ("iter", "tokens", "epoch", "loss", "lr", "grad_norm", "tokens_per_s", "mfu", "eta_s", "val_loss", "train_loss",
+            "hellaswag_acc_norm", "hellaswag_correct", "hellaswag_total")  # of metrics.jsonl's train and eval records
 
 
 def _read_run(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -33,13 +37,18 @@ def _read_run(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         raise InputFormatError(e.message.replace("--out ", "", 1), hint) from e
     if not ours:
         raise InputFormatError(f"{run}: no training run here (missing or empty)", hint)
-    try:
-        plan = json.loads((run / rundir.PLAN_JSON).read_text()) if (run / rundir.PLAN_JSON).is_file() else {}
+    try:  # UnicodeDecodeError is a ValueError: invalid UTF-8 lands here too
+        plan = json.loads((run / rundir.PLAN_JSON).read_text(encoding="utf-8")) if (run / rundir.PLAN_JSON).is_file() else {}
     except ValueError as e:
-        raise InputFormatError(f"{run / rundir.PLAN_JSON}: not JSON ({e})", "restore the file from the run") from e
+        raise InputFormatError(f"{run / rundir.PLAN_JSON}: not JSON ({str(e)[:80]})", "restore the file from the run") from e
+    if not isinstance(plan, dict):
+        raise InputFormatError(f"{run / rundir.PLAN_JSON}: not a plan (a JSON {type(plan).__name__}, not an object)", "restore the file from the run")
     records = []
     path = run / rundir.METRICS
-    text = path.read_text() if path.is_file() else ""
+    try:
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    except ValueError as e:
+        raise InputFormatError(f"{path}: not UTF-8 text ({str(e)[:80]})", "restore the file, or re-run training") from e
     for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -48,6 +57,10 @@ def _read_run(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         except ValueError as e:
             raise InputFormatError(f"{path}:{i}: not a metrics record ({e})", "restore the file, or re-run training") from e
         if isinstance(r, dict):
+            if r.get("kind") in ("train", "eval"):  # the fields the report plots and sums are numbers (or null)
+                bad = next((k for k in _NUMBERS if r.get(k) is not None and (isinstance(r[k], bool) or not isinstance(r[k], (int, float)))), None)
+                if bad is not None:
+                    raise InputFormatError(f"{path}:{i}: {bad!r} is {json.dumps(r[bad])[:30]}, not a number", "restore the file, or re-run training")
             records.append(r)
     return plan, records
 
@@ -60,17 +73,15 @@ def _tokens_per_epoch(records: list[dict[str, Any]], plan: dict[str, Any]) -> in
 
 
 def _diagnosis(plan: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any] | None:
-    cfg = plan.get("config") or {}
+    """The plateau state of the last eval and the ranked causes of the whole run (fwpipe.diagnosis:
+    the same function and inputs as train's evals and `fwpipe diagnose RUN`)."""
     evals = [r for r in records if r.get("kind") == "eval" and r.get("val_loss") is not None]
-    need = (plan.get("params_non_embedding"), plan.get("unique_tokens"), plan.get("budget_tokens"))
-    if not evals or not all(need):
+    kw = diagnosis_inputs(plan)
+    if not evals or not all(kw.get(k) for k in ("n_params", "unique_tokens", "budget_tokens")):
         return None
-    first = next((i for i, r in enumerate(evals) if r.get("plateau")), len(evals) - 1)  # where it happened, else the last
-    upto = evals[: first + 1]
-    step = [r["loss"] for r in records if r.get("kind") == "train" and r.get("iter", 0) <= upto[-1].get("iter", 0) and r.get("loss") is not None]
-    return diagnose(upto, n_params=need[0], unique_tokens=need[1], budget_tokens=need[2], dropout=(cfg.get("model") or {}).get("dropout", 0.0),
-                    lr=cfg.get("lr", 6e-4), min_lr=cfg.get("min_lr", 6e-5), threshold=cfg.get("plateau_threshold", 0.02),
-                    step_loss=step[-1] if step else None)
+    out = at_eval(evals, **kw)
+    out["ranked"] = diagnose(Inputs(evals=evals, train=[r for r in records if r.get("kind") == "train"], **kw))
+    return out
 
 
 def render(run: str | Path) -> str:
@@ -87,7 +98,7 @@ def render(run: str | Path) -> str:
     items = []
     if evals:
         best = min(evals, key=lambda r: r["val_loss"])
-        items.append(("info", "val loss", f"last {evals[-1]['val_loss']:.3f} at {h(evals[-1].get('tokens'))} tokens; best {best['val_loss']:.3f}"))
+        items.append(("info", "val loss", f"last {loss(evals[-1]['val_loss'])} at {h(evals[-1].get('tokens'))} tokens; best {loss(best['val_loss'])}"))
     else:
         items.append(("warn", "val loss", "no eval with a val loss logged yet (no val split, or the run stopped before the first eval)"))
     if d is not None and d.get("improvement_per_doubling") is not None:
@@ -98,23 +109,27 @@ def render(run: str | Path) -> str:
                        if diag else f"still improving: {per:.3f} per doubling of tokens (threshold {thr:g})")))
     if plan.get("epochs") is not None:
         e = plan["epochs"]
-        items.append(("ok" if e <= B.REPEATS_FREE_EPOCHS else ("warn" if e <= B.REPEATS_MAX_EPOCHS else "bad"), "epochs", f"{e:.1f} planned epochs over {h(plan.get('unique_tokens'))} unique tokens"))
+        items.append(("ok" if e <= B.REPEATS_FREE_EPOCHS else ("warn" if e <= B.REPEATS_MAX_EPOCHS else "bad"), "epochs", f"{ratio(e)} planned epochs over {h(plan.get('unique_tokens'))} unique tokens"))
     if train and train[-1].get("tokens_per_s"):
         mfu = train[-1].get("mfu")
-        items.append(("info", "throughput", f"{train[-1]['tokens_per_s']:,.0f} tokens/s at the last step"
-                      + (f", MFU {mfu:.1%}" if isinstance(mfu, (int, float)) else "")))
+        items.append(("info", "throughput", f"{h(train[-1]['tokens_per_s'])} tokens/s at the last step"
+                      + (f", MFU {pct(mfu)}" if isinstance(mfu, (int, float)) else "")))
     body = f"<h1>fwpipe run</h1><p class=\"sub\">{esc(run.resolve())} &middot; {esc(cfg.get('name', ''))}</p>{cards(items)}"
 
     body += "<h2>Plan</h2>"
     if plan:
-        rows = [["model", f"{model.get('n_layer', '?')} layers x {model.get('n_embd', '?')} wide, {model.get('n_head', '?')} heads, "
+        recipe = cfg.get("recipe", "nanogpt")  # runs from before the recipes are nanogpt
+        parts = "" if recipe == "nanogpt" else (f" ({cfg.get('optimizer')}, {cfg.get('schedule')} schedule, {model.get('pos_emb')} positions, "
+                                                f"{model.get('norm')}, {model.get('mlp')} MLP)")
+        rows = [["recipe", esc(recipe + parts)],
+                ["model", f"{model.get('n_layer', '?')} layers x {model.get('n_embd', '?')} wide, {model.get('n_head', '?')} heads, "
                  f"block {model.get('block_size', '?')}, dropout {model.get('dropout', '?')}"],
-                ["parameters (non-embedding)", f"{h(plan.get('params_non_embedding'))} ({h(plan.get('params_total'))} total)"],
+                ["parameters (non-embedding)", f"{params(plan.get('params_non_embedding'))} ({params(plan.get('params_total'))} total)"],
                 ["budget", f"{h(plan.get('budget_tokens'))} tokens = {plan.get('iterations', 0):,} iterations of {plan.get('tokens_per_iter', 0):,} tokens"],
                 ["unique train tokens", h(plan.get("unique_tokens"))],
-                ["epochs", f"{plan['epochs']:.2f}" if isinstance(plan.get("epochs"), (int, float)) else "-"],
+                ["epochs", ratio(plan.get("epochs"))],
                 ["effective tokens (after repeats)", h(plan.get("effective_tokens"))],
-                ["tokens per parameter", f"{plan['tokens_per_param']:.1f} (Chinchilla ~{B.CHINCHILLA_TOKENS_PER_PARAM:g})" if plan.get("tokens_per_param") else "-"],
+                ["tokens per parameter", f"{ratio(plan['tokens_per_param'])} (Chinchilla ~{B.CHINCHILLA_TOKENS_PER_PARAM:g})" if plan.get("tokens_per_param") else "-"],
                 ["learning rate", f"{cfg.get('lr', '?')} to {cfg.get('min_lr', '?')}, warmup {cfg.get('warmup_iters', '?')} iterations"],
                 ["device", esc((plan.get("device") or {}).get("name", (plan.get("device") or {}).get("type", "?")))]]
         body += table(["", ""], rows, text_cols=2, cls="plan")
@@ -125,7 +140,8 @@ def render(run: str | Path) -> str:
 
     body += "<h2>Loss</h2>"
     if train or evals:
-        fig = loss_figure(records, _tokens_per_epoch(records, plan), cfg.get("name", ""), model.get("dropout", 0.0), diag)
+        fig = loss_figure(records, _tokens_per_epoch(records, plan), cfg.get("name", ""), model.get("dropout", 0.0), diag,
+                          verdict=format_text(d["ranked"])[0] if d and d.get("ranked") else None)
         body += figure(fig, "loss curves") + how(
             "tokens seen run left to right on a log scale (epochs on the top axis), so a steady gain per doubling of data is a "
             "straight line down and a plateau is flat. Compare the green (train, eval mode) and red (val) points: a widening gap is "
@@ -136,16 +152,15 @@ def render(run: str | Path) -> str:
         body += none("No losses logged yet.")
 
     body += "<h2>Diagnosis</h2>"
-    if diag:
-        body += f"<pre class=\"diag\">{esc(chr(10).join(diag.get('text', [])))}</pre>"
-        adv = [[a.get("change", ""), a.get("detail", ""), f"{a['expected_loss_change']:+.3f}" if a.get("expected_loss_change") is not None else "not covered by the fits"]
-               for a in diag.get("advice", [])]
-        if adv:
-            body += table(["try", "what", "expected loss change"], adv, text_cols=2, cls="advice")
-            body += how("the expected changes come from the Chinchilla fit's trend (another corpus and tokenizer): compare them with "
-                        "each other, not as predictions of this run's loss.")
-    elif d is not None and d.get("improvement_per_doubling") is not None:
-        body += none(f"No plateau: val loss still improves {d['improvement_per_doubling']:.3f} per doubling of tokens.")
+    ranked = (d or {}).get("ranked")
+    if ranked:
+        rows = [[c["name"], f"{c['score']:.3f}", c["advice"],
+                 f"{c['expected_loss_change']:+.3f}" if c.get("expected_loss_change") is not None else "-"] for c in ranked["causes"]]
+        body += f"<p>Verdict: <b>{esc(ranked['verdict'])}</b></p>"
+        body += table(["cause", "score (nats)", "what to change", "expected loss change"], rows, text_cols=3, cls="advice")
+        body += f"<pre class=\"diag\">{esc(chr(10).join(format_text(ranked)))}</pre>"
+        body += how("score: the estimated val-loss excess in nats attributable to each cause (README: fwpipe diagnose); "
+                    "the what-if trend comes from a scaling fit on another corpus and tokenizer, shown only inside its range.")
     else:
         body += none("No diagnosis yet: it needs at least 3 evals with a val loss.")
 

@@ -22,11 +22,11 @@ from typing import Any, Callable
 from fwpipe import __version__
 from fwpipe.errors import BudgetError, ConfigError, DivergedError, InputFormatError, ShardFormatError
 from fwpipe.dataset import Dataset, open_dataset
-from fwpipe.fmt import count, duration
+from fwpipe.fmt import duration, params, ratio, tokens
 from fwpipe.train import dist, rundir
 from fwpipe.train.config import TrainConfig, load_config, to_dict, to_toml
 from fwpipe.train.mfu import mfu, peak_tflops
-from fwpipe.train.plan import make_plan
+from fwpipe.train.plan import diagnosis_inputs, make_plan
 
 log = logging.getLogger(__name__)
 
@@ -149,35 +149,6 @@ def _same_config(given: TrainConfig, run_cfg: TrainConfig, name: Any, out: Path)
                           f"resume with --out {out} and no --config (the run keeps its own), or start a new run with another --out")
 
 
-def _rng_state(torch) -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        # this process's GPU only: get_rng_state_all() would open a context on every GPU of the
-        # machine from rank 0, and its list would not fit a resume under another world size
-        state["cuda"] = torch.cuda.get_rng_state()
-    return state
-
-
-def _set_rng_state(torch, state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    cuda = state.get("cuda")
-    if isinstance(cuda, (list, tuple)):  # a checkpoint written before: one state per GPU
-        cuda = cuda[0] if cuda else None
-    if cuda is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state(cuda)
-
-
-def lr_at(it: int, cfg: TrainConfig, max_iters: int) -> float:
-    """Linear warmup to lr, cosine decay to min_lr at the last iteration (nanoGPT's get_lr)."""
-    if it < cfg.warmup_iters:
-        return cfg.lr * (it + 1) / (cfg.warmup_iters + 1)
-    if it >= max_iters:
-        return cfg.min_lr
-    ratio = (it - cfg.warmup_iters) / max(1, max_iters - cfg.warmup_iters)
-    coeff = 0.5 * (1.0 + math.cos(math.pi * ratio))  # 1 -> 0
-    return cfg.min_lr + coeff * (cfg.lr - cfg.min_lr)
-
-
 def train(run: Run, on_event: Callable[[Event], None] | None = None, stop_after: int | None = None) -> dict[str, Any]:
     """Train to the budget (or until `stop_after` iterations are done, leaving a resumable last.pt).
 
@@ -207,247 +178,331 @@ def train(run: Run, on_event: Callable[[Event], None] | None = None, stop_after:
 
 
 def _train(run: Run, rd: rundir.RunDir | None, emit: Callable[[Event], None], stop_after: int | None) -> dict[str, Any]:
-    import torch
+    loop = Loop(run, rd, emit)
+    try:
+        return loop.run(stop_after)
+    finally:
+        loop.close()
 
-    from fwpipe.train import checkpoint as ckpt_mod
-    from fwpipe.train.data import TrainLoader, batch_to_device, fixed_batches
-    from fwpipe.train.diagnose import diagnose
-    from fwpipe.train.model import GPT
-    from fwpipe.train.plot import plot_losses
 
-    cfg, plan, dev, w = run.cfg, run.plan, run.device, run.world
-    out = run.out
-    main = rd is not None  # rank 0 (or the only process): the one that writes
-    if main:
-        rd.write_json(rundir.PLAN_JSON, plan)
-        rd.write_bytes(rundir.CONFIG_TOML, to_toml(cfg).encode())
-    accum = dist.accum_per_rank(cfg.grad_accum, w)
-    fingerprint = ckpt_mod.dataset_fingerprint(run.dataset)
-    max_iters = plan["iterations"]
-    tpi = cfg.tokens_per_iter
-    device = dev.torch_device
+class Loop:
+    """One training run's loop: `step` trains one iteration, `evaluate` scores and saves,
+    `save` writes the TrainState, `on_interrupt` saves what a Ctrl-C inside an iteration left.
 
-    torch.manual_seed(cfg.seed)
-    torch.backends.cuda.matmul.allow_tf32 = True  # only for fp32 matmuls outside autocast
-    torch.backends.cudnn.allow_tf32 = True
-    model = GPT(cfg.model).to(device)
-    optimizer = model.configure_optimizers(cfg.weight_decay, cfg.lr, (cfg.beta1, cfg.beta2), dev.type)
-    scaler = torch.amp.GradScaler(dev.type if dev.type == "cuda" else "cpu", enabled=dev.precision == "fp16")
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dev.precision)
-    ctx = torch.autocast(device_type=dev.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
-    loader = TrainLoader(run.dataset.split("train"), cfg.model.block_size, cfg.batch_size, cfg.seed, device,
-                         rank=w.rank, world_size=w.size, micro_per_rank=accum)
-    val_batches = fixed_batches(run.dataset.split("val"), cfg.model.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed)
-    train_batches = fixed_batches(run.dataset.split("train"), cfg.model.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed + 1)
-    if not val_batches:
-        emit({"kind": "message", "level": "warning", "text": "the dataset has no val split: no val loss, no plateau diagnosis"})
+    The recipe only shows up as data: the model's parts (ModelConfig), the optimizers and their
+    groups (recipe.build_optimizers), the schedule (recipe.set_lrs). Every rank runs it; only the
+    one holding the run directory (rd, rank 0) writes."""
 
-    it, best_val, evals, records = 0, math.inf, [], []
-    last_path = out / rundir.LAST
-    if run.checkpoint is not None:
-        ck = run.checkpoint
-        ckpt_mod.restore("model", last_path, lambda: model.load_state_dict(ck["model"]))
-        ckpt_mod.restore("optimizer", last_path, lambda: optimizer.load_state_dict(ck["optimizer"]))
-        ckpt_mod.restore("grad scaler", last_path, lambda: scaler.load_state_dict(ck["scaler"]))
-        ckpt_mod.restore("data loader", last_path, lambda: loader.load_state_dict(ck["loader"]))
-        ckpt_mod.restore("random number generator", last_path, lambda: _set_rng_state(torch, ck["rng"]))
-        it, best_val, evals = ck["iter"], ck["best_val_loss"], ck["evals"]
-        # lines logged after the checkpoint (a crash or kill) are dropped: they will be logged again
-        text = (rd.read_text(rundir.METRICS) if main else None) or ""
-        try:
-            records = [r for r in map(json.loads, text.splitlines()) if r["iter"] <= it]
-        except (ValueError, TypeError, KeyError) as e:
-            raise InputFormatError(f"{out / rundir.METRICS}: a line is not a metrics record ({e})",
-                                   "restore the file, or delete it to restart the log at the checkpoint") from e  # fmt: skip
-        emit({"kind": "message", "level": "info", "text": f"resumed {last_path} at iteration {it:,} (epoch {loader.epoch:.3f})"})
-    metrics = None
-    if main:
-        rd.write_bytes(rundir.METRICS, "".join(json.dumps(r) + "\n" for r in records).encode())
-        metrics = rd.open_append(rundir.METRICS)
+    def __init__(self, run: Run, rd: rundir.RunDir | None, emit: Callable[[Event], None]):
+        import torch
 
-    def record(r: Event) -> None:
-        records.append(r)
-        if main:
-            with rd.writing(rundir.METRICS):
-                metrics.write((json.dumps(r) + "\n").encode())
-        emit(r)
+        from fwpipe.train import checkpoint as ckpt_mod
+        from fwpipe.train.data import TrainLoader, fixed_batches
+        from fwpipe.train.model import GPT
+        from fwpipe.train.recipe import build_optimizers
 
-    fwd = model
-    if cfg.compile:
-        fwd = _compile(torch, model, ctx, val_batches or train_batches, device, emit)
-    step_fwd = fwd  # the module the training steps call: under DDP it syncs the gradients
-    if w.enabled:
-        from torch.nn.parallel import DistributedDataParallel
+        self.run_, self.rd, self.emit = run, rd, emit
+        cfg, plan, dev, w = run.cfg, run.plan, run.device, run.world
+        self.cfg, self.plan, self.dev, self.w = cfg, plan, dev, w
+        self.main = rd is not None  # rank 0 (or the only process): the one that writes
+        if self.main:
+            rd.write_json(rundir.PLAN_JSON, plan)
+            rd.write_bytes(rundir.CONFIG_TOML, to_toml(cfg).encode())
+        self.accum = dist.accum_per_rank(cfg.grad_accum, w)
+        self.fingerprint = ckpt_mod.dataset_fingerprint(run.dataset)
+        self.max_iters = plan["iterations"]
+        self.tpi = cfg.tokens_per_iter
+        self.device = device = dev.torch_device
+        self.last_path = run.out / rundir.LAST
 
-        step_fwd = DistributedDataParallel(fwd, device_ids=[w.local_rank] if dev.type == "cuda" else None)
+        self.threads = set_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        torch.backends.cuda.matmul.allow_tf32 = True  # only for fp32 matmuls outside autocast
+        torch.backends.cudnn.allow_tf32 = True
+        model = GPT(cfg.model).to(device)
+        optimizers = build_optimizers(model, cfg, dev.type)
+        scaler = torch.amp.GradScaler(dev.type if dev.type == "cuda" else "cpu", enabled=dev.precision == "fp16")
+        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dev.precision)
+        self.ctx = torch.autocast(device_type=dev.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+        loader = TrainLoader(run.dataset.split("train"), cfg.model.block_size, cfg.batch_size, cfg.seed, device,
+                             rank=w.rank, world_size=w.size, micro_per_rank=self.accum)
+        self.val_batches = fixed_batches(run.dataset.split("val"), cfg.model.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed)
+        self.train_batches = fixed_batches(run.dataset.split("train"), cfg.model.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed + 1)
+        if not self.val_batches:
+            emit({"kind": "message", "level": "warning", "text": "the dataset has no val split: no val loss, no plateau diagnosis"})
+        self.model, self.optimizers, self.scaler, self.loader = model, optimizers, scaler, loader
+        self.state = ckpt_mod.TrainState(model, optimizers, scaler, loader)
 
-    @torch.no_grad()
-    def estimate(batches: list) -> float | None:
-        """The mean loss over the fixed batches; under DDP each rank takes every size-th one."""
-        if not batches:
-            return None
-        fwd.eval()
-        total = 0.0
-        mine = batches[w.rank :: w.size]
-        for xy in mine:
-            x, y = batch_to_device(xy, device)
-            with ctx:
-                _, loss = fwd(x, y)
-            total += loss.item()
-        fwd.train()
-        total, n = dist.all_sum(w, [total, len(mine)], device)
-        return total / n
+        self.records: list[Event] = []
+        if run.checkpoint is not None:
+            self.state.restore(run.checkpoint, self.last_path)
+            it = self.state.iter
+            # lines logged after the checkpoint (a crash or kill) are dropped: they will be logged again
+            text = (rd.read_text(rundir.METRICS) if self.main else None) or ""
+            try:
+                self.records = [r for r in map(json.loads, text.splitlines()) if r["iter"] <= it]
+            except (ValueError, TypeError, KeyError) as e:
+                raise InputFormatError(f"{run.out / rundir.METRICS}: a line is not a metrics record ({e})",
+                                       "restore the file, or delete it to restart the log at the checkpoint") from e  # fmt: skip
+            emit({"kind": "message", "level": "info",
+                  "text": f"resumed {self.last_path} at iteration {it:,} (epoch {ratio(loader.epoch)}, recipe {cfg.recipe})"})
+        self.ckpt_iter = self.state.iter if run.checkpoint is not None else 0
+        self.metrics = None
+        if self.main:
+            rd.write_bytes(rundir.METRICS, "".join(json.dumps(r) + "\n" for r in self.records).encode())
+            self.metrics = rd.open_append(rundir.METRICS)
+        self.sinks = open_sinks(run.out, cfg, plan) if self.main else []
 
-    @torch.no_grad()
-    def weights_finite() -> bool:
-        # one pass over the parameters, only when a checkpoint is about to be written
-        return bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all())
+        self.fwd = model
+        if cfg.compile:
+            self.fwd = _compile(torch, model, self.ctx, self.val_batches or self.train_batches, device, emit)
+        self.step_fwd = self.fwd  # the module the training steps call: under DDP it syncs the gradients
+        if w.enabled:
+            from torch.nn.parallel import DistributedDataParallel
 
-    def diverged(iter_done: int, what: str) -> DivergedError:
-        kept = f"{last_path} keeps iteration {ckpt_iter}, the last finite state" if ckpt_iter else "no checkpoint was written"
+            self.step_fwd = DistributedDataParallel(self.fwd, device_ids=[w.local_rank] if dev.type == "cuda" else None)
+        # set on the device when any step's loss is not finite; read where the loop syncs anyway
+        # (log lines, evals, checkpoints), so watching for NaN costs no extra device sync per step
+        self.first_bad = torch.full((), -1, dtype=torch.long, device=device)
+        self.step_loss: float | None = None
+        self.snapshot: tuple[dict, dict] | None = None
+
+    # -- records -------------------------------------------------------------------------------
+
+    def record(self, r: Event) -> None:
+        self.records.append(r)
+        if self.main:
+            with self.rd.writing(rundir.METRICS):
+                self.metrics.write((json.dumps(r) + "\n").encode())
+            for sink in self.sinks:
+                sink.write(r)
+        self.emit(r)
+
+    def close(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
+        for sink in self.sinks:
+            sink.close()
+
+    # -- checks --------------------------------------------------------------------------------
+
+    def weights_finite(self) -> bool:
+        import torch
+
+        with torch.no_grad():  # one pass over the parameters, only when a checkpoint is about to be written
+            return bool(torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all())
+
+    def diverged(self, iter_done: int, what: str) -> DivergedError:
+        kept = f"{self.last_path} keeps iteration {self.ckpt_iter}, the last finite state" if self.ckpt_iter else "no checkpoint was written"
         return DivergedError(f"training diverged at iteration {iter_done:,}: {what}; stopped, {kept}",
                              "start a new run (another --out) with a lower lr (--set lr=...), a longer warmup or grad_clip=1")
 
-    ckpt_iter = it if run.checkpoint is not None else 0
+    def any_bad(self) -> int:
+        """The first iteration whose loss was not finite on any rank, else -1 (all ranks call it together)."""
+        import torch
 
-    def save_checkpoint(iter_done: int, loader_state: dict, rng: dict, best: bool) -> None:
-        nonlocal ckpt_iter
-        if not weights_finite():
-            raise diverged(iter_done, "the weights hold NaN or inf")
-        if not main:
-            ckpt_iter = iter_done
+        never = torch.iinfo(torch.long).max
+        b = int(dist.all_min(self.w, torch.where(self.first_bad < 0, never, self.first_bad), self.device))
+        return -1 if b == never else b
+
+    # -- save, evaluate, step ------------------------------------------------------------------
+
+    def save(self, best: bool, snapshot: tuple[dict, dict] | None = None) -> None:
+        """Write last.pt (and best.pt) from the TrainState; `snapshot` = (loader, rng) state from
+        the start of an interrupted iteration."""
+        from fwpipe.train import checkpoint as ckpt_mod
+
+        iter_done = self.state.iter
+        if not self.weights_finite():
+            raise self.diverged(iter_done, "the weights hold NaN or inf")
+        if not self.main:
+            self.ckpt_iter = iter_done
             return
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                 "loader": loader_state, "rng": rng, "iter": iter_done, "config": to_dict(cfg),
-                 "budget_tokens": run.budget_tokens, "dataset_sha256": fingerprint, "dataset_path": str(run.dataset.root),
-                 "best_val_loss": best_val, "evals": evals, "fwpipe_version": __version__}
-        with rd.writing(rundir.LAST) as path:
+        run = self.run_
+        state = {**self.state.capture(*(snapshot or ())), "config": to_dict(self.cfg), "budget_tokens": run.budget_tokens,
+                 "dataset_sha256": self.fingerprint, "dataset_path": str(run.dataset.root), "fwpipe_version": __version__}
+        with self.rd.writing(rundir.LAST) as path:
             ckpt_mod.save(path, state)
-        ckpt_iter = iter_done
+        self.ckpt_iter = iter_done
         if best:
-            with rd.writing(rundir.BEST) as path:
+            with self.rd.writing(rundir.BEST) as path:
                 ckpt_mod.save(path, state)
 
-    def evaluate(iter_done: int, step_loss: float | None) -> None:
-        nonlocal best_val
-        val_loss, train_loss = estimate(val_batches), estimate(train_batches)
+    def estimate(self, batches: list) -> float | None:
+        """The mean loss over the fixed batches; under DDP each rank takes every size-th one."""
+        import torch
+
+        from fwpipe.train.data import batch_to_device
+
+        if not batches:
+            return None
+        w = self.w
+        self.fwd.eval()
+        total = 0.0
+        mine = batches[w.rank :: w.size]
+        with torch.no_grad():
+            for xy in mine:
+                x, y = batch_to_device(xy, self.device)
+                with self.ctx:
+                    _, loss = self.fwd(x, y)
+                total += loss.item()
+        self.fwd.train()
+        total, n = dist.all_sum(w, [total, len(mine)], self.device)
+        return total / n
+
+    def evaluate(self) -> None:
+        from fwpipe.diagnosis import at_eval
+        from fwpipe.train.plot import plot_losses
+
+        cfg, plan, st, iter_done = self.cfg, self.plan, self.state, self.state.iter
+        val_loss, train_loss = self.estimate(self.val_batches), self.estimate(self.train_batches)
         for name, v in (("val", val_loss), ("train", train_loss)):
             if v is not None and not math.isfinite(v):
-                raise diverged(iter_done, f"the {name} loss is {v}")
-        e = {"kind": "eval", "iter": iter_done, "tokens": iter_done * tpi, "epoch": loader.epoch,
+                raise self.diverged(iter_done, f"the {name} loss is {v}")
+        e = {"kind": "eval", "iter": iter_done, "tokens": iter_done * self.tpi, "epoch": self.loader.epoch,
              "val_loss": val_loss, "train_loss": train_loss}
-        if run.hellaswag:
+        if self.run_.hellaswag:
             from fwpipe.train import hellaswag as hs
 
             # the uncompiled model: HellaSwag's rows vary in length, each would be a recompile
-            e.update(hs.evaluate(model, run.hellaswag, device, ctx, w))
-        evals.append({k: e[k] for k in ("iter", "tokens", "epoch", "val_loss", "train_loss")})
-        d = diagnose(evals, n_params=plan["params_non_embedding"], unique_tokens=plan["unique_tokens"],
-                     budget_tokens=run.budget_tokens, dropout=cfg.model.dropout, lr=cfg.lr, min_lr=cfg.min_lr,
-                     threshold=cfg.plateau_threshold, step_loss=step_loss) if val_loss is not None else {}
+            e.update(hs.evaluate(self.model, self.run_.hellaswag, self.device, self.ctx, self.w))
+        st.evals.append({k: e[k] for k in ("iter", "tokens", "epoch", "val_loss", "train_loss")})
+        d = at_eval(st.evals, **diagnosis_inputs(plan)) if val_loss is not None else {}
         e["improvement_per_doubling"] = d.get("improvement_per_doubling")
         e["plateau"] = d.get("plateau", False)
-        record(e)
+        self.record(e)
         if d.get("diagnosis"):
-            emit({"kind": "diagnosis", "iter": iter_done, **d["diagnosis"]})
-        is_best = val_loss is not None and val_loss < best_val
+            self.emit({"kind": "diagnosis", "iter": iter_done, **d["diagnosis"]})
+        is_best = val_loss is not None and val_loss < st.best_val
         if is_best:
-            best_val = val_loss
+            st.best_val = val_loss
         if iter_done > 0:
-            save_checkpoint(iter_done, loader.state_dict(), _rng_state(torch), is_best or val_loss is None)
-        if not main:
+            self.save(is_best or val_loss is None)
+        if not self.main:
             return
-        with rd.writing(rundir.LOSS_PNG) as path:
-            plot_losses(records, loader.tokens_per_epoch, path, title=f"{cfg.name}: {count(plan['params_non_embedding'])} params",
-                        dropout=cfg.model.dropout, diagnosis=d.get("diagnosis"))
+        with self.rd.writing(rundir.LOSS_PNG) as path:
+            plot_losses(self.records, self.loader.tokens_per_epoch, path,
+                        title=f"{cfg.name} ({cfg.recipe}): {params(plan['params_non_embedding'])} params",
+                        dropout=cfg.model.dropout, diagnosis=d.get("diagnosis"), budget_tokens=plan["tokens_trained"],
+                        verdict=d["diagnosis"]["text"][1] if d.get("diagnosis") else None)  # fwpipe.diagnosis's verdict line
 
-    emit({"kind": "message", "level": "info",
-          "text": f"{loader.windows_per_epoch:,} windows of {cfg.model.block_size + 1} tokens per epoch = "
-                  f"{loader.tokens_per_epoch:,} tokens; {max_iters:,} iterations to go from {it:,}"})
-    if it == 0:
-        evaluate(0, None)
-    stop = max_iters if stop_after is None else min(max_iters, stop_after)
-    t_last, it_last, step_loss = time.perf_counter(), it, None
-    flops_tok, peak = plan["flops_per_token"], dev_peak(plan)
-    peak = peak * w.size if peak else peak  # MFU of the whole run: every rank's device counts
-    eta_said = False
-    snapshot = None
-    # set on the device when any step's loss is not finite; read where the loop syncs anyway
-    # (log lines, evals, checkpoints), so watching for NaN costs no extra device sync per step
-    first_bad = torch.full((), -1, dtype=torch.long, device=device)
-    never = torch.iinfo(torch.long).max
+    def step(self) -> tuple[Any, Any, float]:
+        """One iteration: every micro-batch forward and backward, clip, every optimizer steps.
+        Returns (the loss summed over micro-steps, as a device tensor; the logged lr)."""
+        import torch
 
-    def any_bad() -> int:
-        """The first iteration whose loss was not finite on any rank, else -1 (all ranks call it together)."""
-        b = int(dist.all_min(w, torch.where(first_bad < 0, never, first_bad), device))
-        return -1 if b == never else b
-    try:
-        while it < stop:
-            snapshot = (loader.state_dict(), _rng_state(torch))  # the state a Ctrl-C inside this iteration saves
-            lr = lr_at(it, cfg, max_iters)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss_sum = torch.zeros((), device=device)
-            x, y = loader.next_batch()
-            for micro in range(accum):
-                # DDP averages the ranks' gradients, so each rank divides by its own micro-steps only;
-                # they sync once, on the last micro-step
-                sync = contextlib.nullcontext() if micro + 1 == accum or not w.enabled else step_fwd.no_sync()
-                with sync:
-                    with ctx:
-                        _, loss = step_fwd(x, y)
-                        loss = loss / accum  # the gradients add up to the mean over the whole batch
-                    if micro + 1 < accum:
-                        x, y = loader.next_batch()  # fetch while the device works on this micro-step
-                    scaler.scale(loss).backward()
-                loss_sum += loss.detach()
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
-            snapshot = None  # from here on the weights change: a Ctrl-C now saves nothing
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss_sum), it + 1, first_bad)
-            it += 1
-            if it % cfg.log_interval == 0 or it == stop:
-                # syncs with the device, so the timing below is honest; under DDP, the mean over ranks
-                step_loss = dist.all_sum(w, [loss_sum.item()], device)[0] / w.size
-                bad = any_bad()
-                if bad >= 0:
-                    raise diverged(bad, f"the training loss is {step_loss if bad == it else 'not finite'}")
-                now = time.perf_counter()
-                tok_s = (it - it_last) * tpi / (now - t_last)
-                t_last, it_last = now, it
-                r = {"kind": "train", "iter": it, "tokens": it * tpi, "epoch": loader.epoch, "loss": step_loss, "lr": lr,
-                     "grad_norm": grad_norm.item(), "tokens_per_s": tok_s, "mfu": mfu(tok_s, flops_tok, peak),
-                     "eta_s": (max_iters - it) * tpi / tok_s}
-                record(r)
-                if not eta_said and it >= 2 * cfg.log_interval:
-                    eta_said = True
-                    emit({"kind": "message", "level": "info",
-                          "text": f"ETA {duration(r['eta_s'])} for {max_iters - it:,} more iterations at {tok_s:,.0f} tokens/s"})
-            if it % cfg.eval_interval == 0 or it == max_iters or it == stop:
-                bad = any_bad()
-                if bad >= 0:
-                    raise diverged(bad, "the training loss is not finite")
-            if it % cfg.eval_interval == 0 or it == max_iters:
-                evaluate(it, step_loss)
-                t_last, it_last = time.perf_counter(), it  # tokens/s counts training steps only
-            elif it == stop:
-                save_checkpoint(it, loader.state_dict(), _rng_state(torch), False)
-    except KeyboardInterrupt:
-        if snapshot is not None and it > 0 and int(first_bad) < 0 and weights_finite():
-            save_checkpoint(it, *snapshot, False)
-            log.warning("interrupted: saved %s at iteration %d", last_path, it)
-        raise
-    finally:
-        if metrics is not None:
-            metrics.close()
-    summary = {"kind": "done", "out": str(out), "iterations": it, "max_iterations": max_iters, "complete": it >= max_iters,
-               "tokens": it * tpi, "epoch": loader.epoch, "best_val_loss": best_val if math.isfinite(best_val) else None,
-               "last_val_loss": evals[-1]["val_loss"] if evals else None}
-    emit(summary)
-    return summary
+        from fwpipe.train import checkpoint as ckpt_mod
+        from fwpipe.train.recipe import set_lrs
+
+        cfg, w, accum, st = self.cfg, self.w, self.accum, self.state
+        self.snapshot = (self.loader.state_dict(), ckpt_mod.rng_state())  # the state a Ctrl-C inside this iteration saves
+        lr = set_lrs(self.optimizers, st.iter, cfg, self.max_iters)
+        loss_sum = torch.zeros((), device=self.device)
+        x, y = self.loader.next_batch()
+        for micro in range(accum):
+            # DDP averages the ranks' gradients, so each rank divides by its own micro-steps only;
+            # they sync once, on the last micro-step
+            sync = contextlib.nullcontext() if micro + 1 == accum or not w.enabled else self.step_fwd.no_sync()
+            with sync:
+                with self.ctx:
+                    _, loss = self.step_fwd(x, y)
+                    loss = loss / accum  # the gradients add up to the mean over the whole batch
+                if micro + 1 < accum:
+                    x, y = self.loader.next_batch()  # fetch while the device works on this micro-step
+                self.scaler.scale(loss).backward()
+            loss_sum += loss.detach()
+        for opt in self.optimizers.values():
+            self.scaler.unscale_(opt)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+        self.snapshot = None  # from here on the weights change: a Ctrl-C now saves nothing
+        for opt in self.optimizers.values():
+            self.scaler.step(opt)
+        self.scaler.update()
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        self.first_bad = torch.where((self.first_bad < 0) & ~torch.isfinite(loss_sum), st.iter + 1, self.first_bad)
+        st.iter += 1
+        return loss_sum, grad_norm, lr
+
+    def on_interrupt(self) -> None:
+        """A Ctrl-C: save the state from the start of the unfinished iteration, if it is sound."""
+        if self.snapshot is not None and self.state.iter > 0 and int(self.first_bad) < 0 and self.weights_finite():
+            self.save(False, self.snapshot)
+            log.warning("interrupted: saved %s at iteration %d", self.last_path, self.state.iter)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def run(self, stop_after: int | None) -> dict[str, Any]:
+        cfg, st, max_iters, tpi, w = self.cfg, self.state, self.max_iters, self.tpi, self.w
+        self.emit({"kind": "message", "level": "info",
+                   "text": f"{self.loader.windows_per_epoch:,} windows of {cfg.model.block_size + 1} tokens per epoch = "
+                           f"{tokens(self.loader.tokens_per_epoch)} tokens; {max_iters:,} iterations to go from {st.iter:,} "
+                           f"(recipe {cfg.recipe}: {' + '.join(self.optimizers)}, {cfg.schedule} schedule; "
+                           f"{self.threads} CPU threads)"})
+        if st.iter == 0:
+            self.evaluate()
+        stop = max_iters if stop_after is None else min(max_iters, stop_after)
+        t_last, it_last = time.perf_counter(), st.iter
+        flops_tok, peak = self.plan["flops_per_token"], dev_peak(self.plan)
+        peak = peak * w.size if peak else peak  # MFU of the whole run: every rank's device counts
+        eta_said = False
+        try:
+            while st.iter < stop:
+                loss_sum, grad_norm, lr = self.step()
+                it = st.iter
+                if it % cfg.log_interval == 0 or it == stop:
+                    # syncs with the device, so the timing below is honest; under DDP, the mean over ranks
+                    self.step_loss = step_loss = dist.all_sum(w, [loss_sum.item()], self.device)[0] / w.size
+                    bad = self.any_bad()
+                    if bad >= 0:
+                        raise self.diverged(bad, f"the training loss is {step_loss if bad == it else 'not finite'}")
+                    now = time.perf_counter()
+                    tok_s = (it - it_last) * tpi / (now - t_last)
+                    t_last, it_last = now, it
+                    r = {"kind": "train", "iter": it, "tokens": it * tpi, "epoch": self.loader.epoch, "loss": step_loss, "lr": lr,
+                         "grad_norm": grad_norm.item(), "tokens_per_s": tok_s, "mfu": mfu(tok_s, flops_tok, peak),
+                         "eta_s": (max_iters - it) * tpi / tok_s}
+                    self.record(r)
+                    if not eta_said and it >= 2 * cfg.log_interval:
+                        eta_said = True
+                        self.emit({"kind": "message", "level": "info",
+                                   "text": f"ETA {duration(r['eta_s'])} for {max_iters - it:,} more iterations at {tokens(tok_s)} tokens/s"})
+                if it % cfg.eval_interval == 0 or it == max_iters or it == stop:
+                    bad = self.any_bad()
+                    if bad >= 0:
+                        raise self.diverged(bad, "the training loss is not finite")
+                if it % cfg.eval_interval == 0 or it == max_iters:
+                    self.evaluate()
+                    t_last, it_last = time.perf_counter(), it  # tokens/s counts training steps only
+                elif it == stop:
+                    self.save(False)
+        except KeyboardInterrupt:
+            self.on_interrupt()
+            raise
+        best, evals = st.best_val, st.evals
+        summary = {"kind": "done", "out": str(self.run_.out), "recipe": cfg.recipe, "iterations": st.iter, "max_iterations": max_iters,
+                   "complete": st.iter >= max_iters, "tokens": st.iter * tpi, "epoch": self.loader.epoch,
+                   "best_val_loss": best if math.isfinite(best) else None, "last_val_loss": evals[-1]["val_loss"] if evals else None}
+        self.emit(summary)
+        return summary
+
+
+def set_threads(threads: int) -> int:
+    """torch's intra-op CPU threads: `threads` when > 0, else torch's own choice (OMP_NUM_THREADS,
+    else the physical cores). A CPU matmul splits its sums by thread, so the count is part of
+    what makes two runs' losses equal to the last bit; the loop logs it. Returns the count."""
+    import torch
+
+    if threads > 0 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def open_sinks(out: Path, cfg: TrainConfig, plan: dict[str, Any]) -> list:
+    """The optional metric mirrors (--tensorboard, --wandb); metrics.jsonl stays the record."""
+    from fwpipe.train import sinks
+
+    return sinks.open_sinks(out, cfg, plan)
 
 
 def dev_peak(plan: dict[str, Any]) -> float | None:
@@ -457,9 +512,10 @@ def dev_peak(plan: dict[str, Any]) -> float | None:
 def _compile(torch, model, ctx, batches: list, device: str, emit: Callable[[Event], None]):
     """torch.compile the model and run one forward/backward now, so that a failure shows up
     before training; on any failure warn and continue uncompiled."""
+    from fwpipe.train.checkpoint import rng_state, set_rng_state
     from fwpipe.train.data import batch_to_device
 
-    rng = _rng_state(torch)
+    rng = rng_state()
     try:
         compiled = torch.compile(model)
         if batches:
@@ -475,4 +531,4 @@ def _compile(torch, model, ctx, batches: list, device: str, emit: Callable[[Even
         return model
     finally:
         model.zero_grad(set_to_none=True)
-        _set_rng_state(torch, rng)
+        set_rng_state(rng)

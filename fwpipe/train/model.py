@@ -3,12 +3,14 @@
 Same module names, initialisation and parameter counts as nanoGPT's model.py, so that
 checkpoints map one-to-one and the numbers agree; attention always goes through
 torch's scaled_dot_product_attention (flash / memory-efficient kernels where available).
+
+The modern recipe's parts are switches in ModelConfig, each off by default: rotary position
+embeddings (no wpe), RMSNorm without weight (no norm parameters at all), QK-norm, ReLU^2 MLP,
+an untied head, zero-initialised output projections and a logit soft-cap.
 """
 
 from __future__ import annotations
 
-import inspect
-import logging
 import math
 
 import torch
@@ -16,8 +18,6 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from fwpipe.train.config import ModelConfig
-
-log = logging.getLogger(__name__)
 
 
 class LayerNorm(nn.Module):
@@ -32,6 +32,37 @@ class LayerNorm(nn.Module):
         return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
 
 
+class RMSNorm(nn.Module):
+    """x / rms(x), no weight and no bias (as in modded-nanogpt): a norm with no parameters."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, (x.size(-1),))
+
+
+def make_norm(config: ModelConfig) -> nn.Module:
+    return RMSNorm() if config.norm == "rmsnorm" else LayerNorm(config.n_embd, bias=config.bias)
+
+
+class Rotary(nn.Module):
+    """Rotary position embeddings (Su et al. 2021): each pair of a head's channels is rotated by
+    an angle that grows with the position, so q.k depends on the distance between tokens.
+    cos/sin are buffers, not parameters, and are not saved in checkpoints (recomputed)."""
+
+    def __init__(self, head_size: int, block_size: int, base: float = 10000.0):
+        super().__init__()
+        inv_freq = 1.0 / base ** (torch.arange(0, head_size, 2, dtype=torch.float32) / head_size)  # (hs/2,)
+        angles = torch.outer(torch.arange(block_size, dtype=torch.float32), inv_freq)  # (T, hs/2)
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, nh, T, hs) rotated; the two halves of the head are the pair's two coordinates."""
+        T = x.size(-2)
+        cos, sin = self.cos[:T].to(x.dtype), self.sin[:T].to(x.dtype)
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat((x1 * cos + x2 * sin, x2 * cos - x1 * sin), dim=-1)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -42,6 +73,8 @@ class CausalSelfAttention(nn.Module):
         self.n_head = config.n_head
         self.n_embd = config.n_embd
         self.dropout = config.dropout
+        self.qk_norm = config.qk_norm
+        self.rotary = Rotary(config.n_embd // config.n_head, config.block_size) if config.pos_emb == "rotary" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.size()  # batch, sequence length, embedding width
@@ -49,6 +82,10 @@ class CausalSelfAttention(nn.Module):
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        if self.qk_norm:  # unit-RMS q and k: attention logits cannot blow up as the weights grow
+            q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
+        if self.rotary is not None:
+            q, k = self.rotary(q), self.rotary(k)
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
         return self.resid_dropout(self.c_proj(y))
@@ -59,19 +96,22 @@ class MLP(nn.Module):
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.gelu = nn.GELU()
+        self.relu2 = config.mlp == "relu2"  # ReLU squared (So et al. 2021, Primer)
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+        h = self.c_fc(x)
+        h = F.relu(h).square() if self.relu2 else self.gelu(h)
+        return self.dropout(self.c_proj(h))
 
 
 class Block(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.ln_1 = LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_1 = make_norm(config)
         self.attn = CausalSelfAttention(config)
-        self.ln_2 = LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_2 = make_norm(config)
         self.mlp = MLP(config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -83,29 +123,31 @@ class GPT(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.transformer = nn.ModuleDict(
-            dict(
-                wte=nn.Embedding(config.vocab_size, config.n_embd),
-                wpe=nn.Embedding(config.block_size, config.n_embd),
-                drop=nn.Dropout(config.dropout),
-                h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
-                ln_f=LayerNorm(config.n_embd, bias=config.bias),
-            )
-        )
+        parts = dict(wte=nn.Embedding(config.vocab_size, config.n_embd))
+        if config.pos_emb == "learned":
+            parts["wpe"] = nn.Embedding(config.block_size, config.n_embd)
+        parts.update(drop=nn.Dropout(config.dropout), h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+                     ln_f=make_norm(config))
+        self.transformer = nn.ModuleDict(parts)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        # weight tying (https://paperswithcode.com/method/weight-tying): one matrix, counted once
-        self.transformer.wte.weight = self.lm_head.weight
+        if config.tie_embeddings:
+            # weight tying (https://paperswithcode.com/method/weight-tying): one matrix, counted once
+            self.transformer.wte.weight = self.lm_head.weight
         self.apply(self._init_weights)
-        # GPT-2's scaled init of the residual projections: std 0.02 / sqrt(2 * n_layer)
+        # GPT-2's scaled init of the residual projections: std 0.02 / sqrt(2 * n_layer); or zero,
+        # so that every block starts as the identity (modded-nanogpt)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
-                torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+                if config.zero_init_proj:
+                    torch.nn.init.zeros_(p)
+                else:
+                    torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
     def get_num_params(self, non_embedding: bool = True) -> int:
         """Parameters; with non_embedding the position embeddings are left out, as nanoGPT does
         (the token embeddings stay in because they are tied to the head's weights)."""
         n = sum(p.numel() for p in self.parameters())
-        if non_embedding:
+        if non_embedding and "wpe" in self.transformer:
             n -= self.transformer.wpe.weight.numel()
         return n
 
@@ -121,31 +163,26 @@ class GPT(nn.Module):
         b, t = idx.size()
         if t > self.config.block_size:
             raise ValueError(f"sequence of {t} tokens is longer than block_size {self.config.block_size}")
-        pos = torch.arange(0, t, dtype=torch.long, device=idx.device)  # (t,)
-        tok_emb = self.transformer.wte(idx)  # (b, t, n_embd)
-        pos_emb = self.transformer.wpe(pos)  # (t, n_embd)
-        x = self.transformer.drop(tok_emb + pos_emb)
+        x = self.transformer.wte(idx)  # (b, t, n_embd)
+        if "wpe" in self.transformer:
+            pos = torch.arange(0, t, dtype=torch.long, device=idx.device)  # (t,)
+            x = x + self.transformer.wpe(pos)  # (t, n_embd) broadcast over the batch
+        x = self.transformer.drop(x)
         for block in self.transformer.h:
             x = block(x)
         x = self.transformer.ln_f(x)
         if targets is not None:
-            logits = self.lm_head(x)  # (b, t, vocab_size)
+            logits = self.softcap(self.lm_head(x))  # (b, t, vocab_size)
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
         else:
-            logits = self.lm_head(x[:, [-1], :])  # (b, 1, vocab_size): only the last position is needed
+            logits = self.softcap(self.lm_head(x[:, [-1], :]))  # (b, 1, vocab_size): only the last position is needed
             loss = None
         return logits, loss
 
-    def configure_optimizers(self, weight_decay: float, learning_rate: float, betas: tuple[float, float], device_type: str) -> torch.optim.AdamW:
-        """AdamW with weight decay on matrices and embeddings only (not on norms or biases)."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        decay = [p for p in params if p.dim() >= 2]
-        no_decay = [p for p in params if p.dim() < 2]
-        groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        fused = device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
-        log.info("AdamW: %d decayed tensors (%s params), %d not decayed, fused=%s",
-                 len(decay), f"{sum(p.numel() for p in decay):,}", len(no_decay), fused)
-        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, **({"fused": True} if fused else {}))
+    def softcap(self, logits: torch.Tensor) -> torch.Tensor:
+        """cap * tanh(logits / cap): logits stay in (-cap, cap), smooth near 0 (Gemma 2, modded-nanogpt)."""
+        cap = self.config.logit_softcap
+        return cap * torch.tanh(logits / cap) if cap > 0 else logits
 
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,

@@ -85,4 +85,4 @@ def test_params_alone_budgets_chinchillas_20_tokens_per_param(planted_dirs):
     assert r.exit_code == 0, r.output
     b = json.loads(r.stdout)["budget"]
     assert b["budget_tokens"] == 2_000_000 and b["params"] == 100_000 and b["tokens_per_param"] == 20
-    assert "Chinchilla's 20 tokens x 100,000 params = 2,000,000 tokens" in r.stderr
+    assert "Chinchilla's 20 tokens x 100K params = 2M tokens" in r.stderr

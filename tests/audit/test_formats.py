@@ -25,6 +25,9 @@ def comparable(report: dict) -> dict:
         s.pop("shards")
     for group in r["exact_duplicates"]["largest"] + r["near_duplicates"]["largest"]:
         group["first"] = {k: group["first"][k] for k in ("split", "doc", "n_tokens")}
+    for e in r["leakage"].get("ngram_examples", []):
+        for side in ("val", "train"):
+            e[side].pop("shard"), e[side].pop("offset")
     b = r.get("budget", {})
     for k in ("source_files", "tokens_per_source_file", "files_for_4_epochs", "files_for_1_epoch"):
         b.pop(k, None)  # only a fwpipe manifest knows the input files

@@ -100,3 +100,19 @@ def test_rule_schema_matches_a_real_report(planted_reports):
     missing = {p for p, kind in _leaves(KEYS) if p not in in_report and p not in optional and not p.startswith("against.")}
     assert not missing, f"report.KEYS has keys no report has: {sorted(missing)}"
     assert {kind for _, kind in _leaves(KEYS)} == {"number", TEXT, LIST}
+
+
+def test_terminal_shows_a_documents_control_characters_as_spaces(planted_reports):
+    """A document holding terminal escape sequences (retitle, clear screen) or a bidi override
+    is printed inert: before, the snippet reached the terminal raw."""
+    import copy
+
+    from fwpipe.audit.report import terminal
+
+    rep = copy.deepcopy(planted_reports["fwpipe"])
+    assert rep["exact_duplicates"]["largest"], "the planted data has exact duplicates"
+    rep["exact_duplicates"]["largest"][0]["snippet"] = "\x1b]0;pwned\x07\x1b[2Jhello\u202eevil\r\nnext"
+    text = terminal(rep)
+    assert not any(ord(ch) < 0x20 and ch != "\n" or 0x7F <= ord(ch) < 0xA0 or ch == "\u202e" for ch in text)
+    line = next(ln for ln in text.splitlines() if "pwned" in ln)
+    assert "]0;pwned  [2Jhello evil  next" in line

@@ -17,13 +17,21 @@ class FileServer:
 
     `faults` is consumed in order; a fault applies to the next request that matches its
     `method` (and `name`, if given): {"status": 503} answers that status, {"drop": True} sends
-    the headers and half the body then closes the connection, {"stall": s} waits s seconds first;
-    {"skip": n} lets n matching requests through before the fault applies.
+    the headers and half the body then closes the connection, {"stall": s} waits s seconds first,
+    {"trickle": s} sends the body one byte every s seconds;
+    {"skip": n} lets n matching requests through before the fault applies; {"replace": bytes}
+    puts new bytes under the name (a new ETag and Last-Modified of its kind) and answers from them.
+    `put(..., etag=)`: "strong" (default), "weak" (W/"..."), or None (no ETag header); with
+    `modified=False` no Last-Modified either.
     """
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.etags: dict[str, str] = {}
+        self.etag_kind: dict[str, str | None] = {}
+        self.modified: dict[str, str | None] = {}
+        self.versions = 0
+        self.ignore_range = False  # answer every GET with 200 and the whole file, as some servers do
         self.faults: list[dict] = []
         self.requests: list[tuple[str, str, str | None]] = []  # (method, name, Range header)
         self.body_bytes = 0  # body bytes sent, faults included
@@ -51,10 +59,17 @@ class FileServer:
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, data: bytes, etag: str | None = "strong", modified: bool = True) -> None:
         with self.lock:
-            self.files[name] = data
-            self.etags[name] = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
+            self._put(name, data, etag, modified)
+
+    def _put(self, name: str, data: bytes, etag: str | None, modified: bool) -> None:
+        self.files[name] = data
+        tag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
+        self.etags[name] = tag if etag == "strong" else "W/" + tag if etag == "weak" else None
+        self.etag_kind[name] = etag
+        self.versions += 1  # each version a second later, as a file replaced on a real server
+        self.modified[name] = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(1.7e9 + self.versions)) if modified else None
 
     def url(self, name: str, userinfo: str = "", query: str = "") -> str:
         return f"http://{userinfo}127.0.0.1:{self.port}/{name}" + (f"?{query}" if query else "")
@@ -82,8 +97,11 @@ class FileServer:
         rng = h.headers.get("Range")
         with self.lock:
             self.requests.append((method, name, rng))
-            data, etag = self.files.get(name), self.etags.get(name)
         fault = self._fault(method, name)
+        with self.lock:
+            if fault and "replace" in fault:
+                self._put(name, fault["replace"], self.etag_kind.get(name, "strong"), self.modified.get(name) is not None)
+            data, etag, modified = self.files.get(name), self.etags.get(name), self.modified.get(name)
         if fault and "stall" in fault:
             time.sleep(fault["stall"])
         if fault and "status" in fault:
@@ -92,9 +110,13 @@ class FileServer:
             return self._send(h, 404, b"", {})
         if h.headers.get("If-Match") not in (None, etag):
             return self._send(h, 412, b"", {})
-        headers = {"ETag": etag, "Accept-Ranges": "bytes"}
+        headers = {"Accept-Ranges": "bytes"}
+        if etag:
+            headers["ETag"] = etag
+        if modified:
+            headers["Last-Modified"] = modified
         status, body = 200, data
-        m = re.fullmatch(r"bytes=(\d+)-(\d*)", rng or "")
+        m = None if self.ignore_range else re.fullmatch(r"bytes=(\d+)-(\d*)", rng or "")
         if m:
             lo = int(m.group(1))
             hi = min(int(m.group(2)) if m.group(2) else len(data) - 1, len(data) - 1)
@@ -103,6 +125,20 @@ class FileServer:
         if head:
             headers["Content-Length"] = str(len(data))
             return self._send(h, 200, b"", headers, length_set=True)
+        if fault and "trickle" in fault:  # one byte every `trickle` seconds, until the client hangs up
+            h.send_response(status)
+            for k, v in {**headers, "Content-Length": str(len(body))}.items():
+                h.send_header(k, v)
+            h.end_headers()
+            h.close_connection = True
+            try:
+                for i in range(len(body)):
+                    h.wfile.write(body[i : i + 1])
+                    h.wfile.flush()
+                    time.sleep(fault["trickle"])
+            except OSError:
+                pass
+            return None
         if fault and fault.get("drop"):
             h.send_response(status)
             for k, v in {**headers, "Content-Length": str(len(body))}.items():
@@ -125,7 +161,11 @@ class FileServer:
             h.send_header("Content-Length", str(len(body)))
         h.end_headers()
         if body:
-            h.wfile.write(body)
+            try:
+                h.wfile.write(body)
+            except OSError:  # the client hung up without reading (as fwpipe does with a whole file sent to a range request)
+                h.close_connection = True
+                return
             with self.lock:
                 self.body_bytes += len(body)
 

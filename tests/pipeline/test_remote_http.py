@@ -13,7 +13,7 @@ from fwpipe import remote
 from fwpipe.cli import main
 from fwpipe.dataset import read_manifest
 from fwpipe.errors import DatasetMismatchError, RemoteError
-from fwpipe.fmt import size
+from fwpipe.fmt import pct, size
 from fwpipe.pipeline.estimate import estimate
 from fwpipe.pipeline.prepare import prepare
 from tests.pipeline.remote_helpers import OPTS, assert_same_dataset, estimate_gets, streaming_gets
@@ -148,7 +148,7 @@ def test_cli_estimate_prints_and_records_fetched_bytes(server, tmp_path):
     r = CliRunner().invoke(main, ["prepare", server.url("fw.parquet"), "--estimate", "--json", str(tmp_path / "e.json")])
     assert r.exit_code == 0, r.output
     g = json.loads((tmp_path / "e.json").read_text())["fetched"]
-    assert f"fetched {size(g['bytes'])} of {size(g['input_bytes'])} remote input ({g['fraction']:.2%})" in r.output
+    assert f"fetched {size(g['bytes'])} of {size(g['input_bytes'])} remote input ({pct(g['fraction'])})" in r.output
     assert g["bytes"] > 0
 
 
@@ -166,7 +166,9 @@ def test_cache_dir_keeps_whole_copies_that_a_rerun_reads_locally(server, files, 
         r = CliRunner().invoke(main, ["prepare", *urls, "-o", str(tmp_path / "two"), *args])
         assert r.exit_code == 0, r.output
         assert_same_dataset(tmp_path / "two", local_ref, urls)
-        assert server.gets("a.parquet") == server.gets("b.parquet") == 1  # the footer only; rows come from the copies
+        # a HEAD each for the revision; footer and rows come from the copies
+        assert server.gets("a.parquet") == server.gets("b.parquet") == 0
+        assert [m for m, n, _ in server.requests if n == "a.parquet"] == ["HEAD"]
     finally:
         remote.set_cache_dir(None)
 

@@ -110,3 +110,43 @@ def test_a_budget_starts_no_unit_past_the_one_that_reaches_it(tmp_path, monkeypa
     used = s["sizing"]["inputs_used"][0]["rows"]  # rows up to the stopping document
     assert s["sizing"]["reached"] and used < 1400
     assert started == list(range((used - 1) // 100 + 1))  # units of 100 rows, in order, through the stop's
+
+
+def test_a_marker_must_list_every_unit_file_and_a_truncated_one_redoes_the_unit(tmp_path, monkeypatch, small_groups):
+    opts = PrepareOptions(shard_tokens=80_000, dedup="none")
+    prepare([small_groups], tmp_path / "ref", options=opts, workers=1, unit_rows=300, progress=False)
+    out = tmp_path / "out"
+    _crash_in_assembly(monkeypatch)
+    with pytest.raises(OSError, match="assembling"):
+        prepare([small_groups], out, options=opts, workers=1, unit_rows=300, progress=False)
+    units = sorted((out / ".work" / "units").iterdir())
+    # unit 0: a marker that lists no files, over tokens corrupted after the kill
+    marker = json.loads((units[0] / "unit.json").read_text())
+    marker["files"] = {}
+    (units[0] / "unit.json").write_text(json.dumps(marker))
+    raw = bytearray((units[0] / "train.tokens").read_bytes())
+    raw[100] ^= 1
+    (units[0] / "train.tokens").write_bytes(bytes(raw))
+    # unit 1: a marker listing only the tokens, over a truncated rows table; unit 2: a truncated token file
+    marker = json.loads((units[1] / "unit.json").read_text())
+    marker["files"] = {k: v for k, v in marker["files"].items() if k.endswith(".tokens")}
+    (units[1] / "unit.json").write_text(json.dumps(marker))
+    rows = units[1] / "val.rows.arrow"
+    rows.write_bytes(rows.read_bytes()[:50])
+    tok = units[2] / "train.tokens"
+    tok.write_bytes(tok.read_bytes()[:-7])
+    monkeypatch.undo()
+    prepare([small_groups], out, options=opts, workers=1, unit_rows=300, progress=False)
+    assert dir_digest(out) == dir_digest(tmp_path / "ref")
+
+
+def test_workers_never_exceed_the_units_nor_two_a_core(tmp_path, first150, sample1400, caplog):
+    import logging
+    import os
+
+    with caplog.at_level(logging.WARNING, logger="fwpipe.executor"):
+        s = prepare([first150, sample1400], tmp_path / "d", options=PrepareOptions(dedup="none"), workers=128, progress=False)
+    n_units = len(plan_units([inputs.inspect(f, "text") for f in (first150, sample1400)]))
+    assert s["workers"] == min(n_units, 2 * os.cpu_count()) < 128  # was: 128 forked processes for 2 units
+    assert any("--workers 128: running" in r.getMessage() for r in caplog.records)
+    assert executor_mod.cap_workers(10**6) == 2 * os.cpu_count() and executor_mod.cap_workers(3, units=100) == min(3, 2 * os.cpu_count())

@@ -47,7 +47,7 @@ def test_train_resume_and_sample(tmp_path, tiny_data):
     out = tmp_path / "run"
     r = cli("train", tiny_data, "--budget-tokens", 6 * 128, "--out", out, "--peak-tflops", 0.5, *TINY)
     assert r.exit_code == 0, r.output
-    assert "iter 6 |" in r.output and "done: 6/6 iterations" in r.output and "eval iter 6" in r.output
+    assert "iter 6/6 |" in r.output and "done: 6/6 iterations" in r.output and "eval iter 6" in r.output
     plan = json.loads((out / "plan.json").read_text())
     steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"train"' in line]
     for s in steps:  # --peak-tflops gives an MFU even on a CPU
@@ -85,10 +85,19 @@ def test_device_that_is_not_there(tiny_data, tmp_path):
     assert_error(cli("train", tiny_data, "--budget-tokens", "1e5", "--out", tmp_path, *TINY, "--device", missing), f"--device {missing}")
 
 
-def test_too_many_epochs_refused(tiny_data, tmp_path):
-    r = cli("train", tiny_data, "--budget-tokens", "2e7", "--out", tmp_path, "--dry-run", *TINY)
-    assert_error(r, "epochs", "--allow-repeats")
-    r = cli("train", tiny_data, "--budget-tokens", "2e7", "--out", tmp_path, "--dry-run", "--allow-repeats", *TINY)
+def test_too_many_epochs_refused_after_the_plan(tiny_data, tmp_path):
+    # the plan first (stdout), then the refusal as the one Error line (stderr), exit 1
+    r = cli("train", tiny_data, "--budget-tokens", "2e7", "--out", tmp_path, "--dry-run", "--json", tmp_path / "plan.json", *TINY)
+    assert r.exit_code == 1, r.output
+    assert r.stdout.startswith("plan: tiny-cpu") and "  epochs      " in r.stdout and "wasted" in r.stdout, r.stdout
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("Error: 20M tokens is ") and "--allow-repeats" in err[0], r.stderr
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert plan["refusal"]["message"] in err[0] and plan["epochs"] > 16
+    # --json -: the JSON alone on stdout, refusal included; the Error line on stderr
+    r = cli("train", tiny_data, "--budget-tokens", "2e7", "--out", tmp_path / "run", "--dry-run", "--json", "-", *TINY)
+    assert r.exit_code == 1 and json.loads(r.stdout)["refusal"]["hint"] and r.stderr.startswith("Error: ")
+    r = cli("train", tiny_data, "--budget-tokens", "2e7", "--out", tmp_path / "run", "--dry-run", "--allow-repeats", *TINY)
     assert r.exit_code == 0 and "WARNING" in r.output
 
 

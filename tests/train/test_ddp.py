@@ -192,3 +192,26 @@ def test_indivisible_accumulation_is_one_cli_line(tmp_path, tiny_data):
     assert r.exit_code == 1
     assert r.output.startswith("Error: grad_accum=4 does not divide over 3 processes") and r.output.count("\n") == 1
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_two_ranks_with_muon_log_the_one_rank_losses(setup, tiny_data):
+    """The modern recipe (Muon for the matrices, AdamW for the rest, WSD) under DDP: DDP averages
+    the gradients before any optimizer steps, so Muon orthogonalises the same matrix on every
+    rank and the losses are the one-process losses."""
+    root = setup[0]
+    cfg = tiny_config(recipe="modern", grad_accum=2, batch_size=4, block_size=32, eval_interval=5, log_interval=1)
+    (root / "modern.toml").write_text(to_toml(cfg))
+    budget = 10 * cfg.tokens_per_iter
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(plan_run(tiny_data, budget, cfg, out=root / "modern-ref", device="cpu", hellaswag=root / "hellaswag.jsonl"))
+    finally:
+        torch.set_num_threads(threads)
+    out = root / "modern-two"
+    rc, text = _finish(_torchrun([str(tiny_data), "--config", str(root / "modern.toml"), "--budget-tokens", str(budget),
+                                  "--hellaswag", str(root / "hellaswag.jsonl"), "--out", str(out), "--device", "cpu"], root))
+    assert rc == 0, text[-3000:]
+    assert "recipe modern" in text
+    _assert_same(_metrics(out), _metrics(root / "modern-ref"))

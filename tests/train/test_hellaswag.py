@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from fwpipe.cli import main
 from fwpipe.errors import InputFormatError, InputNotFoundError
+from fwpipe.fmt import pct
 from fwpipe.tokenizer import encode
 from fwpipe.train import hellaswag as hs
 from fwpipe.train.config import ModelConfig
@@ -120,6 +121,6 @@ def test_train_logs_acc_norm_and_eval_command_agrees(tmp_path, tiny_data, finewe
     # the command scores last.pt / best.pt, the weights of that same last eval
     r = CliRunner().invoke(main, ["eval", str(tmp_path / "run"), "--hellaswag", str(path), "--device", "cpu"])
     assert r.exit_code == 0, r.output
-    assert r.output.strip() == f"hellaswag acc_norm {last['hellaswag_acc_norm']:.2%} ({last['hellaswag_correct']}/5) on {path}"
+    assert r.output.strip() == f"hellaswag acc_norm {pct(last['hellaswag_acc_norm'])} ({last['hellaswag_correct']}/5) on {path}"
     r = CliRunner().invoke(main, ["eval", str(tmp_path / "run"), "--hellaswag", str(tmp_path / "nope.jsonl")])
     assert r.exit_code == 1 and r.output.count("\n") == 1 and "Error: " in r.output
