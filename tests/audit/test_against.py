@@ -85,7 +85,7 @@ def test_against_sniffs_the_content_not_the_suffix(planted_dirs, real_texts, tmp
     (tmp_path / "E.JSONL").write_text(lines)
     (tmp_path / "e.txt").write_text(lines)
     pq.write_table(pa.table({"text": evals}), tmp_path / "e.dat")
-    got = [audit(planted_dirs["llmc"], against_path=tmp_path / n, write_clusters_file=False)["against"] for n in ("E.JSONL", "e.txt", "e.dat")]
+    got = [audit(planted_dirs["llmc"], against_path=tmp_path / n, write_clusters_file=False, quality=False)["against"] for n in ("E.JSONL", "e.txt", "e.dat")]
     assert [(g["train"]["exact_docs"], g["val"]["exact_docs"]) for g in got] == [(1, 1)] * 3
     raw = tmp_path / "tokens.txt"
     raw.write_bytes(np.arange(1000, dtype=np.uint16).tobytes())
@@ -123,5 +123,5 @@ def test_a_dictionary_encoded_text_column_is_read_as_strings(planted_dirs, real_
     plain, dic = tmp_path / "p.parquet", tmp_path / "d.parquet"
     pq.write_table(pa.table({"text": evals}), plain)
     pq.write_table(pa.table({"text": pa.array(evals).dictionary_encode()}), dic)
-    a, b = (audit(planted_dirs["llmc"], against_path=x, write_clusters_file=False)["against"] for x in (plain, dic))
+    a, b = (audit(planted_dirs["llmc"], against_path=x, write_clusters_file=False, quality=False)["against"] for x in (plain, dic))
     assert a["train"] == b["train"] and a["eval_docs"] == b["eval_docs"] == 3
