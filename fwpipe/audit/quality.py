@@ -18,12 +18,12 @@ import numpy as np
 
 from fwpipe.audit.corpus import Corpus
 from fwpipe.dataset import DOCS, REMOVED, WRITTEN_BY
+from fwpipe.dedup.engine import _openmp_started
+from fwpipe.executor import Executor, LocalExecutor
 from fwpipe.fmt import pct
 from fwpipe.quality import lang as lang_mod
 from fwpipe.quality.config import QualityConfig
 from fwpipe.quality.rules import C4_POLICY, FILTERS, TERMINAL, failures, measure, rules
-from fwpipe.dedup.engine import _openmp_started
-from fwpipe.executor import Executor, LocalExecutor
 from fwpipe.shards import open_tokens, release_pages, token_source
 from fwpipe.tokenizer import get_encoding
 
