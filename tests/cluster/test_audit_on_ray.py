@@ -99,7 +99,9 @@ def test_units_run_on_both_nodes_and_give_the_local_bytes(ray_cluster, dataset, 
     fresh(dataset)
     with RayExecutor(ray_cluster.address, node_ids=nodes, soft=False) as ex:
         got = outputs(dataset, audit(dataset, tmp_dir=tmp_path, executor=ex, **OPTS))
-    assert ex.unit_nodes == [nodes[i % 2] for i in range(UNITS)]  # pinned, and each result records where it ran
+    assert ex.unit_nodes[:UNITS] == [nodes[i % 2] for i in range(UNITS)]  # pinned, and each result records where it ran
+    rest = ex.unit_nodes[UNITS:]  # then the quality units (audit's second map), pinned the same way
+    assert rest and rest == [nodes[i % 2] for i in range(len(rest))]
     assert ray.is_initialized()  # the executor did not shut down the session it found
     assert got == local
     assert list(tmp_path.iterdir()) == []  # scratch and the storage probes are gone
