@@ -23,8 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
-from fwpipe.pipeline.split import TRAIN, VAL, key_hashes
+from fwpipe.pipeline.split import TRAIN, VAL, key_hashes_utf8
 from fwpipe.tokenizer import DEFAULT_ENGINE, EOT, EOT_TEXT, VOCAB_SIZE, encode_batch, get_encoding, token_byte_lengths
 
 # Row status, kept per row in the work sidecars so every input row is accounted for.
@@ -47,29 +48,28 @@ class ChunkRows:
     key_hash: np.ndarray  # uint64
     fineweb_token_count: np.ndarray  # int64, -1 where the input has none
     placeholder: np.ndarray  # bool: text holds a FineWeb e-mail placeholder
-    ids: list
-    urls: list
-    stream: np.ndarray  # uint16: EOT before every OK document, concatenated
-    hist: np.ndarray | None  # int64 (vocab,): token histogram of `stream`, counted in the worker (read-only when empty)
+    ids: list | pa.Array  # str or None a row, or a pa.string() array
+    urls: list | pa.Array
+    stream: np.ndarray  # uint16: EOT before every OK document, concatenated (its histogram: assemble.py, per shard)
 
     def __post_init__(self) -> None:
         # tokens each row adds to the stream: its EOT and tokens, or nothing if it was skipped
         self.stream_lens = np.where(self.status == OK, self.n_tokens + 1, 0)
 
     def head(self, n: int) -> "ChunkRows":
-        """The first n rows (a budget stop cuts a chunk); the histogram is recounted later."""
+        """The first n rows (a budget stop cuts a chunk)."""
         return ChunkRows(
             self.gpos[:n], self.file_index[:n], self.source_row[:n], self.status[:n], self.n_tokens[:n], self.n_bytes[:n],
             self.key_hash[:n], self.fineweb_token_count[:n], self.placeholder[:n], self.ids[:n], self.urls[:n],
-            self.stream[: int(self.stream_lens[:n].sum())], None,
+            self.stream[: int(self.stream_lens[:n].sum())],
         )  # fmt: skip
 
 
 def encode_chunk(
     texts: list,
-    ids: list,
+    ids: list | pa.Array,
     token_counts: list,
-    urls: list,
+    urls: list | pa.Array,
     *,
     file_index: int,
     row0: int,
@@ -92,11 +92,10 @@ def encode_chunk(
     # per-row Python stays to a few C-level passes (map, list.count): on threads it holds the GIL
     null_text = None in texts
     text_chars = np.fromiter((-1 if t is None else len(t) for t in texts) if null_text else map(len, texts), np.int64, n)
-    no_id = None in ids
-    keys = [t if i is None else str(i) for i, t in zip(ids, texts)] if no_id else list(map(str, ids))  # FineWeb `id`, else the text
-    key_hash = key_hashes(keys, seed)  # 0 where there is no key
+    keys = _keys(ids, texts)  # UTF-8 of the FineWeb `id`, else of the text; None: neither
+    key_hash = key_hashes_utf8(keys, seed)  # 0 where there is no key
     split = np.where(key_hash < np.uint64(threshold), VAL, TRAIN).astype(np.int8)
-    if null_text and no_id:  # a row with neither id nor text has no key: train
+    if null_text and None in keys:  # a row with neither id nor text has no key: train
         split[np.fromiter((k is None for k in keys), bool, n)] = TRAIN
     for g in forced_val:
         if gpos0 <= g < gpos0 + n:
@@ -136,17 +135,33 @@ def encode_chunk(
     for s in (TRAIN, VAL):
         rows = np.flatnonzero(keep & (split == s))
         if len(rows) == n:  # the whole chunk (the usual case for train)
-            taken, row_ids, row_urls = cols, list(ids), list(urls)
+            taken, row_ids, row_urls = cols, ids, urls
         else:
             taken = tuple(c[rows] for c in cols)
-            row_ids, row_urls = [ids[i] for i in rows.tolist()], [urls[i] for i in rows.tolist()]
+            row_ids, row_urls = _take(ids, rows), _take(urls, rows)
         in_stream = ok & (in_val if s == VAL else ~in_val)  # per tokenized document
         stream = (full if in_stream.all() else full[np.repeat(in_stream, lens + 1)]).astype(np.uint16)  # ids < 2**16
         out.append(ChunkRows(
             taken[0], np.full(len(rows), file_index, dtype=np.int32), row0 + rows, *taken[1:], row_ids, row_urls,
-            stream, _histogram(stream),
+            stream,
         ))  # fmt: skip
     return out[TRAIN], out[VAL]
+
+
+def _keys(ids: list | pa.Array, texts: list) -> list[bytes | None]:
+    """Each row's split key as UTF-8 (its id, else its text): an arrow id array is read as bytes
+    straight from its buffers, with no str a row in between."""
+    if isinstance(ids, pa.Array):
+        keys = ids.view(pa.binary()).to_pylist()  # pa.string(): valid UTF-8, checked on reading
+        if ids.null_count == 0:
+            return keys
+    else:
+        keys = [None if i is None else str(i).encode("utf-8", "surrogatepass") for i in ids]
+    return [k if k is not None else None if t is None else t.encode("utf-8", "surrogatepass") for k, t in zip(keys, texts)]
+
+
+def _take(values: list | pa.Array, rows: np.ndarray) -> list | pa.Array:
+    return values.take(pa.array(rows)) if isinstance(values, pa.Array) else [values[i] for i in rows.tolist()]
 
 
 _ALLOWED = {EOT_TEXT}
@@ -174,10 +189,3 @@ def _encode_joined(texts: list[str], engine: str = DEFAULT_ENGINE) -> tuple[np.n
 
 
 _EOT = np.array([EOT], dtype=np.uint32)
-_NO_TOKENS = np.zeros(VOCAB_SIZE, dtype=np.int64)
-_NO_TOKENS.flags.writeable = False  # shared by every empty stream: 400 KB each otherwise
-
-
-def _histogram(stream: np.ndarray) -> np.ndarray:
-    # numpy, not the numba kernel: a chunk is small, and prepare then never loads numba (~1 s)
-    return np.bincount(stream, minlength=VOCAB_SIZE) if len(stream) else _NO_TOKENS
