@@ -259,17 +259,22 @@ def _ids(col: pa.Array, path: str, column: str, row0: int) -> list[str | None]:
 class Batch:
     """A slice of one input: rows [row0, row0 + len(texts)) of source `file_index`.
 
-    ids and urls stay arrow string arrays (null where the input has none): the unit writes them
-    as they are, and a Python str a row costs ~0.3 us to make and again to turn back into arrow.
+    Texts, ids and urls stay arrow string arrays (null where the input has none): the unit hands
+    the texts to gigatoken and writes ids and urls as they are, and a Python str a row costs
+    ~0.3 us to make (and ids and urls as much again to turn back into arrow).
     """
 
     file_index: int
     row0: int
-    texts: list[str | None]
+    text_array: pa.Array  # string
     id_array: pa.Array  # string
     token_counts: list[int | None]
     url_array: pa.Array  # string
     n_bytes: int  # compressed input bytes this batch stands for, for the ETA
+
+    @cached_property
+    def texts(self) -> list[str | None]:
+        return self.text_array.to_pylist()
 
     @cached_property
     def ids(self) -> list[str | None]:
@@ -335,7 +340,7 @@ def read_batches(source: Source, file_index: int, text_column: str, *, start_row
             yield Batch(
                 file_index=file_index,
                 row0=row + lo,
-                texts=strings(col[text_column], source.path, text_column, row + lo),
+                text_array=string_array(col[text_column], source.path, text_column, row + lo),
                 id_array=string_array(col[KEY_COLUMN], source.path, KEY_COLUMN, row + lo) if source.has_id else pa.nulls(rb.num_rows, pa.string()),
                 token_counts=_token_counts(col[TOKEN_COUNT_COLUMN]) if source.has_token_count else [None] * rb.num_rows,
                 url_array=string_array(col[URL_COLUMN], source.path, URL_COLUMN, row + lo) if source.has_url else pa.nulls(rb.num_rows, pa.string()),

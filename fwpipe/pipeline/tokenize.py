@@ -89,9 +89,15 @@ def encode_chunk(
     text -> 0 or the status code of the quality rule that drops the row before it is tokenized.
     """
     n = len(texts)
-    # per-row Python stays to a few C-level passes (map, list.count): on threads it holds the GIL
-    null_text = None in texts
-    text_chars = np.fromiter((-1 if t is None else len(t) for t in texts) if null_text else map(len, texts), np.int64, n)
+    arrow = isinstance(texts, pa.Array)  # as a unit reads them: no str a row (Batch)
+    if arrow:
+        null_text = texts.null_count > 0
+        text_bytes = np.diff(np.frombuffer(texts.buffers()[1], np.int32)[texts.offset : texts.offset + n + 1]).astype(np.int64)
+        text_chars = np.where(texts.is_null().to_numpy(zero_copy_only=False), -1, text_bytes) if null_text else text_bytes  # sign only
+    else:
+        # per-row Python stays to a few C-level passes (map, list.count): on threads it holds the GIL
+        null_text = None in texts
+        text_chars = np.fromiter((-1 if t is None else len(t) for t in texts) if null_text else map(len, texts), np.int64, n)
     keys = _keys(ids, texts)  # UTF-8 of the FineWeb `id`, else of the text; None: neither
     key_hash = key_hashes_utf8(keys, seed)  # 0 where there is no key
     split = np.where(key_hash < np.uint64(threshold), VAL, TRAIN).astype(np.int8)
@@ -106,16 +112,16 @@ def encode_chunk(
 
     if check is not None:  # --filter: a dropped row keeps its rule's status and is not tokenized
         for i in np.flatnonzero(keep & (status == OK)).tolist():
-            status[i] = check(texts[i])
+            status[i] = check(_text(texts, i))
     coded = np.flatnonzero(keep & (text_chars > 0) & ((status == OK) | (check is None)))  # the rows to tokenize, in order
-    full, starts = _encode_joined(texts if len(coded) == n else [texts[i] for i in coded.tolist()], engine)
+    full, starts = _encode_joined(texts if len(coded) == n else _take(texts, coded), engine)
     lens = np.diff(starts, append=len(full)) - 1  # tokens of each document, its EOT not counted
     n_tokens = np.zeros(n, np.int64)
     n_tokens[coded] = lens
     n_bytes = np.zeros(n, np.int64)
     if len(coded):
         # UTF-8 bytes of each document = the bytes its tokens stand for (byte-level BPE is lossless; EOT: 0)
-        n_bytes[coded] = np.add.reduceat(token_byte_lengths()[full], starts, dtype=np.int64)
+        n_bytes[coded] = text_bytes[coded] if arrow else np.add.reduceat(token_byte_lengths()[full], starts, dtype=np.int64)
         if lens.max() + 1 > max_doc_tokens:
             status[coded[lens + 1 > max_doc_tokens]] = TOO_LONG
 
@@ -126,7 +132,7 @@ def encode_chunk(
         has_tc = np.fromiter((c is not None for c in token_counts), bool, n)
         placeholder = np.zeros(n, bool)
         for i in coded[has_tc[coded] & (tc[coded] != lens)].tolist():  # FineWeb's count differs: rare
-            placeholder[i] = any(p in texts[i] for p in EMAIL_PLACEHOLDERS)
+            placeholder[i] = any(p in _text(texts, i) for p in EMAIL_PLACEHOLDERS)
 
     cols = (gpos, status, n_tokens, n_bytes, key_hash, tc, placeholder)
     in_val = split[coded] == VAL
@@ -148,7 +154,7 @@ def encode_chunk(
     return out[TRAIN], out[VAL]
 
 
-def _keys(ids: list | pa.Array, texts: list) -> list[bytes | None]:
+def _keys(ids: list | pa.Array, texts: list | pa.Array) -> list[bytes | None]:
     """Each row's split key as UTF-8 (its id, else its text): an arrow id array is read as bytes
     straight from its buffers, with no str a row in between."""
     if isinstance(ids, pa.Array):
@@ -157,7 +163,13 @@ def _keys(ids: list | pa.Array, texts: list) -> list[bytes | None]:
             return keys
     else:
         keys = [None if i is None else str(i).encode("utf-8", "surrogatepass") for i in ids]
+    if isinstance(texts, pa.Array):
+        return [k if k is not None else t for k, t in zip(keys, texts.view(pa.binary()).to_pylist())]
     return [k if k is not None else None if t is None else t.encode("utf-8", "surrogatepass") for k, t in zip(keys, texts)]
+
+
+def _text(texts: list | pa.Array, i: int) -> str:
+    return texts[i].as_py() if isinstance(texts, pa.Array) else texts[i]
 
 
 def _take(values: list | pa.Array, rows: np.ndarray) -> list | pa.Array:
@@ -167,10 +179,12 @@ def _take(values: list | pa.Array, rows: np.ndarray) -> list | pa.Array:
 _ALLOWED = {EOT_TEXT}
 
 
-def _encode_joined(texts: list[str], engine: str = DEFAULT_ENGINE) -> tuple[np.ndarray, np.ndarray]:
+def _encode_joined(texts: list[str] | pa.Array, engine: str = DEFAULT_ENGINE) -> tuple[np.ndarray, np.ndarray]:
     """(EOT before each text's tokens, concatenated as uint32; the position of each text's EOT)."""
-    if not texts:
+    if not len(texts):
         return np.zeros(0, np.uint32), np.zeros(0, np.int64)
+    if isinstance(texts, pa.Array) and engine == "tiktoken":
+        texts = texts.to_pylist()
     if engine != "tiktoken":
         ids, offsets = encode_batch(texts, engine)  # on this thread: the unit's process is the parallelism
         full = np.insert(ids, offsets[:-1], EOT)

@@ -252,7 +252,7 @@ def _tokenize(task: UnitTask, d: Path, identity: dict) -> dict:
         for b in inputs_mod.read_batches(task.source, u.file_index, task.text_column, start_row=u.row_start, end_row=u.row_end,
                                          batch_rows=task.batch_rows or batch_rows_for(task.source)):  # fmt: skip
             pair = encode_chunk(
-                b.texts, b.id_array, b.token_counts, b.url_array, file_index=u.file_index, row0=b.row0, gpos0=u.file_gpos0 + b.row0, seed=task.seed,
+                b.text_array, b.id_array, b.token_counts, b.url_array, file_index=u.file_index, row0=b.row0, gpos0=u.file_gpos0 + b.row0, seed=task.seed,
                 threshold=task.threshold, cursors=(-1, -1), forced_val=forced_val, max_doc_tokens=task.max_doc_tokens,
                 engine=task.engine, check=check,
             )  # fmt: skip

@@ -53,7 +53,7 @@ def _assert_same(got, want):
     ],
 )
 @pytest.mark.parametrize("chunk_rows", [64, 1000])
-@pytest.mark.parametrize("arrow", [False, True], ids=["lists", "arrow"])  # ids and urls as Python lists or as a unit reads them
+@pytest.mark.parametrize("arrow", [False, True], ids=["lists", "arrow"])  # texts, ids and urls as Python lists or as a unit reads them
 def test_encode_chunk_equals_its_twin_on_real_rows(rows, case, chunk_rows, arrow):
     texts, ids, tcs, urls = rows
     n_too_long = n_ok = n_placeholder = 0
@@ -63,7 +63,7 @@ def test_encode_chunk_equals_its_twin_on_real_rows(rows, case, chunk_rows, arrow
         kw = dict(case, file_index=2, row0=lo + 10, gpos0=lo)
         if arrow:  # read_batches gives an integer id as its decimal text
             id_array = pa.array([None if i is None else str(i) for i in ids[sl]], pa.string())
-            got = encode_chunk(texts[sl], id_array, tcs[sl], pa.array(urls[sl], pa.string()), **kw)
+            got = encode_chunk(pa.array(texts[sl], pa.string()), id_array, tcs[sl], pa.array(urls[sl], pa.string()), **kw)
         else:
             got = encode_chunk(*args, **kw)
         want = encode_chunk_ref(*args, **kw)
