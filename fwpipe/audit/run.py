@@ -103,7 +103,7 @@ def audit(
     tmp_dir holds their scratch files (default: the system temp dir; reused by a rerun).
     against_path: an eval set (parquet or JSONL with a text column, or a dataset) to check
     for contamination by train and val (the "against" section).
-    executor: where the near-duplicate signature units run (fwpipe.executors.make_executor: local
+    executor: where the near-duplicate signature units and the quality units run (fwpipe.executors.make_executor: local
     processes or a Ray cluster; default: in this process). The report is the same either way.
     quality: the quality section (Gopher, FineWeb, C4 rules and language; quality.parquet beside
     clusters.parquet); quality_config: a TOML file of thresholds (fwpipe.quality.config).
@@ -170,7 +170,7 @@ def audit(
         step("quality signals")
         qpath = ds.root / QUALITY
         writable = ds.format == "fwpipe" and write_clusters_file and _writable(qpath)
-        report["quality"] = quality_section(corpus, qcfg, qpath if writable else None)
+        report["quality"] = quality_section(corpus, qcfg, qpath if writable else None, executor=executor)
     if budget_tokens is not None:
         report["budget"] = budget_section(budget_tokens, report["splits"]["train"]["stream_tokens"], params=params,
                                                      sources=ds.n_sources)

@@ -79,6 +79,10 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
     # a malformed rule, an unknown key or a budget rule without a budget fails before the audit runs
     rules = [parse_rule(r, budget=budget_tokens is not None, params=params is not None) for r in fail_on]
     prog = Progress()
+    if not no_quality:
+        from fwpipe.audit.quality import warm
+
+        warm()  # before the pool forks: its workers inherit the language model and kernels
     try:
         with make_executor(workers, ray_address) as ex:
             report = run_audit(dataset, budget_tokens=budget_tokens, params=params, block_size=block_size, shingle=shingle,
