@@ -52,21 +52,9 @@ class ChunkRows:
     urls: list | pa.Array
     stream: np.ndarray  # uint16: EOT before every OK document, concatenated (its histogram: assemble.py, per shard)
 
-    def __post_init__(self) -> None:
-        # tokens each row adds to the stream: its EOT and tokens, or nothing if it was skipped
-        self.stream_lens = np.where(self.status == OK, self.n_tokens + 1, 0)
-
-    def head(self, n: int) -> "ChunkRows":
-        """The first n rows (a budget stop cuts a chunk)."""
-        return ChunkRows(
-            self.gpos[:n], self.file_index[:n], self.source_row[:n], self.status[:n], self.n_tokens[:n], self.n_bytes[:n],
-            self.key_hash[:n], self.fineweb_token_count[:n], self.placeholder[:n], self.ids[:n], self.urls[:n],
-            self.stream[: int(self.stream_lens[:n].sum())],
-        )  # fmt: skip
-
 
 def encode_chunk(
-    texts: list,
+    texts: list | pa.Array,
     ids: list | pa.Array,
     token_counts: list,
     urls: list | pa.Array,
