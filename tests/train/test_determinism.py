@@ -76,3 +76,54 @@ def test_two_processes_log_the_same_losses(tmp_path, tiny_data):
         rows = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
         outs.append([(r["iter"], r["loss"].hex(), r["grad_norm"].hex()) for r in rows if r["kind"] == "train"])
     assert len(outs[0]) == 6 and outs[0] == outs[1]
+
+
+def _model_grad_bits(threads: int) -> bytes:
+    from fwpipe.train.model import GPT
+
+    from .conftest import tiny_config
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(0)
+        cfg = tiny_config().model
+        model = GPT(cfg)
+        x = torch.randint(0, cfg.vocab_size, (8, cfg.block_size), generator=torch.Generator().manual_seed(1))
+        _, loss = model(x, x)
+        loss.backward()
+        return b"".join(p.grad.numpy().tobytes() for p in model.parameters())
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_thread_count_moves_the_last_bits():
+    """Why a run pins its thread count: the same GPT step at 1 and at 2 threads differs in its
+    gradients' last bits (reductions split by thread), while each count repeats itself."""
+    one, two = _model_grad_bits(1), _model_grad_bits(2)
+    assert one != two
+    assert two == _model_grad_bits(2)
+
+
+def test_resume_keeps_the_thread_count_the_run_started_with(tmp_path, tiny_data):
+    """threads = 0 (torch's choice) is pinned at the start: config.toml and last.pt hold the count,
+    and a resume from a process whose count differs (another OMP_NUM_THREADS) goes back to it."""
+    from fwpipe.train import checkpoint as ckpt_mod
+    from fwpipe.train.loop import plan_run, train
+
+    from .conftest import tiny_config
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        cfg = tiny_config(eval_interval=1000)
+        assert cfg.threads == 0
+        out = tmp_path / "run"
+        train(plan_run(tiny_data, 4 * cfg.tokens_per_iter, cfg, out=out, device="cpu"), stop_after=2)
+        assert "threads = 2" in (out / "config.toml").read_text()
+        assert ckpt_mod.load(out / "last.pt")["config"]["threads"] == 2
+        torch.set_num_threads(1)  # the resuming shell's choice differs
+        summary = train(plan_run(tiny_data, None, None, out=out, device="cpu", resume=True))
+        assert summary["iterations"] == 4 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
