@@ -26,6 +26,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fwpipe.executors import ExecutorBase
+
 SAMPLE = Path(__file__).resolve().parents[1] / "fwpipe" / "sample" / "fineweb-sample10bt-1400.parquet"
 
 
@@ -59,7 +61,7 @@ def run(pythonpath: str | None, src: Path, out: Path, workers: int) -> tuple[flo
     return wall, r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime, json.loads(js.read_text())
 
 
-class ThreadExecutor:
+class ThreadExecutor(ExecutorBase):
     """The executor interface on threads: units share one interpreter (tiktoken drops the GIL)."""
 
     def __init__(self, workers: int):
@@ -77,7 +79,7 @@ class ThreadExecutor:
 
 
 def in_process(src: Path, tmp: Path, workers: int, repeat: int) -> str:
-    from fwpipe.executor import LocalExecutor
+    from fwpipe.executors import LocalExecutor
     from fwpipe.pipeline.prepare import PrepareOptions, prepare
 
     best: dict = {}

@@ -20,9 +20,7 @@ R_STAR = 15.4  # Muennighoff et al. 2023, "Scaling Data-Constrained Language Mod
 REPEATS_FREE_EPOCHS = 4
 REPEATS_MAX_EPOCHS = 16
 CHINCHILLA_TOKENS_PER_PARAM = 20.0  # Hoffmann et al. 2022, the rule of thumb (Table 3: 400M params -> 8.0B tokens)
-# Chinchilla's parametric fit (Hoffmann et al. 2022, approach 3): L = E + A/N^alpha + B/D^beta,
-# fitted on MassiveText with a SentencePiece tokenizer: a trend, not a prediction for GPT-2 BPE.
-FIT_E, FIT_A, FIT_B, FIT_ALPHA, FIT_BETA = 1.69, 406.4, 410.7, 0.34, 0.28
+# The loss trend of a scaling fit (and what to change) lives in fwpipe.diagnosis.trend.
 
 Verdict = Literal["fresh", "nearly-free", "diminishing", "wasted"]
 VERDICT_TEXT = {
@@ -110,10 +108,6 @@ def chinchilla_verdict(tokens_per_param: float) -> str:
     if ratio <= 2:
         return f"near compute-optimal (Chinchilla ~{CHINCHILLA_TOKENS_PER_PARAM:g} tokens per parameter)"
     return "past compute-optimal: fine for a model meant to be small at inference"
-
-
-def chinchilla_loss(n_params: float, n_tokens: float) -> float:
-    return FIT_E + FIT_A / n_params**FIT_ALPHA + FIT_B / n_tokens**FIT_BETA
 
 
 def files_needed(unique_tokens: float, n_files: int, budget_tokens: float, max_epochs: float) -> int:

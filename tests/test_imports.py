@@ -1,9 +1,11 @@
 """Imports go down the stack (DESIGN.md, Layout): every `import` in fwpipe/, read with ast.
 
-Three floors:
+Four floors:
     top     fwpipe.cli (and fwpipe.__main__): may import anything; nothing imports it
-    stages  fwpipe.pipeline, .audit, .train, .diagnosis: may import the ground floor, never
+    stages  fwpipe.pipeline, .audit, .train: may import the layer and the ground floor, never
             another stage (stages talk through the dataset directory)
+    layer   fwpipe.diagnosis: the one owner of the causes of a stall, which audit, train and
+            diagnose all use; takes plain numbers, imports only the ground floor
     ground  everything else (fwpipe/*.py, dedup, executors, dataset, sample): imports no stage
 
 Every import counts: at module level, inside a function (the lazy imports that keep `fwpipe
@@ -20,16 +22,13 @@ from pathlib import Path
 import fwpipe
 
 ROOT = Path(fwpipe.__file__).parent
-STAGES = ("pipeline", "audit", "train", "diagnosis")
+STAGES = ("pipeline", "audit", "train")
+LAYERS = ("diagnosis",)
 TOP = ("cli", "__main__")
 
-# Cycles that the first part of the structural step (issue 24: executors/ and a prepare that does
-# not re-enter itself) removes; listed so that this test passes before that part is merged. An
-# entry that no longer exists fails the test: delete it then. Nothing may be added here.
-KNOWN_CYCLES = {
-    ("fwpipe.executor", "fwpipe.raycluster"),
-    ("fwpipe.pipeline.finalize", "fwpipe.pipeline.prepare"),
-}
+# Cycles allowed to exist: none (structure part 1 removed the last two: executor <-> raycluster,
+# finalize <-> prepare). An entry that no longer exists fails the test. Nothing may be added here.
+KNOWN_CYCLES: set[tuple[str, ...]] = set()
 
 
 def module_names() -> dict[str, Path]:
@@ -80,6 +79,8 @@ def floor(name: str) -> tuple[str, str | None]:
         return "top", None
     if sub in STAGES:
         return "stage", sub
+    if sub in LAYERS:
+        return "layer", sub
     return "ground", None
 
 
@@ -90,6 +91,7 @@ def test_the_graph_is_read():
     assert "fwpipe.pipeline.estimate" in GRAPH["fwpipe.cli.prepare"]  # lazy, inside the command
     assert "fwpipe.cli.common" in GRAPH["fwpipe.cli.audit"]
     assert "fwpipe.train" in GRAPH["fwpipe.train.device"]  # `from fwpipe.train import require_torch`: the package
+    assert "fwpipe.diagnosis.trend" in GRAPH["fwpipe.train.plan"] and floor("fwpipe.diagnosis.causes") == ("layer", "diagnosis")
 
 
 def test_no_stage_imports_another_and_the_ground_floor_imports_no_stage():
@@ -100,8 +102,10 @@ def test_no_stage_imports_another_and_the_ground_floor_imports_no_stage():
             t_kind, t_stage = floor(t)
             if t_kind == "top" and kind != "top":
                 wrong.append(f"{name} -> {t} (nothing below the CLI imports it)")
-            elif kind == "ground" and t_kind == "stage":
-                wrong.append(f"{name} -> {t} (the ground floor imports no stage)")
+            elif kind == "ground" and t_kind in ("stage", "layer"):
+                wrong.append(f"{name} -> {t} (the ground floor imports no stage and not the diagnosis)")
+            elif kind == "layer" and t_kind == "stage":
+                wrong.append(f"{name} -> {t} (the diagnosis takes plain numbers and imports no stage)")
             elif kind == "stage" and t_kind == "stage" and t_stage != stage:
                 wrong.append(f"{name} -> {t} (a stage imports no other stage)")
     assert not wrong, "imports that go up or across:\n" + "\n".join(wrong)

@@ -19,11 +19,11 @@ def test_ray_not_installed_is_one_error_line(monkeypatch, args):
 
 
 def test_importing_fwpipe_does_not_import_ray():
-    """In a process of its own: re-importing modules here would leave this one's fwpipe.raycluster
+    """In a process of its own: re-importing modules here would leave this one's fwpipe.executors.ray
     two module objects."""
     import subprocess
 
-    code = "import sys; sys.modules['ray'] = None; import fwpipe.cli, fwpipe.raycluster, fwpipe.executor, fwpipe.dedup.engine"
+    code = "import sys; sys.modules['ray'] = None; import fwpipe.cli, fwpipe.executors, fwpipe.executors.ray, fwpipe.dedup.engine"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr  # only making an executor or a check imports ray
 

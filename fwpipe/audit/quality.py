@@ -1,8 +1,8 @@
 """The `quality` section: Gopher, FineWeb and C4 rules and the language of every document.
 
 The text is the tokens decoded (GPT-2's BPE is lossless, so this is the text prepare read),
-one document at a time in shard order, so memory stays at one document plus a batch of rows
-and the aggregates. quality.parquet gets one row per document (columns in README, Quality);
+in units of ~2 MB of text (units()) that may run in other processes (the audit's executor),
+one document at a time within a unit, so memory stays at a few units' rows plus the aggregates. quality.parquet gets one row per document (columns in README, Quality);
 the report gets, per rule and per filter, the documents and tokens that fail, the threshold,
 and a few examples with their offending lines.
 """
@@ -18,14 +18,18 @@ import numpy as np
 
 from fwpipe.audit.corpus import Corpus
 from fwpipe.dataset import DOCS, REMOVED, WRITTEN_BY
+from fwpipe.executors import INLINE, Executor, sized
 from fwpipe.fmt import pct
 from fwpipe.quality import lang as lang_mod
 from fwpipe.quality.config import QualityConfig
 from fwpipe.quality.rules import C4_POLICY, FILTERS, TERMINAL, failures, measure, rules
+from fwpipe.shards import open_tokens, release_pages, token_source
 from fwpipe.tokenizer import get_encoding
 
 log = logging.getLogger(__name__)
 BATCH_ROWS = 8192  # rows per parquet row group: ~8k x 60 columns of numbers, a few MB
+UNIT_DOCS = 8192  # documents per unit at most
+UNIT_TOKENS = 1 << 19  # ~2 MB of text per unit: ~1 CPU-second, small next to a pool's start
 N_EXAMPLES = 3
 N_LINES = 6  # offending lines kept per example
 LINE_CHARS = 160
@@ -74,14 +78,101 @@ def offending_lines(text: str, rule: str) -> list[str]:
     return [s[:LINE_CHARS] for s in lines if pick(s)][:N_LINES]
 
 
-def quality(corpus: Corpus, cfg: QualityConfig, out_path: Path | None = None, *, detect_lang: bool = True) -> dict:
-    """Measure every document; write quality.parquet to out_path (None: no file); return the section."""
+def units(corpus: Corpus) -> list[tuple[int, int]]:
+    """[lo, hi) global document ranges, within one shard, of at most UNIT_DOCS documents and
+    about UNIT_TOKENS tokens: the pieces measured apart (in other processes with --workers)."""
+    out = []
+    lengths = corpus.lengths
+    for k in range(len(corpus.shards)):
+        lo, hi = corpus.shard_range(k)
+        ends = np.cumsum(lengths[lo:hi])
+        a = lo
+        while a < hi:
+            done = int(ends[a - lo - 1]) if a > lo else 0
+            b = min(hi, a + UNIT_DOCS, lo + int(np.searchsorted(ends, done + UNIT_TOKENS, side="right")))
+            b = max(b, a + 1)  # a document longer than UNIT_TOKENS is a unit of its own
+            out.append((a, b))
+            a = b
+    return out
+
+
+def measure_unit(source: tuple, starts: np.ndarray, ends: np.ndarray, split: str, first_doc: int, ids: list,
+                 cfg: QualityConfig, detect_lang: bool) -> tuple[dict, dict]:
+    """The quality.parquet columns of one unit's documents (tokens [starts, ends) of the shard
+    `source` names; doc numbers from first_doc within `split`), and the first N_EXAMPLES
+    failing documents of each rule. A top-level function of picklable arguments: it may run in
+    another process or node."""
+    enc = get_encoding()
+    ruleset = rules(cfg)
+    by_filter = {f: [name for name, fil, *_ in ruleset if fil == f] for f in FILTERS}
+    column_of = {name: col for name, _, col, *_ in ruleset}
+    keep_langs = set(cfg.lang.keep)
+    tokens = open_tokens(source)
+    cols: dict[str, list] = {}
+    examples: dict[str, list] = {name: [] for name, *_ in ruleset}
+    for i, (s, e) in enumerate(zip(starts.tolist(), ends.tolist())):
+        text = enc.decode_bytes(tokens[s:e].tolist()).decode("utf-8", errors="replace")
+        values = measure(text, cfg)
+        failed = failures(values, ruleset)
+        if detect_lang:
+            code, score = lang_mod.detect(text, cfg.lang.max_chars)
+            failed["lang"] = code not in keep_langs or score < cfg.lang.min_score
+            values = {**values, "lang": code, "lang_score": score}
+        row = {"split": split, "doc": first_doc + i, "id": ids[i], "n_tokens": e - s, **values}
+        for name, bad in failed.items():
+            row[f"fail_{name}"] = bad
+            if bad and name in examples and len(examples[name]) < N_EXAMPLES:
+                examples[name].append(
+                    {
+                        "split": split,
+                        "doc": first_doc + i,
+                        "id": ids[i],
+                        "value": _num(values[column_of[name]]),
+                        "snippet": " ".join(text[:200].split())[:120],
+                        "lines": offending_lines(text, name),
+                    }
+                )
+        for f, names in by_filter.items():
+            row[f"pass_{f}"] = not any(failed[name] for name in names)
+        if not cols:
+            cols = {k: [] for k in row}
+        for k, v in row.items():
+            cols[k].append(v)
+    release_pages(tokens)
+    # a table, not lists: ~70 columns of numbers travel back from a worker as buffers, not objects
+    return (_table(cols) if cols else None), examples
+
+
+def _table(cols: dict[str, list]):
+    """The columns as a pyarrow table, types from the first row (id: a string even where all
+    are null)."""
+    import pyarrow as pa
+
+    types = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
+    schema = pa.schema([(k, pa.string() if k == "id" else types[type(v[0])]) for k, v in cols.items()])
+    return pa.Table.from_pydict(cols, schema=schema)
+
+
+def warm() -> None:
+    """Load what every unit needs (the language model, the tokenizer, the numba kernels) in this
+    process: called before a local pool forks, its workers start with them loaded (~1 CPU-second
+    each otherwise)."""
+    lang_mod._fasttext()
+    get_encoding()
+    measure("Warm up. The n-gram kernels load from numba's cache once.", QualityConfig())
+
+
+def quality(corpus: Corpus, cfg: QualityConfig, out_path: Path | None = None, *, detect_lang: bool = True,
+            executor: Executor | None = None) -> dict:
+    """Measure every document; write quality.parquet to out_path (None: no file); return the section.
+
+    The documents go in units (units()) through `executor` (default: in this process); their
+    columns come back in document order and are written in row groups of BATCH_ROWS, so the
+    file's bytes are the same for any number of workers."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    enc = get_encoding()
     ruleset = rules(cfg)
-    keep_langs = set(cfg.lang.keep)
     lengths = corpus.lengths
     fails_docs = Counter()
     fails_tokens = Counter()
@@ -89,70 +180,66 @@ def quality(corpus: Corpus, cfg: QualityConfig, out_path: Path | None = None, *,
     filter_tokens = Counter()
     examples: dict[str, list] = {name: [] for name, *_ in ruleset}
     lang_docs, lang_tokens, lang_score = Counter(), Counter(), Counter()
-    rows: list[dict] = []
-    writer = sink = None
+    pending: list = []  # tables not yet written, in document order
+    writer = sink = schema = None
     if out_path is not None:
         from fwpipe.atomic import AtomicWriter
 
         sink = AtomicWriter(out_path)
 
-    def flush():
-        nonlocal writer
-        if sink is None or not rows:
-            rows.clear()
+    def write(n: int):
+        """The first n pending rows, as one row group."""
+        nonlocal writer, pending
+        if sink is None or n == 0:
             return
-        if writer is None:  # types from the first row; id is a string even where all are null
-            types = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
-            schema = pa.schema([(k, pa.string() if k == "id" else types[type(v)]) for k, v in rows[0].items()])
+        if writer is None:
             writer = pq.ParquetWriter(sink.f, schema.with_metadata(dict([WRITTEN_BY])))
-        writer.write_table(pa.Table.from_pylist(rows, schema=writer.schema))
-        rows.clear()
+        rows = pa.concat_tables(pending)
+        writer.write_table(rows.slice(0, n).combine_chunks())  # one chunk: the bytes of one table of n rows
+        pending = [rows.slice(n)] if n < len(rows) else []
 
+    todo = units(corpus)
+
+    def calls():  # lazily: a unit's ids are read from docs.parquet as the executor asks for it
+        ids = {split: _ids(corpus, split) for split in ("train", "val")}
+        for lo, hi in todo:
+            split, k = corpus.split_of(lo), int(corpus.shard[lo])
+            yield (token_source(corpus.shards[k]), corpus.starts[lo:hi], corpus.ends[lo:hi], split,
+                   corpus.doc_in_split(lo), [next(ids[split]) for _ in range(hi - lo)], cfg, detect_lang)
+
+    ex = sized(executor or INLINE, len(todo))  # inline for one unit (executors' one rule)
     try:
-        for split in ("train", "val"):
-            first, last = corpus.split_docs[split]
-            ids = _ids(corpus, split)
-            for doc in range(first, last):
-                text = enc.decode_bytes(corpus.tokens(doc).tolist()).decode("utf-8", errors="replace")
-                n_tokens = int(lengths[doc])
-                values = measure(text, cfg)
-                failed = failures(values, ruleset)
-                doc_id = next(ids)
-                if detect_lang:
-                    code, score = lang_mod.detect(text, cfg.lang.max_chars)
+        ex.check_storage([], sorted({token_source(t)[0] for t in corpus.shards} - {None}))
+        for table, unit_examples in ex.map(measure_unit, calls()):
+            if table is None:
+                continue
+            if schema is None:  # the first row's types, as from the first unit
+                schema = table.schema
+            elif table.schema != schema:
+                table = table.cast(schema)
+            n_tok = table.column("n_tokens").to_numpy()
+            for name in [k[len("fail_"):] for k in table.column_names if k.startswith("fail_")]:
+                bad = table.column(f"fail_{name}").to_numpy(zero_copy_only=False)
+                fails_docs[name] += int(bad.sum())
+                fails_tokens[name] += int(n_tok[bad].sum())
+            for f in FILTERS:
+                bad = ~table.column(f"pass_{f}").to_numpy(zero_copy_only=False)
+                filter_docs[f] += int(bad.sum())
+                filter_tokens[f] += int(n_tok[bad].sum())
+            for name, found in unit_examples.items():
+                examples[name] += found[: N_EXAMPLES - len(examples[name])]
+            if detect_lang:  # summed in document order, as the mean scores' floats depend on it
+                for code, score, n in zip(*(table.column(c).to_pylist() for c in ("lang", "lang_score", "n_tokens"))):
                     lang_docs[code] += 1
-                    lang_tokens[code] += n_tokens
+                    lang_tokens[code] += n
                     lang_score[code] += score
-                    failed["lang"] = code not in keep_langs or score < cfg.lang.min_score
-                    values = {**values, "lang": code, "lang_score": score}
-                row = {"split": split, "doc": doc - first, "id": doc_id, "n_tokens": n_tokens, **values}
-                for name, bad in failed.items():
-                    row[f"fail_{name}"] = bad
-                    if bad:
-                        fails_docs[name] += 1
-                        fails_tokens[name] += n_tokens
-                        if name in examples and len(examples[name]) < N_EXAMPLES:
-                            col = next(c for r, _, c, *_ in ruleset if r == name)
-                            examples[name].append(
-                                {
-                                    "split": split,
-                                    "doc": doc - first,
-                                    "id": doc_id,
-                                    "value": _num(values[col]),
-                                    "snippet": " ".join(text[:200].split())[:120],
-                                    "lines": offending_lines(text, name),
-                                }
-                            )
-                for f in FILTERS:
-                    ok = not any(failed[name] for name, fil, *_ in ruleset if fil == f)
-                    row[f"pass_{f}"] = ok
-                    if not ok:
-                        filter_docs[f] += 1
-                        filter_tokens[f] += n_tokens
-                rows.append(row)
-                if len(rows) >= BATCH_ROWS:
-                    flush()
-        flush()
+            if sink is None:
+                continue
+            pending.append(table)
+            while sum(map(len, pending)) >= BATCH_ROWS:
+                write(BATCH_ROWS)
+        if pending:
+            write(sum(map(len, pending)))
         if sink is not None:
             if writer is not None:
                 writer.close()

@@ -29,7 +29,7 @@ from fwpipe.dedup import SCHEME, DedupConfig, near_clusters, scratch_bytes
 from fwpipe.dedup import memory_bytes as dedup_memory_bytes
 from fwpipe.quality.config import load_config
 from fwpipe.shards import release_pages
-from fwpipe.executor import Executor
+from fwpipe.executors import INLINE, Executor
 from fwpipe.errors import ConfigError, FwpipeError, InputFormatError
 from fwpipe.fmt import pct, ratio, size
 from fwpipe.dataset import CLUSTERS, QUALITY, SPLITS, open_dataset, written_by_audit
@@ -90,7 +90,7 @@ def audit(
     tmp_dir: str | Path | None = None,
     against_path: str | Path | None = None,
     on_step: Callable[[str], None] | None = None,
-    executor: Executor | None = None,
+    executor: Executor = INLINE,
     quality: bool = True,
     quality_config: str | Path | None = None,
 ) -> dict:
@@ -103,7 +103,7 @@ def audit(
     tmp_dir holds their scratch files (default: the system temp dir; reused by a rerun).
     against_path: an eval set (parquet or JSONL with a text column, or a dataset) to check
     for contamination by train and val (the "against" section).
-    executor: where the near-duplicate signature units run (executor.make_executor: local
+    executor: where the near-duplicate signature units and the quality units run (fwpipe.executors.make_executor: local
     processes or a Ray cluster; default: in this process). The report is the same either way.
     quality: the quality section (Gopher, FineWeb, C4 rules and language; quality.parquet beside
     clusters.parquet); quality_config: a TOML file of thresholds (fwpipe.quality.config).
@@ -170,7 +170,7 @@ def audit(
         step("quality signals")
         qpath = ds.root / QUALITY
         writable = ds.format == "fwpipe" and write_clusters_file and _writable(qpath)
-        report["quality"] = quality_section(corpus, qcfg, qpath if writable else None)
+        report["quality"] = quality_section(corpus, qcfg, qpath if writable else None, executor=executor)
     if budget_tokens is not None:
         report["budget"] = budget_section(budget_tokens, report["splits"]["train"]["stream_tokens"], params=params,
                                                      sources=ds.n_sources)
@@ -225,6 +225,8 @@ def verdicts(report: dict) -> list[dict]:
         out.append({"section": "against", "level": "bad" if bad else ("warn" if ag["train"]["ngram_docs"] else "ok"),
                     "text": f"eval set: {ag['train']['exact_docs']} of {ag['eval_docs']} docs copied in train, "
                             f"{ag['train']['near_docs']} near-copied, {ag['train']['ngram_docs']} share a {ag['ngram_n']}-gram"})
+    if b and b.get("params"):
+        out.append(_diagnosis_verdict(b, report["leakage"]))
     nd = report["near_duplicates"]
     n_docs = sum(s["docs"] for s in report["splits"].values())
     share = nd["removable_docs"] / n_docs
@@ -232,3 +234,18 @@ def verdicts(report: dict) -> list[dict]:
                 "text": f"{pct(share)} of documents are removable near/exact duplicates "
                         f"({report['exact_duplicates']['docs']} exact copies)"})
     return out
+
+
+def _diagnosis_verdict(b: dict, lk: dict) -> dict:
+    """fwpipe.diagnosis on the data-side numbers (no curve yet): repetition and leakage ranked,
+    and the model-side capacity score beside them, so that "more data" is weighed against "a
+    bigger model" in the same nats that `train --dry-run` and `fwpipe diagnose` print."""
+    from fwpipe.diagnosis import Inputs, diagnose
+
+    d = diagnose(Inputs(evals=[], n_params=b["params"], budget_tokens=b["budget_tokens"], unique_tokens=b["unique_tokens"],
+                        leakage=lk if lk.get("val_docs") and lk.get("train_docs") else None))
+    s = {c["name"]: c["score"] for c in d["causes"]}
+    data = max(("repetition", "leakage"), key=lambda k: s[k])
+    text = (f"data side: {data} scores {s[data]:.3f} nats (repetition {s['repetition']:.3f}, leakage {s['leakage']:.3f}); "
+            f"model side: capacity {s['capacity']:.3f} (scores: val-loss excess, fwpipe diagnose)")
+    return {"section": "diagnosis", "level": "warn" if s[data] > 0 else "ok", "text": text}

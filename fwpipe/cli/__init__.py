@@ -7,6 +7,7 @@
     prepare.py    estimate, prepare          (fwpipe.pipeline)
     audit.py      audit                      (fwpipe.audit)
     train.py      train, report, sample, eval (fwpipe.train)
+    diagnose.py   diagnose                   (fwpipe.diagnosis, with train's run reader and audit's leakage)
 
 Each command parses flags, calls one library function and prints what it returns; the text is
 rendered beside its stage (pipeline/summary.py, audit/report.py, train/plan.py, train/events.py).
@@ -29,7 +30,7 @@ import sys
 import click
 
 from fwpipe import __version__
-from fwpipe.cli import audit, prepare, train
+from fwpipe.cli import audit, diagnose, prepare, train
 from fwpipe.cli.common import CONTEXT
 from fwpipe.clitypes import no_such_option
 from fwpipe.errors import FwpipeError
@@ -106,7 +107,8 @@ def main(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
 
 
-for command in (prepare.estimate, prepare.prepare, audit.audit, train.train, train.report, train.sample, train.eval_):
+for command in (prepare.estimate, prepare.prepare, audit.audit, train.train, train.report, train.sample, train.eval_,
+                diagnose.diagnose_command):
     main.add_command(command)
 
 

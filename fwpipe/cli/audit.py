@@ -66,7 +66,7 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
     from fwpipe.audit.report import terminal
     from fwpipe.audit.rules import failed_rules, parse_rule
     from fwpipe.dataset import check_report_path
-    from fwpipe.executor import make_executor
+    from fwpipe.executors import make_executor
     from fwpipe.progress import Progress
 
     echo = note(json_path)
@@ -79,6 +79,10 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
     # a malformed rule, an unknown key or a budget rule without a budget fails before the audit runs
     rules = [parse_rule(r, budget=budget_tokens is not None, params=params is not None) for r in fail_on]
     prog = Progress()
+    if not no_quality:
+        from fwpipe.audit.quality import warm
+
+        warm()  # before the pool forks: its workers inherit the language model and kernels
     try:
         with make_executor(workers, ray_address) as ex:
             report = run_audit(dataset, budget_tokens=budget_tokens, params=params, block_size=block_size, shingle=shingle,

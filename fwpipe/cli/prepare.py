@@ -176,19 +176,10 @@ def prepare(
     from fwpipe.dataset import check_report_path
 
     check_report_path(json_path, out_dir, flag="--json")  # before anything is written
-    before = remote.STATS.snapshot()
     if buffer_mb is not None:  # the threaded prepare's text-in-flight cap; units bound memory per worker
         click.echo("warning: --buffer-mb is deprecated and does nothing: memory follows --workers", err=True)
-    from fwpipe.executor import make_executor
+    from fwpipe.executors import make_executor
 
-    executor = make_executor(workers, ray_address) if ray_address is not None else None  # else prepare's own choice
-    try:
-        result = run_prepare(inputs, out_dir, options=options, workers=workers, overwrite=overwrite,
-                              memory_gb=memory_gb, tmp_dir=tmp_dir, executor=executor)
-    finally:
-        if executor is not None:
-            executor.close()
-    fetched = remote.since(before)
-    if fetched["requests"]:
-        result["fetched"] = fetched
+    with make_executor(workers, ray_address) as ex:
+        result = run_prepare(inputs, out_dir, options=options, overwrite=overwrite, memory_gb=memory_gb, tmp_dir=tmp_dir, executor=ex)
     summary(json_path, result, format_prepare_summary(result))

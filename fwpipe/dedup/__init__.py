@@ -15,7 +15,7 @@ from fwpipe.dedup.config import SCHEME, DedupConfig, as_lean_minhash, lsh_params
 from fwpipe.dedup.docs import DocIndex, Docs, index_shards, n_docs
 from fwpipe.dedup.engine import Components, components, sign
 from fwpipe.dedup.exact import exact_first
-from fwpipe.executor import Executor
+from fwpipe.executors import INLINE, Executor
 from fwpipe.dedup.scratch import DEFAULT_MEMORY_BYTES, Scratch, memory_bytes, open_scratch, scratch_bytes
 
 __all__ = ["SCHEME", "DedupConfig", "as_lean_minhash", "lsh_params", "permutations", "DocIndex", "Docs", "index_shards",
@@ -23,7 +23,7 @@ __all__ = ["SCHEME", "DedupConfig", "as_lean_minhash", "lsh_params", "permutatio
 
 
 def near_clusters(docs: Docs, cfg: DedupConfig, *, copy_of: np.ndarray, tmp_dir: str | Path, identity: dict,
-                  memory_bytes: int = DEFAULT_MEMORY_BYTES, executor: Executor | None = None) -> tuple[Scratch, Components]:
+                  memory_bytes: int = DEFAULT_MEMORY_BYTES, executor: Executor = INLINE) -> tuple[Scratch, Components]:
     """Signatures and near-duplicate components of every document, in a scratch directory
     under tmp_dir (the caller removes it with .remove() once it has read the kept pairs).
     The signature units run through `executor` (default: in this process)."""

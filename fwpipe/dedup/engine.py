@@ -36,7 +36,7 @@ import numpy as np
 from fwpipe.atomic import atomic_file, write_bytes
 from fwpipe.dedup.config import DedupConfig, permutations
 from fwpipe.dedup.docs import Docs, doc_tokens, n_docs, unique
-from fwpipe.executor import Executor, LocalExecutor
+from fwpipe.executors import INLINE, Executor, sized
 from fwpipe.shards import open_tokens, release_pages, token_source
 from fwpipe.dedup.exact import _first_of_runs, _repeated
 from fwpipe.dedup.scratch import Scratch, read_array
@@ -57,7 +57,7 @@ def units(docs: Docs) -> list[tuple[int, int, int]]:
     return out
 
 
-def sign(sc: Scratch, docs: Docs, cfg: DedupConfig, copy_of: np.ndarray | None = None, executor: Executor | None = None) -> None:
+def sign(sc: Scratch, docs: Docs, cfg: DedupConfig, copy_of: np.ndarray | None = None, executor: Executor = INLINE) -> None:
     """Stage 1: band keys and full keys of every document not an exact copy (copies: zeros, unused).
 
     Each unit is a call of sign_unit, through `executor` (default: in this process): its
@@ -68,13 +68,8 @@ def sign(sc: Scratch, docs: Docs, cfg: DedupConfig, copy_of: np.ndarray | None =
     todo = [(u, *unit) for u, unit in enumerate(all_units) if not sc.unit_path(u).exists()]
     if len(todo) < len(all_units):
         log.info("dedup: %d of %d signature units already done", len(all_units) - len(todo), len(all_units))
-    own = None  # a pool made here, closed here
-    if executor is None or len(todo) <= 1 or not (executor.remote or sum(hi - lo for _, _, lo, hi in todo) >= UNIT_DOCS):
-        executor = Executor()  # under one unit's work (~0.3 s) a local pool's start-up (~1 s) costs more than it saves
-    elif executor.forks and not executor.running and _openmp_started():
-        # libgomp breaks a child forked once its threads run ("fork() called from a process
-        # already using GNU OpenMP"): these workers start from a forkserver instead
-        own = executor = LocalExecutor(executor.workers, start_method="forkserver")
+    # under one unit's work (~0.3 s) a local pool's start-up (~1 s) costs more than it saves
+    executor = sized(executor, len(todo), worth_a_pool=sum(hi - lo for _, _, lo, hi in todo) >= UNIT_DOCS)
     executor.check_storage([sc.root], sorted({token_source(docs.shards[k])[0] for _, k, _, _ in todo} - {None}))
     calls = []
     for u, k, lo, hi in todo:
@@ -82,22 +77,9 @@ def sign(sc: Scratch, docs: Docs, cfg: DedupConfig, copy_of: np.ndarray | None =
         if copy_of is not None:
             idx = idx[copy_of[lo:hi] == idx]  # a copy's signature is its original's: not computed
         calls.append((token_source(docs.shards[k]), idx - lo, docs.starts[idx], docs.ends[idx], hi - lo, cfg, str(sc.unit_path(u))))
-    try:
-        for n in executor.map(sign_unit, iter(calls)):
-            log.debug("dedup: signature unit of %d documents done", n)
-    finally:
-        if own is not None:
-            own.close()
+    for n in executor.map(sign_unit, iter(calls)):
+        log.debug("dedup: signature unit of %d documents done", n)
     log.info("dedup: signature keys of %d documents in %s", n_docs(docs), sc.root)
-
-
-def _openmp_started() -> bool:
-    import numba
-
-    try:
-        return numba.threading_layer() == "omp"  # raises until a parallel kernel has run
-    except ValueError:
-        return False
 
 
 def sign_unit(source, pos: np.ndarray, starts: np.ndarray, ends: np.ndarray, n: int, cfg: DedupConfig, path: str) -> int:

@@ -9,109 +9,106 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fwpipe import __version__, shards
+from fwpipe import __version__, budget, shards
 from fwpipe.atomic import atomic_file, commit_file
+from fwpipe.dataset import (
+    DOCS,
+    REMOVED,
+    TOKEN_COUNTS,
+    Manifest,
+    ShardFile,
+    Sizing,
+    SplitTotals,
+    docs_schema,
+    prepare_outputs,
+    shard_name,
+    write_manifest,
+)
 from fwpipe.lengthbins import length_bin_edges
+from fwpipe.pipeline.assemble import rows_table
 from fwpipe.pipeline.inputs import Source
-from fwpipe.dataset import DOCS, MANIFEST, REMOVED, TOKEN_COUNTS, Manifest, ShardFile, Sizing, SplitTotals, docs_schema, read_manifest
-from fwpipe.dataset import shard_name, write_manifest
-from fwpipe.pipeline.shardset import WORK, read_stats, sidecar, write_npy_atomic
+from fwpipe.pipeline.layout import Layout
+from fwpipe.pipeline.options import Run
+from fwpipe.pipeline.shardset import read_stats, write_npy_atomic
 from fwpipe.pipeline.split import SPLIT_NAMES
 from fwpipe.pipeline.tokenize import EMPTY_TEXT, NULL_TEXT, OK, TOO_LONG
+from fwpipe.pipeline.workdir import WorkDir
 from fwpipe.quality.filter import FILTERED
 from fwpipe.quality.removed import append_removed, write_filtered
 from fwpipe.tokenizer import EOT, VOCAB_SIZE
-
-if TYPE_CHECKING:
-    from fwpipe.pipeline.prepare import PrepareOptions
 
 log = logging.getLogger(__name__)
 _HINT = "free disk space or choose another -o directory, then run the same command again to resume"
 
 
-def finalize(
-    out_dir: Path, shard_dir: Path, identity: dict, sources: list[Source], options: PrepareOptions, n_shards: dict[str, int],
-    trailing: dict[str, pa.Table], stop: int | None, dedup_report: dict | None,
-) -> dict:  # fmt: skip
+@dataclass
+class DedupTallies:
+    """What --dedup's passes counted, recorded by finalize instead of its own counts: the plan's
+    report, and the rows skipped and the token_count check, summed over the first pass (the
+    second pass copies documents only)."""
+
+    report: dict
+    skipped: dict
+    token_count_check: dict | None
+    stages: list[Path]  # the first pass's datasets: with --filter, their removed.parquet joins dedup's
+
+
+def finalize(run: Run, n_shards: dict[str, int], layout: Layout, dedup: DedupTallies | None = None) -> dict:
     """All shards are durable: write docs.parquet, token_counts.npy, the nanoGPT .bin files, the manifest.
 
-    `trailing` holds each split's rows after its last shard (skipped rows only). Streams one
-    shard's rows at a time, so memory does not grow with the number of documents.
+    The layout's trailing rows (after each split's last shard) are skipped rows only. Streams
+    one shard's rows at a time, so memory does not grow with the number of documents.
     """
-    per_split, hists = {}, {}
-    skipped = {"null_text": 0, "empty_text": 0, "too_long": 0}
-    check = _TokenCountCheck(sources)
-    for split in SPLIT_NAMES:
-        token_counts = np.zeros(VOCAB_SIZE, dtype=np.int64)
-        length_hist = np.zeros(len(length_bin_edges()), np.int64)
-        shard_files = []
-        for i in range(n_shards[split]):
-            tc, lh = read_stats(sidecar(out_dir, split, i, "stats.npy"))
-            token_counts += tc
-            length_hist += lh
-            shard_files.append(ShardFile(shard_name(split, i), len(shards.read_shard(shard_dir / shard_name(split, i)))))
-        docs = tokens = 0
-        for t in _split_tables(out_dir, split, n_shards[split], trailing[split], columns=["status", "n_tokens"]):
-            status = t["status"].to_numpy()
-            for name, code in (("null_text", NULL_TEXT), ("empty_text", EMPTY_TEXT), ("too_long", TOO_LONG)):
-                skipped[name] += int((status == code).sum())
-            if options.filters:
-                skipped["filtered"] = skipped.get("filtered", 0) + int((status >= FILTERED).sum())
-            ok = status == OK
-            docs += int(ok.sum())
-            tokens += int(t["n_tokens"].to_numpy()[ok].sum())
-        per_split[split] = SplitTotals(docs=docs, tokens=tokens, stream_tokens=tokens + docs,
-                                       distinct_tokens=int((token_counts > 0).sum() - (token_counts[EOT] > 0)), shards=n_shards[split],
-                                       shard_files=shard_files, length_hist=length_hist.tolist())
-        hists[split] = token_counts
-
-    bases = _write_nanogpt(out_dir, shard_dir, per_split) if options.format == "nanogpt" else None
-    names = pa.array([s.path for s in sources], pa.string())
-    # streamed into an atomic temp file: a full disk leaves neither docs.parquet nor its temp
-    with atomic_file(out_dir / DOCS, hint=_HINT) as f, pq.ParquetWriter(f, docs_schema(), compression="zstd") as w:
-        for split in SPLIT_NAMES:
-            for t in _split_tables(out_dir, split, n_shards[split], trailing[split]):
-                t = t.filter(pc.equal(t["status"], OK))
-                check.add(t)
-                w.write_table(_docs_rows(t, split, names, bases), row_group_size=1 << 20)
+    out_dir, work, options = run.work.out_dir, run.work, run.options
+    trailing = {s: rows_table(layout.trailing[s], n_shards[s]) for s in SPLIT_NAMES}
+    per_split, hists, skipped = _totals(run, n_shards, trailing)
+    bases = _write_nanogpt(out_dir, run.shard_dir, per_split) if options.format == "nanogpt" else None
+    names = pa.array([s.path for s in run.sources], pa.string())
+    tc_check = _write_docs(run, n_shards, trailing, bases, names)
     write_npy_atomic(out_dir / TOKEN_COUNTS, np.stack([hists[s] for s in SPLIT_NAMES]))
 
     total_docs = per_split["train"].docs + per_split["val"].docs
     if total_docs >= 2 and options.val_fraction > 0 and per_split["val"].docs == 0:
         log.warning("no document fell into val although %d documents were prepared", total_docs)
-    tc_check = check.result()
-    if dedup_report is not None:  # rows were skipped and checked in the first pass; removed ones listed
-        stages = sorted((out_dir / WORK).glob("stage1-*"))
-        skipped, tc_check = _first_pass_tallies(stages)
+    if dedup is not None:  # rows were skipped and checked in the first pass; removed ones listed
+        skipped, tc_check = dedup.skipped, dedup.token_count_check
         if options.filters:  # the stages' filtered rows join dedup's list
-            append_removed(out_dir / WORK / REMOVED, [s / REMOVED for s in stages])
-        commit_file(out_dir / WORK / REMOVED, out_dir / REMOVED)  # pass 2 redoes it if need be
+            append_removed(work.removed, [s / REMOVED for s in dedup.stages])
+        commit_file(work.removed, out_dir / REMOVED)  # pass 2 redoes it if need be
     elif options.filters:
-        write_filtered(out_dir / REMOVED, (t for split in SPLIT_NAMES for t in _split_tables(
-            out_dir, split, n_shards[split], trailing[split], columns=["status", "file_index", "source_row", "id"])), names)
-    sizing = _sizing(options, sources, per_split["train"].stream_tokens, stop)
+        columns = ["status", "file_index", "source_row", "id"]
+        tables = (
+            t
+            for split in SPLIT_NAMES
+            for t in _split_tables(work, split, n_shards[split], trailing[split], columns=columns)
+        )
+        write_filtered(out_dir / REMOVED, tables, names)
+    sizing = _sizing(run, per_split["train"].stream_tokens, layout.stop)
     summary = {
-        "splits": {s: {k: v for k, v in vars(per_split[s]).items() if k not in ("shard_files", "length_hist")} for s in SPLIT_NAMES},
+        "splits": {
+            s: {k: v for k, v in vars(per_split[s]).items() if k not in ("shard_files", "length_hist")}
+            for s in SPLIT_NAMES
+        },
         "docs": total_docs,
         "tokens": per_split["train"].tokens + per_split["val"].tokens,
         "skipped": skipped,
         "token_count_check": tc_check,
-        "sources": len(sources),
+        "sources": len(run.sources),
         "format": options.format,
         "sizing": sizing.to_json() if sizing else None,
-        "dedup": dedup_report if dedup_report is not None else {"mode": "none"},
+        "dedup": dedup.report if dedup is not None else {"mode": "none"},
     }
     manifest = Manifest(
         status="complete",
-        **identity,
+        **run.identity,
         fwpipe_version=__version__,
         splits=per_split,
         length_bin_edges=length_bin_edges(),
@@ -119,43 +116,85 @@ def finalize(
         token_count_check=tc_check,
         sizing=sizing,
         dedup=summary["dedup"],
-        files={"docs": DOCS, "token_counts": f"{TOKEN_COUNTS} (int64, shape (2, vocab): train, val)",
-               **({"removed": REMOVED} if dedup_report is not None or options.filters else {})},
+        files={
+            "docs": DOCS,
+            "token_counts": f"{TOKEN_COUNTS} (int64, shape (2, vocab): train, val)",
+            **({"removed": REMOVED} if dedup is not None or options.filters else {}),
+        },
         summary=summary,
         # every file this prepare wrote: the only ones a later --overwrite deletes (outputs.py)
-        outputs=sorted([MANIFEST, DOCS, TOKEN_COUNTS, *([REMOVED] if dedup_report is not None else []),
-                        *(f.file for s in SPLIT_NAMES for f in per_split[s].shard_files)]),
+        outputs=prepare_outputs(
+            [f.file for s in SPLIT_NAMES for f in per_split[s].shard_files], removed=dedup is not None
+        ),
     )
     write_manifest(out_dir, manifest)
-    shutil.rmtree(out_dir / WORK, ignore_errors=True)
-    return dict(summary, out_dir=str(out_dir))
+    shutil.rmtree(work.root, ignore_errors=True)
+    return dict(summary, out_dir=str(run.out_dir))
 
 
-def _first_pass_tallies(stages: list[Path]) -> tuple[dict, dict | None]:
-    """Skipped rows and the token_count check, summed over --dedup's first-pass datasets."""
-    skipped: dict = {}
-    check: dict | None = None
-    for stage in stages:
-        m = read_manifest(stage)
-        for k, v in m.skipped.items():
-            skipped[k] = skipped.get(k, 0) + v
-        tc = m.token_count_check
-        if tc is not None:
-            if check is None:
-                check = {"checked": 0, "differ": 0, "email_placeholder": 0, "real": 0, "first_real": []}
-            for k in ("checked", "differ", "email_placeholder", "real"):
-                check[k] += tc[k]
-            check["first_real"] = (check["first_real"] + tc["first_real"])[:5]
-    return skipped, check
+def _totals(
+    run: Run, n_shards: dict[str, int], trailing: dict[str, pa.Table]
+) -> tuple[dict[str, SplitTotals], dict[str, np.ndarray], dict]:
+    """Per split: its totals and token histogram, from the shards' sidecars; and the rows skipped."""
+    per_split, hists = {}, {}
+    skipped = {"null_text": 0, "empty_text": 0, "too_long": 0}
+    for split in SPLIT_NAMES:
+        token_counts = np.zeros(VOCAB_SIZE, dtype=np.int64)
+        length_hist = np.zeros(len(length_bin_edges()), np.int64)
+        shard_files = []
+        for i in range(n_shards[split]):
+            tc, lh = read_stats(run.work.sidecar(split, i, "stats.npy"))
+            token_counts += tc
+            length_hist += lh
+            shard_files.append(
+                ShardFile(shard_name(split, i), len(shards.read_shard(run.shard_dir / shard_name(split, i))))
+            )
+        docs = tokens = 0
+        for t in _split_tables(run.work, split, n_shards[split], trailing[split], columns=["status", "n_tokens"]):
+            status = t["status"].to_numpy()
+            for name, code in (("null_text", NULL_TEXT), ("empty_text", EMPTY_TEXT), ("too_long", TOO_LONG)):
+                skipped[name] += int((status == code).sum())
+            if run.options.filters:
+                skipped["filtered"] = skipped.get("filtered", 0) + int((status >= FILTERED).sum())
+            ok = status == OK
+            docs += int(ok.sum())
+            tokens += int(t["n_tokens"].to_numpy()[ok].sum())
+        per_split[split] = SplitTotals(
+            docs=docs,
+            tokens=tokens,
+            stream_tokens=tokens + docs,
+            distinct_tokens=int((token_counts > 0).sum() - (token_counts[EOT] > 0)),
+            shards=n_shards[split],
+            shard_files=shard_files,
+            length_hist=length_hist.tolist(),
+        )
+        hists[split] = token_counts
+    return per_split, hists, skipped
 
 
-def _sizing(options: PrepareOptions, sources: list[Source], train_stream: int, stop: int | None) -> Sizing | None:
+def _write_docs(
+    run: Run, n_shards: dict[str, int], trailing: dict[str, pa.Table], bases: dict | None, names: pa.Array
+) -> dict | None:
+    """docs.parquet, streamed into an atomic temp file (a full disk leaves neither it nor its
+    temp); returns the token_count check made on the way."""
+    check = _TokenCountCheck(run.sources)
+    with (
+        atomic_file(run.work.out_dir / DOCS, hint=_HINT) as f,
+        pq.ParquetWriter(f, docs_schema(), compression="zstd") as w,
+    ):
+        for split in SPLIT_NAMES:
+            for t in _split_tables(run.work, split, n_shards[split], trailing[split]):
+                t = t.filter(pc.equal(t["status"], OK))
+                check.add(t)
+                w.write_table(_docs_rows(t, split, names, bases), row_group_size=1 << 20)
+    return check.result()
+
+
+def _sizing(run: Run, train_stream: int, stop: int | None) -> Sizing | None:
     """What a budget-sized prepare used, reached, and (if the inputs ran out) still needs."""
+    options, sources, target = run.options, run.sources, run.target
     if options.budget_tokens is None:
         return None
-    from fwpipe import budget as budget_mod
-
-    target = budget_mod.unique_tokens_needed(options.budget_tokens, options.max_epochs)
     used, unused, gpos0 = [], [], 0
     for src in sources:
         if stop is None or stop >= gpos0 + src.rows:
@@ -165,24 +204,34 @@ def _sizing(options: PrepareOptions, sources: list[Source], train_stream: int, s
         else:
             unused.append(src.path)
         gpos0 += src.rows
-    out = Sizing(budget_tokens=options.budget_tokens, max_epochs=options.max_epochs, target_train_tokens=target,
-                 train_stream_tokens=train_stream, epochs=budget_mod.epochs(options.budget_tokens, train_stream) if train_stream else None,
-                 reached=stop is not None, inputs_used=used, inputs_unused=unused)  # fmt: skip
+    out = Sizing(
+        budget_tokens=options.budget_tokens,
+        max_epochs=options.max_epochs,
+        target_train_tokens=target,
+        train_stream_tokens=train_stream,
+        epochs=budget.epochs(options.budget_tokens, train_stream) if train_stream else None,
+        reached=stop is not None,
+        inputs_used=used,
+        inputs_unused=unused,
+    )
     if stop is None:
         out.shortfall_tokens = target - train_stream
-        out.files_needed = (budget_mod.files_needed(train_stream, len(sources), options.budget_tokens, options.max_epochs)
-                            if train_stream else None)
+        out.files_needed = (
+            budget.files_needed(train_stream, len(sources), options.budget_tokens, options.max_epochs)
+            if train_stream
+            else None
+        )
         out.more_files_needed = out.files_needed - len(sources) if out.files_needed else None
     return out
 
 
-def _split_tables(out_dir: Path, split: str, n_shards: int, trailing: pa.Table, columns: list[str] | None = None):
+def _split_tables(work: WorkDir, split: str, n_shards: int, trailing: pa.Table, columns: list[str] | None = None):
     """Each finished shard's rows table, then the rows after the last shard (skipped ones).
 
     The totals pass asks only for the two columns it counts; the docs.parquet pass reads all.
     """
     for i in range(n_shards):
-        yield pq.read_table(sidecar(out_dir, split, i, "rows.parquet"), columns=columns)
+        yield pq.read_table(work.sidecar(split, i, "rows.parquet"), columns=columns)
     yield trailing.select(columns) if columns else trailing
 
 
@@ -232,12 +281,21 @@ class _TokenCountCheck:
         self.placeholder += int(placeholder.sum())
         self.real += int(real.sum())
         for i in np.flatnonzero(real)[: 5 - len(self.first_real)]:
-            self.first_real.append(t["id"][i].as_py() or f"{Path(self.sources[t['file_index'][i].as_py()].path).name}:{t['source_row'][i].as_py()}")
+            self.first_real.append(
+                t["id"][i].as_py()
+                or f"{Path(self.sources[t['file_index'][i].as_py()].path).name}:{t['source_row'][i].as_py()}"
+            )
 
     def result(self) -> dict | None:
         if not self.enabled:
             return None
-        return {"checked": self.checked, "differ": self.differ, "email_placeholder": self.placeholder, "real": self.real, "first_real": self.first_real}
+        return {
+            "checked": self.checked,
+            "differ": self.differ,
+            "email_placeholder": self.placeholder,
+            "real": self.real,
+            "first_real": self.first_real,
+        }
 
 
 def _write_nanogpt(out_dir: Path, shard_dir: Path, per_split: dict) -> dict:

@@ -6,9 +6,10 @@ refused. With a manifest, what is ours is decided from it before anything is tou
 
 * complete: exactly the files its `outputs` list names (older manifests: the shard files,
   docs.parquet, token_counts.npy and removed.parquet they record), their temp names, `.work`,
-  and audit's outputs (AUDIT_OUTPUTS, which the audit stage writes into a fwpipe dataset);
-* in progress: the names prepare writes for the manifest's format (strict patterns such as
-  `train_000003.bin`; the manifest was there before any of them), plus the same fixed names;
+  and audit's outputs (dataset.AUDIT_OUTPUTS, which the audit stage writes into a fwpipe dataset);
+* in progress: the names prepare writes for the manifest's format (dataset.prepare_writes: strict
+  patterns such as `train_000003.bin`; the manifest was there before any of them), plus the same
+  fixed names;
 * overwriting: the `outputs` an interrupted --overwrite listed before it started deleting.
 
 Everything else (a user's notes beside the dataset, `train_extra.bin`) is left alone; where
@@ -22,40 +23,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 from pathlib import Path
 
 from fwpipe import remote
-from fwpipe.atomic import final_name, temp_name as tmp_name
-from fwpipe.dataset import CLUSTERS, DOCS, MANIFEST, NANOGPT_FILES, QUALITY, REMOVED, SHARD_RE, TOKEN_COUNTS, Manifest, load_manifest, write_manifest
-from fwpipe.dataset import written_by_audit
+from fwpipe.atomic import temp_name as tmp_name
+from fwpipe.dataset import AUDIT_OUTPUTS, MANIFEST, WORK, Manifest, prepare_writes, read_manifest, write_manifest, written_by_audit
+from fwpipe.dataset.manifest import LINK_HINT as _LINK_HINT
 from fwpipe.errors import DatasetMismatchError, OutputError
-from fwpipe.pipeline.shardset import WORK
-
-TABLES = (DOCS, TOKEN_COUNTS, REMOVED)
-AUDIT_OUTPUTS = (CLUSTERS, QUALITY)  # the audit stage writes it beside the shards, marked dataset.WRITTEN_BY
-_LINK_HINT = "fwpipe never follows a link inside its output directory; remove the link (or choose another -o) and run again"
-
-
-def read_manifest(out_dir: Path) -> Manifest | None:
-    """The manifest of `out_dir`, None if there is none; refuses one fwpipe did not write."""
-    path = out_dir / MANIFEST
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    if stat.S_ISLNK(st.st_mode):
-        raise OutputError(f"{path}: is a symbolic link", _LINK_HINT)
-    hint = f"fwpipe decides what in {out_dir} is its own from that file, so it touches nothing there; move it away or choose another -o"
-    return load_manifest(path, error=DatasetMismatchError, hint=hint)[0]
-
-
-def writes(name: str, fmt: str) -> bool:
-    """Whether a prepare of format `fmt` may write `name` at the top of its output directory."""
-    base = final_name(name)
-    if name == WORK or base == MANIFEST or base in TABLES:
-        return True
-    return bool(SHARD_RE.fullmatch(base)) if fmt == "fwpipe" else base in NANOGPT_FILES
 
 
 def owned(out_dir: Path, manifest: Manifest) -> list[str]:
@@ -64,7 +38,7 @@ def owned(out_dir: Path, manifest: Manifest) -> list[str]:
     listed = manifest.listed_outputs()
     if listed is not None:
         fixed |= set(listed) | {tmp_name(n) for n in listed}
-    return sorted(n for n in os.listdir(out_dir) if n in fixed or (listed is None and writes(n, manifest.format)))
+    return sorted(n for n in os.listdir(out_dir) if n in fixed or (listed is None and prepare_writes(n, manifest.format)))
 
 
 def refuse_links(out_dir: Path, names: list[str]) -> None:
@@ -115,14 +89,14 @@ def claim(out_dir: Path, identity: dict, overwrite: bool) -> str:
         except OSError as e:
             raise OutputError(f"cannot create {out_dir}: {e.strerror or e}", "choose another -o") from e
         return "fresh"
-    old = read_manifest(out_dir)
+    old = read_manifest(out_dir, strict=True)
     fmt = identity["format"]
     if old is None:
         # a run killed while writing its first manifest leaves only that manifest's temp file
         others = sorted(n for n in os.listdir(out_dir) if n != tmp_name(MANIFEST))
         if others:
             raise DatasetMismatchError(f"{out_dir}: not empty and not a fwpipe dataset (holds {', '.join(others[:3])})",
-                                       "choose an empty or new -o directory; fwpipe never deletes files it did not write")  # fmt: skip
+                                       "choose an empty or new -o directory; fwpipe never deletes files it did not write")
         return "fresh"
     ours = owned(out_dir, old)
     if old.status == "overwriting":
@@ -144,10 +118,10 @@ def claim(out_dir: Path, identity: dict, overwrite: bool) -> str:
 
 def _check(out_dir: Path, ours: list[str], fmt: str) -> None:
     """Refuse before deleting `ours` if a file that is not ours has a name the new run writes."""
-    clash = [n for n in os.listdir(out_dir) if n not in ours and writes(n, fmt)]
+    clash = [n for n in os.listdir(out_dir) if n not in ours and prepare_writes(n, fmt)]
     if clash:
         raise DatasetMismatchError(f"{out_dir / sorted(clash)[0]}: not written by fwpipe, but named like a file prepare writes",
-                                   f"move it out of {out_dir} and run again; fwpipe deletes only files it wrote")  # fmt: skip
+                                   f"move it out of {out_dir} and run again; fwpipe deletes only files it wrote")
     refuse_links(out_dir, ours)
 
 

@@ -1,4 +1,5 @@
-"""Names and tables of prepare's shards and their sidecars under .work (written by assemble.py).
+"""The tables of prepare's shard sidecars (named by workdir.py, written by assemble.py), and
+atomic parquet / .npy writes.
 
     .work/train_000003.rows.parquet   every input row the shard accounts for (docs and skipped)
     .work/train_000003.stats.npy      its token histogram and document-length histogram
@@ -35,10 +36,6 @@ ROWS_SCHEMA = pa.schema(
         ("url", pa.string()),
     ]
 )
-
-
-def sidecar(out_dir: Path, split: str, index: int, kind: str) -> Path:
-    return out_dir / WORK / f"{split}_{index:06d}.{kind}"
 
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:

@@ -3,7 +3,7 @@
 Read from the run directory only (plan.json, metrics.jsonl; config from the plan): the plan, the
 loss curves (the same figure as loss.png), the plateau diagnosis, and throughput and MFU over
 time. The diagnosis is not logged in metrics.jsonl, so it is recomputed from the eval records
-with fwpipe.train.diagnose and the plan's numbers: the same function on the same inputs as
+with fwpipe.diagnosis and the plan's numbers: the same function on the same inputs as
 during training. Written atomically as RUN/report.html.
 """
 
@@ -20,7 +20,8 @@ from fwpipe.fmt import loss, params, pct, ratio
 from fwpipe.fmt import tokens as h
 from fwpipe.htmlpage import cards, esc, figure, how, none, page, pyplot, table
 from fwpipe.train import rundir
-from fwpipe.train.diagnose import diagnose
+from fwpipe.diagnosis import Inputs, at_eval, diagnose, format_text
+from fwpipe.train.plan import diagnosis_inputs
 from fwpipe.train.plot import loss_figure
 
 REPORT_HTML = rundir.REPORT_HTML
@@ -72,17 +73,15 @@ def _tokens_per_epoch(records: list[dict[str, Any]], plan: dict[str, Any]) -> in
 
 
 def _diagnosis(plan: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any] | None:
-    cfg = plan.get("config") or {}
+    """The plateau state of the last eval and the ranked causes of the whole run (fwpipe.diagnosis:
+    the same function and inputs as train's evals and `fwpipe diagnose RUN`)."""
     evals = [r for r in records if r.get("kind") == "eval" and r.get("val_loss") is not None]
-    need = (plan.get("params_non_embedding"), plan.get("unique_tokens"), plan.get("budget_tokens"))
-    if not evals or not all(need):
+    kw = diagnosis_inputs(plan)
+    if not evals or not all(kw.get(k) for k in ("n_params", "unique_tokens", "budget_tokens")):
         return None
-    first = next((i for i, r in enumerate(evals) if r.get("plateau")), len(evals) - 1)  # where it happened, else the last
-    upto = evals[: first + 1]
-    step = [r["loss"] for r in records if r.get("kind") == "train" and r.get("iter", 0) <= upto[-1].get("iter", 0) and r.get("loss") is not None]
-    return diagnose(upto, n_params=need[0], unique_tokens=need[1], budget_tokens=need[2], dropout=(cfg.get("model") or {}).get("dropout", 0.0),
-                    lr=cfg.get("lr", 6e-4), min_lr=cfg.get("min_lr", 6e-5), threshold=cfg.get("plateau_threshold", 0.02),
-                    step_loss=step[-1] if step else None)
+    out = at_eval(evals, **kw)
+    out["ranked"] = diagnose(Inputs(evals=evals, train=[r for r in records if r.get("kind") == "train"], **kw))
+    return out
 
 
 def render(run: str | Path) -> str:
@@ -141,7 +140,8 @@ def render(run: str | Path) -> str:
 
     body += "<h2>Loss</h2>"
     if train or evals:
-        fig = loss_figure(records, _tokens_per_epoch(records, plan), cfg.get("name", ""), model.get("dropout", 0.0), diag)
+        fig = loss_figure(records, _tokens_per_epoch(records, plan), cfg.get("name", ""), model.get("dropout", 0.0), diag,
+                          verdict=format_text(d["ranked"])[0] if d and d.get("ranked") else None)
         body += figure(fig, "loss curves") + how(
             "tokens seen run left to right on a log scale (epochs on the top axis), so a steady gain per doubling of data is a "
             "straight line down and a plateau is flat. Compare the green (train, eval mode) and red (val) points: a widening gap is "
@@ -152,16 +152,15 @@ def render(run: str | Path) -> str:
         body += none("No losses logged yet.")
 
     body += "<h2>Diagnosis</h2>"
-    if diag:
-        body += f"<pre class=\"diag\">{esc(chr(10).join(diag.get('text', [])))}</pre>"
-        adv = [[a.get("change", ""), a.get("detail", ""), f"{a['expected_loss_change']:+.3f}" if a.get("expected_loss_change") is not None else "not covered by the fits"]
-               for a in diag.get("advice", [])]
-        if adv:
-            body += table(["try", "what", "expected loss change"], adv, text_cols=2, cls="advice")
-            body += how("the expected changes come from the Chinchilla fit's trend (another corpus and tokenizer): compare them with "
-                        "each other, not as predictions of this run's loss.")
-    elif d is not None and d.get("improvement_per_doubling") is not None:
-        body += none(f"No plateau: val loss still improves {d['improvement_per_doubling']:.3f} per doubling of tokens.")
+    ranked = (d or {}).get("ranked")
+    if ranked:
+        rows = [[c["name"], f"{c['score']:.3f}", c["advice"],
+                 f"{c['expected_loss_change']:+.3f}" if c.get("expected_loss_change") is not None else "-"] for c in ranked["causes"]]
+        body += f"<p>Verdict: <b>{esc(ranked['verdict'])}</b></p>"
+        body += table(["cause", "score (nats)", "what to change", "expected loss change"], rows, text_cols=3, cls="advice")
+        body += f"<pre class=\"diag\">{esc(chr(10).join(format_text(ranked)))}</pre>"
+        body += how("score: the estimated val-loss excess in nats attributable to each cause (README: fwpipe diagnose); "
+                    "the what-if trend comes from a scaling fit on another corpus and tokenizer, shown only inside its range.")
     else:
         body += none("No diagnosis yet: it needs at least 3 evals with a val loss.")
 

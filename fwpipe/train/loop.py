@@ -26,7 +26,7 @@ from fwpipe.fmt import duration, params, ratio, tokens
 from fwpipe.train import dist, rundir
 from fwpipe.train.config import TrainConfig, load_config, to_dict, to_toml
 from fwpipe.train.mfu import mfu, peak_tflops
-from fwpipe.train.plan import make_plan
+from fwpipe.train.plan import diagnosis_inputs, make_plan
 
 log = logging.getLogger(__name__)
 
@@ -358,7 +358,7 @@ class Loop:
         return total / n
 
     def evaluate(self) -> None:
-        from fwpipe.train.diagnose import diagnose
+        from fwpipe.diagnosis import at_eval
         from fwpipe.train.plot import plot_losses
 
         cfg, plan, st, iter_done = self.cfg, self.plan, self.state, self.state.iter
@@ -374,9 +374,7 @@ class Loop:
             # the uncompiled model: HellaSwag's rows vary in length, each would be a recompile
             e.update(hs.evaluate(self.model, self.run_.hellaswag, self.device, self.ctx, self.w))
         st.evals.append({k: e[k] for k in ("iter", "tokens", "epoch", "val_loss", "train_loss")})
-        d = diagnose(st.evals, n_params=plan["params_non_embedding"], unique_tokens=plan["unique_tokens"],
-                     budget_tokens=self.run_.budget_tokens, dropout=cfg.model.dropout, lr=cfg.lr, min_lr=cfg.min_lr,
-                     threshold=cfg.plateau_threshold, step_loss=self.step_loss) if val_loss is not None else {}
+        d = at_eval(st.evals, **diagnosis_inputs(plan)) if val_loss is not None else {}
         e["improvement_per_doubling"] = d.get("improvement_per_doubling")
         e["plateau"] = d.get("plateau", False)
         self.record(e)
@@ -392,7 +390,8 @@ class Loop:
         with self.rd.writing(rundir.LOSS_PNG) as path:
             plot_losses(self.records, self.loader.tokens_per_epoch, path,
                         title=f"{cfg.name} ({cfg.recipe}): {params(plan['params_non_embedding'])} params",
-                        dropout=cfg.model.dropout, diagnosis=d.get("diagnosis"), budget_tokens=plan["tokens_trained"])
+                        dropout=cfg.model.dropout, diagnosis=d.get("diagnosis"), budget_tokens=plan["tokens_trained"],
+                        verdict=d["diagnosis"]["text"][1] if d.get("diagnosis") else None)  # fwpipe.diagnosis's verdict line
 
     def step(self) -> tuple[Any, Any, float]:
         """One iteration: every micro-batch forward and backward, clip, every optimizer steps.

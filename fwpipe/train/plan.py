@@ -1,8 +1,9 @@
 """The plan printed before step 0: model size, iterations, epochs, effective data, memory.
 
 Pure arithmetic (no torch), so `fwpipe train --dry-run` answers on any machine. The budget
-numbers (epochs, Muennighoff effective data, Chinchilla) come from fwpipe.budget, the one
-implementation that `audit` also prints.
+numbers (epochs, Muennighoff effective data, Chinchilla sizing) come from fwpipe.budget, the one
+implementation that `audit` also prints; the loss trend and the what-if table from
+fwpipe.diagnosis.trend, the one owner of the scaling fit.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 from typing import Any
 
 from fwpipe import budget
+from fwpipe.diagnosis.trend import FIT_NOTE, format_what_if, trend, what_if
 from fwpipe.errors import BudgetError
 from fwpipe.fmt import loss, params, pct, ratio, size, tokens
 from fwpipe.train.config import ModelConfig, TrainConfig, to_dict
@@ -96,7 +98,6 @@ def make_plan(cfg: TrainConfig, budget_tokens: int, unique_tokens: int, *, datas
     iters = math.ceil(budget_tokens / tpi)
     b = budget.plan(budget_tokens, unique_tokens, non_emb)
     eff = b["effective_tokens"]
-    n_opt, d_opt = b["optimal_params"], b["optimal_tokens"]
     plan: dict[str, Any] = {
         "config": to_dict(cfg),
         "params_total": total,
@@ -107,14 +108,9 @@ def make_plan(cfg: TrainConfig, budget_tokens: int, unique_tokens: int, *, datas
         "flops_per_token": flops_per_token(cfg.model, matmul_params(cfg.model)),
         "recipe": cfg.recipe,
         **{k: v for k, v in b.items() if k != "params"},
-        "chinchilla_loss": {
-            "this_run": budget.chinchilla_loss(non_emb, eff),
-            "compute_optimal": budget.chinchilla_loss(n_opt, d_opt),
-            "capacity_term": budget.FIT_A / non_emb**budget.FIT_ALPHA,
-            "data_term": budget.FIT_B / eff**budget.FIT_BETA,
-            "note": "trend from Chinchilla's fit (Hoffmann et al. 2022) on MassiveText with a SentencePiece "
-                    "tokenizer, not a prediction of GPT-2-token loss on FineWeb",
-        },
+        # the scaling fit's trend, only inside its range (fwpipe.diagnosis.trend), and the what-if table
+        "loss_trend": {**trend(non_emb, eff), "note": FIT_NOTE},
+        "what_if": what_if(non_emb, budget_tokens, unique_tokens),
         "dataset": dataset or {},
         "device": device or {},
         "warnings": [],
@@ -150,11 +146,24 @@ def make_plan(cfg: TrainConfig, budget_tokens: int, unique_tokens: int, *, datas
     return plan
 
 
+def diagnosis_inputs(plan: dict[str, Any]) -> dict[str, Any]:
+    """The plan's numbers as fwpipe.diagnosis.Inputs fields: the same for train's evals, `fwpipe
+    report` and `fwpipe diagnose RUN`."""
+    c = plan.get("config") or {}
+    m = c.get("model") or {}
+    out = {"n_params": plan.get("params_non_embedding"), "unique_tokens": plan.get("unique_tokens"),
+           "budget_tokens": plan.get("budget_tokens"), "tokens_per_iter": plan.get("tokens_per_iter"),
+           "eval_iters": c.get("eval_iters"), "lr": c.get("lr"), "threshold": c.get("plateau_threshold", 0.02)}
+    if c.get("eval_iters") and c.get("batch_size") and m.get("block_size"):
+        out["eval_tokens"] = c["eval_iters"] * c["batch_size"] * m["block_size"]
+    return out
+
+
 def format_plan(plan: dict[str, Any]) -> list[str]:
     """The plan as terminal lines."""
     c = plan["config"]
     m = c["model"]
-    ch = plan["chinchilla_loss"]
+    lt = plan["loss_trend"]
     mem = plan["memory"]
     ds = plan["dataset"]
     dev = plan["device"]
@@ -175,8 +184,7 @@ def format_plan(plan: dict[str, Any]) -> list[str]:
         f"  tokens/param {ratio(plan['tokens_per_param'])} (Chinchilla ~{plan['chinchilla_tokens_per_param']:g})",
         f"  compute     C = 6*N*D = {plan['compute_flops']:.3g} FLOPs; compute-optimal ~{params(plan['optimal_params'])} params "
         f"on {tokens(plan['optimal_tokens'])} tokens",
-        f"  loss trend  ~{loss(ch['this_run'])} for this run, ~{loss(ch['compute_optimal'])} compute-optimal "
-        f"(capacity term {loss(ch['capacity_term'])}, data term {loss(ch['data_term'])}; {ch['note']})",
+        "  loss trend  " + (f"~{loss(lt['loss'])} ({lt['why']}; see the what-if table)" if lt["loss"] is not None else f"none: {lt['why']}"),
         f"  memory      ~{size(mem['total'], binary=True)} estimated (weights+grads+{'Muon/AdamW' if c.get('optimizer') == 'muon' else 'AdamW'} "
         f"{size(mem['weights'] + mem['grads'] + mem['optimizer'], binary=True)}, activations {size(mem['activations'], binary=True)}, "
         f"logits {size(mem['logits'], binary=True)})" + (f" of {size(mem['device_bytes'], binary=True)} on the device" if mem.get("device_bytes") else ""),
@@ -195,5 +203,7 @@ def format_plan(plan: dict[str, Any]) -> list[str]:
         elif z["prepared_budget_tokens"] != plan["budget_tokens"] and z.get("prepared_epochs") is not None:
             lines.append(f"  sizing      {prepared} ({ratio(z['prepared_epochs'])} epochs); this budget runs {ratio(plan['epochs'])} epochs "
                          f"({ratio(plan['epochs'] / z['prepared_epochs'])}x)")
+    if plan.get("what_if"):
+        lines += format_what_if(plan["what_if"])
     lines += [f"  WARNING: {w}" for w in plan["warnings"]]
     return lines

@@ -133,7 +133,7 @@ def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str
             ax.annotate(note, (plateau["tokens"], plateau["val_loss"]), xytext=(-12, 40), textcoords="offset points", ha="right",
                         fontsize=8.5, arrowprops={"arrowstyle": "->", "color": "tab:orange"},
                         bbox={"boxstyle": "round", "fc": "white", "ec": "tab:orange"})
-        lines = [ln.strip() for ln in (diagnosis or {}).get("text", [])[1:] if ln.strip().startswith(("train ", "Chinchilla", "try:"))]
+        lines = [ln.strip() for ln in (diagnosis or {}).get("text", [])[1:3]]  # fwpipe.diagnosis: the verdict and the top cause
         if lines:  # the diagnosis's deciding lines, under the axes so that they hide no curve
             fig.text(0.01, -0.01, mathtext_safe("\n".join(textwrap.fill(ln, 130, subsequent_indent="    ") for ln in lines[:4])), ha="left", va="top",
                      fontsize=7.5, family="monospace", bbox={"boxstyle": "round", "fc": "#fff7e6", "ec": "tab:orange"})

@@ -27,7 +27,7 @@ def test_against_finds_planted_contamination(planted_dirs, real_texts, tmp_path)
              real_texts[700], fresh]
     path = tmp_path / "eval.parquet"
     pq.write_table(pa.table({"text": evals}), path)
-    ag = audit(planted_dirs["fwpipe"], against_path=path, write_clusters_file=False)["against"]
+    ag = audit(planted_dirs["fwpipe"], against_path=path, write_clusters_file=False, quality=False)["against"]
     assert ag["eval_docs"] == 5
     assert (ag["train"]["exact_docs"], ag["train"]["near_docs"], ag["train"]["ngram_docs"]) == (1, 2, 3)
     assert (ag["val"]["exact_docs"], ag["val"]["near_docs"], ag["val"]["ngram_docs"]) == (1, 1, 1)
@@ -62,7 +62,7 @@ def test_against_bad_input_is_one_line(planted_dirs, tmp_path):
 def test_against_a_dataset_layout(planted_dirs):
     """A dataset as the eval set (here the same documents in nanoGPT layout): every document is
     an exact copy of itself in its own split."""
-    rep = audit(planted_dirs["fwpipe"], against_path=planted_dirs["nanogpt"], write_clusters_file=False)
+    rep = audit(planted_dirs["fwpipe"], against_path=planted_dirs["nanogpt"], write_clusters_file=False, quality=False)
     ag, splits = rep["against"], rep["splits"]
     assert ag["eval_docs"] == splits["train"]["docs"] + splits["val"]["docs"] == 761
     assert ag["train"]["exact_docs"] == splits["train"]["docs"] + 2  # and the 2 val docs copied from train
@@ -85,7 +85,7 @@ def test_against_sniffs_the_content_not_the_suffix(planted_dirs, real_texts, tmp
     (tmp_path / "E.JSONL").write_text(lines)
     (tmp_path / "e.txt").write_text(lines)
     pq.write_table(pa.table({"text": evals}), tmp_path / "e.dat")
-    got = [audit(planted_dirs["llmc"], against_path=tmp_path / n, write_clusters_file=False)["against"] for n in ("E.JSONL", "e.txt", "e.dat")]
+    got = [audit(planted_dirs["llmc"], against_path=tmp_path / n, write_clusters_file=False, quality=False)["against"] for n in ("E.JSONL", "e.txt", "e.dat")]
     assert [(g["train"]["exact_docs"], g["val"]["exact_docs"]) for g in got] == [(1, 1)] * 3
     raw = tmp_path / "tokens.txt"
     raw.write_bytes(np.arange(1000, dtype=np.uint16).tobytes())
@@ -123,5 +123,5 @@ def test_a_dictionary_encoded_text_column_is_read_as_strings(planted_dirs, real_
     plain, dic = tmp_path / "p.parquet", tmp_path / "d.parquet"
     pq.write_table(pa.table({"text": evals}), plain)
     pq.write_table(pa.table({"text": pa.array(evals).dictionary_encode()}), dic)
-    a, b = (audit(planted_dirs["llmc"], against_path=x, write_clusters_file=False)["against"] for x in (plain, dic))
+    a, b = (audit(planted_dirs["llmc"], against_path=x, write_clusters_file=False, quality=False)["against"] for x in (plain, dic))
     assert a["train"] == b["train"] and a["eval_docs"] == b["eval_docs"] == 3

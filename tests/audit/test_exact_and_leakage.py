@@ -38,7 +38,7 @@ def test_ngram_contamination_exact_counts(real_texts, tmp_path):
     val[0] = np.concatenate([val[0][:100], train[5][50:80], val[0][100:]])
     val[1] = train[7]
     root = write_fwpipe(tmp_path / "ds", {"train": [train], "val": [val]})
-    lk = audit(root, ngram=13)["leakage"]
+    lk = audit(root, ngram=13, quality=False)["leakage"]
     assert lk["exact_docs"] == 1 and lk["near_docs"] == 1
     assert lk["ngram_docs"] == 2
     n_val_ngrams = sum(len(v) - 12 for v in val)
@@ -68,7 +68,7 @@ def test_ngram_sampling_bounds_memory(real_texts, tmp_path):
 
 def test_no_val_split_still_audits(planted, tmp_path):
     root = write_fwpipe(tmp_path / "ds", {"train": [planted.train[:50]]})
-    rep = audit(root)
+    rep = audit(root, quality=False)
     assert rep["splits"]["val"]["docs"] == 0
     assert rep["leakage"]["near_docs"] == 0 and "no val split" in rep["leakage"]["note"]
     assert rep["lengths"]["val"] == {"docs": 0}

@@ -12,7 +12,7 @@ import pytest
 
 from fwpipe.audit import audit
 from fwpipe.dedup import DedupConfig, engine, open_scratch, sign
-from fwpipe.executor import Executor, LocalExecutor
+from fwpipe.executors import Inline, LocalExecutor
 from fwpipe.shards import open_tokens, read_shard, token_source, write_shard
 
 
@@ -21,7 +21,7 @@ def test_local_processes_write_the_inline_units_and_audit(planted_dirs, tmp_path
     monkeypatch.setattr(engine, "UNIT_DOCS", 64)  # 13 units of <= 64 documents, enough work for the pool
     ds = shutil.copytree(planted_dirs["fwpipe"], tmp_path / "ds")
     runs = []
-    for ex in (Executor(), LocalExecutor(2)):
+    for ex in (Inline(), LocalExecutor(2)):
         with ex:
             report = audit(ds, tmp_dir=tmp_path / "scratch", executor=ex)
         report.pop("seconds")
@@ -38,7 +38,7 @@ def test_a_forkserver_pool_signs_every_unit_after_numba_threads_run(planted_dirs
     the inline bytes."""
     monkeypatch.setattr(engine, "UNIT_DOCS", 64)
     ds = shutil.copytree(planted_dirs["fwpipe"], tmp_path / "ds")
-    ref = audit(ds, tmp_dir=tmp_path / "s0", executor=Executor())
+    ref = audit(ds, tmp_dir=tmp_path / "s0", executor=Inline())
     (ds / "clusters.parquet").unlink()
     with LocalExecutor(2, start_method="forkserver").start() as ex:
         got = audit(ds, tmp_dir=tmp_path / "s1", executor=ex)
@@ -61,7 +61,7 @@ def test_units_carry_the_shard_file_not_its_tokens(planted_dirs, tmp_path, monke
     monkeypatch.setattr(engine, "UNIT_DOCS", 128)
     cfg = DedupConfig()
     keys = []
-    for ex in (Executor(), LocalExecutor(2)):
+    for ex in (Inline(), LocalExecutor(2)):
         sc = open_scratch(tmp_path / type(ex).__name__, {}, n_docs=corpus.n_docs, num_perm=cfg.num_perm, bands=cfg.bands)
         with ex:
             sign(sc, corpus, cfg, executor=ex)

@@ -29,7 +29,7 @@ def planted_quote(real_texts, tmp_path_factory):
 
 def test_examples_name_the_ngram_and_both_documents(planted_quote):
     root, train, val = planted_quote
-    ex = audit(root, ngram=13)["leakage"]["ngram_examples"]
+    ex = audit(root, ngram=13, quality=False)["leakage"]["ngram_examples"]
     assert [(e["val"]["doc"], e["val"]["position"], e["train"]["doc"], e["train"]["position"]) for e in ex] == [
         (0, 100, 5, 50),
         (1, 0, 20, 0),
@@ -46,16 +46,16 @@ def test_locating_in_small_chunks_finds_the_same(planted_quote, monkeypatch):
     from fwpipe.audit import leakage
 
     root, _, _ = planted_quote
-    whole = audit(root, ngram=13)["leakage"]["ngram_examples"]
+    whole = audit(root, ngram=13, quality=False)["leakage"]["ngram_examples"]
     monkeypatch.setattr(leakage, "EXAMPLE_CHUNK_TOKENS", 150)  # one document a chunk
-    assert audit(root, ngram=13)["leakage"]["ngram_examples"] == whole
+    assert audit(root, ngram=13, quality=False)["leakage"]["ngram_examples"] == whole
 
 
 def test_examples_in_the_terminal_and_the_page(planted_quote, tmp_path):
     from fwpipe.audit.html import write_html
 
     root, train, _ = planted_quote
-    report = audit(root, ngram=13)
+    report = audit(root, ngram=13, quality=False)
     text = terminal(report)
     assert 'e.g. val doc 0 and train doc 5 share "' in text and "e.g. val doc 1 and train doc 20 share" in text
     page = tmp_path / "audit.html"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import ray
 
-from fwpipe.raycluster import RayExecutor
+from fwpipe.executors.ray import RayExecutor
 
 # workers cannot import tests/ (it is not installed): they get these functions by value
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])

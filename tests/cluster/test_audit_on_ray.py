@@ -28,7 +28,7 @@ ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'fwpi
 from fwpipe.audit import audit
 from fwpipe.cli import main
 from fwpipe.errors import ClusterError, ShardFormatError
-from fwpipe.raycluster import RayExecutor, alive_nodes, raise_unseen, remove_probes, write_probes
+from fwpipe.executors.ray import RayExecutor, alive_nodes, raise_unseen, remove_probes, write_probes
 from fwpipe.shards import open_tokens
 from fwpipe.tokenizer import encode
 from tests.corpus import edit_words, write_fwpipe
@@ -108,7 +108,7 @@ def test_units_run_on_both_nodes_and_give_the_local_bytes(ray_cluster, dataset, 
 def test_a_unit_failing_on_bad_input_is_one_error_line(ray_cluster, tmp_path, monkeypatch):
     """A shard truncated after the driver indexed it: the unit that maps it raises ShardFormatError
     on a node; the run stops with that one line, not Ray's traceback."""
-    from fwpipe import raycluster
+    from fwpipe.executors import ray as raycluster
 
     ds = write_fwpipe(tmp_path / "ds", {"train": [[encode(f"document {i} of shard {k}") for i in range(20)] for k in range(3)],
                                         "val": [[encode("a val document")]]})
@@ -151,7 +151,7 @@ def test_a_directory_one_node_does_not_see_is_one_error_line(ray_cluster, tmp_pa
 
 def test_a_directory_a_node_cannot_write_is_one_error_line(ray_cluster, tmp_path):
     """A directory that does not exist where the units run (here: nowhere but in the message)."""
-    from fwpipe.raycluster import check_shared_storage
+    from fwpipe.executors.ray import check_shared_storage
 
     with pytest.raises(ClusterError, match=f"cannot write in {tmp_path}/gone on the driver"):
         check_shared_storage([tmp_path / "gone"])
@@ -160,7 +160,7 @@ def test_a_directory_a_node_cannot_write_is_one_error_line(ray_cluster, tmp_path
 def test_a_node_with_another_fwpipe_is_one_error_line(ray_cluster, tmp_path, monkeypatch):
     """The nodes run the installed fwpipe; this driver pretends to be another version."""
     import fwpipe
-    from fwpipe.raycluster import check_shared_storage
+    from fwpipe.executors.ray import check_shared_storage
 
     installed = fwpipe.__version__
     monkeypatch.setattr(fwpipe, "__version__", "0.0.0-other")

@@ -21,7 +21,7 @@ ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'fwpi
 
 from fwpipe.cli import main  # noqa: E402
 from fwpipe.pipeline.prepare import PrepareOptions, prepare  # noqa: E402
-from fwpipe.raycluster import RayExecutor  # noqa: E402
+from fwpipe.executors.ray import RayExecutor  # noqa: E402
 from tests.cluster.helpers import SlowUnits, kill_cli_after, wait_for_files  # noqa: E402
 from tests.corpus import dir_digest  # noqa: E402
 

@@ -50,12 +50,12 @@ def shingles(tokens, n=5):
 def test_dedup_near_leaves_no_duplicates_and_no_leakage(tmp_path, hostile):
     paths, planted = hostile
     opts = dict(val_fraction=0.2, shard_tokens=60_000)
-    plain = audit(prepare(paths, tmp_path / "plain", options=PrepareOptions(dedup="none", **opts), progress=False)["out_dir"])
+    plain = audit(prepare(paths, tmp_path / "plain", options=PrepareOptions(dedup="none", **opts), progress=False)["out_dir"], quality=False)
     # the hostile input really is hostile: without dedup, val leaks and clusters exist
     assert plain["leakage"]["near_docs"] > 0 and plain["near_duplicates"]["clusters"] >= 30
 
     s = prepare(paths, tmp_path / "near", options=PrepareOptions(dedup="near", **opts), progress=False)
-    rep = audit(tmp_path / "near")
+    rep = audit(tmp_path / "near", quality=False)
     assert rep["leakage"]["exact_docs"] == 0 and rep["leakage"]["near_docs"] == 0
     assert rep["near_duplicates"]["clusters"] == 0 and rep["exact_duplicates"]["docs"] == 0
     assert rep["splits"]["val"]["docs"] > 0
@@ -104,7 +104,7 @@ def test_exact_mode_removes_only_identical_documents(tmp_path, hostile):
     removed = pl.read_parquet(tmp_path / "ex" / "removed.parquet")
     assert removed.height == s["dedup"]["removed_docs"] > 0
     assert set(removed["reason"].to_list()) == {"exact"}
-    rep = audit(tmp_path / "ex")
+    rep = audit(tmp_path / "ex", quality=False)
     assert rep["exact_duplicates"]["docs"] == 0 and rep["leakage"]["exact_docs"] == 0
 
 
@@ -114,7 +114,7 @@ def test_residual_pass_finds_a_pair_hidden_behind_a_truncated_bucket(tmp_path):
     gone their bucket has 2 docs, and the residual pass must pair and remove C."""
     from fwpipe.dedup import DedupConfig, DocIndex, open_scratch
     from fwpipe.dedup.engine import write_signatures
-    from fwpipe.pipeline import dedup
+    from fwpipe.pipeline import dedup_passes as dedup
 
     cfg = DedupConfig(max_bucket=2)
     rng = np.random.default_rng(0)
@@ -173,7 +173,7 @@ def test_plan_holds_no_strings_and_reads_them_back_in_order(tmp_path, hostile):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from fwpipe.pipeline import dedup
+    from fwpipe.pipeline import dedup_passes as dedup
     from fwpipe.pipeline.split import val_threshold
 
     paths, _ = hostile

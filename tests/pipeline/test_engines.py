@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from fwpipe import tokenizer
-from fwpipe.executor import LocalExecutor
+from fwpipe.executors import LocalExecutor
 from fwpipe.pipeline.prepare import PrepareOptions, prepare
 from fwpipe.sample import SAMPLE_FILES
 from tests.corpus import dir_digest
@@ -61,7 +61,7 @@ def test_a_forked_worker_encodes_on_its_own_thread():
     """CPU use stays within --workers: in a pool worker (forked after this process may have
     built gigatoken), the engine encodes on the calling thread and starts no thread pool."""
     tokenizer.encode_batch(["the driver builds its engine first"])
-    with LocalExecutor(1) as ex:
+    with LocalExecutor(1, start_method="fork") as ex:
         threads, n_ids = next(ex.map(_threads_after_encoding, [(2000,)]))
     assert n_ids > 100_000 and threads == 1
 

@@ -51,7 +51,7 @@ def _files(d) -> dict[str, bytes]:
 def test_overwrite_after_audit_deletes_only_ours_and_the_workflow_goes_on(tmp_path, first150):
     out = tmp_path / "wf"
     prepare([first150], out, options=NONE, progress=False)
-    audit(out)
+    audit(out, quality=False)
     assert (out / "clusters.parquet").exists()
     user = {"notes.txt": b"mine", "train_extra.bin": b"\x01\x02", "notes.tmp": b"x", "val.bin": b"\x00\x00", ".cache.tmp": b"y"}
     for name, data in user.items():
@@ -64,7 +64,7 @@ def test_overwrite_after_audit_deletes_only_ours_and_the_workflow_goes_on(tmp_pa
     assert m.status == "complete" and m.split["val_fraction"] == 0.01
     assert sorted(m.outputs) == sorted(n for n in os.listdir(out) if n not in user)
     (out / "val.bin").unlink()  # a nanoGPT val.bin beside the shards makes audit refuse to guess
-    assert audit(out)["splits"]["train"]["docs"] > 0  # prepare -> audit -> prepare --overwrite -> audit
+    assert audit(out, quality=False)["splits"]["train"]["docs"] > 0  # prepare -> audit -> prepare --overwrite -> audit
     again = prepare([first150], out, options=PrepareOptions(dedup="none", val_fraction=0.01), progress=False)
     assert again["did_work"] is False
 
@@ -78,15 +78,15 @@ def test_overwrite_keeps_a_users_own_clusters_parquet(tmp_path, first150):
     before = (out / "clusters.parquet").read_bytes()
     prepare([first150], out, options=PrepareOptions(dedup="none", val_fraction=0.01), overwrite=True, progress=False)
     assert (out / "clusters.parquet").read_bytes() == before
-    rep = audit(out)  # audit does not replace it either: it reports without writing its table
+    rep = audit(out, quality=False)  # audit does not replace it either: it reports without writing its table
     assert (out / "clusters.parquet").read_bytes() == before and "clusters_file" not in rep["near_duplicates"]
     (out / "clusters.parquet").unlink()
-    assert "clusters_file" in audit(out)["near_duplicates"]  # audit's own (marked) table...
+    assert "clusters_file" in audit(out, quality=False)["near_duplicates"]  # audit's own (marked) table...
     prepare([first150], out, options=NONE, overwrite=True, progress=False)
     assert not (out / "clusters.parquet").exists()  # ...is removed by the next --overwrite
     # one from before the mark (audit wrote exactly these columns) is still audit's
     pq.write_table(pa.table({c: [0] for c in ("split", "doc", "shard", "offset", "n_tokens", "cluster", "keep")}), out / "clusters.parquet")
-    assert "clusters_file" in audit(out)["near_duplicates"]
+    assert "clusters_file" in audit(out, quality=False)["near_duplicates"]
 
 
 def test_overwrite_cli_after_audit(tmp_path, first150):
@@ -146,16 +146,16 @@ def test_a_directory_without_a_manifest_is_refused_and_untouched(tmp_path):
 
 def test_the_manifest_is_written_before_any_other_file(tmp_path, first150, monkeypatch):
     """So no moment of a run leaves files of ours in a directory without a manifest."""
-    from fwpipe.pipeline import prepare as prepare_mod
+    from fwpipe.pipeline import passes
 
     seen = []
-    real = prepare_mod.write_manifest
+    real = passes.write_manifest
 
     def spy(out_dir, manifest):
         seen.append(sorted(os.listdir(out_dir)))
         real(out_dir, manifest)
 
-    monkeypatch.setattr(prepare_mod, "write_manifest", spy)
+    monkeypatch.setattr(passes, "write_manifest", spy)
     prepare([first150], tmp_path / "d", options=PrepareOptions(dedup="near"), progress=False)
     assert seen[0] == []  # the top-level manifest comes first...
     assert len(seen) >= 2 and seen[1] == []  # ...and so does the first-pass stage's, inside .work

@@ -5,8 +5,9 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from fwpipe import executor as executor_mod
-from fwpipe.pipeline import inputs, prepare as prepare_mod
+from fwpipe import executors as executor_mod
+from fwpipe.pipeline import inputs
+from fwpipe.pipeline import passes as passes_mod
 from fwpipe.pipeline.inputs import Source
 from fwpipe.pipeline.prepare import PrepareOptions, prepare
 from fwpipe.pipeline.units import Unit, plan_units
@@ -55,7 +56,7 @@ def _crash_in_assembly(monkeypatch):
     def boom(task):
         raise OSError("killed while assembling")
 
-    monkeypatch.setattr(prepare_mod, "assemble_shard", boom)
+    monkeypatch.setattr(passes_mod, "assemble_shard", boom)
 
 
 def test_a_rerun_verifies_finished_units_and_redoes_only_damaged_ones(tmp_path, monkeypatch, small_groups):
@@ -98,13 +99,13 @@ def test_a_one_unit_dataset_starts_no_process_pool(tmp_path, monkeypatch, first1
 
 def test_a_budget_starts_no_unit_past_the_one_that_reaches_it(tmp_path, monkeypatch, small_groups):
     started = []
-    real = prepare_mod.run_unit
+    real = passes_mod.run_unit
 
     def spy(task):
         started.append(task.unit.index)
         return real(task)
 
-    monkeypatch.setattr(prepare_mod, "run_unit", spy)
+    monkeypatch.setattr(passes_mod, "run_unit", spy)
     s = prepare([small_groups], tmp_path / "b", options=PrepareOptions(dedup="none", budget_tokens=1_000_000), workers=1, unit_rows=1,
                 progress=False)  # fmt: skip
     used = s["sizing"]["inputs_used"][0]["rows"]  # rows up to the stopping document
@@ -144,7 +145,7 @@ def test_workers_never_exceed_the_units_nor_two_a_core(tmp_path, first150, sampl
     import logging
     import os
 
-    with caplog.at_level(logging.WARNING, logger="fwpipe.executor"):
+    with caplog.at_level(logging.WARNING, logger="fwpipe.executors"):
         s = prepare([first150, sample1400], tmp_path / "d", options=PrepareOptions(dedup="none"), workers=128, progress=False)
     n_units = len(plan_units([inputs.inspect(f, "text") for f in (first150, sample1400)]))
     assert s["workers"] == min(n_units, 2 * os.cpu_count()) < 128  # was: 128 forked processes for 2 units

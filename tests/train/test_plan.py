@@ -25,10 +25,13 @@ def test_seed_plan_by_hand():
     assert p["compute_flops"] == pytest.approx(1.8495e18, rel=1e-4)
     assert p["optimal_params"] == pytest.approx(124.1e6, rel=0.01)
     assert p["optimal_tokens"] == pytest.approx(2.48e9, rel=0.01)
-    ch = p["chinchilla_loss"]
-    assert ch["this_run"] == pytest.approx(3.46, abs=0.005)  # the README's table, 2.0B unique tokens
-    assert ch["this_run"] == pytest.approx(ch["capacity_term"] + ch["data_term"] + 1.69)  # E = 1.69, Hoffmann et al. 2022
-    assert "another" in ch["note"] or "not a prediction" in ch["note"]
+    lt = p["loss_trend"]  # 40.56M params is under the fit's 70M: shown, marked extrapolated
+    assert lt["range"] == "extrapolated" and "70M" in lt["why"]
+    assert lt["loss"] == pytest.approx(3.43, abs=0.005)  # the README's table, 2.0B unique tokens
+    assert "Besiroglu" in lt["note"] and "not a prediction" in lt["note"]
+    rows = {r["row"]: r for r in p["what_if"]}
+    assert rows["as is"]["epochs"] == pytest.approx(3.8) and rows["4x unique data"]["epochs"] == pytest.approx(0.95)
+    assert rows["compute-optimal model for the same compute"]["params"] == pytest.approx(p["optimal_params"])
     assert p["flops_per_token"] == 299_983_104  # 6 x 40.56M + 12 x 12 layers x 12 heads x 32 x 1024 (nanoGPT's estimate_mfu)
     assert p["warnings"] == []
     text = "\n".join(format_plan(p))

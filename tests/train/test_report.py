@@ -70,7 +70,7 @@ def test_report_command_and_page_in_chromium(run_dir, tmp_path):
     cards = dict((sec, lvl) for lvl, sec in re.findall(r'<div class="card verdict-(\w+)".*?<span class="sec">([\w ]+)</span>', dom))
     assert cards["plateau"] == "warn" and cards["val loss"] == "info"
     assert '<table class="plan">' in dom and '<table class="advice">' in dom
-    assert "plateau: val loss improves" in dom and "dropout 0.1" in dom  # the diagnosis, as training printed it
+    assert "verdict:" in dom and "score = estimated val-loss excess" in dom  # fwpipe.diagnosis's ranked causes
     assert 'alt="loss curves"' in dom and 'alt="throughput and MFU"' in dom
     assert "<script" not in dom.lower()
     assert_not_blank(screenshot(page, tmp_path))

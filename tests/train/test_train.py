@@ -88,9 +88,10 @@ def test_resume_is_exact(tmp_path, tiny_data):
     train(plan_run(tiny_data, budget, cfg, out=tmp_path / "a", device="cpu"), events.append)
     diagnoses = [e for e in events if e["kind"] == "diagnosis"]
     assert [d["iter"] for d in diagnoses] == [12]  # evals at 4, 8, 12: three points make a slope
-    d = diagnoses[0]
-    assert d["epochs"] == pytest.approx(12 * 4 / ((tiny_data_tokens(tiny_data) - 1) // 32))
-    assert d["dropout_inflation"] is not None and d["capacity_term"] > 0 and d["advice"]
+    d = diagnoses[0]  # fwpipe.diagnosis's ranked causes, as `fwpipe diagnose` gives them
+    rep = next(c for c in d["causes"] if c["name"] == "repetition")
+    assert rep["evidence"]["epochs"] == pytest.approx(12 * 4 / ((tiny_data_tokens(tiny_data) - 1) // 32))
+    assert d["verdict"] == d["causes"][0]["name"] and len(d["causes"]) == 6 and d["text"][0].startswith("plateau:")
 
     def crash_at_7(e):
         if e["kind"] == "train" and e["iter"] == 7:

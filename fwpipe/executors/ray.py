@@ -1,4 +1,4 @@
-"""Work units as Ray core tasks (executor.py's interface), and the check that every node sees
+"""Work units as Ray core tasks (base.py's Executor), and the check that every node sees
 the output and scratch directories.
 
 Why plain tasks and not Ray Data: a unit here is a numbered piece of input whose outputs have
@@ -25,11 +25,11 @@ import os
 import socket
 import uuid
 from collections import deque
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from fwpipe.errors import ClusterError, DependencyError, FwpipeError
-from fwpipe.executor import Executor
+from fwpipe.executors.base import ExecutorBase
 
 log = logging.getLogger(__name__)
 MAX_RETRIES = 3  # runs of a task lost with its node or worker before the run fails
@@ -52,7 +52,7 @@ def _run_unit(fn, *args):
     return ray.get_runtime_context().get_node_id(), fn(*args)
 
 
-class RayExecutor(Executor):
+class RayExecutor(ExecutorBase):
     """Units as Ray tasks, one CPU each, at most map's `window` in flight (default 2 per cluster CPU:
     enough to keep every CPU busy while the driver takes results in unit order).
 
@@ -76,8 +76,10 @@ class RayExecutor(Executor):
             try:
                 ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False)
             except (ConnectionError, TimeoutError, ValueError) as e:
-                raise ClusterError(f"cannot connect to the Ray cluster at {self.address or 'auto'}: {e}",
-                                   "start one with `ray start --head --port 6379`, then pass --ray HEAD:6379") from e
+                raise ClusterError(
+                    f"cannot connect to the Ray cluster at {self.address or 'auto'}: {e}",
+                    "start one with `ray start --head --port 6379`, then pass --ray HEAD:6379",
+                ) from e
             self._started = True  # ours to shut down; a session the caller opened is theirs
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._task = ray.remote(_run_unit)
@@ -92,7 +94,9 @@ class RayExecutor(Executor):
             for i, args in enumerate(units):
                 opts = {"num_cpus": 1, "max_retries": MAX_RETRIES, "retry_exceptions": False}
                 if self.node_ids:
-                    opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(self.node_ids[i % len(self.node_ids)], soft=self.soft)
+                    opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
+                        self.node_ids[i % len(self.node_ids)], soft=self.soft
+                    )
                 inflight.append(self._task.options(**opts).remote(fn, *args))
                 if len(inflight) >= (window or 2 * self.workers):
                     yield self._result(inflight.popleft())
@@ -115,8 +119,10 @@ class RayExecutor(Executor):
                 raise cause from None  # the unit's own one-line error, not Ray's traceback around it
             raise
         except ray.exceptions.RayError as e:  # the worker or node lost more than MAX_RETRIES times, an object lost
-            raise ClusterError(f"a Ray task failed for good: {str(e).splitlines()[0]}",
-                               "check the cluster with `ray status`; a rerun keeps the finished units") from e
+            raise ClusterError(
+                f"a Ray task failed for good: {str(e).splitlines()[0]}",
+                "check the cluster with `ray status`; a rerun keeps the finished units",
+            ) from e
         self.unit_nodes.append(node)
         return result
 
@@ -140,8 +146,10 @@ def _check_reachable(address: str | None) -> None:
     try:
         sock = socket.create_connection((host.strip("[]"), int(port)), timeout=10)
     except OSError as e:
-        raise ClusterError(f"no Ray cluster answers at {address}: {e.strerror or e}",
-                           "start its head with `ray start --head --port 6379` there, or pass the head's HOST:PORT") from e
+        raise ClusterError(
+            f"no Ray cluster answers at {address}: {e.strerror or e}",
+            "start its head with `ray start --head --port 6379` there, or pass the head's HOST:PORT",
+        ) from e
     if os.environ.get("RAY_USE_TLS", "0") not in ("", "0"):
         sock.close()
         return  # a TLS head answers the preface below only after a handshake: Ray's to judge
@@ -151,7 +159,9 @@ def _check_reachable(address: str | None) -> None:
     why = None
     try:
         sock.settimeout(connect_timeout_s())
-        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")  # preface + empty SETTINGS
+        sock.sendall(
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+        )  # preface + empty SETTINGS
         head = b""
         while len(head) < 9:
             chunk = sock.recv(9 - len(head))
@@ -159,7 +169,11 @@ def _check_reachable(address: str | None) -> None:
                 break
             head += chunk
         if len(head) < 9 or head[3] != 0x04:
-            why = "it does not speak gRPC (" + (f"it answered {head[:12]!r}" if head else "it closed the connection") + ")"
+            why = (
+                "it does not speak gRPC ("
+                + (f"it answered {head[:12]!r}" if head else "it closed the connection")
+                + ")"
+            )
     except TimeoutError:
         why = f"it did not answer within {connect_timeout_s():g} s"
     except OSError as e:
@@ -167,8 +181,10 @@ def _check_reachable(address: str | None) -> None:
     finally:
         sock.close()
     if why:
-        raise ClusterError(f"{address} is not a Ray cluster's head: {why}",
-                           "pass the head's GCS address (HOST:PORT printed by `ray start --head`; default port 6379)")
+        raise ClusterError(
+            f"{address} is not a Ray cluster's head: {why}",
+            "pass the head's GCS address (HOST:PORT printed by `ray start --head`; default port 6379)",
+        )
 
 
 def connect_timeout_s() -> float:
@@ -236,15 +252,21 @@ def _on_each(nodes: list[dict], fn, args: list[tuple]) -> list:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     task = ray.remote(fn)
-    refs = [task.options(num_cpus=0, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
-            .remote(*a) for n, a in zip(nodes, args)]
+    refs = [
+        task.options(
+            num_cpus=0, max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+        ).remote(*a)
+        for n, a in zip(nodes, args)
+    ]
     out = []
     for n, ref in zip(nodes, refs):
         try:
             out.append(ray.get(ref))
         except ray.exceptions.RayError as e:  # fwpipe missing there (the task cannot be unpickled), the node lost
-            raise ClusterError(f"node {_node_name(n)} cannot run fwpipe's tasks: {str(e).strip().splitlines()[-1][:200]}",
-                               "install the same fwpipe and ray on every node (pip install 'fwpipe[ray]')") from e
+            raise ClusterError(
+                f"node {_node_name(n)} cannot run fwpipe's tasks: {str(e).strip().splitlines()[-1][:200]}",
+                "install the same fwpipe and ray on every node (pip install 'fwpipe[ray]')",
+            ) from e
     return out
 
 
@@ -255,7 +277,10 @@ def _node_name(n: dict) -> str:
 def write_probes(d: str | Path, nodes: list[dict]) -> dict[str, str]:
     """A probe file in d from the driver and from every node: {node id or "driver": file name}."""
     token = uuid.uuid4().hex[:8]
-    names = {"driver": f"{PROBE_PREFIX}{token}-driver", **{n["NodeID"]: f"{PROBE_PREFIX}{token}-{n['NodeID'][:12]}" for n in nodes}}
+    names = {
+        "driver": f"{PROBE_PREFIX}{token}-driver",
+        **{n["NodeID"]: f"{PROBE_PREFIX}{token}-{n['NodeID'][:12]}" for n in nodes},
+    }
     failed = _write_probe(str(d), names["driver"])
     if failed:
         raise ClusterError(f"cannot write in {d} on the driver: {failed}", STORAGE_HINT)
@@ -274,8 +299,11 @@ def raise_unseen(d: str | Path, nodes: list[dict], names: dict[str, str], files:
     seen_by += [(f"node {_node_name(n)}", miss) for n, miss in zip(nodes, missing)]
     for who, missing in seen_by:
         if missing:
-            raise ClusterError(f"{d} is not the same directory on every node: {who} does not see {missing[0]}"
-                               f"{f' and {len(missing) - 1} more' if len(missing) > 1 else ''}", STORAGE_HINT)
+            raise ClusterError(
+                f"{d} is not the same directory on every node: {who} does not see {missing[0]}"
+                f"{f' and {len(missing) - 1} more' if len(missing) > 1 else ''}",
+                STORAGE_HINT,
+            )
 
 
 def remove_probes(d: str | Path, nodes: list[dict], names: dict[str, str]) -> None:
@@ -296,8 +324,10 @@ def check_shared_storage(write_dirs: Iterable[str | Path], read_files: Iterable[
     nodes, write_dirs = alive_nodes(), list(write_dirs)
     for n, version in zip(nodes, _on_each(nodes, _fwpipe_version, [()] * len(nodes))):
         if version != __version__:  # other code could write other bytes
-            raise ClusterError(f"node {_node_name(n)} runs fwpipe {version}, the driver {__version__}",
-                               "install the same fwpipe on every node")
+            raise ClusterError(
+                f"node {_node_name(n)} runs fwpipe {version}, the driver {__version__}",
+                "install the same fwpipe on every node",
+            )
     files = {str(p): os.path.getsize(p) for p in read_files}
     for d in write_dirs:
         names = write_probes(d, nodes)

@@ -1,0 +1,502 @@
+"""`prepare --dedup`: a first pass, a plan of which documents to keep, and a copy of them.
+
+1. first_pass: each input file into a dedup-none dataset of its own under .work (a "stage":
+   every document, in input order, all in train), through the same units, lay-out, assembly
+   and finalize as any prepare. A rerun reuses the stages whose manifest is complete.
+2. plan: the stages as one stream through the dedup engine (fwpipe.dedup): exact copies, then
+   MinHash near-duplicate components in stages on disk. One cluster, one side: every member
+   follows the split that the cluster's first member's key hashes to, so near duplicates never
+   straddle train and val; with dedup on, only that first member is kept anyway.
+3. copy_kept_documents: removed.parquet, then per stage a unit that copies the kept documents'
+   tokens and rows out of it (copy_kept, below), laid out like tokenized units: the shards come
+   from the same global step and assembly as a dedup-none prepare's.
+
+Returns to prepare a Layout and the first pass's tallies (skipped rows, the token_count check,
+the dedup report) that finalize records.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from fwpipe import shards
+from fwpipe.dataset import DOCS, REMOVED_COLUMNS, Dataset, Split, open_dataset, read_manifest
+from fwpipe.dedup import (
+    DEFAULT_MEMORY_BYTES,
+    DedupConfig,
+    Scratch,
+    components,
+    exact_first,
+    index_shards,
+    near_clusters,
+)
+from fwpipe.executors import INLINE, Executor
+from fwpipe.pipeline import passes
+from fwpipe.pipeline.finalize import DedupTallies, finalize
+from fwpipe.pipeline.layout import Layout
+from fwpipe.pipeline.options import Run
+from fwpipe.pipeline.shardset import write_parquet_atomic
+from fwpipe.pipeline.split import TRAIN, VAL
+from fwpipe.pipeline.tokenize import ChunkRows
+from fwpipe.pipeline.units import UnitWriter, run_unit
+from fwpipe.progress import Progress
+from fwpipe.tokenizer import EOT
+
+log = logging.getLogger(__name__)
+
+Dedup = Literal["none", "exact", "near"]
+CONFIG = DedupConfig()  # the engine's defaults, the same as audit's, so audit finds what prepare removed
+
+
+# Rows a batch when the plan re-reads the first pass's docs.parquet (removed.parquet, pass 2):
+# ~100 bytes a row in flight, so 64K rows hold ~6 MB however many documents there are.
+BATCH_ROWS = 1 << 16
+
+
+@dataclass
+class FirstPass:
+    """What --dedup's first pass hands on: the plan, and the tallies finalize records."""
+
+    plan: DedupPlan
+    units: passes.UnitTally  # tokens this run tokenized, bytes other processes fetched
+    tallies: DedupTallies  # the plan's report; rows skipped and the token_count check, over the stages
+
+
+def first_pass(run: Run) -> FirstPass:
+    """Pass 1 of --dedup: each input file into its own resumable dedup-none dataset under .work
+    (its units run on the run's executor like any prepare's), then the plan.
+
+    Without a budget the units of every file not yet done run first, all in one go (so small
+    files keep every worker busy), then each file's stage is laid out from them. With a budget,
+    files are taken in order only until the documents that dedup keeps in train reach it, so
+    the inputs after that are never read.
+    """
+    note = Progress(enabled=run.progress, piped_every_s=passes.PIPED_EVERY_S)
+    tally = passes.UnitTally()
+    if run.target is None:
+        tally += _first_pass_units(run, note)
+    names = [src.path for src in run.sources]
+    stages, raw_train, done = [], 0, []
+    for fi in range(len(run.sources)):
+        stage, tallies = _stage(run.stage(fi), run.work.first_units_of(fi))
+        stages.append(stage.work.out_dir)
+        tally += tallies
+        raw_train += read_manifest(stage.out_dir).split_totals("train").stream_tokens
+        done.append(stage)
+        # dedup only removes, so the (costlier) clustering is worth running only once the raw
+        # first pass could hold the budget
+        if run.target is not None and fi + 1 < len(run.sources) and raw_train >= run.target:
+            note.update(f"prepare: finding duplicates among {raw_train:,} tokens", force=True)
+            p = _plan(run, stages, names)
+            if kept_train_tokens(p) >= run.target:
+                log.info("budget reached after %d of %d input files", fi + 1, len(run.sources))
+                break
+    else:
+        note.update(f"prepare: finding duplicates among {raw_train:,} tokens", force=True)
+        p = _plan(run, stages, names)
+    note.close()
+    return FirstPass(p, tally, DedupTallies(p.report, *_tallies(done), stages=[s.work.out_dir for s in done]))
+
+
+def _plan(run: Run, stages: list[Path], names: list[str]) -> DedupPlan:
+    return plan(
+        stages,
+        run.options.dedup,
+        threshold=run.threshold,
+        force_val=run.options.val_fraction > 0,
+        names=names,
+        executor=run.executor,
+        **run.scratch,
+    )
+
+
+def _first_pass_units(run: Run, note: Progress) -> passes.UnitTally:
+    """Tokenize the units of every first-pass stage that is not complete, in one map."""
+    tasks = []
+    for fi in range(len(run.sources)):
+        if not _complete(run.work.stage(fi).out_dir):
+            tasks += passes.unit_tasks(run.stage(fi), run.work.first_units_of(fi))
+    tally = passes.UnitTally()
+    for i, r in enumerate(run.executor.map(run_unit, [(t,) for t in tasks])):
+        if "error" in r:
+            raise r["error"]
+        tally.add(r)
+        note.update(f"prepare: first pass, {i + 1:,}/{len(tasks):,} units")
+    return tally
+
+
+def _complete(d: Path) -> bool:
+    m = read_manifest(d) if d.is_dir() else None
+    return m is not None and m.status == "complete"
+
+
+def _stage(stage: Run, units: Path) -> tuple[Run, passes.UnitTally]:
+    """One input as a dedup-none dataset (or the one a previous run finished), its units in
+    `units` (removed once they are in the stage's shards)."""
+    tally = passes.UnitTally()
+    if not _complete(stage.work.out_dir):
+        stage.work.out_dir.mkdir(parents=True, exist_ok=True)
+        passes.start(stage)
+        prog = Progress(enabled=stage.progress)
+        try:
+            layout, tally = passes.lay_out(
+                run_unit, passes.unit_tasks(stage, units), stage.executor, stage.options.shard_tokens, None, prog
+            )
+            n_shards = passes.assemble(stage, layout)
+        finally:
+            prog.close()
+        finalize(stage, n_shards, layout)
+    shutil.rmtree(units, ignore_errors=True)  # in the stage's shards now
+    return stage, tally
+
+
+def _tallies(stages: list[Run]) -> tuple[dict, dict | None]:
+    """Skipped rows and the token_count check, summed over the first pass's stages."""
+    skipped: dict = {}
+    check: dict | None = None
+    for stage in stages:
+        m = read_manifest(stage.work.out_dir)
+        for k, v in m.skipped.items():
+            skipped[k] = skipped.get(k, 0) + v
+        tc = m.token_count_check
+        if tc is not None:
+            if check is None:
+                check = {"checked": 0, "differ": 0, "email_placeholder": 0, "real": 0, "first_real": []}
+            for k in ("checked", "differ", "email_placeholder", "real"):
+                check[k] += tc[k]
+            check["first_real"] = (check["first_real"] + tc["first_real"])[:5]
+    return skipped, check
+
+
+def copy_kept_documents(run: Run, p: DedupPlan, prog: Progress) -> Layout:
+    """Pass 2 of --dedup: the documents the plan keeps, copied from each first-pass stage into a
+    unit of its own (copy_kept), then laid out like tokenized units: one shard-writing path.
+
+    removed.parquet is written first; the plan then keeps only keep and split (2 bytes a document).
+    """
+    batch_rows = 8 * run.batch_rows
+    write_parquet_atomic(removed_table(p, batch_rows), run.work.removed)
+    p.forget_clusters()  # from here on only keep and split: 2 of the plan's ~35 bytes a document
+    gpos0 = np.cumsum([0] + [src.rows for src in run.sources])
+    tasks, row0 = [], 0
+    for si, stage in enumerate(p.stages):
+        n = pq.read_metadata(Path(stage) / DOCS).num_rows
+        tasks.append(
+            CopyTask(
+                str(run.work.copy_unit(si)),
+                str(Path(stage).absolute()),
+                si,
+                int(gpos0[si]),
+                p.keep[row0 : row0 + n].copy(),
+                p.split[row0 : row0 + n].copy(),
+                batch_rows,
+            )
+        )
+        row0 += n
+    return passes.lay_out(copy_kept, tasks, run.executor, run.options.shard_tokens, run.target, prog)[0]
+
+
+@dataclass
+class DedupPlan:
+    """Keep and split for every first-pass document, in ~35 bytes a document.
+
+    The first pass's strings (id, url, source_file: ~100 bytes a document) stay on disk in the
+    stages' docs.parquet; batches() reads them back in input order when they are needed.
+    """
+
+    dataset: Dataset  # the first pass, one train stream in input order
+    stages: list[Path]  # its datasets, one per input file, in input order
+    names: list[str] | None  # the name this run gives each stage's input (see first_pass)
+    shard_base: np.ndarray  # (stages,) index of each stage's first shard in the combined list
+    key_hash: np.ndarray  # (n,) uint64, docs.parquet's key_hash in input order
+    n_tokens: np.ndarray  # (n,) int64
+    rep: np.ndarray  # (n,) the first member of each document's cluster (itself if alone)
+    split: np.ndarray  # (n,) int8 TRAIN / VAL for every document, by its cluster's first member
+    keep: np.ndarray  # (n,) bool
+    exact_first: np.ndarray  # (n,) earliest identical document
+    clusters: int
+    report: dict
+
+    def forget_clusters(self) -> None:
+        """Drop what only removed.parquet and the budget need (rep, exact_first, key_hash,
+        n_tokens: 32 bytes a document), once they are done; pass 2 needs keep and split only."""
+        self.rep = self.exact_first = self.key_hash = self.n_tokens = np.zeros(0, np.int64)
+
+    def batches(self, columns: list[str], batch_rows: int = BATCH_ROWS) -> Iterator[tuple[int, pa.Table]]:
+        """(first row, table) for the first pass's docs.parquet rows, in order, `batch_rows` at a time.
+
+        docs["shard"] indexes the combined list of shards; with names, docs["source_file"] is
+        the name this run gave each input: a resumed run may spell a path differently
+        (relative, absolute) from the run that wrote the stage.
+        """
+        row0 = 0
+        for si, stage in enumerate(self.stages):
+            f = pq.ParquetFile(stage / DOCS)
+            for b in f.iter_batches(batch_size=batch_rows, columns=columns):
+                t = pa.Table.from_batches([b])
+                if "source_file" in columns:
+                    source = (
+                        pa.array([self.names[si]] * t.num_rows, pa.string())
+                        if self.names
+                        else t["source_file"].cast(pa.string())
+                    )
+                    t = t.set_column(t.schema.get_field_index("source_file"), "source_file", source)
+                if "shard" in columns:
+                    t = t.set_column(
+                        t.schema.get_field_index("shard"),
+                        "shard",
+                        pc.add(t["shard"], pa.scalar(int(self.shard_base[si]), pa.int32())),
+                    )
+                yield row0, t
+                row0 += t.num_rows
+            f.close()
+
+
+def one_stream(stages: list[Path]) -> tuple[Dataset, np.ndarray, np.ndarray, np.ndarray]:
+    """The first-pass datasets (one per input file, in input order) as one train stream.
+
+    Returns it with each stage's first shard in the combined list, and the key_hash and
+    n_tokens columns of their docs.parquet (the only ones the plan holds in memory).
+    """
+    dss = [open_dataset(d) for d in stages]
+    train = Split(
+        "train", [p for ds in dss for p in ds.split("train").paths], [t for ds in dss for t in ds.split("train").shards]
+    )
+    shard_base = np.cumsum([0] + [len(ds.split("train").shards) for ds in dss])[:-1]
+    cols = [pq.read_table(d / DOCS, columns=["key_hash", "n_tokens"]) for d in stages]
+    key_hash = np.concatenate([np.zeros(0, np.uint64)] + [t["key_hash"].to_numpy() for t in cols])
+    n_tokens = np.concatenate([np.zeros(0, np.int64)] + [t["n_tokens"].to_numpy() for t in cols])
+    ds = Dataset(stages[0].parent, "fwpipe", {"train": train, "val": Split("val", [], [])})
+    return ds, shard_base, key_hash, n_tokens
+
+
+def plan(
+    stages: list[Path],
+    mode: Dedup,
+    *,
+    threshold: int,
+    force_val: bool,
+    names: list[str] | None = None,
+    tmp_dir: str | Path | None = None,
+    memory_bytes: int = DEFAULT_MEMORY_BYTES,
+    executor: Executor = INLINE,
+) -> DedupPlan:
+    """Find clusters in the first pass and decide keep and split for every document.
+
+    `threshold` is the split's 64-bit val threshold; with `force_val`, a dataset whose kept
+    documents all hash to train sends the smallest-hash cluster to val. The engine's scratch
+    files go under tmp_dir (default: beside the first pass) and are removed at the end.
+    """
+    ds, shard_base, key_hash, lengths = one_stream(stages)
+    corpus = index_shards(ds.split("train").shards, EOT)
+    n = len(corpus.starts)
+    if len(key_hash) != n:
+        raise AssertionError(f"first pass holds {n} documents but docs.parquet {len(key_hash)}")
+    idx = np.arange(n, dtype=np.int64)
+    first = exact_first(corpus)
+    report: dict = {"mode": mode}
+    sc = None
+    if mode == "exact" or n == 0:
+        rep = first.copy()
+        split = np.where(key_hash[rep] < np.uint64(threshold), VAL, TRAIN).astype(np.int8)
+        keep = rep == idx
+    else:
+        identity = {
+            "stages": [
+                (str(Path(p).resolve()), sorted((f.name, f.stat().st_size) for f in Path(p).iterdir() if f.is_file()))
+                for p in stages
+            ]
+        }
+        sc, comp = near_clusters(
+            corpus,
+            CONFIG,
+            copy_of=first,
+            tmp_dir=tmp_dir or Path(stages[0]).parent,
+            identity=identity,
+            memory_bytes=memory_bytes,
+            executor=executor,
+        )
+        rep = comp.root  # the smallest member of each component is its first
+        del comp
+        keep = rep == idx
+        split = np.where(key_hash[rep] < np.uint64(threshold), VAL, TRAIN).astype(np.int8)
+        rounds = 0
+        while _residual_pass(sc, corpus, keep, rep, split, rounds):
+            rounds += 1
+        report.update(
+            {k: v for k, v in CONFIG.as_dict().items() if k in ("threshold", "shingle", "num_perm", "bands", "rows")}
+        )
+    if force_val and keep.sum() >= 2 and not (split[keep] == VAL).any():
+        # a dataset of two or more documents always gets a val document: the smallest hash
+        kept = np.flatnonzero(keep)
+        chosen = kept[np.argmin(key_hash[kept])]
+        split[rep == chosen] = VAL
+    clusters = int(len(np.unique(rep[rep != idx])))
+    report.update(
+        clusters=clusters,
+        removed_docs=int((~keep).sum()),
+        removed_tokens=int(lengths[~keep].sum()),
+        removed_exact=int(((~keep) & (first == rep)).sum()),
+    )
+    report["removed_near"] = report["removed_docs"] - report["removed_exact"]
+    if sc is not None:
+        sc.remove()
+    log.info("dedup %s: %d clusters, %d documents removed", mode, clusters, report["removed_docs"])
+    return DedupPlan(ds, list(stages), names, shard_base, key_hash, lengths, rep, split, keep, first, clusters, report)
+
+
+def _residual_pass(
+    sc: Scratch, corpus, keep: np.ndarray, rep: np.ndarray, split: np.ndarray, round_: int, cfg: DedupConfig = CONFIG
+) -> bool:
+    """Band the kept documents again, in the order the audit stage will see them (train, then val).
+
+    Buckets of over cfg.max_bucket documents pair each member with the bucket's first only,
+    so a pair missed among many can surface once its family is gone. Any pair found now is
+    removed too (the later one in audit order goes), so that audit finds none on the result.
+    Returns whether anything was removed; the caller repeats until nothing is.
+    """
+    kept = np.flatnonzero(keep)
+    order = np.concatenate([kept[split[kept] == TRAIN], kept[split[kept] == VAL]])
+    root = components(sc, corpus, cfg, members=order, tag=f"residual{round_}").root
+    gone = root != np.arange(len(order))
+    if not gone.any():
+        return False
+    keep[order[gone]] = False
+    rep[order[gone]] = order[root[gone]]
+    rep[:] = rep[rep]  # documents that pointed at a newly removed one follow it to its keeper
+    log.info("dedup: %d more near duplicates among the kept documents", int(gone.sum()))
+    return True
+
+
+def kept_train_tokens(p: DedupPlan) -> int:
+    """Stream tokens (with EOT) of the documents this plan keeps in train."""
+    ok = p.keep & (p.split == TRAIN)
+    return int((p.n_tokens[ok] + 1).sum())
+
+
+def removed_table(p: DedupPlan, batch_rows: int = BATCH_ROWS) -> pa.Table:
+    """removed.parquet: every dropped document, why, and the kept document it duplicates.
+
+    Only the rows it names (the dropped documents and their keepers) are read back from the
+    first pass, batch by batch: memory follows the number removed, not the number of documents.
+    """
+    gone = np.flatnonzero(~p.keep)
+    kept = p.rep[gone]
+    need = np.unique(np.concatenate([gone, kept]))
+    cols = ["id", "source_file", "source_row", "n_tokens"]
+    parts = []
+    for row0, t in p.batches(cols, batch_rows):
+        lo, hi = np.searchsorted(need, [row0, row0 + t.num_rows])
+        if hi > lo:
+            parts.append(t.take(pa.array(need[lo:hi] - row0, pa.int64())))
+    d = (
+        pa.concat_tables(parts)
+        if parts
+        else pa.table({c: pa.array([], pa.string() if c in ("id", "source_file") else pa.int64()) for c in cols})
+    )
+    take = lambda col, rows: d[col].take(pa.array(np.searchsorted(need, rows), pa.int64()))  # noqa: E731
+    # "exact" when identical to the kept document (the earliest copy, so exact_first points at it)
+    reason = np.where(p.exact_first[gone] == kept, "exact", "near")
+    cluster_ids = np.unique(p.rep[~p.keep], return_inverse=True)[1] if len(gone) else np.zeros(0, np.int64)
+    return pa.table(
+        {
+            "id": take("id", gone),
+            "source_file": take("source_file", gone),
+            "source_row": take("source_row", gone),
+            "n_tokens": take("n_tokens", gone),
+            "reason": pa.array(reason.tolist(), pa.string()),
+            "cluster": pa.array(cluster_ids.astype(np.int64)),
+            "kept_id": take("id", kept),
+            "kept_source_file": take("source_file", kept),
+            "kept_source_row": take("source_row", kept),
+        }
+    ).select(list(REMOVED_COLUMNS))
+
+
+# ----------------------------------------------------------------------------- pass 2 as units
+
+_EOT16 = np.array([EOT], dtype=np.uint16)
+_COLUMNS = ["source_row", "n_tokens", "n_bytes", "key_hash", "fineweb_token_count", "shard", "offset", "id", "url"]
+
+
+@dataclass(frozen=True)
+class CopyTask:
+    dir: str  # the unit's directory
+    stage: str  # the first-pass dataset of input `file_index` (one train split, in input order)
+    file_index: int
+    file_gpos0: int  # global row of the input's row 0
+    keep: np.ndarray  # (stage docs,) bool
+    split: np.ndarray  # (stage docs,) int8 TRAIN / VAL
+    batch_rows: int
+
+    @property
+    def rows(self) -> int:
+        return len(self.keep)
+
+
+def copy_kept(task: CopyTask) -> dict:
+    """Copy the kept documents of one stage, in input order, into a unit; returns its result.
+
+    The stage's docs.parquet is read `batch_rows` rows at a time, so its strings (ids, urls:
+    ~100 bytes a document) are never all in memory at once; each stage shard's mapped pages are
+    dropped once the copy has moved past it.
+    """
+    w = UnitWriter(Path(task.dir))
+    try:
+        tokens = open_dataset(task.stage).split("train").shards
+        f = pq.ParquetFile(Path(task.stage) / "docs.parquet")
+        row0 = released = 0
+        for b in f.iter_batches(batch_size=task.batch_rows, columns=_COLUMNS):
+            d = pa.Table.from_batches([b])
+            kept = np.flatnonzero(task.keep[row0 : row0 + d.num_rows])  # rows of this batch
+            row0 += d.num_rows
+            if len(kept) == 0:
+                continue
+            c = {k: d[k].to_numpy() for k in ("source_row", "n_tokens", "n_bytes", "key_hash", "shard", "offset")}
+            ftc = d["fineweb_token_count"].fill_null(-1).to_numpy()
+            split = task.split[kept + row0 - d.num_rows]
+            for sid in (TRAIN, VAL):
+                rows = kept[split == sid]
+                pieces = []
+                for r in rows:  # EOT, then the document's tokens from the first pass
+                    pieces.append(_EOT16)
+                    pieces.append(tokens[c["shard"][r]][c["offset"][r] : c["offset"][r] + c["n_tokens"][r]])
+                take = pa.array(rows, pa.int64())
+                w.add(
+                    sid,
+                    ChunkRows(
+                        task.file_gpos0 + c["source_row"][rows],
+                        np.full(len(rows), task.file_index, np.int32),
+                        c["source_row"][rows],
+                        np.zeros(len(rows), np.int8),
+                        c["n_tokens"][rows],
+                        c["n_bytes"][rows],
+                        c["key_hash"][rows],
+                        ftc[rows],
+                        np.zeros(len(rows), bool),
+                        d["id"].take(take).to_pylist(),
+                        d["url"].take(take).to_pylist(),
+                        np.concatenate(pieces).astype(np.uint16, copy=False) if pieces else np.zeros(0, np.uint16),
+                        None,
+                    ),
+                )
+            # mapped pages count in RSS: a 40-token document's are 80 bytes, the whole stage over a pass
+            for s in range(released, int(c["shard"][kept[0]])):
+                shards.release_pages(tokens[s])
+            released = max(released, int(c["shard"][kept[0]]))
+        for s in range(released, len(tokens)):
+            shards.release_pages(tokens[s])
+        return dict(w.commit({"copy_of": task.stage}), ran=False)
+    except BaseException:
+        w.abort()
+        raise
