@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pyarrow as pa
 import tiktoken
 
 from fwpipe.errors import DependencyError, InputFormatError
@@ -158,8 +159,11 @@ def forget_engine() -> None:
     GigatokenEngine._one = None
 
 
-def encode_batch(texts: list[str], engine: str = DEFAULT_ENGINE, *, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def encode_batch(texts: list[str] | pa.Array, engine: str = DEFAULT_ENGINE, *, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Token ids of each text as `encode_ordinary` gives them: (ids uint32, offsets int64 (n+1,)).
+
+    texts may be a pa.string() array with no nulls (as parquet gives it): gigatoken then reads
+    its UTF-8 buffer in place, with no Python str a text.
 
     Text i's ids are ids[offsets[i]:offsets[i+1]]. threads > 1 encodes on that many threads of
     this process (gigatoken: its own pool, sized to the cores at first use); prepare's workers
@@ -169,11 +173,25 @@ def encode_batch(texts: list[str], engine: str = DEFAULT_ENGINE, *, threads: int
         g = GigatokenEngine.get()
         return g.encode(texts, parallel=threads > 1 and not g.forked)
     check_engine(engine)
+    if isinstance(texts, pa.Array):
+        texts = texts.to_pylist()
     enc = get_encoding()
     docs = enc.encode_ordinary_batch(texts, num_threads=threads) if threads > 1 else [enc.encode_ordinary(t) for t in texts]
     offsets = np.zeros(len(texts) + 1, np.int64)
     np.cumsum([len(d) for d in docs], out=offsets[1:])
     return np.fromiter((i for d in docs for i in d), np.uint32, int(offsets[-1])), offsets
+
+
+def _awkward_strings(texts: pa.Array):
+    """A pa.string() array with no nulls as an awkward array of strings over its UTF-8 buffer (not copied)."""
+    import awkward as ak  # gigatoken's own dependency
+
+    assert texts.null_count == 0 and pa.types.is_string(texts.type), "texts: pa.string(), no nulls"
+    offsets = np.frombuffer(texts.buffers()[1], np.int32)[texts.offset : texts.offset + len(texts) + 1]
+    data = np.frombuffer(texts.buffers()[2], np.uint8) if texts.buffers()[2] is not None else np.zeros(0, np.uint8)
+    chars = ak.contents.NumpyArray(data, parameters={"__array__": "char"})
+    # int64 offsets: gigatoken reads no other kind (an int32 copy is 4 bytes a text)
+    return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets.astype(np.int64)), chars, parameters={"__array__": "string"}))
 
 
 def _valid_unicode(text: str) -> str:
@@ -257,11 +275,16 @@ class GigatokenEngine:
                 raise EngineMismatchError(f"gigatoken {version('gigatoken')} gives other GPT-2 ids than tiktoken for {t[:40]!r}",
                                           "pass --tokenizer-engine tiktoken, or pip install gigatoken==0.10.0 (the version fwpipe checks)")  # fmt: skip
 
-    def encode(self, texts: list[str], *, parallel: bool) -> tuple[np.ndarray, np.ndarray]:
+    def encode(self, texts: list[str] | pa.Array, *, parallel: bool) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(texts, pa.Array):  # valid UTF-8 (parquet's reader checked it): no surrogates to repair
+            return self._counted(self.tok.encode_batch(_awkward_strings(texts), parallel=parallel))
         try:
             out = self.tok.encode_batch(texts, parallel=parallel)
         except TypeError:  # a str with lone surrogates (see _valid_unicode)
             out = self.tok.encode_batch([_valid_unicode(t) for t in texts], parallel=parallel)
+        return self._counted(out)
+
+    def _counted(self, out) -> tuple[np.ndarray, np.ndarray]:
         layout = out.layout  # ListOffsetArray: int64 offsets into one uint32 buffer, no copy
         offsets, ids = layout.offsets.data, layout.content.data
         if offsets[0] != 0:  # not seen; a view into a larger buffer would start elsewhere

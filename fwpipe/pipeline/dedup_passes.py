@@ -184,7 +184,7 @@ def copy_kept_documents(run: Run, p: DedupPlan, prog: Progress) -> Layout:
 
     removed.parquet is written first; the plan then keeps only keep and split (2 bytes a document).
     """
-    batch_rows = 8 * run.batch_rows
+    batch_rows = 8 * (run.batch_rows or 1024)
     write_parquet_atomic(removed_table(p, batch_rows), run.work.removed)
     p.forget_clusters()  # from here on only keep and split: 2 of the plan's ~35 bytes a document
     gpos0 = np.cumsum([0] + [src.rows for src in run.sources])
@@ -487,7 +487,6 @@ def copy_kept(task: CopyTask) -> dict:
                         d["id"].take(take).to_pylist(),
                         d["url"].take(take).to_pylist(),
                         np.concatenate(pieces).astype(np.uint16, copy=False) if pieces else np.zeros(0, np.uint16),
-                        None,
                     ),
                 )
             # mapped pages count in RSS: a 40-token document's are 80 bytes, the whole stage over a pass

@@ -106,7 +106,7 @@ class Run:
     paths: list  # the resolved inputs, as sources (local paths or URLs)
     work: WorkDir  # the dataset directory and every path under its .work
     executor: Executor
-    batch_rows: int  # rows a tokenizer batch (memory per worker)
+    batch_rows: int | None  # rows a tokenizer batch (memory per worker); None: units.batch_rows_for
     unit_rows: int  # rows a unit gathers (units.py; tests shrink it)
     progress: bool | None
     scratch: dict = field(default_factory=dict)  # --dedup's engine: tmp_dir, memory_bytes

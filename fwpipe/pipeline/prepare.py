@@ -54,7 +54,7 @@ def prepare(
     options: PrepareOptions = PrepareOptions(),
     executor: Executor | None = None,
     workers: int | None = None,
-    batch_rows: int = 1024,
+    batch_rows: int | None = None,
     overwrite: bool = False,
     progress: bool | None = None,
     memory_gb: float | None = None,
@@ -66,10 +66,10 @@ def prepare(
     executor runs the units and shard assemblies (the CLI passes the one it opened; without one,
     `make_executor(workers)` for this call). A dataset of one unit runs inline whatever the
     executor (executors.sized), paying no pool start-up. unit_rows is the rows a unit gathers
-    (units.py; tests shrink it). Memory is bounded per worker by batch_rows and a unit's rows
-    table. memory_gb caps --dedup's near-duplicate stages beyond ~50 bytes per document
-    (default 1); tmp_dir holds their scratch files (default: out_dir/.work; reused by a
-    resumed run).
+    (units.py; tests shrink it). Memory is bounded per worker by batch_rows (default: ~2 MB of
+    compressed input, units.batch_rows_for) and a unit's rows table. memory_gb caps --dedup's
+    near-duplicate stages beyond ~50 bytes per document (default 1); tmp_dir holds their scratch
+    files (default: out_dir/.work; reused by a resumed run).
     """
     t0 = time.perf_counter()
     fetched_before = remote.STATS.snapshot()

@@ -28,7 +28,12 @@ def val_threshold(val_fraction: float) -> int:
 
 
 def key_hashes(keys: list[str | None], seed: int) -> np.ndarray:
-    """key_hash of each key (0 where a key is None) as uint64, for a chunk at once.
+    """key_hash of each key (0 where a key is None) as uint64, for a chunk at once."""
+    return key_hashes_utf8([None if k is None else k.encode("utf-8", "surrogatepass") for k in keys], seed)
+
+
+def key_hashes_utf8(keys: list[bytes | None], seed: int) -> np.ndarray:
+    """key_hashes of keys already encoded as UTF-8.
 
     One keyed blake2b state is copied per key instead of keyed anew, and the digests are read
     as one little-endian array instead of one int each: ~1.4 instead of ~2.5 us a key.
@@ -40,7 +45,7 @@ def key_hashes(keys: list[str | None], seed: int) -> np.ndarray:
             digests.append(_ZERO_DIGEST)
         else:
             h = keyed.copy()
-            h.update(k.encode("utf-8", "surrogatepass"))
+            h.update(k)
             digests.append(h.digest())
     return np.frombuffer(b"".join(digests), dtype="<u8").astype(np.uint64)
 

@@ -15,7 +15,10 @@ A chunk where some document holds that text itself is encoded document by docume
 
 With the gigatoken engine (the default, fwpipe/tokenizer.py) the chunk is one `encode_batch`
 call on the calling thread, and the EOTs are put in front of each document's ids afterwards;
-the stream is the same, byte for byte.
+the stream is the same, byte for byte. A unit passes texts, ids and urls as the arrow arrays
+it read (inputs.Batch): gigatoken then reads the texts' UTF-8 in place, and a chunk makes no
+Python object a row except each split key's bytes for blake2b (~3 us a short document in all,
+gigatoken ~1 us of it; lists still work, for tests and the benchmark).
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
-from fwpipe.pipeline.split import TRAIN, VAL, key_hashes
-from fwpipe.tokenizer import DEFAULT_ENGINE, EOT, EOT_TEXT, VOCAB_SIZE, encode_batch, get_encoding, token_byte_lengths
+from fwpipe.pipeline.split import TRAIN, VAL, key_hashes_utf8
+from fwpipe.tokenizer import DEFAULT_ENGINE, EOT, EOT_TEXT, encode_batch, get_encoding, token_byte_lengths
 
 # Row status, kept per row in the work sidecars so every input row is accounted for.
 OK, NULL_TEXT, EMPTY_TEXT, TOO_LONG = 0, 1, 2, 3
@@ -47,29 +51,16 @@ class ChunkRows:
     key_hash: np.ndarray  # uint64
     fineweb_token_count: np.ndarray  # int64, -1 where the input has none
     placeholder: np.ndarray  # bool: text holds a FineWeb e-mail placeholder
-    ids: list
-    urls: list
-    stream: np.ndarray  # uint16: EOT before every OK document, concatenated
-    hist: np.ndarray | None  # int64 (vocab,): token histogram of `stream`, counted in the worker (read-only when empty)
-
-    def __post_init__(self) -> None:
-        # tokens each row adds to the stream: its EOT and tokens, or nothing if it was skipped
-        self.stream_lens = np.where(self.status == OK, self.n_tokens + 1, 0)
-
-    def head(self, n: int) -> "ChunkRows":
-        """The first n rows (a budget stop cuts a chunk); the histogram is recounted later."""
-        return ChunkRows(
-            self.gpos[:n], self.file_index[:n], self.source_row[:n], self.status[:n], self.n_tokens[:n], self.n_bytes[:n],
-            self.key_hash[:n], self.fineweb_token_count[:n], self.placeholder[:n], self.ids[:n], self.urls[:n],
-            self.stream[: int(self.stream_lens[:n].sum())], None,
-        )  # fmt: skip
+    ids: list | pa.Array  # str or None a row, or a pa.string() array
+    urls: list | pa.Array
+    stream: np.ndarray  # uint16: EOT before every OK document, concatenated (its histogram: assemble.py, per shard)
 
 
 def encode_chunk(
-    texts: list,
-    ids: list,
+    texts: list | pa.Array,
+    ids: list | pa.Array,
     token_counts: list,
-    urls: list,
+    urls: list | pa.Array,
     *,
     file_index: int,
     row0: int,
@@ -89,14 +80,19 @@ def encode_chunk(
     text -> 0 or the status code of the quality rule that drops the row before it is tokenized.
     """
     n = len(texts)
-    # per-row Python stays to a few C-level passes (map, list.count): on threads it holds the GIL
-    null_text = None in texts
-    text_chars = np.fromiter((-1 if t is None else len(t) for t in texts) if null_text else map(len, texts), np.int64, n)
-    no_id = None in ids
-    keys = [t if i is None else str(i) for i, t in zip(ids, texts)] if no_id else list(map(str, ids))  # FineWeb `id`, else the text
-    key_hash = key_hashes(keys, seed)  # 0 where there is no key
+    arrow = isinstance(texts, pa.Array)  # as a unit reads them: no str a row (Batch)
+    if arrow:
+        null_text = texts.null_count > 0
+        text_bytes = np.diff(np.frombuffer(texts.buffers()[1], np.int32)[texts.offset : texts.offset + n + 1]).astype(np.int64)
+        text_chars = np.where(texts.is_null().to_numpy(zero_copy_only=False), -1, text_bytes) if null_text else text_bytes  # sign only
+    else:
+        # per-row Python stays to a few C-level passes (map, list.count): on threads it holds the GIL
+        null_text = None in texts
+        text_chars = np.fromiter((-1 if t is None else len(t) for t in texts) if null_text else map(len, texts), np.int64, n)
+    keys = _keys(ids, texts)  # UTF-8 of the FineWeb `id`, else of the text; None: neither
+    key_hash = key_hashes_utf8(keys, seed)  # 0 where there is no key
     split = np.where(key_hash < np.uint64(threshold), VAL, TRAIN).astype(np.int8)
-    if null_text and no_id:  # a row with neither id nor text has no key: train
+    if null_text and None in keys:  # a row with neither id nor text has no key: train
         split[np.fromiter((k is None for k in keys), bool, n)] = TRAIN
     for g in forced_val:
         if gpos0 <= g < gpos0 + n:
@@ -107,16 +103,16 @@ def encode_chunk(
 
     if check is not None:  # --filter: a dropped row keeps its rule's status and is not tokenized
         for i in np.flatnonzero(keep & (status == OK)).tolist():
-            status[i] = check(texts[i])
+            status[i] = check(_text(texts, i))
     coded = np.flatnonzero(keep & (text_chars > 0) & ((status == OK) | (check is None)))  # the rows to tokenize, in order
-    full, starts = _encode_joined(texts if len(coded) == n else [texts[i] for i in coded.tolist()], engine)
+    full, starts = _encode_joined(texts if len(coded) == n else _take(texts, coded), engine)
     lens = np.diff(starts, append=len(full)) - 1  # tokens of each document, its EOT not counted
     n_tokens = np.zeros(n, np.int64)
     n_tokens[coded] = lens
     n_bytes = np.zeros(n, np.int64)
     if len(coded):
         # UTF-8 bytes of each document = the bytes its tokens stand for (byte-level BPE is lossless; EOT: 0)
-        n_bytes[coded] = np.add.reduceat(token_byte_lengths()[full], starts, dtype=np.int64)
+        n_bytes[coded] = text_bytes[coded] if arrow else np.add.reduceat(token_byte_lengths()[full], starts, dtype=np.int64)
         if lens.max() + 1 > max_doc_tokens:
             status[coded[lens + 1 > max_doc_tokens]] = TOO_LONG
 
@@ -127,7 +123,7 @@ def encode_chunk(
         has_tc = np.fromiter((c is not None for c in token_counts), bool, n)
         placeholder = np.zeros(n, bool)
         for i in coded[has_tc[coded] & (tc[coded] != lens)].tolist():  # FineWeb's count differs: rare
-            placeholder[i] = any(p in texts[i] for p in EMAIL_PLACEHOLDERS)
+            placeholder[i] = any(p in _text(texts, i) for p in EMAIL_PLACEHOLDERS)
 
     cols = (gpos, status, n_tokens, n_bytes, key_hash, tc, placeholder)
     in_val = split[coded] == VAL
@@ -136,26 +132,50 @@ def encode_chunk(
     for s in (TRAIN, VAL):
         rows = np.flatnonzero(keep & (split == s))
         if len(rows) == n:  # the whole chunk (the usual case for train)
-            taken, row_ids, row_urls = cols, list(ids), list(urls)
+            taken, row_ids, row_urls = cols, ids, urls
         else:
             taken = tuple(c[rows] for c in cols)
-            row_ids, row_urls = [ids[i] for i in rows.tolist()], [urls[i] for i in rows.tolist()]
+            row_ids, row_urls = _take(ids, rows), _take(urls, rows)
         in_stream = ok & (in_val if s == VAL else ~in_val)  # per tokenized document
         stream = (full if in_stream.all() else full[np.repeat(in_stream, lens + 1)]).astype(np.uint16)  # ids < 2**16
         out.append(ChunkRows(
             taken[0], np.full(len(rows), file_index, dtype=np.int32), row0 + rows, *taken[1:], row_ids, row_urls,
-            stream, _histogram(stream),
+            stream,
         ))  # fmt: skip
     return out[TRAIN], out[VAL]
+
+
+def _keys(ids: list | pa.Array, texts: list | pa.Array) -> list[bytes | None]:
+    """Each row's split key as UTF-8 (its id, else its text): an arrow id array is read as bytes
+    straight from its buffers, with no str a row in between."""
+    if isinstance(ids, pa.Array):
+        keys = ids.view(pa.binary()).to_pylist()  # pa.string(): valid UTF-8, checked on reading
+        if ids.null_count == 0:
+            return keys
+    else:
+        keys = [None if i is None else str(i).encode("utf-8", "surrogatepass") for i in ids]
+    if isinstance(texts, pa.Array):
+        return [k if k is not None else t for k, t in zip(keys, texts.view(pa.binary()).to_pylist())]
+    return [k if k is not None else None if t is None else t.encode("utf-8", "surrogatepass") for k, t in zip(keys, texts)]
+
+
+def _text(texts: list | pa.Array, i: int) -> str:
+    return texts[i].as_py() if isinstance(texts, pa.Array) else texts[i]
+
+
+def _take(values: list | pa.Array, rows: np.ndarray) -> list | pa.Array:
+    return values.take(pa.array(rows)) if isinstance(values, pa.Array) else [values[i] for i in rows.tolist()]
 
 
 _ALLOWED = {EOT_TEXT}
 
 
-def _encode_joined(texts: list[str], engine: str = DEFAULT_ENGINE) -> tuple[np.ndarray, np.ndarray]:
+def _encode_joined(texts: list[str] | pa.Array, engine: str = DEFAULT_ENGINE) -> tuple[np.ndarray, np.ndarray]:
     """(EOT before each text's tokens, concatenated as uint32; the position of each text's EOT)."""
-    if not texts:
+    if not len(texts):
         return np.zeros(0, np.uint32), np.zeros(0, np.int64)
+    if isinstance(texts, pa.Array) and engine == "tiktoken":
+        texts = texts.to_pylist()
     if engine != "tiktoken":
         ids, offsets = encode_batch(texts, engine)  # on this thread: the unit's process is the parallelism
         full = np.insert(ids, offsets[:-1], EOT)
@@ -174,10 +194,3 @@ def _encode_joined(texts: list[str], engine: str = DEFAULT_ENGINE) -> tuple[np.n
 
 
 _EOT = np.array([EOT], dtype=np.uint32)
-_NO_TOKENS = np.zeros(VOCAB_SIZE, dtype=np.int64)
-_NO_TOKENS.flags.writeable = False  # shared by every empty stream: 400 KB each otherwise
-
-
-def _histogram(stream: np.ndarray) -> np.ndarray:
-    # numpy, not the numba kernel: a chunk is small, and prepare then never loads numba (~1 s)
-    return np.bincount(stream, minlength=VOCAB_SIZE) if len(stream) else _NO_TOKENS

@@ -15,7 +15,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -143,6 +143,8 @@ def _same_config(given: TrainConfig, run_cfg: TrainConfig, name: Any, out: Path)
     a.update({f"model.{k}": v for k, v in a.pop("model").items()})
     b.update({f"model.{k}": v for k, v in b.pop("model").items()})
     a.pop("name"), b.pop("name")
+    if a["threads"] == 0:  # torch's choice, which the run pinned to a count when it started
+        a.pop("threads"), b.pop("threads")
     diff = [f"{k} {a[k]!r} vs the run's {b[k]!r}" for k in a if a[k] != b[k]]
     if diff:
         raise ConfigError(f"--config {name} differs from the config of the run being resumed ({'; '.join(diff[:3])})",
@@ -203,6 +205,12 @@ class Loop:
 
         self.run_, self.rd, self.emit = run, rd, emit
         cfg, plan, dev, w = run.cfg, run.plan, run.device, run.world
+        self.threads = set_threads(cfg.threads)
+        if cfg.threads == 0 and dev.type == "cpu":
+            # the count decides the losses' last bits (a CPU reduction splits its sum by thread), and
+            # torch's choice depends on the shell (OMP_NUM_THREADS, CPU affinity): the run keeps the
+            # count it started with, in config.toml and in every checkpoint, so a resume reuses it
+            cfg = run.cfg = replace(cfg, threads=self.threads)
         self.cfg, self.plan, self.dev, self.w = cfg, plan, dev, w
         self.main = rd is not None  # rank 0 (or the only process): the one that writes
         if self.main:
@@ -215,7 +223,6 @@ class Loop:
         self.device = device = dev.torch_device
         self.last_path = run.out / rundir.LAST
 
-        self.threads = set_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         torch.backends.cuda.matmul.allow_tf32 = True  # only for fp32 matmuls outside autocast
         torch.backends.cudnn.allow_tf32 = True

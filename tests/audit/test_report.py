@@ -41,7 +41,8 @@ def test_terminal_starts_with_verdicts_and_fits_100_columns(planted_reports):
     text = terminal(planted_reports["fwpipe"])
     lines = text.splitlines()
     assert max(len(line) for line in lines) <= 100
-    assert [line[7:].split()[0] for line in lines[2:5]] == ["budget", "leakage", "duplicates"]
+    # with --params the data-side diagnosis (fwpipe.diagnosis) stands between leakage and duplicates
+    assert [line[7:].split()[0] for line in lines[2:6]] == ["budget", "leakage", "diagnosis", "duplicates"]
     assert lines[2].startswith("[BAD ]")  # 7.6e9 tokens over ~1M train tokens
     assert "for <= 4 epochs: " in text and "input files like these" in text
 

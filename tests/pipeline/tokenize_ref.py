@@ -12,8 +12,7 @@ import numpy as np
 
 from fwpipe.pipeline.split import TRAIN, VAL
 from fwpipe.pipeline.tokenize import EMAIL_PLACEHOLDERS, EMPTY_TEXT, NULL_TEXT, OK, TOO_LONG, ChunkRows
-from fwpipe.tokenizer import EOT, VOCAB_SIZE, get_encoding
-from tests.kernel_refs import token_histogram_ref
+from fwpipe.tokenizer import EOT, get_encoding
 
 _FIELDS = ("gpos", "source_row", "status", "n_tokens", "n_bytes", "key_hash", "fineweb_token_count", "placeholder", "ids", "urls")
 
@@ -84,5 +83,4 @@ def _rows(c: dict, pieces: list, file_index: int) -> ChunkRows:
         ids=c["ids"],
         urls=c["urls"],
         stream=stream,
-        hist=token_histogram_ref(stream, VOCAB_SIZE),
     )
