@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from fwpipe import dataset, kernels as K
+from fwpipe import dataset
+from fwpipe import kernels as K
 from fwpipe.dedup.config import lsh_params, permutations
 from fwpipe.dedup.lsh import candidate_pairs
 from fwpipe.shards import write_shard
@@ -45,7 +46,9 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "fineweb"
 
 def real_docs() -> list[np.ndarray]:
     texts = []
-    for f in sorted(SHARED.glob("*.parquet")) or sorted((Path(__file__).parents[1] / "fwpipe" / "sample").glob("*.parquet")):
+    for f in sorted(SHARED.glob("*.parquet")) or sorted(
+        (Path(__file__).parents[1] / "fwpipe" / "sample").glob("*.parquet")
+    ):
         texts += pl.read_parquet(f, columns=["text"])["text"].drop_nulls().to_list()
     return [encode(t).astype(np.uint16) for t in texts if t]
 
@@ -80,8 +83,15 @@ def bench_signatures(docs: list[np.ndarray], n_ds: int) -> dict:
         best = min(best, time.perf_counter() - t)
     theirs = n_ds / best
     assert all(np.array_equal(m.hashvalues, sig[i]) for i, m in enumerate(ms)), "signatures differ from datasketch"
-    return {"docs": len(s), "tokens": int((e - s).sum()), "fwpipe_docs_per_s": ours, "datasketch_docs": n_ds,
-            "datasketch_docs_per_s": theirs, "ratio": ours / theirs, "equal_signatures": True}
+    return {
+        "docs": len(s),
+        "tokens": int((e - s).sum()),
+        "fwpipe_docs_per_s": ours,
+        "datasketch_docs": n_ds,
+        "datasketch_docs_per_s": theirs,
+        "ratio": ours / theirs,
+        "equal_signatures": True,
+    }
 
 
 def bench_bucketing(sig: np.ndarray, n_lsh: int) -> dict:
@@ -101,8 +111,16 @@ def bench_bucketing(sig: np.ndarray, n_lsh: int) -> dict:
     want = {(min(i, j), max(i, j)) for i, m in enumerate(lean) for j in lsh.query(m) if j != i}
     theirs = len(sig) / (time.perf_counter() - t)
     same = set(zip(left.tolist(), right.tolist())) == want
-    return {"docs": len(sig), "bands": bands, "rows": rows, "fwpipe_docs_per_s": ours, "datasketch_docs_per_s": theirs,
-            "ratio": ours / theirs, "candidate_pairs": len(want), "same_pairs": same}
+    return {
+        "docs": len(sig),
+        "bands": bands,
+        "rows": rows,
+        "fwpipe_docs_per_s": ours,
+        "datasketch_docs_per_s": theirs,
+        "ratio": ours / theirs,
+        "candidate_pairs": len(want),
+        "same_pairs": same,
+    }
 
 
 def generate(docs: list[np.ndarray], n_tokens: int, out: Path, seed: int = 0) -> dict:
@@ -111,8 +129,12 @@ def generate(docs: list[np.ndarray], n_tokens: int, out: Path, seed: int = 0) ->
     pool = np.concatenate(docs)
     out.mkdir(parents=True, exist_ok=True)
     shard_cap = 50_000_000
-    man = dataset.Manifest("complete", "fwpipe", splits={"train": dataset.SplitTotals(), "val": dataset.SplitTotals()},
-                           sources=[{"path": f"synthetic_{i}.parquet"} for i in range(max(1, n_tokens // 400_000_000))])
+    man = dataset.Manifest(
+        "complete",
+        "fwpipe",
+        splits={"train": dataset.SplitTotals(), "val": dataset.SplitTotals()},
+        sources=[{"path": f"synthetic_{i}.parquet"} for i in range(max(1, n_tokens // 400_000_000))],
+    )
     made, n_docs = 0, 0
     buf: dict[str, list[np.ndarray]] = {"train": [], "val": []}
     size = {"train": 0, "val": 0}
@@ -159,17 +181,26 @@ def generate(docs: list[np.ndarray], n_tokens: int, out: Path, seed: int = 0) ->
 
 
 def bench_audit(path: Path) -> dict:
-    code = ("import json,sys,time; from fwpipe.audit import audit; t=time.perf_counter(); "
-            f"r=audit({str(path)!r}, budget_tokens=7.6e9); r['wall']=time.perf_counter()-t; print(json.dumps(r))")
+    code = (
+        "import json,sys,time; from fwpipe.audit import audit; t=time.perf_counter(); "
+        f"r=audit({str(path)!r}, budget_tokens=7.6e9); r['wall']=time.perf_counter()-t; print(json.dumps(r))"
+    )
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     rep = json.loads(proc.stdout)
     tokens = rep["splits"]["train"]["stream_tokens"] + rep["splits"]["val"]["stream_tokens"]
-    return {"tokens": tokens, "docs": rep["splits"]["train"]["docs"] + rep["splits"]["val"]["docs"], "seconds": rep["wall"],
-            "tokens_per_s": tokens / rep["wall"], "peak_rss_mb": max(peak_kb, before) / 1024,
-            "exact_dup_docs": rep["exact_duplicates"]["docs"], "near_clusters": rep["near_duplicates"]["clusters"],
-            "removable_docs": rep["near_duplicates"]["removable_docs"], "val_near_docs": rep["leakage"]["near_docs"]}
+    return {
+        "tokens": tokens,
+        "docs": rep["splits"]["train"]["docs"] + rep["splits"]["val"]["docs"],
+        "seconds": rep["wall"],
+        "tokens_per_s": tokens / rep["wall"],
+        "peak_rss_mb": max(peak_kb, before) / 1024,
+        "exact_dup_docs": rep["exact_duplicates"]["docs"],
+        "near_clusters": rep["near_duplicates"]["clusters"],
+        "removable_docs": rep["near_duplicates"]["removable_docs"],
+        "val_near_docs": rep["leakage"]["near_docs"],
+    }
 
 
 def _texts() -> list[str]:
@@ -182,13 +213,15 @@ def _texts() -> list[str]:
 def _audit_seconds(path: Path, quality: bool) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the process and its workers) of one audit, with the executor
     the CLI makes (a process per core), so the quality units run where the CLI runs them."""
-    code = ("import resource, time; from fwpipe.audit import audit; from fwpipe.executors import make_executor\n"
-            "t = time.perf_counter()\n"
-            + ("from fwpipe.audit.quality import warm; warm()\n" if quality else "")  # as the CLI does
-            + f"with make_executor() as ex: audit({str(path)!r}, quality={quality}, executor=ex)\n"
-            "w = time.perf_counter() - t\n"
-            "cpu = sum(r.ru_utime + r.ru_stime for r in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))\n"
-            "print(w, cpu)")
+    code = (
+        "import resource, time; from fwpipe.audit import audit; from fwpipe.executors import make_executor\n"
+        "t = time.perf_counter()\n"
+        + ("from fwpipe.audit.quality import warm; warm()\n" if quality else "")  # as the CLI does
+        + f"with make_executor() as ex: audit({str(path)!r}, quality={quality}, executor=ex)\n"
+        "w = time.perf_counter() - t\n"
+        "cpu = sum(r.ru_utime + r.ru_stime for r in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))\n"
+        "print(w, cpu)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     return float(out[-2]), float(out[-1])
 
@@ -207,15 +240,27 @@ def bench_quality(tmp: Path, dt_docs: int) -> dict:
         runs = [(_audit_seconds(tmp / name, False), _audit_seconds(tmp / name, True)) for _ in range(2)]
         base, full = min(r[0][0] for r in runs), min(r[1][0] for r in runs)  # best of 2: the machine may be shared
         base_cpu, full_cpu = min(r[0][1] for r in runs), min(r[1][1] for r in runs)
-        out[name] = {"docs": len(docs), "chars": sum(map(len, docs)), "audit_s": base, "audit_with_quality_s": full,
-                     "added": (full - base) / base, "audit_cpu_s": base_cpu, "audit_with_quality_cpu_s": full_cpu,
-                     "added_cpu": (full_cpu - base_cpu) / base_cpu}
+        out[name] = {
+            "docs": len(docs),
+            "chars": sum(map(len, docs)),
+            "audit_s": base,
+            "audit_with_quality_s": full,
+            "added": (full - base) / base,
+            "audit_cpu_s": base_cpu,
+            "audit_with_quality_cpu_s": full_cpu,
+            "added_cpu": (full_cpu - base_cpu) / base_cpu,
+        }
     from fwpipe.quality import rules
     from fwpipe.quality.config import QualityConfig
 
     try:
         from datatrove.data import Document
-        from datatrove.pipeline.filters import C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter
+        from datatrove.pipeline.filters import (
+            C4QualityFilter,
+            FineWebQualityFilter,
+            GopherQualityFilter,
+            GopherRepetitionFilter,
+        )
     except ImportError:
         return out | {"datatrove": "not installed (pip install -e '.[test]')"}
     sample = texts[:dt_docs]
@@ -231,11 +276,23 @@ def bench_quality(tmp: Path, dt_docs: int) -> dict:
     theirs = [[f.filter(Document(text=x, id=str(i))) is True for f in filters] for i, x in enumerate(sample)]
     t_theirs, c_theirs = time.perf_counter() - t, time.process_time() - c
     names = ("gopher_quality", "gopher_repetition", "fineweb", "c4")
-    same = sum(all((not any(v for (r, fil, *_), v in zip(ruleset, o.values()) if fil == f)) == th[k] for k, f in enumerate(names))
-               for o, th in zip(ours, theirs))
-    out["datatrove"] = {"docs": len(sample), "fwpipe_s": t_ours, "datatrove_s": t_theirs, "ratio": t_theirs / t_ours,
-                        "fwpipe_cpu_s": c_ours, "datatrove_cpu_s": c_theirs, "cpu_ratio": c_theirs / c_ours,
-                        "same_decisions": same}
+    same = sum(
+        all(
+            (not any(v for (r, fil, *_), v in zip(ruleset, o.values()) if fil == f)) == th[k]
+            for k, f in enumerate(names)
+        )
+        for o, th in zip(ours, theirs)
+    )
+    out["datatrove"] = {
+        "docs": len(sample),
+        "fwpipe_s": t_ours,
+        "datatrove_s": t_theirs,
+        "ratio": t_theirs / t_ours,
+        "fwpipe_cpu_s": c_ours,
+        "datatrove_cpu_s": c_theirs,
+        "cpu_ratio": c_theirs / c_ours,
+        "same_decisions": same,
+    }
     return out
 
 
@@ -253,42 +310,52 @@ def main() -> None:
             q = bench_quality(Path(tmp), args.dt_docs)
         for name in ("long", "short"):
             r = q[name]
-            print(f"quality, {name} docs ({r['docs']:,} docs, {r['chars'] / r['docs']:,.0f} chars each): audit {r['audit_s']:.1f} s, "
-                  f"with quality {r['audit_with_quality_s']:.1f} s -> adds {r['added']:.0%} (goal <= 50%); CPU-seconds "
-                  f"{r['audit_cpu_s']:.1f} -> {r['audit_with_quality_cpu_s']:.1f}, adds {r['added_cpu']:.0%}")
+            print(
+                f"quality, {name} docs ({r['docs']:,} docs, {r['chars'] / r['docs']:,.0f} chars each): audit {r['audit_s']:.1f} s, "
+                f"with quality {r['audit_with_quality_s']:.1f} s -> adds {r['added']:.0%} (goal <= 50%); CPU-seconds "
+                f"{r['audit_cpu_s']:.1f} -> {r['audit_with_quality_cpu_s']:.1f}, adds {r['added_cpu']:.0%}"
+            )
         d = q["datatrove"]
         if isinstance(d, dict):
-            print(f"quality rules vs datatrove's filters on {d['docs']} docs: fwpipe {d['fwpipe_s']:.1f} s, datatrove {d['datatrove_s']:.1f} s "
-                  f"-> {d['ratio']:.1f}x (goal >= 10x; CPU-seconds {d['fwpipe_cpu_s']:.1f} vs {d['datatrove_cpu_s']:.1f} -> "
-                  f"{d['cpu_ratio']:.1f}x); same decisions on {d['same_decisions']}/{d['docs']} docs")
+            print(
+                f"quality rules vs datatrove's filters on {d['docs']} docs: fwpipe {d['fwpipe_s']:.1f} s, datatrove {d['datatrove_s']:.1f} s "
+                f"-> {d['ratio']:.1f}x (goal >= 10x; CPU-seconds {d['fwpipe_cpu_s']:.1f} vs {d['datatrove_cpu_s']:.1f} -> "
+                f"{d['cpu_ratio']:.1f}x); same decisions on {d['same_decisions']}/{d['docs']} docs"
+            )
         print(json.dumps(q, indent=1))
         return
     print(f"cores: {os.cpu_count()}, numba threads: {__import__('numba').get_num_threads()}")
     docs = real_docs()
     sig_res = bench_signatures(docs, args.ds_docs)
-    print(f"signatures: fwpipe {sig_res['fwpipe_docs_per_s']:,.0f} docs/s, datasketch MinHash.bulk "
-          f"{sig_res['datasketch_docs_per_s']:,.0f} docs/s -> {sig_res['ratio']:.0f}x "
-          f"({sig_res['docs']} real docs, {sig_res['tokens'] / sig_res['docs']:.0f} tokens/doc; bit-equal: yes)")
+    print(
+        f"signatures: fwpipe {sig_res['fwpipe_docs_per_s']:,.0f} docs/s, datasketch MinHash.bulk "
+        f"{sig_res['datasketch_docs_per_s']:,.0f} docs/s -> {sig_res['ratio']:.0f}x "
+        f"({sig_res['docs']} real docs, {sig_res['tokens'] / sig_res['docs']:.0f} tokens/doc; bit-equal: yes)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp) / "ds"
         t = time.perf_counter()
         gen = generate(docs, int(args.tokens), root)
         print(f"generated {gen['tokens']:,} tokens in {gen['docs']:,} docs in {time.perf_counter() - t:.0f} s")
         from fwpipe.audit.corpus import index
-        from fwpipe.dedup.lsh import signatures
         from fwpipe.dataset import open_dataset
+        from fwpipe.dedup.lsh import signatures
 
         corpus = index(open_dataset(root))
         sig = signatures(corpus)
         lsh_res = bench_bucketing(sig, args.lsh_docs)
         del sig, corpus
-        print(f"bucketing: fwpipe {lsh_res['fwpipe_docs_per_s']:,.0f} docs/s, datasketch MinHashLSH insert+query "
-              f"{lsh_res['datasketch_docs_per_s']:,.0f} docs/s -> {lsh_res['ratio']:.0f}x ({lsh_res['docs']} docs, "
-              f"b={lsh_res['bands']} r={lsh_res['rows']}, {lsh_res['candidate_pairs']} candidate pairs, same: {lsh_res['same_pairs']})")
+        print(
+            f"bucketing: fwpipe {lsh_res['fwpipe_docs_per_s']:,.0f} docs/s, datasketch MinHashLSH insert+query "
+            f"{lsh_res['datasketch_docs_per_s']:,.0f} docs/s -> {lsh_res['ratio']:.0f}x ({lsh_res['docs']} docs, "
+            f"b={lsh_res['bands']} r={lsh_res['rows']}, {lsh_res['candidate_pairs']} candidate pairs, same: {lsh_res['same_pairs']})"
+        )
         aud = bench_audit(root)
-        print(f"whole audit: {aud['tokens']:,} tokens, {aud['docs']:,} docs in {aud['seconds']:.1f} s -> "
-              f"{aud['tokens_per_s'] / 1e6:.1f}M tokens/s, peak RSS {aud['peak_rss_mb']:.0f} MB "
-              f"(exact dups {aud['exact_dup_docs']:,}, clusters {aud['near_clusters']:,}, removable {aud['removable_docs']:,})")
+        print(
+            f"whole audit: {aud['tokens']:,} tokens, {aud['docs']:,} docs in {aud['seconds']:.1f} s -> "
+            f"{aud['tokens_per_s'] / 1e6:.1f}M tokens/s, peak RSS {aud['peak_rss_mb']:.0f} MB "
+            f"(exact dups {aud['exact_dup_docs']:,}, clusters {aud['near_clusters']:,}, removable {aud['removable_docs']:,})"
+        )
     print(json.dumps({"signatures": sig_res, "bucketing": lsh_res, "audit": aud}, indent=1))
 
 

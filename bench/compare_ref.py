@@ -42,7 +42,9 @@ CASES = {
 
 
 def digest(d: Path) -> dict[str, str]:
-    return {str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.rglob("*")) if p.is_file()
+    }
 
 
 def run(pythonpath: str | None, args: list[str], out: Path, extra: list[str], unit_rows: int | None = None) -> None:
@@ -53,7 +55,9 @@ def run(pythonpath: str | None, args: list[str], out: Path, extra: list[str], un
     if unit_rows:  # prepare's own default, for this process only
         code += f"from fwpipe.pipeline import prepare as p; p.prepare.__kwdefaults__['unit_rows'] = {unit_rows}; "
     code += "sys.exit(main())"
-    r = subprocess.run([sys.executable, "-c", code, "prepare", *args, "-o", str(out), *extra], env=env, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-c", code, "prepare", *args, "-o", str(out), *extra], env=env, capture_output=True, text=True
+    )
     if r.returncode:
         raise SystemExit(f"{out}: {r.stdout}{r.stderr}")
 
@@ -86,7 +90,9 @@ def main() -> None:
         for name, args in CASES.items():
             # --sample as paths: the reference's --sample would name its own copy in the manifest
             sample = [str(SAMPLE / "fineweb-first150.parquet"), str(SAMPLE / "fineweb-sample10bt-1400.parquet")]
-            args = [y for x in args for y in (sample if x == "--sample" else [files[x[1:-1]]] if x.startswith("{") else [x])]
+            args = [
+                y for x in args for y in (sample if x == "--sample" else [files[x[1:-1]]] if x.startswith("{") else [x])
+            ]
             run(a.ref, args, tmp / f"{name}-ref", [])
             ref = digest(tmp / f"{name}-ref")
             results = []

@@ -91,7 +91,9 @@ def main() -> None:
     files = f" in {n_files:,} files" if args.files else ""
     print(f"cores: {os.cpu_count()}; input: {p['docs']:,} docs, {p['tokens']:,} tokens{files}")
     print(f"prepare --dedup none: {p['seconds']:.2f} s")
-    print(f"prepare --dedup near: {n['seconds']:.2f} s, removed {n['dedup']['removed_docs']:,} docs in {n['dedup']['clusters']:,} clusters")
+    print(
+        f"prepare --dedup near: {n['seconds']:.2f} s, removed {n['dedup']['removed_docs']:,} docs in {n['dedup']['clusters']:,} clusters"
+    )
     print(f"ratio near / none: {n['seconds'] / p['seconds']:.3f}   (goal < 1.25)")
 
 

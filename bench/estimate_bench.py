@@ -50,10 +50,19 @@ s = prepare([sys.argv[1]], sys.argv[2], workers=int(sys.argv[3]), progress=False
 print(json.dumps({"seconds": time.perf_counter() - t0, "tokens": s["tokens"], "docs": s["docs"]}))
 """
 
-FINEWEB_SCHEMA = pa.schema([
-    ("text", pa.string()), ("id", pa.string()), ("dump", pa.string()), ("url", pa.string()), ("date", pa.string()),
-    ("file_path", pa.string()), ("language", pa.string()), ("language_score", pa.float64()), ("token_count", pa.int64()),
-])
+FINEWEB_SCHEMA = pa.schema(
+    [
+        ("text", pa.string()),
+        ("id", pa.string()),
+        ("dump", pa.string()),
+        ("url", pa.string()),
+        ("date", pa.string()),
+        ("file_path", pa.string()),
+        ("language", pa.string()),
+        ("language_score", pa.float64()),
+        ("token_count", pa.int64()),
+    ]
+)
 
 
 def base_table() -> tuple[pa.Table, int]:
@@ -64,17 +73,20 @@ def base_table() -> tuple[pa.Table, int]:
     texts = pa.concat_tables([pq.read_table(f, columns=["text"]) for f in SAMPLE_FILES])["text"].to_pylist()
     counts = [len(t) for t in get_encoding().encode_ordinary_batch(texts, num_threads=os.cpu_count() or 1)]
     n = len(texts)
-    t = pa.table({
-        "text": pa.array(texts, pa.string()),
-        "id": pa.array([""] * n, pa.string()),
-        "dump": pa.array(["CC-MAIN-2024-10"] * n, pa.string()),
-        "url": pa.array([f"https://example.com/{i}" for i in range(n)], pa.string()),
-        "date": pa.array(["2024-02-21T00:00:00Z"] * n, pa.string()),
-        "file_path": pa.array(["s3://commoncrawl/crawl-data/CC-MAIN-2024-10/x.warc.gz"] * n, pa.string()),
-        "language": pa.array(["en"] * n, pa.string()),
-        "language_score": pa.array([0.95] * n, pa.float64()),
-        "token_count": pa.array(counts, pa.int64()),
-    }, schema=FINEWEB_SCHEMA)
+    t = pa.table(
+        {
+            "text": pa.array(texts, pa.string()),
+            "id": pa.array([""] * n, pa.string()),
+            "dump": pa.array(["CC-MAIN-2024-10"] * n, pa.string()),
+            "url": pa.array([f"https://example.com/{i}" for i in range(n)], pa.string()),
+            "date": pa.array(["2024-02-21T00:00:00Z"] * n, pa.string()),
+            "file_path": pa.array(["s3://commoncrawl/crawl-data/CC-MAIN-2024-10/x.warc.gz"] * n, pa.string()),
+            "language": pa.array(["en"] * n, pa.string()),
+            "language_score": pa.array([0.95] * n, pa.float64()),
+            "token_count": pa.array(counts, pa.int64()),
+        },
+        schema=FINEWEB_SCHEMA,
+    )
     return t, sum(counts) + n
 
 
@@ -104,7 +116,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gb", type=float, default=1.0, help="total size of the generated parquet files (GB)")
     ap.add_argument("--files", type=int, default=8, help="number of files; every other one lacks token_count")
-    ap.add_argument("--slice-rows", type=int, default=10_000, help="rows of the first file to prepare for the extrapolation")
+    ap.add_argument(
+        "--slice-rows", type=int, default=10_000, help="rows of the first file to prepare for the extrapolation"
+    )
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     args = ap.parse_args()
 
@@ -126,8 +140,10 @@ def main() -> None:
         rows = copies * base.num_rows * args.files
         text_bytes_per_copy = sum(len(t.encode()) for t in base["text"].to_pylist())
         true_tokens = base_stream_tokens * copies * args.files
-        print(f"generated {args.files} files, {size / 1e9:.2f} GB, {rows:,} rows, {true_tokens:,} true tokens "
-              f"in {time.perf_counter() - t0:.0f} s ({copies} copies of {base.num_rows:,} FineWeb documents each)")
+        print(
+            f"generated {args.files} files, {size / 1e9:.2f} GB, {rows:,} rows, {true_tokens:,} true tokens "
+            f"in {time.perf_counter() - t0:.0f} s ({copies} copies of {base.num_rows:,} FineWeb documents each)"
+        )
 
         est = run_child(CHILD_ESTIMATE, str(data))
         tot = est["total"]
@@ -153,12 +169,18 @@ def main() -> None:
         prepare_full_s = prep["seconds"] * total_text_bytes / slice_text_bytes
 
     print()
-    print(f"estimate : {est['estimate_s']:.2f} s (+ {est['import_s']:.2f} s imports) for {size / 1e9:.2f} GB, "
-          f"{args.files} files ({args.files // 2 + args.files % 2} with token_count)")
-    print(f"           {tot['est_tokens']:,} tokens estimated vs {true_tokens:,} true: {err:+.3%}, "
-          f"true value {'inside' if inside else 'OUTSIDE'} the 95% interval")
-    print(f"prepare  : {prep['seconds']:.1f} s for a {rows_slice:,}-row slice ({prep['tokens'] / prep['seconds'] / 1e6:.2f}M tok/s, "
-          f"{args.workers} workers) -> ~{prepare_full_s:.0f} s for all {total_text_bytes / 1e9:.2f} GB of text")
+    print(
+        f"estimate : {est['estimate_s']:.2f} s (+ {est['import_s']:.2f} s imports) for {size / 1e9:.2f} GB, "
+        f"{args.files} files ({args.files // 2 + args.files % 2} with token_count)"
+    )
+    print(
+        f"           {tot['est_tokens']:,} tokens estimated vs {true_tokens:,} true: {err:+.3%}, "
+        f"true value {'inside' if inside else 'OUTSIDE'} the 95% interval"
+    )
+    print(
+        f"prepare  : {prep['seconds']:.1f} s for a {rows_slice:,}-row slice ({prep['tokens'] / prep['seconds'] / 1e6:.2f}M tok/s, "
+        f"{args.workers} workers) -> ~{prepare_full_s:.0f} s for all {total_text_bytes / 1e9:.2f} GB of text"
+    )
     print(f"ratio    : estimate / prepare = {est['estimate_s'] / prepare_full_s:.3%} (goal < 1%)")
 
 

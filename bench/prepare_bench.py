@@ -66,7 +66,17 @@ from fwpipe.dataset import read_manifest
 GOALS = {"long": 0.92, "short": 0.85}
 STARTUP_GOAL_S = 0.8
 ROW_GROUP_ROWS = 256  # small enough that the chunks/proc candidate's units (a row group each) balance
-HEAVY = ("torch", "polars", "matplotlib", "scipy", "numba", "datasketch", "tiktoken", "pyarrow.compute", "pyarrow.dataset")
+HEAVY = (
+    "torch",
+    "polars",
+    "matplotlib",
+    "scipy",
+    "numba",
+    "datasketch",
+    "tiktoken",
+    "pyarrow.compute",
+    "pyarrow.dataset",
+)
 
 # One child per measurement: a fresh interpreter, so imports, warm-up and peak RSS are its own.
 CEILING = r"""
@@ -279,7 +289,9 @@ finally:
 
 
 def shared_fineweb() -> list[Path]:
-    shared = Path(os.environ.get("FWPIPE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "fineweb"
+    shared = (
+        Path(os.environ.get("FWPIPE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "fineweb"
+    )
     from fwpipe.sample import SAMPLE_FILES
 
     return [shared / f.name if (shared / f.name).exists() else f for f in SAMPLE_FILES]
@@ -288,7 +300,9 @@ def shared_fineweb() -> list[Path]:
 def write_corpus(path: Path, texts: list[str], urls: list[str], tag: str) -> None:
     """FineWeb-schema parquet (text, id, url), fresh ids, FineWeb-like row groups."""
     ids = [f"<urn:uuid:{tag}-{k:09d}>" for k in range(len(texts))]
-    pq.write_table(pa.table({"text": texts, "id": ids, "url": urls}), path, row_group_size=ROW_GROUP_ROWS, compression="snappy")
+    pq.write_table(
+        pa.table({"text": texts, "id": ids, "url": urls}), path, row_group_size=ROW_GROUP_ROWS, compression="snappy"
+    )
 
 
 def build_corpora(tmp: Path, long_mb: float, short_docs: int) -> dict[str, Path]:
@@ -298,7 +312,12 @@ def build_corpora(tmp: Path, long_mb: float, short_docs: int) -> dict[str, Path]
     reps1 = max(1, round(long_mb * 1e6 / base_chars))
     for name, reps in (("long", reps1), ("long4x", 4 * reps1)):
         out[name] = tmp / f"{name}.parquet"
-        write_corpus(out[name], [r["text"] for _ in range(reps) for r in rows], [r["url"] or "" for _ in range(reps) for r in rows], name)
+        write_corpus(
+            out[name],
+            [r["text"] for _ in range(reps) for r in rows],
+            [r["url"] or "" for _ in range(reps) for r in rows],
+            name,
+        )
     pieces, urls = [], []
     while len(pieces) < short_docs:
         for r in rows:
@@ -350,10 +369,14 @@ def startup(tmp: Path, tiny: Path, big: Path, workers: int, repeats: int) -> Non
         label = " ".join(["fwpipe prepare tiny.parquet", *flags])
         walls = ", ".join(f"{r['seconds']:.2f}" for r in runs)
         best = min(r["seconds"] for r in runs)
-        print(f"  {label:45s} {best:4.2f} s {min(r['cpu'] for r in runs):4.2f} s   (goal <= {STARTUP_GOAL_S} s; walls {walls})")
+        print(
+            f"  {label:45s} {best:4.2f} s {min(r['cpu'] for r in runs):4.2f} s   (goal <= {STARTUP_GOAL_S} s; walls {walls})"
+        )
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", "pass"], check=True)
-    print(f"  where it goes (each line in one fresh process, in this order; a bare interpreter is {time.perf_counter() - t0:.2f} s):")
+    print(
+        f"  where it goes (each line in one fresh process, in this order; a bare interpreter is {time.perf_counter() - t0:.2f} s):"
+    )
     for name, s in child(STARTUP_PARTS, big).items():
         print(f"    {name:60s} {s:5.2f} s")
     mods = child(MODULES, "prepare", str(tiny), "-o", str(tmp / "tiny-mods"), "--overwrite", "--dedup", "none")
@@ -366,14 +389,21 @@ def speed(tmp: Path, corpora: dict[str, Path], workers: int, rounds: int, chunk_
     for name in names:
         src = corpora[name]
         n_rows = pq.ParquetFile(src).metadata.num_rows
-        print(f"\n== {name}: {n_rows:,} documents, {src.stat().st_size / 1e6:.0f} MB parquet; {workers} workers; {rounds} rounds")
+        print(
+            f"\n== {name}: {n_rows:,} documents, {src.stat().st_size / 1e6:.0f} MB parquet; {workers} workers; {rounds} rounds"
+        )
         keys = ("ceiling/thr", "ceiling/proc", "prepare", "chunks/thr", "chunks/proc")
         rows: dict[str, list[float]] = {k: [] for k in keys}
         cpus: dict[str, list[float]] = {k: [] for k in keys}
         tokens = None
         for r in range(rounds):
-            m = {"ceiling/thr": child(CEILING, src, workers, "threads"), "ceiling/proc": child(CEILING, src, workers, "processes")}
-            m["prepare"] = child(PREPARE, src, corpora["tiny"], tmp / f"{name}-out-{r}", workers, "tiktoken")  # a fresh directory each round
+            m = {
+                "ceiling/thr": child(CEILING, src, workers, "threads"),
+                "ceiling/proc": child(CEILING, src, workers, "processes"),
+            }
+            m["prepare"] = child(
+                PREPARE, src, corpora["tiny"], tmp / f"{name}-out-{r}", workers, "tiktoken"
+            )  # a fresh directory each round
             m["chunks/thr"] = child(CHUNKS, src, workers, "threads", chunk_rows)
             m["chunks/proc"] = child(CHUNKS, src, workers, "processes", chunk_rows)
             tokens = m["ceiling/thr"]["tokens"]
@@ -383,12 +413,18 @@ def speed(tmp: Path, corpora: dict[str, Path], workers: int, rounds: int, chunk_
             for k in keys:
                 rows[k].append(tps[k] / tps["ceiling/thr"] if k != "ceiling/thr" else tps[k])
                 cpus[k].append(m["ceiling/thr"]["cpu"] / m[k]["cpu"])
-            print(f"  round {r + 1}: ceiling {tps['ceiling/thr'] / 1e6:.2f}M tok/s; tok/s ratios " +
-                  ", ".join(f"{k} {rows[k][-1]:.2f}" for k in keys[1:]) + "; CPU ratios " + ", ".join(f"{cpus[k][-1]:.2f}" for k in keys[1:]))  # fmt: skip
+            print(
+                f"  round {r + 1}: ceiling {tps['ceiling/thr'] / 1e6:.2f}M tok/s; tok/s ratios "
+                + ", ".join(f"{k} {rows[k][-1]:.2f}" for k in keys[1:])
+                + "; CPU ratios "
+                + ", ".join(f"{cpus[k][-1]:.2f}" for k in keys[1:])
+            )
         med = {k: statistics.median(v) for k, v in rows.items()}
         cpu = {k: statistics.median(v) for k, v in cpus.items()}
         print(f"  {tokens:,} tokens, {tokens / n_rows:.0f} per document")
-        print(f"  ceiling: tiktoken encode_to_numpy per document, {workers} threads: {med['ceiling/thr'] / 1e6:.2f}M tok/s (median round)")
+        print(
+            f"  ceiling: tiktoken encode_to_numpy per document, {workers} threads: {med['ceiling/thr'] / 1e6:.2f}M tok/s (median round)"
+        )
         print(f"  {'':52s} tok/s ratio  CPU-efficiency ratio (ceiling CPU s / its CPU s)")
         labels = {
             "ceiling/proc": f"same calls on {workers} processes (not the ceiling)",
@@ -411,8 +447,10 @@ def engines(tmp: Path, corpora: dict[str, Path], workers: int, rounds: int, name
         src = corpora[name]
         n_rows = pq.ParquetFile(src).metadata.num_rows
         text_bytes = pc.sum(pc.binary_length(pq.read_table(src, columns=["text"])["text"])).as_py()
-        print(f"\n== engines, {name}: {n_rows:,} documents, {text_bytes / n_rows:,.0f} bytes of text a document; {workers} threads / workers; "
-              f"{rounds} rounds")  # fmt: skip
+        print(
+            f"\n== engines, {name}: {n_rows:,} documents, {text_bytes / n_rows:,.0f} bytes of text a document; {workers} threads / workers; "
+            f"{rounds} rounds"
+        )
         keys = ("giga", "tik", "prep/giga", "prep/tik")
         tps: dict[str, list[float]] = {k: [] for k in keys}
         cpu_tps: dict[str, list[float]] = {k: [] for k in keys}
@@ -426,30 +464,46 @@ def engines(tmp: Path, corpora: dict[str, Path], workers: int, rounds: int, name
                 assert v["tokens"] == tokens, f"{k} counted {v['tokens']} tokens, tiktoken {tokens}"
                 tps[k].append(tokens / v["seconds"])
                 cpu_tps[k].append(tokens / v["cpu"])
-            print(f"  round {r + 1}: M tok/s " + ", ".join(f"{k} {tps[k][-1] / 1e6:.2f}" for k in keys)
-                  + "; M tok per CPU-s " + ", ".join(f"{k} {cpu_tps[k][-1] / 1e6:.2f}" for k in keys))  # fmt: skip
+            print(
+                f"  round {r + 1}: M tok/s "
+                + ", ".join(f"{k} {tps[k][-1] / 1e6:.2f}" for k in keys)
+                + "; M tok per CPU-s "
+                + ", ".join(f"{k} {cpu_tps[k][-1] / 1e6:.2f}" for k in keys)
+            )
 
         def ratio(a: str, b: str, d: dict) -> float:  # median over rounds of the same-round ratio
             return statistics.median(x / y for x, y in zip(d[a], d[b]))
 
         print(f"  {tokens:,} tokens, {tokens / n_rows:.0f} per document; median round:")
-        for k, label in (("giga", f"gigatoken alone, {workers} threads"), ("tik", f"tiktoken alone, {workers} threads"),
-                         ("prep/giga", "prepare --tokenizer-engine gigatoken"), ("prep/tik", "prepare --tokenizer-engine tiktoken (today)")):  # fmt: skip
-            print(f"  {label:48s} {statistics.median(tps[k]) / 1e6:6.2f}M tok/s  {statistics.median(cpu_tps[k]) / 1e6:6.2f}M tok/CPU-s")
+        for k, label in (
+            ("giga", f"gigatoken alone, {workers} threads"),
+            ("tik", f"tiktoken alone, {workers} threads"),
+            ("prep/giga", "prepare --tokenizer-engine gigatoken"),
+            ("prep/tik", "prepare --tokenizer-engine tiktoken (today)"),
+        ):
+            print(
+                f"  {label:48s} {statistics.median(tps[k]) / 1e6:6.2f}M tok/s  {statistics.median(cpu_tps[k]) / 1e6:6.2f}M tok/CPU-s"
+            )
         print(f"  {'ratio':48s} {'tok/s':>12s}  {'tok/CPU-s':>12s}")
-        for a, b, label, goal in (("giga", "tik", "(a) gigatoken / tiktoken", ""),
-                                  ("prep/giga", "giga", "(b) prepare / gigatoken ceiling", "   (goal >= 0.9)"),
-                                  ("prep/giga", "prep/tik", "prepare gigatoken / prepare tiktoken", "   (goal >= 2)")):  # fmt: skip
+        for a, b, label, goal in (
+            ("giga", "tik", "(a) gigatoken / tiktoken", ""),
+            ("prep/giga", "giga", "(b) prepare / gigatoken ceiling", "   (goal >= 0.9)"),
+            ("prep/giga", "prep/tik", "prepare gigatoken / prepare tiktoken", "   (goal >= 2)"),
+        ):
             print(f"  {label:48s} {ratio(a, b, tps):12.2f}  {ratio(a, b, cpu_tps):12.2f}{goal}")
 
 
 def cache(corpora: dict[str, Path], n_docs: float, every: float) -> None:
-    print(f"\n== gigatoken's cache over {n_docs:,.0f} documents (short FineWeb pieces + a random word and number each), one thread")
+    print(
+        f"\n== gigatoken's cache over {n_docs:,.0f} documents (short FineWeb pieces + a random word and number each), one thread"
+    )
     for reset in ("on", "off"):
         r = child(CACHE, corpora["short"], n_docs, reset, every)
         pts = r["points"]
         line = ", ".join(f"{p['docs'] / 1e6:.2f}M: {p['rss'] / 2**20:.0f} MiB" for p in pts)
-        print(f"  reset {reset:3s}: RSS {line}; resets {pts[-1]['resets']}; {r['tokens'] / r['cpu'] / 1e6:.2f}M tok/CPU-s; {pts[-1]['seconds']:.0f} s")
+        print(
+            f"  reset {reset:3s}: RSS {line}; resets {pts[-1]['resets']}; {r['tokens'] / r['cpu'] / 1e6:.2f}M tok/CPU-s; {pts[-1]['seconds']:.0f} s"
+        )
 
 
 def micro(corpora: dict[str, Path], n_docs: int) -> None:
@@ -463,13 +517,26 @@ def micro(corpora: dict[str, Path], n_docs: int) -> None:
 def memory(tmp: Path, corpora: dict[str, Path], workers: int) -> None:
     print("\n== peak RSS of `fwpipe prepare --dedup none` (each a fresh process; the driver's, workers' are similar)")
     for engine in ("gigatoken", "tiktoken"):
-        m = {k: fwpipe_prepare(corpora[k], tmp / f"mem-{engine}-{k}", "--dedup", "none", "--workers", str(workers), "--tokenizer-engine", engine)
-             for k in ("long", "long4x")}  # fmt: skip
+        m = {
+            k: fwpipe_prepare(
+                corpora[k],
+                tmp / f"mem-{engine}-{k}",
+                "--dedup",
+                "none",
+                "--workers",
+                str(workers),
+                "--tokenizer-engine",
+                engine,
+            )
+            for k in ("long", "long4x")
+        }
         docs = {k: pq.ParquetFile(corpora[k]).metadata.num_rows for k in m}
         growth = m["long4x"]["peak_rss"] / m["long"]["peak_rss"] - 1
-        print(f"  {engine:9s} 1x {m['long']['peak_rss'] / 2**20:.0f} MiB ({docs['long']:,} docs, {m['long']['peak_rss'] / docs['long']:,.0f} B/doc), "
-              f"4x {m['long4x']['peak_rss'] / 2**20:.0f} MiB ({docs['long4x']:,} docs, {m['long4x']['peak_rss'] / docs['long4x']:,.0f} B/doc): "
-              f"growth {100 * growth:+.1f}%   (goal: flat, < 10%)")  # fmt: skip
+        print(
+            f"  {engine:9s} 1x {m['long']['peak_rss'] / 2**20:.0f} MiB ({docs['long']:,} docs, {m['long']['peak_rss'] / docs['long']:,.0f} B/doc), "
+            f"4x {m['long4x']['peak_rss'] / 2**20:.0f} MiB ({docs['long4x']:,} docs, {m['long4x']['peak_rss'] / docs['long4x']:,.0f} B/doc): "
+            f"growth {100 * growth:+.1f}%   (goal: flat, < 10%)"
+        )
 
 
 def scaling(tmp: Path, corpora: dict[str, Path], max_workers: int) -> None:
@@ -483,12 +550,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--long-mb", type=float, default=10, help="MB of text in the long corpus (issue: 80)")
     ap.add_argument("--short-docs", type=int, default=65_000, help="pieces in the short corpus (issue: 525000)")
-    ap.add_argument("--workers", type=int, default=os.cpu_count(), help="threads/processes of the ceiling and the candidates")
+    ap.add_argument(
+        "--workers", type=int, default=os.cpu_count(), help="threads/processes of the ceiling and the candidates"
+    )
     ap.add_argument("--max-workers", type=int, default=os.cpu_count(), help="scaling: prepare at 1..this many workers")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds of ceiling + candidates; the median ratio is reported")
-    ap.add_argument("--chunk-rows", type=int, default=1024, help="rows per encode_chunk call in the chunks/* candidates (prepare: ~512K chars)")
+    ap.add_argument(
+        "--rounds", type=int, default=3, help="rounds of ceiling + candidates; the median ratio is reported"
+    )
+    ap.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=1024,
+        help="rows per encode_chunk call in the chunks/* candidates (prepare: ~512K chars)",
+    )
     ap.add_argument("--cache-docs", type=float, default=2e6, help="documents through gigatoken's cache (issue: 10M+)")
-    ap.add_argument("--only", choices=["startup", "speed", "long", "short", "engines", "cache", "chunks", "memory", "scaling"], default=None)
+    ap.add_argument(
+        "--only",
+        choices=["startup", "speed", "long", "short", "engines", "cache", "chunks", "memory", "scaling"],
+        default=None,
+    )
     args = ap.parse_args()
     print(f"cores: {os.cpu_count()}, load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory(prefix="prepare-bench-") as tmp:

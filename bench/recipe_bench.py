@@ -44,11 +44,28 @@ from fwpipe.train import require_torch  # noqa: E402
 from fwpipe.train.config import TrainConfig, load_config  # noqa: E402
 
 # the shared shape; each recipe's own lrs (chosen by the sweep described in the README)
-SHAPE = {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 128, "batch_size": 8, "grad_accum": 1, "dropout": 0.0,
-         "dtype": "fp32", "compile": False, "threads": 1}
+SHAPE = {
+    "n_layer": 4,
+    "n_head": 4,
+    "n_embd": 128,
+    "block_size": 128,
+    "batch_size": 8,
+    "grad_accum": 1,
+    "dropout": 0.0,
+    "dtype": "fp32",
+    "compile": False,
+    "threads": 1,
+}
 NANOGPT = {"recipe": "nanogpt", "lr": 1e-3, "min_lr": 1e-4, "warmup_iters": 20, "weight_decay": 0.1, "beta2": 0.99}
-MODERN = {"recipe": "modern", "lr": 3e-3, "embed_lr": 3e-2, "head_lr": 3e-3, "muon_lr": 0.02, "warmup_iters": 20,
-          "cooldown_frac": 0.4}
+MODERN = {
+    "recipe": "modern",
+    "lr": 3e-3,
+    "embed_lr": 3e-2,
+    "head_lr": 3e-3,
+    "muon_lr": 0.02,
+    "warmup_iters": 20,
+    "cooldown_frac": 0.4,
+}
 
 
 def sample_dataset(root: Path, vocab: int) -> Path:
@@ -60,8 +77,10 @@ def sample_dataset(root: Path, vocab: int) -> Path:
 
     texts = pl.read_parquet(SAMPLE_DIR / "fineweb-sample10bt-1400.parquet", columns=["text"])["text"].to_list()
     root.mkdir(parents=True, exist_ok=True)
-    splits = {split: np.concatenate([np.concatenate([[EOT], encode(t)]) for t in part]).astype(np.int64)
-              for split, part in (("train", texts[:400]), ("val", texts[1360:]))}
+    splits = {
+        split: np.concatenate([np.concatenate([[EOT], encode(t)]) for t in part]).astype(np.int64)
+        for split, part in (("train", texts[:400]), ("val", texts[1360:]))
+    }
     if vocab:
         freq = np.bincount(splits["train"], minlength=EOT + 1)
         order = np.argsort(-freq, kind="stable")  # most frequent first; ties by id: deterministic
@@ -102,7 +121,9 @@ def train_curve(data: Path, cfg: TrainConfig, budget: int, eval_every: int, eval
     tpi = cfg.tokens_per_iter
     iters = budget // tpi
     if iters * cfg.batch_size > loader.windows_per_epoch:
-        raise SystemExit(f"budget {budget:,} is more than one epoch ({loader.tokens_per_epoch:,} tokens): tokens would repeat")
+        raise SystemExit(
+            f"budget {budget:,} is more than one epoch ({loader.tokens_per_epoch:,} tokens): tokens would repeat"
+        )
 
     @torch.no_grad()
     def val_loss() -> float:
@@ -159,44 +180,84 @@ def main() -> None:
         data = args.data or sample_dataset(Path(tmp) / "data", args.vocab)
         budget = int(args.budget)
         shape = {**SHAPE, **parse_set(args.shape_set)}
-        recipes = {"nanogpt": {**NANOGPT, **parse_set(args.nanogpt_set)}, "modern": {**MODERN, **parse_set(args.modern_set)}}
+        recipes = {
+            "nanogpt": {**NANOGPT, **parse_set(args.nanogpt_set)},
+            "modern": {**MODERN, **parse_set(args.modern_set)},
+        }
         results: dict[str, list[dict]] = {name: [] for name in recipes}
         for seed in range(args.seeds):
             for name, over in recipes.items():
                 cfg = load_config(None, {**shape, **over, "seed": 1337 + seed})
-                results[name].append(train_curve(data, cfg, budget, args.eval_every, args.eval_batches, args.vocab if not args.data else 0,
-                                                 lambda s: print(s, file=sys.stderr, flush=True)))
-    print(f"shape: {shape['n_layer']} layers x {shape['n_embd']} wide, context {shape['block_size']}, vocab {args.vocab or 50304}, "
-          f"{int(shape['batch_size']) * int(shape['block_size']):,} tokens/iter, budget {budget:,} tokens (< 1 epoch, no repeats)")
+                results[name].append(
+                    train_curve(
+                        data,
+                        cfg,
+                        budget,
+                        args.eval_every,
+                        args.eval_batches,
+                        args.vocab if not args.data else 0,
+                        lambda s: print(s, file=sys.stderr, flush=True),
+                    )
+                )
+    print(
+        f"shape: {shape['n_layer']} layers x {shape['n_embd']} wide, context {shape['block_size']}, vocab {args.vocab or 50304}, "
+        f"{int(shape['batch_size']) * int(shape['block_size']):,} tokens/iter, budget {budget:,} tokens (< 1 epoch, no repeats)"
+    )
     for name, over in recipes.items():
-        print(f"{name}: {results[name][0]['params']:,} params; {', '.join(f'{k}={v}' for k, v in over.items() if k != 'recipe')}")
+        print(
+            f"{name}: {results[name][0]['params']:,} params; {', '.join(f'{k}={v}' for k, v in over.items() if k != 'recipe')}"
+        )
     rows = []
     for seed in range(args.seeds):
         ng, mo = results["nanogpt"][seed], results["modern"][seed]
         target = ng["curve"][-1][1]
         need = tokens_to_reach(mo["curve"], target)
-        rows.append({"seed": 1337 + seed, "nanogpt_final": target, "modern_final": mo["curve"][-1][1],
-                     "modern_tokens_to_nanogpt_final": need, "ratio": need / budget if need is not None else None,
-                     "nanogpt_tokens_per_s": ng["tokens_per_s"], "modern_tokens_per_s": mo["tokens_per_s"]})
+        rows.append(
+            {
+                "seed": 1337 + seed,
+                "nanogpt_final": target,
+                "modern_final": mo["curve"][-1][1],
+                "modern_tokens_to_nanogpt_final": need,
+                "ratio": need / budget if need is not None else None,
+                "nanogpt_tokens_per_s": ng["tokens_per_s"],
+                "modern_tokens_per_s": mo["tokens_per_s"],
+            }
+        )
         print(f"\nseed {1337 + seed} val loss by tokens")
         print(f"  {'tokens':>9} {'nanogpt':>8} {'modern':>8}")
         for (t, a), (_, b) in zip(ng["curve"], mo["curve"]):
             print(f"  {t:>9,} {a:>8.4f} {b:>8.4f}")
-    print(f"\n{'seed':>5} {'nanogpt final':>13} {'modern final':>12} {'modern tokens to nanogpt final':>31} {'ratio':>6} "
-          f"{'nanogpt tok/s':>13} {'modern tok/s':>12}")
+    print(
+        f"\n{'seed':>5} {'nanogpt final':>13} {'modern final':>12} {'modern tokens to nanogpt final':>31} {'ratio':>6} "
+        f"{'nanogpt tok/s':>13} {'modern tok/s':>12}"
+    )
     for r in rows:
         need = f"{r['modern_tokens_to_nanogpt_final']:,.0f}" if r["ratio"] is not None else "not reached"
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
-        print(f"{r['seed']:>5} {r['nanogpt_final']:>13.4f} {r['modern_final']:>12.4f} {need:>31} {ratio:>6} "
-              f"{r['nanogpt_tokens_per_s']:>13,.0f} {r['modern_tokens_per_s']:>12,.0f}")
+        print(
+            f"{r['seed']:>5} {r['nanogpt_final']:>13.4f} {r['modern_final']:>12.4f} {need:>31} {ratio:>6} "
+            f"{r['nanogpt_tokens_per_s']:>13,.0f} {r['modern_tokens_per_s']:>12,.0f}"
+        )
     ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
     if ratios:
-        print(f"ratio mean {sum(ratios) / len(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}) over {len(ratios)} seeds; goal <= 0.6")
+        print(
+            f"ratio mean {sum(ratios) / len(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}) over {len(ratios)} seeds; goal <= 0.6"
+        )
     speed = sum(r["modern_tokens_per_s"] for r in rows) / sum(r["nanogpt_tokens_per_s"] for r in rows)
     print(f"modern tokens/s over nanogpt tokens/s: {speed:.2f} (same run, CPU, machine shared with other work)")
     if args.json:
-        args.json.write_text(json.dumps({"shape": shape, "recipes": recipes, "budget": budget, "rows": rows,
-                                         "curves": {k: [r["curve"] for r in v] for k, v in results.items()}}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "shape": shape,
+                    "recipes": recipes,
+                    "budget": budget,
+                    "rows": rows,
+                    "curves": {k: [r["curve"] for r in v] for k, v in results.items()},
+                },
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

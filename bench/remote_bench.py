@@ -43,14 +43,18 @@ def main() -> None:
                 before = remote.STATS.snapshot()
                 est = estimate([srv.url(p.name)])
                 g = est["fetched"]
-                print(f"estimate {p.name:28s} {p.stat().st_size / 1e6:8.1f} MB  fetched {g['bytes'] / 1e6:7.3f} MB "
-                      f"({g['fraction']:.3%}) in {remote.since(before)['requests']} requests, method {est['files'][0]['method']}")
+                print(
+                    f"estimate {p.name:28s} {p.stat().st_size / 1e6:8.1f} MB  fetched {g['bytes'] / 1e6:7.3f} MB "
+                    f"({g['fraction']:.3%}) in {remote.since(before)['requests']} requests, method {est['files'][0]['method']}"
+                )
         small = sorted(srv.files, key=lambda n: len(srv.files[n]))[0]
         before = remote.STATS.snapshot()
         prepare([srv.url(small)], Path(d) / "ds", options=PrepareOptions(dedup="none"), progress=False)
         got = remote.since(before)
-        print(f"prepare  {small:28s} {len(srv.files[small]) / 1e6:8.1f} MB  fetched {got['fetched_bytes'] / 1e6:7.3f} MB "
-              f"({got['fetched_bytes'] / len(srv.files[small]):.1%}) in {got['requests']} requests")
+        print(
+            f"prepare  {small:28s} {len(srv.files[small]) / 1e6:8.1f} MB  fetched {got['fetched_bytes'] / 1e6:7.3f} MB "
+            f"({got['fetched_bytes'] / len(srv.files[small]):.1%}) in {got['requests']} requests"
+        )
     srv.close()
 
 

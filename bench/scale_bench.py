@@ -74,9 +74,13 @@ def make_parquet(root: Path, n: int, seed: int = 0) -> None:
     import pyarrow.parquet as pq
 
     rng = np.random.default_rng(seed)
-    words = np.array(("the of and to in is that for it as was with be by on not he this are or his from at which "
-                      "but have an they you were her she there been one all we their has would when if so no more "
-                      "water garden city river market school music light paper story table window history").split())
+    words = np.array(
+        (
+            "the of and to in is that for it as was with be by on not he this are or his from at which "
+            "but have an they you were her she there been one all we their has would when if so no more "
+            "water garden city river market school music light paper story table window history"
+        ).split()
+    )
     root.mkdir(parents=True)
     for f, lo in enumerate(range(0, n, 500_000)):
         m = min(n, lo + 500_000) - lo
@@ -84,8 +88,11 @@ def make_parquet(root: Path, n: int, seed: int = 0) -> None:
         texts = [" ".join(r) + f" {lo + i}" for i, r in enumerate(words[idx])]  # the number keeps them distinct
         for j in np.flatnonzero(rng.random(m) < 0.02)[1:]:
             texts[j] = texts[j - 1] if rng.random() < 0.5 else texts[j - 1] + " end"
-        pq.write_table(pa.table({"text": texts, "id": [f"b{lo + i}" for i in range(m)]}), root / f"part-{f:04d}.parquet",
-                       row_group_size=50_000)
+        pq.write_table(
+            pa.table({"text": texts, "id": [f"b{lo + i}" for i in range(m)]}),
+            root / f"part-{f:04d}.parquet",
+            row_group_size=50_000,
+        )
 
 
 # The child writes its own peak (VmHWM: the high-water mark of its memory after exec) at exit.
@@ -108,8 +115,12 @@ def _run(args: list[str]) -> tuple[float, int]:
     """Seconds and peak RSS (bytes) of `fwpipe args` in a child process."""
     with tempfile.NamedTemporaryFile("r") as peak:
         t0 = time.perf_counter()
-        p = subprocess.run([sys.executable, "-c", CHILD, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                           env={**os.environ, "FWPIPE_BENCH_PEAK": peak.name})
+        p = subprocess.run(
+            [sys.executable, "-c", CHILD, *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "FWPIPE_BENCH_PEAK": peak.name},
+        )
         seconds = time.perf_counter() - t0
         if p.returncode != 0:
             raise SystemExit(f"fwpipe {' '.join(args)} failed:\n{p.stderr.decode(errors='replace')[-2000:]}")
@@ -119,7 +130,9 @@ def _run(args: list[str]) -> tuple[float, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--audit-docs", default="1e5,1e6", help="comma-separated document counts for audit")
-    ap.add_argument("--prepare-docs", default="1e5,3e5", help="comma-separated document counts for prepare --dedup near")
+    ap.add_argument(
+        "--prepare-docs", default="1e5,3e5", help="comma-separated document counts for prepare --dedup near"
+    )
     ap.add_argument("--kind", choices=["short", "fineweb"], default="short", help="audit document lengths")
     ap.add_argument("--memory-gb", default=None, help="passed to both commands")
     ap.add_argument("--tmp", default=None, help="where to generate data (default: system temp)")
@@ -133,18 +146,31 @@ def main() -> None:
             d = base / f"audit-{n}"
             tokens = make_shards(d, n, a.kind)
             secs, rss = _run(["audit", str(d), "--json", str(base / f"audit-{n}.json"), *extra])
-            rows.append({"command": "audit", "kind": a.kind, "docs": n, "tokens": tokens, "seconds": secs, "peak_rss": rss})
+            rows.append(
+                {"command": "audit", "kind": a.kind, "docs": n, "tokens": tokens, "seconds": secs, "peak_rss": rss}
+            )
             _print(rows[-1])
             shutil.rmtree(d)
         for n in [int(float(x)) for x in a.prepare_docs.split(",") if x]:
             d = base / f"pq-{n}"
             make_parquet(d, n)
             out = base / f"prep-{n}"
-            secs, rss = _run(["prepare", str(d), "-o", str(out), "--dedup", "near", "--json", str(base / f"prep-{n}.json"), *extra])
+            secs, rss = _run(
+                ["prepare", str(d), "-o", str(out), "--dedup", "near", "--json", str(base / f"prep-{n}.json"), *extra]
+            )
             s = json.loads((base / f"prep-{n}.json").read_text())
             tokens = s["splits"]["train"]["tokens"] + s["splits"]["val"]["tokens"] + s["dedup"]["removed_tokens"]
-            rows.append({"command": "prepare --dedup near", "kind": "words", "docs": n, "tokens": tokens, "seconds": secs,
-                         "peak_rss": rss, "removed_docs": s["dedup"]["removed_docs"]})
+            rows.append(
+                {
+                    "command": "prepare --dedup near",
+                    "kind": "words",
+                    "docs": n,
+                    "tokens": tokens,
+                    "seconds": secs,
+                    "peak_rss": rss,
+                    "removed_docs": s["dedup"]["removed_docs"],
+                }
+            )
             _print(rows[-1])
             shutil.rmtree(d)
             shutil.rmtree(out)
@@ -152,7 +178,9 @@ def main() -> None:
             r = [x for x in rows if x["command"] == cmd]
             if len(r) >= 2:
                 marg = (r[-1]["peak_rss"] - r[0]["peak_rss"]) / (r[-1]["docs"] - r[0]["docs"])
-                print(f"{cmd}: marginal {marg:,.0f} bytes/document from {r[0]['docs']:,} to {r[-1]['docs']:,} documents")
+                print(
+                    f"{cmd}: marginal {marg:,.0f} bytes/document from {r[0]['docs']:,} to {r[-1]['docs']:,} documents"
+                )
         if a.json:
             Path(a.json).write_text(json.dumps(rows, indent=1))
     finally:
@@ -160,9 +188,12 @@ def main() -> None:
 
 
 def _print(r: dict) -> None:
-    print(f"{r['command']:<22} {r['kind']:<8} {r['docs']:>11,} docs {r['tokens']:>14,} tokens {r['seconds']:8.1f} s  "
-          f"peak RSS {r['peak_rss'] / 2**30:6.2f} GB  {r['peak_rss'] / r['docs']:8,.0f} B/doc  "
-          f"{r['docs'] / r['seconds']:>10,.0f} docs/s  {r['tokens'] / r['seconds'] / 1e6:7.2f} M tokens/s", flush=True)
+    print(
+        f"{r['command']:<22} {r['kind']:<8} {r['docs']:>11,} docs {r['tokens']:>14,} tokens {r['seconds']:8.1f} s  "
+        f"peak RSS {r['peak_rss'] / 2**30:6.2f} GB  {r['peak_rss'] / r['docs']:8,.0f} B/doc  "
+        f"{r['docs'] / r['seconds']:>10,.0f} docs/s  {r['tokens'] / r['seconds'] / 1e6:7.2f} M tokens/s",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,10 @@ def main() -> None:
         tokens = shards.read_shard(path)  # warms the page cache
         check = _times(lambda: shards.check_token_ids(path, tokens, shards.HEADER_BYTES))
         read = _times(lambda: shards.read_shard(path))
-    print(f"{n:,} tokens: id check best {check[0] * 1e3:.1f} ms, median {check[2] * 1e3:.1f} ms "
-          f"({n / check[2] / 1e9:.1f}G tokens/s); read_shard with the check median {read[2] * 1e3:.1f} ms")
+    print(
+        f"{n:,} tokens: id check best {check[0] * 1e3:.1f} ms, median {check[2] * 1e3:.1f} ms "
+        f"({n / check[2] / 1e9:.1f}G tokens/s); read_shard with the check median {read[2] * 1e3:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -59,21 +59,36 @@ def sample_dataset(root: Path) -> Path:
 def bench_fwpipe(data: Path, config: str, iters: int, device: str, peak: float | None, out: Path) -> dict:
     torch = require_torch()
     overrides = ["eval_iters=1", f"eval_interval={10 * iters}", "log_interval=1"]
-    run = plan_run(data, 7_600_000_000 if config != "tiny-cpu" else 10**8, config, out=out, device=device,
-                   overrides=overrides, allow_repeats=True, peak=peak)
+    run = plan_run(
+        data,
+        7_600_000_000 if config != "tiny-cpu" else 10**8,
+        config,
+        out=out,
+        device=device,
+        overrides=overrides,
+        allow_repeats=True,
+        peak=peak,
+    )
     if run.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     steps = []
     train(run, lambda e: steps.append(e) if e["kind"] == "train" else None, stop_after=iters)
-    warm = steps[min(len(steps) - 1, max(3, len(steps) // 4)):]  # leave out compile and warm-up
+    warm = steps[min(len(steps) - 1, max(3, len(steps) // 4)) :]  # leave out compile and warm-up
     tok_s = statistics.median(s["tokens_per_s"] for s in warm)
     return {
-        "impl": "fwpipe", "config": config, "device": run.device.name, "device_type": run.device.type, "precision": run.device.precision,
-        "tokens_per_iter": run.plan["tokens_per_iter"], "iters": len(steps), "tokens_per_s": tok_s,
+        "impl": "fwpipe",
+        "config": config,
+        "device": run.device.name,
+        "device_type": run.device.type,
+        "precision": run.device.precision,
+        "tokens_per_iter": run.plan["tokens_per_iter"],
+        "iters": len(steps),
+        "tokens_per_s": tok_s,
         "mfu": mfu(tok_s, run.plan["flops_per_token"], run.plan["device"]["peak_tflops"]),
         "peak_tflops": run.plan["device"]["peak_tflops"],
         "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if run.device.type == "cuda" else None,
-        "flops_per_token": run.plan["flops_per_token"], "cfg": run.cfg,
+        "flops_per_token": run.plan["flops_per_token"],
+        "cfg": run.cfg,
     }
 
 
@@ -88,24 +103,52 @@ def bench_nanogpt(nanogpt: Path, data: Path, ours: dict, iters: int, work: Path)
         for shard in ds.split(split).shards:
             w.write(np.asarray(shard))
         w.commit()
-    (work / "configurator.py").write_bytes((nanogpt / "configurator.py").read_bytes())  # nanoGPT exec()s it from the cwd
+    (work / "configurator.py").write_bytes(
+        (nanogpt / "configurator.py").read_bytes()
+    )  # nanoGPT exec()s it from the cwd
     dtype = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[ours["precision"]]
-    args = ["--dataset=fwbench", f"--out_dir={work / 'out'}", f"--n_layer={m.n_layer}", f"--n_head={m.n_head}",
-            f"--n_embd={m.n_embd}", f"--block_size={m.block_size}", f"--dropout={m.dropout}", f"--bias={m.bias}",
-            f"--batch_size={cfg.batch_size}", f"--gradient_accumulation_steps={cfg.grad_accum}", f"--learning_rate={cfg.lr}",
-            f"--min_lr={cfg.min_lr}", f"--warmup_iters={cfg.warmup_iters}", f"--beta2={cfg.beta2}", f"--max_iters={iters}",
-            f"--lr_decay_iters={10 * iters}", "--eval_interval=100000", "--eval_iters=1", "--log_interval=1",
-            f"--weight_decay={cfg.weight_decay}", f"--beta1={cfg.beta1}", f"--grad_clip={cfg.grad_clip}",
-            f"--device={'cuda' if ours['device_type'] == 'cuda' else 'cpu'}",
-            "--always_save_checkpoint=False", f"--compile={cfg.compile}", f"--dtype={dtype}", "--wandb_log=False"]
+    args = [
+        "--dataset=fwbench",
+        f"--out_dir={work / 'out'}",
+        f"--n_layer={m.n_layer}",
+        f"--n_head={m.n_head}",
+        f"--n_embd={m.n_embd}",
+        f"--block_size={m.block_size}",
+        f"--dropout={m.dropout}",
+        f"--bias={m.bias}",
+        f"--batch_size={cfg.batch_size}",
+        f"--gradient_accumulation_steps={cfg.grad_accum}",
+        f"--learning_rate={cfg.lr}",
+        f"--min_lr={cfg.min_lr}",
+        f"--warmup_iters={cfg.warmup_iters}",
+        f"--beta2={cfg.beta2}",
+        f"--max_iters={iters}",
+        f"--lr_decay_iters={10 * iters}",
+        "--eval_interval=100000",
+        "--eval_iters=1",
+        "--log_interval=1",
+        f"--weight_decay={cfg.weight_decay}",
+        f"--beta1={cfg.beta1}",
+        f"--grad_clip={cfg.grad_clip}",
+        f"--device={'cuda' if ours['device_type'] == 'cuda' else 'cpu'}",
+        "--always_save_checkpoint=False",
+        f"--compile={cfg.compile}",
+        f"--dtype={dtype}",
+        "--wandb_log=False",
+    ]
     proc = subprocess.run([sys.executable, str(nanogpt / "train.py"), *args], cwd=work, capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(f"nanoGPT's train.py failed:\n{proc.stderr[-2000:]}")
     lines = re.findall(r"iter (\d+): loss [\d.]+, time ([\d.]+)ms, mfu (-?[\d.]+)%", proc.stdout)
     times = [float(t) / 1000 for it, t, _ in lines if int(it) >= max(3, len(lines) // 4)]
     tok_s = ours["tokens_per_iter"] / statistics.median(times)
-    return {"impl": "nanoGPT", "config": ours["config"], "tokens_per_s": tok_s,
-            "mfu": mfu(tok_s, ours["flops_per_token"], ours["peak_tflops"]), "peak_memory_gib": None}
+    return {
+        "impl": "nanoGPT",
+        "config": ours["config"],
+        "tokens_per_s": tok_s,
+        "mfu": mfu(tok_s, ours["flops_per_token"], ours["peak_tflops"]),
+        "peak_memory_gib": None,
+    }
 
 
 def main() -> None:

@@ -54,8 +54,26 @@ def run(pythonpath: str | None, src: Path, out: Path, workers: int) -> tuple[flo
     js = out.with_suffix(".json")
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "fwpipe.cli", "prepare", str(src), "-o", str(out), "--dedup", "none", "--workers", str(workers),
-                    "--json", str(js)], env=env, check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fwpipe.cli",
+            "prepare",
+            str(src),
+            "-o",
+            str(out),
+            "--dedup",
+            "none",
+            "--workers",
+            str(workers),
+            "--json",
+            str(js),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime, json.loads(js.read_text())
@@ -87,7 +105,13 @@ def in_process(src: Path, tmp: Path, workers: int, repeat: int) -> str:
         for label, make in (("units on threads", ThreadExecutor), ("units on processes", LocalExecutor)):
             ex = make(workers)
             t0 = time.perf_counter()
-            s = prepare([src], tmp / f"inproc-{src.stem}-{label[9:]}-{r}", options=PrepareOptions(dedup="none"), executor=ex, progress=False)
+            s = prepare(
+                [src],
+                tmp / f"inproc-{src.stem}-{label[9:]}-{r}",
+                options=PrepareOptions(dedup="none"),
+                executor=ex,
+                progress=False,
+            )
             best[label] = min(best.get(label, 1e9), time.perf_counter() - t0)
             ex.close()
     return "  ".join(f"{k}: {s['tokens'] / v / 1e6:.2f}M tok/s" for k, v in best.items())
@@ -103,7 +127,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         for name, src in corpora(tmp, a.copies).items():
-            rows = sum(pq.read_metadata(f).num_rows for f in ([src] if src.is_file() else sorted(src.glob("*.parquet"))))
+            rows = sum(
+                pq.read_metadata(f).num_rows for f in ([src] if src.is_file() else sorted(src.glob("*.parquet")))
+            )
             best: dict = {}
             for r in range(a.repeat):  # interleaved, so that a busy moment of the machine hits both
                 for label, pp in (("threads (ref)", a.ref), ("processes", None)):
@@ -111,8 +137,11 @@ def main() -> None:
                     if label not in best or wall < best[label][0]:
                         best[label] = (wall, cpu, s)
             for label, (wall, cpu, s) in best.items():
-                print(f"{name:5s} {rows:>8,} rows {s['tokens']:>12,} tokens  {label:14s} {wall:6.2f} s wall  "
-                      f"{s['tokens'] / wall / 1e6:5.2f}M tok/s end to end  {s['tokens'] / cpu / 1e6:5.2f}M tok per CPU-s", flush=True)
+                print(
+                    f"{name:5s} {rows:>8,} rows {s['tokens']:>12,} tokens  {label:14s} {wall:6.2f} s wall  "
+                    f"{s['tokens'] / wall / 1e6:5.2f}M tok/s end to end  {s['tokens'] / cpu / 1e6:5.2f}M tok per CPU-s",
+                    flush=True,
+                )
             print(f"{name:5s} in process: {in_process(src, tmp, a.workers, a.repeat)}", flush=True)
 
 

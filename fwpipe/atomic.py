@@ -17,9 +17,10 @@ import errno
 import json
 import logging
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 from fwpipe.errors import OutputError
 
@@ -47,16 +48,25 @@ def fsync_dir(path: Path) -> None:
 def output_error(path: str | Path, e: OSError, hint: str = HINT) -> OutputError:
     """The one-line error for an OSError while writing `path`, with a hint that fits its cause."""
     if e.errno == errno.ELOOP:
-        return OutputError(f"cannot write {path}: a symbolic link is in the way", "fwpipe never writes through a link inside its output; remove the link")
+        return OutputError(
+            f"cannot write {path}: a symbolic link is in the way",
+            "fwpipe never writes through a link inside its output; remove the link",
+        )
     if e.errno == errno.ENOENT:  # not a full disk: a directory went away under the run
-        return OutputError(f"cannot write {path}: {e.strerror or e}",
-                           "a directory it was writing into was removed while it ran (another process?); run the same command again")  # fmt: skip
-    return OutputError(f"cannot write {path}: {e.strerror or e}", _NOT_WRITABLE_HINT if e.errno in _NOT_WRITABLE else hint)
+        return OutputError(
+            f"cannot write {path}: {e.strerror or e}",
+            "a directory it was writing into was removed while it ran (another process?); run the same command again",
+        )
+    return OutputError(
+        f"cannot write {path}: {e.strerror or e}", _NOT_WRITABLE_HINT if e.errno in _NOT_WRITABLE else hint
+    )
 
 
 def open_new(path: str | Path) -> BinaryIO:
     """Create or truncate `path` for writing, refusing (ELOOP) to follow a symbolic link there."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o644)
+    fd = os.open(
+        path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o644
+    )
     return os.fdopen(fd, "wb")
 
 

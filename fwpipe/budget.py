@@ -33,14 +33,18 @@ VERDICT_TEXT = {
 
 def check_budget(budget_tokens: float) -> int:
     if not (budget_tokens > 0) or math.isinf(budget_tokens):
-        raise BudgetError(f"budget of {budget_tokens} tokens is not a positive number", "pass e.g. --budget-tokens 7.6e9")
+        raise BudgetError(
+            f"budget of {budget_tokens} tokens is not a positive number", "pass e.g. --budget-tokens 7.6e9"
+        )
     return int(round(budget_tokens))
 
 
 def check_max_epochs(max_epochs: float) -> float:
     if not (max_epochs > 0) or math.isinf(max_epochs):
-        raise BudgetError(f"--max-epochs {max_epochs} is not a positive number",
-                          f"pass e.g. --max-epochs 1 (fresh data) or {REPEATS_FREE_EPOCHS:g} (repeats nearly as good)")
+        raise BudgetError(
+            f"--max-epochs {max_epochs} is not a positive number",
+            f"pass e.g. --max-epochs 1 (fresh data) or {REPEATS_FREE_EPOCHS:g} (repeats nearly as good)",
+        )
     return float(max_epochs)
 
 

@@ -12,11 +12,15 @@ from __future__ import annotations
 import base64
 import html
 import io
-from typing import Iterable
+from collections.abc import Iterable
 
 # Verdict colours: background, border. "info" is a number shown without a verdict.
-LEVELS = {"ok": ("#e7f5e9", "#2e7d32", "OK"), "warn": ("#fff4e0", "#e08a00", "WARN"),
-          "bad": ("#fdecea", "#c62828", "BAD"), "info": ("#eaf1fb", "#1f5fa8", "INFO")}
+LEVELS = {
+    "ok": ("#e7f5e9", "#2e7d32", "OK"),
+    "warn": ("#fff4e0", "#e08a00", "WARN"),
+    "bad": ("#fdecea", "#c62828", "BAD"),
+    "info": ("#eaf1fb", "#1f5fa8", "INFO"),
+}
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d1d1f;max-width:1100px;margin:1.5em auto;
@@ -50,9 +54,11 @@ def esc(value: object) -> str:
 
 
 def page(title: str, body: str) -> str:
-    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">\n<title>{esc(title)}</title>\n'
-            f'<meta name="viewport" content="width=device-width,initial-scale=1">\n<style>{CSS}</style></head>\n'
-            f"<body>\n{body}\n</body></html>\n")
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">\n<title>{esc(title)}</title>\n'
+        f'<meta name="viewport" content="width=device-width,initial-scale=1">\n<style>{CSS}</style></head>\n'
+        f"<body>\n{body}\n</body></html>\n"
+    )
 
 
 def cards(items: Iterable[tuple[str, str, str]]) -> str:
@@ -60,23 +66,28 @@ def cards(items: Iterable[tuple[str, str, str]]) -> str:
     out = []
     for level, section, text in items:
         bg, border, word = LEVELS.get(level, LEVELS["info"])
-        out.append(f'<div class="card verdict-{esc(level)}" style="background:{bg};border-color:{border}">'
-                   f'<span class="lvl" style="color:{border}">{word}</span> <span class="sec">{esc(section)}</span>'
-                   f"<p>{esc(text)}</p></div>")
+        out.append(
+            f'<div class="card verdict-{esc(level)}" style="background:{bg};border-color:{border}">'
+            f'<span class="lvl" style="color:{border}">{word}</span> <span class="sec">{esc(section)}</span>'
+            f"<p>{esc(text)}</p></div>"
+        )
     return f'<div class="cards">{"".join(out)}</div>'
 
 
 def table(headers: list[str], rows: list[list[object]], *, text_cols: int = 1, cls: str = "") -> str:
     """An HTML table; the first text_cols columns are left-aligned text, the rest numbers.
     Cells are escaped unless they are Raw (already-built markup)."""
+
     def cell(tag: str, i: int, v: object) -> str:
         align = ' class="t"' if i < text_cols else ""
         return f"<{tag}{align}>{v if isinstance(v, Raw) else esc(v)}</{tag}>"
 
-    head = "".join(cell("th", i, h) for i, h in enumerate(headers)) if any(headers) else ""  # a key/value table has no header row
+    head = (
+        "".join(cell("th", i, h) for i, h in enumerate(headers)) if any(headers) else ""
+    )  # a key/value table has no header row
     body = "".join("<tr>" + "".join(cell("td", i, v) for i, v in enumerate(r)) + "</tr>" for r in rows)
     attr = f' class="{esc(cls)}"' if cls else ""
-    return f'<table{attr}>{f"<thead><tr>{head}</tr></thead>" if head else ""}<tbody>{body}</tbody></table>'
+    return f"<table{attr}>{f'<thead><tr>{head}</tr></thead>' if head else ''}<tbody>{body}</tbody></table>"
 
 
 class Raw(str):

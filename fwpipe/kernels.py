@@ -192,8 +192,13 @@ def doc_hashes(tokens, starts, ends):
         i = s
         while i + 4 <= e:  # four tokens a step, the same polynomial mod 2**64: one multiply-add
             # on the dependency chain per step instead of four
-            h = h * p4 + ((np.uint64(tokens[i]) + _U1) * p3 + (np.uint64(tokens[i + 1]) + _U1) * p2
-                          + (np.uint64(tokens[i + 2]) + _U1) * _POLY + np.uint64(tokens[i + 3]) + _U1)
+            h = h * p4 + (
+                (np.uint64(tokens[i]) + _U1) * p3
+                + (np.uint64(tokens[i + 1]) + _U1) * p2
+                + (np.uint64(tokens[i + 2]) + _U1) * _POLY
+                + np.uint64(tokens[i + 3])
+                + _U1
+            )
             i += 4
         for j in range(i, e):
             h = h * _POLY + np.uint64(tokens[j]) + _U1
@@ -502,4 +507,3 @@ def ngram_probe(tokens, starts, ends, n, table, bits, hit):
                 if t == 0:
                     break
                 j = (j + _U1) & mask
-

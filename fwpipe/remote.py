@@ -154,7 +154,9 @@ def _make_fs(scheme: str, endpoint: str | None, hf_endpoint: str | None, url: st
         # the token is read by huggingface_hub (HF_TOKEN or `huggingface-cli login`), never here
         return HfFileSystem(endpoint=hf_endpoint, skip_instance_cache=True)
     except ImportError as e:
-        raise DependencyError(f"{public_url(url)}: reading {scheme}:// URLs needs {e.name or 'fsspec'}", INSTALL_HINT) from e
+        raise DependencyError(
+            f"{public_url(url)}: reading {scheme}:// URLs needs {e.name or 'fsspec'}", INSTALL_HINT
+        ) from e
 
 
 def _fs_path(url: str) -> str:
@@ -184,7 +186,18 @@ def _status(e: BaseException) -> int | None:
     return None
 
 
-_TRANSIENT_MODULES = ("aiohttp", "httpx", "httpcore", "requests", "urllib3", "botocore", "aiobotocore", "fsspec", "s3fs", "huggingface_hub")
+_TRANSIENT_MODULES = (
+    "aiohttp",
+    "httpx",
+    "httpcore",
+    "requests",
+    "urllib3",
+    "botocore",
+    "aiobotocore",
+    "fsspec",
+    "s3fs",
+    "huggingface_hub",
+)
 
 
 def _transient(e: BaseException) -> bool:
@@ -208,7 +221,9 @@ def _hopeless(e: BaseException) -> str | None:
     if "ClientSSLError" in names or isinstance(e, ssl.SSLError):
         m = re.search(r"\[SSL: ([A-Z_]+)\]|(CERTIFICATE_VERIFY_FAILED)", str(e))
         why = (m.group(1) or m.group(2)) if m else type(e).__name__
-        return f"the TLS handshake failed ({why}" + ("; the port may speak plain HTTP: try http://)" if why == "WRONG_VERSION_NUMBER" else ")")
+        return f"the TLS handshake failed ({why}" + (
+            "; the port may speak plain HTTP: try http://)" if why == "WRONG_VERSION_NUMBER" else ")"
+        )
     return None
 
 
@@ -221,18 +236,37 @@ def _permanent(e: BaseException) -> bool:
     if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, ValueError)):
         return True
     name = type(e).__name__
-    return name in ("RepositoryNotFoundError", "EntryNotFoundError", "RevisionNotFoundError", "GatedRepoError", "NoCredentialsError")
+    return name in (
+        "RepositoryNotFoundError",
+        "EntryNotFoundError",
+        "RevisionNotFoundError",
+        "GatedRepoError",
+        "NoCredentialsError",
+    )
 
 
 def _raise_permanent(e: BaseException, public: str) -> None:
     if why := _hopeless(e):
         raise RemoteError(f"{public}: {why}", "check the URL; retrying will not help") from None
     st = _status(e)
-    if isinstance(e, FileNotFoundError) or st == 404 or type(e).__name__ in ("RepositoryNotFoundError", "EntryNotFoundError"):
-        raise InputNotFoundError(f"{public}: not found (HTTP 404)", "check the URL (and the revision); a private Hub repo also needs HF_TOKEN") from None
-    if isinstance(e, PermissionError) or st in (401, 403) or type(e).__name__ in ("GatedRepoError", "NoCredentialsError"):
-        raise RemoteError(f"{public}: access denied (HTTP {st or 403})",
-                          "set HF_TOKEN (or run huggingface-cli login) for the Hub, AWS credentials for S3, and check the URL") from None  # fmt: skip
+    if (
+        isinstance(e, FileNotFoundError)
+        or st == 404
+        or type(e).__name__ in ("RepositoryNotFoundError", "EntryNotFoundError")
+    ):
+        raise InputNotFoundError(
+            f"{public}: not found (HTTP 404)",
+            "check the URL (and the revision); a private Hub repo also needs HF_TOKEN",
+        ) from None
+    if (
+        isinstance(e, PermissionError)
+        or st in (401, 403)
+        or type(e).__name__ in ("GatedRepoError", "NoCredentialsError")
+    ):
+        raise RemoteError(
+            f"{public}: access denied (HTTP {st or 403})",
+            "set HF_TOKEN (or run huggingface-cli login) for the Hub, AWS credentials for S3, and check the URL",
+        ) from None
     raise RemoteError(f"{public}: cannot be read ({_why(e)})", "check the URL") from None
 
 
@@ -255,11 +289,15 @@ def retrying(fn, public: str, what: str):
             if not _transient(e):
                 raise
             if attempt == MAX_RETRIES:
-                raise RemoteError(f"{public}: {what} failed {MAX_RETRIES + 1} times ({_why(e)})",
-                                  "the server or network is failing; run the same command again later: it resumes") from None  # fmt: skip
+                raise RemoteError(
+                    f"{public}: {what} failed {MAX_RETRIES + 1} times ({_why(e)})",
+                    "the server or network is failing; run the same command again later: it resumes",
+                ) from None
             delay = RETRY_BASE_S * 2**attempt
             STATS.add(retries=1)
-            log.warning("%s: %s failed (%s); retry %d of %d in %.1f s", public, what, _why(e), attempt + 1, MAX_RETRIES, delay)
+            log.warning(
+                "%s: %s failed (%s); retry %d of %d in %.1f s", public, what, _why(e), attempt + 1, MAX_RETRIES, delay
+            )
             time.sleep(delay)
     raise AssertionError("unreachable")
 
@@ -287,17 +325,23 @@ def expand(spec: str) -> list[str]:
     try:
         urlsplit(spec).port  # noqa: B018 - parses host and port, as every later request would
     except ValueError as e:
-        raise InputFormatError(f"{public}: not a valid URL ({e})", "check the URL (an IPv6 host goes in [brackets], a port is a number)") from None
+        raise InputFormatError(
+            f"{public}: not a valid URL ({e})", "check the URL (an IPv6 host goes in [brackets], a port is a number)"
+        ) from None
     scheme = spec.partition("://")[0].lower()
     if not any(c in spec.partition("://")[2].split("?")[0] for c in "*?["):
         return [spec]
     if scheme in ("http", "https"):
-        raise InputNotFoundError(f"{public}: HTTP servers cannot be listed, so a glob cannot be expanded", "pass each file's URL")
+        raise InputNotFoundError(
+            f"{public}: HTTP servers cannot be listed, so a glob cannot be expanded", "pass each file's URL"
+        )
     fs = filesystem(spec)
     matches = retrying(lambda: fs.glob(_fs_path(spec), detail=True), public, "listing")
     files = sorted(_url(scheme, p) for p, d in matches.items() if d.get("type") == "file")
     if not files:
-        raise InputNotFoundError(f"{public}: the glob matches no files", "check the pattern, and quote it so the shell does not expand it")
+        raise InputNotFoundError(
+            f"{public}: the glob matches no files", "check the pattern, and quote it so the shell does not expand it"
+        )
     return files
 
 
@@ -317,10 +361,14 @@ def stat(url: str) -> RemoteInfo:
         path = _pin_hf(fs, path, public)
     d = retrying(lambda: _head(fs, path) if scheme in ("http", "https") else fs.info(path), public, "stat")
     if d.get("type", "file") != "file":
-        raise InputNotFoundError(f"{public}: is a directory, not a file", "pass a parquet file or a glob such as .../*.parquet")
+        raise InputNotFoundError(
+            f"{public}: is a directory, not a file", "pass a parquet file or a glob such as .../*.parquet"
+        )
     size = d.get("size")
     if size is None:
-        raise RemoteError(f"{public}: the server does not say the file's size", "a server must answer HEAD with Content-Length")
+        raise RemoteError(
+            f"{public}: the server does not say the file's size", "a server must answer HEAD with Content-Length"
+        )
     sha = ""
     if scheme == "hf":
         revision = path.split("@", 1)[1].split("/", 1)[0]
@@ -330,7 +378,9 @@ def stat(url: str) -> RemoteInfo:
     else:
         etag, modified = str(d.get("ETag", "")).strip(), str(d.get("Last-Modified", "")).strip()
         revision = etag or (f"last-modified:{modified}" if modified else "")
-        info = RemoteInfo(url=_url(scheme, path), public=public, size=int(size), revision=revision, etag=etag, modified=modified)
+        info = RemoteInfo(
+            url=_url(scheme, path), public=public, size=int(size), revision=revision, etag=etag, modified=modified
+        )
         if not revision:  # nothing would show a replacement mid-read: one whole copy, or nothing
             info = _whole_copy(info)
         _info_cache[url] = info
@@ -362,7 +412,9 @@ def _pin_hf(fs, path: str, public: str) -> str:
     key = (fs.endpoint, r.repo_type, r.repo_id, r.revision)
     if key not in _commits:  # one question per repo and branch per command, not one per file
         api = HfApi(endpoint=fs.endpoint)
-        _commits[key] = retrying(lambda: api.repo_info(r.repo_id, repo_type=r.repo_type, revision=r.revision).sha, public, "revision")
+        _commits[key] = retrying(
+            lambda: api.repo_info(r.repo_id, repo_type=r.repo_type, revision=r.revision).sha, public, "revision"
+        )
     commit = _commits[key]
     prefix = {"dataset": "datasets/", "space": "spaces/"}.get(r.repo_type, "")
     return f"{prefix}{r.repo_id}@{commit}/{r.path_in_repo}"
@@ -402,7 +454,11 @@ def _fetch(info: RemoteInfo, start: int, end: int) -> bytes:
         if scheme in ("http", "https"):
             data = _get_range(fs, info, start, end, kwargs.get("headers", {}))
         else:
-            data = _cat_hf(fs, path, info.size, start, end) if scheme == "hf" else fs.cat_file(path, start=start, end=end, **kwargs)
+            data = (
+                _cat_hf(fs, path, info.size, start, end)
+                if scheme == "hf"
+                else fs.cat_file(path, start=start, end=end, **kwargs)
+            )
         STATS.add(len(data), requests=1)
         if len(data) != end - start:
             raise ConnectionError(f"short read: {len(data)} of {end - start} bytes")  # retried
@@ -447,8 +503,10 @@ def _get_range(fs, info: RemoteInfo, start: int, end: int, headers: dict) -> byt
     if status != 206:
         if start == 0 and end == info.size and len(body) == info.size:
             return body  # the whole file asked for, the whole file sent
-        raise RangeIgnored(f"{info.public}: the server does not honour Range requests (HTTP {status} to bytes {start:,}-{end - 1:,})",
-                          "pass --cache-dir DIR: fwpipe then reads the file whole, in one request")  # fmt: skip
+        raise RangeIgnored(
+            f"{info.public}: the server does not honour Range requests (HTTP {status} to bytes {start:,}-{end - 1:,})",
+            "pass --cache-dir DIR: fwpipe then reads the file whole, in one request",
+        )
     got_etag, got_modified = h.get("ETag", "").strip(), h.get("Last-Modified", "").strip()
     if (info.etag and got_etag != info.etag) or (info.modified and got_modified != info.modified):
         raise _changed(info)
@@ -456,11 +514,15 @@ def _get_range(fs, info: RemoteInfo, start: int, end: int, headers: dict) -> byt
     if crange.rpartition("/")[2] != str(info.size):
         if crange.rpartition("/")[2].isdigit():
             raise _changed(info)  # another length: another file
-        raise RemoteError(f"{info.public}: the server's answer to a range request has no usable Content-Range ({crange[:40]!r})",
-                          "pass --cache-dir DIR: fwpipe then reads the file whole, in one request")  # fmt: skip
+        raise RemoteError(
+            f"{info.public}: the server's answer to a range request has no usable Content-Range ({crange[:40]!r})",
+            "pass --cache-dir DIR: fwpipe then reads the file whole, in one request",
+        )
     if crange.split()[-1].partition("/")[0] != f"{start}-{end - 1}":
-        raise RemoteError(f"{info.public}: asked for bytes {start}-{end - 1}, the server sent {crange[:40]!r}",
-                          "pass --cache-dir DIR: fwpipe then reads the file whole, in one request")  # fmt: skip
+        raise RemoteError(
+            f"{info.public}: asked for bytes {start}-{end - 1}, the server sent {crange[:40]!r}",
+            "pass --cache-dir DIR: fwpipe then reads the file whole, in one request",
+        )
     return body
 
 
@@ -469,8 +531,10 @@ def _whole_copy(info: RemoteInfo) -> RemoteInfo:
     with it, read whole in one request into the cache, and from then on that copy is the file
     (its sha256 its revision), so no command mixes two versions of it."""
     if _cache_dir is None:
-        raise RemoteError(f"{info.public}: the server gives no ETag or Last-Modified, so a change while reading it could not be seen",
-                          "pass --cache-dir DIR: fwpipe then reads it whole, in one request, and works from that copy")  # fmt: skip
+        raise RemoteError(
+            f"{info.public}: the server gives no ETag or Last-Modified, so a change while reading it could not be seen",
+            "pass --cache-dir DIR: fwpipe then reads it whole, in one request, and works from that copy",
+        )
     _make_cache_dir()
     tmp = _cache_dir / f".whole-{os.getpid()}-{threading.get_ident()}"
     sha = _download(info, tmp)
@@ -496,14 +560,17 @@ def _download(info: RemoteInfo, tmp: Path) -> str:
         async with session.get(fs.encode_url(info.url), headers={"Accept-Encoding": "identity"}, **fs.kwargs) as r:
             r.raise_for_status()
             if (info.etag and r.headers.get("ETag", "").strip() != info.etag) or (
-                    info.modified and r.headers.get("Last-Modified", "").strip() != info.modified):  # fmt: skip
+                info.modified and r.headers.get("Last-Modified", "").strip() != info.modified
+            ):
                 raise _changed(info)
             async for chunk in r.content.iter_chunked(1 << 20):
                 h.update(chunk)
                 try:
                     f.write(chunk)
                 except OSError as e:  # the disk, not the network: no retry
-                    raise OutputError(f"cannot write {tmp}: {e.strerror or e}", "free some space or choose another --cache-dir") from e
+                    raise OutputError(
+                        f"cannot write {tmp}: {e.strerror or e}", "free some space or choose another --cache-dir"
+                    ) from e
                 n += len(chunk)
         return n
 
@@ -534,8 +601,10 @@ def _cat_hf(fs, path: str, size: int, start: int, end: int) -> bytes:
 
 
 def _changed(info: RemoteInfo) -> RemoteError:
-    return RemoteError(f"{info.public}: changed on the server while being read (revision {info.revision[:20]} is gone)",
-                       "run the same command again with --overwrite to prepare the new file")  # fmt: skip
+    return RemoteError(
+        f"{info.public}: changed on the server while being read (revision {info.revision[:20]} is gone)",
+        "run the same command again with --overwrite to prepare the new file",
+    )
 
 
 def tail(info: RemoteInfo) -> tuple[int, bytes]:
@@ -626,7 +695,9 @@ class RangeFile(io.RawIOBase):
         if pos >= self._tail_start:
             return self._tail[pos - self._tail_start : pos - self._tail_start + n]
         if pos + n > self._tail_start:  # straddles the footer read
-            return self.read_at(pos, self._tail_start - pos) + self.read_at(self._tail_start, pos + n - self._tail_start)
+            return self.read_at(pos, self._tail_start - pos) + self.read_at(
+                self._tail_start, pos + n - self._tail_start
+            )
         i = bisect.bisect_right(self._sparse, pos, key=lambda s: s[0]) - 1
         if i >= 0:
             s, data = self._sparse[i]
@@ -718,7 +789,9 @@ def _make_cache_dir() -> None:
     try:
         _cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise OutputError(f"cannot create --cache-dir {_cache_dir}: {e.strerror or e}", "choose another --cache-dir") from e
+        raise OutputError(
+            f"cannot create --cache-dir {_cache_dir}: {e.strerror or e}", "choose another --cache-dir"
+        ) from e
 
 
 def cached_copy(info: RemoteInfo, *, download: bool) -> Path | None:
@@ -730,8 +803,10 @@ def cached_copy(info: RemoteInfo, *, download: bool) -> Path | None:
     if dest.is_file() and dest.stat().st_size == info.size:
         return dest
     if info.revision.startswith("sha256:"):
-        raise RemoteError(f"{info.public}: its --cache-dir copy {dest} is gone (the server gives no revision, so only that copy is trusted)",
-                          "run the same command again: it reads the file whole once more")  # fmt: skip
+        raise RemoteError(
+            f"{info.public}: its --cache-dir copy {dest} is gone (the server gives no revision, so only that copy is trusted)",
+            "run the same command again: it reads the file whole once more",
+        )
     if not download:
         return None
     from fwpipe.atomic import atomic_file
@@ -751,6 +826,8 @@ def cached_copy(info: RemoteInfo, *, download: bool) -> Path | None:
             h.update(data)
             f.write(data)
         if info.sha256 and h.hexdigest() != info.sha256:  # raised inside: the copy never appears
-            raise RemoteError(f"{info.public}: the downloaded bytes do not match the server's sha256", "run the same command again")
+            raise RemoteError(
+                f"{info.public}: the downloaded bytes do not match the server's sha256", "run the same command again"
+            )
     log.info("cached %s as %s", info.public, dest)
     return dest

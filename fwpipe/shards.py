@@ -50,12 +50,19 @@ def read_shard(path: Path) -> np.memmap:
     path = Path(path)
     size = path.stat().st_size
     if size < HEADER_BYTES:
-        raise ShardFormatError(f"{path}: {size} bytes is shorter than the 1024-byte llm.c header", "re-run fwpipe prepare")
+        raise ShardFormatError(
+            f"{path}: {size} bytes is shorter than the 1024-byte llm.c header", "re-run fwpipe prepare"
+        )
     h = np.fromfile(path, dtype="<i4", count=HEADER_INTS)
     if h[0] != MAGIC:
-        raise ShardFormatError(f"{path}: magic {h[0]} is not {MAGIC}, not an llm.c shard", "pass a fwpipe, nanoGPT or llm.c dataset")
+        raise ShardFormatError(
+            f"{path}: magic {h[0]} is not {MAGIC}, not an llm.c shard", "pass a fwpipe, nanoGPT or llm.c dataset"
+        )
     if h[1] != VERSION:
-        raise ShardFormatError(f"{path}: shard version {h[1]} is not {VERSION} (uint16 tokens)", "re-tokenize with GPT-2 into version-1 shards")
+        raise ShardFormatError(
+            f"{path}: shard version {h[1]} is not {VERSION} (uint16 tokens)",
+            "re-tokenize with GPT-2 into version-1 shards",
+        )
     expected = HEADER_BYTES + int(h[2]) * TOKEN_DTYPE.itemsize
     if size != expected:
         raise ShardFormatError(
@@ -64,7 +71,9 @@ def read_shard(path: Path) -> np.memmap:
         )
     if h[2] == 0:
         return np.zeros(0, dtype=TOKEN_DTYPE)  # np.memmap cannot map zero bytes
-    return check_token_ids(path, np.memmap(path, dtype=TOKEN_DTYPE, mode="r", offset=HEADER_BYTES, shape=(int(h[2]),)), HEADER_BYTES)
+    return check_token_ids(
+        path, np.memmap(path, dtype=TOKEN_DTYPE, mode="r", offset=HEADER_BYTES, shape=(int(h[2]),)), HEADER_BYTES
+    )
 
 
 def read_raw_bin(path: Path) -> np.memmap:
@@ -72,7 +81,9 @@ def read_raw_bin(path: Path) -> np.memmap:
     path = Path(path)
     size = path.stat().st_size
     if size % 2:
-        raise ShardFormatError(f"{path}: {size} bytes is odd, not a uint16 token file", "re-export it with fwpipe prepare --format nanogpt")
+        raise ShardFormatError(
+            f"{path}: {size} bytes is odd, not a uint16 token file", "re-export it with fwpipe prepare --format nanogpt"
+        )
     if size == 0:
         return np.zeros(0, dtype=TOKEN_DTYPE)
     return check_token_ids(path, np.memmap(path, dtype=TOKEN_DTYPE, mode="r"), 0)
@@ -173,9 +184,13 @@ def open_tokens(source: tuple) -> np.ndarray:
     try:
         size = os.path.getsize(path)
     except OSError as e:
-        raise InputNotFoundError(f"{path}: {e.strerror or e} (it was there when the run started)",
-                                 "rerun once nothing else moves or writes the dataset; on a cluster, every node must mount it") from e
+        raise InputNotFoundError(
+            f"{path}: {e.strerror or e} (it was there when the run started)",
+            "rerun once nothing else moves or writes the dataset; on a cluster, every node must mount it",
+        ) from e
     if size < need:  # truncated or rewritten since it was opened: mapping it would fault or read past the end
-        raise ShardFormatError(f"{path}: {size} bytes, {need} when the run started: the shard changed while it was read",
-                               "rerun once nothing else writes the dataset")
+        raise ShardFormatError(
+            f"{path}: {size} bytes, {need} when the run started: the shard changed while it was read",
+            "rerun once nothing else writes the dataset",
+        )
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(count,))

@@ -85,7 +85,9 @@ def mergeable_ranks(vocab_bpe: str) -> dict[bytes, int]:
 @functools.lru_cache(maxsize=1)
 def _load() -> tuple[tiktoken.Encoding, np.ndarray]:
     ranks = mergeable_ranks(checked_bytes(ASSETS / "vocab.bpe", VOCAB_BPE_SHA256).decode())
-    enc = tiktoken.Encoding(name=NAME, explicit_n_vocab=VOCAB_SIZE, pat_str=_PAT, mergeable_ranks=ranks, special_tokens={EOT_TEXT: EOT})
+    enc = tiktoken.Encoding(
+        name=NAME, explicit_n_vocab=VOCAB_SIZE, pat_str=_PAT, mergeable_ranks=ranks, special_tokens={EOT_TEXT: EOT}
+    )
     byte_lengths = np.zeros(VOCAB_SIZE, np.uint8)  # EOT stands for no bytes of a document
     byte_lengths[list(ranks.values())] = np.fromiter(map(len, ranks), np.uint8, len(ranks))
     byte_lengths.flags.writeable = False
@@ -122,11 +124,29 @@ DEFAULT_ENGINE: Engine = "gigatoken"
 # runs before a word or at the end, digit runs, mixed scripts, the special token's text, a long
 # word), checked against tiktoken once per process before gigatoken tokenizes anything.
 TRICKY = (
-    "Hello world", "\t's", " 's 't 're 've 'm 'll 'd", "don't I'LL we'Re", "a  b   c    d\n\n\n e \t\t\r\n f   ",
-    "   ", "\n", " \n \n", "x   ", "12345678901234567890 3.14159 1,000,000 ٣٤٥ ½", "héllo wörld naïve café",
-    "日本語のテキスト 中文 한국어", "emoji 😀👍🏽 🇺🇸 zwj 👩‍👩‍👧", "a<|endoftext|>b", "hello <|endoftext|> world", "<|endoftext|>",
-    "\u00a0nbsp\u2009thin\u3000ideographic", "x" * 5000, "word" * 700 + " tail", "\r\n\r\n", "?!... --- ***", "'s's's'",
-)  # fmt: skip
+    "Hello world",
+    "\t's",
+    " 's 't 're 've 'm 'll 'd",
+    "don't I'LL we'Re",
+    "a  b   c    d\n\n\n e \t\t\r\n f   ",
+    "   ",
+    "\n",
+    " \n \n",
+    "x   ",
+    "12345678901234567890 3.14159 1,000,000 ٣٤٥ ½",
+    "héllo wörld naïve café",
+    "日本語のテキスト 中文 한국어",
+    "emoji 😀👍🏽 🇺🇸 zwj 👩‍👩‍👧",
+    "a<|endoftext|>b",
+    "hello <|endoftext|> world",
+    "<|endoftext|>",
+    "\u00a0nbsp\u2009thin\u3000ideographic",
+    "x" * 5000,
+    "word" * 700 + " tail",
+    "\r\n\r\n",
+    "?!... --- ***",
+    "'s's's'",
+)
 # gigatoken 0.10.0 keeps every distinct piece of text it has encoded in a cache that never
 # shrinks (bounded upstream only after 0.10.0): ~7 bytes of memory per byte of text made of
 # distinct random words, far less on real text. A process drops its tokenizer and builds a fresh
@@ -144,7 +164,9 @@ def check_engine(engine: str) -> None:
     from fwpipe.errors import ConfigError
 
     if engine not in ENGINES:
-        raise ConfigError(f"--tokenizer-engine {engine!r} is not one of {', '.join(ENGINES)}", "use gigatoken (default) or tiktoken")
+        raise ConfigError(
+            f"--tokenizer-engine {engine!r} is not one of {', '.join(ENGINES)}", "use gigatoken (default) or tiktoken"
+        )
     if engine == "gigatoken":
         GigatokenEngine.get()
 
@@ -159,7 +181,9 @@ def forget_engine() -> None:
     GigatokenEngine._one = None
 
 
-def encode_batch(texts: list[str] | pa.Array, engine: str = DEFAULT_ENGINE, *, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def encode_batch(
+    texts: list[str] | pa.Array, engine: str = DEFAULT_ENGINE, *, threads: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Token ids of each text as `encode_ordinary` gives them: (ids uint32, offsets int64 (n+1,)).
 
     texts may be a pa.string() array with no nulls (as parquet gives it): gigatoken then reads
@@ -176,7 +200,11 @@ def encode_batch(texts: list[str] | pa.Array, engine: str = DEFAULT_ENGINE, *, t
     if isinstance(texts, pa.Array):
         texts = texts.to_pylist()
     enc = get_encoding()
-    docs = enc.encode_ordinary_batch(texts, num_threads=threads) if threads > 1 else [enc.encode_ordinary(t) for t in texts]
+    docs = (
+        enc.encode_ordinary_batch(texts, num_threads=threads)
+        if threads > 1
+        else [enc.encode_ordinary(t) for t in texts]
+    )
     offsets = np.zeros(len(texts) + 1, np.int64)
     np.cumsum([len(d) for d in docs], out=offsets[1:])
     return np.fromiter((i for d in docs for i in d), np.uint32, int(offsets[-1])), offsets
@@ -191,7 +219,11 @@ def _awkward_strings(texts: pa.Array):
     data = np.frombuffer(texts.buffers()[2], np.uint8) if texts.buffers()[2] is not None else np.zeros(0, np.uint8)
     chars = ak.contents.NumpyArray(data, parameters={"__array__": "char"})
     # int64 offsets: gigatoken reads no other kind (an int32 copy is 4 bytes a text)
-    return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets.astype(np.int64)), chars, parameters={"__array__": "string"}))
+    return ak.Array(
+        ak.contents.ListOffsetArray(
+            ak.index.Index64(offsets.astype(np.int64)), chars, parameters={"__array__": "string"}
+        )
+    )
 
 
 def _valid_unicode(text: str) -> str:
@@ -243,7 +275,10 @@ class GigatokenEngine:
         try:
             import gigatoken
         except ImportError as e:
-            raise DependencyError("the gigatoken tokenizer engine is not installed", "pip install gigatoken==0.10.0, or pass --tokenizer-engine tiktoken") from e
+            raise DependencyError(
+                "the gigatoken tokenizer engine is not installed",
+                "pip install gigatoken==0.10.0, or pass --tokenizer-engine tiktoken",
+            ) from e
         self._gigatoken = gigatoken
         self._pid = os.getpid()
         self.resets = 0
@@ -251,14 +286,18 @@ class GigatokenEngine:
         self._self_check()
 
     def _build(self) -> None:
-        fd, path = tempfile.mkstemp(prefix="fwpipe-gpt2-", suffix=".tiktoken")  # private to this process: no one sees it half-written
+        fd, path = tempfile.mkstemp(
+            prefix="fwpipe-gpt2-", suffix=".tiktoken"
+        )  # private to this process: no one sees it half-written
         try:
             os.close(fd)
             write_tiktoken_file(path)
             self.tok = self._gigatoken.Tokenizer.from_tiktoken(path, pretokenizer="gpt2", special_tokens={})
         except (RuntimeError, ValueError, OSError) as e:  # gigatoken's loader: one line, not a Rust backtrace
-            raise EngineMismatchError(f"gigatoken could not load GPT-2's ranks: {str(e).splitlines()[0]}",
-                                      "pass --tokenizer-engine tiktoken, or pip install gigatoken==0.10.0") from e  # fmt: skip
+            raise EngineMismatchError(
+                f"gigatoken could not load GPT-2's ranks: {str(e).splitlines()[0]}",
+                "pass --tokenizer-engine tiktoken, or pip install gigatoken==0.10.0",
+            ) from e
         finally:
             os.unlink(path)
         self._since_check = 0
@@ -272,8 +311,10 @@ class GigatokenEngine:
             if ids[offsets[i] : offsets[i + 1]].tolist() != enc.encode_ordinary(t):
                 from importlib.metadata import version
 
-                raise EngineMismatchError(f"gigatoken {version('gigatoken')} gives other GPT-2 ids than tiktoken for {t[:40]!r}",
-                                          "pass --tokenizer-engine tiktoken, or pip install gigatoken==0.10.0 (the version fwpipe checks)")  # fmt: skip
+                raise EngineMismatchError(
+                    f"gigatoken {version('gigatoken')} gives other GPT-2 ids than tiktoken for {t[:40]!r}",
+                    "pass --tokenizer-engine tiktoken, or pip install gigatoken==0.10.0 (the version fwpipe checks)",
+                )
 
     def encode(self, texts: list[str] | pa.Array, *, parallel: bool) -> tuple[np.ndarray, np.ndarray]:
         if isinstance(texts, pa.Array):  # valid UTF-8 (parquet's reader checked it): no surrogates to repair
@@ -298,7 +339,9 @@ class GigatokenEngine:
         self._since_build += self._since_check
         self._since_check = 0
         rss = _rss_bytes()
-        grown = rss - self._base_rss if rss is not None and self._base_rss is not None else self._since_build * 4 // 2  # ~2 B/byte
+        grown = (
+            rss - self._base_rss if rss is not None and self._base_rss is not None else self._since_build * 4 // 2
+        )  # ~2 B/byte
         if grown >= CACHE_RESET_BYTES:
             log.debug("gigatoken: memory grew %d MiB since its tokenizer was built; building a fresh one", grown >> 20)
             self.tok = None  # frees the cache before the new tokenizer is built

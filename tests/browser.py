@@ -13,21 +13,37 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
 
 
 def chromium() -> str:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium; .ci/run does it): the pages are not checked in a browser")
+        pytest.skip(
+            "chromium is not installed (apt-get install -y chromium; .ci/run does it): the pages are not checked in a browser"
+        )
     return exe
 
 
 def _run(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run([chromium(), *FLAGS, f"--user-data-dir={tmp / 'chromium-profile'}", *args],
-                              capture_output=True, text=True, timeout=60, check=True)
+        return subprocess.run(
+            [chromium(), *FLAGS, f"--user-data-dir={tmp / 'chromium-profile'}", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
     except subprocess.TimeoutExpired:  # seen when text from the data ran as a script: alert() blocks headless Chromium
         pytest.fail(f"chromium did not finish {args[-1]} in 60 s: a dialog from a script in the page (unescaped data?)")
 

@@ -36,7 +36,6 @@ def edit_words(text: str, rate: float, rng: random.Random) -> str:
     return " ".join(out)
 
 
-
 def stream(docs: list[np.ndarray], eot_after: bool = False) -> np.ndarray:
     parts = []
     for d in docs:
@@ -76,4 +75,8 @@ def write_nanogpt(root: Path, splits: dict[str, list[np.ndarray]]) -> Path:
 
 def dir_digest(path: Path) -> dict[str, str]:
     """sha256 of every file under `path`, by relative name."""
-    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }

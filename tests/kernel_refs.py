@@ -46,7 +46,11 @@ def window_hashes_ref(tokens, starts, ends, n, short_docs):
     out, offsets = [], [0]
     for s, e in zip(starts, ends):
         doc = [int(t) for t in tokens[s:e]]
-        windows = [doc[i : i + n] for i in range(len(doc) - n + 1)] if len(doc) >= n else ([doc] if short_docs and doc else [])
+        windows = (
+            [doc[i : i + n] for i in range(len(doc) - n + 1)]
+            if len(doc) >= n
+            else ([doc] if short_docs and doc else [])
+        )
         for w in windows:
             h = 0
             for t in w:
@@ -107,7 +111,11 @@ def bucket_pairs_ref(sorted_keys, order, max_bucket):
         buckets.setdefault(key, []).append(doc)
     left, right = [], []
     for docs in buckets.values():
-        pairs = [(x, y) for i, x in enumerate(docs) for y in docs[i + 1 :]] if len(docs) <= max_bucket else [(min(docs), y) for y in docs if y != min(docs)]
+        pairs = (
+            [(x, y) for i, x in enumerate(docs) for y in docs[i + 1 :]]
+            if len(docs) <= max_bucket
+            else [(min(docs), y) for y in docs if y != min(docs)]
+        )
         for x, y in pairs:
             left.append(min(x, y))
             right.append(max(x, y))

@@ -73,11 +73,15 @@ def test_token_file_writer_goes_through_atomic_and_keeps_the_real_error(tmp_path
     w.write(np.array([50256, 1, 2], np.uint16))
     assert os.listdir(tmp_path) == [".train_000000.bin.tmp"]
     w.commit()
-    assert os.listdir(tmp_path) == ["train_000000.bin"] and shards.read_shard(tmp_path / "train_000000.bin").tolist() == [50256, 1, 2]
+    assert os.listdir(tmp_path) == ["train_000000.bin"] and shards.read_shard(
+        tmp_path / "train_000000.bin"
+    ).tolist() == [50256, 1, 2]
 
     tried = _unlink_fails(monkeypatch, tmp_path)
     w = shards.TokenFileWriter(tmp_path / "train_000001.bin")
-    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError(errno.EXDEV, "Invalid cross-device link")))
+    monkeypatch.setattr(
+        os, "replace", lambda *a: (_ for _ in ()).throw(OSError(errno.EXDEV, "Invalid cross-device link"))
+    )
     with pytest.raises(OutputError, match="train_000001.bin: Invalid cross-device link"):
         w.commit()
     assert tried == [str(tmp_path / ".train_000001.bin.tmp")]

@@ -47,7 +47,11 @@ def test_muennighoff_repeats_up_to_4_epochs_are_nearly_fresh_and_value_saturates
 def test_the_readme_seed_table_is_what_budget_computes():
     """The README's table for the seed's run (7.6B tokens, 40.56M parameters) is printed by this module."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    rows = re.findall(r"^\| (\d+\.\d)B \| ([\d.]+) \| ([\d.]+)B \((?:(\d+)% of 7\.6B|(\d+)%)\) \| ([a-z ]+) \| ([\d.]+) \|$", readme, re.M)
+    rows = re.findall(
+        r"^\| (\d+\.\d)B \| ([\d.]+) \| ([\d.]+)B \((?:(\d+)% of 7\.6B|(\d+)%)\) \| ([a-z ]+) \| ([\d.]+) \|$",
+        readme,
+        re.M,
+    )
     assert len(rows) == 4, rows
     for u, e, eff, pct1, pct2, verdict, loss in rows:
         p = B.plan(7.6e9, float(u) * 1e9, 40.56e6)

@@ -6,7 +6,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_ci_runs_the_readme_test_command_after_chromium():
-    ci = [ln.strip() for ln in (ROOT / ".ci" / "run").read_text().splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    ci = [
+        ln.strip()
+        for ln in (ROOT / ".ci" / "run").read_text().splitlines()
+        if ln.strip() and not ln.strip().startswith("#")
+    ]
     readme = (ROOT / "README.md").read_text()
     quick = next(ln for ln in readme.splitlines() if "pip install -e '.[train,test]'" in ln)
     assert quick.strip().endswith("&& " + ci[-1]) and ci[-1] == "python -m pytest -q"

@@ -32,12 +32,25 @@ def test_shared_flags_have_one_type_metavar_and_help():
         kinds = {(type(o.type).__name__, getattr(o.type, "name", None), o.make_metavar(ctx)) for o in seen.values()}
         assert len(kinds) == 1, f"{flag} differs between commands: {seen.keys()} -> {kinds}"
         helps = [o.help for o in seen.values()]
-        prefix = {"--budget-tokens": "The training budget in tokens (e.g. 7.6e9 or 7.6B):", "--json": "Also write",
-                  "--workers": None, "--tmp-dir": "Scratch directory for near-duplicate detection"}.get(flag, helps[0])
+        prefix = {
+            "--budget-tokens": "The training budget in tokens (e.g. 7.6e9 or 7.6B):",
+            "--json": "Also write",
+            "--workers": None,
+            "--tmp-dir": "Scratch directory for near-duplicate detection",
+        }.get(flag, helps[0])
         assert prefix is None or all(h.startswith(prefix) for h in helps), f"{flag}: {helps}"
     assert _options(main.commands["audit"])["--params"].make_metavar(ctx) == "PARAMS"  # it was TOKENS
-    assert {n for n, c in main.commands.items() if "--json" in _options(c)} >= {"estimate", "prepare", "audit", "train", "eval"}
-    assert all(_options(main.commands[n])["--json"].make_metavar(ctx) == "PATH|-" for n in ("estimate", "prepare", "audit", "train"))
+    assert {n for n, c in main.commands.items() if "--json" in _options(c)} >= {
+        "estimate",
+        "prepare",
+        "audit",
+        "train",
+        "eval",
+    }
+    assert all(
+        _options(main.commands[n])["--json"].make_metavar(ctx) == "PATH|-"
+        for n in ("estimate", "prepare", "audit", "train")
+    )
 
 
 def test_the_dataset_is_given_the_same_way_to_every_command_that_reads_one():
@@ -46,25 +59,28 @@ def test_the_dataset_is_given_the_same_way_to_every_command_that_reads_one():
         assert [(a.name, a.default) for a in args] == [("dataset", "data/fineweb")], name
 
 
-@pytest.mark.parametrize("args,fragment", [
-    (["bogus"], "No such command 'bogus'"),
-    (["--nonsense-flag"], "no such option --nonsense-flag"),
-    (["estimate", "x.parquet", "--budget-tokens", "7.6x"], "'7.6x' is not a number of tokens"),
-    (["estimate", "x.parquet", "--params", "0"], "'0' is not a positive number of parameters"),
-    (["prepare", "x.parquet", "--shard-tokens", "1.5"], "not a whole number of tokens"),
-    (["prepare", "x.parquet", "--params", "40e6"], "--params and --config go with --estimate"),
-    (["prepare", "x.parquet", "--dedup", "fuzzy"], "--dedup"),
-    (["audit", "--threshold", "high"], "--threshold"),
-    (["audit", "--budget-tokens", "nan"], "not a finite number of tokens"),
-    (["audit", "--bogus"], "no such option --bogus"),
-    (["train", "--budget-tokens", "-1e9"], "not a positive number of tokens"),
-    (["train", "--device", "tpu"], "--device"),
-    (["train", "a", "b"], "unexpected extra argument"),
-    (["report"], "Missing argument 'RUN'"),
-    (["sample"], "Missing argument 'CHECKPOINT'"),
-    (["sample", "x.pt", "--temperature", "0"], "--temperature"),
-    (["eval", "x.pt"], "Missing option '--hellaswag'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["bogus"], "No such command 'bogus'"),
+        (["--nonsense-flag"], "no such option --nonsense-flag"),
+        (["estimate", "x.parquet", "--budget-tokens", "7.6x"], "'7.6x' is not a number of tokens"),
+        (["estimate", "x.parquet", "--params", "0"], "'0' is not a positive number of parameters"),
+        (["prepare", "x.parquet", "--shard-tokens", "1.5"], "not a whole number of tokens"),
+        (["prepare", "x.parquet", "--params", "40e6"], "--params and --config go with --estimate"),
+        (["prepare", "x.parquet", "--dedup", "fuzzy"], "--dedup"),
+        (["audit", "--threshold", "high"], "--threshold"),
+        (["audit", "--budget-tokens", "nan"], "not a finite number of tokens"),
+        (["audit", "--bogus"], "no such option --bogus"),
+        (["train", "--budget-tokens", "-1e9"], "not a positive number of tokens"),
+        (["train", "--device", "tpu"], "--device"),
+        (["train", "a", "b"], "unexpected extra argument"),
+        (["report"], "Missing argument 'RUN'"),
+        (["sample"], "Missing argument 'CHECKPOINT'"),
+        (["sample", "x.pt", "--temperature", "0"], "--temperature"),
+        (["eval", "x.pt"], "Missing option '--hellaswag'"),
+    ],
+)
 def test_every_usage_error_is_one_line_and_exit_1(args, fragment):
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 1, (args, r.output)

@@ -33,10 +33,17 @@ def test_open_dataset_detects_nanogpt_and_llmc(tmp_path):
         open_dataset(tmp_path / "missing")
 
 
-
-@pytest.mark.parametrize("name,split", [("fineweb_train_interval_000000.bin", "train"), ("fineweb_val_000000.bin", "val"),
-                                        ("tinyshakespeare-val.bin", "val"), ("edu.train.00.bin", "train"),
-                                        ("fineweb_VAL0.bin", "val"), ("oval_train.bin", "train")])
+@pytest.mark.parametrize(
+    "name,split",
+    [
+        ("fineweb_train_interval_000000.bin", "train"),
+        ("fineweb_val_000000.bin", "val"),
+        ("tinyshakespeare-val.bin", "val"),
+        ("edu.train.00.bin", "train"),
+        ("fineweb_VAL0.bin", "val"),
+        ("oval_train.bin", "train"),
+    ],
+)
 def test_llmc_split_is_a_whole_word_of_the_name(tmp_path, name, split):
     shards.write_shard(tmp_path / name, np.array([EOT, 1, 2], dtype=np.uint16))
     assert list(open_dataset(tmp_path).splits) == [split]
@@ -45,7 +52,9 @@ def test_llmc_split_is_a_whole_word_of_the_name(tmp_path, name, split):
 @pytest.mark.parametrize("name", ["fineweb_train_val_000000.bin", "fineweb_interval_000000.bin"])
 def test_llmc_name_with_both_or_no_split_is_refused(tmp_path, name):
     shards.write_shard(tmp_path / name, np.array([EOT, 1, 2], dtype=np.uint16))
-    with pytest.raises(ShardFormatError, match=f"{name}: (the name says both train and val|cannot tell train from val)"):
+    with pytest.raises(
+        ShardFormatError, match=f"{name}: (the name says both train and val|cannot tell train from val)"
+    ):
         open_dataset(tmp_path)
 
 
@@ -74,25 +83,41 @@ def test_a_directory_with_two_layouts_is_refused_and_both_named(tmp_path, manife
 V = '"manifest_version": 1, "format": "fwpipe", '
 
 
-@pytest.mark.parametrize("text,match", [
-    ("[1, 2]", "a JSON list, not the object"),
-    ('"complete"', "a JSON str, not the object"),
-    ('{"status": "complete"}', "no valid manifest_version"),
-    ('{"status": "complete", "manifest_version": "1"}', "no valid manifest_version"),
-    ('{"status": "complete", "manifest_version": true, "format": "fwpipe", "splits": {}}', "no valid manifest_version"),
-    ('{%s"status": "complete"}' % V, "'splits' is missing"),
-    ('{%s"status": "done", "splits": {}}' % V, "status 'done'"),
-    ('{%s"status": "complete", "splits": []}' % V, "'splits' is not an object"),
-    ('{%s"status": "complete", "splits": {"train": []}}' % V, "splits.train.shard_files is not a list"),
-    ('{%s"status": "complete", "splits": {"train": {"shard_files": ["train_000000.bin"]}}}' % V, "splits.train.shard_files"),
-    ('{%s"status": "complete", "splits": {"val": {"shard_files": [{"file": "../elsewhere/val_000000.bin"}]}}}' % V, "splits.val"),
-    ('{%s"status": "complete", "splits": {}, "sizing": {"budget_tokens": 5}}' % V, "'sizing' is not the object"),
-    ('{%s"status": "complete", "splits": {}, "sources": [{"bytes": 5}]}' % V, "'sources' is not a list"),
-    ('{%s"status": "complete", "splits": {"train": {"docs": "3", "shard_files": []}}}' % V, "splits.train holds a count"),
-    ('{"manifest_version": 1, "status": "complete", "format": "parquet", "splits": {}}', "format 'parquet'"),
-    ('{"status": "complete", "spl', "not valid JSON"),
-    ('[]', "a JSON list"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("[1, 2]", "a JSON list, not the object"),
+        ('"complete"', "a JSON str, not the object"),
+        ('{"status": "complete"}', "no valid manifest_version"),
+        ('{"status": "complete", "manifest_version": "1"}', "no valid manifest_version"),
+        (
+            '{"status": "complete", "manifest_version": true, "format": "fwpipe", "splits": {}}',
+            "no valid manifest_version",
+        ),
+        ('{%s"status": "complete"}' % V, "'splits' is missing"),
+        ('{%s"status": "done", "splits": {}}' % V, "status 'done'"),
+        ('{%s"status": "complete", "splits": []}' % V, "'splits' is not an object"),
+        ('{%s"status": "complete", "splits": {"train": []}}' % V, "splits.train.shard_files is not a list"),
+        (
+            '{%s"status": "complete", "splits": {"train": {"shard_files": ["train_000000.bin"]}}}' % V,
+            "splits.train.shard_files",
+        ),
+        (
+            '{%s"status": "complete", "splits": {"val": {"shard_files": [{"file": "../elsewhere/val_000000.bin"}]}}}'
+            % V,
+            "splits.val",
+        ),
+        ('{%s"status": "complete", "splits": {}, "sizing": {"budget_tokens": 5}}' % V, "'sizing' is not the object"),
+        ('{%s"status": "complete", "splits": {}, "sources": [{"bytes": 5}]}' % V, "'sources' is not a list"),
+        (
+            '{%s"status": "complete", "splits": {"train": {"docs": "3", "shard_files": []}}}' % V,
+            "splits.train holds a count",
+        ),
+        ('{"manifest_version": 1, "status": "complete", "format": "parquet", "splits": {}}', "format 'parquet'"),
+        ('{"status": "complete", "spl', "not valid JSON"),
+        ("[]", "a JSON list"),
+    ],
+)
 def test_a_manifest_of_the_wrong_shape_is_refused_naming_it(tmp_path, text, match):
     (tmp_path / "manifest.json").write_text(text)
     with pytest.raises(ShardFormatError, match=match) as e:
@@ -117,7 +142,9 @@ def test_a_manifest_round_trips_through_its_json(tmp_path, first150):
     from fwpipe.pipeline.prepare import PrepareOptions, prepare
 
     out = tmp_path / "ds"
-    prepare([first150], out, options=PrepareOptions(dedup="none", budget_tokens=20_000, val_fraction=0.05), progress=False)
+    prepare(
+        [first150], out, options=PrepareOptions(dedup="none", budget_tokens=20_000, val_fraction=0.05), progress=False
+    )
     raw = (out / "manifest.json").read_bytes()
     m, read = dataset.load_manifest(out / "manifest.json")
     assert read == raw and m.status == "complete" and m.manifest_version == dataset.MANIFEST_VERSION
@@ -143,8 +170,25 @@ def test_a_newer_manifest_is_refused_with_an_upgrade_hint(tmp_path):
     assert "upgrade fwpipe" in e.value.hint
 
 
-@pytest.mark.parametrize("argv", [["audit", "{ds}"], ["train", "{ds}", "--config", "tiny-cpu", "--budget-tokens", "1e4",
-                                                     "--device", "cpu", "--out", "{run}", "--dry-run"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["audit", "{ds}"],
+        [
+            "train",
+            "{ds}",
+            "--config",
+            "tiny-cpu",
+            "--budget-tokens",
+            "1e4",
+            "--device",
+            "cpu",
+            "--out",
+            "{run}",
+            "--dry-run",
+        ],
+    ],
+)
 @pytest.mark.parametrize("version", [dataset.MANIFEST_VERSION + 1, 0])
 def test_audit_and_train_refuse_an_unknown_manifest_version_in_one_line(tmp_path, argv, version):
     from click.testing import CliRunner
@@ -167,19 +211,32 @@ def test_a_wrong_shape_manifest_stops_audit_in_one_line(tmp_path):
 
     root = _tiny(tmp_path / "ds")
     m = json.loads((root / "manifest.json").read_text())
-    sizing = {"budget_tokens": "lots", "max_epochs": 1, "target_train_tokens": 1, "train_stream_tokens": 5, "epochs": None, "reached": True,
-              "inputs_used": [], "inputs_unused": []}
+    sizing = {
+        "budget_tokens": "lots",
+        "max_epochs": 1,
+        "target_train_tokens": 1,
+        "train_stream_tokens": 5,
+        "epochs": None,
+        "reached": True,
+        "inputs_used": [],
+        "inputs_unused": [],
+    }
     (root / "manifest.json").write_text(json.dumps(dict(m, sizing=sizing)))
     for argv in (["audit", str(root)], ["train", str(root), "--config", "tiny-cpu", "--device", "cpu", "--dry-run"]):
         r = CliRunner().invoke(main, argv)
         assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1, r.output
-        assert "manifest.json: not a fwpipe manifest: 'sizing' holds a budget_tokens or max_epochs that is not a positive number" in r.output
+        assert (
+            "manifest.json: not a fwpipe manifest: 'sizing' holds a budget_tokens or max_epochs that is not a positive number"
+            in r.output
+        )
 
 
 def test_an_unfinished_manifest_is_not_read_as_a_dataset(tmp_path):
     root = _tiny(tmp_path / "ds")
     dataset.write_manifest(root, dataset.Manifest("in_progress", "fwpipe", shards_done={"train": 1}))
-    assert "splits" not in json.loads((root / "manifest.json").read_text())  # an in-progress manifest holds only what it knows
+    assert "splits" not in json.loads(
+        (root / "manifest.json").read_text()
+    )  # an in-progress manifest holds only what it knows
     with pytest.raises(ShardFormatError, match="prepare did not finish"):
         open_dataset(root)
 
@@ -196,7 +253,11 @@ def test_docs_parquet_has_the_schema_the_module_names(tmp_path, first150):
     ds = open_dataset(out)
     rows = per_source(ds)  # before, it guessed "source"/"source_path" columns; prepare writes source_file
     assert {r["source"] for r in rows} == {str(first150)}
-    assert sum(r["docs"] for r in rows) == ds.manifest.split_totals("train").docs + ds.manifest.split_totals("val").docs > 100
+    assert (
+        sum(r["docs"] for r in rows)
+        == ds.manifest.split_totals("train").docs + ds.manifest.split_totals("val").docs
+        > 100
+    )
 
 
 def test_no_other_module_parses_or_indexes_a_manifest():
@@ -207,8 +268,13 @@ def test_no_other_module_parses_or_indexes_a_manifest():
     root = Path(dataset.__file__).parent.parent
     parse = re.compile(r"json\.loads\(.*(MANIFEST|manifest)|(MANIFEST|manifest\.json).*read_(text|bytes)")
     index = re.compile(r"(manifest|\bman|\bold)(\[|\.get\()")
-    hits = [f"{p.relative_to(root)}:{n}: {line.strip()}" for p in sorted([*(root / "fwpipe").rglob("*.py"), *(root / "bench").glob("*.py")])
-            if p.relative_to(root).as_posix() != "fwpipe/dataset/manifest.py" for n, line in enumerate(p.read_text().splitlines(), 1) if parse.search(line) or index.search(line)]
+    hits = [
+        f"{p.relative_to(root)}:{n}: {line.strip()}"
+        for p in sorted([*(root / "fwpipe").rglob("*.py"), *(root / "bench").glob("*.py")])
+        if p.relative_to(root).as_posix() != "fwpipe/dataset/manifest.py"
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if parse.search(line) or index.search(line)
+    ]
     assert hits == []
 
 

@@ -19,12 +19,31 @@ def test_counts_sizes_durations_and_fractions():
 def test_one_rounding_per_quantity():
     from fwpipe.fmt import loss, params, parse_count, ratio, tokens
 
-    assert [pct(x) for x in (0.005, 0.01, 0.000069, 0.0)] == ["0.5%", "1.0%", "0.0069%", "0.0%"]  # 1% and 0.5% alike; tiny never 0.0%
+    assert [pct(x) for x in (0.005, 0.01, 0.000069, 0.0)] == [
+        "0.5%",
+        "1.0%",
+        "0.0069%",
+        "0.0%",
+    ]  # 1% and 0.5% alike; tiny never 0.0%
     assert [tokens(n) for n in (7.6e9, 2_319_824, 14_660, 512)] == ["7.6B", "2.32M", "14.7K", "512"]
     assert [params(n) for n in (40_559_616, 124_439_808)] == ["40.56M", "124.4M"]
     assert [loss(x) for x in (3.61234, 10.8249, None)] == ["3.612", "10.825", "-"]
-    assert [ratio(x) for x in (3274.4, 187.4, 25.33, 3.8, 0.00312, 0.0)] == ["3,274", "187", "25.3", "3.8", "0.00312", "0"]
-    assert [parse_count(t) for t in ("7.6e9", "7.6B", "7.6g", "100M", "2.5k", "1_000")] == [7.6e9, 7.6e9, 7.6e9, 1e8, 2500, 1000]
+    assert [ratio(x) for x in (3274.4, 187.4, 25.33, 3.8, 0.00312, 0.0)] == [
+        "3,274",
+        "187",
+        "25.3",
+        "3.8",
+        "0.00312",
+        "0",
+    ]
+    assert [parse_count(t) for t in ("7.6e9", "7.6B", "7.6g", "100M", "2.5k", "1_000")] == [
+        7.6e9,
+        7.6e9,
+        7.6e9,
+        1e8,
+        2500,
+        1000,
+    ]
     for bad in ("7.6 bn", "B", "1.2.3", "", "1e"):
         with pytest.raises(ValueError):
             parse_count(bad)

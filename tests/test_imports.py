@@ -86,12 +86,17 @@ def floor(name: str) -> tuple[str, str | None]:
 
 def test_the_graph_is_read():
     """The parser finds what is plainly there (a test that could pass on an empty graph proves nothing)."""
-    assert {"fwpipe.cli", "fwpipe.pipeline.prepare", "fwpipe.audit.run", "fwpipe.train.loop", "fwpipe.budget"} <= set(MODULES)
+    assert {"fwpipe.cli", "fwpipe.pipeline.prepare", "fwpipe.audit.run", "fwpipe.train.loop", "fwpipe.budget"} <= set(
+        MODULES
+    )
     assert "fwpipe.errors" in GRAPH["fwpipe.budget"]
     assert "fwpipe.pipeline.estimate" in GRAPH["fwpipe.cli.prepare"]  # lazy, inside the command
     assert "fwpipe.cli.common" in GRAPH["fwpipe.cli.audit"]
     assert "fwpipe.train" in GRAPH["fwpipe.train.device"]  # `from fwpipe.train import require_torch`: the package
-    assert "fwpipe.diagnosis.trend" in GRAPH["fwpipe.train.plan"] and floor("fwpipe.diagnosis.causes") == ("layer", "diagnosis")
+    assert "fwpipe.diagnosis.trend" in GRAPH["fwpipe.train.plan"] and floor("fwpipe.diagnosis.causes") == (
+        "layer",
+        "diagnosis",
+    )
 
 
 def test_no_stage_imports_another_and_the_ground_floor_imports_no_stage():

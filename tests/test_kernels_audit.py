@@ -7,9 +7,9 @@ import pytest
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from fwpipe import kernels as K
-from tests import kernel_refs as R
 from fwpipe.dedup.config import as_lean_minhash, lsh_params, permutations
 from fwpipe.tokenizer import EOT
+from tests import kernel_refs as R
 
 
 def random_stream(seed: int, n: int = 6000, docs: int = 60) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

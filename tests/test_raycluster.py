@@ -21,7 +21,11 @@ def test_ray_not_installed_is_one_error_line(monkeypatch, args):
 @pytest.mark.parametrize("command", ["audit", "prepare"])
 @pytest.mark.parametrize(
     ("args", "ray", "address"),
-    [(["--ray", "DS"], True, None), (["DS", "--ray=h:1"], False, "h:1"), (["--ray-address", "h:1", "DS"], False, "h:1")],
+    [
+        (["--ray", "DS"], True, None),
+        (["DS", "--ray=h:1"], False, "h:1"),
+        (["--ray-address", "h:1", "DS"], False, "h:1"),
+    ],
 )
 def test_ray_is_a_flag_and_its_address_an_option(command, args, ray, address):
     """`--ray DATASET` is the default cluster and DATASET (it was once read as the address)."""
@@ -55,10 +59,16 @@ def test_an_address_where_no_cluster_listens_is_one_error_line_in_seconds(tmp_pa
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     # a process of its own: this one may already be connected to the cluster tests' Ray
-    r = subprocess.run([sys.executable, "-m", "fwpipe", "audit", str(tmp_path), f"--ray=127.0.0.1:{port}"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "fwpipe", "audit", str(tmp_path), f"--ray=127.0.0.1:{port}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 1
-    assert r.stderr.startswith(f"Error: no Ray cluster answers at 127.0.0.1:{port}: Connection refused; start its head with")
+    assert r.stderr.startswith(
+        f"Error: no Ray cluster answers at 127.0.0.1:{port}: Connection refused; start its head with"
+    )
     assert r.stderr.count("\n") == 1
 
 
@@ -93,8 +103,13 @@ def test_a_port_that_answers_but_is_not_ray_is_one_error_line_in_seconds(tmp_pat
     threading.Thread(target=serve, daemon=True).start()
     try:
         t0 = time.monotonic()
-        r = subprocess.run([sys.executable, "-m", "fwpipe", "audit", str(tmp_path), "--ray-address", f"127.0.0.1:{port}"], capture_output=True,
-                           text=True, timeout=120, env={**os.environ, "FWPIPE_RAY_CONNECT_TIMEOUT_S": "1"})  # fmt: skip
+        r = subprocess.run(
+            [sys.executable, "-m", "fwpipe", "audit", str(tmp_path), "--ray-address", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "FWPIPE_RAY_CONNECT_TIMEOUT_S": "1"},
+        )
         took = time.monotonic() - t0
     finally:
         srv.close()
@@ -102,5 +117,7 @@ def test_a_port_that_answers_but_is_not_ray_is_one_error_line_in_seconds(tmp_pat
             c.close()
     assert r.returncode == 1, r.stderr
     assert r.stderr.startswith(f"Error: 127.0.0.1:{port} is not a Ray cluster's head: "), r.stderr
-    assert ("does not speak gRPC (it answered b'HTTP/1.1 '" if server == "http" else "did not answer within 1 s") in r.stderr
+    assert (
+        "does not speak gRPC (it answered b'HTTP/1.1 '" if server == "http" else "did not answer within 1 s"
+    ) in r.stderr
     assert r.stderr.count("\n") == 1 and took < 30

@@ -40,14 +40,33 @@ def test_prepare_refuses_a_json_path_the_new_dataset_would_own(tmp_path, first15
 
 def test_prepare_refuses_a_json_path_over_the_existing_manifest(dataset, first150):
     before = snapshot(dataset)
-    r = CliRunner().invoke(main, ["prepare", str(first150), "-o", str(dataset), "--shard-tokens", "20000",
-                                  "--json", str(dataset / "manifest.json")])  # fmt: skip
+    r = CliRunner().invoke(
+        main,
+        [
+            "prepare",
+            str(first150),
+            "-o",
+            str(dataset),
+            "--shard-tokens",
+            "20000",
+            "--json",
+            str(dataset / "manifest.json"),
+        ],
+    )
     one_line(r)
     assert snapshot(dataset) == before
 
 
-@pytest.mark.parametrize("flag,name", [("--json", "train_000000.bin"), ("--json", "clusters.parquet"), ("--html", "manifest.json"),
-                                       ("--html", ".work/report.html"), ("--json", "val_000000.bin")])  # fmt: skip
+@pytest.mark.parametrize(
+    "flag,name",
+    [
+        ("--json", "train_000000.bin"),
+        ("--json", "clusters.parquet"),
+        ("--html", "manifest.json"),
+        ("--html", ".work/report.html"),
+        ("--json", "val_000000.bin"),
+    ],
+)
 def test_audit_refuses_a_report_path_the_dataset_owns(tmp_path, dataset, flag, name):
     before = snapshot(dataset)
     r = CliRunner().invoke(main, ["audit", str(dataset), flag, str(dataset / name)])

@@ -44,7 +44,11 @@ def test_token_ids_past_the_vocabulary_are_refused_in_every_layout(tmp_path):
     with pytest.raises(ShardFormatError) as e:
         open_dataset(llmc)
     msg = str(e.value)
-    assert "fineweb_train_000000.bin: token 1 (byte 1,026) is id 50257" in msg and "15,279 such ids" in msg and "hint:" in msg
+    assert (
+        "fineweb_train_000000.bin: token 1 (byte 1,026) is id 50257" in msg
+        and "15,279 such ids" in msg
+        and "hint:" in msg
+    )
 
     nano = tmp_path / "nano"
     nano.mkdir()
@@ -77,8 +81,22 @@ def test_bad_ids_stop_train_with_one_line(tmp_path):
     from fwpipe.cli import main
 
     data = _llmc_dir(tmp_path / "bad", [EOT, *range(100), EOT, 50300, 7] * 50)  # 50300 < 50304: trained silently before
-    r = CliRunner().invoke(main, ["train", str(data), "--config", "tiny-cpu", "--budget-tokens", "1e4", "--device", "cpu",
-                                  "--out", str(tmp_path / "run"), "--dry-run"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "train",
+            str(data),
+            "--config",
+            "tiny-cpu",
+            "--budget-tokens",
+            "1e4",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "run"),
+            "--dry-run",
+        ],
+    )
     assert r.exit_code == 1, r.output
     assert r.output.startswith("Error: ") and len(r.output.splitlines()) == 1, r.output
     assert "fineweb_train_000000.bin: token 102 (byte 1,228) is id 50300" in r.output

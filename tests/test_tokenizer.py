@@ -51,12 +51,20 @@ def test_merges_agree_with_encoder_json_and_tiktokens_own_loader():
 
     from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 
-    ours = tokenizer.mergeable_ranks(tokenizer.checked_bytes(tokenizer.ASSETS / "vocab.bpe", tokenizer.VOCAB_BPE_SHA256).decode())
+    ours = tokenizer.mergeable_ranks(
+        tokenizer.checked_bytes(tokenizer.ASSETS / "vocab.bpe", tokenizer.VOCAB_BPE_SHA256).decode()
+    )
     encoder_json = json.loads(tokenizer.checked_bytes(tokenizer.ASSETS / "encoder.json", tokenizer.ENCODER_JSON_SHA256))
     _, stand_in = tokenizer.data_gym_table()
-    from_json = {bytes(stand_in[ord(c)] for c in k): v for k, v in encoder_json.items() if k not in ("<|endoftext|>", "<|startoftext|>")}
+    from_json = {
+        bytes(stand_in[ord(c)] for c in k): v
+        for k, v in encoder_json.items()
+        if k not in ("<|endoftext|>", "<|startoftext|>")
+    }
     assert ours == from_json and len(ours) == tokenizer.EOT
-    theirs = data_gym_to_mergeable_bpe_ranks(str(tokenizer.ASSETS / "vocab.bpe"), str(tokenizer.ASSETS / "encoder.json"))
+    theirs = data_gym_to_mergeable_bpe_ranks(
+        str(tokenizer.ASSETS / "vocab.bpe"), str(tokenizer.ASSETS / "encoder.json")
+    )
     assert ours == theirs
 
 
@@ -76,9 +84,16 @@ def test_token_byte_lengths_are_the_bytes_each_id_decodes_to(first150):
 # numbers (\p{N}, incl. non-ASCII digits and fractions), marks, punctuation, symbols, every kind
 # of whitespace, emoji with modifiers and joiners, the apostrophe of the contractions
 _ALPHABET = (
-    "abcXYZ'sdmtlvre " + "\t\n\r\x0b\x0c\u00a0\u1680\u2000\u2009\u200b\u2028\u3000\u0085" + "0123456789٣٤५½²" + "éüñçØßĳ" + "\u0301\u0308"
-    + "Ωжשعहไ中文日本한" + ".,;:!?-_()[]{}<>|/\\\"@#$%^&*~`+=" + "😀👍🏽\u200d🇺" + "\U00010348\U0001d400"
-)  # fmt: skip
+    "abcXYZ'sdmtlvre "
+    + "\t\n\r\x0b\x0c\u00a0\u1680\u2000\u2009\u200b\u2028\u3000\u0085"
+    + "0123456789٣٤५½²"
+    + "éüñçØßĳ"
+    + "\u0301\u0308"
+    + "Ωжשعहไ中文日本한"
+    + '.,;:!?-_()[]{}<>|/\\"@#$%^&*~`+='
+    + "😀👍🏽\u200d🇺"
+    + "\U00010348\U0001d400"
+)
 
 
 def _random_strings(rng: random.Random, n: int) -> list[str]:
@@ -86,16 +101,36 @@ def _random_strings(rng: random.Random, n: int) -> list[str]:
     for _ in range(n):
         kind = rng.random()
         if kind < 0.5:  # random unicode from the alphabet, runs included
-            out.append("".join(rng.choice(_ALPHABET) * (1 if rng.random() < 0.8 else rng.randint(2, 9)) for _ in range(rng.randint(1, 60))))
+            out.append(
+                "".join(
+                    rng.choice(_ALPHABET) * (1 if rng.random() < 0.8 else rng.randint(2, 9))
+                    for _ in range(rng.randint(1, 60))
+                )
+            )
         elif kind < 0.65:  # whitespace runs between, before and after words
             ws = " \t\n\r\u00a0\u3000"
-            out.append("".join(rng.choice(["word", "x", "'s", "12"]) + "".join(rng.choice(ws) for _ in range(rng.randint(0, 6)))
-                               for _ in range(rng.randint(1, 8))))  # fmt: skip
+            out.append(
+                "".join(
+                    rng.choice(["word", "x", "'s", "12"]) + "".join(rng.choice(ws) for _ in range(rng.randint(0, 6)))
+                    for _ in range(rng.randint(1, 8))
+                )
+            )
         elif kind < 0.8:  # contractions, in every case and after every kind of character
-            out.append("".join(rng.choice(["", " ", "\t", "a", "1", "!", "é"]) + "'" + rng.choice(["s", "t", "re", "ve", "m", "ll", "d", "S", "LL", "Re", "x", ""])
-                               for _ in range(rng.randint(1, 8))))  # fmt: skip
+            out.append(
+                "".join(
+                    rng.choice(["", " ", "\t", "a", "1", "!", "é"])
+                    + "'"
+                    + rng.choice(["s", "t", "re", "ve", "m", "ll", "d", "S", "LL", "Re", "x", ""])
+                    for _ in range(rng.randint(1, 8))
+                )
+            )
         else:  # digits: long runs, separators, signs
-            out.append("".join(rng.choice(["", " ", ",", ".", "-", "+", "e"]) + str(rng.randint(0, 10 ** rng.randint(1, 30))) for _ in range(rng.randint(1, 6))))
+            out.append(
+                "".join(
+                    rng.choice(["", " ", ",", ".", "-", "+", "e"]) + str(rng.randint(0, 10 ** rng.randint(1, 30)))
+                    for _ in range(rng.randint(1, 6))
+                )
+            )
     return out
 
 
@@ -114,8 +149,19 @@ def test_gigatoken_on_a_1mb_word_and_the_special_tokens_text():
     engine = "gigatoken"
     enc = tokenizer.get_encoding()
     rng = random.Random(1)
-    long_words = ["a" * (1 << 20), "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(1 << 20)), "é" * 300_000 + "x"]
-    special = ["<|endoftext|>", "a<|endoftext|>b", "hello <|endoftext|> world", "<|endoftext|><|endoftext|>", "<|endoftext", "<|startoftext|>"]
+    long_words = [
+        "a" * (1 << 20),
+        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(1 << 20)),
+        "é" * 300_000 + "x",
+    ]
+    special = [
+        "<|endoftext|>",
+        "a<|endoftext|>b",
+        "hello <|endoftext|> world",
+        "<|endoftext|><|endoftext|>",
+        "<|endoftext",
+        "<|startoftext|>",
+    ]
     ids, offsets = tokenizer.encode_batch(long_words + special, engine)
     for i, t in enumerate(long_words + special):
         assert ids[offsets[i] : offsets[i + 1]].tolist() == enc.encode_ordinary(t), t[:30]
@@ -158,7 +204,9 @@ def test_a_gigatoken_that_disagrees_with_tiktoken_is_refused(monkeypatch, fresh_
         Path(path).write_bytes(b"\n".join(lines))
 
     monkeypatch.setattr(tokenizer, "write_tiktoken_file", swapped)
-    with pytest.raises(tokenizer.EngineMismatchError, match="other GPT-2 ids than tiktoken.*--tokenizer-engine tiktoken"):
+    with pytest.raises(
+        tokenizer.EngineMismatchError, match="other GPT-2 ids than tiktoken.*--tokenizer-engine tiktoken"
+    ):
         tokenizer.check_engine("gigatoken")
 
 

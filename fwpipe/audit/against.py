@@ -15,15 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from fwpipe.dedup.docs import unique
 from fwpipe.audit.corpus import Corpus
+from fwpipe.dataset import SPLITS, open_dataset
 from fwpipe.dedup import DedupConfig, DocIndex, Scratch, index_shards
-from fwpipe.shards import release_pages
+from fwpipe.dedup.docs import unique
 from fwpipe.dedup.lsh import signatures
 from fwpipe.dedup.query import near_matches
 from fwpipe.errors import InputFormatError, InputNotFoundError
 from fwpipe.kernels import doc_hashes, hashset_build, hashset_filter, hashset_slots, ngram_probe, window_hashes
-from fwpipe.dataset import SPLITS, open_dataset
+from fwpipe.shards import release_pages
 from fwpipe.tokenizer import EOT, get_encoding
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,9 @@ def _kind(p: Path) -> str:
         return "jsonl"
     if suffix == ".bin":  # llm.c shard or nanoGPT's raw uint16 (open_dataset checks which)
         return "dataset"
-    what = {".parquet": "not parquet (no PAR1 magic)", ".jsonl": "not JSON lines", ".json": "not JSON lines"}.get(suffix, "neither parquet nor JSON lines")
+    what = {".parquet": "not parquet (no PAR1 magic)", ".jsonl": "not JSON lines", ".json": "not JSON lines"}.get(
+        suffix, "neither parquet nor JSON lines"
+    )
     raise InputFormatError(f"{p}: {what}", HINT)
 
 
@@ -65,7 +67,9 @@ def _parquet_texts(p: Path) -> list:
         raise InputFormatError(f"{p}: not a readable parquet file ({str(e).splitlines()[0][:100]})", HINT) from e
     names = schema.names
     if names.count("text") != 1:
-        raise InputFormatError(f"{p}: {'no' if 'text' not in names else 'more than one'} `text` column (it has {', '.join(names)})", HINT)
+        raise InputFormatError(
+            f"{p}: {'no' if 'text' not in names else 'more than one'} `text` column (it has {', '.join(names)})", HINT
+        )
     t = schema.field("text").type
     if pa.types.is_dictionary(t):
         t = t.value_type
@@ -107,9 +111,14 @@ def load_eval(path: str | Path) -> tuple[DocIndex, list[np.ndarray]]:
         ds = open_dataset(p)
         stream = [t for name in SPLITS for t in ds.split(name).shards]
         index = index_shards(stream, EOT)
-        docs = [np.asarray(stream[k][s:e]) for k in range(len(stream))
-                for s, e in zip(index.starts[index.shard_docs[k] : index.shard_docs[k + 1]],
-                                index.ends[index.shard_docs[k] : index.shard_docs[k + 1]])]
+        docs = [
+            np.asarray(stream[k][s:e])
+            for k in range(len(stream))
+            for s, e in zip(
+                index.starts[index.shard_docs[k] : index.shard_docs[k + 1]],
+                index.ends[index.shard_docs[k] : index.shard_docs[k + 1]],
+            )
+        ]
     docs = [d for d in docs if len(d)]
     if not docs:
         raise InputFormatError(f"{p}: no documents", HINT)
@@ -117,8 +126,16 @@ def load_eval(path: str | Path) -> tuple[DocIndex, list[np.ndarray]]:
     return index_shards([np.concatenate(parts)], EOT), docs
 
 
-def against(corpus: Corpus, exact_first: np.ndarray, sc: Scratch, cfg: DedupConfig, path: str | Path, *, ngram: int,
-            loaded: tuple[DocIndex, list[np.ndarray]] | None = None) -> dict:
+def against(
+    corpus: Corpus,
+    exact_first: np.ndarray,
+    sc: Scratch,
+    cfg: DedupConfig,
+    path: str | Path,
+    *,
+    ngram: int,
+    loaded: tuple[DocIndex, list[np.ndarray]] | None = None,
+) -> dict:
     """`loaded`: load_eval(path), when the caller checked the eval set before its own work."""
     ev, docs = loaded if loaded is not None else load_eval(path)
     n_e, tokens = len(docs), ev.shards[0]
@@ -128,8 +145,11 @@ def against(corpus: Corpus, exact_first: np.ndarray, sc: Scratch, cfg: DedupConf
     eh = doc_hashes(tokens, ev.starts, ev.ends)
     exact = {}
     for name, is_train in (("train", True), ("val", False)):
-        hs = [doc_hashes(t, corpus.starts[slice(*corpus.shard_range(k))], corpus.ends[slice(*corpus.shard_range(k))])
-              for k, t in enumerate(corpus.shards) if split_of_shard[k] == is_train]
+        hs = [
+            doc_hashes(t, corpus.starts[slice(*corpus.shard_range(k))], corpus.ends[slice(*corpus.shard_range(k))])
+            for k, t in enumerate(corpus.shards)
+            if split_of_shard[k] == is_train
+        ]
         exact[name] = np.isin(eh, unique(np.concatenate(hs))) if hs else np.zeros(n_e, bool)
     # near: the engine's bands over the dataset's originals (exact copies stand behind them)
     q, d = near_matches(sc, corpus, cfg, signatures(ev, cfg), docs, exact_first == np.arange(corpus.n_docs))
@@ -152,24 +172,45 @@ def against(corpus: Corpus, exact_first: np.ndarray, sc: Scratch, cfg: DedupConf
         counts = np.concatenate([[0], np.cumsum(found[name])])
         frac[name] = (counts[off[1:]] - counts[off[:-1]]) / np.maximum(np.diff(off), 1)
     for name in SPLITS:
-        out[name] = {"exact_docs": int(exact[name].sum()), "near_docs": int(near[name].sum()),
-                     "ngram_docs": int((frac[name] > 0).sum()), "ngram_fraction": float(found[name].mean()) if len(h) else 0.0}
+        out[name] = {
+            "exact_docs": int(exact[name].sum()),
+            "near_docs": int(near[name].sum()),
+            "ngram_docs": int((frac[name] > 0).sum()),
+            "ngram_fraction": float(found[name].mean()) if len(h) else 0.0,
+        }
     # worst first: exact copies, then near copies, then by the share of n-grams in train, in val
-    worst = np.lexsort((np.arange(n_e), -frac["val"], -frac["train"], ~(near["train"] | near["val"]),
-                        ~(exact["train"] | exact["val"])))
+    worst = np.lexsort(
+        (np.arange(n_e), -frac["val"], -frac["train"], ~(near["train"] | near["val"]), ~(exact["train"] | exact["val"]))
+    )
     out["worst"] = []
     for i in worst[:WORST]:
         i = int(i)
-        if not (exact["train"][i] or exact["val"][i] or near["train"][i] or near["val"][i] or frac["train"][i] or frac["val"][i]):
+        if not (
+            exact["train"][i]
+            or exact["val"][i]
+            or near["train"][i]
+            or near["val"][i]
+            or frac["train"][i]
+            or frac["val"][i]
+        ):
             break
-        row = {"doc": i, "n_tokens": len(docs[i]), "exact": [s for s in SPLITS if exact[s][i]],
-               "near": [s for s in SPLITS if near[s][i]],
-               "ngram_fraction": {s: float(frac[s][i]) for s in SPLITS}}
+        row = {
+            "doc": i,
+            "n_tokens": len(docs[i]),
+            "exact": [s for s in SPLITS if exact[s][i]],
+            "near": [s for s in SPLITS if near[s][i]],
+            "ngram_fraction": {s: float(frac[s][i]) for s in SPLITS},
+        }
         hits = np.flatnonzero(found["train"][off[i] : off[i + 1]] | found["val"][off[i] : off[i + 1]])
         if len(hits):
             w = int(hits[0])
             row["overlap"] = get_encoding().decode(docs[i][w : w + ngram].tolist())
         out["worst"].append(row)
-    log.info("against %s: %d eval docs, %d exact and %d near copies in train", path, n_e, out["train"]["exact_docs"],
-             out["train"]["near_docs"])
+    log.info(
+        "against %s: %d eval docs, %d exact and %d near copies in train",
+        path,
+        n_e,
+        out["train"]["exact_docs"],
+        out["train"]["near_docs"],
+    )
     return out

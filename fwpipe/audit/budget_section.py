@@ -10,8 +10,9 @@ from __future__ import annotations
 from fwpipe import budget
 
 
-def budget_section(budget_tokens: float, train_stream_tokens: int, *, params: float | None = None,
-                   sources: int | None = None) -> dict:
+def budget_section(
+    budget_tokens: float, train_stream_tokens: int, *, params: float | None = None, sources: int | None = None
+) -> dict:
     """The report's budget keys (the `_4_epochs` names are the schema's; the number behind them
     is budget.REPEATS_FREE_EPOCHS, also in the report as repeats_free_epochs)."""
     budget_tokens = budget.check_budget(budget_tokens)

@@ -57,13 +57,18 @@ class Corpus:
 
     def snippet(self, doc: int, n_chars: int = 70) -> str:
         """The start of a document, decoded, on one line."""
-        text = get_encoding().decode(self.tokens(doc)[: n_chars].tolist())
+        text = get_encoding().decode(self.tokens(doc)[:n_chars].tolist())
         text = " ".join(text.split())
         return text[: n_chars - 3] + "..." if len(text) > n_chars else text
 
     def where(self, doc: int) -> dict:
-        return {"split": self.split_of(doc), "doc": self.doc_in_split(doc), "shard": self.shard_index[self.shard[doc]],
-                "offset": int(self.starts[doc]), "n_tokens": int(self.ends[doc] - self.starts[doc])}
+        return {
+            "split": self.split_of(doc),
+            "doc": self.doc_in_split(doc),
+            "shard": self.shard_index[self.shard[doc]],
+            "offset": int(self.starts[doc]),
+            "n_tokens": int(self.ends[doc] - self.starts[doc]),
+        }
 
 
 def index(dataset: Dataset) -> Corpus:
@@ -82,7 +87,16 @@ def index(dataset: Dataset) -> Corpus:
             shard_docs.append(shard_docs[-1] + len(s))
         split_docs[name] = (first, shard_docs[-1])
     cat = lambda xs, dt: np.concatenate(xs).astype(dt, copy=False) if xs else np.zeros(0, dt)  # noqa: E731
-    corpus = Corpus(dataset, shards, shard_split, shard_index, np.array(shard_docs, dtype=np.int64), cat(shard_of, np.int32),
-                    cat(starts, np.int64), cat(ends, np.int64), split_docs)
+    corpus = Corpus(
+        dataset,
+        shards,
+        shard_split,
+        shard_index,
+        np.array(shard_docs, dtype=np.int64),
+        cat(shard_of, np.int32),
+        cat(starts, np.int64),
+        cat(ends, np.int64),
+        split_docs,
+    )
     log.info("indexed %d documents in %d shards", corpus.n_docs, len(shards))
     return corpus

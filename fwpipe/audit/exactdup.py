@@ -45,5 +45,12 @@ def exact_duplicates(corpus: Corpus) -> ExactResult:
 def _largest(corpus: Corpus, first: np.ndarray, is_dup: np.ndarray) -> list[dict]:
     reps, copies = np.unique(first[is_dup], return_counts=True)
     top = np.lexsort((reps, -copies))[:TOP_GROUPS]  # most copies first, ties by position
-    return [{"copies": int(copies[t]) + 1, "n_tokens": int(corpus.lengths[reps[t]]), "first": corpus.where(int(reps[t])),
-             "snippet": corpus.snippet(int(reps[t]))} for t in top]
+    return [
+        {
+            "copies": int(copies[t]) + 1,
+            "n_tokens": int(corpus.lengths[reps[t]]),
+            "first": corpus.where(int(reps[t])),
+            "snippet": corpus.snippet(int(reps[t])),
+        }
+        for t in top
+    ]

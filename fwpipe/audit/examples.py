@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fwpipe.errors import FwpipeError
 from fwpipe.dataset import open_dataset
+from fwpipe.errors import FwpipeError
 from fwpipe.tokenizer import get_encoding
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,10 @@ def load(report: dict, *, top_clusters: int = 5, members: int = 3, top_leaks: in
     nd = report.get("near_duplicates") or {}
     path = nd.get("clusters_file")
     if not path:
-        return ("the audit wrote no clusters.parquet (it writes one only into a writable fwpipe dataset directory, and never "
-                "over a file of that name it did not write), so the documents themselves cannot be shown")
+        return (
+            "the audit wrote no clusters.parquet (it writes one only into a writable fwpipe dataset directory, and never "
+            "over a file of that name it did not write), so the documents themselves cannot be shown"
+        )
     try:
         import polars as pl
 
@@ -82,7 +84,9 @@ def load(report: dict, *, top_clusters: int = 5, members: int = 3, top_leaks: in
             return None  # the dataset changed since the audit
         return Doc(row["split"], int(row["shard"]), lo, np.asarray(shard[lo:hi]))
 
-    df = df.with_columns(pl.col("split").replace_strict({"train": 0, "val": 1}, default=2, return_dtype=pl.Int64).alias("_order"))
+    df = df.with_columns(
+        pl.col("split").replace_strict({"train": 0, "val": 1}, default=2, return_dtype=pl.Int64).alias("_order")
+    )
     df = df.sort(["cluster", "_order", "shard", "offset"])
     sizes = df.group_by("cluster").len().sort(["len", "cluster"], descending=[True, False])
     clusters = []
@@ -91,13 +95,19 @@ def load(report: dict, *, top_clusters: int = 5, members: int = 3, top_leaks: in
         docs = [d for d in map(doc, rows) if d is not None]
         if docs:
             clusters.append((int(cid), int(size), docs))
-    mixed = df.group_by("cluster").agg((pl.col("split") == "train").any().alias("t"), (pl.col("split") == "val").any().alias("v"))
+    mixed = df.group_by("cluster").agg(
+        (pl.col("split") == "train").any().alias("t"), (pl.col("split") == "val").any().alias("v")
+    )
     mixed_ids = mixed.filter(pl.col("t") & pl.col("v"))["cluster"]
     in_mixed = df.filter(pl.col("cluster").is_in(mixed_ids.to_list()))
     n = int((report.get("leakage") or {}).get("ngram_n") or (report.get("options") or {}).get("ngram") or 13)
     leaks = []
-    first_train = {r["cluster"]: r for r in in_mixed.filter(pl.col("split") == "train").unique("cluster", keep="first",
-                                                                                              maintain_order=True).iter_rows(named=True)}
+    first_train = {
+        r["cluster"]: r
+        for r in in_mixed.filter(pl.col("split") == "train")
+        .unique("cluster", keep="first", maintain_order=True)
+        .iter_rows(named=True)
+    }
     val_rows = in_mixed.filter(pl.col("split") == "val")
     for row in val_rows.head(200).iter_rows(named=True):  # a page shows a handful; 200 bounds the work
         v, t = doc(row), doc(first_train[row["cluster"]])
@@ -147,7 +157,9 @@ def decode(tokens: np.ndarray) -> str:
     return get_encoding().decode([int(t) for t in tokens])
 
 
-def window(tokens: np.ndarray, span: tuple[int, int], *, before: int = 120, inside: int = 260, after: int = 80) -> tuple[str, str, str]:
+def window(
+    tokens: np.ndarray, span: tuple[int, int], *, before: int = 120, inside: int = 260, after: int = 80
+) -> tuple[str, str, str]:
     """(text before, highlighted text, text after) around span, cut to a readable length."""
     a, b = span
     lo = max(0, a - before)
@@ -160,4 +172,3 @@ def window(tokens: np.ndarray, span: tuple[int, int], *, before: int = 120, insi
 
 def head(tokens: np.ndarray, n_tokens: int = 220) -> str:
     return decode(tokens[:n_tokens]) + (" ..." if len(tokens) > n_tokens else "")
-

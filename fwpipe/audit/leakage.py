@@ -34,8 +34,9 @@ EXAMPLE_CHUNK_TOKENS = 4_000_000  # train tokens hashed at once while locating a
 CONTEXT_TOKENS = 40  # text kept either side of an example's n-gram
 
 
-def leakage(corpus: Corpus, exact_first: np.ndarray, near_train: np.ndarray, *, ngram: int,
-            max_val_ngrams: int = MAX_VAL_NGRAMS) -> dict:
+def leakage(
+    corpus: Corpus, exact_first: np.ndarray, near_train: np.ndarray, *, ngram: int, max_val_ngrams: int = MAX_VAL_NGRAMS
+) -> dict:
     v_lo, v_hi = corpus.split_docs["val"]
     n_val, n_train = v_hi - v_lo, corpus.n_train
     out = {"val_docs": n_val, "train_docs": n_train, "ngram_n": ngram}
@@ -92,8 +93,15 @@ def _ngram_contamination(corpus: Corpus, n: int, max_val_ngrams: int) -> dict:
     return out
 
 
-def ngram_examples(corpus: Corpus, n: int, hashes: np.ndarray, doc_of: np.ndarray, found: np.ndarray, shard_of_hit: np.ndarray,
-                   k: int = N_EXAMPLES) -> list[dict]:
+def ngram_examples(
+    corpus: Corpus,
+    n: int,
+    hashes: np.ndarray,
+    doc_of: np.ndarray,
+    found: np.ndarray,
+    shard_of_hit: np.ndarray,
+    k: int = N_EXAMPLES,
+) -> list[dict]:
     """Up to k shared n-grams, one per val document (the first contaminated ones, in order):
     the n-gram's text and token ids, and for the val and the train side the document (split,
     index in split, shard, offset, n_tokens), the n-gram's token position in it, and the text
@@ -115,9 +123,15 @@ def ngram_examples(corpus: Corpus, n: int, hashes: np.ndarray, doc_of: np.ndarra
         if where is None:
             continue  # a hash collision: no train document holds these tokens
         tdoc, tpos = where
-        examples.append({"n": n, "tokens": gram.tolist(), "text": _decode(gram),
-                         "val": {**corpus.where(vdoc), "position": vpos, **_context(corpus, vdoc, vpos, n)},
-                         "train": {**corpus.where(tdoc), "position": tpos, **_context(corpus, tdoc, tpos, n)}})
+        examples.append(
+            {
+                "n": n,
+                "tokens": gram.tolist(),
+                "text": _decode(gram),
+                "val": {**corpus.where(vdoc), "position": vpos, **_context(corpus, vdoc, vpos, n)},
+                "train": {**corpus.where(tdoc), "position": tpos, **_context(corpus, tdoc, tpos, n)},
+            }
+        )
     return examples
 
 
@@ -145,7 +159,10 @@ def _locate(corpus: Corpus, shard: int, h: np.uint64, gram: np.ndarray) -> tuple
 def _context(corpus: Corpus, doc: int, pos: int, n: int) -> dict:
     t = corpus.tokens(doc)
     a, b = max(0, pos - CONTEXT_TOKENS), min(len(t), pos + n + CONTEXT_TOKENS)
-    return {"before": ("..." if a > 0 else "") + _decode(t[a:pos]), "after": _decode(t[pos + n : b]) + ("..." if b < len(t) else "")}
+    return {
+        "before": ("..." if a > 0 else "") + _decode(t[a:pos]),
+        "after": _decode(t[pos + n : b]) + ("..." if b < len(t) else ""),
+    }
 
 
 def _decode(tokens: np.ndarray) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from fwpipe.audit.corpus import Corpus
-from fwpipe.kernels import length_bin_edges, length_histogram
 from fwpipe.dataset import SPLITS
+from fwpipe.kernels import length_bin_edges, length_histogram
 
 SHORT_DOC_TOKENS = 64  # documents under this many tokens are mostly boilerplate or fragments
 
@@ -23,7 +23,7 @@ def length_stats(lengths: np.ndarray, block_size: int) -> dict:
     # Gini from the sorted values: G = sum_i (2i - n - 1) x_i / (n * sum x), i = 1..n
     i = np.arange(1, n + 1, dtype=np.float64)
     gini = float(((2 * i - n - 1) * x).sum() / (n * total)) if total else 0.0
-    top = lambda frac: float(x[n - max(1, int(np.ceil(frac * n))):].sum() / total)  # noqa: E731
+    top = lambda frac: float(x[n - max(1, int(np.ceil(frac * n))) :].sum() / total)  # noqa: E731
     p = np.percentile(x, [10, 50, 90, 99])
     return {
         "docs": n,
@@ -42,10 +42,15 @@ def length_stats(lengths: np.ndarray, block_size: int) -> dict:
         "short_doc_tokens": SHORT_DOC_TOKENS,
         "block_size": block_size,
         "over_block_token_share": float(x[x > block_size].sum() / total),
-        "histogram": {"bin_lower_edges": length_bin_edges(), "counts": length_histogram(lengths.astype(np.int64)).tolist()},
+        "histogram": {
+            "bin_lower_edges": length_bin_edges(),
+            "counts": length_histogram(lengths.astype(np.int64)).tolist(),
+        },
     }
 
 
 def lengths(corpus: Corpus, block_size: int) -> dict:
-    return {name: length_stats(corpus.lengths[lo:hi], block_size) for name, (lo, hi) in
-            ((s, corpus.split_docs[s]) for s in SPLITS)}
+    return {
+        name: length_stats(corpus.lengths[lo:hi], block_size)
+        for name, (lo, hi) in ((s, corpus.split_docs[s]) for s in SPLITS)
+    }

@@ -68,8 +68,12 @@ def near_duplicates(corpus: Corpus, comp: Components, cfg: DedupConfig) -> NearR
         "cluster_sizes": _size_histogram(sizes),
         "largest": _largest(corpus, cl_roots, sizes, lengths, cluster),
     }
-    log.info("near duplicates: %d candidate pairs, %d kept, %d clusters", report["candidate_pairs"], report["kept_pairs"],
-             len(cl_roots))
+    log.info(
+        "near duplicates: %d candidate pairs, %d kept, %d clusters",
+        report["candidate_pairs"],
+        report["kept_pairs"],
+        len(cl_roots),
+    )
     return NearResult(cluster, near_train, report)
 
 
@@ -78,14 +82,24 @@ def _size_histogram(sizes: np.ndarray) -> dict:
     return {"size": values.tolist(), "clusters": counts.tolist()}
 
 
-def _largest(corpus: Corpus, cl_roots: np.ndarray, sizes: np.ndarray, lengths: np.ndarray, cluster: np.ndarray) -> list[dict]:
+def _largest(
+    corpus: Corpus, cl_roots: np.ndarray, sizes: np.ndarray, lengths: np.ndarray, cluster: np.ndarray
+) -> list[dict]:
     top = np.lexsort((cl_roots, -sizes))[:TOP_CLUSTERS]
     out = []
     for t in top:
         members = np.flatnonzero(cluster == t)
-        out.append({"docs": int(sizes[t]), "n_tokens": int(lengths[members].sum()), "first": corpus.where(int(cl_roots[t])),
-                    "splits": {s: int(((members >= lo) & (members < hi)).sum()) for s, (lo, hi) in corpus.split_docs.items()},
-                    "snippet": corpus.snippet(int(cl_roots[t]))})
+        out.append(
+            {
+                "docs": int(sizes[t]),
+                "n_tokens": int(lengths[members].sum()),
+                "first": corpus.where(int(cl_roots[t])),
+                "splits": {
+                    s: int(((members >= lo) & (members < hi)).sum()) for s, (lo, hi) in corpus.split_docs.items()
+                },
+                "snippet": corpus.snippet(int(cl_roots[t])),
+            }
+        )
     return out
 
 
@@ -104,15 +118,19 @@ def write_clusters(path: Path, corpus: Corpus, cluster: np.ndarray) -> int:
     split_first = np.where(docs < corpus.n_train, 0, corpus.n_train)
     keep = np.zeros(len(docs), dtype=bool)
     keep[np.unique(cluster[docs], return_index=True)[1]] = True  # docs ascend: each cluster's earliest member
-    df = pl.DataFrame({
-        "split": np.where(docs < corpus.n_train, "train", "val"),
-        "doc": docs - split_first,
-        "shard": np.array(corpus.shard_index, dtype=np.int64)[corpus.shard[docs]] if len(docs) else np.zeros(0, np.int64),
-        "offset": corpus.starts[docs],
-        "n_tokens": corpus.lengths[docs],
-        "cluster": cluster[docs],
-        "keep": keep,
-    })
+    df = pl.DataFrame(
+        {
+            "split": np.where(docs < corpus.n_train, "train", "val"),
+            "doc": docs - split_first,
+            "shard": np.array(corpus.shard_index, dtype=np.int64)[corpus.shard[docs]]
+            if len(docs)
+            else np.zeros(0, np.int64),
+            "offset": corpus.starts[docs],
+            "n_tokens": corpus.lengths[docs],
+            "cluster": cluster[docs],
+            "keep": keep,
+        }
+    )
     import io
 
     import pyarrow.parquet as pq

@@ -96,8 +96,16 @@ def units(corpus: Corpus) -> list[tuple[int, int]]:
     return out
 
 
-def measure_unit(source: tuple, starts: np.ndarray, ends: np.ndarray, split: str, first_doc: int, ids: list,
-                 cfg: QualityConfig, detect_lang: bool) -> tuple[dict, dict]:
+def measure_unit(
+    source: tuple,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    split: str,
+    first_doc: int,
+    ids: list,
+    cfg: QualityConfig,
+    detect_lang: bool,
+) -> tuple[dict, dict]:
     """The quality.parquet columns of one unit's documents (tokens [starts, ends) of the shard
     `source` names; doc numbers from first_doc within `split`), and the first N_EXAMPLES
     failing documents of each rule. A top-level function of picklable arguments: it may run in
@@ -162,8 +170,14 @@ def warm() -> None:
     measure("Warm up. The n-gram kernels load from numba's cache once.", QualityConfig())
 
 
-def quality(corpus: Corpus, cfg: QualityConfig, out_path: Path | None = None, *, detect_lang: bool = True,
-            executor: Executor | None = None) -> dict:
+def quality(
+    corpus: Corpus,
+    cfg: QualityConfig,
+    out_path: Path | None = None,
+    *,
+    detect_lang: bool = True,
+    executor: Executor | None = None,
+) -> dict:
     """Measure every document; write quality.parquet to out_path (None: no file); return the section.
 
     The documents go in units (units()) through `executor` (default: in this process); their
@@ -204,8 +218,16 @@ def quality(corpus: Corpus, cfg: QualityConfig, out_path: Path | None = None, *,
         ids = {split: _ids(corpus, split) for split in ("train", "val")}
         for lo, hi in todo:
             split, k = corpus.split_of(lo), int(corpus.shard[lo])
-            yield (token_source(corpus.shards[k]), corpus.starts[lo:hi], corpus.ends[lo:hi], split,
-                   corpus.doc_in_split(lo), [next(ids[split]) for _ in range(hi - lo)], cfg, detect_lang)
+            yield (
+                token_source(corpus.shards[k]),
+                corpus.starts[lo:hi],
+                corpus.ends[lo:hi],
+                split,
+                corpus.doc_in_split(lo),
+                [next(ids[split]) for _ in range(hi - lo)],
+                cfg,
+                detect_lang,
+            )
 
     ex = sized(executor or INLINE, len(todo))  # inline for one unit (executors' one rule)
     try:
@@ -218,7 +240,7 @@ def quality(corpus: Corpus, cfg: QualityConfig, out_path: Path | None = None, *,
             elif table.schema != schema:
                 table = table.cast(schema)
             n_tok = table.column("n_tokens").to_numpy()
-            for name in [k[len("fail_"):] for k in table.column_names if k.startswith("fail_")]:
+            for name in [k[len("fail_") :] for k in table.column_names if k.startswith("fail_")]:
                 bad = table.column(f"fail_{name}").to_numpy(zero_copy_only=False)
                 fails_docs[name] += int(bad.sum())
                 fails_tokens[name] += int(n_tok[bad].sum())
@@ -370,9 +392,9 @@ def html_section(q: dict | None) -> str:
         [
             f,
             f"{s['fail_docs']:,}",
-            pct(s['fail_doc_fraction']),
+            pct(s["fail_doc_fraction"]),
             f"{s['fail_tokens']:,}",
-            pct(s['fail_token_fraction']),
+            pct(s["fail_token_fraction"]),
         ]
         for f, s in q["filters"].items()
     ]
@@ -395,7 +417,7 @@ def html_section(q: dict | None) -> str:
             r["filter"],
             str(r["threshold"]),
             f"{r['fail_docs']:,}",
-            pct(r['fail_doc_fraction']),
+            pct(r["fail_doc_fraction"]),
             f"{r['fail_tokens']:,}",
         ]
         for r in q["rules"]

@@ -66,33 +66,73 @@ def _keys(names: str, kind: str = NUMBER) -> dict:
 
 
 _SPLIT = _keys("docs tokens stream_tokens distinct_token_ids shards")
-_LENGTHS = {**_keys("docs min p10 p50 p90 p99 max mean skewness gini top1pct_token_share top10pct_token_share short_doc_share "
-                    "short_doc_tokens block_size over_block_token_share"), "histogram": _keys("bin_lower_edges counts", LIST)}
+_LENGTHS = {
+    **_keys(
+        "docs min p10 p50 p90 p99 max mean skewness gini top1pct_token_share top10pct_token_share short_doc_share "
+        "short_doc_tokens block_size over_block_token_share"
+    ),
+    "histogram": _keys("bin_lower_edges counts", LIST),
+}
 KEYS: dict = {
-    **_keys("schema_version seconds"), **_keys("fwpipe_version dataset format", TEXT), **_keys("verdicts sources", LIST),
+    **_keys("schema_version seconds"),
+    **_keys("fwpipe_version dataset format", TEXT),
+    **_keys("verdicts sources", LIST),
     "options": {**_keys("block_size shingle threshold num_perm ngram seed"), "minhash_scheme": TEXT},
     "splits": {"train": _SPLIT, "val": _SPLIT},
     "lengths": {"train": _LENGTHS, "val": _LENGTHS},
     "exact_duplicates": {**_keys("docs tokens groups doc_fraction"), "by_split": _keys("train val"), "largest": LIST},
-    "near_duplicates": {**_keys("threshold shingle num_perm bands rows candidate_pairs kept_pairs distinct_signatures clusters "
-                                "docs_in_clusters removable_docs removable_tokens removable_token_fraction confirmed_rejects"),
-                        "cluster_sizes": _keys("size clusters", LIST), "largest": LIST, "clusters_file": TEXT},
-    "leakage": {**_keys("val_docs train_docs exact_docs near_docs ngram_n ngram_docs ngram_fraction exact_fraction near_fraction "
-                        "ngram_docs_fraction ngram_val_ngrams ngram_sampled_every"), "note": TEXT},
-    "against": {**_keys("eval_docs ngram_n"), "path": TEXT, "worst": LIST,  # only with --against
-                "train": _keys("exact_docs near_docs ngram_docs ngram_fraction"), "val": _keys("exact_docs near_docs ngram_docs ngram_fraction")},
-    "budget": {**_keys("budget_tokens unique_tokens epochs effective_tokens effective_fraction source_files tokens_per_source_file "
-                       "files_for_4_epochs files_for_1_epoch data_multiple_for_4_epochs data_multiple_for_1_epoch "
-                       "unique_tokens_for_4_epochs unique_tokens_for_1_epoch repeats_free_epochs params tokens_per_param "
-                       "chinchilla_tokens_per_param compute_flops optimal_params optimal_tokens"),
-               **_keys("verdict verdict_text chinchilla_verdict", TEXT)},
-    "quality": {**_keys("docs tokens lang_min_score"), **_keys("rules languages lang_keep", LIST), "file": TEXT,  # unless --no-quality
-                "removed_by_prepare": {"docs": NUMBER, "by_rule": LIST},
-                "filters": {f: _keys("fail_docs fail_tokens fail_doc_fraction fail_token_fraction")
-                            for f in ("gopher_quality", "gopher_repetition", "fineweb", "c4", "lang")}},
+    "near_duplicates": {
+        **_keys(
+            "threshold shingle num_perm bands rows candidate_pairs kept_pairs distinct_signatures clusters "
+            "docs_in_clusters removable_docs removable_tokens removable_token_fraction confirmed_rejects"
+        ),
+        "cluster_sizes": _keys("size clusters", LIST),
+        "largest": LIST,
+        "clusters_file": TEXT,
+    },
+    "leakage": {
+        **_keys(
+            "val_docs train_docs exact_docs near_docs ngram_n ngram_docs ngram_fraction exact_fraction near_fraction "
+            "ngram_docs_fraction ngram_val_ngrams ngram_sampled_every"
+        ),
+        "note": TEXT,
+    },
+    "against": {
+        **_keys("eval_docs ngram_n"),
+        "path": TEXT,
+        "worst": LIST,  # only with --against
+        "train": _keys("exact_docs near_docs ngram_docs ngram_fraction"),
+        "val": _keys("exact_docs near_docs ngram_docs ngram_fraction"),
+    },
+    "budget": {
+        **_keys(
+            "budget_tokens unique_tokens epochs effective_tokens effective_fraction source_files tokens_per_source_file "
+            "files_for_4_epochs files_for_1_epoch data_multiple_for_4_epochs data_multiple_for_1_epoch "
+            "unique_tokens_for_4_epochs unique_tokens_for_1_epoch repeats_free_epochs params tokens_per_param "
+            "chinchilla_tokens_per_param compute_flops optimal_params optimal_tokens"
+        ),
+        **_keys("verdict verdict_text chinchilla_verdict", TEXT),
+    },
+    "quality": {
+        **_keys("docs tokens lang_min_score"),
+        **_keys("rules languages lang_keep", LIST),
+        "file": TEXT,  # unless --no-quality
+        "removed_by_prepare": {"docs": NUMBER, "by_rule": LIST},
+        "filters": {
+            f: _keys("fail_docs fail_tokens fail_doc_fraction fail_token_fraction")
+            for f in ("gopher_quality", "gopher_repetition", "fineweb", "c4", "lang")
+        },
+    },
 }
-PARAMS_KEYS = ("params", "tokens_per_param", "chinchilla_tokens_per_param", "compute_flops", "optimal_params", "optimal_tokens",
-               "chinchilla_verdict")  # in budget only with --params
+PARAMS_KEYS = (
+    "params",
+    "tokens_per_param",
+    "chinchilla_tokens_per_param",
+    "compute_flops",
+    "optimal_params",
+    "optimal_tokens",
+    "chinchilla_verdict",
+)  # in budget only with --params
 
 WIDTH = 100
 _LEVEL = {"ok": "[ OK ]", "warn": "[WARN]", "bad": "[BAD ]"}
@@ -100,7 +140,9 @@ _LEVEL = {"ok": "[ OK ]", "warn": "[WARN]", "bad": "[BAD ]"}
 
 # C0 and C1 control characters (ESC starts a terminal escape sequence: a document could recolour,
 # retitle or clear the user's terminal) and the bidi overrides that reorder what follows them
-_UNPRINTABLE = {c: " " for c in [*range(0x20), 0x7F, *range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+_UNPRINTABLE = {
+    c: " " for c in [*range(0x20), 0x7F, *range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+}
 
 
 def _clip(line: str) -> str:
@@ -119,32 +161,44 @@ def terminal(report: dict) -> str:
     add("")
     add(f"{'TOTALS':<8}{'docs':>12}{'tokens':>16}{'stream tokens':>16}{'distinct ids':>14}")
     for name, s in report["splits"].items():
-        add(f"  {name:<6}{s['docs']:>12,}{tokens(s['tokens']):>16}{tokens(s['stream_tokens']):>16}{s['distinct_token_ids']:>14,}")
+        add(
+            f"  {name:<6}{s['docs']:>12,}{tokens(s['tokens']):>16}{tokens(s['stream_tokens']):>16}{s['distinct_token_ids']:>14,}"
+        )
     add("")
-    add(f"{'LENGTHS':<8}{'p10':>7}{'p50':>7}{'p90':>7}{'p99':>8}{'max':>9}{'mean':>8}{'skew':>6}{'gini':>6}"
-        f"{'top1%':>7}{'<64':>7}{'>blk':>7}")
+    add(
+        f"{'LENGTHS':<8}{'p10':>7}{'p50':>7}{'p90':>7}{'p99':>8}{'max':>9}{'mean':>8}{'skew':>6}{'gini':>6}"
+        f"{'top1%':>7}{'<64':>7}{'>blk':>7}"
+    )
     for name, L in report["lengths"].items():
         if L["docs"] == 0:
             add(f"  {name:<6}  (no documents)")
             continue
-        add(f"  {name:<6}{L['p10']:>7.0f}{L['p50']:>7.0f}{L['p90']:>7.0f}{L['p99']:>8.0f}{L['max']:>9,}{L['mean']:>8.0f}"
+        add(
+            f"  {name:<6}{L['p10']:>7.0f}{L['p50']:>7.0f}{L['p90']:>7.0f}{L['p99']:>8.0f}{L['max']:>9,}{L['mean']:>8.0f}"
             f"{L['skewness']:>6.1f}{L['gini']:>6.2f}{pct(L['top1pct_token_share']):>7}{pct(L['short_doc_share']):>7}"
-            f"{pct(L['over_block_token_share']):>7}")
+            f"{pct(L['over_block_token_share']):>7}"
+        )
     blk = next(iter(report["lengths"].values())).get("block_size", "")
     add(f"  top1%: token share of the longest 1% of docs; <64: share of docs; >blk: token share over {blk}")
     add("")
     e = report["exact_duplicates"]
-    add(f"EXACT DUPLICATES  {e['docs']:,} docs ({h(e['tokens'])} tokens) repeat an earlier doc, in {e['groups']:,} groups")
+    add(
+        f"EXACT DUPLICATES  {e['docs']:,} docs ({h(e['tokens'])} tokens) repeat an earlier doc, in {e['groups']:,} groups"
+    )
     for g in e["largest"][:5]:
-        add(_clip(f"  {g['copies']:>6,}x {g['n_tokens']:>7,} tok  \"{g['snippet']}\""))
+        add(_clip(f'  {g["copies"]:>6,}x {g["n_tokens"]:>7,} tok  "{g["snippet"]}"'))
     add("")
     nd = report["near_duplicates"]
-    add(f"NEAR DUPLICATES  Jaccard >= {nd['threshold']} on {nd['shingle']}-token shingles, {nd['num_perm']} perms, "
-        f"{nd['bands']} bands x {nd['rows']} rows")
-    add(f"  {nd['clusters']:,} clusters hold {nd['docs_in_clusters']:,} docs; removable {nd['removable_docs']:,} docs, "
-        f"{h(nd['removable_tokens'])} tokens ({pct(nd['removable_token_fraction'])})")
+    add(
+        f"NEAR DUPLICATES  Jaccard >= {nd['threshold']} on {nd['shingle']}-token shingles, {nd['num_perm']} perms, "
+        f"{nd['bands']} bands x {nd['rows']} rows"
+    )
+    add(
+        f"  {nd['clusters']:,} clusters hold {nd['docs_in_clusters']:,} docs; removable {nd['removable_docs']:,} docs, "
+        f"{h(nd['removable_tokens'])} tokens ({pct(nd['removable_token_fraction'])})"
+    )
     for c in nd["largest"][:5]:
-        add(_clip(f"  {c['docs']:>6,} docs {c['n_tokens']:>8,} tok  \"{c['snippet']}\""))
+        add(_clip(f'  {c["docs"]:>6,} docs {c["n_tokens"]:>8,} tok  "{c["snippet"]}"'))
     if nd.get("clusters_file"):
         add(f"  wrote {nd['clusters_file']}")
     add("")
@@ -153,12 +207,20 @@ def terminal(report: dict) -> str:
     if lk.get("ngram_fraction") is None:
         add(f"  {lk['note']}")
     else:
-        add(f"  exact copies in train {lk['exact_docs']:,} ({pct(lk['exact_fraction'])})   near copies {lk['near_docs']:,} "
-            f"({pct(lk['near_fraction'])})")
-        add(f"  sharing a {lk['ngram_n']}-gram with train {lk['ngram_docs']:,} ({pct(lk['ngram_docs_fraction'])}); "
-            f"{pct(lk['ngram_fraction'])} of val {lk['ngram_n']}-grams occur in train")
+        add(
+            f"  exact copies in train {lk['exact_docs']:,} ({pct(lk['exact_fraction'])})   near copies {lk['near_docs']:,} "
+            f"({pct(lk['near_fraction'])})"
+        )
+        add(
+            f"  sharing a {lk['ngram_n']}-gram with train {lk['ngram_docs']:,} ({pct(lk['ngram_docs_fraction'])}); "
+            f"{pct(lk['ngram_fraction'])} of val {lk['ngram_n']}-grams occur in train"
+        )
         for e in (lk.get("ngram_examples") or [])[:2]:  # the rest are on the HTML page, highlighted
-            add(_clip(f"  e.g. val doc {e['val']['doc']:,} and train doc {e['train']['doc']:,} share \"{' '.join(e['text'].split())}\""))
+            add(
+                _clip(
+                    f'  e.g. val doc {e["val"]["doc"]:,} and train doc {e["train"]["doc"]:,} share "{" ".join(e["text"].split())}"'
+                )
+            )
         if lk.get("note"):
             add(_clip(f"  {lk['note']}"))
     if report.get("quality"):
@@ -170,19 +232,29 @@ def terminal(report: dict) -> str:
     if b:
         add("")
         add(f"BUDGET  {h(b['budget_tokens'])} tokens over {h(b['unique_tokens'])} unique train tokens")
-        add(f"  {ratio(b['epochs'])} epochs; effective data {h(b['effective_tokens'])} tokens ({pct(b['effective_fraction'])} of "
-            f"the budget); verdict: {b['verdict']}")
+        add(
+            f"  {ratio(b['epochs'])} epochs; effective data {h(b['effective_tokens'])} tokens ({pct(b['effective_fraction'])} of "
+            f"the budget); verdict: {b['verdict']}"
+        )
         if b["epochs"] > 1:
             if b["files_for_4_epochs"]:
-                add(f"  for <= {b['repeats_free_epochs']:g} epochs: {b['files_for_4_epochs']:,} input files like these "
+                add(
+                    f"  for <= {b['repeats_free_epochs']:g} epochs: {b['files_for_4_epochs']:,} input files like these "
                     f"({b['source_files']} now, "
-                    f"{h(b['tokens_per_source_file'])} tokens each); for 1 epoch: {b['files_for_1_epoch']:,}")
+                    f"{h(b['tokens_per_source_file'])} tokens each); for 1 epoch: {b['files_for_1_epoch']:,}"
+                )
             else:
-                add(f"  for <= {b['repeats_free_epochs']:g} epochs: {ratio(b['data_multiple_for_4_epochs'])}x this data "
+                add(
+                    f"  for <= {b['repeats_free_epochs']:g} epochs: {ratio(b['data_multiple_for_4_epochs'])}x this data "
                     f"({h(b['unique_tokens_for_4_epochs'])} "
-                    f"tokens); for 1 epoch: {ratio(b['data_multiple_for_1_epoch'])}x")
+                    f"tokens); for 1 epoch: {ratio(b['data_multiple_for_1_epoch'])}x"
+                )
         if "params" in b:
-            add(f"  {params(b['params'])} params, {ratio(b['tokens_per_param'])} tokens/param (Chinchilla ~{b['chinchilla_tokens_per_param']:g})")
+            add(
+                f"  {params(b['params'])} params, {ratio(b['tokens_per_param'])} tokens/param (Chinchilla ~{b['chinchilla_tokens_per_param']:g})"
+            )
             add(f"  {b['chinchilla_verdict']}")
-            add(f"  compute-optimal for this compute: {params(b['optimal_params'])} params on {h(b['optimal_tokens'])} tokens")
+            add(
+                f"  compute-optimal for this compute: {params(b['optimal_params'])} params on {h(b['optimal_tokens'])} tokens"
+            )
     return "\n".join(_clip(line) for line in out)

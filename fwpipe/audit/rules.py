@@ -15,7 +15,9 @@ from fwpipe.audit.report import KEYS, LIST, PARAMS_KEYS, TEXT
 from fwpipe.errors import ConfigError
 
 _OPS = {">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne, ">": operator.gt, "<": operator.lt}
-_RULE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\s*(>=|<=|==|!=|>|<)\s*([-+]?[0-9][0-9_]*\.?[0-9_]*(?:[eE][-+]?[0-9]+)?)\s*$")
+_RULE = re.compile(
+    r"^\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\s*(>=|<=|==|!=|>|<)\s*([-+]?[0-9][0-9_]*\.?[0-9_]*(?:[eE][-+]?[0-9]+)?)\s*$"
+)
 HINT = "write rules like 'leakage.near_docs>0' or 'budget.epochs>4' (PATH OP NUMBER, PATH a key of the --json report)"
 
 
@@ -73,14 +75,19 @@ def _check_path(rule: Rule) -> None:
             raise ConfigError(f"--fail-on {rule.text!r}: {where} is a single value, it has no {key!r}", HINT)
         if key not in node:
             keys = ", ".join(k for k in node)
-            raise ConfigError(f"--fail-on {rule.text!r}: the report has no {'.'.join(rule.path[: i + 1])!r}"
-                              f" ({where or 'the top level'} has {keys})", HINT)
+            raise ConfigError(
+                f"--fail-on {rule.text!r}: the report has no {'.'.join(rule.path[: i + 1])!r}"
+                f" ({where or 'the top level'} has {keys})",
+                HINT,
+            )
         node = node[key]
     if node == TEXT:
         raise ConfigError(f"--fail-on {rule.text!r}: {'.'.join(rule.path)} is text, not a number", HINT)
     if isinstance(node, dict):
-        raise ConfigError(f"--fail-on {rule.text!r}: {'.'.join(rule.path)} is a section, not a number "
-                          f"(its keys: {', '.join(node)})", HINT)
+        raise ConfigError(
+            f"--fail-on {rule.text!r}: {'.'.join(rule.path)} is a section, not a number (its keys: {', '.join(node)})",
+            HINT,
+        )
 
 
 def failed_rules(report: dict, rules: list[Rule]) -> list[tuple[Rule, float]]:

@@ -12,8 +12,8 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from fwpipe import __version__
 from fwpipe.audit.budget_section import budget_section
@@ -25,14 +25,14 @@ from fwpipe.audit.neardup import near_duplicates, write_clusters
 from fwpipe.audit.quality import quality as quality_section
 from fwpipe.audit.totals import per_source, totals
 from fwpipe.budget import check_budget
+from fwpipe.dataset import CLUSTERS, QUALITY, SPLITS, open_dataset, written_by_audit
 from fwpipe.dedup import SCHEME, DedupConfig, near_clusters, scratch_bytes
 from fwpipe.dedup import memory_bytes as dedup_memory_bytes
+from fwpipe.errors import ConfigError, FwpipeError, InputFormatError
+from fwpipe.executors import INLINE, Executor
+from fwpipe.fmt import pct, ratio, size
 from fwpipe.quality.config import load_config
 from fwpipe.shards import release_pages
-from fwpipe.executors import INLINE, Executor
-from fwpipe.errors import ConfigError, FwpipeError, InputFormatError
-from fwpipe.fmt import pct, ratio, size
-from fwpipe.dataset import CLUSTERS, QUALITY, SPLITS, open_dataset, written_by_audit
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
@@ -45,8 +45,10 @@ def _check_path(path: str | Path) -> None:
         with open(p, "rb") as f:
             magic = f.read(4)
         what = "a parquet file" if magic == b"PAR1" else f"a {p.suffix or 'suffix-less'} file"
-        raise InputFormatError(f"{p}: {what}, not a token dataset",
-                               "audit reads token shards; run `fwpipe prepare FILE.parquet` first, then `fwpipe audit`")
+        raise InputFormatError(
+            f"{p}: {what}, not a token dataset",
+            "audit reads token shards; run `fwpipe prepare FILE.parquet` first, then `fwpipe audit`",
+        )
 
 
 def _check_params(budget_tokens: float | None, params: float | None) -> None:
@@ -55,13 +57,18 @@ def _check_params(budget_tokens: float | None, params: float | None) -> None:
     if isinstance(params, bool) or not isinstance(params, (int, float)) or not math.isfinite(params) or params <= 0:
         raise ConfigError(f"--params {params} is not a positive number of model parameters", "pass e.g. --params 40e6")
     if budget_tokens is None:
-        raise ConfigError("--params sizes the model against a budget, but no --budget-tokens was given",
-                          "add --budget-tokens, e.g. --budget-tokens 7.6e9 --params 40e6")
+        raise ConfigError(
+            "--params sizes the model against a budget, but no --budget-tokens was given",
+            "add --budget-tokens, e.g. --budget-tokens 7.6e9 --params 40e6",
+        )
 
 
 def _check_options(block_size: int, shingle: int, num_perm: int, ngram: int) -> None:
-    for name, value, flag in (("block size", block_size, "--block-size"), ("shingle", shingle, "--shingle"),
-                              ("n-gram", ngram, "--ngram")):
+    for name, value, flag in (
+        ("block size", block_size, "--block-size"),
+        ("shingle", shingle, "--shingle"),
+        ("n-gram", ngram, "--ngram"),
+    ):
         if value < 1:
             raise ConfigError(f"{name} {value} is below 1", f"pass a positive {flag}")
     if num_perm < 2 or num_perm > 4096:
@@ -71,7 +78,10 @@ def _check_options(block_size: int, shingle: int, num_perm: int, ngram: int) -> 
 def _identity(ds) -> dict:
     """What makes two audits the same run for the scratch directory: the shard files as they are."""
     files = [p for name in SPLITS for p in ds.split(name).paths]
-    return {"root": str(Path(ds.root).resolve()), "files": [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in map(Path, files)]}
+    return {
+        "root": str(Path(ds.root).resolve()),
+        "files": [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in map(Path, files)],
+    }
 
 
 def audit(
@@ -133,8 +143,15 @@ def audit(
         "fwpipe_version": __version__,
         "dataset": str(ds.root),
         "format": ds.format,
-        "options": {"block_size": block_size, "shingle": shingle, "threshold": threshold, "num_perm": num_perm,
-                    "ngram": ngram, "seed": seed, "minhash_scheme": SCHEME},
+        "options": {
+            "block_size": block_size,
+            "shingle": shingle,
+            "threshold": threshold,
+            "num_perm": num_perm,
+            "ngram": ngram,
+            "seed": seed,
+            "minhash_scheme": SCHEME,
+        },
     }
     step("totals")
     report["splits"] = totals(corpus)
@@ -150,8 +167,15 @@ def audit(
     report["exact_duplicates"] = exact.report
     scratch_dir = tmp_dir or tempfile.gettempdir()
     step(f"near duplicates (scratch: {size(scratch_bytes(corpus.n_docs, cfg.bands))} in {scratch_dir})")
-    scratch, comp = near_clusters(corpus, cfg, copy_of=exact.first, tmp_dir=scratch_dir,
-                                  identity=_identity(ds), memory_bytes=memory_bytes, executor=executor)
+    scratch, comp = near_clusters(
+        corpus,
+        cfg,
+        copy_of=exact.first,
+        tmp_dir=scratch_dir,
+        identity=_identity(ds),
+        memory_bytes=memory_bytes,
+        executor=executor,
+    )
     near = near_duplicates(corpus, comp, cfg)
     del comp
     report["near_duplicates"] = near.report
@@ -162,7 +186,11 @@ def audit(
         report["against"] = against(corpus, exact.first, scratch, cfg, against_path, ngram=ngram, loaded=loaded_eval)
     scratch.remove()
     clusters_path = ds.root / CLUSTERS
-    if ds.format == "fwpipe" and write_clusters_file and _write_optional(clusters_path, lambda p: write_clusters(p, corpus, near.cluster)):
+    if (
+        ds.format == "fwpipe"
+        and write_clusters_file
+        and _write_optional(clusters_path, lambda p: write_clusters(p, corpus, near.cluster))
+    ):
         report["near_duplicates"]["clusters_file"] = str(clusters_path)
     step(f"{ngram}-gram leakage")
     report["leakage"] = leakage(corpus, exact.first, near.near_train, ngram=ngram)
@@ -172,8 +200,9 @@ def audit(
         writable = ds.format == "fwpipe" and write_clusters_file and _writable(qpath)
         report["quality"] = quality_section(corpus, qcfg, qpath if writable else None, executor=executor)
     if budget_tokens is not None:
-        report["budget"] = budget_section(budget_tokens, report["splits"]["train"]["stream_tokens"], params=params,
-                                                     sources=ds.n_sources)
+        report["budget"] = budget_section(
+            budget_tokens, report["splits"]["train"]["stream_tokens"], params=params, sources=ds.n_sources
+        )
     report["verdicts"] = verdicts(report)
     report["seconds"] = time.perf_counter() - t0
     return report
@@ -185,7 +214,10 @@ def _writable(path: Path) -> bool:
         log.warning("could not write %s: the dataset directory is read-only; the report is complete without it", path)
         return False
     if (path.exists() or path.is_symlink()) and not written_by_audit(path):
-        log.warning("did not write %s: a file of that name that audit did not write is there; the report is complete without it", path)
+        log.warning(
+            "did not write %s: a file of that name that audit did not write is there; the report is complete without it",
+            path,
+        )
         return False
     return True
 
@@ -209,30 +241,50 @@ def verdicts(report: dict) -> list[dict]:
     out = []
     b = report.get("budget")
     if b:
-        out.append({"section": "budget", "level": {"fresh": "ok", "nearly-free": "ok", "diminishing": "warn", "wasted": "bad"}[b["verdict"]],
-                    "text": f"{ratio(b['epochs'])} epochs over train: {b['verdict_text']}"})
+        out.append(
+            {
+                "section": "budget",
+                "level": {"fresh": "ok", "nearly-free": "ok", "diminishing": "warn", "wasted": "bad"}[b["verdict"]],
+                "text": f"{ratio(b['epochs'])} epochs over train: {b['verdict_text']}",
+            }
+        )
     lk = report["leakage"]
     if lk["val_docs"] and lk["train_docs"]:
         bad = lk["near_docs"] or lk["exact_docs"]
-        out.append({"section": "leakage", "level": "bad" if bad else ("warn" if lk["ngram_docs"] else "ok"),
-                    "text": f"{lk['exact_docs']} val docs copied from train, {lk['near_docs']} near-copied, "
-                            f"{pct(lk['ngram_docs_fraction'])} share a {lk['ngram_n']}-gram with train"})
+        out.append(
+            {
+                "section": "leakage",
+                "level": "bad" if bad else ("warn" if lk["ngram_docs"] else "ok"),
+                "text": f"{lk['exact_docs']} val docs copied from train, {lk['near_docs']} near-copied, "
+                f"{pct(lk['ngram_docs_fraction'])} share a {lk['ngram_n']}-gram with train",
+            }
+        )
     else:
         out.append({"section": "leakage", "level": "warn", "text": lk["note"]})
     ag = report.get("against")
     if ag:
         bad = ag["train"]["exact_docs"] + ag["train"]["near_docs"]
-        out.append({"section": "against", "level": "bad" if bad else ("warn" if ag["train"]["ngram_docs"] else "ok"),
-                    "text": f"eval set: {ag['train']['exact_docs']} of {ag['eval_docs']} docs copied in train, "
-                            f"{ag['train']['near_docs']} near-copied, {ag['train']['ngram_docs']} share a {ag['ngram_n']}-gram"})
+        out.append(
+            {
+                "section": "against",
+                "level": "bad" if bad else ("warn" if ag["train"]["ngram_docs"] else "ok"),
+                "text": f"eval set: {ag['train']['exact_docs']} of {ag['eval_docs']} docs copied in train, "
+                f"{ag['train']['near_docs']} near-copied, {ag['train']['ngram_docs']} share a {ag['ngram_n']}-gram",
+            }
+        )
     if b and b.get("params"):
         out.append(diagnosis_verdict(b, report["leakage"]))
     nd = report["near_duplicates"]
     n_docs = sum(s["docs"] for s in report["splits"].values())
     share = nd["removable_docs"] / n_docs
-    out.append({"section": "duplicates", "level": "ok" if share < 0.01 else ("warn" if share < 0.1 else "bad"),
-                "text": f"{pct(share)} of documents are removable near/exact duplicates "
-                        f"({report['exact_duplicates']['docs']} exact copies)"})
+    out.append(
+        {
+            "section": "duplicates",
+            "level": "ok" if share < 0.01 else ("warn" if share < 0.1 else "bad"),
+            "text": f"{pct(share)} of documents are removable near/exact duplicates "
+            f"({report['exact_duplicates']['docs']} exact copies)",
+        }
+    )
     return out
 
 
@@ -242,10 +294,19 @@ def diagnosis_verdict(b: dict, lk: dict) -> dict:
     bigger model" in the same nats that `train --dry-run` and `fwpipe diagnose` print."""
     from fwpipe.diagnosis import Inputs, diagnose
 
-    d = diagnose(Inputs(evals=[], n_params=b["params"], budget_tokens=b["budget_tokens"], unique_tokens=b["unique_tokens"],
-                        leakage=lk if lk.get("val_docs") and lk.get("train_docs") else None))
+    d = diagnose(
+        Inputs(
+            evals=[],
+            n_params=b["params"],
+            budget_tokens=b["budget_tokens"],
+            unique_tokens=b["unique_tokens"],
+            leakage=lk if lk.get("val_docs") and lk.get("train_docs") else None,
+        )
+    )
     s = {c["name"]: c["score"] for c in d["causes"]}
     data = max(("repetition", "leakage"), key=lambda k: s[k])
-    text = (f"data side: {data} scores {s[data]:.3f} nats (repetition {s['repetition']:.3f}, leakage {s['leakage']:.3f}); "
-            f"model side: capacity {s['capacity']:.3f} (scores: val-loss excess, fwpipe diagnose)")
+    text = (
+        f"data side: {data} scores {s[data]:.3f} nats (repetition {s['repetition']:.3f}, leakage {s['leakage']:.3f}); "
+        f"model side: capacity {s['capacity']:.3f} (scores: val-loss excess, fwpipe diagnose)"
+    )
     return {"section": "diagnosis", "level": "warn" if s[data] > 0 else "ok", "text": text}

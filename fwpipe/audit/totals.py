@@ -40,11 +40,25 @@ def per_source(ds: Dataset) -> list[dict] | None:
     import polars as pl
 
     try:
-        df = (pl.scan_parquet(path).group_by(["source_file", "split"]).agg(pl.len().alias("docs"), pl.col("n_tokens").sum().alias("tokens"))
-              .sort(["source_file", "split"]).collect())
-        return [{"source": str(r["source_file"]), "split": str(r["split"]), "docs": int(r["docs"]), "tokens": int(r["tokens"])}
-                for r in df.iter_rows(named=True)]
+        df = (
+            pl.scan_parquet(path)
+            .group_by(["source_file", "split"])
+            .agg(pl.len().alias("docs"), pl.col("n_tokens").sum().alias("tokens"))
+            .sort(["source_file", "split"])
+            .collect()
+        )
+        return [
+            {
+                "source": str(r["source_file"]),
+                "split": str(r["split"]),
+                "docs": int(r["docs"]),
+                "tokens": int(r["tokens"]),
+            }
+            for r in df.iter_rows(named=True)
+        ]
     except (pl.exceptions.PolarsError, OSError, TypeError, ValueError) as e:
         first_line = (str(e).splitlines() or [""])[0]
-        raise InputFormatError(f"{path}: cannot read it as prepare's document table ({type(e).__name__}: {first_line})",
-                               "restore docs.parquet, or re-run fwpipe prepare into a new -o directory") from e
+        raise InputFormatError(
+            f"{path}: cannot read it as prepare's document table ({type(e).__name__}: {first_line})",
+            "restore docs.parquet, or re-run fwpipe prepare into a new -o directory",
+        ) from e

@@ -70,7 +70,9 @@ class FwpipeGroup(click.Group):
     def make_context(self, info_name, args, parent=None, **extra):
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
-        except click.exceptions.NoArgsIsHelpError as e:  # bare `fwpipe`: the help page, as `fwpipe -h` (click would exit 2)
+        except (
+            click.exceptions.NoArgsIsHelpError
+        ) as e:  # bare `fwpipe`: the help page, as `fwpipe -h` (click would exit 2)
             click.echo(e.ctx.get_help())
             raise click.exceptions.Exit(0) from None
         except click.UsageError as e:  # `fwpipe --bogus`
@@ -104,11 +106,21 @@ def main(verbose: bool) -> None:
 
     DATASET (audit, train) defaults to data/fineweb, where prepare writes.
     """
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr
+    )
 
 
-for command in (prepare.estimate, prepare.prepare, audit.audit, train.train, train.report, train.sample, train.eval_,
-                diagnose.diagnose_command):
+for command in (
+    prepare.estimate,
+    prepare.prepare,
+    audit.audit,
+    train.train,
+    train.report,
+    train.sample,
+    train.eval_,
+    diagnose.diagnose_command,
+):
     main.add_command(command)
 
 

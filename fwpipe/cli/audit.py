@@ -32,24 +32,68 @@ from fwpipe.cli.common import (
 @dataset_argument
 @budget_option("adds epochs, effective data and a verdict.")
 @params_option
-@click.option("--block-size", type=TOKENS, default=1024, show_default=True, help="Context length for the long-document share.")
+@click.option(
+    "--block-size", type=TOKENS, default=1024, show_default=True, help="Context length for the long-document share."
+)
 @click.option("--shingle", type=int, default=5, show_default=True, help="Tokens per MinHash shingle.")
 @click.option("--threshold", type=float, default=0.8, show_default=True, help="Jaccard threshold for near duplicates.")
 @click.option("--num-perm", type=int, default=128, show_default=True, help="MinHash permutations.")
 @click.option("--ngram", type=int, default=13, show_default=True, help="n for train/val n-gram contamination.")
 @json_option("the full report")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False), metavar="PATH", help="Write a self-contained HTML report with plots.")
-@click.option("--fail-on", "fail_on", multiple=True, metavar="RULE", help="Exit 1 if RULE holds, e.g. 'leakage.near_docs>0', 'budget.epochs>4'. Repeatable.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False),
+    metavar="PATH",
+    help="Write a self-contained HTML report with plots.",
+)
+@click.option(
+    "--fail-on",
+    "fail_on",
+    multiple=True,
+    metavar="RULE",
+    help="Exit 1 if RULE holds, e.g. 'leakage.near_docs>0', 'budget.epochs>4'. Repeatable.",
+)
 @memory_gb_option
 @tmp_dir_option("system temp")
-@click.option("--against", "against_path", default=None, metavar="EVAL",
-              help="Eval set (parquet/JSONL with text, or a dataset): its exact, near and n-gram overlap with train/val.")
-@click.option("--no-quality", "no_quality", is_flag=True, help="Skip the quality section (Gopher/FineWeb/C4 rules, language).")
-@click.option("--quality-config", default=None, metavar="TOML", help="Quality thresholds to use instead of the published ones (README, Quality).")
+@click.option(
+    "--against",
+    "against_path",
+    default=None,
+    metavar="EVAL",
+    help="Eval set (parquet/JSONL with text, or a dataset): its exact, near and n-gram overlap with train/val.",
+)
+@click.option(
+    "--no-quality", "no_quality", is_flag=True, help="Skip the quality section (Gopher/FineWeb/C4 rules, language)."
+)
+@click.option(
+    "--quality-config",
+    default=None,
+    metavar="TOML",
+    help="Quality thresholds to use instead of the published ones (README, Quality).",
+)
 @workers_option("Worker processes for the signature units")
 @ray_option
-def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_perm, ngram, json_path, html_path, fail_on, memory_gb,
-          tmp_dir, against_path, no_quality, quality_config, workers, ray_address):
+def audit(
+    dataset,
+    budget_tokens,
+    params,
+    block_size,
+    shingle,
+    threshold,
+    num_perm,
+    ngram,
+    json_path,
+    html_path,
+    fail_on,
+    memory_gb,
+    tmp_dir,
+    against_path,
+    no_quality,
+    quality_config,
+    workers,
+    ray_address,
+):
     """Audit a tokenized dataset: totals, lengths, duplicates, train/val leakage, budget verdict.
 
     DATASET is a fwpipe dataset directory (default data/fineweb), a nanoGPT directory with
@@ -74,8 +118,11 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
     check_report_path(html_path, dataset, flag="--html")
     budget_tokens, budget_from = budget.budget_or_chinchilla(budget_tokens, params)  # as `fwpipe estimate --params`
     if budget_from == "chinchilla":
-        click.echo(f"budget: Chinchilla's {budget.CHINCHILLA_TOKENS_PER_PARAM:g} tokens x {fmt.params(params)} params = {fmt.tokens(budget_tokens)} tokens "
-                   "(pass --budget-tokens for another)", err=True)  # fmt: skip
+        click.echo(
+            f"budget: Chinchilla's {budget.CHINCHILLA_TOKENS_PER_PARAM:g} tokens x {fmt.params(params)} params = {fmt.tokens(budget_tokens)} tokens "
+            "(pass --budget-tokens for another)",
+            err=True,
+        )
     # a malformed rule, an unknown key or a budget rule without a budget fails before the audit runs
     rules = [parse_rule(r, budget=budget_tokens is not None, params=params is not None) for r in fail_on]
     prog = Progress()
@@ -85,10 +132,23 @@ def audit(dataset, budget_tokens, params, block_size, shingle, threshold, num_pe
         warm()  # before the pool forks: its workers inherit the language model and kernels
     try:
         with make_executor(workers, ray_address) as ex:
-            report = run_audit(dataset, budget_tokens=budget_tokens, params=params, block_size=block_size, shingle=shingle,
-                               threshold=threshold, num_perm=num_perm, ngram=ngram, memory_gb=memory_gb, tmp_dir=tmp_dir,
-                               against_path=against_path, executor=ex, quality=not no_quality, quality_config=quality_config,
-                               on_step=lambda s: prog.update(f"audit: {s} ({prog.elapsed():.0f} s)", force=True))
+            report = run_audit(
+                dataset,
+                budget_tokens=budget_tokens,
+                params=params,
+                block_size=block_size,
+                shingle=shingle,
+                threshold=threshold,
+                num_perm=num_perm,
+                ngram=ngram,
+                memory_gb=memory_gb,
+                tmp_dir=tmp_dir,
+                against_path=against_path,
+                executor=ex,
+                quality=not no_quality,
+                quality_config=quality_config,
+                on_step=lambda s: prog.update(f"audit: {s} ({prog.elapsed():.0f} s)", force=True),
+            )
     finally:
         prog.close()
     summary(json_path, report, terminal(report))

@@ -36,13 +36,22 @@ def dataset_argument(f):
 
 
 def budget_option(effect: str):
-    return click.option("--budget-tokens", type=TOKENS, default=None, help=f"The training budget in tokens (e.g. 7.6e9 or 7.6B): {effect}")
+    return click.option(
+        "--budget-tokens",
+        type=TOKENS,
+        default=None,
+        help=f"The training budget in tokens (e.g. 7.6e9 or 7.6B): {effect}",
+    )
 
 
 def params_option(f):
-    return click.option("--params", type=PARAMS, default=None,
-                        help="Model parameters (e.g. 40M or 40e6): adds tokens per parameter and the compute-optimal size (Chinchilla); without "
-                             f"--budget-tokens the budget is Chinchilla's {budget.CHINCHILLA_TOKENS_PER_PARAM:g} tokens per parameter.")(f)  # fmt: skip
+    return click.option(
+        "--params",
+        type=PARAMS,
+        default=None,
+        help="Model parameters (e.g. 40M or 40e6): adds tokens per parameter and the compute-optimal size (Chinchilla); without "
+        f"--budget-tokens the budget is Chinchilla's {budget.CHINCHILLA_TOKENS_PER_PARAM:g} tokens per parameter.",
+    )(f)
 
 
 def config_option(help: str):
@@ -50,17 +59,30 @@ def config_option(help: str):
 
 
 def json_option(what: str):
-    return click.option("--json", "json_path", type=click.Path(dir_okay=False, allow_dash=True), metavar="PATH|-", default=None,
-                        help=f"Also write {what} as JSON to PATH ('-': the JSON alone on stdout).")
+    return click.option(
+        "--json",
+        "json_path",
+        type=click.Path(dir_okay=False, allow_dash=True),
+        metavar="PATH|-",
+        default=None,
+        help=f"Also write {what} as JSON to PATH ('-': the JSON alone on stdout).",
+    )
 
 
 def device_option(f):
-    return click.option("--device", type=click.Choice(["auto", "cuda", "mps", "cpu"]), default="auto", show_default=True,
-                        help="Where to run; auto takes cuda, then mps, then cpu.")(f)
+    return click.option(
+        "--device",
+        type=click.Choice(["auto", "cuda", "mps", "cpu"]),
+        default="auto",
+        show_default=True,
+        help="Where to run; auto takes cuda, then mps, then cpu.",
+    )(f)
 
 
 def workers_option(what: str):
-    return click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N", help=f"{what} [default: all cores].")
+    return click.option(
+        "--workers", type=click.IntRange(min=1), default=None, metavar="N", help=f"{what} [default: all cores]."
+    )
 
 
 # --ray is a flag: RAY_ADDRESS's cluster, else one started on this machine, else a new local one
@@ -71,25 +93,46 @@ def ray_option(f):
     @functools.wraps(f)
     def with_ray(*args, ray: bool, ray_address: str | None, **kw):
         if ray_address is not None and not ray_address.strip():
-            raise click.BadParameter("give the cluster's HOST:PORT, or --ray alone for RAY_ADDRESS's or a local cluster",
-                                     param_hint="'--ray-address' / '--ray='")  # fmt: skip
+            raise click.BadParameter(
+                "give the cluster's HOST:PORT, or --ray alone for RAY_ADDRESS's or a local cluster",
+                param_hint="'--ray-address' / '--ray='",
+            )
         return f(*args, ray_address=ray_address if ray_address is not None else ("" if ray else None), **kw)
 
-    with_ray = click.option("--ray-address", "ray_address", default=None, metavar="HOST:PORT",
-                            help="The Ray cluster to run on (the same as --ray=HOST:PORT).")(with_ray)  # fmt: skip
-    return click.option("--ray", "ray", is_flag=True,
-                        help="Run the units as tasks on a Ray cluster (pip install 'fwpipe[ray]'): RAY_ADDRESS's, else one started "
-                             "on this machine, else a new local one; --ray=HOST:PORT (or --ray-address) names another.")(with_ray)  # fmt: skip
+    with_ray = click.option(
+        "--ray-address",
+        "ray_address",
+        default=None,
+        metavar="HOST:PORT",
+        help="The Ray cluster to run on (the same as --ray=HOST:PORT).",
+    )(with_ray)
+    return click.option(
+        "--ray",
+        "ray",
+        is_flag=True,
+        help="Run the units as tasks on a Ray cluster (pip install 'fwpipe[ray]'): RAY_ADDRESS's, else one started "
+        "on this machine, else a new local one; --ray=HOST:PORT (or --ray-address) names another.",
+    )(with_ray)
 
 
 def memory_gb_option(f):
-    return click.option("--memory-gb", type=float, default=None, metavar="GB",
-                        help="Memory for near-duplicate detection beyond ~50 bytes/document [default: 1].")(f)
+    return click.option(
+        "--memory-gb",
+        type=float,
+        default=None,
+        metavar="GB",
+        help="Memory for near-duplicate detection beyond ~50 bytes/document [default: 1].",
+    )(f)
 
 
 def tmp_dir_option(default: str):
-    return click.option("--tmp-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
-                        help=f"Scratch directory for near-duplicate detection [default: {default}].")
+    return click.option(
+        "--tmp-dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        metavar="DIR",
+        help=f"Scratch directory for near-duplicate detection [default: {default}].",
+    )
 
 
 # ------------------------------------------------------------------------- resolving flags

@@ -48,19 +48,41 @@ def dataset_evidence(path: str | Path, *, leakage: bool = True) -> dict[str, Any
     counts = np.zeros(1 << 16, dtype=np.int64)
     for tokens in train.shards:
         counts += np.bincount(np.asarray(tokens), minlength=1 << 16)[: 1 << 16]
-    out: dict[str, Any] = {"unique_tokens": train.stream_tokens, "unigram_entropy": _unigram_entropy(counts) if counts.any() else None}
+    out: dict[str, Any] = {
+        "unique_tokens": train.stream_tokens,
+        "unigram_entropy": _unigram_entropy(counts) if counts.any() else None,
+    }
     if leakage:
         from fwpipe.audit.run import audit
 
         lk = audit(path, write_clusters_file=False)["leakage"]
-        out["leakage"] = {k: lk.get(k) for k in ("exact_fraction", "near_fraction", "ngram_docs_fraction", "ngram_n", "exact_docs",
-                                                 "near_docs", "val_docs")}
+        out["leakage"] = {
+            k: lk.get(k)
+            for k in (
+                "exact_fraction",
+                "near_fraction",
+                "ngram_docs_fraction",
+                "ngram_n",
+                "exact_docs",
+                "near_docs",
+                "val_docs",
+            )
+        }
     return out
 
 
-def gather(source: str | Path | None, dataset: str | Path | None = None, *, config: str | None = None, params: float | None = None,
-           tokens_per_iter: int | None = None, unique_tokens: float | None = None, budget_tokens: float | None = None,
-           eval_tokens: int | None = None, leakage: bool = True) -> diagnosis.Inputs:
+def gather(
+    source: str | Path | None,
+    dataset: str | Path | None = None,
+    *,
+    config: str | None = None,
+    params: float | None = None,
+    tokens_per_iter: int | None = None,
+    unique_tokens: float | None = None,
+    budget_tokens: float | None = None,
+    eval_tokens: int | None = None,
+    leakage: bool = True,
+) -> diagnosis.Inputs:
     """diagnosis.Inputs from a run directory, a log, or plain numbers (source None)."""
     kw: dict[str, Any] = {}
     evals: list[dict[str, Any]] = []
@@ -80,26 +102,42 @@ def gather(source: str | Path | None, dataset: str | Path | None = None, *, conf
         train = [r for r in records if r.get("kind") == "train"]
         kw.update({k: v for k, v in diagnosis_inputs(plan).items() if v is not None})
         kw["diverged"] = any(not math.isfinite(r.get("loss", 0.0)) for r in train) or any(
-            not math.isfinite(r.get("val_loss") or 0.0) for r in evals)
+            not math.isfinite(r.get("val_loss") or 0.0) for r in evals
+        )
     elif source is not None:
         from fwpipe.diagnosis.logs import parse_log
 
         if cfg is not None:
             from fwpipe.train.plan import param_counts
 
-            kw.update(n_params=param_counts(cfg.model)[1], tokens_per_iter=cfg.tokens_per_iter, lr=cfg.lr, eval_iters=cfg.eval_iters,
-                      eval_tokens=cfg.eval_iters * cfg.batch_size * cfg.model.block_size, threshold=cfg.plateau_threshold)
+            kw.update(
+                n_params=param_counts(cfg.model)[1],
+                tokens_per_iter=cfg.tokens_per_iter,
+                lr=cfg.lr,
+                eval_iters=cfg.eval_iters,
+                eval_tokens=cfg.eval_iters * cfg.batch_size * cfg.model.block_size,
+                threshold=cfg.plateau_threshold,
+            )
         tpi = tokens_per_iter or kw.get("tokens_per_iter")
         if not tpi:
-            raise ConfigError(f"{source}: a log needs the tokens per iteration",
-                              "pass --config NAME|TOML (the run's config) or --tokens-per-iter 524288")
+            raise ConfigError(
+                f"{source}: a log needs the tokens per iteration",
+                "pass --config NAME|TOML (the run's config) or --tokens-per-iter 524288",
+            )
         _, evals, train = parse_log(source, tpi)
-        kw["diverged"] = any(not math.isfinite(r["loss"]) for r in train) or any(not math.isfinite(e["val_loss"]) for e in evals)
+        kw["diverged"] = any(not math.isfinite(r["loss"]) for r in train) or any(
+            not math.isfinite(e["val_loss"]) for e in evals
+        )
     elif cfg is not None:
         from fwpipe.train.plan import param_counts
 
         kw.update(n_params=param_counts(cfg.model)[1], tokens_per_iter=cfg.tokens_per_iter, lr=cfg.lr)
-    for k, v in (("n_params", params), ("tokens_per_iter", tokens_per_iter), ("budget_tokens", budget_tokens), ("eval_tokens", eval_tokens)):
+    for k, v in (
+        ("n_params", params),
+        ("tokens_per_iter", tokens_per_iter),
+        ("budget_tokens", budget_tokens),
+        ("eval_tokens", eval_tokens),
+    ):
         if v is not None:
             kw[k] = v
     if kw.get("tokens_per_iter") and evals:
@@ -113,26 +151,70 @@ def gather(source: str | Path | None, dataset: str | Path | None = None, *, conf
     if kw.get("budget_tokens") is None and train and kw.get("tokens_per_iter"):
         kw["budget_tokens"] = max(r["iter"] for r in train) * kw["tokens_per_iter"]  # a log: the run as far as it went
     if source is None and not (kw.get("n_params") and kw.get("budget_tokens") and kw.get("unique_tokens")):
-        raise ConfigError("nothing to diagnose", "pass a run directory or a log, or --params, --budget-tokens and --unique-tokens")
+        raise ConfigError(
+            "nothing to diagnose", "pass a run directory or a log, or --params, --budget-tokens and --unique-tokens"
+        )
     return diagnosis.Inputs(evals=evals, train=train, **kw)
 
 
 @click.command("diagnose", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("source", metavar="RUN_OR_LOG", required=False)
 @click.argument("dataset", metavar="[DATASET]", required=False)
-@click.option("--config", default=None, metavar="NAME|TOML", help="The log's config: model size, tokens/iter, eval_iters.")
+@click.option(
+    "--config", default=None, metavar="NAME|TOML", help="The log's config: model size, tokens/iter, eval_iters."
+)
 @click.option("--params", default=None, metavar="N", help="Model parameters without position embeddings, e.g. 40M.")
 @click.option("--tokens-per-iter", default=None, metavar="N", help="Tokens per iteration, e.g. 524288.")
-@click.option("--unique-tokens", default=None, metavar="N", help="Unique train tokens (one epoch) when no DATASET is at hand, e.g. 0.3B.")
-@click.option("--budget-tokens", default=None, metavar="N", help="The run's planned tokens, e.g. 7.6B (a log: defaults to where it stopped).")
+@click.option(
+    "--unique-tokens",
+    default=None,
+    metavar="N",
+    help="Unique train tokens (one epoch) when no DATASET is at hand, e.g. 0.3B.",
+)
+@click.option(
+    "--budget-tokens",
+    default=None,
+    metavar="N",
+    help="The run's planned tokens, e.g. 7.6B (a log: defaults to where it stopped).",
+)
 @click.option("--eval-tokens", default=None, metavar="N", help="Tokens per val estimate (eval_iters x batch x block).")
 @click.option("--no-leakage", is_flag=True, help="Skip the val-vs-train leakage check of DATASET.")
-@click.option("--probe", is_flag=True, help="Branch from RUN's last checkpoint for a few iterations: repeated vs --fresh tokens, lr x0.3 and x3.")
-@click.option("--fresh", default=None, metavar="DATASET", help="With --probe: a dataset of tokens the run has not seen.")
-@click.option("--probe-iters", type=click.IntRange(1), default=None, help="With --probe: iterations per branch (default 2% of the run, at most 200).")
-@click.option("--json", "json_path", default=None, metavar="PATH|-", help="Also write the diagnosis as JSON ('-' for stdout only).")
-def diagnose_command(source, dataset, config, params, tokens_per_iter, unique_tokens, budget_tokens, eval_tokens, no_leakage, probe, fresh,
-                     probe_iters, json_path):
+@click.option(
+    "--probe",
+    is_flag=True,
+    help="Branch from RUN's last checkpoint for a few iterations: repeated vs --fresh tokens, lr x0.3 and x3.",
+)
+@click.option(
+    "--fresh", default=None, metavar="DATASET", help="With --probe: a dataset of tokens the run has not seen."
+)
+@click.option(
+    "--probe-iters",
+    type=click.IntRange(1),
+    default=None,
+    help="With --probe: iterations per branch (default 2% of the run, at most 200).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    default=None,
+    metavar="PATH|-",
+    help="Also write the diagnosis as JSON ('-' for stdout only).",
+)
+def diagnose_command(
+    source,
+    dataset,
+    config,
+    params,
+    tokens_per_iter,
+    unique_tokens,
+    budget_tokens,
+    eval_tokens,
+    no_leakage,
+    probe,
+    fresh,
+    probe_iters,
+    json_path,
+):
     """Rank the causes of a stalled loss: repetition, capacity, learning_rate, leakage, eval_noise,
     still_improving, each scored in nats of val-loss excess.
 
@@ -144,15 +226,27 @@ def diagnose_command(source, dataset, config, params, tokens_per_iter, unique_to
     """
     from fwpipe.cli.common import summary as _summary
 
-    num = {k: (parse_count(v, "--" + k.replace("_", "-")) if v is not None else None) for k, v in
-           (("params", params), ("tokens_per_iter", tokens_per_iter), ("unique_tokens", unique_tokens),
-            ("budget_tokens", budget_tokens), ("eval_tokens", eval_tokens))}
+    num = {
+        k: (parse_count(v, "--" + k.replace("_", "-")) if v is not None else None)
+        for k, v in (
+            ("params", params),
+            ("tokens_per_iter", tokens_per_iter),
+            ("unique_tokens", unique_tokens),
+            ("budget_tokens", budget_tokens),
+            ("eval_tokens", eval_tokens),
+        )
+    }
     for k in ("tokens_per_iter", "eval_tokens"):
         num[k] = int(num[k]) if num[k] is not None else None
     if source is not None and not Path(source).exists():
-        raise InputFormatError(f"{source}: no such run directory or log", "pass a `fwpipe train` --out directory or a training log")
+        raise InputFormatError(
+            f"{source}: no such run directory or log", "pass a `fwpipe train` --out directory or a training log"
+        )
     if probe and (source is None or not Path(source).is_dir() or dataset is None):
-        raise ConfigError("--probe needs a run directory and its DATASET", "fwpipe diagnose runs/NAME data/fineweb --probe [--fresh OTHER]")
+        raise ConfigError(
+            "--probe needs a run directory and its DATASET",
+            "fwpipe diagnose runs/NAME data/fineweb --probe [--fresh OTHER]",
+        )
     x = gather(source, dataset, config=config, leakage=not no_leakage, **num)
     result = diagnosis.diagnose(x)
     text = diagnosis.format_text(result)
@@ -164,10 +258,14 @@ def diagnose_command(source, dataset, config, params, tokens_per_iter, unique_to
 
         note = _note(json_path)
         c = probe_cost(Path(source), fresh, probe_iters)
-        note(f"probe: {len(c['arms'])} branches ({', '.join(c['arms'])}) x {c['iters']:,} iterations from iteration "
-             f"{c['from_iter']:,} = {count(c['tokens'])} tokens of training, plus {c['eval_batches']:,} eval batches; "
-             f"{source} is only read")
+        note(
+            f"probe: {len(c['arms'])} branches ({', '.join(c['arms'])}) x {c['iters']:,} iterations from iteration "
+            f"{c['from_iter']:,} = {count(c['tokens'])} tokens of training, plus {c['eval_batches']:,} eval batches; "
+            f"{source} is only read"
+        )
         result["probe"] = run_probe(source, dataset, fresh, probe_iters, on_arm=lambda a: note(f"probe: {a}"))
-        text += [f"probe ({result['probe']['iters']:,} iterations per branch, base val {result['probe']['base_val_loss']:.4f}):"]
+        text += [
+            f"probe ({result['probe']['iters']:,} iterations per branch, base val {result['probe']['base_val_loss']:.4f}):"
+        ]
         text += ["  " + ln for ln in result["probe"]["reading"]]
     _summary(json_path, json.loads(json.dumps(result, default=str)), "\n".join(text))

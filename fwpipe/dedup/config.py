@@ -24,9 +24,36 @@ SCHEME = "affine32"
 # does not import datasketch (and scipy with it: ~0.4 s). tests/test_kernels_audit.py checks
 # every entry against datasketch itself; other settings ask datasketch.
 _DATASKETCH_BANDING = {
-    64: {0.5: (14, 4), 0.6: (10, 6), 0.7: (8, 8), 0.75: (7, 9), 0.8: (5, 11), 0.85: (4, 15), 0.9: (3, 21), 0.95: (2, 32)},
-    128: {0.5: (25, 5), 0.6: (18, 7), 0.7: (14, 9), 0.75: (11, 11), 0.8: (9, 13), 0.85: (8, 16), 0.9: (5, 25), 0.95: (3, 42)},
-    256: {0.5: (42, 6), 0.6: (32, 8), 0.7: (25, 10), 0.75: (21, 12), 0.8: (17, 15), 0.85: (13, 19), 0.9: (9, 28), 0.95: (5, 51)},
+    64: {
+        0.5: (14, 4),
+        0.6: (10, 6),
+        0.7: (8, 8),
+        0.75: (7, 9),
+        0.8: (5, 11),
+        0.85: (4, 15),
+        0.9: (3, 21),
+        0.95: (2, 32),
+    },
+    128: {
+        0.5: (25, 5),
+        0.6: (18, 7),
+        0.7: (14, 9),
+        0.75: (11, 11),
+        0.8: (9, 13),
+        0.85: (8, 16),
+        0.9: (5, 25),
+        0.95: (3, 42),
+    },
+    256: {
+        0.5: (42, 6),
+        0.6: (32, 8),
+        0.7: (25, 10),
+        0.75: (21, 12),
+        0.8: (17, 15),
+        0.85: (13, 19),
+        0.9: (9, 28),
+        0.95: (5, 51),
+    },
 }
 
 
@@ -73,8 +100,16 @@ class DedupConfig:
         return math.ceil(self.threshold * self.num_perm - 1e-9)
 
     def as_dict(self) -> dict:
-        return {"threshold": self.threshold, "shingle": self.shingle, "num_perm": self.num_perm, "seed": self.seed,
-                "bands": self.bands, "rows": self.rows, "max_bucket": self.max_bucket, "confirm_shingles": self.confirm_shingles}
+        return {
+            "threshold": self.threshold,
+            "shingle": self.shingle,
+            "num_perm": self.num_perm,
+            "seed": self.seed,
+            "bands": self.bands,
+            "rows": self.rows,
+            "max_bucket": self.max_bucket,
+            "confirm_shingles": self.confirm_shingles,
+        }
 
 
 def permutations(num_perm: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -8,8 +8,9 @@ offsets and the shard boundaries); the tokens stay on disk, memory-mapped.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 

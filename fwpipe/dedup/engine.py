@@ -27,20 +27,27 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from fwpipe.atomic import atomic_file, write_bytes
 from fwpipe.dedup.config import DedupConfig, permutations
 from fwpipe.dedup.docs import Docs, doc_tokens, n_docs, unique
-from fwpipe.executors import INLINE, Executor, sized
-from fwpipe.shards import open_tokens, release_pages, token_source
 from fwpipe.dedup.exact import _first_of_runs, _repeated
 from fwpipe.dedup.scratch import Scratch, read_array
-from fwpipe.kernels import bucket_pairs, minhash_signatures, signature_agreement, signature_keys, union_into, window_hashes
+from fwpipe.executors import INLINE, Executor, sized
+from fwpipe.kernels import (
+    bucket_pairs,
+    minhash_signatures,
+    signature_agreement,
+    signature_keys,
+    union_into,
+    window_hashes,
+)
+from fwpipe.shards import open_tokens, release_pages, token_source
 
 log = logging.getLogger(__name__)
 UNIT_DOCS = 1 << 17  # documents per signature unit: 64 MB of signatures at 128 permutations, 10 MB of keys
@@ -57,7 +64,9 @@ def units(docs: Docs) -> list[tuple[int, int, int]]:
     return out
 
 
-def sign(sc: Scratch, docs: Docs, cfg: DedupConfig, copy_of: np.ndarray | None = None, executor: Executor = INLINE) -> None:
+def sign(
+    sc: Scratch, docs: Docs, cfg: DedupConfig, copy_of: np.ndarray | None = None, executor: Executor = INLINE
+) -> None:
     """Stage 1: band keys and full keys of every document not an exact copy (copies: zeros, unused).
 
     Each unit is a call of sign_unit, through `executor` (default: in this process): its
@@ -76,13 +85,25 @@ def sign(sc: Scratch, docs: Docs, cfg: DedupConfig, copy_of: np.ndarray | None =
         idx = np.arange(lo, hi)
         if copy_of is not None:
             idx = idx[copy_of[lo:hi] == idx]  # a copy's signature is its original's: not computed
-        calls.append((token_source(docs.shards[k]), idx - lo, docs.starts[idx], docs.ends[idx], hi - lo, cfg, str(sc.unit_path(u))))
+        calls.append(
+            (
+                token_source(docs.shards[k]),
+                idx - lo,
+                docs.starts[idx],
+                docs.ends[idx],
+                hi - lo,
+                cfg,
+                str(sc.unit_path(u)),
+            )
+        )
     for n in executor.map(sign_unit, iter(calls)):
         log.debug("dedup: signature unit of %d documents done", n)
     log.info("dedup: signature keys of %d documents in %s", n_docs(docs), sc.root)
 
 
-def sign_unit(source, pos: np.ndarray, starts: np.ndarray, ends: np.ndarray, n: int, cfg: DedupConfig, path: str) -> int:
+def sign_unit(
+    source, pos: np.ndarray, starts: np.ndarray, ends: np.ndarray, n: int, cfg: DedupConfig, path: str
+) -> int:
     """One signature unit: the keys of its documents at positions `pos` of n (the others, exact
     copies, stay zero), from tokens [starts, ends) of the shard `source` names, to `path`.
     Returns n. A top-level function of picklable arguments: it may run in another process or node."""
@@ -204,8 +225,15 @@ def _gather(path, dtype, rows: np.ndarray, *, width: int = 0, item_offset: int =
     return out if width else out[:, 0]
 
 
-def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray | None = None,
-               copy_of: np.ndarray | None = None, tag: str = "all") -> Components:
+def components(
+    sc: Scratch,
+    docs: Docs,
+    cfg: DedupConfig,
+    *,
+    members: np.ndarray | None = None,
+    copy_of: np.ndarray | None = None,
+    tag: str = "all",
+) -> Components:
     """Stages 2-5 over the members (document ids in the order that decides who is first; all
     documents in order when None). copy_of (member positions) joins exact copies to their originals.
     """
@@ -214,11 +242,14 @@ def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray
     chunk = max(1 << 8, budget // 64)  # members per streamed chunk
     ub = _unit_bounds(docs)
     if members is None:
+
         def keys_of(row, p0, p1):
             return _read_keys(sc, ub, row, p0, p1)
     else:
+
         def keys_of(row, p0, p1):
             return _gather_keys(sc, ub, row, members[p0:p1])
+
     docs_of = (lambda p: p) if members is None else (lambda p: members[p])  # noqa: E731
     rep, few = _groups(docs, cfg, keys_of, docs_of, m, chunk, copy_of)
     is_rep = rep == np.arange(m)
@@ -231,13 +262,19 @@ def components(sc: Scratch, docs: Docs, cfg: DedupConfig, *, members: np.ndarray
     comp = Components(parent, rep, stats, kept_path)
     for left, right in comp.kept_pairs():
         union_into(parent, left, right)
-    log.info("dedup %s: %d candidate pairs, %d kept (%d rejected by exact Jaccard)", tag, stats["candidate_pairs"],
-             stats["kept_pairs"], stats["confirmed_rejects"])
+    log.info(
+        "dedup %s: %d candidate pairs, %d kept (%d rejected by exact Jaccard)",
+        tag,
+        stats["candidate_pairs"],
+        stats["kept_pairs"],
+        stats["confirmed_rejects"],
+    )
     return comp
 
 
-def _groups(docs: Docs, cfg: DedupConfig, keys_of, docs_of, m: int, chunk: int,
-            copy_of: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _groups(
+    docs: Docs, cfg: DedupConfig, keys_of, docs_of, m: int, chunk: int, copy_of: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Stage 2: (rep, few): each member's group first member (its own position when alone), and
     whether it has few shingles. Originals with many shingles group by full signature key."""
     few = np.empty(m, dtype=bool)
@@ -260,8 +297,9 @@ def _groups(docs: Docs, cfg: DedupConfig, keys_of, docs_of, m: int, chunk: int,
     return rep, few
 
 
-def _bucket(sc: Scratch, cfg: DedupConfig, keys_of, is_rep: np.ndarray, chunk: int, budget: int, tag: str,
-            stats: dict) -> list[Path]:
+def _bucket(
+    sc: Scratch, cfg: DedupConfig, keys_of, is_rep: np.ndarray, chunk: int, budget: int, tag: str, stats: dict
+) -> list[Path]:
     """Stage 3: per band, the candidate pairs of the group first members, to <tag>.cand.BB."""
     m, n_rep = len(is_rep), stats["distinct_signatures"]
     n_ranges = 1
@@ -306,8 +344,19 @@ def _bucket(sc: Scratch, cfg: DedupConfig, keys_of, is_rep: np.ndarray, chunk: i
     return band_files
 
 
-def _verify(sc: Scratch, docs: Docs, cfg: DedupConfig, band_files: list[Path], few: np.ndarray, docs_of, m: int,
-            chunk: int, budget: int, tag: str, stats: dict) -> Path:
+def _verify(
+    sc: Scratch,
+    docs: Docs,
+    cfg: DedupConfig,
+    band_files: list[Path],
+    few: np.ndarray,
+    docs_of,
+    m: int,
+    chunk: int,
+    budget: int,
+    tag: str,
+    stats: dict,
+) -> Path:
     """Stage 4: the distinct candidate pairs, counted; those at estimated Jaccard >= threshold
     (and, with a few-shingle side, exact Jaccard >= threshold) to <tag>.kept."""
     total = sum(p.stat().st_size // 8 for p in band_files)

@@ -15,8 +15,8 @@ import numba
 import numpy as np
 
 from fwpipe.dedup.docs import Docs, doc_tokens, n_docs
-from fwpipe.shards import release_pages
 from fwpipe.kernels import doc_hashes
+from fwpipe.shards import release_pages
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,9 @@ def signatures(docs: Docs, cfg: DedupConfig = DedupConfig(), *, copy_of: np.ndar
     return sig
 
 
-def candidate_pairs(sig: np.ndarray, bands: int, rows: int, max_bucket: int = DedupConfig.max_bucket) -> tuple[np.ndarray, np.ndarray]:
+def candidate_pairs(
+    sig: np.ndarray, bands: int, rows: int, max_bucket: int = DedupConfig.max_bucket
+) -> tuple[np.ndarray, np.ndarray]:
     """Distinct (i < j) row pairs that share at least one band bucket (datasketch MinHashLSH's
     candidates when max_bucket is at least the largest bucket)."""
     keys = signature_keys(sig, bands, rows)

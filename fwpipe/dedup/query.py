@@ -12,14 +12,15 @@ import numpy as np
 
 from fwpipe.dedup.config import DedupConfig
 from fwpipe.dedup.docs import Docs, doc_tokens
-from fwpipe.shards import release_pages
 from fwpipe.dedup.engine import _signatures_of, _unit_bounds, tokens_jaccard_at_least
 from fwpipe.dedup.scratch import Scratch, read_array
 from fwpipe.kernels import signature_keys
+from fwpipe.shards import release_pages
 
 
-def near_matches(sc: Scratch, docs: Docs, cfg: DedupConfig, q_sig: np.ndarray, q_tokens: list[np.ndarray],
-                 indexed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def near_matches(
+    sc: Scratch, docs: Docs, cfg: DedupConfig, q_sig: np.ndarray, q_tokens: list[np.ndarray], indexed: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(q, d): pairs of an outside document q and an indexed document d at Jaccard >= threshold.
 
     indexed: (n_docs,) bool, the documents whose keys sign() computed (not exact copies: a

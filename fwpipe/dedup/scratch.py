@@ -90,8 +90,15 @@ def _claim(root: Path) -> bool:
     return True
 
 
-def open_scratch(tmp_dir: str | Path, identity: dict, *, n_docs: int, num_perm: int, bands: int,
-                 memory_bytes: int = DEFAULT_MEMORY_BYTES) -> Scratch:
+def open_scratch(
+    tmp_dir: str | Path,
+    identity: dict,
+    *,
+    n_docs: int,
+    num_perm: int,
+    bands: int,
+    memory_bytes: int = DEFAULT_MEMORY_BYTES,
+) -> Scratch:
     """The scratch directory for these inputs and settings under tmp_dir, made or reused.
 
     identity: what makes a run the same run (input files and sizes, settings); it is hashed
@@ -111,14 +118,24 @@ def open_scratch(tmp_dir: str | Path, identity: dict, *, n_docs: int, num_perm: 
             _claim(root)
         free = shutil.disk_usage(root).free
     except OSError as e:
-        raise OutputError(f"cannot make the dedup scratch directory {root}: {e.strerror or e}",
-                          "pass --tmp-dir DIR on a disk with room (its size is logged before it starts)") from e
-    log.info("dedup scratch %s: %.2f GB for %d documents (%s; %.1f GB free there)", root, s.planned_bytes() / 1e9, n_docs,
-             "reused from an interrupted run" if reused else "new", free / 1e9)
+        raise OutputError(
+            f"cannot make the dedup scratch directory {root}: {e.strerror or e}",
+            "pass --tmp-dir DIR on a disk with room (its size is logged before it starts)",
+        ) from e
+    log.info(
+        "dedup scratch %s: %.2f GB for %d documents (%s; %.1f GB free there)",
+        root,
+        s.planned_bytes() / 1e9,
+        n_docs,
+        "reused from an interrupted run" if reused else "new",
+        free / 1e9,
+    )
     if not reused and free < s.planned_bytes():
         s.remove()
-        raise OutputError(f"{tmp_dir}: the dedup scratch needs {size(s.planned_bytes())}, {size(free)} are free",
-                          "pass --tmp-dir DIR on a disk with room")
+        raise OutputError(
+            f"{tmp_dir}: the dedup scratch needs {size(s.planned_bytes())}, {size(free)} are free",
+            "pass --tmp-dir DIR on a disk with room",
+        )
     return s
 
 

@@ -54,6 +54,7 @@ PLATEAU_THRESHOLD = 0.02  # nats per doubling of tokens; TrainConfig.plateau_thr
 @dataclass
 class Inputs:
     """Plain numbers and records: what a run directory, a log or a plan can tell."""
+
     evals: list[dict[str, Any]]  # {tokens, val_loss, train_loss (eval mode, optional), epoch (optional)}
     train: list[dict[str, Any]] = field(default_factory=list)  # {tokens, loss}: the logged step losses
     n_params: float | None = None  # without position embeddings, as the fits count them
@@ -76,7 +77,9 @@ def _finite(x: Any) -> bool:
 def improvement_per_doubling(evals: list[dict[str, Any]], k: int = RECENT_EVALS) -> float | None:
     """Val-loss drop per doubling of tokens seen over the last k evals (positive = improving):
     minus the least-squares slope of val loss on log2(tokens). The eval at 0 tokens has no log."""
-    pts = [(math.log2(e["tokens"]), e["val_loss"]) for e in evals if e.get("tokens", 0) > 0 and _finite(e.get("val_loss"))][-k:]
+    pts = [
+        (math.log2(e["tokens"]), e["val_loss"]) for e in evals if e.get("tokens", 0) > 0 and _finite(e.get("val_loss"))
+    ][-k:]
     if len(pts) < 3:
         return None
     s = T.slope(pts)
@@ -97,7 +100,13 @@ def _train_at_evals(ev: list[dict[str, Any]], train: list[dict[str, Any]], windo
 
 
 def _cause(name: str, score: float, evidence: dict[str, Any], advice: str, change: float | None) -> dict[str, Any]:
-    return {"name": name, "score": max(0.0, score), "evidence": evidence, "advice": advice, "expected_loss_change": change}
+    return {
+        "name": name,
+        "score": max(0.0, score),
+        "evidence": evidence,
+        "advice": advice,
+        "expected_loss_change": change,
+    }
 
 
 def diagnose(x: Inputs) -> dict[str, Any]:
@@ -106,9 +115,13 @@ def diagnose(x: Inputs) -> dict[str, Any]:
     last = ev[-1] if ev else None
     val = last["val_loss"] if last else None
     t_last = last["tokens"] if last else None
-    epochs = (x.budget_tokens / x.unique_tokens if not ev and x.budget_tokens and x.unique_tokens
-              else last.get("epoch") if last and last.get("epoch") is not None
-              else (t_last / x.unique_tokens if t_last and x.unique_tokens else None))
+    epochs = (
+        x.budget_tokens / x.unique_tokens
+        if not ev and x.budget_tokens and x.unique_tokens
+        else last.get("epoch")
+        if last and last.get("epoch") is not None
+        else (t_last / x.unique_tokens if t_last and x.unique_tokens else None)
+    )
     s_recent = improvement_per_doubling(ev)
     half = ev[: max(3, len(ev) // 2)] if len(ev) >= 6 else []
     s_early = improvement_per_doubling(half, k=len(half)) if half else None
@@ -130,8 +143,11 @@ def diagnose(x: Inputs) -> dict[str, Any]:
     stuck = x.unigram_entropy is not None and val is not None and len(ev) >= 3 and val > x.unigram_entropy - STUCK_NATS
 
     # the fit's view, only where it is allowed to speak (trend.py)
-    rows = T.what_if(x.n_params, x.budget_tokens, x.unique_tokens, x.unigram_entropy) if (
-        x.n_params and x.budget_tokens and x.unique_tokens) else None
+    rows = (
+        T.what_if(x.n_params, x.budget_tokens, x.unique_tokens, x.unigram_entropy)
+        if (x.n_params and x.budget_tokens and x.unique_tokens)
+        else None
+    )
     fit_rep = fit_cap = None
     if rows:
         as_is = rows[0]["trend"]["loss"]
@@ -149,35 +165,73 @@ def diagnose(x: Inputs) -> dict[str, Any]:
     rep_measured = (max(0.0, (gap or 0.0) - noise) + max(0.0, rise_val)) if repeated and ev else 0.0
     rep = max(rep_measured, fit_rep or 0.0) if repeated else 0.0
     need = B.unique_tokens_needed(x.budget_tokens, B.REPEATS_FREE_EPOCHS) if x.budget_tokens else None
-    causes.append(_cause("repetition", rep, {
-        "epochs": epochs, "train_val_gap": gap, "val_rise_from_best": rise_val if ev else None, "measured": rep_measured if ev else None,
-        "fit": fit_rep, "effective_tokens": rows[0]["effective_tokens"] if rows else None},
-        f"prepare {count(need)}+ unique tokens so the budget runs at most {B.REPEATS_FREE_EPOCHS} epochs" if need
-        else "prepare more unique tokens (more parquet shards) so the run repeats less", -rep if rep else None))
+    causes.append(
+        _cause(
+            "repetition",
+            rep,
+            {
+                "epochs": epochs,
+                "train_val_gap": gap,
+                "val_rise_from_best": rise_val if ev else None,
+                "measured": rep_measured if ev else None,
+                "fit": fit_rep,
+                "effective_tokens": rows[0]["effective_tokens"] if rows else None,
+            },
+            f"prepare {count(need)}+ unique tokens so the budget runs at most {B.REPEATS_FREE_EPOCHS} epochs"
+            if need
+            else "prepare more unique tokens (more parquet shards) so the run repeats less",
+            -rep if rep else None,
+        )
+    )
 
     # learning rate (too high)
     lr_score = (max(spike, stall) if unstable else 0.0) + (stall if stuck and not unstable else 0.0)
     if x.diverged:
         lr_score = max(lr_score, spike, rise_val)
-    causes.append(_cause("learning_rate", lr_score, {
-        "lr": x.lr, "train_loss_spike": spike if ev else None, "unstable": unstable if ev else None, "unigram_entropy": x.unigram_entropy,
-        "stuck_near_unigram": stuck if ev else None, "diverged": x.diverged if ev else None},
-        f"lower the learning rate (lr {x.lr:g} -> {0.3 * x.lr:.3g}) or lengthen warmup" if x.lr
-        else "lower the learning rate (x0.3) or lengthen warmup",
-        -stall if lr_score and stall and not unstable else None))  # stuck: the stall; a spike's size is not a loss change
+    causes.append(
+        _cause(
+            "learning_rate",
+            lr_score,
+            {
+                "lr": x.lr,
+                "train_loss_spike": spike if ev else None,
+                "unstable": unstable if ev else None,
+                "unigram_entropy": x.unigram_entropy,
+                "stuck_near_unigram": stuck if ev else None,
+                "diverged": x.diverged if ev else None,
+            },
+            f"lower the learning rate (lr {x.lr:g} -> {0.3 * x.lr:.3g}) or lengthen warmup"
+            if x.lr
+            else "lower the learning rate (x0.3) or lengthen warmup",
+            -stall if lr_score and stall and not unstable else None,
+        )
+    )  # stuck: the stall; a spike's size is not a loss change
 
     # capacity: the stall that repetition and the learning rate do not explain
     cap_measured = max(0.0, stall - rep_measured - lr_score)
     cap = max(cap_measured, fit_cap or 0.0)
     n_opt = rows[2]["params"] if rows else None
-    causes.append(_cause("capacity", cap, {
-        "params": x.n_params, "tokens_per_param": (x.budget_tokens / x.n_params) if x.budget_tokens and x.n_params else None,
-        "compute_optimal_params": n_opt, "stall": stall if ev else None, "early_improvement_per_doubling": s_early,
-        "measured": cap_measured if ev else None,
-        "fit": fit_cap},
-        (f"train a ~{count(n_opt)} parameter model on {count(rows[2]['tokens'])} tokens (the same compute)"
-         if rows and x.n_params and n_opt > x.n_params else "a bigger model (more n_layer / n_embd) on the same data"),
-        -cap if cap else None))
+    causes.append(
+        _cause(
+            "capacity",
+            cap,
+            {
+                "params": x.n_params,
+                "tokens_per_param": (x.budget_tokens / x.n_params) if x.budget_tokens and x.n_params else None,
+                "compute_optimal_params": n_opt,
+                "stall": stall if ev else None,
+                "early_improvement_per_doubling": s_early,
+                "measured": cap_measured if ev else None,
+                "fit": fit_cap,
+            },
+            (
+                f"train a ~{count(n_opt)} parameter model on {count(rows[2]['tokens'])} tokens (the same compute)"
+                if rows and x.n_params and n_opt > x.n_params
+                else "a bigger model (more n_layer / n_embd) on the same data"
+            ),
+            -cap if cap else None,
+        )
+    )
 
     # leakage
     lk = x.leakage or {}
@@ -185,48 +239,94 @@ def diagnose(x: Inputs) -> dict[str, Any]:
     # without a curve, the fit's trend for this run stands in for the val loss (None outside its range: no score)
     ref = val if val is not None else (rows[0]["trend"]["loss"] if rows else None)
     leak = share * ref if ref is not None else 0.0
-    causes.append(_cause("leakage", leak, {
-        "exact_fraction": lk.get("exact_fraction"), "near_fraction": lk.get("near_fraction"),
-        "ngram_docs_fraction": lk.get("ngram_docs_fraction"), "ngram_n": lk.get("ngram_n"),
-        "checked": bool(lk), "flagged": share > 0, "examples": lk.get("examples")},
-        "re-prepare with --dedup so no val document has a copy in train" if share > 0
-        else ("val is independent of train" if lk else "pass the DATASET to check val against train"),
-        leak if leak else None))
+    causes.append(
+        _cause(
+            "leakage",
+            leak,
+            {
+                "exact_fraction": lk.get("exact_fraction"),
+                "near_fraction": lk.get("near_fraction"),
+                "ngram_docs_fraction": lk.get("ngram_docs_fraction"),
+                "ngram_n": lk.get("ngram_n"),
+                "checked": bool(lk),
+                "flagged": share > 0,
+                "examples": lk.get("examples"),
+            },
+            "re-prepare with --dedup so no val document has a copy in train"
+            if share > 0
+            else ("val is independent of train" if lk else "pass the DATASET to check val against train"),
+            leak if leak else None,
+        )
+    )
 
     # eval noise: the band against the change the recent window of evals judges (its slope x its span)
-    span = T.log2_ratio(t_last, ev[-RECENT_EVALS]["tokens"]) if len(ev) >= RECENT_EVALS else (
-        T.log2_ratio(t_last, ev[0]["tokens"]) if ev else 0.0)
+    span = (
+        T.log2_ratio(t_last, ev[-RECENT_EVALS]["tokens"])
+        if len(ev) >= RECENT_EVALS
+        else (T.log2_ratio(t_last, ev[0]["tokens"]) if ev else 0.0)
+    )
     judged = abs(s_recent) * span if s_recent is not None else None
     en = max(0.0, noise - judged) if judged is not None and band is not None else 0.0
     want = None
     if band is not None and x.eval_iters:
         target = max(judged or 0.0, x.threshold * span)
         want = math.ceil(x.eval_iters * (band / target) ** 2) if target > 0 and band > target else x.eval_iters
-    causes.append(_cause("eval_noise", en, {
-        "eval_tokens": x.eval_tokens, "eval_iters": x.eval_iters, "noise_band": band, "judged_change": judged, "judged_doublings": span if ev else None,
-        "eval_iters_to_resolve": want},
-        (f"raise eval_iters to {want:,}" if want else f"raise eval_iters {(band / max(judged, x.threshold * span, 1e-9)) ** 2:.0f}x")
-        + f" (noise band {band:.3f} nats vs a change of {judged:.3f} over the last {span:.2f} doublings)" if en
-        else "the eval resolves the changes being judged", 0.0 if en else None))
+    causes.append(
+        _cause(
+            "eval_noise",
+            en,
+            {
+                "eval_tokens": x.eval_tokens,
+                "eval_iters": x.eval_iters,
+                "noise_band": band,
+                "judged_change": judged,
+                "judged_doublings": span if ev else None,
+                "eval_iters_to_resolve": want,
+            },
+            (
+                f"raise eval_iters to {want:,}"
+                if want
+                else f"raise eval_iters {(band / max(judged, x.threshold * span, 1e-9)) ** 2:.0f}x"
+            )
+            + f" (noise band {band:.3f} nats vs a change of {judged:.3f} over the last {span:.2f} doublings)"
+            if en
+            else "the eval resolves the changes being judged",
+            0.0 if en else None,
+        )
+    )
 
     # still improving
     # only the part of the slope beyond the noise band's slope (band / span) counts
     left = max(1.0, T.log2_ratio(x.budget_tokens, t_last)) if x.budget_tokens and t_last else 1.0
     resolved = max(0.0, s_recent - (noise / span if span > 0 else 0.0)) if s_recent is not None else 0.0
     si = resolved * left
-    causes.append(_cause("still_improving", si, {
-        "improvement_per_doubling": s_recent, "beyond_noise_per_doubling": resolved if ev else None, "threshold": x.threshold,
-        "doublings_left": left if ev else None,
-        "plateau": s_recent < x.threshold if s_recent is not None else None},
-        "keep training: " + (f"{left:.1f} doublings of tokens to the end of the budget" if left > 1 else "twice the tokens"),
-        -si if si else None))
+    causes.append(
+        _cause(
+            "still_improving",
+            si,
+            {
+                "improvement_per_doubling": s_recent,
+                "beyond_noise_per_doubling": resolved if ev else None,
+                "threshold": x.threshold,
+                "doublings_left": left if ev else None,
+                "plateau": s_recent < x.threshold if s_recent is not None else None,
+            },
+            "keep training: "
+            + (f"{left:.1f} doublings of tokens to the end of the budget" if left > 1 else "twice the tokens"),
+            -si if si else None,
+        )
+    )
 
     order = {n: i for i, n in enumerate(CAUSES)}
     causes.sort(key=lambda c: (-c["score"], order[c["name"]]))
     inputs = {k: v for k, v in asdict(x).items() if k not in ("evals", "train", "leakage")}
     inputs.update(n_evals=len(ev), last_tokens=t_last, last_val_loss=val)
-    return {"verdict": causes[0]["name"] if causes[0]["score"] > 0 else "still_improving", "causes": causes,
-            "inputs": inputs, "what_if": rows}
+    return {
+        "verdict": causes[0]["name"] if causes[0]["score"] > 0 else "still_improving",
+        "causes": causes,
+        "inputs": inputs,
+        "what_if": rows,
+    }
 
 
 def format_text(result: dict[str, Any]) -> list[str]:
@@ -276,8 +376,10 @@ def at_eval(evals: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
         d = diagnose(Inputs(evals=evals, **kw))
         last = evals[-1]
         d["tokens_seen"] = last["tokens"]
-        head = (f"plateau: val loss drops {per:.3f} nats per doubling of tokens seen (a plateau is under {threshold:g}) "
-                f"at {count(last['tokens'])} tokens")
+        head = (
+            f"plateau: val loss drops {per:.3f} nats per doubling of tokens seen (a plateau is under {threshold:g}) "
+            f"at {count(last['tokens'])} tokens"
+        )
         d["text"] = [head, *format_text(d)]
         out["diagnosis"] = d
     return out

@@ -21,13 +21,17 @@ NANOGPT_EVAL = re.compile(rf"^step (\d+): train loss {_NUM}, val loss {_NUM}\s*$
 NANOGPT_ITER = re.compile(rf"^iter (\d+): loss {_NUM}(?:,.*)?$")
 LLMC = re.compile(rf"^s:(\d+) (trl|tel):{_NUM}\s*$")
 _LOOKS = re.compile(r"^(step \d+:|iter \d+:|s:\d+ )")
-HINT = ("pass the stdout of nanoGPT's train.py (step N: train loss X, val loss Y / iter N: loss X, ...) "
-        "or an llm.c log (s:N trl:X / s:N tel:Y)")
+HINT = (
+    "pass the stdout of nanoGPT's train.py (step N: train loss X, val loss Y / iter N: loss X, ...) "
+    "or an llm.c log (s:N trl:X / s:N tel:Y)"
+)
 
 Format = Literal["nanogpt", "llmc"]
 
 
-def parse_log(path: str | Path, tokens_per_iter: int | None = None) -> tuple[Format, list[dict[str, Any]], list[dict[str, Any]]]:
+def parse_log(
+    path: str | Path, tokens_per_iter: int | None = None
+) -> tuple[Format, list[dict[str, Any]], list[dict[str, Any]]]:
     """(format, evals, train records). evals: {iter, tokens, val_loss, train_loss (nanoGPT only)};
     train: {iter, tokens, loss}. Raises InputFormatError naming the first bad line."""
     path = Path(path)

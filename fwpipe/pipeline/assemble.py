@@ -96,7 +96,9 @@ def rows_table(pieces: tuple[Piece, ...] | list[Piece], index: int) -> pa.Table:
         widths = np.where(ok, t["n_tokens"].to_numpy() + 1, 0)
         cum = np.cumsum(widths)
         offsets = np.where(ok, pos + cum - widths + 1, -1).astype(np.int64)
-        t = t.append_column("shard", pa.array(np.full(t.num_rows, index, np.int32))).append_column("offset", pa.array(offsets))
+        t = t.append_column("shard", pa.array(np.full(t.num_rows, index, np.int32))).append_column(
+            "offset", pa.array(offsets)
+        )
         parts.append(t.select(ROWS_SCHEMA.names).cast(ROWS_SCHEMA))
         pos += int(cum[-1]) if len(cum) else 0
     if not parts:

@@ -137,7 +137,9 @@ def estimate(
     sample = None
     if ratio_files:
         # remote text is sampled by windows too: reading all of it would download it
-        small = sum(f.stored_text_bytes for f in ratio_files) <= SMALL_TEXT_BYTES and not any(f.src.url for f in ratio_files)
+        small = sum(f.stored_text_bytes for f in ratio_files) <= SMALL_TEXT_BYTES and not any(
+            f.src.url for f in ratio_files
+        )
         if small:
             texts, how = _sample_all(ratio_files, text_column, sample_docs, seed)
             units = None
@@ -150,15 +152,36 @@ def estimate(
 
     out_files = [_file_result(f, sample, val_fraction) for f in files]
     total = {"files": len(files), "bytes": sum(f.src.bytes for f in files), "rows": sum(f.src.rows for f in files)}
-    for k in ("docs", "est_tokens", "est_tokens_low", "est_tokens_high", "train_docs", "val_docs", "train_tokens", "val_tokens"):
+    for k in (
+        "docs",
+        "est_tokens",
+        "est_tokens_low",
+        "est_tokens_high",
+        "train_docs",
+        "val_docs",
+        "train_tokens",
+        "val_tokens",
+    ):
         total[k] = sum(r[k] for r in out_files)
     total["text_bytes"] = sum(f.text_bytes for f in ratio_files)
-    result = {"files": out_files, "total": total, "sample": sample, "val_fraction": val_fraction, "fetched": None, "budget": None}
+    result = {
+        "files": out_files,
+        "total": total,
+        "sample": sample,
+        "val_fraction": val_fraction,
+        "fetched": None,
+        "budget": None,
+    }
     remote_bytes = sum(f.src.bytes for f in files if f.src.url)
     if remote_bytes:
         got = remote.since(before)
-        result["fetched"] = {"bytes": got["fetched_bytes"], "requests": got["requests"], "retries": got["retries"],
-                             "input_bytes": remote_bytes, "fraction": got["fetched_bytes"] / remote_bytes}  # fmt: skip
+        result["fetched"] = {
+            "bytes": got["fetched_bytes"],
+            "requests": got["requests"],
+            "retries": got["retries"],
+            "input_bytes": remote_bytes,
+            "fraction": got["fetched_bytes"] / remote_bytes,
+        }
     if budget_tokens is not None:
         result["budget"] = _budget(budget_tokens, params, budget_from, max_epochs, total, val_fraction)
     result["seconds"] = time.perf_counter() - t0
@@ -171,7 +194,10 @@ def _check(val_fraction, budget_tokens, max_epochs, params, sample_docs) -> tupl
         raise ConfigError(f"--val-fraction {val_fraction} is not in [0, 1)", "use e.g. --val-fraction 0.005")
     B.check_max_epochs(max_epochs)
     if sample_docs < 2:
-        raise ConfigError(f"sample of {sample_docs} documents is too small to measure a ratio and its error", "sample at least 2 documents (default 256)")
+        raise ConfigError(
+            f"sample of {sample_docs} documents is too small to measure a ratio and its error",
+            "sample at least 2 documents (default 256)",
+        )
     if params is not None and (not (params > 0) or math.isinf(params)):
         raise ConfigError(f"--params {params} is not a positive number", "pass e.g. --params 40e6")
     budget_tokens, budget_from = B.budget_or_chinchilla(budget_tokens, params)
@@ -206,7 +232,10 @@ def _scan(path: Path, text_column: str, use_token_count: bool) -> _File:
         try:
             tc = pf.read(columns=[TOKEN_COUNT_COLUMN], use_threads=False)[TOKEN_COUNT_COLUMN]
         except (pa.ArrowInvalid, OSError) as e:
-            raise InputFormatError(f"{path}: cannot read token_count ({str(e).splitlines()[0][:120]})", "the file is truncated or corrupt; download it again") from e
+            raise InputFormatError(
+                f"{path}: cannot read token_count ({str(e).splitlines()[0][:120]})",
+                "the file is truncated or corrupt; download it again",
+            ) from e
         lo, hi = (pc.min_max(tc)[k].as_py() for k in ("min", "max")) if len(tc) else (0, 0)
         if (lo is not None and lo < 0) or (hi is not None and hi > f.stored_text_bytes):
             # a token is at least one byte of text: a count past the column's bytes (or below 0) is not GPT-2's
@@ -247,8 +276,10 @@ def _read_group(pf: pq.ParquetFile, path: str, i: int, text_column: str) -> pa.C
     try:
         return pf.read_row_group(i, columns=[text_column], use_threads=False)[text_column]
     except (pa.ArrowInvalid, OSError) as e:
-        raise InputFormatError(f"{path}: cannot read row group {i} ({str(e).splitlines()[0][:120]})",
-                               "the file is truncated or corrupt; download it again") from e
+        raise InputFormatError(
+            f"{path}: cannot read row group {i} ({str(e).splitlines()[0][:120]})",
+            "the file is truncated or corrupt; download it again",
+        ) from e
 
 
 def _sample_all(files: list[_File], text_column: str, sample_docs: int, seed: int) -> tuple[list[str], str]:
@@ -271,7 +302,9 @@ def _sample_all(files: list[_File], text_column: str, sample_docs: int, seed: in
     return picked, f"every {_ordinal(k)} document from the {_ordinal(start + 1)} ({len(picked):,} of {n:,})"
 
 
-def _sample_windows(files: list[_File], text_column: str, sample_docs: int, sample_bytes: int, seed: int) -> tuple[list[str], str, list[int]]:
+def _sample_windows(
+    files: list[_File], text_column: str, sample_docs: int, sample_bytes: int, seed: int
+) -> tuple[list[str], str, list[int]]:
     """Large inputs: windows of consecutive documents at the starts of evenly spread row groups."""
     units = []
     for fi, f in enumerate(files):
@@ -290,7 +323,9 @@ def _sample_windows(files: list[_File], text_column: str, sample_docs: int, samp
             open_files[fi] = open_source(files[fi].src)
         pf = open_files[fi]
         got, nbytes = 0, 0
-        for batch in pf.iter_batches(batch_size=max(per_window, 16), row_groups=[rg], columns=[text_column], use_threads=False):
+        for batch in pf.iter_batches(
+            batch_size=max(per_window, 16), row_groups=[rg], columns=[text_column], use_threads=False
+        ):
             for t in strings(batch.column(0), files[fi].src.path, text_column, rg, "row group"):
                 if not t:
                     continue
@@ -307,7 +342,9 @@ def _sample_windows(files: list[_File], text_column: str, sample_docs: int, samp
     return texts, how, window
 
 
-def _ratio(texts: list[str], how: str, *, n_docs: int, units: list[int] | None = None, engine: str = DEFAULT_ENGINE) -> dict:
+def _ratio(
+    texts: list[str], how: str, *, n_docs: int, units: list[int] | None = None, engine: str = DEFAULT_ENGINE
+) -> dict:
     """Tokens per byte over the sample, with the ratio estimator's standard error.
 
     With `units` (the window of each document), the error is computed over window totals:
@@ -316,7 +353,16 @@ def _ratio(texts: list[str], how: str, *, n_docs: int, units: list[int] | None =
     t = np.diff(encode_batch(texts, engine, threads=os.cpu_count() or 1)[1]).astype(np.float64)
     b = np.array([len(x.encode("utf-8", "surrogatepass")) for x in texts], dtype=np.float64)
     if len(texts) == 0 or b.sum() == 0:
-        return {"docs": 0, "bytes": 0, "tokens": 0, "how": how, "tokens_per_byte": 0.0, "bytes_per_token": None, "rel_se": None, "bytes_per_token_ci95": None}
+        return {
+            "docs": 0,
+            "bytes": 0,
+            "tokens": 0,
+            "how": how,
+            "tokens_per_byte": 0.0,
+            "bytes_per_token": None,
+            "rel_se": None,
+            "bytes_per_token_ci95": None,
+        }
     r = t.sum() / b.sum()
     n_docs_sampled = len(texts)
     if units is not None:
@@ -371,10 +417,14 @@ def _file_result(f: _File, sample: dict | None, val_fraction: float) -> dict:
     }
 
 
-def _budget(budget_tokens: int, params: float | None, budget_from: str, max_epochs: float, total: dict, val_fraction: float) -> dict:
+def _budget(
+    budget_tokens: int, params: float | None, budget_from: str, max_epochs: float, total: dict, val_fraction: float
+) -> dict:
     train, n_files = total["train_tokens"], total["files"]
     if train <= 0:
-        raise BudgetError("these inputs hold no documents to train on", "check --text-column and that the files are not empty")
+        raise BudgetError(
+            "these inputs hold no documents to train on", "check --text-column and that the files are not empty"
+        )
     train_lo = total["est_tokens_low"] - round(total["est_tokens_low"] * val_fraction)
     train_hi = total["est_tokens_high"] - round(total["est_tokens_high"] * val_fraction)
     out = B.plan(budget_tokens, train, params)
@@ -387,8 +437,10 @@ def _budget(budget_tokens: int, params: float | None, budget_from: str, max_epoc
         tokens_per_file=train / n_files,
         files_needed=needed,
         more_files_needed=needed - n_files,
-        files_needed_range=[B.files_needed(train_hi, n_files, budget_tokens, max_epochs),
-                            B.files_needed(max(train_lo, 1.0), n_files, budget_tokens, max_epochs)],
+        files_needed_range=[
+            B.files_needed(train_hi, n_files, budget_tokens, max_epochs),
+            B.files_needed(max(train_lo, 1.0), n_files, budget_tokens, max_epochs),
+        ],
     )
     return out
 

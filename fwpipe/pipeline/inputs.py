@@ -9,10 +9,10 @@ from __future__ import annotations
 import glob as globlib
 import hashlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -33,7 +33,9 @@ def resolve_inputs(inputs: list[str]) -> list[Path | str]:
     URLs (https://, s3://, hf://; see fwpipe.remote) stay strings: one file, or a glob's matches.
     """
     if not inputs:
-        raise InputNotFoundError("no input given", "pass parquet files, a directory or a glob, or --sample for the bundled sample")
+        raise InputNotFoundError(
+            "no input given", "pass parquet files, a directory or a glob, or --sample for the bundled sample"
+        )
     remote.forget()  # a remote file may have changed since the last command in this process
     out: list[Path | str] = []
     for spec in inputs:
@@ -43,14 +45,20 @@ def resolve_inputs(inputs: list[str]) -> list[Path | str]:
         elif any(c in spec for c in "*?["):
             matches = sorted(Path(m) for m in globlib.glob(spec, recursive=True) if Path(m).is_file())
             if not matches:
-                raise InputNotFoundError(f"{spec}: the glob matches no files", "check the pattern, and quote it so the shell does not expand it")
+                raise InputNotFoundError(
+                    f"{spec}: the glob matches no files",
+                    "check the pattern, and quote it so the shell does not expand it",
+                )
             out.extend(matches)
         elif p.is_dir():
             matches = sorted(p.glob("*.parquet"))
             for m in matches:
                 _regular(m)
             if not matches:
-                raise InputNotFoundError(f"{p}: the directory holds no *.parquet files", "pass the directory that holds the FineWeb parquet shards")
+                raise InputNotFoundError(
+                    f"{p}: the directory holds no *.parquet files",
+                    "pass the directory that holds the FineWeb parquet shards",
+                )
             out.extend(matches)
         elif p.exists():
             out.append(p)
@@ -133,24 +141,36 @@ def _open_remote(info: remote.RemoteInfo, *, stream: bool = False) -> pq.Parquet
         # documents at a row group's start) fetch about one data page (~1 MB), not the chunk
         pf = pq.ParquetFile(rf, pre_buffer=False, buffer_size=256 << 10)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
-        raise InputFormatError(f"{info.public}: not a readable parquet file ({str(e).splitlines()[0][:120]})",
-                               "check that the URL names a .parquet file") from e  # fmt: skip
+        raise InputFormatError(
+            f"{info.public}: not a readable parquet file ({str(e).splitlines()[0][:120]})",
+            "check that the URL names a .parquet file",
+        ) from e
     if stream:
         rf.stream(remote.row_group_offsets(pf.metadata))
     pf.range_file = rf  # for the sha256 computed while streaming, and estimate's prefetch
     return pf
 
 
-def open_source(source: "Source", *, stream: bool = False) -> pq.ParquetFile:
+def open_source(source: Source, *, stream: bool = False) -> pq.ParquetFile:
     """The parquet file behind `source`, local or remote (a --cache-dir copy where there is one)."""
     if not source.url:
         return open_parquet(Path(source.path))
-    if source.revision.startswith("sha256:"):  # a revisionless file read whole into --cache-dir: that copy, in any process
-        return open_parquet(remote.cached_copy(remote.RemoteInfo(source.url, source.path, source.bytes, source.revision), download=False))
+    if source.revision.startswith(
+        "sha256:"
+    ):  # a revisionless file read whole into --cache-dir: that copy, in any process
+        return open_parquet(
+            remote.cached_copy(
+                remote.RemoteInfo(source.url, source.path, source.bytes, source.revision), download=False
+            )
+        )
     info = remote.stat(source.url)
-    if info.revision != source.revision or info.size != source.bytes:  # stat again in another process: the file moved on
-        raise remote.RemoteError(f"{source.path}: changed on the server since this run began (revision {source.revision[:24]} is gone)",
-                                 "run the same command again with --overwrite to prepare the new file")  # fmt: skip
+    if (
+        info.revision != source.revision or info.size != source.bytes
+    ):  # stat again in another process: the file moved on
+        raise remote.RemoteError(
+            f"{source.path}: changed on the server since this run began (revision {source.revision[:24]} is gone)",
+            "run the same command again with --overwrite to prepare the new file",
+        )
     local = remote.cached_copy(info, download=stream)  # only a stream that reads the file whole downloads it
     return open_parquet(local) if local is not None else _open_remote(info, stream=stream)
 
@@ -179,13 +199,17 @@ def inspect(path: Path, text_column: str, *, hash_content: bool = True) -> Sourc
         )
     twice = [c for c in (text_column, KEY_COLUMN, TOKEN_COUNT_COLUMN, URL_COLUMN) if schema.names.count(c) > 1]
     if twice:  # which one holds the documents? a guess could tokenize the wrong one
-        raise InputFormatError(f"{path}: {schema.names.count(twice[0])} columns are named {twice[0]!r}",
-                               "write the file again with one column of that name (or pass --text-column NAME for another)")  # fmt: skip
+        raise InputFormatError(
+            f"{path}: {schema.names.count(twice[0])} columns are named {twice[0]!r}",
+            "write the file again with one column of that name (or pass --text-column NAME for another)",
+        )
     ttype = schema.field(text_column).type
     if pa.types.is_dictionary(ttype) and _is_str(ttype.value_type):
         ttype = ttype.value_type  # dictionary-encoded strings read as strings (to_pylist decodes them)
     if not _is_str(ttype):
-        raise InputFormatError(f"{path}: column {text_column!r} is {ttype}, not a string", "pass --text-column NAME with a string column")
+        raise InputFormatError(
+            f"{path}: column {text_column!r} is {ttype}, not a string", "pass --text-column NAME with a string column"
+        )
     md = pf.metadata
     return Source(
         path=info.public if info else str(path),
@@ -194,7 +218,8 @@ def inspect(path: Path, text_column: str, *, hash_content: bool = True) -> Sourc
         sha256=info.sha256 if info else file_sha256(path) if hash_content else "",
         row_groups=tuple(md.row_group(i).num_rows for i in range(md.num_row_groups)),
         has_id=KEY_COLUMN in schema.names and text_column != KEY_COLUMN and _is_key_type(schema.field(KEY_COLUMN).type),
-        has_token_count=TOKEN_COUNT_COLUMN in schema.names and pa.types.is_integer(schema.field(TOKEN_COUNT_COLUMN).type),
+        has_token_count=TOKEN_COUNT_COLUMN in schema.names
+        and pa.types.is_integer(schema.field(TOKEN_COUNT_COLUMN).type),
         has_url=URL_COLUMN in schema.names and _is_str(schema.field(URL_COLUMN).type),
         revision=info.revision if info else "",
         url=info.url if info else "",
@@ -233,8 +258,10 @@ def strings(col: pa.Array, path: str, column: str, row0: int, where: str = "row"
     except UnicodeDecodeError:
         bad = next(i for i, b in enumerate(col.cast(pa.binary()).to_pylist()) if b is not None and not _utf8(b))
         at = f"row {row0 + bad}" if where == "row" else f"{where} {row0}"
-        raise InputFormatError(f"{path}: column {column!r}, {at}, is not valid UTF-8",
-                               "repair the file (e.g. decode that text with errors='replace' and write the file again) or leave the file out") from None  # fmt: skip
+        raise InputFormatError(
+            f"{path}: column {column!r}, {at}, is not valid UTF-8",
+            "repair the file (e.g. decode that text with errors='replace' and write the file again) or leave the file out",
+        ) from None
 
 
 def _utf8(b: bytes) -> bool:
@@ -297,8 +324,15 @@ def string_array(col: pa.Array, path: str, column: str, row0: int) -> pa.Array:
     return pa.array(values, pa.string())
 
 
-def read_batches(source: Source, file_index: int, text_column: str, *, start_row: int = 0, end_row: int | None = None,
-                 batch_rows: int = 1024) -> Iterator[Batch]:  # fmt: skip
+def read_batches(
+    source: Source,
+    file_index: int,
+    text_column: str,
+    *,
+    start_row: int = 0,
+    end_row: int | None = None,
+    batch_rows: int = 1024,
+) -> Iterator[Batch]:
     """Stream rows [start_row, end_row), skipping whole row groups that lie outside them."""
     pf = open_source(source, stream=True)
     columns = [text_column]
@@ -341,9 +375,13 @@ def read_batches(source: Source, file_index: int, text_column: str, *, start_row
                 file_index=file_index,
                 row0=row + lo,
                 text_array=string_array(col[text_column], source.path, text_column, row + lo),
-                id_array=string_array(col[KEY_COLUMN], source.path, KEY_COLUMN, row + lo) if source.has_id else pa.nulls(rb.num_rows, pa.string()),
+                id_array=string_array(col[KEY_COLUMN], source.path, KEY_COLUMN, row + lo)
+                if source.has_id
+                else pa.nulls(rb.num_rows, pa.string()),
                 token_counts=_token_counts(col[TOKEN_COUNT_COLUMN]) if source.has_token_count else [None] * rb.num_rows,
-                url_array=string_array(col[URL_COLUMN], source.path, URL_COLUMN, row + lo) if source.has_url else pa.nulls(rb.num_rows, pa.string()),
+                url_array=string_array(col[URL_COLUMN], source.path, URL_COLUMN, row + lo)
+                if source.has_url
+                else pa.nulls(rb.num_rows, pa.string()),
                 n_bytes=int(bytes_per_row * rb.num_rows),
             )
             row += n
@@ -361,6 +399,8 @@ def _check_streamed(source: Source, pf: pq.ParquetFile) -> None:
     if rf is None or rf.sha256 is None:
         return
     if source.sha256 and rf.sha256 != source.sha256:
-        raise remote.RemoteError(f"{source.path}: the streamed bytes' sha256 {rf.sha256[:12]}... is not the server's {source.sha256[:12]}...",
-                                 "the file changed or was corrupted in transit; run the same command again")  # fmt: skip
+        raise remote.RemoteError(
+            f"{source.path}: the streamed bytes' sha256 {rf.sha256[:12]}... is not the server's {source.sha256[:12]}...",
+            "the file changed or was corrupted in transit; run the same command again",
+        )
     log.info("%s: streamed whole, sha256 %s", source.path, rf.sha256)

@@ -27,18 +27,35 @@ from pathlib import Path
 
 from fwpipe import remote
 from fwpipe.atomic import temp_name as tmp_name
-from fwpipe.dataset import AUDIT_OUTPUTS, MANIFEST, WORK, Manifest, prepare_writes, read_manifest, write_manifest, written_by_audit
+from fwpipe.dataset import (
+    AUDIT_OUTPUTS,
+    MANIFEST,
+    WORK,
+    Manifest,
+    prepare_writes,
+    read_manifest,
+    write_manifest,
+    written_by_audit,
+)
 from fwpipe.dataset.manifest import LINK_HINT as _LINK_HINT
 from fwpipe.errors import DatasetMismatchError, OutputError
 
 
 def owned(out_dir: Path, manifest: Manifest) -> list[str]:
     """The entries of `out_dir` that are prepare's (or audit's) under `manifest`, sorted."""
-    fixed = {WORK, MANIFEST, tmp_name(MANIFEST), *(n for n in AUDIT_OUTPUTS if (out_dir / n).is_symlink() or written_by_audit(out_dir / n)), *map(tmp_name, AUDIT_OUTPUTS)}
+    fixed = {
+        WORK,
+        MANIFEST,
+        tmp_name(MANIFEST),
+        *(n for n in AUDIT_OUTPUTS if (out_dir / n).is_symlink() or written_by_audit(out_dir / n)),
+        *map(tmp_name, AUDIT_OUTPUTS),
+    }
     listed = manifest.listed_outputs()
     if listed is not None:
         fixed |= set(listed) | {tmp_name(n) for n in listed}
-    return sorted(n for n in os.listdir(out_dir) if n in fixed or (listed is None and prepare_writes(n, manifest.format)))
+    return sorted(
+        n for n in os.listdir(out_dir) if n in fixed or (listed is None and prepare_writes(n, manifest.format))
+    )
 
 
 def refuse_links(out_dir: Path, names: list[str]) -> None:
@@ -71,7 +88,9 @@ def remove(out_dir: Path, names: list[str]) -> None:
             else:
                 p.unlink(missing_ok=True)
         except OSError as e:
-            raise OutputError(f"cannot remove {p}: {e.strerror or e}", "check the permissions of the output directory") from e
+            raise OutputError(
+                f"cannot remove {p}: {e.strerror or e}", "check the permissions of the output directory"
+            ) from e
 
 
 def claim(out_dir: Path, identity: dict, overwrite: bool) -> str:
@@ -95,8 +114,10 @@ def claim(out_dir: Path, identity: dict, overwrite: bool) -> str:
         # a run killed while writing its first manifest leaves only that manifest's temp file
         others = sorted(n for n in os.listdir(out_dir) if n != tmp_name(MANIFEST))
         if others:
-            raise DatasetMismatchError(f"{out_dir}: not empty and not a fwpipe dataset (holds {', '.join(others[:3])})",
-                                       "choose an empty or new -o directory; fwpipe never deletes files it did not write")
+            raise DatasetMismatchError(
+                f"{out_dir}: not empty and not a fwpipe dataset (holds {', '.join(others[:3])})",
+                "choose an empty or new -o directory; fwpipe never deletes files it did not write",
+            )
         return "fresh"
     ours = owned(out_dir, old)
     if old.status == "overwriting":
@@ -111,7 +132,9 @@ def claim(out_dir: Path, identity: dict, overwrite: bool) -> str:
     if not overwrite:
         _refuse_different(out_dir, old, identity)
     _check(out_dir, ours, fmt)
-    write_manifest(out_dir, Manifest(status="overwriting", manifest_version=old.manifest_version, format=old.format, outputs=ours))
+    write_manifest(
+        out_dir, Manifest(status="overwriting", manifest_version=old.manifest_version, format=old.format, outputs=ours)
+    )
     remove(out_dir, ours)
     return "fresh"
 
@@ -120,8 +143,10 @@ def _check(out_dir: Path, ours: list[str], fmt: str) -> None:
     """Refuse before deleting `ours` if a file that is not ours has a name the new run writes."""
     clash = [n for n in os.listdir(out_dir) if n not in ours and prepare_writes(n, fmt)]
     if clash:
-        raise DatasetMismatchError(f"{out_dir / sorted(clash)[0]}: not written by fwpipe, but named like a file prepare writes",
-                                   f"move it out of {out_dir} and run again; fwpipe deletes only files it wrote")
+        raise DatasetMismatchError(
+            f"{out_dir / sorted(clash)[0]}: not written by fwpipe, but named like a file prepare writes",
+            f"move it out of {out_dir} and run again; fwpipe deletes only files it wrote",
+        )
     refuse_links(out_dir, ours)
 
 
@@ -129,7 +154,14 @@ def _comparable(identity: dict) -> dict:
     """The identity without the sources' paths: an input is its bytes (size, rows, sha256), so
     `x.parquet`, `./x.parquet` and `/abs/x.parquet` (or a moved copy) are the same input."""
     # a URL is its identity with its revision (remote sources have no sha256 before streaming)
-    return dict(identity, sources=[{k: v for k, v in s.items() if k != "path" or "revision" in s} for s in identity.get("sources") or [] if isinstance(s, dict)])
+    return dict(
+        identity,
+        sources=[
+            {k: v for k, v in s.items() if k != "path" or "revision" in s}
+            for s in identity.get("sources") or []
+            if isinstance(s, dict)
+        ],
+    )
 
 
 def same_identity(old: Manifest, identity: dict) -> bool:
@@ -140,11 +172,23 @@ def _refuse_different(out_dir: Path, old: Manifest, identity: dict) -> None:
     def key(path: str) -> str:  # a relative path in an old manifest resolves from here, best effort
         return path if remote.is_url(path) else os.path.realpath(path)
 
-    old_sources = {key(s["path"]): s for s in old.sources or []}  # dataset.parse_manifest checked each has a string path
+    old_sources = {
+        key(s["path"]): s for s in old.sources or []
+    }  # dataset.parse_manifest checked each has a string path
     for s in identity["sources"]:
         o = old_sources.get(key(s["path"]))
-        if o is not None and (o.get("bytes"), o.get("sha256"), o.get("revision", "")) != (s["bytes"], s["sha256"], s.get("revision", "")):
-            raise DatasetMismatchError(f"{s['path']}: changed since {out_dir} was prepared from it (size or content)", "pass --overwrite to prepare it again")
+        if o is not None and (o.get("bytes"), o.get("sha256"), o.get("revision", "")) != (
+            s["bytes"],
+            s["sha256"],
+            s.get("revision", ""),
+        ):
+            raise DatasetMismatchError(
+                f"{s['path']}: changed since {out_dir} was prepared from it (size or content)",
+                "pass --overwrite to prepare it again",
+            )
     old_c, new_c = _comparable(old.identity()), _comparable(identity)
     diffs = [k for k in identity if old_c.get(k) != new_c[k]]
-    raise DatasetMismatchError(f"{out_dir}: holds a different dataset (differs in {', '.join(diffs)})", "pass --overwrite to replace it, or choose another -o")
+    raise DatasetMismatchError(
+        f"{out_dir}: holds a different dataset (differs in {', '.join(diffs)})",
+        "pass --overwrite to replace it, or choose another -o",
+    )

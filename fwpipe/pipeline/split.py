@@ -18,7 +18,9 @@ SPLIT_NAMES = SPLITS  # the dataset's split names, in the order TRAIN and VAL in
 
 def key_hash(key: str, seed: int) -> int:
     """64-bit blake2b of the key, keyed by the seed."""
-    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8, key=seed.to_bytes(8, "little")).digest()
+    digest = hashlib.blake2b(
+        key.encode("utf-8", "surrogatepass"), digest_size=8, key=seed.to_bytes(8, "little")
+    ).digest()
     return int.from_bytes(digest, "little")
 
 

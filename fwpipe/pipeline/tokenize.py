@@ -83,12 +83,18 @@ def encode_chunk(
     arrow = isinstance(texts, pa.Array)  # as a unit reads them: no str a row (Batch)
     if arrow:
         null_text = texts.null_count > 0
-        text_bytes = np.diff(np.frombuffer(texts.buffers()[1], np.int32)[texts.offset : texts.offset + n + 1]).astype(np.int64)
-        text_chars = np.where(texts.is_null().to_numpy(zero_copy_only=False), -1, text_bytes) if null_text else text_bytes  # sign only
+        text_bytes = np.diff(np.frombuffer(texts.buffers()[1], np.int32)[texts.offset : texts.offset + n + 1]).astype(
+            np.int64
+        )
+        text_chars = (
+            np.where(texts.is_null().to_numpy(zero_copy_only=False), -1, text_bytes) if null_text else text_bytes
+        )  # sign only
     else:
         # per-row Python stays to a few C-level passes (map, list.count): on threads it holds the GIL
         null_text = None in texts
-        text_chars = np.fromiter((-1 if t is None else len(t) for t in texts) if null_text else map(len, texts), np.int64, n)
+        text_chars = np.fromiter(
+            (-1 if t is None else len(t) for t in texts) if null_text else map(len, texts), np.int64, n
+        )
     keys = _keys(ids, texts)  # UTF-8 of the FineWeb `id`, else of the text; None: neither
     key_hash = key_hashes_utf8(keys, seed)  # 0 where there is no key
     split = np.where(key_hash < np.uint64(threshold), VAL, TRAIN).astype(np.int8)
@@ -104,7 +110,9 @@ def encode_chunk(
     if check is not None:  # --filter: a dropped row keeps its rule's status and is not tokenized
         for i in np.flatnonzero(keep & (status == OK)).tolist():
             status[i] = check(_text(texts, i))
-    coded = np.flatnonzero(keep & (text_chars > 0) & ((status == OK) | (check is None)))  # the rows to tokenize, in order
+    coded = np.flatnonzero(
+        keep & (text_chars > 0) & ((status == OK) | (check is None))
+    )  # the rows to tokenize, in order
     full, starts = _encode_joined(texts if len(coded) == n else _take(texts, coded), engine)
     lens = np.diff(starts, append=len(full)) - 1  # tokens of each document, its EOT not counted
     n_tokens = np.zeros(n, np.int64)
@@ -112,7 +120,9 @@ def encode_chunk(
     n_bytes = np.zeros(n, np.int64)
     if len(coded):
         # UTF-8 bytes of each document = the bytes its tokens stand for (byte-level BPE is lossless; EOT: 0)
-        n_bytes[coded] = text_bytes[coded] if arrow else np.add.reduceat(token_byte_lengths()[full], starts, dtype=np.int64)
+        n_bytes[coded] = (
+            text_bytes[coded] if arrow else np.add.reduceat(token_byte_lengths()[full], starts, dtype=np.int64)
+        )
         if lens.max() + 1 > max_doc_tokens:
             status[coded[lens + 1 > max_doc_tokens]] = TOO_LONG
 
@@ -138,10 +148,17 @@ def encode_chunk(
             row_ids, row_urls = _take(ids, rows), _take(urls, rows)
         in_stream = ok & (in_val if s == VAL else ~in_val)  # per tokenized document
         stream = (full if in_stream.all() else full[np.repeat(in_stream, lens + 1)]).astype(np.uint16)  # ids < 2**16
-        out.append(ChunkRows(
-            taken[0], np.full(len(rows), file_index, dtype=np.int32), row0 + rows, *taken[1:], row_ids, row_urls,
-            stream,
-        ))  # fmt: skip
+        out.append(
+            ChunkRows(
+                taken[0],
+                np.full(len(rows), file_index, dtype=np.int32),
+                row0 + rows,
+                *taken[1:],
+                row_ids,
+                row_urls,
+                stream,
+            )
+        )
     return out[TRAIN], out[VAL]
 
 
@@ -156,7 +173,9 @@ def _keys(ids: list | pa.Array, texts: list | pa.Array) -> list[bytes | None]:
         keys = [None if i is None else str(i).encode("utf-8", "surrogatepass") for i in ids]
     if isinstance(texts, pa.Array):
         return [k if k is not None else t for k, t in zip(keys, texts.view(pa.binary()).to_pylist())]
-    return [k if k is not None else None if t is None else t.encode("utf-8", "surrogatepass") for k, t in zip(keys, texts)]
+    return [
+        k if k is not None else None if t is None else t.encode("utf-8", "surrogatepass") for k, t in zip(keys, texts)
+    ]
 
 
 def _text(texts: list | pa.Array, i: int) -> str:

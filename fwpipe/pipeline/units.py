@@ -58,11 +58,24 @@ MARKER = "unit.json"
 # the files every unit writes, and so exactly the files its marker must list (each size- and
 # sha-checked): a marker listing fewer would vouch for files nobody checked
 UNIT_FILES = tuple(f"{s}.{kind}" for s in SPLIT_NAMES for kind in ("tokens", "rows.arrow"))
-UNIT_ROWS_SCHEMA = pa.schema([f for f in (
-    ("gpos", pa.int64()), ("file_index", pa.int32()), ("source_row", pa.int64()), ("status", pa.int8()), ("n_tokens", pa.int64()),
-    ("n_bytes", pa.int64()), ("key_hash", pa.uint64()), ("fineweb_token_count", pa.int64()), ("placeholder", pa.bool_()),
-    ("id", pa.string()), ("url", pa.string()),
-)])  # fmt: skip
+UNIT_ROWS_SCHEMA = pa.schema(
+    [
+        f
+        for f in (
+            ("gpos", pa.int64()),
+            ("file_index", pa.int32()),
+            ("source_row", pa.int64()),
+            ("status", pa.int8()),
+            ("n_tokens", pa.int64()),
+            ("n_bytes", pa.int64()),
+            ("key_hash", pa.uint64()),
+            ("fineweb_token_count", pa.int64()),
+            ("placeholder", pa.bool_()),
+            ("id", pa.string()),
+            ("url", pa.string()),
+        )
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -129,11 +142,18 @@ class UnitTask:
         """What decides the unit's bytes (not where it runs, its directory, its batch size or engine)."""
         s, u = self.source, self.unit
         return {
-            "version": UNIT_VERSION, "file_index": u.file_index, "rows": [u.row_start, u.row_end], "file_gpos0": u.file_gpos0,
+            "version": UNIT_VERSION,
+            "file_index": u.file_index,
+            "rows": [u.row_start, u.row_end],
+            "file_gpos0": u.file_gpos0,
             "source": {"bytes": s.bytes, "rows": s.rows, "sha256": s.sha256, "revision": s.revision},
-            "text_column": self.text_column, "seed": self.seed, "threshold": self.threshold, "max_doc_tokens": self.max_doc_tokens,
-            "forced_val": list(self.forced_val), "tokenizer": self.tokenizer,
-        } | ({"filters": list(self.filters)} if self.filters else {})  # fmt: skip
+            "text_column": self.text_column,
+            "seed": self.seed,
+            "threshold": self.threshold,
+            "max_doc_tokens": self.max_doc_tokens,
+            "forced_val": list(self.forced_val),
+            "tokenizer": self.tokenizer,
+        } | ({"filters": list(self.filters)} if self.filters else {})
 
 
 def run_unit(task: UnitTask) -> dict:
@@ -197,7 +217,17 @@ class UnitWriter:
             self.tokens[sid].write(stream)
             self.hashes[sid].update(stream.data)
         c = self.cols[sid]
-        for name in ("gpos", "file_index", "source_row", "status", "n_tokens", "n_bytes", "key_hash", "fineweb_token_count", "placeholder"):
+        for name in (
+            "gpos",
+            "file_index",
+            "source_row",
+            "status",
+            "n_tokens",
+            "n_bytes",
+            "key_hash",
+            "fineweb_token_count",
+            "placeholder",
+        ):
             c[name].append(getattr(rows, name))
         for name, v in (("id", rows.ids), ("url", rows.urls)):
             c[name].append(v if isinstance(v, pa.Array) else pa.array(v, pa.string()))
@@ -222,7 +252,12 @@ class UnitWriter:
             self.files[name] = {"bytes": buf.size, "sha256": hashlib.sha256(buf).hexdigest()}
             status, n_tokens = t["status"].to_numpy(), t["n_tokens"].to_numpy()
             ok = status == OK
-            result[split] = {"rows": t.num_rows, "docs": int(ok.sum()), "tokens": int(n_tokens[ok].sum()), "stream_tokens": int(n_tokens[ok].sum() + ok.sum())}
+            result[split] = {
+                "rows": t.num_rows,
+                "docs": int(ok.sum()),
+                "tokens": int(n_tokens[ok].sum()),
+                "stream_tokens": int(n_tokens[ok].sum() + ok.sum()),
+            }
         write_json(self.d / MARKER, {"identity": identity, "files": self.files, "result": result})
         return result
 
@@ -248,13 +283,30 @@ def _tokenize(task: UnitTask, d: Path, identity: dict) -> dict:
     try:
         forced_val = frozenset(task.forced_val)
         check = make_check(task.filters) if task.filters else None
-        for b in read_batches(task.source, u.file_index, task.text_column, start_row=u.row_start, end_row=u.row_end,
-                              batch_rows=task.batch_rows or batch_rows_for(task.source)):  # fmt: skip
+        for b in read_batches(
+            task.source,
+            u.file_index,
+            task.text_column,
+            start_row=u.row_start,
+            end_row=u.row_end,
+            batch_rows=task.batch_rows or batch_rows_for(task.source),
+        ):
             pair = encode_chunk(
-                b.text_array, b.id_array, b.token_counts, b.url_array, file_index=u.file_index, row0=b.row0, gpos0=u.file_gpos0 + b.row0, seed=task.seed,
-                threshold=task.threshold, cursors=(-1, -1), forced_val=forced_val, max_doc_tokens=task.max_doc_tokens,
-                engine=task.engine, check=check,
-            )  # fmt: skip
+                b.text_array,
+                b.id_array,
+                b.token_counts,
+                b.url_array,
+                file_index=u.file_index,
+                row0=b.row0,
+                gpos0=u.file_gpos0 + b.row0,
+                seed=task.seed,
+                threshold=task.threshold,
+                cursors=(-1, -1),
+                forced_val=forced_val,
+                max_doc_tokens=task.max_doc_tokens,
+                engine=task.engine,
+                check=check,
+            )
             for sid, rows in enumerate(pair):
                 w.add(sid, rows)
         return w.commit(identity)

@@ -24,6 +24,8 @@ def require_torch():
     try:
         import torch
     except ImportError as e:
-        raise DependencyError("fwpipe train needs PyTorch, which is not installed",
-                              "pip install torch (or pip install 'fwpipe[train]'); on a GPU pick the CUDA build from pytorch.org") from e
+        raise DependencyError(
+            "fwpipe train needs PyTorch, which is not installed",
+            "pip install torch (or pip install 'fwpipe[train]'); on a GPU pick the CUDA build from pytorch.org",
+        ) from e
     return torch

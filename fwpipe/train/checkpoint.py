@@ -20,21 +20,52 @@ import numpy as np
 import torch
 
 from fwpipe.atomic import atomic_file
-from fwpipe.errors import ConfigError, DatasetMismatchError, InputFormatError, InputNotFoundError
 from fwpipe.dataset import Dataset
+from fwpipe.errors import ConfigError, DatasetMismatchError, InputFormatError, InputNotFoundError
 from fwpipe.train.rundir import BEST, LAST
 
-__all__ = ["BEST", "LAST", "TrainState", "check_dataset", "config_of", "dataset_fingerprint", "load", "plain", "restore", "save"]
+__all__ = [
+    "BEST",
+    "LAST",
+    "TrainState",
+    "check_dataset",
+    "config_of",
+    "dataset_fingerprint",
+    "load",
+    "plain",
+    "restore",
+    "save",
+]
 
 ZIP_MAGIC = b"PK\x03\x04"
 # what `fwpipe sample` needs, and what `train --resume` needs besides
 SAMPLE_KEYS = ("model", "config")
-RESUME_KEYS = SAMPLE_KEYS + ("optimizer", "scaler", "loader", "rng", "iter", "budget_tokens", "dataset_sha256",
-                             "best_val_loss", "evals")  # fmt: skip
+RESUME_KEYS = SAMPLE_KEYS + (
+    "optimizer",
+    "scaler",
+    "loader",
+    "rng",
+    "iter",
+    "budget_tokens",
+    "dataset_sha256",
+    "best_val_loss",
+    "evals",
+)
 
 
-TYPES = {"model": dict, "config": dict, "optimizer": dict, "scaler": dict, "loader": dict, "rng": dict, "iter": int,
-         "budget_tokens": int, "dataset_sha256": str, "best_val_loss": (int, float), "evals": list}  # fmt: skip
+TYPES = {
+    "model": dict,
+    "config": dict,
+    "optimizer": dict,
+    "scaler": dict,
+    "loader": dict,
+    "rng": dict,
+    "iter": int,
+    "budget_tokens": int,
+    "dataset_sha256": str,
+    "best_val_loss": (int, float),
+    "evals": list,
+}
 
 
 def dataset_fingerprint(ds: Dataset) -> str:
@@ -82,13 +113,17 @@ def save(path: Path, state: dict[str, Any]) -> None:
             raise OSError(errno.EIO, f"torch.save failed ({(str(e).strip().splitlines() or ['?'])[0][:120]})") from e
 
 
-def load(path: Path, map_location: str = "cpu", *, need: tuple[str, ...] = RESUME_KEYS, missing_hint: str | None = None) -> dict[str, Any]:
+def load(
+    path: Path, map_location: str = "cpu", *, need: tuple[str, ...] = RESUME_KEYS, missing_hint: str | None = None
+) -> dict[str, Any]:
     """A checkpoint's dict, read as data. Raises a one-line FwpipeError for a missing, truncated,
     foreign or code-carrying file."""
     path = Path(path)
     if not path.is_file():
-        raise InputNotFoundError(f"{path}: no checkpoint there",
-                                 missing_hint or "start the run without --resume, or pass the --out of an earlier run")  # fmt: skip
+        raise InputNotFoundError(
+            f"{path}: no checkpoint there",
+            missing_hint or "start the run without --resume, or pass the --out of an earlier run",
+        )
     hint = "pass a last.pt or best.pt written by fwpipe train"
     try:
         with open(path, "rb") as f:
@@ -105,14 +140,19 @@ def load(path: Path, map_location: str = "cpu", *, need: tuple[str, ...] = RESUM
     except pickle.UnpicklingError as e:
         # torch's restricted unpickler met an object other than tensors and plain values
         why = [line.strip() for line in str(e).splitlines() if "GLOBAL" in line or "Unsupported" in line]
-        raise InputFormatError(f"{path}: refused to load: it holds Python objects, not only tensors and plain values "
-                               f"(a checkpoint is data, never code){': ' + why[0][:160] if why else ''}", hint) from e  # fmt: skip
+        raise InputFormatError(
+            f"{path}: refused to load: it holds Python objects, not only tensors and plain values "
+            f"(a checkpoint is data, never code){': ' + why[0][:160] if why else ''}",
+            hint,
+        ) from e
     except Exception as e:  # noqa: BLE001 - torch raises RuntimeError, EOFError, ValueError, ... for a damaged file
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
         raise InputFormatError(f"{path}: not a readable checkpoint (damaged or truncated: {first})", hint) from e
     if not isinstance(ck, dict) or any(k not in ck for k in need):
         have = ", ".join(sorted(map(str, ck))[:12]) if isinstance(ck, dict) else f"a {type(ck).__name__}"
-        raise InputFormatError(f"{path}: not a fwpipe checkpoint (it needs the keys {', '.join(need)}; it holds {have or 'nothing'})", hint)
+        raise InputFormatError(
+            f"{path}: not a fwpipe checkpoint (it needs the keys {', '.join(need)}; it holds {have or 'nothing'})", hint
+        )
     for key, kinds in TYPES.items():
         if key in need and (not isinstance(ck[key], kinds) or isinstance(ck[key], bool)):
             raise InputFormatError(f"{path}: not a fwpipe checkpoint ({key} is a {type(ck[key]).__name__})", hint)
@@ -126,7 +166,9 @@ def config_of(ck: dict[str, Any], path: Path):
     try:
         cfg = from_dict(ck["config"])  # load() checked that it is a dict
     except ConfigError as e:
-        raise InputFormatError(f"{path}: the config inside is not valid ({e.message})", "pass a last.pt or best.pt written by fwpipe train") from e
+        raise InputFormatError(
+            f"{path}: the config inside is not valid ({e.message})", "pass a last.pt or best.pt written by fwpipe train"
+        ) from e
     _check_shapes(ck, cfg, path)
     return cfg
 
@@ -143,9 +185,17 @@ def _check_shapes(ck: dict[str, Any], cfg, path: Path) -> None:
     for name, shape in want.items():
         t = got.get(name)
         if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape:
-            have = "missing" if t is None else f"{tuple(t.shape)}" if isinstance(t, torch.Tensor) else f"a {type(t).__name__}"
-            raise InputFormatError(f"{path}: its model state does not fit its config ({name}: the config says {shape}, the file holds {have})",
-                                   "pass a last.pt or best.pt written by fwpipe train (the config and the weights disagree)")  # fmt: skip
+            have = (
+                "missing"
+                if t is None
+                else f"{tuple(t.shape)}"
+                if isinstance(t, torch.Tensor)
+                else f"a {type(t).__name__}"
+            )
+            raise InputFormatError(
+                f"{path}: its model state does not fit its config ({name}: the config says {shape}, the file holds {have})",
+                "pass a last.pt or best.pt written by fwpipe train (the config and the weights disagree)",
+            )
 
 
 def restore(what: str, path: Path, load_state) -> None:
@@ -154,8 +204,10 @@ def restore(what: str, path: Path, load_state) -> None:
         load_state()
     except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise InputFormatError(f"{path}: its {what} state does not fit this model ({first})",
-                               "pass a last.pt or best.pt written by fwpipe train") from e  # fmt: skip
+        raise InputFormatError(
+            f"{path}: its {what} state does not fit this model ({first})",
+            "pass a last.pt or best.pt written by fwpipe train",
+        ) from e
 
 
 def check_dataset(ckpt: dict[str, Any], fingerprint: str, data_path: Path) -> None:
@@ -203,17 +255,27 @@ class TrainState:
     evals: list = field(default_factory=list)
 
     def capture(self, loader_state: dict | None = None, rng: dict | None = None) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": {k: o.state_dict() for k, o in self.optimizers.items()},
-                "scaler": self.scaler.state_dict(), "loader": loader_state or self.loader.state_dict(),
-                "rng": rng or rng_state(), "iter": self.iter, "best_val_loss": self.best_val, "evals": self.evals}
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "scaler": self.scaler.state_dict(),
+            "loader": loader_state or self.loader.state_dict(),
+            "rng": rng or rng_state(),
+            "iter": self.iter,
+            "best_val_loss": self.best_val,
+            "evals": self.evals,
+        }
 
     def restore(self, ck: dict[str, Any], path: Path) -> None:
         opt = ck["optimizer"]
         if "param_groups" in opt:  # a checkpoint from before the recipes: AdamW's state dict itself
             opt = {"adamw": opt}
         if set(opt) != set(self.optimizers):
-            raise InputFormatError(f"{path}: it holds the optimizers {', '.join(sorted(opt))}, this run has "
-                                   f"{', '.join(sorted(self.optimizers))}", "pass a last.pt or best.pt written by fwpipe train")
+            raise InputFormatError(
+                f"{path}: it holds the optimizers {', '.join(sorted(opt))}, this run has "
+                f"{', '.join(sorted(self.optimizers))}",
+                "pass a last.pt or best.pt written by fwpipe train",
+            )
         restore("model", path, lambda: self.model.load_state_dict(ck["model"]))
         for name, o in self.optimizers.items():
             restore(f"{name} optimizer", path, lambda o=o, name=name: o.load_state_dict(opt[name]))

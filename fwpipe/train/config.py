@@ -102,8 +102,13 @@ class TrainConfig:
 
 
 _DTYPES = ("auto", "bf16", "fp16", "fp32")
-_CHOICES = {"pos_emb": ("learned", "rotary"), "norm": ("layernorm", "rmsnorm"), "mlp": ("gelu", "relu2"),
-            "optimizer": ("adamw", "muon"), "schedule": ("cosine", "wsd")}
+_CHOICES = {
+    "pos_emb": ("learned", "rotary"),
+    "norm": ("layernorm", "rmsnorm"),
+    "mlp": ("gelu", "relu2"),
+    "optimizer": ("adamw", "muon"),
+    "schedule": ("cosine", "wsd"),
+}
 
 # A recipe is data: the values it puts under a preset's own keys (a preset or --set still wins).
 # "modern" follows the speedrun line of work (modded-nanogpt, Keller Jordan et al. 2024):
@@ -112,10 +117,24 @@ _CHOICES = {"pos_emb": ("learned", "rotary"), "norm": ("layernorm", "rmsnorm"), 
 RECIPES: dict[str, dict[str, Any]] = {
     "nanogpt": {},
     "modern": {
-        "model": {"pos_emb": "rotary", "norm": "rmsnorm", "qk_norm": True, "mlp": "relu2", "tie_embeddings": False,
-                  "zero_init_proj": True, "logit_softcap": 30.0, "dropout": 0.0},
-        "optimizer": "muon", "schedule": "wsd", "cooldown_frac": 0.4,
-        "muon_lr": 0.02, "muon_momentum": 0.95, "weight_decay": 0.0, "beta1": 0.8, "beta2": 0.95,
+        "model": {
+            "pos_emb": "rotary",
+            "norm": "rmsnorm",
+            "qk_norm": True,
+            "mlp": "relu2",
+            "tie_embeddings": False,
+            "zero_init_proj": True,
+            "logit_softcap": 30.0,
+            "dropout": 0.0,
+        },
+        "optimizer": "muon",
+        "schedule": "wsd",
+        "cooldown_frac": 0.4,
+        "muon_lr": 0.02,
+        "muon_momentum": 0.95,
+        "weight_decay": 0.0,
+        "beta1": 0.8,
+        "beta2": 0.95,
     },
 }
 
@@ -153,8 +172,12 @@ def _coerce(value: Any, current: Any, key: str) -> Any:
     if kind is bool and not isinstance(value, bool):
         raise ConfigError(f"{key}={value!r} is not a boolean", "use true or false")
     if kind is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not math.isfinite(value)) \
-                or value != int(value):  # fmt: skip
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or (isinstance(value, float) and not math.isfinite(value))
+            or value != int(value)
+        ):
             raise ConfigError(f"{key}={value!r} is not a whole number", f"write e.g. {key}={current}")
         return int(value)
     if kind is float:
@@ -174,7 +197,9 @@ def _apply(obj: Any, values: dict, where: str) -> None:
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
-                raise ConfigError(f"{where}: {key} must be a table [{key}]", f"valid keys in it: {', '.join(_names(type(current)))}")
+                raise ConfigError(
+                    f"{where}: {key} must be a table [{key}]", f"valid keys in it: {', '.join(_names(type(current)))}"
+                )
             _apply(current, value, f"{where} [{key}]")
         else:
             setattr(obj, key, _coerce(value, current, key))
@@ -201,14 +226,25 @@ def validate(cfg: TrainConfig) -> TrainConfig:
                 raise ConfigError(f"{f.name}={v} is not a finite number", fix)
             if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= MAX_INT:
                 raise ConfigError(f"{f.name}={v} is too large (the limit is 2**63)", fix)
-    positive = {"batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum, "log_interval": cfg.log_interval,
-                "eval_interval": cfg.eval_interval, "eval_iters": cfg.eval_iters, "block_size": m.block_size,
-                "vocab_size": m.vocab_size, "n_layer": m.n_layer, "n_head": m.n_head, "n_embd": m.n_embd}
+    positive = {
+        "batch_size": cfg.batch_size,
+        "grad_accum": cfg.grad_accum,
+        "log_interval": cfg.log_interval,
+        "eval_interval": cfg.eval_interval,
+        "eval_iters": cfg.eval_iters,
+        "block_size": m.block_size,
+        "vocab_size": m.vocab_size,
+        "n_layer": m.n_layer,
+        "n_head": m.n_head,
+        "n_embd": m.n_embd,
+    }
     for key, v in positive.items():
         if v <= 0:
             raise ConfigError(f"{key}={v} must be positive", fix)
     if m.n_embd % m.n_head:
-        raise ConfigError(f"n_embd={m.n_embd} is not divisible by n_head={m.n_head}", "pick n_embd a multiple of n_head")
+        raise ConfigError(
+            f"n_embd={m.n_embd} is not divisible by n_head={m.n_head}", "pick n_embd a multiple of n_head"
+        )
     if m.vocab_size < 50257:
         raise ConfigError(f"vocab_size={m.vocab_size} is smaller than GPT-2's 50257 tokens", "use 50257 or 50304")
     if not 0 <= m.dropout < 1:

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fwpipe.errors import BudgetError
 from fwpipe.dataset import Split
+from fwpipe.errors import BudgetError
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +65,24 @@ def _to_device(xy: np.ndarray, device: str) -> tuple[torch.Tensor, torch.Tensor]
 class TrainLoader:
     """Endless batches of train windows; each epoch a fresh seeded permutation."""
 
-    def __init__(self, split: Split, block_size: int, batch_size: int, seed: int, device: str = "cpu", *,
-                 rank: int = 0, world_size: int = 1, micro_per_rank: int = 1):
+    def __init__(
+        self,
+        split: Split,
+        block_size: int,
+        batch_size: int,
+        seed: int,
+        device: str = "cpu",
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        micro_per_rank: int = 1,
+    ):
         self.windows = Windows(split, block_size)
         if self.windows.n == 0:
-            raise BudgetError(f"the train split has no window of block_size+1 = {block_size + 1} tokens",
-                              "prepare more text or lower block_size with --set")
+            raise BudgetError(
+                f"the train split has no window of block_size+1 = {block_size + 1} tokens",
+                "prepare more text or lower block_size with --set",
+            )
         self.batch_size, self.seed, self.device = batch_size, seed, device
         self.rank, self.world_size, self.micro_per_rank = rank, world_size, micro_per_rank
         self._micro = 0  # micro-batches of this rank's share handed out in the current iteration
@@ -124,8 +136,13 @@ class TrainLoader:
         return _to_device(xy, self.device)
 
     def state_dict(self) -> dict:
-        return {"epoch": self.pos.epoch, "index": self.pos.index, "seed": self.seed, "windows": self.windows.n,
-                "batch_size": self.batch_size}
+        return {
+            "epoch": self.pos.epoch,
+            "index": self.pos.index,
+            "seed": self.seed,
+            "windows": self.windows.n,
+            "batch_size": self.batch_size,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         if state["windows"] != self.windows.n:

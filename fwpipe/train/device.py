@@ -49,17 +49,21 @@ def resolve(choice: str = "auto", dtype: str = "auto", index: int = 0) -> Device
     if choice == "auto":
         choice = "cuda" if cuda else "mps" if mps else "cpu"
     if choice == "cuda" and not cuda:
-        raise ConfigError("--device cuda: no CUDA GPU is visible to PyTorch"
-                          + ("" if torch.version.cuda else " (this PyTorch is a CPU-only build)"),
-                          "use --device auto or cpu, or install a CUDA build of torch")
+        raise ConfigError(
+            "--device cuda: no CUDA GPU is visible to PyTorch"
+            + ("" if torch.version.cuda else " (this PyTorch is a CPU-only build)"),
+            "use --device auto or cpu, or install a CUDA build of torch",
+        )
     if choice == "mps" and not mps:
         raise ConfigError("--device mps: Apple's Metal backend is not available", "use --device auto or cpu")
     if choice not in ("cuda", "mps", "cpu"):
         raise ConfigError(f"--device {choice}: unknown device", "use auto, cuda, mps or cpu")
     if choice == "cuda":
         if index >= torch.cuda.device_count():
-            raise ConfigError(f"process {index} needs GPU {index}, but {torch.cuda.device_count()} are visible",
-                              "pass torchrun --nproc_per_node at most the number of GPUs")
+            raise ConfigError(
+                f"process {index} needs GPU {index}, but {torch.cuda.device_count()} are visible",
+                "pass torchrun --nproc_per_node at most the number of GPUs",
+            )
         props = torch.cuda.get_device_properties(index)
         name, memory = props.name, int(props.total_memory)
         auto: Precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -69,7 +73,9 @@ def resolve(choice: str = "auto", dtype: str = "auto", index: int = 0) -> Device
         name, memory, auto = f"cpu ({torch.get_num_threads()} threads)", _cpu_memory(), "fp32"
     precision: Precision = auto if dtype == "auto" else dtype  # type: ignore[assignment]
     if choice == "cpu" and precision == "fp16" and not _cpu_grad_scaler(torch):
-        raise ConfigError("dtype fp16 on a CPU needs torch.amp.GradScaler('cpu') (torch >= 2.3)", "use dtype=fp32 or bf16 on CPU")
+        raise ConfigError(
+            "dtype fp16 on a CPU needs torch.amp.GradScaler('cpu') (torch >= 2.3)", "use dtype=fp32 or bf16 on CPU"
+        )
     if choice == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise ConfigError(f"{name} has no bf16 support", "use dtype=fp16 (with a GradScaler) or auto")
     return DeviceInfo(choice, name, memory, precision, index if choice == "cuda" else 0)

@@ -43,17 +43,24 @@ def world() -> World:
         rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", str(rank)))
     except ValueError as e:
-        raise ConfigError(f"torchrun's RANK / WORLD_SIZE / LOCAL_RANK are not integers ({e})", "start fwpipe with torchrun, or unset them") from e
+        raise ConfigError(
+            f"torchrun's RANK / WORLD_SIZE / LOCAL_RANK are not integers ({e})",
+            "start fwpipe with torchrun, or unset them",
+        ) from e
     if size < 1 or not 0 <= rank < size:
-        raise ConfigError(f"RANK={rank} with WORLD_SIZE={size} is not a valid place", "start fwpipe with torchrun, or unset them")
+        raise ConfigError(
+            f"RANK={rank} with WORLD_SIZE={size} is not a valid place", "start fwpipe with torchrun, or unset them"
+        )
     return World(rank, size, local)
 
 
 def accum_per_rank(grad_accum: int, w: World) -> int:
     """Micro-steps each rank runs so that the global batch stays the config's."""
     if grad_accum % w.size:
-        raise ConfigError(f"grad_accum={grad_accum} does not divide over {w.size} processes",
-                          f"pick --nproc_per_node dividing {grad_accum}, or --set grad_accum to a multiple of {w.size}")
+        raise ConfigError(
+            f"grad_accum={grad_accum} does not divide over {w.size} processes",
+            f"pick --nproc_per_node dividing {grad_accum}, or --set grad_accum to a multiple of {w.size}",
+        )
     return grad_accum // w.size
 
 

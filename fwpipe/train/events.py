@@ -27,14 +27,20 @@ def event_lines(e: dict[str, Any], clock: RunClock | None = None) -> list[str]:
         mfu = f" | mfu {pct(e['mfu'])}" if e.get("mfu") is not None else ""
         it = clock.iteration(e["iter"]) if clock else f"{e['iter']:,}"
         when = f" | {clock.text(e['iter'])}" if clock else ""
-        return [f"iter {it} | loss {loss(e['loss'])} | lr {e['lr']:.2e} | grad {e['grad_norm']:.3f} | "
-                f"{tokens(e['tokens_per_s'])} tok/s{mfu} | epoch {ratio(e['epoch'])}{when}"]
+        return [
+            f"iter {it} | loss {loss(e['loss'])} | lr {e['lr']:.2e} | grad {e['grad_norm']:.3f} | "
+            f"{tokens(e['tokens_per_s'])} tok/s{mfu} | epoch {ratio(e['epoch'])}{when}"
+        ]
     if kind == "eval":
         if e.get("val_loss") is None:
             return []
-        trend = f" | {e['improvement_per_doubling']:.3f}/doubling" if e.get("improvement_per_doubling") is not None else ""
+        trend = (
+            f" | {e['improvement_per_doubling']:.3f}/doubling" if e.get("improvement_per_doubling") is not None else ""
+        )
         hs = f" | hellaswag {pct(e['hellaswag_acc_norm'])}" if e.get("hellaswag_acc_norm") is not None else ""
-        return [f"eval iter {e['iter']:,}: val {loss(e['val_loss'])} | train {loss(e['train_loss'])} (no dropout){trend}{hs}"]
+        return [
+            f"eval iter {e['iter']:,}: val {loss(e['val_loss'])} | train {loss(e['train_loss'])} (no dropout){trend}{hs}"
+        ]
     if kind == "diagnosis":
         return list(e["text"])
     if kind == "message":
@@ -43,6 +49,8 @@ def event_lines(e: dict[str, Any], clock: RunClock | None = None) -> list[str]:
         state = "done" if e["complete"] else "stopped"
         best = f", best val {loss(e['best_val_loss'])}" if e.get("best_val_loss") is not None else ""
         took = f" in {fmt_clock(clock.elapsed())}" if clock else ""
-        return [f"{state}: {e['iterations']:,}/{e['max_iterations']:,} iterations{took}, {tokens(e['tokens'])} tokens, "
-                f"epoch {ratio(e['epoch'])}{best}, {e.get('recipe', 'nanogpt')} recipe; outputs in {e['out']}"]
+        return [
+            f"{state}: {e['iterations']:,}/{e['max_iterations']:,} iterations{took}, {tokens(e['tokens'])} tokens, "
+            f"epoch {ratio(e['epoch'])}{best}, {e.get('recipe', 'nanogpt')} recipe; outputs in {e['out']}"
+        ]
     return []

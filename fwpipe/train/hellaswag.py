@@ -22,7 +22,7 @@ from fwpipe.train import dist
 
 log = logging.getLogger(__name__)
 
-HINT = "pass the published hellaswag_val.jsonl (lines of {\"ctx\": ..., \"endings\": [4 strings], \"label\": 0-3})"
+HINT = 'pass the published hellaswag_val.jsonl (lines of {"ctx": ..., "endings": [4 strings], "label": 0-3})'
 
 
 MAX_BYTES = 256 << 20  # the largest file read: HellaSwag's val split is ~11 MB, train ~47 MB
@@ -47,7 +47,10 @@ def load(path: str | Path) -> list[Example]:
             raise InputFormatError(f"{path}: larger than {MAX_BYTES >> 20} MB, not a HellaSwag file", HINT)
         text = raw.decode("utf-8")
     except FileNotFoundError:
-        raise InputNotFoundError(f"{path}: no such HellaSwag file", "download hellaswag_val.jsonl (github.com/rowanz/hellaswag, data/) and pass its path") from None
+        raise InputNotFoundError(
+            f"{path}: no such HellaSwag file",
+            "download hellaswag_val.jsonl (github.com/rowanz/hellaswag, data/) and pass its path",
+        ) from None
     except (OSError, UnicodeDecodeError) as e:
         raise InputFormatError(f"{path}: cannot read it as UTF-8 text ({e})", HINT) from e
     out = []
@@ -63,13 +66,13 @@ def load(path: str | Path) -> list[Example]:
             raise InputFormatError(f"{where}: not a JSON object", HINT)
         ctx, endings, label = d.get("ctx"), d.get("endings"), d.get("label")
         if not isinstance(ctx, str) or not ctx:
-            raise InputFormatError(f"{where}: \"ctx\" is missing or not a string", HINT)
+            raise InputFormatError(f'{where}: "ctx" is missing or not a string', HINT)
         if not isinstance(endings, list) or len(endings) != 4 or not all(isinstance(e, str) and e for e in endings):
-            raise InputFormatError(f"{where}: \"endings\" is not a list of 4 non-empty strings", HINT)
+            raise InputFormatError(f'{where}: "endings" is not a list of 4 non-empty strings', HINT)
         if isinstance(label, str) and label.isdigit():
             label = int(label)  # some copies store it as "2"
         if not isinstance(label, int) or isinstance(label, bool) or not 0 <= label < 4:
-            raise InputFormatError(f"{where}: \"label\" is not 0, 1, 2 or 3", HINT)
+            raise InputFormatError(f'{where}: "label" is not 0, 1, 2 or 3', HINT)
         out.append(Example(ctx, tuple(endings), label))
     if not out:
         raise InputFormatError(f"{path}: holds no examples", HINT)
@@ -87,7 +90,7 @@ def render(ex: Example, block_size: int):
     for ending in ex.endings:
         end = encode(" " + ending).tolist()  # GPT-2 BPE: the space belongs to the ending's first token
         end = end[: block_size - 1]
-        keep = ctx[-(block_size - len(end)):]  # at least one token: the ending's first token is predicted from it
+        keep = ctx[-(block_size - len(end)) :]  # at least one token: the ending's first token is predicted from it
         rows.append(keep + end)
         masks.append([0] * len(keep) + [1] * len(end))
     L = max(map(len, rows))
@@ -110,7 +113,7 @@ def ending_losses(model, ex: Example, device: str, ctx=None):
     tokens, mask = tokens.to(device), mask.to(device)
     # the targets mark the ending's tokens (-1 elsewhere) so that the model returns every position's logits
     targets = torch.where(mask[:, 1:] == 1, tokens[:, 1:], -1)
-    with torch.no_grad(), (ctx or contextlib.nullcontext()):
+    with torch.no_grad(), ctx or contextlib.nullcontext():
         logits, _ = model(tokens[:, :-1], targets)
     per_token = F.cross_entropy(logits.float().transpose(1, 2), tokens[:, 1:], reduction="none")  # (4, L-1)
     m = mask[:, 1:].float()

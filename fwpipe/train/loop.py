@@ -15,13 +15,14 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from fwpipe import __version__
-from fwpipe.errors import BudgetError, ConfigError, DivergedError, InputFormatError, ShardFormatError
 from fwpipe.dataset import Dataset, open_dataset
+from fwpipe.errors import BudgetError, ConfigError, DivergedError, InputFormatError, ShardFormatError
 from fwpipe.fmt import duration, params, ratio, tokens
 from fwpipe.train import dist, rundir
 from fwpipe.train.config import TrainConfig, load_config, to_dict, to_toml
@@ -51,9 +52,19 @@ def _default_out(cfg: TrainConfig) -> Path:
     return Path("runs") / cfg.name
 
 
-def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | TrainConfig | None = None, *,
-             out: str | Path | None = None, device: str = "auto", resume: bool = False, overrides: list[str] | None = None,
-             allow_repeats: bool = False, peak: float | None = None, hellaswag: str | Path | None = None) -> Run:
+def plan_run(
+    data: str | Path,
+    budget_tokens: int | None,
+    config: str | Path | TrainConfig | None = None,
+    *,
+    out: str | Path | None = None,
+    device: str = "auto",
+    resume: bool = False,
+    overrides: list[str] | None = None,
+    allow_repeats: bool = False,
+    peak: float | None = None,
+    hellaswag: str | Path | None = None,
+) -> Run:
     """Resolve config, dataset, device and checkpoint, and make the plan. Raises FwpipeError on bad input."""
     from fwpipe.train import checkpoint
     from fwpipe.train.device import resolve
@@ -75,13 +86,17 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
         ckpt = checkpoint.load(last)
         ckpt_stat = _stat(last)
         if overrides:
-            raise ConfigError("--set cannot change a run that is being resumed", "drop --set, or start a new run with another --out")
+            raise ConfigError(
+                "--set cannot change a run that is being resumed", "drop --set, or start a new run with another --out"
+            )
         cfg = checkpoint.config_of(ckpt, last)
         if given is not None:
             _same_config(given if isinstance(given, TrainConfig) else load_config(given), cfg, given, out)
         if budget_tokens is not None and int(budget_tokens) != ckpt["budget_tokens"]:
-            raise BudgetError(f"--budget-tokens {budget_tokens:,} differs from the run's {ckpt['budget_tokens']:,}",
-                              "drop --budget-tokens when resuming (the LR schedule depends on it)")
+            raise BudgetError(
+                f"--budget-tokens {budget_tokens:,} differs from the run's {ckpt['budget_tokens']:,}",
+                "drop --budget-tokens when resuming (the LR schedule depends on it)",
+            )
         budget_tokens = ckpt["budget_tokens"]
     else:
         cfg = config if isinstance(config, TrainConfig) else load_config(config or "rtx4070-40m", overrides)
@@ -97,7 +112,9 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
     if budget_tokens is None and sizing:
         budget_tokens, budget_source = sizing.budget_tokens, "manifest"
     if budget_tokens is None:
-        raise BudgetError("no token budget given", "pass e.g. --budget-tokens 7.6e9 (or prepare the dataset with --budget-tokens)")
+        raise BudgetError(
+            "no token budget given", "pass e.g. --budget-tokens 7.6e9 (or prepare the dataset with --budget-tokens)"
+        )
     train = ds.split("train")
     if train.stream_tokens == 0:
         raise ShardFormatError(f"{ds.root}: the dataset has no train tokens", "prepare a dataset with a train split")
@@ -105,12 +122,29 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
     peak_source = "--peak-tflops" if peak else "table"
     if not peak and dev.type == "cuda":
         peak = peak_tflops(dev.name)
-    device_info = {"type": dev.type, "name": dev.name, "memory_bytes": dev.memory_bytes, "precision": dev.precision,
-                   "peak_tflops": peak, "peak_source": peak_source if peak else None}
-    dataset_info = {"path": str(ds.root), "format": ds.format, "train_tokens": train.stream_tokens,
-                    "val_tokens": ds.split("val").stream_tokens, "manifest_sha256": ds.manifest_sha256}
-    plan = make_plan(cfg, int(budget_tokens), train.stream_tokens, dataset=dataset_info, device=device_info,
-                     allow_repeats=allow_repeats or (ckpt is not None))
+    device_info = {
+        "type": dev.type,
+        "name": dev.name,
+        "memory_bytes": dev.memory_bytes,
+        "precision": dev.precision,
+        "peak_tflops": peak,
+        "peak_source": peak_source if peak else None,
+    }
+    dataset_info = {
+        "path": str(ds.root),
+        "format": ds.format,
+        "train_tokens": train.stream_tokens,
+        "val_tokens": ds.split("val").stream_tokens,
+        "manifest_sha256": ds.manifest_sha256,
+    }
+    plan = make_plan(
+        cfg,
+        int(budget_tokens),
+        train.stream_tokens,
+        dataset=dataset_info,
+        device=device_info,
+        allow_repeats=allow_repeats or (ckpt is not None),
+    )
     plan["budget_source"] = budget_source
     plan["world_size"] = world.size
     examples = None
@@ -120,8 +154,12 @@ def plan_run(data: str | Path, budget_tokens: int | None, config: str | Path | T
         examples = hs.load(hellaswag)
         plan["hellaswag"] = {"path": str(hellaswag), "examples": len(examples)}
     if sizing:
-        plan["sizing"] = {"prepared_budget_tokens": sizing.budget_tokens, "prepared_max_epochs": sizing.max_epochs,
-                          "prepared_epochs": sizing.epochs, "reached": sizing.reached}
+        plan["sizing"] = {
+            "prepared_budget_tokens": sizing.budget_tokens,
+            "prepared_max_epochs": sizing.max_epochs,
+            "prepared_epochs": sizing.epochs,
+            "reached": sizing.reached,
+        }
     if ckpt is not None:
         fp = checkpoint.dataset_fingerprint(ds)
         checkpoint.check_dataset(ckpt, fp, ds.root)
@@ -147,8 +185,10 @@ def _same_config(given: TrainConfig, run_cfg: TrainConfig, name: Any, out: Path)
         a.pop("threads"), b.pop("threads")
     diff = [f"{k} {a[k]!r} vs the run's {b[k]!r}" for k in a if a[k] != b[k]]
     if diff:
-        raise ConfigError(f"--config {name} differs from the config of the run being resumed ({'; '.join(diff[:3])})",
-                          f"resume with --out {out} and no --config (the run keeps its own), or start a new run with another --out")
+        raise ConfigError(
+            f"--config {name} differs from the config of the run being resumed ({'; '.join(diff[:3])})",
+            f"resume with --out {out} and no --config (the run keeps its own), or start a new run with another --out",
+        )
 
 
 def train(run: Run, on_event: Callable[[Event], None] | None = None, stop_after: int | None = None) -> dict[str, Any]:
@@ -169,7 +209,9 @@ def train(run: Run, on_event: Callable[[Event], None] | None = None, stop_after:
     try:
         last = run.out / rundir.LAST
         if run.checkpoint is None and last.exists():
-            raise ConfigError(f"{run.out} already holds a run (last.pt)", "pass --resume to continue it, or another --out")
+            raise ConfigError(
+                f"{run.out} already holds a run (last.pt)", "pass --resume to continue it, or another --out"
+            )
         if run.checkpoint is not None and _stat(last) != run.checkpoint_stat:
             run.checkpoint = checkpoint.load(last)  # another train moved the run on before we got the lock
             checkpoint.check_dataset(run.checkpoint, checkpoint.dataset_fingerprint(run.dataset), run.dataset.root)
@@ -231,12 +273,30 @@ class Loop:
         scaler = torch.amp.GradScaler(dev.type if dev.type == "cuda" else "cpu", enabled=dev.precision == "fp16")
         amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dev.precision)
         self.ctx = torch.autocast(device_type=dev.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
-        loader = TrainLoader(run.dataset.split("train"), cfg.model.block_size, cfg.batch_size, cfg.seed, device,
-                             rank=w.rank, world_size=w.size, micro_per_rank=self.accum)
-        self.val_batches = fixed_batches(run.dataset.split("val"), cfg.model.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed)
-        self.train_batches = fixed_batches(run.dataset.split("train"), cfg.model.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed + 1)
+        loader = TrainLoader(
+            run.dataset.split("train"),
+            cfg.model.block_size,
+            cfg.batch_size,
+            cfg.seed,
+            device,
+            rank=w.rank,
+            world_size=w.size,
+            micro_per_rank=self.accum,
+        )
+        self.val_batches = fixed_batches(
+            run.dataset.split("val"), cfg.model.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed
+        )
+        self.train_batches = fixed_batches(
+            run.dataset.split("train"), cfg.model.block_size, cfg.batch_size, cfg.eval_iters, cfg.seed + 1
+        )
         if not self.val_batches:
-            emit({"kind": "message", "level": "warning", "text": "the dataset has no val split: no val loss, no plateau diagnosis"})
+            emit(
+                {
+                    "kind": "message",
+                    "level": "warning",
+                    "text": "the dataset has no val split: no val loss, no plateau diagnosis",
+                }
+            )
         self.model, self.optimizers, self.scaler, self.loader = model, optimizers, scaler, loader
         self.state = checkpoint.TrainState(model, optimizers, scaler, loader)
 
@@ -249,10 +309,17 @@ class Loop:
             try:
                 self.records = [r for r in map(json.loads, text.splitlines()) if r["iter"] <= it]
             except (ValueError, TypeError, KeyError) as e:
-                raise InputFormatError(f"{run.out / rundir.METRICS}: a line is not a metrics record ({e})",
-                                       "restore the file, or delete it to restart the log at the checkpoint") from e  # fmt: skip
-            emit({"kind": "message", "level": "info",
-                  "text": f"resumed {self.last_path} at iteration {it:,} (epoch {ratio(loader.epoch)}, recipe {cfg.recipe})"})
+                raise InputFormatError(
+                    f"{run.out / rundir.METRICS}: a line is not a metrics record ({e})",
+                    "restore the file, or delete it to restart the log at the checkpoint",
+                ) from e
+            emit(
+                {
+                    "kind": "message",
+                    "level": "info",
+                    "text": f"resumed {self.last_path} at iteration {it:,} (epoch {ratio(loader.epoch)}, recipe {cfg.recipe})",
+                }
+            )
         self.ckpt_iter = self.state.iter if run.checkpoint is not None else 0
         self.metrics = None
         if self.main:
@@ -300,9 +367,15 @@ class Loop:
             return bool(torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all())
 
     def diverged(self, iter_done: int, what: str) -> DivergedError:
-        kept = f"{self.last_path} keeps iteration {self.ckpt_iter}, the last finite state" if self.ckpt_iter else "no checkpoint was written"
-        return DivergedError(f"training diverged at iteration {iter_done:,}: {what}; stopped, {kept}",
-                             "start a new run (another --out) with a lower lr (--set lr=...), a longer warmup or grad_clip=1")
+        kept = (
+            f"{self.last_path} keeps iteration {self.ckpt_iter}, the last finite state"
+            if self.ckpt_iter
+            else "no checkpoint was written"
+        )
+        return DivergedError(
+            f"training diverged at iteration {iter_done:,}: {what}; stopped, {kept}",
+            "start a new run (another --out) with a lower lr (--set lr=...), a longer warmup or grad_clip=1",
+        )
 
     def any_bad(self) -> int:
         """The first iteration whose loss was not finite on any rank, else -1 (all ranks call it together)."""
@@ -326,8 +399,14 @@ class Loop:
             self.ckpt_iter = iter_done
             return
         run = self.run_
-        state = {**self.state.capture(*(snapshot or ())), "config": to_dict(self.cfg), "budget_tokens": run.budget_tokens,
-                 "dataset_sha256": self.fingerprint, "dataset_path": str(run.dataset.root), "fwpipe_version": __version__}
+        state = {
+            **self.state.capture(*(snapshot or ())),
+            "config": to_dict(self.cfg),
+            "budget_tokens": run.budget_tokens,
+            "dataset_sha256": self.fingerprint,
+            "dataset_path": str(run.dataset.root),
+            "fwpipe_version": __version__,
+        }
         with self.rd.writing(rundir.LAST) as path:
             checkpoint.save(path, state)
         self.ckpt_iter = iter_done
@@ -366,8 +445,14 @@ class Loop:
         for name, v in (("val", val_loss), ("train", train_loss)):
             if v is not None and not math.isfinite(v):
                 raise self.diverged(iter_done, f"the {name} loss is {v}")
-        e = {"kind": "eval", "iter": iter_done, "tokens": iter_done * self.tpi, "epoch": self.loader.epoch,
-             "val_loss": val_loss, "train_loss": train_loss}
+        e = {
+            "kind": "eval",
+            "iter": iter_done,
+            "tokens": iter_done * self.tpi,
+            "epoch": self.loader.epoch,
+            "val_loss": val_loss,
+            "train_loss": train_loss,
+        }
         if self.run_.hellaswag:
             from fwpipe.train import hellaswag as hs
 
@@ -388,10 +473,16 @@ class Loop:
         if not self.main:
             return
         with self.rd.writing(rundir.LOSS_PNG) as path:
-            plot_losses(self.records, self.loader.tokens_per_epoch, path,
-                        title=f"{cfg.name} ({cfg.recipe}): {params(plan['params_non_embedding'])} params",
-                        dropout=cfg.model.dropout, diagnosis=d.get("diagnosis"), budget_tokens=plan["tokens_trained"],
-                        verdict=d["diagnosis"]["text"][1] if d.get("diagnosis") else None)  # fwpipe.diagnosis's verdict line
+            plot_losses(
+                self.records,
+                self.loader.tokens_per_epoch,
+                path,
+                title=f"{cfg.name} ({cfg.recipe}): {params(plan['params_non_embedding'])} params",
+                dropout=cfg.model.dropout,
+                diagnosis=d.get("diagnosis"),
+                budget_tokens=plan["tokens_trained"],
+                verdict=d["diagnosis"]["text"][1] if d.get("diagnosis") else None,
+            )  # fwpipe.diagnosis's verdict line
 
     def step(self) -> tuple[Any, Any, float]:
         """One iteration: every micro-batch forward and backward, clip, every optimizer steps.
@@ -402,7 +493,10 @@ class Loop:
         from fwpipe.train.recipe import set_lrs
 
         cfg, w, accum, st = self.cfg, self.w, self.accum, self.state
-        self.snapshot = (self.loader.state_dict(), checkpoint.rng_state())  # the state a Ctrl-C inside this iteration saves
+        self.snapshot = (
+            self.loader.state_dict(),
+            checkpoint.rng_state(),
+        )  # the state a Ctrl-C inside this iteration saves
         lr = set_lrs(self.optimizers, st.iter, cfg, self.max_iters)
         loss_sum = torch.zeros((), device=self.device)
         x, y = self.loader.next_batch()
@@ -420,7 +514,9 @@ class Loop:
             loss_sum += loss.detach()
         for opt in self.optimizers.values():
             self.scaler.unscale_(opt)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            self.model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+        )
         self.snapshot = None  # from here on the weights change: a Ctrl-C now saves nothing
         for opt in self.optimizers.values():
             self.scaler.step(opt)
@@ -441,11 +537,16 @@ class Loop:
 
     def run(self, stop_after: int | None) -> dict[str, Any]:
         cfg, st, max_iters, tpi, w = self.cfg, self.state, self.max_iters, self.tpi, self.w
-        self.emit({"kind": "message", "level": "info",
-                   "text": f"{self.loader.windows_per_epoch:,} windows of {cfg.model.block_size + 1} tokens per epoch = "
-                           f"{tokens(self.loader.tokens_per_epoch)} tokens; {max_iters:,} iterations to go from {st.iter:,} "
-                           f"(recipe {cfg.recipe}: {' + '.join(self.optimizers)}, {cfg.schedule} schedule; "
-                           f"{self.threads} CPU threads)"})
+        self.emit(
+            {
+                "kind": "message",
+                "level": "info",
+                "text": f"{self.loader.windows_per_epoch:,} windows of {cfg.model.block_size + 1} tokens per epoch = "
+                f"{tokens(self.loader.tokens_per_epoch)} tokens; {max_iters:,} iterations to go from {st.iter:,} "
+                f"(recipe {cfg.recipe}: {' + '.join(self.optimizers)}, {cfg.schedule} schedule; "
+                f"{self.threads} CPU threads)",
+            }
+        )
         if st.iter == 0:
             self.evaluate()
         stop = max_iters if stop_after is None else min(max_iters, stop_after)
@@ -466,14 +567,28 @@ class Loop:
                     now = time.perf_counter()
                     tok_s = (it - it_last) * tpi / (now - t_last)
                     t_last, it_last = now, it
-                    r = {"kind": "train", "iter": it, "tokens": it * tpi, "epoch": self.loader.epoch, "loss": step_loss, "lr": lr,
-                         "grad_norm": grad_norm.item(), "tokens_per_s": tok_s, "mfu": mfu(tok_s, flops_tok, peak),
-                         "eta_s": (max_iters - it) * tpi / tok_s}
+                    r = {
+                        "kind": "train",
+                        "iter": it,
+                        "tokens": it * tpi,
+                        "epoch": self.loader.epoch,
+                        "loss": step_loss,
+                        "lr": lr,
+                        "grad_norm": grad_norm.item(),
+                        "tokens_per_s": tok_s,
+                        "mfu": mfu(tok_s, flops_tok, peak),
+                        "eta_s": (max_iters - it) * tpi / tok_s,
+                    }
                     self.record(r)
                     if not eta_said and it >= 2 * cfg.log_interval:
                         eta_said = True
-                        self.emit({"kind": "message", "level": "info",
-                                   "text": f"ETA {duration(r['eta_s'])} for {max_iters - it:,} more iterations at {tokens(tok_s)} tokens/s"})
+                        self.emit(
+                            {
+                                "kind": "message",
+                                "level": "info",
+                                "text": f"ETA {duration(r['eta_s'])} for {max_iters - it:,} more iterations at {tokens(tok_s)} tokens/s",
+                            }
+                        )
                 if it % cfg.eval_interval == 0 or it == max_iters or it == stop:
                     bad = self.any_bad()
                     if bad >= 0:
@@ -487,9 +602,18 @@ class Loop:
             self.on_interrupt()
             raise
         best, evals = st.best_val, st.evals
-        summary = {"kind": "done", "out": str(self.run_.out), "recipe": cfg.recipe, "iterations": st.iter, "max_iterations": max_iters,
-                   "complete": st.iter >= max_iters, "tokens": st.iter * tpi, "epoch": self.loader.epoch,
-                   "best_val_loss": best if math.isfinite(best) else None, "last_val_loss": evals[-1]["val_loss"] if evals else None}
+        summary = {
+            "kind": "done",
+            "out": str(self.run_.out),
+            "recipe": cfg.recipe,
+            "iterations": st.iter,
+            "max_iterations": max_iters,
+            "complete": st.iter >= max_iters,
+            "tokens": st.iter * tpi,
+            "epoch": self.loader.epoch,
+            "best_val_loss": best if math.isfinite(best) else None,
+            "last_val_loss": evals[-1]["val_loss"] if evals else None,
+        }
         self.emit(summary)
         return summary
 

@@ -19,7 +19,6 @@ from fwpipe.train.config import ModelConfig, TrainConfig, to_dict
 from fwpipe.train.mfu import flops_per_token
 
 
-
 def param_counts(m: ModelConfig) -> tuple[int, int]:
     """(total, without position embeddings) parameters of fwpipe's GPT, by arithmetic.
 
@@ -74,26 +73,41 @@ def memory_estimate(cfg: TrainConfig, precision: str) -> dict[str, int]:
         # RoPE and QK-norm keep q and k once more per layer (2*B*T*C at 16 bits); ReLU^2 keeps
         # relu(h) besides h (B*T*4C): 2*B*T*C + 8*B*T*C more bytes at 16 bits
         "activations": (34 + (4 if m.pos_emb == "rotary" or m.qk_norm else 0) + (8 if m.mlp == "relu2" else 0))
-                       * B * T * C * m.n_layer * scale,
+        * B
+        * T
+        * C
+        * m.n_layer
+        * scale,
         "logits": B * T * V * (8 + (4 if precision == "fp32" else 0)),
     }
     out["total"] = sum(out.values())
     return out
 
 
-def make_plan(cfg: TrainConfig, budget_tokens: int, unique_tokens: int, *, dataset: dict[str, Any] | None = None,
-              device: dict[str, Any] | None = None, allow_repeats: bool = False) -> dict[str, Any]:
+def make_plan(
+    cfg: TrainConfig,
+    budget_tokens: int,
+    unique_tokens: int,
+    *,
+    dataset: dict[str, Any] | None = None,
+    device: dict[str, Any] | None = None,
+    allow_repeats: bool = False,
+) -> dict[str, Any]:
     """Everything the user should know before step 0. Raises BudgetError for a budget smaller
     than one iteration, and for more than 16 epochs unless allow_repeats."""
     budget_tokens = budget.check_budget(budget_tokens)
     tpi = cfg.tokens_per_iter
     if budget_tokens < tpi:
-        raise BudgetError(f"budget of {tokens(budget_tokens)} tokens is less than one iteration ({tpi:,} tokens = "
-                          f"{cfg.batch_size} x {cfg.grad_accum} x {cfg.model.block_size})",
-                          f"pass --budget-tokens {tpi} or more, or lower batch_size / grad_accum with --set")
+        raise BudgetError(
+            f"budget of {tokens(budget_tokens)} tokens is less than one iteration ({tpi:,} tokens = "
+            f"{cfg.batch_size} x {cfg.grad_accum} x {cfg.model.block_size})",
+            f"pass --budget-tokens {tpi} or more, or lower batch_size / grad_accum with --set",
+        )
     if unique_tokens <= cfg.model.block_size:
-        raise BudgetError(f"the train split holds {tokens(unique_tokens)} tokens, not one window of block_size+1 = {cfg.model.block_size + 1}",
-                          "prepare more text or lower block_size with --set")
+        raise BudgetError(
+            f"the train split holds {tokens(unique_tokens)} tokens, not one window of block_size+1 = {cfg.model.block_size + 1}",
+            "prepare more text or lower block_size with --set",
+        )
     total, non_emb = param_counts(cfg.model)
     iters = math.ceil(budget_tokens / tpi)
     b = budget.plan(budget_tokens, unique_tokens, non_emb)
@@ -151,9 +165,15 @@ def diagnosis_inputs(plan: dict[str, Any]) -> dict[str, Any]:
     report` and `fwpipe diagnose RUN`."""
     c = plan.get("config") or {}
     m = c.get("model") or {}
-    out = {"n_params": plan.get("params_non_embedding"), "unique_tokens": plan.get("unique_tokens"),
-           "budget_tokens": plan.get("budget_tokens"), "tokens_per_iter": plan.get("tokens_per_iter"),
-           "eval_iters": c.get("eval_iters"), "lr": c.get("lr"), "threshold": c.get("plateau_threshold", 0.02)}
+    out = {
+        "n_params": plan.get("params_non_embedding"),
+        "unique_tokens": plan.get("unique_tokens"),
+        "budget_tokens": plan.get("budget_tokens"),
+        "tokens_per_iter": plan.get("tokens_per_iter"),
+        "eval_iters": c.get("eval_iters"),
+        "lr": c.get("lr"),
+        "threshold": c.get("plateau_threshold", 0.02),
+    }
     if c.get("eval_iters") and c.get("batch_size") and m.get("block_size"):
         out["eval_tokens"] = c["eval_iters"] * c["batch_size"] * m["block_size"]
     return out
@@ -174,7 +194,8 @@ def format_plan(plan: dict[str, Any]) -> list[str]:
         f"  model       {m['n_layer']} layers x {m['n_head']} heads x {m['n_embd']} wide, block {m['block_size']}: "
         f"{params(plan['params_total'])} params, {params(plan['params_non_embedding'])} without position embeddings",
         f"  batch       {c['batch_size']} x {c['grad_accum']} accum x {m['block_size']} = {plan['tokens_per_iter']:,} tokens/iter",
-        f"  processes   {ws} (torchrun DDP: {c['grad_accum'] // ws} micro-steps each, the same global batch)" if ws > 1
+        f"  processes   {ws} (torchrun DDP: {c['grad_accum'] // ws} micro-steps each, the same global batch)"
+        if ws > 1
         else "  processes   1 (for more GPUs: torchrun --standalone --nproc_per_node N -m fwpipe train ...)",
         f"  budget      {tokens(plan['budget_tokens'])} tokens -> {plan['iterations']:,} iterations ({tokens(plan['tokens_trained'])} tokens)",
         f"  data        {ds.get('path', '?')} ({ds.get('format', '?')}): {tokens(plan['unique_tokens'])} unique train tokens, "
@@ -184,25 +205,38 @@ def format_plan(plan: dict[str, Any]) -> list[str]:
         f"  tokens/param {ratio(plan['tokens_per_param'])} (Chinchilla ~{plan['chinchilla_tokens_per_param']:g})",
         f"  compute     C = 6*N*D = {plan['compute_flops']:.3g} FLOPs; compute-optimal ~{params(plan['optimal_params'])} params "
         f"on {tokens(plan['optimal_tokens'])} tokens",
-        "  loss trend  " + (f"~{loss(lt['loss'])} ({lt['why']}; see the what-if table)" if lt["loss"] is not None else f"none: {lt['why']}"),
+        "  loss trend  "
+        + (
+            f"~{loss(lt['loss'])} ({lt['why']}; see the what-if table)"
+            if lt["loss"] is not None
+            else f"none: {lt['why']}"
+        ),
         f"  memory      ~{size(mem['total'], binary=True)} estimated (weights+grads+{'Muon/AdamW' if c.get('optimizer') == 'muon' else 'AdamW'} "
         f"{size(mem['weights'] + mem['grads'] + mem['optimizer'], binary=True)}, activations {size(mem['activations'], binary=True)}, "
-        f"logits {size(mem['logits'], binary=True)})" + (f" of {size(mem['device_bytes'], binary=True)} on the device" if mem.get("device_bytes") else ""),
+        f"logits {size(mem['logits'], binary=True)})"
+        + (f" of {size(mem['device_bytes'], binary=True)} on the device" if mem.get("device_bytes") else ""),
     ]
     if dev.get("peak_tflops"):
-        lines.append(f"  peak        {dev['peak_tflops']:g} TFLOPS dense bf16 ({dev.get('peak_source', 'table')})"
-                     + (f" x {ws} GPUs" if ws > 1 else "") + "; "
-                     f"{tokens(plan['flops_per_token'])} FLOPs/token")
+        lines.append(
+            f"  peak        {dev['peak_tflops']:g} TFLOPS dense bf16 ({dev.get('peak_source', 'table')})"
+            + (f" x {ws} GPUs" if ws > 1 else "")
+            + "; "
+            f"{tokens(plan['flops_per_token'])} FLOPs/token"
+        )
     if plan.get("hellaswag"):
-        lines.append(f"  hellaswag   {plan['hellaswag']['examples']:,} examples from {plan['hellaswag']['path']}, acc_norm at every eval")
+        lines.append(
+            f"  hellaswag   {plan['hellaswag']['examples']:,} examples from {plan['hellaswag']['path']}, acc_norm at every eval"
+        )
     z = plan.get("sizing")
     if z:
         prepared = f"the dataset was prepared for {tokens(z['prepared_budget_tokens'])} tokens at <= {z['prepared_max_epochs']:g} epochs"
         if plan.get("budget_source") == "manifest":
             lines.append(f"  sizing      budget taken from the manifest: {prepared}")
         elif z["prepared_budget_tokens"] != plan["budget_tokens"] and z.get("prepared_epochs") is not None:
-            lines.append(f"  sizing      {prepared} ({ratio(z['prepared_epochs'])} epochs); this budget runs {ratio(plan['epochs'])} epochs "
-                         f"({ratio(plan['epochs'] / z['prepared_epochs'])}x)")
+            lines.append(
+                f"  sizing      {prepared} ({ratio(z['prepared_epochs'])} epochs); this budget runs {ratio(plan['epochs'])} epochs "
+                f"({ratio(plan['epochs'] / z['prepared_epochs'])}x)"
+            )
     if plan.get("what_if"):
         lines += format_what_if(plan["what_if"])
     lines += [f"  WARNING: {w}" for w in plan["warnings"]]

@@ -32,7 +32,9 @@ CHAR_PX = 7.5  # width of one tick-label character at matplotlib's default 10 pt
 MAX_BOUNDARY_LINES = 40  # more dotted epoch lines than this grey the chart out
 
 
-def epoch_ticks(lo_tokens: float, hi_tokens: float, tokens_per_epoch: int, to_px, min_px: float = MIN_LABEL_PX) -> list[float]:
+def epoch_ticks(
+    lo_tokens: float, hi_tokens: float, tokens_per_epoch: int, to_px, min_px: float = MIN_LABEL_PX
+) -> list[float]:
     """The epoch values to label on the top axis between lo and hi tokens: 1..9 times each power
     of ten in range (0.02, 0.03, ..., 0.1, 0.2, ..., 1, 2, ..., 10, 20, ...), thinned left to
     right so that no two labels sit closer than min_px pixels (to_px maps tokens to display x).
@@ -61,8 +63,16 @@ def mathtext_safe(text: str) -> str:
     return text.replace("$", r"\$")
 
 
-def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str = "", dropout: float = 0.0,
-                diagnosis: dict[str, Any] | None = None, *, budget_tokens: int | None = None, verdict: str | None = None):
+def loss_figure(
+    records: list[dict[str, Any]],
+    tokens_per_epoch: int,
+    title: str = "",
+    dropout: float = 0.0,
+    diagnosis: dict[str, Any] | None = None,
+    *,
+    budget_tokens: int | None = None,
+    verdict: str | None = None,
+):
     """A matplotlib figure of the run's losses (the caller saves and closes it)."""
     import matplotlib
 
@@ -73,22 +83,49 @@ def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str
     train = [r for r in records if r.get("kind") == "train" and r.get("tokens", 0) > 0 and r.get("loss") is not None]
     evals = [r for r in records if r.get("kind") == "eval" and r.get("tokens", 0) > 0 and r.get("val_loss") is not None]
     epoch_axis, lo = None, 0
-    zero = next((r for r in records if r.get("kind") == "eval" and r.get("tokens", 0) == 0 and r.get("val_loss") is not None), None)
+    zero = next(
+        (r for r in records if r.get("kind") == "eval" and r.get("tokens", 0) == 0 and r.get("val_loss") is not None),
+        None,
+    )
     fig, ax = plt.subplots(figsize=(9, 4.8), dpi=100)
     if train:
         what = f"train step loss as logged (dropout {dropout:g})" if dropout else "train step loss as logged"
-        ax.plot([r["tokens"] for r in train], [r["loss"] for r in train], lw=0.8, alpha=0.55, color="tab:blue", label=what)
+        ax.plot(
+            [r["tokens"] for r in train], [r["loss"] for r in train], lw=0.8, alpha=0.55, color="tab:blue", label=what
+        )
     ev_train = [r for r in evals if r.get("train_loss") is not None]
     if ev_train:
-        ax.plot([r["tokens"] for r in ev_train], [r["train_loss"] for r in ev_train], "s-", ms=4, lw=1.2, color="tab:green",
-                label="train loss at evals (eval mode, no dropout)")
+        ax.plot(
+            [r["tokens"] for r in ev_train],
+            [r["train_loss"] for r in ev_train],
+            "s-",
+            ms=4,
+            lw=1.2,
+            color="tab:green",
+            label="train loss at evals (eval mode, no dropout)",
+        )
     if evals:
-        ax.plot([r["tokens"] for r in evals], [r["val_loss"] for r in evals], "o-", ms=4, lw=1.5, color="tab:red", label="val loss at evals")
+        ax.plot(
+            [r["tokens"] for r in evals],
+            [r["val_loss"] for r in evals],
+            "o-",
+            ms=4,
+            lw=1.5,
+            color="tab:red",
+            label="val loss at evals",
+        )
     hs = [r for r in evals if r.get("hellaswag_acc_norm") is not None]
     if hs:  # --hellaswag: accuracy on its own right-hand axis, chance (1 in 4 endings) marked
         ax2 = ax.twinx()
-        ax2.plot([r["tokens"] for r in hs], [r["hellaswag_acc_norm"] for r in hs], "d--", ms=4, lw=1, color="tab:purple",
-                 label="HellaSwag acc_norm (right axis)")
+        ax2.plot(
+            [r["tokens"] for r in hs],
+            [r["hellaswag_acc_norm"] for r in hs],
+            "d--",
+            ms=4,
+            lw=1,
+            color="tab:purple",
+            label="HellaSwag acc_norm (right axis)",
+        )
         ax2.axhline(0.25, color="tab:purple", lw=0.6, ls=":", alpha=0.6)
         ax2.set_ylabel("HellaSwag acc_norm (chance 0.25)", color="tab:purple")
         ax2.set_ylim(0, max(0.5, max(r["hellaswag_acc_norm"] for r in hs) + 0.05))
@@ -99,25 +136,57 @@ def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str
         x0 = lo / 2  # where iteration 0 is drawn: one doubling left of the first logged point
         if zero is not None:
             first = min(evals, key=lambda r: r["tokens"]) if evals else None
-            ax.plot([x0], [zero["val_loss"]], "o", ms=6, mfc="white", mec="tab:red", color="tab:red",
-                    label=f"val loss at iteration 0 ({fmt_loss(zero['val_loss'])}; 0 tokens, drawn left of the log axis)")
+            ax.plot(
+                [x0],
+                [zero["val_loss"]],
+                "o",
+                ms=6,
+                mfc="white",
+                mec="tab:red",
+                color="tab:red",
+                label=f"val loss at iteration 0 ({fmt_loss(zero['val_loss'])}; 0 tokens, drawn left of the log axis)",
+            )
             if first is not None:  # dashed: the curve between 0 and the first eval is not measured
-                ax.plot([x0, first["tokens"]], [zero["val_loss"], first["val_loss"]], ls="--", lw=0.9, color="tab:red", alpha=0.6)
+                ax.plot(
+                    [x0, first["tokens"]],
+                    [zero["val_loss"], first["val_loss"]],
+                    ls="--",
+                    lw=0.9,
+                    color="tab:red",
+                    alpha=0.6,
+                )
             if zero.get("train_loss") is not None:
                 ax.plot([x0], [zero["train_loss"]], "s", ms=5, mfc="white", mec="tab:green")
         right = max(hi, budget_tokens or 0)
         ax.set_xlim(x0 / 1.25 if zero is not None else lo / 1.25, right * 1.25)
         if zero is not None:  # say what the leftmost point is, beside it (an axis label there would meet 10^k's)
-            ax.annotate("iter 0", (x0, zero["val_loss"]), xytext=(7, -4), textcoords="offset points", fontsize=8.5, va="top",
-                        color="tab:red")
+            ax.annotate(
+                "iter 0",
+                (x0, zero["val_loss"]),
+                xytext=(7, -4),
+                textcoords="offset points",
+                fontsize=8.5,
+                va="top",
+                color="tab:red",
+            )
         if budget_tokens:
             ax.axvline(budget_tokens, color="black", ls="--", lw=1.0)
-            ax.text(budget_tokens, 0.97, f"budget {fmt_tokens(budget_tokens)} tokens ", transform=ax.get_xaxis_transform(), ha="right",
-                    va="top", fontsize=8.5, bbox={"boxstyle": "round", "fc": "white", "ec": "black", "alpha": 0.85})  # left of the line: inside
+            ax.text(
+                budget_tokens,
+                0.97,
+                f"budget {fmt_tokens(budget_tokens)} tokens ",
+                transform=ax.get_xaxis_transform(),
+                ha="right",
+                va="top",
+                fontsize=8.5,
+                bbox={"boxstyle": "round", "fc": "white", "ec": "black", "alpha": 0.85},
+            )  # left of the line: inside
         if tokens_per_epoch > 0:
             sec = ax.secondary_xaxis("top", functions=(lambda t: t / tokens_per_epoch, lambda e: e * tokens_per_epoch))
             sec.set_xlabel("epochs")
-            sec.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: ratio(v)))  # 0.2, 1, 3: not 2x10^-1
+            sec.xaxis.set_major_formatter(
+                matplotlib.ticker.FuncFormatter(lambda v, _: ratio(v))
+            )  # 0.2, 1, 3: not 2x10^-1
             sec.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
             epoch_axis = sec
         plateau = next((r for r in evals if r.get("plateau")), None)
@@ -130,13 +199,30 @@ def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str
                 note += f", epoch {ratio(plateau['tokens'] / tokens_per_epoch)}"
             if per is not None:
                 note += f":\nval improves {per:.3f} per doubling"
-            ax.annotate(note, (plateau["tokens"], plateau["val_loss"]), xytext=(-12, 40), textcoords="offset points", ha="right",
-                        fontsize=8.5, arrowprops={"arrowstyle": "->", "color": "tab:orange"},
-                        bbox={"boxstyle": "round", "fc": "white", "ec": "tab:orange"})
-        lines = [ln.strip() for ln in (diagnosis or {}).get("text", [])[1:3]]  # fwpipe.diagnosis: the verdict and the top cause
+            ax.annotate(
+                note,
+                (plateau["tokens"], plateau["val_loss"]),
+                xytext=(-12, 40),
+                textcoords="offset points",
+                ha="right",
+                fontsize=8.5,
+                arrowprops={"arrowstyle": "->", "color": "tab:orange"},
+                bbox={"boxstyle": "round", "fc": "white", "ec": "tab:orange"},
+            )
+        lines = [
+            ln.strip() for ln in (diagnosis or {}).get("text", [])[1:3]
+        ]  # fwpipe.diagnosis: the verdict and the top cause
         if lines:  # the diagnosis's deciding lines, under the axes so that they hide no curve
-            fig.text(0.01, -0.01, mathtext_safe("\n".join(textwrap.fill(ln, 130, subsequent_indent="    ") for ln in lines[:4])), ha="left", va="top",
-                     fontsize=7.5, family="monospace", bbox={"boxstyle": "round", "fc": "#fff7e6", "ec": "tab:orange"})
+            fig.text(
+                0.01,
+                -0.01,
+                mathtext_safe("\n".join(textwrap.fill(ln, 130, subsequent_indent="    ") for ln in lines[:4])),
+                ha="left",
+                va="top",
+                fontsize=7.5,
+                family="monospace",
+                bbox={"boxstyle": "round", "fc": "#fff7e6", "ec": "tab:orange"},
+            )
     else:
         ax.text(0.5, 0.5, "no losses logged yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("tokens seen (log scale)")
@@ -165,12 +251,23 @@ def loss_figure(records: list[dict[str, Any]], tokens_per_epoch: int, title: str
     return fig
 
 
-def plot_losses(records: list[dict[str, Any]], tokens_per_epoch: int, path: Path, title: str = "", dropout: float = 0.0,
-                diagnosis: dict[str, Any] | None = None, *, budget_tokens: int | None = None, verdict: str | None = None) -> None:
+def plot_losses(
+    records: list[dict[str, Any]],
+    tokens_per_epoch: int,
+    path: Path,
+    title: str = "",
+    dropout: float = 0.0,
+    diagnosis: dict[str, Any] | None = None,
+    *,
+    budget_tokens: int | None = None,
+    verdict: str | None = None,
+) -> None:
     """Write the PNG atomically from metrics.jsonl records (kind 'train' and 'eval')."""
     import matplotlib.pyplot as plt
 
-    fig = loss_figure(records, tokens_per_epoch, title, dropout, diagnosis, budget_tokens=budget_tokens, verdict=verdict)
+    fig = loss_figure(
+        records, tokens_per_epoch, title, dropout, diagnosis, budget_tokens=budget_tokens, verdict=verdict
+    )
     try:
         with atomic_file(path) as f:
             fig.savefig(f, format="png", bbox_inches="tight")  # tight: keeps the diagnosis text under the axes

@@ -37,12 +37,23 @@ def probe_cost(run: Path, fresh: str | Path | None, iters: int | None = None) ->
     cfg = checkpoint.config_of(ck, Path(run) / rundir.LAST)
     n = iters or max(1, min(MAX_ITERS, math.ceil(MAX_FRACTION * ck["iter"])))
     arms = ["repeated", "lr x0.3", "lr x3"] + (["fresh"] if fresh is not None else [])
-    return {"arms": arms, "iters": n, "tokens": len(arms) * n * cfg.tokens_per_iter, "from_iter": ck["iter"],
-            "eval_batches": cfg.eval_iters * (len(arms) + 1)}
+    return {
+        "arms": arms,
+        "iters": n,
+        "tokens": len(arms) * n * cfg.tokens_per_iter,
+        "from_iter": ck["iter"],
+        "eval_batches": cfg.eval_iters * (len(arms) + 1),
+    }
 
 
-def probe(run: str | Path, dataset: str | Path, fresh: str | Path | None = None, iters: int | None = None,
-          device: str = "cpu", on_arm: Callable[[str], None] | None = None) -> dict[str, Any]:
+def probe(
+    run: str | Path,
+    dataset: str | Path,
+    fresh: str | Path | None = None,
+    iters: int | None = None,
+    device: str = "cpu",
+    on_arm: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """{'base_val_loss', 'iters', 'arms': {name: {'val_loss', 'change', 'vs_repeated'}}}; never writes."""
     import torch
 
@@ -69,9 +80,13 @@ def probe(run: str | Path, dataset: str | Path, fresh: str | Path | None = None,
         model = GPT(cfg.model).to(device)
         checkpoint.restore("model", last, lambda: model.load_state_dict(ck["model"]))
         opts = build_optimizers(model, cfg, "cpu" if device == "cpu" else "cuda")
-        saved = ck["optimizer"] if "param_groups" not in ck["optimizer"] else {"adamw": ck["optimizer"]}  # before the recipes: AdamW's own
+        saved = (
+            ck["optimizer"] if "param_groups" not in ck["optimizer"] else {"adamw": ck["optimizer"]}
+        )  # before the recipes: AdamW's own
         for name, o in opts.items():
-            checkpoint.restore(f"{name} optimizer", last, lambda o=o, name=name: o.load_state_dict(copy.deepcopy(saved[name])))
+            checkpoint.restore(
+                f"{name} optimizer", last, lambda o=o, name=name: o.load_state_dict(copy.deepcopy(saved[name]))
+            )
         return model, opts
 
     @torch.no_grad()
@@ -121,13 +136,24 @@ def probe(run: str | Path, dataset: str | Path, fresh: str | Path | None = None,
         a["vs_repeated"] = a["val_loss"] - arms["repeated"]["val_loss"]
     tokens = cfg.eval_iters * cfg.batch_size * cfg.model.block_size
     band = 2 * base / math.sqrt(tokens)
-    return {"from_iter": it0, "iters": n, "tokens": cost["tokens"], "base_val_loss": base, "noise_band": band, "arms": arms,
-            "reading": _reading(arms, band)}
+    return {
+        "from_iter": it0,
+        "iters": n,
+        "tokens": cost["tokens"],
+        "base_val_loss": base,
+        "noise_band": band,
+        "arms": arms,
+        "reading": _reading(arms, band),
+    }
 
 
 def _reading(arms: dict[str, dict[str, Any]], band: float) -> list[str]:
     out = []
-    for name, cause in (("fresh", "repetition"), ("lr x0.3", "learning_rate (too high)"), ("lr x3", "learning_rate (too low)")):
+    for name, cause in (
+        ("fresh", "repetition"),
+        ("lr x0.3", "learning_rate (too high)"),
+        ("lr x3", "learning_rate (too low)"),
+    ):
         a = arms.get(name)
         if a is None:
             continue

@@ -46,8 +46,10 @@ def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[Group]:
     """The recipe's groups, in a fixed order; a tied head (one tensor) is counted once, in embed."""
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]  # shared tensors appear once
     if cfg.optimizer == "adamw":
-        return [Group("decay", "adamw", [(n, p) for n, p in named if p.dim() >= 2], cfg.lr, cfg.weight_decay),
-                Group("no_decay", "adamw", [(n, p) for n, p in named if p.dim() < 2], cfg.lr, 0.0)]
+        return [
+            Group("decay", "adamw", [(n, p) for n, p in named if p.dim() >= 2], cfg.lr, cfg.weight_decay),
+            Group("no_decay", "adamw", [(n, p) for n, p in named if p.dim() < 2], cfg.lr, 0.0),
+        ]
     groups = {g: [] for g in ("muon", "embed", "head", "scalar")}
     for n, p in named:
         if p.dim() < 2:
@@ -58,10 +60,12 @@ def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[Group]:
             groups["head"].append((n, p))
         else:  # transformer.wte, transformer.wpe (and a head tied to wte, which is named wte)
             groups["embed"].append((n, p))
-    return [Group("muon", "muon", groups["muon"], cfg.muon_lr, cfg.weight_decay),
-            Group("embed", "adamw", groups["embed"], cfg.embed_lr or cfg.lr, cfg.weight_decay),
-            Group("head", "adamw", groups["head"], cfg.head_lr or cfg.lr, cfg.weight_decay),
-            Group("scalar", "adamw", groups["scalar"], cfg.lr, 0.0)]
+    return [
+        Group("muon", "muon", groups["muon"], cfg.muon_lr, cfg.weight_decay),
+        Group("embed", "adamw", groups["embed"], cfg.embed_lr or cfg.lr, cfg.weight_decay),
+        Group("head", "adamw", groups["head"], cfg.head_lr or cfg.lr, cfg.weight_decay),
+        Group("scalar", "adamw", groups["scalar"], cfg.lr, 0.0),
+    ]
 
 
 def build_optimizers(model: torch.nn.Module, cfg: TrainConfig, device_type: str) -> dict[str, torch.optim.Optimizer]:
@@ -71,21 +75,40 @@ def build_optimizers(model: torch.nn.Module, cfg: TrainConfig, device_type: str)
     for g in param_groups(model, cfg):
         if g.params:
             by_opt.setdefault(g.optimizer, []).append(
-                {"params": [p for _, p in g.params], "lr": g.lr, "initial_lr": g.lr, "weight_decay": g.weight_decay, "name": g.name})
+                {
+                    "params": [p for _, p in g.params],
+                    "lr": g.lr,
+                    "initial_lr": g.lr,
+                    "weight_decay": g.weight_decay,
+                    "name": g.name,
+                }
+            )
     for name, groups in by_opt.items():
-        log.info("%s: %s", name, ", ".join(f"{g['name']} {len(g['params'])} tensors "
-                                           f"({sum(p.numel() for p in g['params']):,} params) lr {g['lr']:g}" for g in groups))
+        log.info(
+            "%s: %s",
+            name,
+            ", ".join(
+                f"{g['name']} {len(g['params'])} tensors "
+                f"({sum(p.numel() for p in g['params']):,} params) lr {g['lr']:g}"
+                for g in groups
+            ),
+        )
     out: dict[str, torch.optim.Optimizer] = {}
     if "adamw" in by_opt:
         fused = device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
-        out["adamw"] = torch.optim.AdamW(by_opt["adamw"], lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **({"fused": True} if fused else {}))
+        out["adamw"] = torch.optim.AdamW(
+            by_opt["adamw"], lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **({"fused": True} if fused else {})
+        )
     if "muon" in by_opt:
         if not hasattr(torch.optim, "Muon"):
-            raise ConfigError(f"optimizer=muon needs torch.optim.Muon, which torch {torch.__version__} does not have",
-                              "install torch 2.9 or newer, or train with --recipe nanogpt (or --set optimizer=adamw)")
+            raise ConfigError(
+                f"optimizer=muon needs torch.optim.Muon, which torch {torch.__version__} does not have",
+                "install torch 2.9 or newer, or train with --recipe nanogpt (or --set optimizer=adamw)",
+            )
         # adjust_lr_fn "original": the update scaled by sqrt(max(1, rows/cols)), Keller Jordan's rule
-        out["muon"] = torch.optim.Muon(by_opt["muon"], lr=cfg.muon_lr, momentum=cfg.muon_momentum, nesterov=True,
-                                       adjust_lr_fn="original")
+        out["muon"] = torch.optim.Muon(
+            by_opt["muon"], lr=cfg.muon_lr, momentum=cfg.muon_momentum, nesterov=True, adjust_lr_fn="original"
+        )
     return out
 
 

@@ -17,16 +17,25 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from fwpipe import __version__
-from fwpipe.atomic import lock_dir, temp_name as _temp_name, write_bytes
+from fwpipe.atomic import lock_dir, write_bytes
+from fwpipe.atomic import temp_name as _temp_name
 from fwpipe.errors import OutputError
 
 RUN_JSON, PLAN_JSON, CONFIG_TOML, METRICS, LOSS_PNG, LAST, BEST = (
-    "run.json", "plan.json", "config.toml", "metrics.jsonl", "loss.png", "last.pt", "best.pt")  # fmt: skip
+    "run.json",
+    "plan.json",
+    "config.toml",
+    "metrics.jsonl",
+    "loss.png",
+    "last.pt",
+    "best.pt",
+)
 FILES = (RUN_JSON, PLAN_JSON, CONFIG_TOML, METRICS, LOSS_PNG, LAST, BEST)
 KIND = "fwpipe-run"
 HINT = "free disk space, or pass --out on a writable disk"
@@ -47,8 +56,10 @@ def _is_marker(path: Path) -> bool:
 def _refuse_links(out: Path, names: list[str]) -> None:
     for name in names:
         if name in OURS and (out / name).is_symlink():
-            raise OutputError(f"{out / name} is a symbolic link; fwpipe never writes through a link in a run directory",
-                              "remove the link, or pass another --out")  # fmt: skip
+            raise OutputError(
+                f"{out / name} is a symbolic link; fwpipe never writes through a link in a run directory",
+                "remove the link, or pass another --out",
+            )
 
 
 def inspect(out: Path) -> bool:
@@ -71,14 +82,20 @@ def inspect(out: Path) -> bool:
     if set(names) <= OURS and LAST in names:
         return True  # a run from before run.json, or a checkpoint copied here alone
     others = [n for n in names if n not in OURS] or names  # or only run names, without run.json or last.pt
-    raise OutputError(f"--out {out} holds files that are not a fwpipe training run's ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''})",
-                      "pass a new or empty directory, or the --out of an earlier fwpipe run")  # fmt: skip
+    raise OutputError(
+        f"--out {out} holds files that are not a fwpipe training run's ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''})",
+        "pass a new or empty directory, or the --out of an earlier fwpipe run",
+    )
 
 
 def _lock(out: Path) -> int:
     """An open descriptor of `out` holding an exclusive flock (released when it is closed)."""
-    return lock_dir(out, busy="another fwpipe train is writing this run directory",
-                    hint="wait for it to finish, or stop it and continue with --resume", open_hint="pass another --out")
+    return lock_dir(
+        out,
+        busy="another fwpipe train is writing this run directory",
+        hint="wait for it to finish, or stop it and continue with --resume",
+        open_hint="pass another --out",
+    )
 
 
 def check_unlocked(out: Path) -> None:
@@ -94,7 +111,7 @@ class RunDir:
         self.out, self._fd = out, fd
 
     @classmethod
-    def claim(cls, out: Path) -> "RunDir":
+    def claim(cls, out: Path) -> RunDir:
         """Create or adopt `out`, lock it, and mark it with run.json."""
         out = Path(out)
         inspect(out)
@@ -152,4 +169,3 @@ class RunDir:
             return None
         except OSError as e:
             raise OutputError(f"cannot read {path}: {e.strerror or e}", "pass another --out") from e
-

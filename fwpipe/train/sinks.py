@@ -14,11 +14,16 @@ from typing import Any
 from fwpipe.errors import ConfigError
 
 # the record fields copied as scalars, by record kind (the tag is kind/field)
-FIELDS = {"train": ("loss", "lr", "grad_norm", "tokens_per_s", "mfu"), "eval": ("val_loss", "train_loss", "hellaswag_acc_norm")}
+FIELDS = {
+    "train": ("loss", "lr", "grad_norm", "tokens_per_s", "mfu"),
+    "eval": ("val_loss", "train_loss", "hellaswag_acc_norm"),
+}
 
 
 def scalars(r: dict[str, Any]) -> dict[str, float]:
-    return {f"{r['kind']}/{k}": float(r[k]) for k in FIELDS.get(r.get("kind"), ()) if isinstance(r.get(k), (int, float))}
+    return {
+        f"{r['kind']}/{k}": float(r[k]) for k in FIELDS.get(r.get("kind"), ()) if isinstance(r.get(k), (int, float))
+    }
 
 
 class TensorBoard:
@@ -29,7 +34,9 @@ class TensorBoard:
             raise ConfigError(f"--tensorboard needs the tensorboard package ({e})", "pip install tensorboard") from e
         self.writer = SummaryWriter(log_dir=str(out / "tensorboard"))
         c = plan["config"]
-        self.writer.add_text("run", f"recipe {c['recipe']}, {plan['params_total']:,} params, {plan['iterations']:,} iterations")
+        self.writer.add_text(
+            "run", f"recipe {c['recipe']}, {plan['params_total']:,} params, {plan['iterations']:,} iterations"
+        )
 
     def write(self, r: dict[str, Any]) -> None:
         for tag, v in scalars(r).items():
@@ -48,8 +55,14 @@ class Wandb:
         (out / "wandb").mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("WANDB_SILENT", "true")
         c = plan["config"]
-        self.run = wandb.init(project="fwpipe", name=c["name"], dir=str(out), mode="offline", config=c,
-                              settings=wandb.Settings(console="off", x_disable_stats=True))
+        self.run = wandb.init(
+            project="fwpipe",
+            name=c["name"],
+            dir=str(out),
+            mode="offline",
+            config=c,
+            settings=wandb.Settings(console="off", x_disable_stats=True),
+        )
 
     def write(self, r: dict[str, Any]) -> None:
         values = scalars(r)

@@ -23,8 +23,13 @@ def test_against_finds_planted_contamination(planted_dirs, real_texts, tmp_path)
     words = real_texts[9].split(" ")
     passage = " ".join(words[10:50])  # 40 words of train doc 9 inside fresh text: n-grams only
     fresh = real_texts[-1]
-    evals = [real_texts[5], edit_words(real_texts[7], 0.01, rng), f"{fresh[:300]} {passage} {real_texts[-2][:300]}",
-             real_texts[700], fresh]
+    evals = [
+        real_texts[5],
+        edit_words(real_texts[7], 0.01, rng),
+        f"{fresh[:300]} {passage} {real_texts[-2][:300]}",
+        real_texts[700],
+        fresh,
+    ]
     path = tmp_path / "eval.parquet"
     pq.write_table(pa.table({"text": evals}), path)
     ag = audit(planted_dirs["fwpipe"], against_path=path, write_clusters_file=False, quality=False)["against"]
@@ -47,7 +52,7 @@ def test_against_finds_planted_contamination(planted_dirs, real_texts, tmp_path)
     jsonl.write_text("".join(json.dumps({"text": t}) + "\n" for t in evals))
     r = CliRunner().invoke(main, ["audit", str(planted_dirs["llmc"]), "--against", str(jsonl), "--json", "-"])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output[r.output.index("{"):])["against"]["train"] == ag["train"]
+    assert json.loads(r.output[r.output.index("{") :])["against"]["train"] == ag["train"]
 
 
 def test_against_bad_input_is_one_line(planted_dirs, tmp_path):
@@ -85,7 +90,10 @@ def test_against_sniffs_the_content_not_the_suffix(planted_dirs, real_texts, tmp
     (tmp_path / "E.JSONL").write_text(lines)
     (tmp_path / "e.txt").write_text(lines)
     pq.write_table(pa.table({"text": evals}), tmp_path / "e.dat")
-    got = [audit(planted_dirs["llmc"], against_path=tmp_path / n, write_clusters_file=False, quality=False)["against"] for n in ("E.JSONL", "e.txt", "e.dat")]
+    got = [
+        audit(planted_dirs["llmc"], against_path=tmp_path / n, write_clusters_file=False, quality=False)["against"]
+        for n in ("E.JSONL", "e.txt", "e.dat")
+    ]
     assert [(g["train"]["exact_docs"], g["val"]["exact_docs"]) for g in got] == [(1, 1)] * 3
     raw = tmp_path / "tokens.txt"
     raw.write_bytes(np.arange(1000, dtype=np.uint16).tobytes())
@@ -93,7 +101,9 @@ def test_against_sniffs_the_content_not_the_suffix(planted_dirs, real_texts, tmp
     assert "tokens.txt: neither parquet nor JSON lines" in line
     fake = tmp_path / "fake.PARQUET"
     fake.write_text("id,text\n1,hello\n")
-    assert "fake.PARQUET: not parquet" in _one_line(CliRunner().invoke(main, ["audit", str(planted_dirs["llmc"]), "--against", str(fake)]))
+    assert "fake.PARQUET: not parquet" in _one_line(
+        CliRunner().invoke(main, ["audit", str(planted_dirs["llmc"]), "--against", str(fake)])
+    )
 
 
 @pytest.mark.parametrize("case", ["int", "binary", "list", "two text columns", "jsonl null", "jsonl int"])
@@ -113,8 +123,14 @@ def test_a_bad_eval_set_is_refused_before_any_audit_work(planted_dirs, tmp_path,
     with pytest.raises(FwpipeError) as e:
         audit(planted_dirs["llmc"], against_path=p, write_clusters_file=False, on_step=steps.append)
     assert steps == []  # refused before the audit opened the dataset
-    want = {"int": "is int64, not a string", "binary": "is binary, not a string", "list": "not a string",
-            "two text columns": "more than one `text` column", "jsonl null": "line 2: `text` is null", "jsonl int": "line 2: `text` is 12345"}
+    want = {
+        "int": "is int64, not a string",
+        "binary": "is binary, not a string",
+        "list": "not a string",
+        "two text columns": "more than one `text` column",
+        "jsonl null": "line 2: `text` is null",
+        "jsonl int": "line 2: `text` is 12345",
+    }
     assert want[case] in str(e.value)
 
 
@@ -123,5 +139,8 @@ def test_a_dictionary_encoded_text_column_is_read_as_strings(planted_dirs, real_
     plain, dic = tmp_path / "p.parquet", tmp_path / "d.parquet"
     pq.write_table(pa.table({"text": evals}), plain)
     pq.write_table(pa.table({"text": pa.array(evals).dictionary_encode()}), dic)
-    a, b = (audit(planted_dirs["llmc"], against_path=x, write_clusters_file=False, quality=False)["against"] for x in (plain, dic))
+    a, b = (
+        audit(planted_dirs["llmc"], against_path=x, write_clusters_file=False, quality=False)["against"]
+        for x in (plain, dic)
+    )
     assert a["train"] == b["train"] and a["eval_docs"] == b["eval_docs"] == 3

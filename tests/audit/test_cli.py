@@ -18,8 +18,17 @@ def run(*args):
 
 
 def test_cli_outputs_and_fail_on(planted_dirs, tmp_path):
-    r = run(planted_dirs["llmc"], "--budget-tokens", "7.6e9", "--json", tmp_path / "a.json", "--html", tmp_path / "a.html",
-            "--fail-on", "leakage.exact_docs>5")
+    r = run(
+        planted_dirs["llmc"],
+        "--budget-tokens",
+        "7.6e9",
+        "--json",
+        tmp_path / "a.json",
+        "--html",
+        tmp_path / "a.html",
+        "--fail-on",
+        "leakage.exact_docs>5",
+    )
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "a.json").read_text())["leakage"]["exact_docs"] == 2
     assert (tmp_path / "a.html").read_text().startswith("<!doctype html>")
@@ -81,7 +90,9 @@ def test_no_val_split_runs_and_says_why(tmp_path, planted, layout):
 def test_params_alone_budgets_chinchillas_20_tokens_per_param(planted_dirs):
     """`--params` without `--budget-tokens` is not ignored: as in `fwpipe estimate`, the budget is
     20 tokens per parameter (Hoffmann et al. 2022), said on stderr; a budget rule then applies."""
-    r = CliRunner().invoke(main, ["audit", str(planted_dirs["llmc"]), "--params", "1e5", "--json", "-", "--fail-on", "budget.epochs>1e9"])
+    r = CliRunner().invoke(
+        main, ["audit", str(planted_dirs["llmc"]), "--params", "1e5", "--json", "-", "--fail-on", "budget.epochs>1e9"]
+    )
     assert r.exit_code == 0, r.output
     b = json.loads(r.stdout)["budget"]
     assert b["budget_tokens"] == 2_000_000 and b["params"] == 100_000 and b["tokens_per_param"] == 20

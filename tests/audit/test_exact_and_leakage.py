@@ -13,9 +13,17 @@ def test_planted_exact_duplicates(planted_reports, planted):
     assert e["docs"] == planted.exact_dups == 6
     assert e["by_split"] == {"train": 4, "val": 2}
     assert e["groups"] == 4  # train 0 (x4), train 1 (x2), train 20 and 21 (x2 each, across splits)
-    assert e["tokens"] == 3 * len(planted.train[0]) + len(planted.train[1]) + len(planted.train[20]) + len(planted.train[21])
+    assert e["tokens"] == 3 * len(planted.train[0]) + len(planted.train[1]) + len(planted.train[20]) + len(
+        planted.train[21]
+    )
     top = e["largest"][0]
-    assert top["copies"] == 4 and top["first"] == {"split": "train", "doc": 0, "shard": 0, "offset": 1, "n_tokens": len(planted.train[0])}
+    assert top["copies"] == 4 and top["first"] == {
+        "split": "train",
+        "doc": 0,
+        "shard": 0,
+        "offset": 1,
+        "n_tokens": len(planted.train[0]),
+    }
 
 
 def test_planted_leakage(planted_reports, planted):

@@ -25,10 +25,14 @@ def test_local_processes_write_the_inline_units_and_audit(planted_dirs, tmp_path
         with ex:
             report = audit(ds, tmp_dir=tmp_path / "scratch", executor=ex)
         report.pop("seconds")
-        runs.append((json.dumps(report, sort_keys=True), hashlib.sha256((ds / "clusters.parquet").read_bytes()).hexdigest()))
+        runs.append(
+            (json.dumps(report, sort_keys=True), hashlib.sha256((ds / "clusters.parquet").read_bytes()).hexdigest())
+        )
         (ds / "clusters.parquet").unlink()
     assert runs[0] == runs[1]
-    assert json.loads(runs[0][0])["near_duplicates"]["clusters"] >= 3  # the planted copies: the bytes compared mean something
+    assert (
+        json.loads(runs[0][0])["near_duplicates"]["clusters"] >= 3
+    )  # the planted copies: the bytes compared mean something
 
 
 @pytest.mark.slow
@@ -62,7 +66,9 @@ def test_units_carry_the_shard_file_not_its_tokens(planted_dirs, tmp_path, monke
     cfg = DedupConfig()
     keys = []
     for ex in (Inline(), LocalExecutor(2)):
-        sc = open_scratch(tmp_path / type(ex).__name__, {}, n_docs=corpus.n_docs, num_perm=cfg.num_perm, bands=cfg.bands)
+        sc = open_scratch(
+            tmp_path / type(ex).__name__, {}, n_docs=corpus.n_docs, num_perm=cfg.num_perm, bands=cfg.bands
+        )
         with ex:
             sign(sc, corpus, cfg, executor=ex)
         keys.append([p.read_bytes() for p in sorted(sc.root.glob("keys.*"))])
@@ -76,5 +82,7 @@ def test_a_shard_shorter_than_when_it_was_opened_is_refused(tmp_path):
     src = token_source(read_shard(tmp_path / "s.bin"))
     with open(tmp_path / "s.bin", "r+b") as f:
         f.truncate(1200)
-    with pytest.raises(ShardFormatError, match="s.bin: 1200 bytes, 3024 when the run started: the shard changed while it was read"):
+    with pytest.raises(
+        ShardFormatError, match="s.bin: 1200 bytes, 3024 when the run started: the shard changed while it was read"
+    ):
         open_tokens(src)

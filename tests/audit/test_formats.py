@@ -62,6 +62,9 @@ def test_prepare_then_audit_end_to_end(sample1400, first150, tmp_path):
     from tests.corpus import write_nanogpt
 
     ds = open_dataset(out)
-    docs = {s: [ds.split(s).shards[k][a:b] for k, starts, ends in ds.split(s).documents() for a, b in zip(starts, ends)] for s in ("train", "val")}
+    docs = {
+        s: [ds.split(s).shards[k][a:b] for k, starts, ends in ds.split(s).documents() for a, b in zip(starts, ends)]
+        for s in ("train", "val")
+    }
     nano = audit(write_nanogpt(tmp_path / "nano", docs), budget_tokens=7.6e9, quality=False)
     assert comparable(nano) == {k: v for k, v in comparable(rep).items() if k != "sources"}

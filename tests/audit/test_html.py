@@ -58,12 +58,17 @@ def test_audit_page_in_chromium(leaky, tmp_path):
     assert re.search(r"<td class=\"t\">train</td><td>1 \(25.0%\)</td>", against)
     # real tables, holding the totals and the lengths
     totals = re.search(r'<table class="totals">.*?</table>', dom, re.S).group(0)
-    assert f"<td>{report['splits']['train']['docs']:,}</td>" in totals and f"<td>{report['splits']['train']['tokens']:,}</td>" in totals
+    assert (
+        f"<td>{report['splits']['train']['docs']:,}</td>" in totals
+        and f"<td>{report['splits']['train']['tokens']:,}</td>" in totals
+    )
     assert '<table class="lengths">' in dom and '<table class="leakage">' in dom
     # the leaking val copy of train doc 7 beside its train neighbour, the shared run highlighted
     marks = re.findall(r"<mark>(.*?)</mark>", dom, re.S)
     assert any(texts[7][:40].replace("&", "&amp;") in m for m in marks)
-    assert f"<b>Data needed:</b> {report['budget']['data_multiple_for_4_epochs']:.1f}x this data" in dom  # no manifest sources
+    assert (
+        f"<b>Data needed:</b> {report['budget']['data_multiple_for_4_epochs']:.1f}x this data" in dom
+    )  # no manifest sources
     # hostile text is text: present escaped, never an element
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom and "&lt;img src=x onerror=alert(2)&gt;" in dom
     assert "<script" not in dom.lower() and not re.search(r"<img[^>]*onerror", dom, re.I)
@@ -71,7 +76,9 @@ def test_audit_page_in_chromium(leaky, tmp_path):
 
 
 def test_sections_with_nothing_say_so(real_texts, tmp_path):
-    root = write_fwpipe(tmp_path / "clean", {"train": [[encode(t).astype(np.uint16) for t in real_texts[:60]]], "val": []})
+    root = write_fwpipe(
+        tmp_path / "clean", {"train": [[encode(t).astype(np.uint16) for t in real_texts[:60]]], "val": []}
+    )
     html = render(audit(root))
     assert "No near-duplicate clusters" in html and "Cluster sizes" not in html
     assert "Nothing to compare: the dataset has no val split" in html

@@ -21,8 +21,20 @@ def test_tiny_memory_cap_gives_the_same_report(planted_dirs, tmp_path):
     (scratch / "mine.txt").write_text("a user's file")
     r = CliRunner().invoke(main, ["audit", str(planted_dirs["llmc"]), "--json", str(tmp_path / "a.json")])
     assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(main, ["-v", "audit", str(planted_dirs["llmc"]), "--json", str(tmp_path / "b.json"),
-                                  "--memory-gb", "0.000004", "--tmp-dir", str(scratch)])
+    r = CliRunner().invoke(
+        main,
+        [
+            "-v",
+            "audit",
+            str(planted_dirs["llmc"]),
+            "--json",
+            str(tmp_path / "b.json"),
+            "--memory-gb",
+            "0.000004",
+            "--tmp-dir",
+            str(scratch),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert _report(tmp_path / "a.json") == _report(tmp_path / "b.json")
     assert _report(tmp_path / "a.json")["near_duplicates"]["clusters"] == 9  # the planted families

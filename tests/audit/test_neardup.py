@@ -46,7 +46,9 @@ def test_accuracy_on_edited_real_documents(real_texts, tmp_path):
 def test_candidate_pairs_equal_datasketch_lsh(planted_dirs):
     corpus = index(open_dataset(planted_dirs["fwpipe"]))
     sig = signatures(corpus)
-    sig = sig[np.unique(sig, axis=0, return_index=True)[1]]  # datasketch would store copies as separate keys too; keep it simple
+    sig = sig[
+        np.unique(sig, axis=0, return_index=True)[1]
+    ]  # datasketch would store copies as separate keys too; keep it simple
     bands, rows = lsh_params(0.8, 128)
     left, right = candidate_pairs(sig, bands, rows)
     lsh = MinHashLSH(threshold=0.8, num_perm=128)

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from fwpipe.audit.html import render
 from fwpipe.atomic import write_json
+from fwpipe.audit.html import render
 from fwpipe.audit.report import terminal
 from fwpipe.audit.rules import failed_rules, parse_rule
 from fwpipe.errors import ConfigError
@@ -19,7 +19,15 @@ REQUIRED = {
     "lengths.train": ["p50", "p90", "p99", "max", "mean", "gini", "top1pct_token_share"],
     "lengths.val": ["p50", "p90", "p99", "max", "mean", "gini", "top1pct_token_share"],
     "exact_duplicates": ["docs", "tokens"],
-    "near_duplicates": ["threshold", "shingle", "num_perm", "clusters", "docs_in_clusters", "removable_docs", "removable_tokens"],
+    "near_duplicates": [
+        "threshold",
+        "shingle",
+        "num_perm",
+        "clusters",
+        "docs_in_clusters",
+        "removable_docs",
+        "removable_tokens",
+    ],
     "leakage": ["val_docs", "exact_docs", "near_docs", "ngram_n", "ngram_docs", "ngram_fraction"],
     "budget": ["budget_tokens", "unique_tokens", "epochs", "effective_tokens", "verdict"],
 }
@@ -49,12 +57,23 @@ def test_terminal_starts_with_verdicts_and_fits_100_columns(planted_reports):
 
 def test_html_is_self_contained(planted_reports):
     page = render(planted_reports["fwpipe"])
-    assert page.count('src="data:image/png;base64,') == 2 == page.count("<img")  # lengths and budget; the rest are tables and texts
+    assert (
+        page.count('src="data:image/png;base64,') == 2 == page.count("<img")
+    )  # lengths and budget; the rest are tables and texts
     assert not re.search(r'(src|href)="(https?:)?//', page) and "<link" not in page and "<script" not in page
 
 
-@pytest.mark.parametrize("text,fires", [("leakage.near_docs>0", True), ("leakage.near_docs>4", False), ("budget.epochs>=4", True),
-                                        ("exact_duplicates.docs==6", True), ("splits.val.docs < 1e3", True), ("leakage.ngram_n!=13", False)])
+@pytest.mark.parametrize(
+    "text,fires",
+    [
+        ("leakage.near_docs>0", True),
+        ("leakage.near_docs>4", False),
+        ("budget.epochs>=4", True),
+        ("exact_duplicates.docs==6", True),
+        ("splits.val.docs < 1e3", True),
+        ("leakage.ngram_n!=13", False),
+    ],
+)
 def test_rules(planted_reports, text, fires):
     rule = parse_rule(text)
     assert bool(failed_rules(planted_reports["fwpipe"], [rule])) == fires
@@ -96,9 +115,16 @@ def test_rule_schema_matches_a_real_report(planted_reports):
         else:
             parse_rule(f"{path}>0")  # a key of a real report is never refused
     in_report = {p for p, _ in _leaves(rep)}
-    optional = {"sources", "leakage.note", "leakage.ngram_sampled_every",  # only some datasets have them
-                "quality.removed_by_prepare.docs", "quality.removed_by_prepare.by_rule"}
-    missing = {p for p, kind in _leaves(KEYS) if p not in in_report and p not in optional and not p.startswith("against.")}
+    optional = {
+        "sources",
+        "leakage.note",
+        "leakage.ngram_sampled_every",  # only some datasets have them
+        "quality.removed_by_prepare.docs",
+        "quality.removed_by_prepare.by_rule",
+    }
+    missing = {
+        p for p, kind in _leaves(KEYS) if p not in in_report and p not in optional and not p.startswith("against.")
+    }
     assert not missing, f"report.KEYS has keys no report has: {sorted(missing)}"
     assert {kind for _, kind in _leaves(KEYS)} == {"number", TEXT, LIST}
 

@@ -31,8 +31,14 @@ def run(*args):
 def run_process(*args, cwd: Path) -> subprocess.CompletedProcess:
     # the same fwpipe as this process, wherever it is imported from
     path = os.pathsep.join([str(Path(fwpipe.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])
-    return subprocess.run([sys.executable, "-m", "fwpipe.cli", "audit", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": path})
+    return subprocess.run(
+        [sys.executable, "-m", "fwpipe.cli", "audit", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": path},
+    )
 
 
 def copy_dataset(src: Path, dst: Path) -> Path:
@@ -78,10 +84,14 @@ def read_only(tmp_path):
             made.append(("chmod", target))
             return target
         target.mkdir()
-        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(target)], capture_output=True).returncode:
+        if subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(target)], capture_output=True
+        ).returncode:
             pytest.skip("running as root without the right to mount: no way to make a directory root cannot write")
         made.append(("mount", target))
-        shutil.copytree(src, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("clusters.parquet", "quality.parquet"))
+        shutil.copytree(
+            src, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("clusters.parquet", "quality.parquet")
+        )
         subprocess.run(["mount", "-o", "remount,ro", str(target)], check=True)
         return target
 
@@ -101,13 +111,21 @@ def test_read_only_dataset_is_audited_with_a_warning(planted_dirs, read_only, tm
     assert p.returncode == 0, p.stderr[-2000:]
     assert "EXACT DUPLICATES  6 docs" in p.stdout and "wrote " + str(tmp_path / "report.json") in p.stdout
     assert "could not write" in p.stderr and "clusters.parquet" in p.stderr and "Traceback" not in p.stderr
-    assert sorted(os.listdir(ro)) == ["manifest.json", "train_000000.bin", "train_000001.bin", "val_000000.bin"]  # nothing added
+    assert sorted(os.listdir(ro)) == [
+        "manifest.json",
+        "train_000000.bin",
+        "train_000001.bin",
+        "val_000000.bin",
+    ]  # nothing added
 
 
-@pytest.mark.parametrize("args,says", [
-    (["--budget-tokens", "1e9", "--params=-5"], "'--params': '-5' is not a positive number of parameters"),
-    (["--budget-tokens", "1e9", "--params", "0"], "'--params': '0' is not a positive number of parameters"),
-])
+@pytest.mark.parametrize(
+    "args,says",
+    [
+        (["--budget-tokens", "1e9", "--params=-5"], "'--params': '-5' is not a positive number of parameters"),
+        (["--budget-tokens", "1e9", "--params", "0"], "'--params': '0' is not a positive number of parameters"),
+    ],
+)
 def test_bad_params_give_one_line(planted_dirs, args, says):
     assert says in one_line(run(planted_dirs["llmc"], *args))
 
@@ -121,12 +139,15 @@ def test_the_library_refuses_params_without_a_budget(planted_dirs):
         audit(planted_dirs["llmc"], params=40e6, quality=False)
 
 
-@pytest.mark.parametrize("rule,says", [
-    ("leakage.near_doc>0", "the report has no 'leakage.near_doc' (leakage has val_docs"),
-    ("budget.epochs>4", "the budget section needs --budget-tokens"),
-    ("splits.train>0", "splits.train is a section, not a number"),
-    ("format>0", "format is text, not a number"),
-])
+@pytest.mark.parametrize(
+    "rule,says",
+    [
+        ("leakage.near_doc>0", "the report has no 'leakage.near_doc' (leakage has val_docs"),
+        ("budget.epochs>4", "the budget section needs --budget-tokens"),
+        ("splits.train>0", "splits.train is a section, not a number"),
+        ("format>0", "format is text, not a number"),
+    ],
+)
 def test_unknown_fail_on_key_is_refused_before_any_work(tmp_path, planted_dirs, rule, says):
     # the rule is checked before the dataset is even opened: a missing dataset is not the error
     assert says in one_line(run(tmp_path / "no-such-dataset", "--fail-on", rule))
@@ -136,7 +157,9 @@ def test_unknown_fail_on_key_is_refused_before_any_work(tmp_path, planted_dirs, 
 
 
 def test_budget_params_rule_needs_params(tmp_path):
-    assert "budget.params needs --params" in one_line(run(tmp_path, "--budget-tokens", "1e9", "--fail-on", "budget.params>1"))
+    assert "budget.params needs --params" in one_line(
+        run(tmp_path, "--budget-tokens", "1e9", "--fail-on", "budget.params>1")
+    )
 
 
 def test_corrupt_docs_parquet_gives_one_line(planted_dirs, tmp_path):
@@ -146,9 +169,17 @@ def test_corrupt_docs_parquet_gives_one_line(planted_dirs, tmp_path):
     assert f"{ds / 'docs.parquet'}: cannot read it as prepare's document table" in line
 
 
-@pytest.mark.parametrize("text,says", [("[1, 2, 3]", "not a fwpipe manifest: a JSON list, not the object fwpipe prepare writes"),
-                                       ('{"manifest_version": 1, "format": "fwpipe", "status": "complete", '
-                                        '"splits": {"train": {"shard_files": [3]}}}', "not a fwpipe manifest: splits.train.shard_files")])
+@pytest.mark.parametrize(
+    "text,says",
+    [
+        ("[1, 2, 3]", "not a fwpipe manifest: a JSON list, not the object fwpipe prepare writes"),
+        (
+            '{"manifest_version": 1, "format": "fwpipe", "status": "complete", '
+            '"splits": {"train": {"shard_files": [3]}}}',
+            "not a fwpipe manifest: splits.train.shard_files",
+        ),
+    ],
+)
 def test_manifest_of_the_wrong_shape_gives_one_line(planted_dirs, tmp_path, text, says):
     ds = copy_dataset(planted_dirs["fwpipe"], tmp_path / "ds")
     (ds / "manifest.json").write_text(text)

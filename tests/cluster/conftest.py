@@ -25,8 +25,11 @@ except ImportError:  # the tests skip themselves, saying so (pytest.importorskip
 NODE_ARGS = {"num_cpus": 2, "object_store_memory": 150 * 2**20}
 # a node that dies without notice is declared dead after 3 missed health checks 0.5 s apart (Ray's
 # default: 5 x 3 s), so that its tasks are retried elsewhere within the test's time
-HEAD_ARGS = {**NODE_ARGS, "include_dashboard": False,
-             "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 3}}
+HEAD_ARGS = {
+    **NODE_ARGS,
+    "include_dashboard": False,
+    "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 3},
+}
 
 
 @dataclass

@@ -47,8 +47,12 @@ def wait_for_files(root: Path, pattern: str, n: int, alive, timeout: float = 60)
 def kill_cli_after(args: list[str], address: str, root: Path, pattern: str, n: int) -> None:
     """Run `fwpipe ARGS` as a driver process of its own (finding the cluster via RAY_ADDRESS) and
     SIGKILL it once n files match root/pattern: a driver killed mid-run."""
-    p = subprocess.Popen([sys.executable, "-m", "fwpipe", *args], env={**os.environ, "RAY_ADDRESS": address},
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "fwpipe", *args],
+        env={**os.environ, "RAY_ADDRESS": address},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_files(root, pattern, n, p)
     finally:

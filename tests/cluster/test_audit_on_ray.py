@@ -31,8 +31,8 @@ from fwpipe.errors import ClusterError, ShardFormatError
 from fwpipe.executors.ray import RayExecutor, alive_nodes, raise_unseen, remove_probes, write_probes
 from fwpipe.shards import open_tokens
 from fwpipe.tokenizer import encode
-from tests.corpus import edit_words, write_fwpipe
 from tests.cluster.helpers import SlowUnits, kill_cli_after, wait_for_files
+from tests.corpus import edit_words, write_fwpipe
 
 pytestmark = pytest.mark.slow  # a Ray cluster: ~10 s to start, then real tasks
 
@@ -66,7 +66,9 @@ def outputs(ds: Path, report: dict) -> tuple[str, dict]:
 def local(dataset, tmp_path_factory) -> tuple[str, dict]:
     """The reference: every unit in this process."""
     got = outputs(dataset, audit(dataset, tmp_dir=tmp_path_factory.mktemp("scratch"), **OPTS))
-    assert got[1]["near_duplicates"]["clusters"] >= 50  # the planted copies were found: the bytes compared below mean something
+    assert (
+        got[1]["near_duplicates"]["clusters"] >= 50
+    )  # the planted copies were found: the bytes compared below mean something
     return got
 
 
@@ -81,7 +83,17 @@ def test_a_killed_driver_rerun_reuses_units_and_gives_the_local_bytes(ray_cluste
     ray_cluster.ensure_worker()
     fresh(dataset)
     scratch, report = tmp_path / "scratch", tmp_path / "audit.json"
-    args = ["audit", "--ray", str(dataset), "--num-perm", str(NUM_PERM), "--tmp-dir", str(scratch), "--json", str(report)]
+    args = [
+        "audit",
+        "--ray",
+        str(dataset),
+        "--num-perm",
+        str(NUM_PERM),
+        "--tmp-dir",
+        str(scratch),
+        "--json",
+        str(report),
+    ]
     # --ray is a flag (DATASET after it is the dataset): the driver finds the cluster through RAY_ADDRESS
     kill_cli_after(args, ray_cluster.address, scratch, KEYS, 2)
     done = len(list(scratch.glob(KEYS)))
@@ -112,8 +124,13 @@ def test_a_unit_failing_on_bad_input_is_one_error_line(ray_cluster, tmp_path, mo
     on a node; the run stops with that one line, not Ray's traceback."""
     from fwpipe.executors import ray as raycluster
 
-    ds = write_fwpipe(tmp_path / "ds", {"train": [[encode(f"document {i} of shard {k}") for i in range(20)] for k in range(3)],
-                                        "val": [[encode("a val document")]]})
+    ds = write_fwpipe(
+        tmp_path / "ds",
+        {
+            "train": [[encode(f"document {i} of shard {k}") for i in range(20)] for k in range(3)],
+            "val": [[encode("a val document")]],
+        },
+    )
     victim = ds / "train_000001.bin"
     real = raycluster.check_shared_storage
 
@@ -122,7 +139,9 @@ def test_a_unit_failing_on_bad_input_is_one_error_line(ray_cluster, tmp_path, mo
         real(*a, **k)
 
     monkeypatch.setattr(raycluster, "check_shared_storage", truncate_then_check)
-    r = CliRunner().invoke(main, ["audit", str(ds), "--tmp-dir", str(tmp_path / "scratch"), f"--ray={ray_cluster.address}"])
+    r = CliRunner().invoke(
+        main, ["audit", str(ds), "--tmp-dir", str(tmp_path / "scratch"), f"--ray={ray_cluster.address}"]
+    )
     assert r.exit_code == 1
     assert r.output.count("\n") == 1 and "Traceback" not in r.output and "RayTaskError" not in r.output
     assert r.output.startswith(f"Error: {victim}: ") and "the shard changed while it was read; rerun once" in r.output
@@ -145,8 +164,12 @@ def test_a_directory_one_node_does_not_see_is_one_error_line(ray_cluster, tmp_pa
     with pytest.raises(ClusterError) as e:
         raise_unseen(tmp_path, nodes, names)
     msg = f"Error: {e.value.message}; {e.value.hint}"
-    assert msg.startswith(f"Error: {tmp_path} is not the same directory on every node: the driver does not see {tmp_path}/.fwpipe-probe-")
-    assert msg.endswith("; put OUT (and --tmp-dir) on storage every node mounts at the same path (NFS, a cluster filesystem)")
+    assert msg.startswith(
+        f"Error: {tmp_path} is not the same directory on every node: the driver does not see {tmp_path}/.fwpipe-probe-"
+    )
+    assert msg.endswith(
+        "; put OUT (and --tmp-dir) on storage every node mounts at the same path (NFS, a cluster filesystem)"
+    )
     remove_probes(tmp_path, nodes, names)
     assert list(tmp_path.iterdir()) == []
 
@@ -166,7 +189,9 @@ def test_a_node_with_another_fwpipe_is_one_error_line(ray_cluster, tmp_path, mon
 
     installed = fwpipe.__version__
     monkeypatch.setattr(fwpipe, "__version__", "0.0.0-other")
-    want = rf"^node [0-9a-f]{{12}} \(.*\) runs fwpipe {installed}, the driver 0.0.0-other \(hint: install the same fwpipe"
+    want = (
+        rf"^node [0-9a-f]{{12}} \(.*\) runs fwpipe {installed}, the driver 0.0.0-other \(hint: install the same fwpipe"
+    )
     with pytest.raises(ClusterError, match=want):
         check_shared_storage([tmp_path])
     assert list(tmp_path.iterdir()) == []  # refused before any probe was written

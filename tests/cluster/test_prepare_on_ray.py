@@ -20,8 +20,8 @@ from click.testing import CliRunner
 ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'fwpipe[ray]'")
 
 from fwpipe.cli import main  # noqa: E402
-from fwpipe.pipeline.prepare import PrepareOptions, prepare  # noqa: E402
 from fwpipe.executors.ray import RayExecutor  # noqa: E402
+from fwpipe.pipeline.prepare import PrepareOptions, prepare  # noqa: E402
 from tests.cluster.helpers import SlowUnits, kill_cli_after, wait_for_files  # noqa: E402
 from tests.corpus import dir_digest  # noqa: E402
 
@@ -63,7 +63,9 @@ def test_prepare_units_run_on_both_nodes_and_give_the_local_bytes(ray_cluster, i
     assert dir_digest(tmp_path / "ds") == local[0]
 
 
-def test_prepare_with_a_killed_driver_rerun_reuses_units_and_gives_the_local_bytes(ray_cluster, inputs, local, tmp_path):
+def test_prepare_with_a_killed_driver_rerun_reuses_units_and_gives_the_local_bytes(
+    ray_cluster, inputs, local, tmp_path
+):
     ray_cluster.ensure_worker()
     out = tmp_path / "ds"
     args = ["prepare", *map(str, inputs), "-o", str(out), *CLI_OPTS, "--ray"]

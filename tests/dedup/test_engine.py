@@ -50,8 +50,9 @@ def test_out_of_core_passes_equal_one_pass(mixed, tmp_path):
     assert one.stats["bucket_passes"] == 1 and one.stats["verify_passes"] == 1
     assert many.stats["bucket_passes"] >= 4 and many.stats["verify_passes"] >= 3  # the cap forced several passes
     assert np.array_equal(one.root, many.root) and np.array_equal(one.rep, many.rep)
-    assert {k: one.stats[k] for k in ("candidate_pairs", "kept_pairs", "distinct_signatures")} == \
-        {k: many.stats[k] for k in ("candidate_pairs", "kept_pairs", "distinct_signatures")}
+    assert {k: one.stats[k] for k in ("candidate_pairs", "kept_pairs", "distinct_signatures")} == {
+        k: many.stats[k] for k in ("candidate_pairs", "kept_pairs", "distinct_signatures")
+    }
     assert one.stats["kept_pairs"] >= 40 and (one.root != np.arange(len(one.root))).sum() >= 100  # real work was done
 
 
@@ -75,8 +76,11 @@ def test_engine_pairs_and_clusters_equal_datasketch_lsh(mixed, tmp_path):
     kept = {(int(reps[a]), int(reps[b])) for a, b in zip(left[close], right[close])}
     got = {(int(a), int(b)) for lo, hi in comp.kept_pairs() for a, b in zip(lo, hi)}
     assert got == kept  # no short document here has a colliding hash: confirmation rejects none
-    root = K.union_find(len(sig), np.concatenate([comp.rep, left[close] * 0 + reps[left[close]]]),
-                        np.concatenate([np.arange(len(sig)), reps[right[close]]]))
+    root = K.union_find(
+        len(sig),
+        np.concatenate([comp.rep, left[close] * 0 + reps[left[close]]]),
+        np.concatenate([np.arange(len(sig)), reps[right[close]]]),
+    )
     assert np.array_equal(root, comp.root)
     sc.remove()
     assert not sc.root.exists()

@@ -26,8 +26,20 @@ from fwpipe.train.loop import plan_run, train
 
 torch.set_num_threads(2)
 V = 256
-BASE = {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 64, "batch_size": 8, "grad_accum": 1, "lr": 1e-2, "min_lr": 1e-3,
-        "warmup_iters": 10, "log_interval": 5, "eval_interval": 25, "eval_iters": 24}
+BASE = {
+    "n_layer": 2,
+    "n_head": 2,
+    "n_embd": 32,
+    "block_size": 64,
+    "batch_size": 8,
+    "grad_accum": 1,
+    "lr": 1e-2,
+    "min_lr": 1e-3,
+    "warmup_iters": 10,
+    "log_interval": 5,
+    "eval_interval": 25,
+    "eval_iters": 24,
+}
 BUDGET = 100_000  # tokens: ~195 iterations of 512 tokens, 8 evals
 SHORT = 200  # iterations of a run stopped early
 
@@ -85,7 +97,9 @@ def planted(tmp_path_factory, datasets):
         "repetition": lambda: _run(root, "repeated", datasets["tiny"]),
         "capacity": lambda: _run(root, "small-model", datasets["fresh"], n_layer=1, n_head=1, n_embd=4),
         "learning_rate": lambda: _run(root, "high-lr", datasets["fresh"], lr=3.0, min_lr=0.3),
-        "eval_noise": lambda: _run(root, "one-eval-batch", datasets["fresh"], 4 * BUDGET, SHORT, eval_iters=1),  # the same, one eval batch
+        "eval_noise": lambda: _run(
+            root, "one-eval-batch", datasets["fresh"], 4 * BUDGET, SHORT, eval_iters=1
+        ),  # the same, one eval batch
         "leakage": lambda: _run(root, "leaky", datasets["leaky"], budget=30_000),
     }
     done: dict[str, Path] = {}

@@ -17,7 +17,9 @@ from fwpipe.diagnosis.logs import parse_log
 def test_trend_is_given_only_inside_the_fit_range_and_under_the_unigram_entropy():
     assert T.trend(400e6, 8e9)["range"] == "in" and T.trend(400e6, 8e9)["loss"] is not None
     small = T.trend(30e3, 1e5)
-    assert small["loss"] is None and "70M" in small["why"] and T.fit_loss(30e3, 1e5) > math.log(50257)  # the raw formula: ~50 nats
+    assert (
+        small["loss"] is None and "70M" in small["why"] and T.fit_loss(30e3, 1e5) > math.log(50257)
+    )  # the raw formula: ~50 nats
     assert T.trend(40e6, 4e9)["range"] == "extrapolated"
     capped = T.trend(400e6, 8e9, unigram_entropy=2.0)  # a trend above the unigram entropy is never printed
     assert capped["loss"] is None and "unigram" in capped["why"]
@@ -41,11 +43,17 @@ def test_seed_plan_numbers_rank_capacity_first():
 
 def test_logs_parse_and_a_bad_line_is_named(tmp_path):
     p = tmp_path / "train.log"
-    p.write_text("tokens per iteration will be: 512\nstep 0: train loss 5.5000, val loss 5.5100\n"
-                 "iter 0: loss 5.5, time 12.00ms, mfu -100.00%\niter 10: loss 4.1, time 9.00ms, mfu 1.00%\n"
-                 "step 25: train loss 3.0000, val loss 3.1000\n")
+    p.write_text(
+        "tokens per iteration will be: 512\nstep 0: train loss 5.5000, val loss 5.5100\n"
+        "iter 0: loss 5.5, time 12.00ms, mfu -100.00%\niter 10: loss 4.1, time 9.00ms, mfu 1.00%\n"
+        "step 25: train loss 3.0000, val loss 3.1000\n"
+    )
     fmt, evals, train = parse_log(p, 512)
-    assert fmt == "nanogpt" and [e["tokens"] for e in evals] == [0, 12800] and train[1] == {"iter": 10, "loss": 4.1, "tokens": 5120}
+    assert (
+        fmt == "nanogpt"
+        and [e["tokens"] for e in evals] == [0, 12800]
+        and train[1] == {"iter": 10, "loss": 4.1, "tokens": 5120}
+    )
     q = tmp_path / "main.log"
     q.write_text("s:0 tel:5.51\ns:0 trl:5.5\ns:10 trl:4.1\ns:25 tel:3.1\n")
     fmt, evals, train = parse_log(q, 512)
@@ -56,7 +64,9 @@ def test_logs_parse_and_a_bad_line_is_named(tmp_path):
 
 
 def test_json_shape_and_number_flags():
-    r = CliRunner().invoke(main, ["diagnose", "--params", "40.56M", "--budget-tokens", "7.6B", "--unique-tokens", "0.3b", "--json", "-"])
+    r = CliRunner().invoke(
+        main, ["diagnose", "--params", "40.56M", "--budget-tokens", "7.6B", "--unique-tokens", "0.3b", "--json", "-"]
+    )
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert set(out) >= {"verdict", "causes", "inputs"} and out["verdict"] == out["causes"][0]["name"]
@@ -74,8 +84,12 @@ def test_audit_weighs_the_data_side_against_capacity_in_the_same_nats():
     b = {"params": 40.56e6, "budget_tokens": 7.6e9, "unique_tokens": 0.3e9}
     lk = {"val_docs": 100, "train_docs": 10_000, "exact_fraction": 0.0, "near_fraction": 0.02}
     v = diagnosis_verdict(b, lk)
-    s = {c["name"]: c["score"] for c in diagnosis.diagnose(diagnosis.Inputs(
-        evals=[], n_params=40.56e6, budget_tokens=7.6e9, unique_tokens=0.3e9, leakage=lk))["causes"]}
+    s = {
+        c["name"]: c["score"]
+        for c in diagnosis.diagnose(
+            diagnosis.Inputs(evals=[], n_params=40.56e6, budget_tokens=7.6e9, unique_tokens=0.3e9, leakage=lk)
+        )["causes"]
+    }
     assert v["section"] == "diagnosis" and v["level"] == "warn"
     assert f"repetition {s['repetition']:.3f}" in v["text"] and f"capacity {s['capacity']:.3f}" in v["text"]
     trend = T.what_if(40.56e6, 7.6e9, 0.3e9)[0]["trend"]["loss"]  # no curve yet: the fit's trend stands in for val loss
@@ -83,10 +97,19 @@ def test_audit_weighs_the_data_side_against_capacity_in_the_same_nats():
 
 
 def test_at_eval_reports_a_plateau_with_the_ranked_causes():
-    flat = [{"iter": i, "tokens": 1000 * 2**i, "epoch": 0.1 * 2**i, "val_loss": 3.0 - 0.001 * i, "train_loss": 3.0} for i in range(5)]
-    out = diagnosis.at_eval(flat, n_params=1e6, budget_tokens=64_000, unique_tokens=10_000_000, eval_tokens=10**6, eval_iters=50)
+    flat = [
+        {"iter": i, "tokens": 1000 * 2**i, "epoch": 0.1 * 2**i, "val_loss": 3.0 - 0.001 * i, "train_loss": 3.0}
+        for i in range(5)
+    ]
+    out = diagnosis.at_eval(
+        flat, n_params=1e6, budget_tokens=64_000, unique_tokens=10_000_000, eval_tokens=10**6, eval_iters=50
+    )
     assert out["plateau"] and out["improvement_per_doubling"] == pytest.approx(0.001)
     d = out["diagnosis"]
-    assert d["text"][0].startswith("plateau: val loss drops 0.001 nats per doubling") and d["text"][1].startswith("verdict:")
+    assert d["text"][0].startswith("plateau: val loss drops 0.001 nats per doubling") and d["text"][1].startswith(
+        "verdict:"
+    )
     falling = [dict(e, val_loss=3.0 - 0.2 * i) for i, e in enumerate(flat)]
-    assert diagnosis.at_eval(falling, n_params=1e6)["plateau"] is False and "diagnosis" not in diagnosis.at_eval(falling, n_params=1e6)
+    assert diagnosis.at_eval(falling, n_params=1e6)["plateau"] is False and "diagnosis" not in diagnosis.at_eval(
+        falling, n_params=1e6
+    )

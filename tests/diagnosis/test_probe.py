@@ -21,13 +21,39 @@ def test_probe_branches_and_leaves_the_run_alone(tmp_path, sample1400):
     texts = pl.read_parquet(sample1400, columns=["text"])["text"].to_list()
     data = write_dataset(tmp_path / "data", texts[:20], texts[1300:1310])
     fresh = write_dataset(tmp_path / "fresh", texts[100:140], texts[1300:1310])
-    cfg = load_config("tiny-cpu", {"n_layer": 1, "n_head": 1, "n_embd": 16, "block_size": 32, "batch_size": 4, "warmup_iters": 2,
-                                   "log_interval": 5, "eval_interval": 10, "eval_iters": 2})
+    cfg = load_config(
+        "tiny-cpu",
+        {
+            "n_layer": 1,
+            "n_head": 1,
+            "n_embd": 16,
+            "block_size": 32,
+            "batch_size": 4,
+            "warmup_iters": 2,
+            "log_interval": 5,
+            "eval_interval": 10,
+            "eval_iters": 2,
+        },
+    )
     run = tmp_path / "run"
     train(plan_run(data, 20 * cfg.tokens_per_iter, cfg, out=run, device="cpu"))
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in run.iterdir()}
-    r = CliRunner().invoke(main, ["diagnose", str(run), str(data), "--probe", "--probe-iters", "2", "--fresh", str(fresh),
-                                  "--no-leakage", "--json", str(tmp_path / "d.json")])
+    r = CliRunner().invoke(
+        main,
+        [
+            "diagnose",
+            str(run),
+            str(data),
+            "--probe",
+            "--probe-iters",
+            "2",
+            "--fresh",
+            str(fresh),
+            "--no-leakage",
+            "--json",
+            str(tmp_path / "d.json"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
     cost = next(i for i, ln in enumerate(lines) if ln.startswith("probe: 4 branches"))

@@ -60,10 +60,25 @@ def test_a_log_of_the_run_is_diagnosed_like_the_run(planted, tmp_path, fmt):
     run = planted("repetition")
     plan, records = read_run(run)
     log = tmp_path / f"{fmt}.log"
-    log.write_text(("banner: not a loss line\n" if fmt == "nanogpt" else "") + (write_nanogpt if fmt == "nanogpt" else write_llmc)(records))
+    log.write_text(
+        ("banner: not a loss line\n" if fmt == "nanogpt" else "")
+        + (write_nanogpt if fmt == "nanogpt" else write_llmc)(records)
+    )
     from_run = _diag(run)
-    args = ["diagnose", str(log), "--params", str(plan["params_non_embedding"]), "--tokens-per-iter", str(plan["tokens_per_iter"]),
-            "--unique-tokens", str(plan["unique_tokens"]), "--eval-tokens", str(from_run["inputs"]["eval_tokens"]), "--json", "-"]
+    args = [
+        "diagnose",
+        str(log),
+        "--params",
+        str(plan["params_non_embedding"]),
+        "--tokens-per-iter",
+        str(plan["tokens_per_iter"]),
+        "--unique-tokens",
+        str(plan["unique_tokens"]),
+        "--eval-tokens",
+        str(from_run["inputs"]["eval_tokens"]),
+        "--json",
+        "-",
+    ]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     from_log = json.loads(res.output)

@@ -21,7 +21,9 @@ def streaming_gets(path: Path) -> int:
     from fwpipe import remote
 
     tail_start = path.stat().st_size - min(path.stat().st_size, remote.TAIL_BYTES)
-    return 1 + sum(1 for i, o in enumerate(remote.row_group_offsets(pq.read_metadata(path))) if i == 0 or o < tail_start)
+    return 1 + sum(
+        1 for i, o in enumerate(remote.row_group_offsets(pq.read_metadata(path))) if i == 0 or o < tail_start
+    )
 
 
 def make_inputs(d: Path, sample1400: Path, first150: Path) -> dict[str, Path]:
@@ -45,7 +47,9 @@ def estimate_gets(path: Path) -> int:
     md = pq.read_metadata(path)
     tail_start = path.stat().st_size - min(path.stat().st_size, remote.TAIL_BYTES)
     leaf = [md.schema.column(i).path for i in range(md.num_columns)].index("token_count")
-    return 1 + sum(1 for i in range(md.num_row_groups) if remote.chunk_range(md.row_group(i).column(leaf))[0] < tail_start)
+    return 1 + sum(
+        1 for i in range(md.num_row_groups) if remote.chunk_range(md.row_group(i).column(leaf))[0] < tail_start
+    )
 
 
 def assert_same_dataset(got: Path, ref: Path, urls: list[str]) -> None:

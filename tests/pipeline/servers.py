@@ -69,7 +69,9 @@ class FileServer:
         self.etags[name] = tag if etag == "strong" else "W/" + tag if etag == "weak" else None
         self.etag_kind[name] = etag
         self.versions += 1  # each version a second later, as a file replaced on a real server
-        self.modified[name] = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(1.7e9 + self.versions)) if modified else None
+        self.modified[name] = (
+            time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(1.7e9 + self.versions)) if modified else None
+        )
 
     def url(self, name: str, userinfo: str = "", query: str = "") -> str:
         return f"http://{userinfo}127.0.0.1:{self.port}/{name}" + (f"?{query}" if query else "")
@@ -100,7 +102,9 @@ class FileServer:
         fault = self._fault(method, name)
         with self.lock:
             if fault and "replace" in fault:
-                self._put(name, fault["replace"], self.etag_kind.get(name, "strong"), self.modified.get(name) is not None)
+                self._put(
+                    name, fault["replace"], self.etag_kind.get(name, "strong"), self.modified.get(name) is not None
+                )
             data, etag, modified = self.files.get(name), self.etags.get(name), self.modified.get(name)
         if fault and "stall" in fault:
             time.sleep(fault["stall"])
@@ -163,7 +167,9 @@ class FileServer:
         if body:
             try:
                 h.wfile.write(body)
-            except OSError:  # the client hung up without reading (as fwpipe does with a whole file sent to a range request)
+            except (
+                OSError
+            ):  # the client hung up without reading (as fwpipe does with a whole file sent to a range request)
                 h.close_connection = True
                 return
             with self.lock:
@@ -196,8 +202,13 @@ class HubServer(FileServer):
         if path in self.files:
             data = self.files[path]
             sha = hashlib.sha256(data).hexdigest()
-            return {"type": "file", "oid": hashlib.sha1(data).hexdigest(), "size": len(data), "path": path,
-                    "lfs": {"oid": sha, "size": len(data), "pointerSize": 134}}  # fmt: skip
+            return {
+                "type": "file",
+                "oid": hashlib.sha1(data).hexdigest(),
+                "size": len(data),
+                "path": path,
+                "lfs": {"oid": sha, "size": len(data), "pointerSize": 134},
+            }
         return {"type": "directory", "oid": hashlib.sha1(path.encode()).hexdigest(), "path": path}
 
     def _children(self, d: str, recursive: bool) -> list[dict]:
@@ -237,7 +248,15 @@ class HubServer(FileServer):
             if not rev_ok(rev):
                 return self._json(h, {"error": "Revision not found"}, 404)
             if kind == "revision":
-                return self._json(h, {"id": self.repo, "sha": self.commit, "private": False, "siblings": [{"rfilename": f} for f in sorted(self.files)]})
+                return self._json(
+                    h,
+                    {
+                        "id": self.repo,
+                        "sha": self.commit,
+                        "private": False,
+                        "siblings": [{"rfilename": f} for f in sorted(self.files)],
+                    },
+                )
             if kind == "tree":
                 sub = sub.strip("/")
                 if sub and sub in self.files or (sub and not any(f.startswith(sub + "/") for f in self.files)):
@@ -246,7 +265,10 @@ class HubServer(FileServer):
             if kind == "paths-info":
                 body = h.rfile.read(int(h.headers.get("Content-Length", 0))).decode()
                 paths = parse_qs(body).get("paths") or json.loads(body or "{}").get("paths", [])
-                return self._json(h, [self.entry(p) for p in paths if p in self.files or any(f.startswith(p + "/") for f in self.files)])
+                return self._json(
+                    h,
+                    [self.entry(p) for p in paths if p in self.files or any(f.startswith(p + "/") for f in self.files)],
+                )
         with self.lock:
             self.unknown.append(f"{h.command} {h.path}")
         return self._json(h, {"error": "unknown endpoint"}, 404)

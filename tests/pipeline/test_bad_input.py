@@ -1,6 +1,5 @@
 """Every bad input gives one `Error:` line naming the file, exit 1, and no complete-looking output."""
 
-
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -25,9 +24,18 @@ def one_error_line(output: str) -> str:
     [
         (lambda d: d / "missing.parquet", "missing.parquet: no such file"),
         (lambda d: str(d / "nothing-*.parquet"), "matches no files"),
-        (lambda d: (d / "x.parquet").write_text("text,id\nhello,1\n") and d / "x.parquet", "x.parquet: not a readable parquet file"),
-        (lambda d: write_parquet(d / "nt.parquet", {"body": ["a"], "id": ["1"]}), "nt.parquet: no column 'text'; it has body, id"),
-        (lambda d: write_parquet(d / "int.parquet", {"text": [1, 2]}), "int.parquet: column 'text' is int64, not a string"),
+        (
+            lambda d: (d / "x.parquet").write_text("text,id\nhello,1\n") and d / "x.parquet",
+            "x.parquet: not a readable parquet file",
+        ),
+        (
+            lambda d: write_parquet(d / "nt.parquet", {"body": ["a"], "id": ["1"]}),
+            "nt.parquet: no column 'text'; it has body, id",
+        ),
+        (
+            lambda d: write_parquet(d / "int.parquet", {"text": [1, 2]}),
+            "int.parquet: column 'text' is int64, not a string",
+        ),
     ],
 )
 def test_bad_inputs(tmp_path, make, expect):
@@ -39,7 +47,7 @@ def test_bad_inputs(tmp_path, make, expect):
 
 def test_truncated_parquet(tmp_path, sample1400):
     src = tmp_path / "trunc.parquet"
-    src.write_bytes(sample1400.read_bytes()[: 2_000_000])
+    src.write_bytes(sample1400.read_bytes()[:2_000_000])
     code, out = run(src, "-o", tmp_path / "out")
     assert code == 1 and "trunc.parquet" in one_error_line(out)
 
@@ -83,9 +91,14 @@ def test_two_prepares_never_write_one_dataset(tmp_path, first150):
     out = tmp_path / "out"
     out.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import fcntl, os, sys, time\nfd = os.open({str(out)!r}, os.O_RDONLY)\nfcntl.flock(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            f"import fcntl, os, sys, time\nfd = os.open({str(out)!r}, os.O_RDONLY)\nfcntl.flock(fd, fcntl.LOCK_EX)\nprint('locked', flush=True)\ntime.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         code, output = run(first150, "-o", out)

@@ -12,8 +12,7 @@ from fwpipe.audit import audit
 from fwpipe.dataset import read_manifest
 from fwpipe.pipeline.prepare import PrepareOptions, prepare
 from fwpipe.tokenizer import encode
-from tests.corpus import edit_words
-from tests.corpus import dir_digest
+from tests.corpus import dir_digest, edit_words
 from tests.pipeline.helpers import write_parquet
 
 N_BASE = 120
@@ -25,7 +24,9 @@ def hostile(tmp_path_factory, sample1400):
     (up to 6 per family) spread over all three files under fresh ids, so that a per-document
     hash split would put many families on both sides."""
     d = tmp_path_factory.mktemp("hostile")
-    texts = [t for t in pl.read_parquet(sample1400, columns=["text"])["text"].to_list() if len(t.split()) >= 80][:N_BASE]
+    texts = [t for t in pl.read_parquet(sample1400, columns=["text"])["text"].to_list() if len(t.split()) >= 80][
+        :N_BASE
+    ]
     rng = random.Random(0)
     files = [{"text": [], "id": []} for _ in range(3)]
     for i, t in enumerate(texts):
@@ -50,7 +51,10 @@ def shingles(tokens, n=5):
 def test_dedup_near_leaves_no_duplicates_and_no_leakage(tmp_path, hostile):
     paths, planted = hostile
     opts = dict(val_fraction=0.2, shard_tokens=60_000)
-    plain = audit(prepare(paths, tmp_path / "plain", options=PrepareOptions(dedup="none", **opts), progress=False)["out_dir"], quality=False)
+    plain = audit(
+        prepare(paths, tmp_path / "plain", options=PrepareOptions(dedup="none", **opts), progress=False)["out_dir"],
+        quality=False,
+    )
     # the hostile input really is hostile: without dedup, val leaks and clusters exist
     assert plain["leakage"]["near_docs"] > 0 and plain["near_duplicates"]["clusters"] >= 30
 
@@ -93,8 +97,12 @@ def test_removed_parquet_accounts_for_every_missing_document(tmp_path, hostile):
 
 def test_dedup_is_deterministic_for_any_workers(tmp_path, hostile):
     paths, _ = hostile
-    prepare(paths, tmp_path / "a", options=PrepareOptions(val_fraction=0.2, shard_tokens=50_000), workers=1, progress=False)
-    prepare(paths, tmp_path / "b", options=PrepareOptions(val_fraction=0.2, shard_tokens=50_000), workers=3, progress=False)
+    prepare(
+        paths, tmp_path / "a", options=PrepareOptions(val_fraction=0.2, shard_tokens=50_000), workers=1, progress=False
+    )
+    prepare(
+        paths, tmp_path / "b", options=PrepareOptions(val_fraction=0.2, shard_tokens=50_000), workers=3, progress=False
+    )
     assert dir_digest(tmp_path / "a") == dir_digest(tmp_path / "b")
 
 
@@ -129,7 +137,9 @@ def test_residual_pass_finds_a_pair_hidden_behind_a_truncated_bucket(tmp_path):
     rep = np.array([0, 0, 2, 3])
     split = np.zeros(4, np.int8)
     # four long documents (no exact confirmation), their signatures stored as the engine would
-    docs = DocIndex([np.zeros(4000, np.uint16)], np.array([0, 4]), np.arange(0, 4000, 1000), np.arange(1000, 5000, 1000))
+    docs = DocIndex(
+        [np.zeros(4000, np.uint16)], np.array([0, 4]), np.arange(0, 4000, 1000), np.arange(1000, 5000, 1000)
+    )
     sc = open_scratch(tmp_path, {"test": 1}, n_docs=4, num_perm=128, bands=cfg.bands)
     write_signatures(sc, docs, sig, cfg)
     assert dedup.residual_pass(sc, docs, keep, rep, split, 0, cfg)
@@ -190,6 +200,8 @@ def test_plan_holds_no_strings_and_reads_them_back_in_order(tmp_path, hostile):
     ids = [i for _, t in parts for i in t["id"].to_pylist()]
     assert ids == [i for st in stages for i in pq.read_table(st / "docs.parquet")["id"].to_pylist()] and len(ids) == n
     files = [f for _, t in parts for f in t["source_file"].to_pylist()]
-    assert sorted(set(files)) == sorted(str(x) for x in paths) and files == sorted(files, key=[str(x) for x in paths].index)
+    assert sorted(set(files)) == sorted(str(x) for x in paths) and files == sorted(
+        files, key=[str(x) for x in paths].index
+    )
     shard = np.concatenate([t["shard"].to_numpy() for _, t in parts])
     assert (np.diff(shard) >= 0).all() and shard.max() == len(p.dataset.split("train").shards) - 1

@@ -27,8 +27,14 @@ def test_prepare_is_byte_identical_with_either_engine(tmp_path, dedup, workers):
     for engine in ("gigatoken", "tiktoken"):
         out = tmp_path / engine
         # 512-row units: several per file, so two workers share them
-        s = prepare(SAMPLE_FILES, out, options=PrepareOptions(dedup=dedup, shard_tokens=500_000, tokenizer_engine=engine), workers=workers,
-                    unit_rows=512, progress=False)  # fmt: skip
+        s = prepare(
+            SAMPLE_FILES,
+            out,
+            options=PrepareOptions(dedup=dedup, shard_tokens=500_000, tokenizer_engine=engine),
+            workers=workers,
+            unit_rows=512,
+            progress=False,
+        )
         assert s["tokenizer_engine"] == engine and s["workers"] == workers and s["docs"] > 1000
         digests[engine] = dir_digest(out)
     assert len(digests["gigatoken"]) >= 5 and digests["gigatoken"] == digests["tiktoken"]
@@ -95,8 +101,21 @@ def test_cli_refuses_to_start_when_gigatoken_disagrees(tmp_path, monkeypatch, fr
     assert r.exit_code == 1 and r.output.count("\n") == 1 and r.output.startswith("Error: gigatoken")
     assert "--tokenizer-engine tiktoken" in r.output and not (tmp_path / "ds" / "docs.parquet").exists()
     tokenizer.forget_engine()
-    r = CliRunner().invoke(main, ["prepare", str(SAMPLE_FILES[0]), "-o", str(tmp_path / "ds"), "--dedup", "none", "--workers", "1",
-                                  "--tokenizer-engine", "tiktoken"])  # fmt: skip
+    r = CliRunner().invoke(
+        main,
+        [
+            "prepare",
+            str(SAMPLE_FILES[0]),
+            "-o",
+            str(tmp_path / "ds"),
+            "--dedup",
+            "none",
+            "--workers",
+            "1",
+            "--tokenizer-engine",
+            "tiktoken",
+        ],
+    )
     assert r.exit_code == 0, r.output  # the fallback works
 
 

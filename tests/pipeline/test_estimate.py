@@ -100,8 +100,13 @@ def test_large_input_path_metadata_bytes_and_windows(tmp_path, sample1400, true1
 
 def test_encoding_without_sized_pages_reads_lengths(tmp_path, sample1400, monkeypatch):
     path = tmp_path / "delta.parquet"
-    pq.write_table(pq.read_table(sample1400, columns=["text"]), path, use_dictionary=False, row_group_size=500,
-                   column_encoding={"text": "DELTA_LENGTH_BYTE_ARRAY"})
+    pq.write_table(
+        pq.read_table(sample1400, columns=["text"]),
+        path,
+        use_dictionary=False,
+        row_group_size=500,
+        column_encoding={"text": "DELTA_LENGTH_BYTE_ARRAY"},
+    )
     monkeypatch.setattr(E, "SMALL_TEXT_BYTES", 0)
     f = estimate([path])["files"][0]
     assert f["bytes_from"] == "text lengths"
@@ -114,8 +119,16 @@ def test_null_and_empty_texts_match_prepare(tmp_path):
 
     texts = ["Hello world.", None, "", "A second document, a little longer.", "Third."]
     path = tmp_path / "nulls.parquet"
-    pq.write_table(pa.table({"text": texts, "id": [f"d{i}" for i in range(5)],
-                             "token_count": [None if t is None else len(encode(t)) for t in texts]}), path)
+    pq.write_table(
+        pa.table(
+            {
+                "text": texts,
+                "id": [f"d{i}" for i in range(5)],
+                "token_count": [None if t is None else len(encode(t)) for t in texts],
+            }
+        ),
+        path,
+    )
     s = prepare([path], tmp_path / "out", progress=False)
     truth = s["tokens"] + s["docs"]
     for use_tc in (True, False):
@@ -171,7 +184,9 @@ def test_params_or_config_default_the_budget_to_chinchilla(first150):
     n = param_counts(load_config("tiny-cpu").model)[1]
     assert b["params"] == n and b["budget_tokens"] == round(20 * n) and b["budget_from"] == "chinchilla"
     r = CliRunner().invoke(main, ["estimate", str(first150), "--params", "1e6", "--config", "tiny-cpu"])
-    assert r.exit_code == 1 and r.stderr.startswith("Error: both --params and --config give the model size; pass one of them")
+    assert r.exit_code == 1 and r.stderr.startswith(
+        "Error: both --params and --config give the model size; pass one of them"
+    )
     assert len(r.stderr.splitlines()) == 1
 
 
@@ -184,16 +199,19 @@ def test_format_fits_100_columns(first150, sample1400):
     assert "BUDGET" in text and "more" in text and "no text read" in text
 
 
-@pytest.mark.parametrize("kw, err, words", [
-    ({"budget_tokens": 0}, BudgetError, "not a positive number"),
-    ({"budget_tokens": -1e9}, BudgetError, "not a positive number"),
-    ({"budget_tokens": float("nan")}, BudgetError, "not a positive number"),
-    ({"budget_tokens": 1e9, "max_epochs": 0}, BudgetError, "--max-epochs 0"),
-    ({"max_epochs": -1}, BudgetError, "--max-epochs -1"),
-    ({"params": 0}, ConfigError, "--params 0"),
-    ({"val_fraction": 1.0}, ConfigError, "--val-fraction"),
-    ({"text_column": "body"}, InputFormatError, "no column 'body'"),
-])
+@pytest.mark.parametrize(
+    "kw, err, words",
+    [
+        ({"budget_tokens": 0}, BudgetError, "not a positive number"),
+        ({"budget_tokens": -1e9}, BudgetError, "not a positive number"),
+        ({"budget_tokens": float("nan")}, BudgetError, "not a positive number"),
+        ({"budget_tokens": 1e9, "max_epochs": 0}, BudgetError, "--max-epochs 0"),
+        ({"max_epochs": -1}, BudgetError, "--max-epochs -1"),
+        ({"params": 0}, ConfigError, "--params 0"),
+        ({"val_fraction": 1.0}, ConfigError, "--val-fraction"),
+        ({"text_column": "body"}, InputFormatError, "no column 'body'"),
+    ],
+)
 def test_bad_options(first150, kw, err, words):
     with pytest.raises(err, match=words) as e:
         estimate([first150], **kw)

@@ -22,7 +22,10 @@ def prepared(tmp_path_factory, sample1400, first150):
 
 def test_shards_decode_to_tiktoken_ids_of_every_text(prepared, sample1400, first150):
     out, summary = prepared
-    texts = pq.read_table(sample1400, columns=["text"])["text"].to_pylist() + pq.read_table(first150, columns=["text"])["text"].to_pylist()
+    texts = (
+        pq.read_table(sample1400, columns=["text"])["text"].to_pylist()
+        + pq.read_table(first150, columns=["text"])["text"].to_pylist()
+    )
     enc = tokenizer.get_encoding()
     docs = pq.read_table(out / "docs.parquet").to_pylist()
     assert len(docs) == len(texts) == summary["docs"]
@@ -65,13 +68,21 @@ def test_manifest_totals_and_token_count_check(prepared):
 
 @pytest.mark.slow
 def test_same_bytes_for_any_workers_and_split_independent_of_order(tmp_path, sample1400, first150):
-    a = prepare([sample1400, first150], tmp_path / "a", options=PrepareOptions(shard_tokens=300_000), workers=1, progress=False)
-    b = prepare([sample1400, first150], tmp_path / "b", options=PrepareOptions(shard_tokens=300_000), workers=3, progress=False)
+    a = prepare(
+        [sample1400, first150], tmp_path / "a", options=PrepareOptions(shard_tokens=300_000), workers=1, progress=False
+    )
+    b = prepare(
+        [sample1400, first150], tmp_path / "b", options=PrepareOptions(shard_tokens=300_000), workers=3, progress=False
+    )
     assert dir_digest(tmp_path / "a") == dir_digest(tmp_path / "b")
     assert a["splits"] == b["splits"]
     prepare([first150, sample1400], tmp_path / "c", options=PrepareOptions(shard_tokens=300_000), progress=False)
+
     def split_of(d):
-        return {(r["key_hash"], r["split"]) for r in pq.read_table(tmp_path / d / "docs.parquet", columns=["key_hash", "split"]).to_pylist()}
+        return {
+            (r["key_hash"], r["split"])
+            for r in pq.read_table(tmp_path / d / "docs.parquet", columns=["key_hash", "split"]).to_pylist()
+        }
 
     assert split_of("a") == split_of("c")
 
@@ -97,7 +108,9 @@ def test_rerun_does_nothing_and_changed_input_is_refused(tmp_path, first150):
 @pytest.mark.slow
 def test_nanogpt_export_is_the_same_stream_with_eot_after(tmp_path, sample1400):
     prepare([sample1400], tmp_path / "fw", options=PrepareOptions(shard_tokens=150_000), progress=False)
-    prepare([sample1400], tmp_path / "ng", options=PrepareOptions(shard_tokens=150_000, format="nanogpt"), progress=False)
+    prepare(
+        [sample1400], tmp_path / "ng", options=PrepareOptions(shard_tokens=150_000, format="nanogpt"), progress=False
+    )
     for split in ("train", "val"):
         fw = [t for f in sorted((tmp_path / "fw").glob(f"{split}_*.bin")) for t in read_llmc_independently(f)]
         ng = np.fromfile(tmp_path / "ng" / f"{split}.bin", dtype="<u2").tolist()
@@ -107,7 +120,9 @@ def test_nanogpt_export_is_the_same_stream_with_eot_after(tmp_path, sample1400):
     texts = pq.read_table(sample1400, columns=["text"])["text"].to_pylist()
     bins = {s: np.fromfile(tmp_path / "ng" / f"{s}.bin", dtype="<u2") for s in ("train", "val")}
     for d in docs[:50] + docs[-50:]:
-        assert bins[d["split"]][d["offset"] : d["offset"] + d["n_tokens"]].tolist() == enc.encode_ordinary(texts[d["source_row"]])
+        assert bins[d["split"]][d["offset"] : d["offset"] + d["n_tokens"]].tolist() == enc.encode_ordinary(
+            texts[d["source_row"]]
+        )
     assert not list((tmp_path / "ng").glob("*_0000*.bin"))  # only train.bin / val.bin
 
 
@@ -144,7 +159,9 @@ def test_cli_json_dash_is_the_summary_alone_on_stdout(first150, tmp_path):
 
     from fwpipe.cli import main
 
-    r = CliRunner().invoke(main, ["prepare", str(first150), "-o", str(tmp_path / "ds"), "--dedup", "none", "--json", "-"])
+    r = CliRunner().invoke(
+        main, ["prepare", str(first150), "-o", str(tmp_path / "ds"), "--dedup", "none", "--json", "-"]
+    )
     assert r.exit_code == 0, r.output
     s = json.loads(r.stdout)
     m = read_manifest(tmp_path / "ds")

@@ -67,7 +67,11 @@ def test_hf_streamed_bytes_are_checked_against_the_hubs_sha256(hub, files, tmp_p
     data = files["b.parquet"].read_bytes()
     hub.put(B, data)
     real_entry = servers.HubServer.entry
-    hub.entry = lambda p: {**real_entry(hub, p), "lfs": {"oid": "0" * 64, "size": len(data), "pointerSize": 134}} if p == B else real_entry(hub, p)
+    hub.entry = lambda p: (
+        {**real_entry(hub, p), "lfs": {"oid": "0" * 64, "size": len(data), "pointerSize": 134}}
+        if p == B
+        else real_entry(hub, p)
+    )
     with pytest.raises(RemoteError, match="sha256"):
         prepare([f"hf://datasets/{REPO}/{B}"], tmp_path / "ds", options=OPTS, progress=False)
 
@@ -81,5 +85,8 @@ def test_hf_missing_file_and_revision_name_the_url(hub):
 
 def test_hf_glob_pinned_to_a_commit_in_the_url(hub, files):
     est = estimate([f"hf://datasets/{REPO}@{hub.commit}/sample/10BT/*.parquet"])
-    assert [f["path"] for f in est["files"]] == [f"hf://datasets/{REPO}@{hub.commit}/{A}", f"hf://datasets/{REPO}@{hub.commit}/{B}"]
+    assert [f["path"] for f in est["files"]] == [
+        f"hf://datasets/{REPO}@{hub.commit}/{A}",
+        f"hf://datasets/{REPO}@{hub.commit}/{B}",
+    ]
     assert est["total"]["docs"] == estimate([files["a.parquet"], files["b.parquet"]])["total"]["docs"]

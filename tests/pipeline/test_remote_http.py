@@ -60,7 +60,13 @@ def test_transient_failures_are_retried_with_a_visible_count(server, files, loca
         {"name": "b.parquet", "drop": True},
     ]
     with caplog.at_level(logging.WARNING, logger="fwpipe.remote"):
-        s = prepare([server.url("a.parquet"), server.url("b.parquet")], tmp_path / "ds", options=OPTS, progress=False, workers=workers)
+        s = prepare(
+            [server.url("a.parquet"), server.url("b.parquet")],
+            tmp_path / "ds",
+            options=OPTS,
+            progress=False,
+            workers=workers,
+        )
     assert server.faults == []
     assert_same_dataset(tmp_path / "ds", local_ref, [server.url("a.parquet"), server.url("b.parquet")])
     assert s["fetched"]["retries"] == 5  # the driver's and the units' wherever they ran
@@ -96,11 +102,15 @@ def test_a_permanent_failure_is_one_line_naming_the_url_without_credentials(serv
 
 
 @pytest.mark.slow
-def test_interrupted_run_resumes_refetching_only_unfinished_work_and_a_changed_file_is_refused(server, files, local_ref, tmp_path):
+def test_interrupted_run_resumes_refetching_only_unfinished_work_and_a_changed_file_is_refused(
+    server, files, local_ref, tmp_path
+):
     urls = [server.url("a.parquet"), server.url("b.parquet")]
     out = tmp_path / "ds"
     # b's footer comes (prepare inspects every input first), then its first row group never does
-    server.faults = [{"name": "b.parquet", "status": 500, "skip": 1}] + [{"name": "b.parquet", "status": 500}] * remote.MAX_RETRIES
+    server.faults = [{"name": "b.parquet", "status": 500, "skip": 1}] + [
+        {"name": "b.parquet", "status": 500}
+    ] * remote.MAX_RETRIES
     with pytest.raises(RemoteError, match="failed 7 times"):
         prepare(urls, out, options=OPTS, progress=False)
     server.faults = []
@@ -144,7 +154,9 @@ def test_estimate_reads_footers_and_token_count_only(server, files):
 
 
 def test_cli_estimate_prints_and_records_fetched_bytes(server, tmp_path):
-    r = CliRunner().invoke(main, ["prepare", server.url("fw.parquet"), "--estimate", "--json", str(tmp_path / "e.json")])
+    r = CliRunner().invoke(
+        main, ["prepare", server.url("fw.parquet"), "--estimate", "--json", str(tmp_path / "e.json")]
+    )
     assert r.exit_code == 0, r.output
     g = json.loads((tmp_path / "e.json").read_text())["fetched"]
     assert f"fetched {size(g['bytes'])} of {size(g['input_bytes'])} remote input ({pct(g['fraction'])})" in r.output
@@ -154,7 +166,16 @@ def test_cli_estimate_prints_and_records_fetched_bytes(server, tmp_path):
 @pytest.mark.slow
 def test_cache_dir_keeps_whole_copies_that_a_rerun_reads_locally(server, files, local_ref, tmp_path):
     urls = [server.url("a.parquet"), server.url("b.parquet")]
-    args = ["--shard-tokens", "100000", "--dedup", "none", "--val-fraction", "0.05", "--cache-dir", str(tmp_path / "cache")]
+    args = [
+        "--shard-tokens",
+        "100000",
+        "--dedup",
+        "none",
+        "--val-fraction",
+        "0.05",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     try:
         r = CliRunner().invoke(main, ["prepare", *urls, "-o", str(tmp_path / "one"), *args])
         assert r.exit_code == 0, r.output
@@ -177,13 +198,20 @@ def test_without_the_remote_extra_a_url_gets_one_line_saying_what_to_install(mon
     monkeypatch.setitem(__import__("sys").modules, "s3fs", None)  # as if not installed: import fails
     r = CliRunner().invoke(main, ["prepare", "s3://bucket/fineweb/*.parquet", "--estimate"])
     assert r.exit_code == 1
-    assert r.output.strip().splitlines() == ["Error: s3://bucket/fineweb/*.parquet: reading s3:// URLs needs s3fs; pip install 'fwpipe[remote]'"]
+    assert r.output.strip().splitlines() == [
+        "Error: s3://bucket/fineweb/*.parquet: reading s3:// URLs needs s3fs; pip install 'fwpipe[remote]'"
+    ]
 
 
 def test_with_a_budget_files_after_the_stopping_point_are_never_streamed(server, files, tmp_path):
     from dataclasses import replace
 
-    s = prepare([server.url("a.parquet"), server.url("b.parquet")], tmp_path / "ds", options=replace(OPTS, budget_tokens=50_000), progress=False)
+    s = prepare(
+        [server.url("a.parquet"), server.url("b.parquet")],
+        tmp_path / "ds",
+        options=replace(OPTS, budget_tokens=50_000),
+        progress=False,
+    )
     assert s["sizing"]["reached"] and s["sizing"]["inputs_unused"] == [server.url("b.parquet")]
     assert server.gets("b.parquet") == 1  # its footer (prepare checks every input first), no row group
 

@@ -42,8 +42,11 @@ def versions(tmp_path_factory, sample1400):
     return v1, v2
 
 
-@pytest.mark.parametrize("etag,modified", [("weak", True), (None, True), ("weak", False), ("strong", True)],
-                         ids=["weak-etag", "last-modified-only", "weak-etag-only", "strong-etag"])  # fmt: skip
+@pytest.mark.parametrize(
+    "etag,modified",
+    [("weak", True), (None, True), ("weak", False), ("strong", True)],
+    ids=["weak-etag", "last-modified-only", "weak-etag-only", "strong-etag"],
+)
 def test_a_file_replaced_mid_prepare_stops_the_run(server, versions, tmp_path, etag, modified):
     v1, v2 = versions
     server.put("a.parquet", v1, etag=etag, modified=modified)
@@ -72,8 +75,25 @@ def test_a_file_with_no_revision_is_refused_unless_cache_dir_holds_a_whole_copy(
     server.faults = [{"name": "a.parquet", "replace": v2, "skip": 1}]
     server.requests.clear()
     try:
-        r = CliRunner().invoke(main, ["prepare", url, "-o", str(tmp_path / "yes"), "--dedup", "none", "--shard-tokens", "100000",
-                                      "--val-fraction", "0.05", "--cache-dir", str(tmp_path / "cache"), "--workers", "2"])  # fmt: skip
+        r = CliRunner().invoke(
+            main,
+            [
+                "prepare",
+                url,
+                "-o",
+                str(tmp_path / "yes"),
+                "--dedup",
+                "none",
+                "--shard-tokens",
+                "100000",
+                "--val-fraction",
+                "0.05",
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--workers",
+                "2",
+            ],
+        )
         assert r.exit_code == 0, r.output
     finally:
         remote.set_cache_dir(None)

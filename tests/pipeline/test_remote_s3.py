@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 
 import pytest
+from moto import server as moto_server  # in the test extra
 
 from fwpipe import remote
 from fwpipe.dataset import read_manifest
@@ -13,8 +14,6 @@ from fwpipe.errors import InputNotFoundError
 from fwpipe.pipeline.estimate import estimate
 from fwpipe.pipeline.prepare import prepare
 from tests.pipeline.remote_helpers import OPTS, assert_same_dataset
-
-from moto import server as moto_server  # in the test extra
 
 
 def _free_port() -> int:
@@ -29,8 +28,12 @@ def s3(remote_files):
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+    env = {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     mp = pytest.MonkeyPatch()
     for k, v in env.items():
         mp.setenv(k, v)

@@ -17,7 +17,19 @@ from tests.corpus import dir_digest
 
 
 def _cmd(inputs, out):
-    return [sys.executable, "-m", "fwpipe.cli", "prepare", *map(str, inputs), "-o", str(out), "--shard-tokens", "30000", "--workers", "2"]
+    return [
+        sys.executable,
+        "-m",
+        "fwpipe.cli",
+        "prepare",
+        *map(str, inputs),
+        "-o",
+        str(out),
+        "--shard-tokens",
+        "30000",
+        "--workers",
+        "2",
+    ]
 
 
 @pytest.mark.slow

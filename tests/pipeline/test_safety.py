@@ -53,10 +53,18 @@ def test_overwrite_after_audit_deletes_only_ours_and_the_workflow_goes_on(tmp_pa
     prepare([first150], out, options=NONE, progress=False)
     audit(out, quality=False)
     assert (out / "clusters.parquet").exists()
-    user = {"notes.txt": b"mine", "train_extra.bin": b"\x01\x02", "notes.tmp": b"x", "val.bin": b"\x00\x00", ".cache.tmp": b"y"}
+    user = {
+        "notes.txt": b"mine",
+        "train_extra.bin": b"\x01\x02",
+        "notes.tmp": b"x",
+        "val.bin": b"\x00\x00",
+        ".cache.tmp": b"y",
+    }
     for name, data in user.items():
         (out / name).write_bytes(data)
-    s = prepare([first150], out, options=PrepareOptions(dedup="none", val_fraction=0.01), overwrite=True, progress=False)
+    s = prepare(
+        [first150], out, options=PrepareOptions(dedup="none", val_fraction=0.01), overwrite=True, progress=False
+    )
     assert s["did_work"] and s["docs"] > 0
     assert not (out / "clusters.parquet").exists()  # audit's output described the old dataset
     assert all((out / n).read_bytes() == d for n, d in user.items())  # user files untouched
@@ -85,7 +93,10 @@ def test_overwrite_keeps_a_users_own_clusters_parquet(tmp_path, first150):
     prepare([first150], out, options=NONE, overwrite=True, progress=False)
     assert not (out / "clusters.parquet").exists()  # ...is removed by the next --overwrite
     # one from before the mark (audit wrote exactly these columns) is still audit's
-    pq.write_table(pa.table({c: [0] for c in ("split", "doc", "shard", "offset", "n_tokens", "cluster", "keep")}), out / "clusters.parquet")
+    pq.write_table(
+        pa.table({c: [0] for c in ("split", "doc", "shard", "offset", "n_tokens", "cluster", "keep")}),
+        out / "clusters.parquet",
+    )
     assert "clusters_file" in audit(out, quality=False)["near_duplicates"]
 
 
@@ -105,7 +116,13 @@ def test_overwrite_refuses_a_user_file_named_like_an_output_and_touches_nothing(
     (out / name).write_bytes(b"user data")
     before = dir_digest(out)
     with pytest.raises(DatasetMismatchError, match=f"{name}: not written by fwpipe"):
-        prepare([first150], out, options=PrepareOptions(dedup="none", val_fraction=0.02, format=fmt), overwrite=True, progress=False)
+        prepare(
+            [first150],
+            out,
+            options=PrepareOptions(dedup="none", val_fraction=0.02, format=fmt),
+            overwrite=True,
+            progress=False,
+        )
     assert dir_digest(out) == before
 
 
@@ -190,7 +207,9 @@ def test_a_manifest_listing_a_path_outside_is_refused(tmp_path, first150):
     m["outputs"].append("../victim.txt")
     (out / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(DatasetMismatchError, match="not a plain file name"):
-        prepare([first150], out, options=PrepareOptions(dedup="none", val_fraction=0.02), overwrite=True, progress=False)
+        prepare(
+            [first150], out, options=PrepareOptions(dedup="none", val_fraction=0.02), overwrite=True, progress=False
+        )
     assert victim.read_text() == "keep me"
 
 
@@ -229,7 +248,9 @@ def test_a_linked_output_name_is_never_deleted_through(tmp_path, first150):
     (out / "docs.parquet").unlink()
     (out / "docs.parquet").symlink_to(victim / "data.bin")
     with pytest.raises(OutputError, match="docs.parquet: is a symbolic link"):
-        prepare([first150], out, options=PrepareOptions(dedup="none", val_fraction=0.02), overwrite=True, progress=False)
+        prepare(
+            [first150], out, options=PrepareOptions(dedup="none", val_fraction=0.02), overwrite=True, progress=False
+        )
     assert (victim / "data.bin").read_bytes() == b"user data" and (out / "docs.parquet").is_symlink()
 
 

@@ -30,10 +30,36 @@ TEXTS = ["The cat sat on the mat.", "Ein Haus am See."]  # keys themselves when 
 
 # key -> blake2b-64 hash, by seed (from the derivation in the module docstring)
 HASH = {
-    0: dict(zip(IDS + TEXTS, [9467573948577880980, 15364825697434298444, 1655676639044164222, 7110329572435401962,
-                              523087529182568191, 7011782625277628546, 6604211358938237669, 14460715557718424070])),
-    7: dict(zip(IDS + TEXTS, [4780961507253569865, 5244870262205339749, 15425845716854920908, 4527345828928945840,
-                              5361977343382706412, 11770460564323549182, 9150868298640840415, 8960977130524153380])),
+    0: dict(
+        zip(
+            IDS + TEXTS,
+            [
+                9467573948577880980,
+                15364825697434298444,
+                1655676639044164222,
+                7110329572435401962,
+                523087529182568191,
+                7011782625277628546,
+                6604211358938237669,
+                14460715557718424070,
+            ],
+        )
+    ),
+    7: dict(
+        zip(
+            IDS + TEXTS,
+            [
+                4780961507253569865,
+                5244870262205339749,
+                15425845716854920908,
+                4527345828928945840,
+                5361977343382706412,
+                11770460564323549182,
+                9150868298640840415,
+                8960977130524153380,
+            ],
+        )
+    ),
 }
 # the split of each key, by (seed, val_fraction): h < 2**63 (0.5) or h < 2**62 (0.25) is val
 SPLIT = {
@@ -48,8 +74,23 @@ def _prepare(tmp_path, table: pa.Table, seed: int, val_fraction: float) -> dict[
     src = tmp_path / f"in_{seed}_{val_fraction}_{table.num_columns}.parquet"
     pq.write_table(table, src)
     out = tmp_path / f"ds_{seed}_{val_fraction}_{table.num_columns}"
-    r = CliRunner().invoke(main, ["prepare", str(src), "-o", str(out), "--seed", str(seed), "--val-fraction", str(val_fraction),
-                                  "--dedup", "none", "--workers", "1"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "prepare",
+            str(src),
+            "-o",
+            str(out),
+            "--seed",
+            str(seed),
+            "--val-fraction",
+            str(val_fraction),
+            "--dedup",
+            "none",
+            "--workers",
+            "1",
+        ],
+    )
     assert r.exit_code == 0, r.output
     rows = pq.read_table(out / "docs.parquet").to_pylist()
     key = "id" if "id" in table.column_names else None

@@ -27,7 +27,13 @@ def rows(sample1400, first150):
     ids = a["id"] + [None] * len(b["text"]) + [f"piece-{k}" for k in range(len(pieces))]
     tcs = [None] * len(a["text"]) + b["token_count"] + [None] * len(pieces)
     urls = a["url"] + [None] * len(b["text"]) + [f"https://example.org/{k}" for k in range(len(pieces))]
-    for at, (text, id_) in {5: (None, "null-text"), 6: ("", "empty-text"), 7: (None, None), 205: ("", None), 300: (None, 12345)}.items():
+    for at, (text, id_) in {
+        5: (None, "null-text"),
+        6: ("", "empty-text"),
+        7: (None, None),
+        205: ("", None),
+        300: (None, 12345),
+    }.items():
         texts[at], ids[at] = text, id_
     texts[8] = texts[8][:500] + f" see {EOT_TEXT} here " + texts[8][500:]
     return texts, ids, tcs, urls
@@ -47,13 +53,19 @@ def _assert_same(got, want):
 @pytest.mark.parametrize(
     "case",
     [
-        dict(seed=0, threshold=val_threshold(0.3), cursors=(-1, -1), forced_val=frozenset(), max_doc_tokens=100_000_000),
-        dict(seed=7, threshold=val_threshold(0.0), cursors=(-1, -1), forced_val=frozenset({3, 11}), max_doc_tokens=2_000),
+        dict(
+            seed=0, threshold=val_threshold(0.3), cursors=(-1, -1), forced_val=frozenset(), max_doc_tokens=100_000_000
+        ),
+        dict(
+            seed=7, threshold=val_threshold(0.0), cursors=(-1, -1), forced_val=frozenset({3, 11}), max_doc_tokens=2_000
+        ),
         dict(seed=1, threshold=val_threshold(0.5), cursors=(40, 25), forced_val=frozenset(), max_doc_tokens=500),
     ],
 )
 @pytest.mark.parametrize("chunk_rows", [64, 1000])
-@pytest.mark.parametrize("arrow", [False, True], ids=["lists", "arrow"])  # texts, ids and urls as Python lists or as a unit reads them
+@pytest.mark.parametrize(
+    "arrow", [False, True], ids=["lists", "arrow"]
+)  # texts, ids and urls as Python lists or as a unit reads them
 def test_encode_chunk_equals_its_twin_on_real_rows(rows, case, chunk_rows, arrow):
     texts, ids, tcs, urls = rows
     n_too_long = n_ok = n_placeholder = 0
@@ -63,7 +75,9 @@ def test_encode_chunk_equals_its_twin_on_real_rows(rows, case, chunk_rows, arrow
         kw = dict(case, file_index=2, row0=lo + 10, gpos0=lo)
         if arrow:  # read_batches gives an integer id as its decimal text
             id_array = pa.array([None if i is None else str(i) for i in ids[sl]], pa.string())
-            got = encode_chunk(pa.array(texts[sl], pa.string()), id_array, tcs[sl], pa.array(urls[sl], pa.string()), **kw)
+            got = encode_chunk(
+                pa.array(texts[sl], pa.string()), id_array, tcs[sl], pa.array(urls[sl], pa.string()), **kw
+            )
         else:
             got = encode_chunk(*args, **kw)
         want = encode_chunk_ref(*args, **kw)
@@ -78,7 +92,16 @@ def test_encode_chunk_equals_its_twin_on_real_rows(rows, case, chunk_rows, arrow
 
 def test_the_text_endoftext_inside_a_document_stays_plain_text(rows):
     texts, ids, tcs, urls = rows
-    kw = dict(file_index=0, row0=0, gpos0=0, seed=0, threshold=0, cursors=(-1, -1), forced_val=frozenset(), max_doc_tokens=10**8)
+    kw = dict(
+        file_index=0,
+        row0=0,
+        gpos0=0,
+        seed=0,
+        threshold=0,
+        cursors=(-1, -1),
+        forced_val=frozenset(),
+        max_doc_tokens=10**8,
+    )
     train, val = encode_chunk(texts[:64], ids[:64], tcs[:64], urls[:64], **kw)
     assert EOT_TEXT in texts[8] and len(val.gpos) == 0
     # one EOT id per document, before it: the text <|endoftext|> in document 8 is not one

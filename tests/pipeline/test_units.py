@@ -28,25 +28,34 @@ def _source(rows_per_group: list[int], nbytes: int = 1000) -> Source:
 def test_units_come_from_parquet_metadata_alone():
     a, b = _source([100] * 5), _source([40, 0, 40])
     assert plan_units([a, b], unit_rows=250) == [
-        Unit(0, 0, 0, 300, 0), Unit(1, 0, 300, 500, 0),  # whole row groups: 300 rows, then the rest
+        Unit(0, 0, 0, 300, 0),
+        Unit(1, 0, 300, 500, 0),  # whole row groups: 300 rows, then the rest
         Unit(2, 1, 0, 80, 500),  # the second file's row 0 is global row 500
-    ]  # fmt: skip
+    ]
     # the byte cap closes a unit too: 100 rows of a 1000-byte, 500-row file are 200 bytes
     assert [u.row_end for u in plan_units([a], unit_rows=10**6, unit_bytes=150)] == [100, 200, 300, 400, 500]
     assert plan_units([_source([])]) == []  # an input without rows has no unit
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("options", [
-    PrepareOptions(shard_tokens=60_000, val_fraction=0.05, dedup="none", budget_tokens=1_500_000),
-    PrepareOptions(shard_tokens=60_000, val_fraction=0.05, dedup="near", format="nanogpt"),
-], ids=["none-budget", "near-nanogpt"])  # fmt: skip
+@pytest.mark.parametrize(
+    "options",
+    [
+        PrepareOptions(shard_tokens=60_000, val_fraction=0.05, dedup="none", budget_tokens=1_500_000),
+        PrepareOptions(shard_tokens=60_000, val_fraction=0.05, dedup="near", format="nanogpt"),
+    ],
+    ids=["none-budget", "near-nanogpt"],
+)
 def test_same_bytes_inline_on_processes_and_for_any_unit_size(tmp_path, small_groups, first150, options):
     files = [first150, small_groups]
     assert len(plan_units([inputs.inspect(f, "text") for f in files], unit_rows=1)) == 15  # one unit per row group
     prepare(files, tmp_path / "ref", options=options, workers=1, progress=False)  # two units, inline
     ref = dir_digest(tmp_path / "ref")
-    for name, kw in {"procs": dict(workers=2), "small": dict(workers=2, unit_rows=1), "mid": dict(workers=1, unit_rows=250)}.items():
+    for name, kw in {
+        "procs": dict(workers=2),
+        "small": dict(workers=2, unit_rows=1),
+        "mid": dict(workers=1, unit_rows=250),
+    }.items():
         prepare(files, tmp_path / name, options=options, progress=False, **kw)
         assert dir_digest(tmp_path / name) == ref, name
 
@@ -93,7 +102,9 @@ def test_a_one_unit_dataset_starts_no_process_pool(tmp_path, monkeypatch, first1
     s = prepare([first150], tmp_path / "one", options=PrepareOptions(dedup="near"), workers=4, progress=False)
     assert s["docs"] == 150 and s["workers"] == 1
     with pytest.raises(AssertionError, match="process pool"):  # two units do start one
-        prepare([first150, sample1400], tmp_path / "two", options=PrepareOptions(dedup="none"), workers=4, progress=False)
+        prepare(
+            [first150, sample1400], tmp_path / "two", options=PrepareOptions(dedup="none"), workers=4, progress=False
+        )
 
 
 def test_a_budget_starts_no_unit_past_the_one_that_reaches_it(tmp_path, monkeypatch, small_groups):
@@ -105,8 +116,14 @@ def test_a_budget_starts_no_unit_past_the_one_that_reaches_it(tmp_path, monkeypa
         return real(task)
 
     monkeypatch.setattr(passes, "run_unit", spy)
-    s = prepare([small_groups], tmp_path / "b", options=PrepareOptions(dedup="none", budget_tokens=1_000_000), workers=1, unit_rows=1,
-                progress=False)  # fmt: skip
+    s = prepare(
+        [small_groups],
+        tmp_path / "b",
+        options=PrepareOptions(dedup="none", budget_tokens=1_000_000),
+        workers=1,
+        unit_rows=1,
+        progress=False,
+    )
     used = s["sizing"]["inputs_used"][0]["rows"]  # rows up to the stopping document
     assert s["sizing"]["reached"] and used < 1400
     assert started == list(range((used - 1) // 100 + 1))  # units of 100 rows, in order, through the stop's
@@ -145,8 +162,12 @@ def test_workers_never_exceed_the_units_nor_two_a_core(tmp_path, first150, sampl
     import os
 
     with caplog.at_level(logging.WARNING, logger="fwpipe.executors"):
-        s = prepare([first150, sample1400], tmp_path / "d", options=PrepareOptions(dedup="none"), workers=128, progress=False)
+        s = prepare(
+            [first150, sample1400], tmp_path / "d", options=PrepareOptions(dedup="none"), workers=128, progress=False
+        )
     n_units = len(plan_units([inputs.inspect(f, "text") for f in (first150, sample1400)]))
     assert s["workers"] == min(n_units, 2 * os.cpu_count()) < 128  # was: 128 forked processes for 2 units
     assert any("--workers 128: running" in r.getMessage() for r in caplog.records)
-    assert executors.cap_workers(10**6) == 2 * os.cpu_count() and executors.cap_workers(3, units=100) == min(3, 2 * os.cpu_count())
+    assert executors.cap_workers(10**6) == 2 * os.cpu_count() and executors.cap_workers(3, units=100) == min(
+        3, 2 * os.cpu_count()
+    )

@@ -14,16 +14,31 @@ from fwpipe.pipeline.split import TRAIN, VAL
 from fwpipe.pipeline.tokenize import EMAIL_PLACEHOLDERS, EMPTY_TEXT, NULL_TEXT, OK, TOO_LONG, ChunkRows
 from fwpipe.tokenizer import EOT, get_encoding
 
-_FIELDS = ("gpos", "source_row", "status", "n_tokens", "n_bytes", "key_hash", "fineweb_token_count", "placeholder", "ids", "urls")
+_FIELDS = (
+    "gpos",
+    "source_row",
+    "status",
+    "n_tokens",
+    "n_bytes",
+    "key_hash",
+    "fineweb_token_count",
+    "placeholder",
+    "ids",
+    "urls",
+)
 
 
 def key_hash_ref(key: str, seed: int) -> int:
     """The split hash from its definition (tests/pipeline/test_split.py pins its values)."""
-    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8, key=seed.to_bytes(8, "little")).digest()
+    digest = hashlib.blake2b(
+        key.encode("utf-8", "surrogatepass"), digest_size=8, key=seed.to_bytes(8, "little")
+    ).digest()
     return int.from_bytes(digest, "little")
 
 
-def encode_chunk_ref(texts, ids, token_counts, urls, *, file_index, row0, gpos0, seed, threshold, cursors, forced_val, max_doc_tokens):
+def encode_chunk_ref(
+    texts, ids, token_counts, urls, *, file_index, row0, gpos0, seed, threshold, cursors, forced_val, max_doc_tokens
+):
     enc = get_encoding()
     cols = ({k: [] for k in _FIELDS}, {k: [] for k in _FIELDS})
     pieces = ([], [])

@@ -180,7 +180,9 @@ def test_quality_units_same_bytes_for_any_worker_count(first150, tmp_path, monke
     assert pool.units_run == len(aq.units(corpus))  # the pool measured every unit
     assert out["inline"] == out["pool"]
     t = pl.read_parquet(tmp_path / "pool.parquet")
-    assert t["doc"].to_list() == list(range(corpus.split_docs["train"][1])) + list(range(corpus.n_docs - corpus.n_train))
+    assert t["doc"].to_list() == list(range(corpus.split_docs["train"][1])) + list(
+        range(corpus.n_docs - corpus.n_train)
+    )
 
 
 def test_guarded_word_pattern_equals_the_plain_one(first150):

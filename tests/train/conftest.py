@@ -7,19 +7,30 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import torch  # noqa: E402  (the README's test command installs it; a missing torch must fail, not skip)
 
 from fwpipe.dataset import shard_name
 from fwpipe.shards import write_shard
 from fwpipe.tokenizer import EOT, encode
 from fwpipe.train.config import load_config
 
-import torch  # noqa: E402  (the README's test command installs it; a missing torch must fail, not skip)
-
 torch.set_num_threads(2)  # the CI machine has 2 cores; also keeps float sums in one order
 
 # A really tiny GPT: 2 layers, 2 heads, 64 wide, 64 tokens of context, 8 x 64 = 512 tokens/iter.
-TINY = {"n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 64, "batch_size": 8, "grad_accum": 1,
-        "lr": 1e-2, "min_lr": 1e-3, "warmup_iters": 10, "log_interval": 1, "eval_interval": 25, "eval_iters": 2}
+TINY = {
+    "n_layer": 2,
+    "n_head": 2,
+    "n_embd": 64,
+    "block_size": 64,
+    "batch_size": 8,
+    "grad_accum": 1,
+    "lr": 1e-2,
+    "min_lr": 1e-3,
+    "warmup_iters": 10,
+    "log_interval": 1,
+    "eval_interval": 25,
+    "eval_iters": 2,
+}
 
 
 def tiny_config(**extra):

@@ -10,8 +10,26 @@ from click.testing import CliRunner
 
 from fwpipe.cli import main
 
-TINY = ["--config", "tiny-cpu", "--device", "cpu", "--set", "n_layer=1", "--set", "n_embd=32", "--set", "n_head=2",
-        "--set", "block_size=32", "--set", "batch_size=4", "--set", "eval_interval=3", "--set", "eval_iters=1"]
+TINY = [
+    "--config",
+    "tiny-cpu",
+    "--device",
+    "cpu",
+    "--set",
+    "n_layer=1",
+    "--set",
+    "n_embd=32",
+    "--set",
+    "n_head=2",
+    "--set",
+    "block_size=32",
+    "--set",
+    "batch_size=4",
+    "--set",
+    "eval_interval=3",
+    "--set",
+    "eval_iters=1",
+]
 
 
 def cli(*args):
@@ -33,8 +51,18 @@ def test_help_does_not_import_torch():
 
 
 def test_dry_run_prints_and_writes_the_plan(tmp_path, tiny_data):
-    r = cli("train", tiny_data, "--budget-tokens", "1e5", "--dry-run", "--json", tmp_path / "plan.json",
-            "--out", tmp_path / "run", *TINY)
+    r = cli(
+        "train",
+        tiny_data,
+        "--budget-tokens",
+        "1e5",
+        "--dry-run",
+        "--json",
+        tmp_path / "plan.json",
+        "--out",
+        tmp_path / "run",
+        *TINY,
+    )
     assert r.exit_code == 0, r.output
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert plan["iterations"] == 782 and plan["tokens_per_iter"] == 128  # ceil(1e5 / (4 * 1 * 32))
@@ -82,12 +110,26 @@ def test_resume_without_checkpoint(tiny_data, tmp_path):
 
 def test_device_that_is_not_there(tiny_data, tmp_path):
     missing = "mps" if torch.cuda.is_available() else "cuda"
-    assert_error(cli("train", tiny_data, "--budget-tokens", "1e5", "--out", tmp_path, *TINY, "--device", missing), f"--device {missing}")
+    assert_error(
+        cli("train", tiny_data, "--budget-tokens", "1e5", "--out", tmp_path, *TINY, "--device", missing),
+        f"--device {missing}",
+    )
 
 
 def test_too_many_epochs_refused_after_the_plan(tiny_data, tmp_path):
     # the plan first (stdout), then the refusal as the one Error line (stderr), exit 1
-    r = cli("train", tiny_data, "--budget-tokens", "2e7", "--out", tmp_path, "--dry-run", "--json", tmp_path / "plan.json", *TINY)
+    r = cli(
+        "train",
+        tiny_data,
+        "--budget-tokens",
+        "2e7",
+        "--out",
+        tmp_path,
+        "--dry-run",
+        "--json",
+        tmp_path / "plan.json",
+        *TINY,
+    )
     assert r.exit_code == 1, r.output
     assert r.stdout.startswith("plan: tiny-cpu") and "  epochs      " in r.stdout and "wasted" in r.stdout, r.stdout
     err = r.stderr.strip().splitlines()
@@ -97,7 +139,9 @@ def test_too_many_epochs_refused_after_the_plan(tiny_data, tmp_path):
     # --json -: the JSON alone on stdout, refusal included; the Error line on stderr
     r = cli("train", tiny_data, "--budget-tokens", "2e7", "--out", tmp_path / "run", "--dry-run", "--json", "-", *TINY)
     assert r.exit_code == 1 and json.loads(r.stdout)["refusal"]["hint"] and r.stderr.startswith("Error: ")
-    r = cli("train", tiny_data, "--budget-tokens", "2e7", "--out", tmp_path / "run", "--dry-run", "--allow-repeats", *TINY)
+    r = cli(
+        "train", tiny_data, "--budget-tokens", "2e7", "--out", tmp_path / "run", "--dry-run", "--allow-repeats", *TINY
+    )
     assert r.exit_code == 0 and "WARNING" in r.output
 
 
@@ -107,17 +151,44 @@ def test_missing_torch_is_a_hint(monkeypatch, tiny_data):
 
 
 def test_json_dash_puts_the_plan_alone_on_stdout(tiny_data, tmp_path):
-    r = CliRunner().invoke(main, ["train", str(tiny_data), "--budget-tokens", "1e5", "--dry-run", "--json", "-",
-                                  "--out", str(tmp_path / "run"), *map(str, TINY)])  # fmt: skip
+    r = CliRunner().invoke(
+        main,
+        [
+            "train",
+            str(tiny_data),
+            "--budget-tokens",
+            "1e5",
+            "--dry-run",
+            "--json",
+            "-",
+            "--out",
+            str(tmp_path / "run"),
+            *map(str, TINY),
+        ],
+    )
     assert r.exit_code == 0, r.output
     plan = json.loads(r.stdout)  # nothing else on stdout
     assert plan["iterations"] == 782 and plan["unique_tokens"] > 0
 
 
 def test_data_flag_still_works_with_one_deprecation_line(tiny_data, tmp_path):
-    r = CliRunner().invoke(main, ["train", "--data", str(tiny_data), "--budget-tokens", "1e5", "--dry-run", "--out", str(tmp_path / "run"),
-                                  *map(str, TINY)])  # fmt: skip
+    r = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--data",
+            str(tiny_data),
+            "--budget-tokens",
+            "1e5",
+            "--dry-run",
+            "--out",
+            str(tmp_path / "run"),
+            *map(str, TINY),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert r.stderr.count("--data is deprecated") == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "782 iterations" in r.stdout
-    assert_error(cli("train", tmp_path / "other", "--data", tiny_data, "--budget-tokens", "1e5", *TINY), "dataset is given twice")
+    assert_error(
+        cli("train", tmp_path / "other", "--data", tiny_data, "--budget-tokens", "1e5", *TINY), "dataset is given twice"
+    )

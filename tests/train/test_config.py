@@ -6,7 +6,6 @@ from fwpipe.errors import ConfigError, InputNotFoundError
 from fwpipe.train.config import PACKAGE_CONFIGS, TrainConfig, from_dict, load_config, to_dict, to_toml
 
 
-
 def test_one_copy_of_the_presets_found_by_name_from_any_directory(tmp_path, monkeypatch):
     """The presets live in the package only (fwpipe/configs/); a file or directory in the working
     directory named like a preset does not shadow it unless it is a TOML file given by path."""
@@ -22,7 +21,15 @@ def test_seed_preset_by_bare_name():
     m = cfg.model
     assert (m.n_layer, m.n_head, m.n_embd, m.block_size, m.dropout, m.bias) == (12, 12, 384, 1024, 0.1, False)
     assert (cfg.batch_size, cfg.grad_accum, cfg.tokens_per_iter) == (16, 32, 524_288)
-    assert (cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.beta1, cfg.beta2, cfg.weight_decay, cfg.compile) == (1e-3, 1e-4, 500, 0.9, 0.99, 0.1, True)
+    assert (cfg.lr, cfg.min_lr, cfg.warmup_iters, cfg.beta1, cfg.beta2, cfg.weight_decay, cfg.compile) == (
+        1e-3,
+        1e-4,
+        500,
+        0.9,
+        0.99,
+        0.1,
+        True,
+    )
     assert load_config(PACKAGE_CONFIGS / "rtx4070-40m.toml") == cfg
     assert load_config("gpt2-124m").model.n_embd == 768
 

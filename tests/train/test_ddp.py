@@ -61,8 +61,21 @@ def _torchrun(args: list[str], cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     env.pop("RANK", None), env.pop("WORLD_SIZE", None), env.pop("LOCAL_RANK", None)
     # --standalone: a rendezvous on a free local port; its own session so that cleanup reaches every rank
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "fwpipe", "train", *args]
-    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "fwpipe",
+        "train",
+        *args,
+    ]
+    return subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 240) -> tuple[int, str]:
@@ -110,8 +123,24 @@ def setup(tmp_path_factory, tiny_data, fineweb_texts):
 def test_two_ranks_log_the_one_rank_losses(setup, tiny_data):
     root, budget, ref = setup
     out = root / "two"
-    rc, text = _finish(_torchrun([str(tiny_data), "--config", str(root / "tiny.toml"), "--budget-tokens", str(budget), "--hellaswag", str(root / "hellaswag.jsonl"),
-                                  "--out", str(out), "--device", "cpu"], root))
+    rc, text = _finish(
+        _torchrun(
+            [
+                str(tiny_data),
+                "--config",
+                str(root / "tiny.toml"),
+                "--budget-tokens",
+                str(budget),
+                "--hellaswag",
+                str(root / "hellaswag.jsonl"),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ],
+            root,
+        )
+    )
     assert rc == 0, text[-3000:]
     assert text.count("processes   2") == 1  # the plan says so, printed by rank 0 alone
     assert text.count("eval iter 5:") == 1
@@ -123,7 +152,19 @@ def test_two_ranks_log_the_one_rank_losses(setup, tiny_data):
 def test_killed_rank_stops_the_run_and_resume_recovers(setup, tiny_data):
     root, budget, ref = setup
     out = root / "killed"
-    args = [str(tiny_data), "--config", str(root / "tiny.toml"), "--budget-tokens", str(budget), "--hellaswag", str(root / "hellaswag.jsonl"), "--out", str(out), "--device", "cpu"]
+    args = [
+        str(tiny_data),
+        "--config",
+        str(root / "tiny.toml"),
+        "--budget-tokens",
+        str(budget),
+        "--hellaswag",
+        str(root / "hellaswag.jsonl"),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
     proc = _torchrun(args, root)
     try:
         deadline = time.monotonic() + 120
@@ -187,8 +228,24 @@ def test_indivisible_accumulation_is_one_cli_line(tmp_path, tiny_data):
     from fwpipe.cli import main
 
     env = {"WORLD_SIZE": "3", "RANK": "0", "LOCAL_RANK": "0"}  # what torchrun --nproc_per_node 3 sets for rank 0
-    r = CliRunner().invoke(main, ["train", str(tiny_data), "--config", "tiny-cpu", "--budget-tokens", "1e5",
-                                  "--set", "grad_accum=4", "--out", str(tmp_path / "run"), "--device", "cpu"], env=env)
+    r = CliRunner().invoke(
+        main,
+        [
+            "train",
+            str(tiny_data),
+            "--config",
+            "tiny-cpu",
+            "--budget-tokens",
+            "1e5",
+            "--set",
+            "grad_accum=4",
+            "--out",
+            str(tmp_path / "run"),
+            "--device",
+            "cpu",
+        ],
+        env=env,
+    )
     assert r.exit_code == 1
     assert r.output.startswith("Error: grad_accum=4 does not divide over 3 processes") and r.output.count("\n") == 1
     assert not (tmp_path / "run").exists()
@@ -206,12 +263,30 @@ def test_two_ranks_with_muon_log_the_one_rank_losses(setup, tiny_data):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train(plan_run(tiny_data, budget, cfg, out=root / "modern-ref", device="cpu", hellaswag=root / "hellaswag.jsonl"))
+        train(
+            plan_run(tiny_data, budget, cfg, out=root / "modern-ref", device="cpu", hellaswag=root / "hellaswag.jsonl")
+        )
     finally:
         torch.set_num_threads(threads)
     out = root / "modern-two"
-    rc, text = _finish(_torchrun([str(tiny_data), "--config", str(root / "modern.toml"), "--budget-tokens", str(budget),
-                                  "--hellaswag", str(root / "hellaswag.jsonl"), "--out", str(out), "--device", "cpu"], root))
+    rc, text = _finish(
+        _torchrun(
+            [
+                str(tiny_data),
+                "--config",
+                str(root / "modern.toml"),
+                "--budget-tokens",
+                str(budget),
+                "--hellaswag",
+                str(root / "hellaswag.jsonl"),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ],
+            root,
+        )
+    )
     assert rc == 0, text[-3000:]
     assert "recipe modern" in text
     _assert_same(_metrics(out), _metrics(root / "modern-ref"))

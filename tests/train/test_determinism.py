@@ -71,8 +71,13 @@ def test_two_processes_log_the_same_losses(tmp_path, tiny_data):
     outs = []
     for name, seed, junk in (("a", "1", "1"), ("b", "4242", "3,1000003,77,65537")):
         env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
-        subprocess.run([sys.executable, "-c", _RUN, str(tiny_data), str(tmp_path / name), junk, str(ROOT)],
-                       check=True, env=env, cwd=tmp_path, timeout=300)
+        subprocess.run(
+            [sys.executable, "-c", _RUN, str(tiny_data), str(tmp_path / name), junk, str(ROOT)],
+            check=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=300,
+        )
         rows = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
         outs.append([(r["iter"], r["loss"].hex(), r["grad_norm"].hex()) for r in rows if r["kind"] == "train"])
     assert len(outs[0]) == 6 and outs[0] == outs[1]

@@ -27,9 +27,22 @@ def write_examples(path, texts: list[str], n: int, labels: list[int] | None = No
         words = texts[i].split()
         ctx, own = " ".join(words[:20]), " ".join(words[20:28])
         others = [" ".join(texts[i + 50 + k].split()[20:28]) for k in range(3)]
-        lines.append(json.dumps({"ind": i, "activity_label": "FineWeb", "ctx_a": ctx, "ctx_b": "", "ctx": ctx,
-                                 "split": "val", "split_type": "indomain", "endings": [own, *others],
-                                 "label": labels[i] if labels else 0, "source_id": f"fineweb-{i}"}))
+        lines.append(
+            json.dumps(
+                {
+                    "ind": i,
+                    "activity_label": "FineWeb",
+                    "ctx_a": ctx,
+                    "ctx_b": "",
+                    "ctx": ctx,
+                    "split": "val",
+                    "split_type": "indomain",
+                    "endings": [own, *others],
+                    "label": labels[i] if labels else 0,
+                    "source_id": f"fineweb-{i}",
+                }
+            )
+        )
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -48,7 +61,7 @@ def loop_losses(model, ex: hs.Example) -> list[float]:
         end = encode(" " + ending).tolist()
         nll = []
         for j, tok in enumerate(end):
-            prefix = (ctx + end[:j])[-model.config.block_size:]
+            prefix = (ctx + end[:j])[-model.config.block_size :]
             with torch.no_grad():
                 logits, _ = model(torch.tensor([prefix]))  # the last position's logits
             nll.append(-F.log_softmax(logits[0, -1].double(), -1)[tok].item())
@@ -66,8 +79,15 @@ def test_choice_is_the_lowest_loss_of_a_plain_loop_and_counts_are_right(tmp_path
         assert got == pytest.approx(want, rel=1e-4)
     # labels set so that exactly the even examples are answered right by this model
     best = [min(range(4), key=lambda k: ls[k]) for ls in losses]
-    labelled = [hs.Example(ex.ctx, ex.endings, b if i % 2 == 0 else (b + 1) % 4) for i, (ex, b) in enumerate(zip(examples, best))]
-    assert hs.evaluate(model, labelled, "cpu") == {"hellaswag_acc_norm": 0.5, "hellaswag_correct": 2, "hellaswag_total": 4}
+    labelled = [
+        hs.Example(ex.ctx, ex.endings, b if i % 2 == 0 else (b + 1) % 4)
+        for i, (ex, b) in enumerate(zip(examples, best))
+    ]
+    assert hs.evaluate(model, labelled, "cpu") == {
+        "hellaswag_acc_norm": 0.5,
+        "hellaswag_correct": 2,
+        "hellaswag_total": 4,
+    }
 
 
 @pytest.mark.slow
@@ -87,12 +107,15 @@ def test_long_context_keeps_the_ending(model):
     assert torch.isfinite(hs.ending_losses(model, ex, "cpu")).all()
 
 
-@pytest.mark.parametrize("line, what", [
-    ('{"ctx": "a", "endings": ["x", "y", "z"], "label": 0}', '"endings" is not a list of 4'),
-    ('{"ctx": "a", "endings": ["x", "y", "z", "w"], "label": 4}', '"label" is not 0, 1, 2 or 3'),
-    ('{"endings": ["x", "y", "z", "w"], "label": 1}', '"ctx" is missing'),
-    ("not json", "not a JSON object"),
-])
+@pytest.mark.parametrize(
+    "line, what",
+    [
+        ('{"ctx": "a", "endings": ["x", "y", "z"], "label": 0}', '"endings" is not a list of 4'),
+        ('{"ctx": "a", "endings": ["x", "y", "z", "w"], "label": 4}', '"label" is not 0, 1, 2 or 3'),
+        ('{"endings": ["x", "y", "z", "w"], "label": 1}', '"ctx" is missing'),
+        ("not json", "not a JSON object"),
+    ],
+)
 def test_bad_lines_are_named(tmp_path, line, what):
     good = '{"ctx": "a", "endings": ["x", "y", "z", "w"], "label": 2}'
     path = tmp_path / "h.jsonl"
@@ -121,6 +144,9 @@ def test_train_logs_acc_norm_and_eval_command_agrees(tmp_path, tiny_data, finewe
     # the command scores last.pt / best.pt, the weights of that same last eval
     r = CliRunner().invoke(main, ["eval", str(tmp_path / "run"), "--hellaswag", str(path), "--device", "cpu"])
     assert r.exit_code == 0, r.output
-    assert r.output.strip() == f"hellaswag acc_norm {pct(last['hellaswag_acc_norm'])} ({last['hellaswag_correct']}/5) on {path}"
+    assert (
+        r.output.strip()
+        == f"hellaswag acc_norm {pct(last['hellaswag_acc_norm'])} ({last['hellaswag_correct']}/5) on {path}"
+    )
     r = CliRunner().invoke(main, ["eval", str(tmp_path / "run"), "--hellaswag", str(tmp_path / "nope.jsonl")])
     assert r.exit_code == 1 and r.output.count("\n") == 1 and "Error: " in r.output

@@ -13,12 +13,15 @@ from .test_cli import TINY, assert_error, cli
 from .test_safety import BUDGET, done_run  # noqa: F401 - the fixture: one finished tiny run
 
 
-@pytest.mark.parametrize("damage,want", [
-    ("plan a list", "plan.json: not a plan (a JSON list"),
-    ("plan not utf-8", "plan.json: not JSON"),
-    ("loss a string", "'loss' is \"abc\", not a number"),
-    ("metrics not utf-8", "metrics.jsonl: not UTF-8"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "damage,want",
+    [
+        ("plan a list", "plan.json: not a plan (a JSON list"),
+        ("plan not utf-8", "plan.json: not JSON"),
+        ("loss a string", "'loss' is \"abc\", not a number"),
+        ("metrics not utf-8", "metrics.jsonl: not UTF-8"),
+    ],
+)
 def test_report_on_a_damaged_run_is_one_line(tmp_path, done_run, damage, want):  # noqa: F811
     run = shutil.copytree(done_run, tmp_path / "run")
     if damage == "plan a list":

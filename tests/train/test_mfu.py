@@ -3,20 +3,23 @@ import pytest
 from fwpipe.train.mfu import mfu, peak_tflops
 
 
-@pytest.mark.parametrize("name,peak", [
-    ("NVIDIA GeForce RTX 4070", 58.3),
-    ("NVIDIA GeForce RTX 4070 Ti", 80.2),
-    ("NVIDIA GeForce RTX 4070 SUPER", 71.0),
-    ("NVIDIA GeForce RTX 4090", 165.2),
-    ("NVIDIA GeForce RTX 3060", 25.6),
-    ("NVIDIA A100-SXM4-80GB", 312.0),
-    ("NVIDIA A10", 125.0),
-    ("NVIDIA H100 80GB HBM3", 989.0),
-    ("NVIDIA H100 PCIe", 756.0),
-    ("NVIDIA H200", 989.0),
-    ("NVIDIA L4", 121.0),
-    ("NVIDIA L40S", 362.0),
-])
+@pytest.mark.parametrize(
+    "name,peak",
+    [
+        ("NVIDIA GeForce RTX 4070", 58.3),
+        ("NVIDIA GeForce RTX 4070 Ti", 80.2),
+        ("NVIDIA GeForce RTX 4070 SUPER", 71.0),
+        ("NVIDIA GeForce RTX 4090", 165.2),
+        ("NVIDIA GeForce RTX 3060", 25.6),
+        ("NVIDIA A100-SXM4-80GB", 312.0),
+        ("NVIDIA A10", 125.0),
+        ("NVIDIA H100 80GB HBM3", 989.0),
+        ("NVIDIA H100 PCIe", 756.0),
+        ("NVIDIA H200", 989.0),
+        ("NVIDIA L4", 121.0),
+        ("NVIDIA L40S", 362.0),
+    ],
+)
 def test_peak_by_device_name(name, peak):
     assert peak_tflops(name) == peak
 

@@ -24,10 +24,13 @@ def test_seed_config_is_40_56m_like_nanogpt():
     assert param_counts(m)[1] == 40_560_000  # 12 * (12 * 384^2 + 2 * 384) + 50304 * 384 + 384
 
 
-@pytest.mark.parametrize("cfg", [
-    ModelConfig(n_layer=2, n_head=2, n_embd=64, block_size=64, bias=False),
-    ModelConfig(n_layer=3, n_head=4, n_embd=96, block_size=32, vocab_size=50257, bias=True, dropout=0.1),
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        ModelConfig(n_layer=2, n_head=2, n_embd=64, block_size=64, bias=False),
+        ModelConfig(n_layer=3, n_head=4, n_embd=96, block_size=32, vocab_size=50257, bias=True, dropout=0.1),
+    ],
+)
 def test_model_matches_the_arithmetic(cfg):
     model = GPT(cfg)
     assert (model.get_num_params(non_embedding=False), model.get_num_params()) == param_counts(cfg)

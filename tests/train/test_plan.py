@@ -19,7 +19,9 @@ def test_seed_plan_by_hand():
     assert p["tokens_per_iter"] == 16 * 32 * 1024 == 524_288
     assert p["iterations"] == math.ceil(7.6e9 / 524_288) == 14_496
     assert p["epochs"] == pytest.approx(3.8)
-    assert p["effective_tokens"] == pytest.approx(7.12e9, rel=1e-3)  # the README's table: 2.0B unique -> 7.12B effective
+    assert p["effective_tokens"] == pytest.approx(
+        7.12e9, rel=1e-3
+    )  # the README's table: 2.0B unique -> 7.12B effective
     assert p["tokens_per_param"] == pytest.approx(187.4, rel=1e-3)  # ~187 vs Chinchilla's 20
     # C = 6 N D = 1.85e18 FLOPs -> ~124M params on ~2.5B tokens at Chinchilla's 20 tokens/param
     assert p["compute_flops"] == pytest.approx(1.8495e18, rel=1e-4)
@@ -32,7 +34,9 @@ def test_seed_plan_by_hand():
     rows = {r["row"]: r for r in p["what_if"]}
     assert rows["as is"]["epochs"] == pytest.approx(3.8) and rows["4x unique data"]["epochs"] == pytest.approx(0.95)
     assert rows["compute-optimal model for the same compute"]["params"] == pytest.approx(p["optimal_params"])
-    assert p["flops_per_token"] == 299_983_104  # 6 x 40.56M + 12 x 12 layers x 12 heads x 32 x 1024 (nanoGPT's estimate_mfu)
+    assert (
+        p["flops_per_token"] == 299_983_104
+    )  # 6 x 40.56M + 12 x 12 layers x 12 heads x 32 x 1024 (nanoGPT's estimate_mfu)
     assert p["warnings"] == []
     text = "\n".join(format_plan(p))
     assert "14,496 iterations" in text and "40.56M" in text
@@ -49,7 +53,10 @@ def test_more_than_16_epochs_refuses_unless_allowed():
     with pytest.raises(BudgetError) as e:
         make_plan(cfg, SEED_BUDGET, 300_000_000)
     assert "25.3 epochs" in e.value.message and "--allow-repeats" in e.value.hint
-    assert e.value.plan["epochs"] == pytest.approx(25.33, abs=0.01) and e.value.plan["refusal"]["message"] == e.value.message
+    assert (
+        e.value.plan["epochs"] == pytest.approx(25.33, abs=0.01)
+        and e.value.plan["refusal"]["message"] == e.value.message
+    )
     p = make_plan(cfg, SEED_BUDGET, 300_000_000, allow_repeats=True)
     assert p["verdict"] == "wasted" and p["warnings"]
 
@@ -62,7 +69,9 @@ def test_budget_smaller_than_one_iteration():
 
 def test_memory_estimate_against_device():
     cfg = load_config("rtx4070-40m")
-    p = make_plan(cfg, SEED_BUDGET, 2 * 10**9, device={"name": "RTX 4070", "memory_bytes": 12 * 2**30, "precision": "bf16"})
+    p = make_plan(
+        cfg, SEED_BUDGET, 2 * 10**9, device={"name": "RTX 4070", "memory_bytes": 12 * 2**30, "precision": "bf16"}
+    )
     mem = p["memory"]
     assert mem["weights"] + mem["grads"] + mem["optimizer"] == 16 * p["params_total"]
     assert 4 * 2**30 < mem["total"] < 12 * 2**30  # the seed's run fits a 12 GB card

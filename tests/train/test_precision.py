@@ -70,8 +70,9 @@ def test_compile_failure_falls_back_to_eager_with_one_warning(tmp_path, tiny_dat
         _, events, losses = _run(tmp_path, "fallback", tiny_data, dtype="fp32", compile=True)
     warnings = [e["text"] for e in events if e["kind"] == "message" and e.get("level") == "warning"]
     assert warnings == ["torch.compile failed (inductor: no C++ compiler found); continuing uncompiled"]
-    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == \
-        ["torch.compile failed, training uncompiled: inductor: no C++ compiler found"]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        "torch.compile failed, training uncompiled: inductor: no C++ compiler found"
+    ]
     assert losses == fp32  # the run went on, eagerly, exactly as a run without compile
     assert json.loads((tmp_path / "fallback" / "plan.json").read_text())["config"]["compile"] is True
 

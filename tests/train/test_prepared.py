@@ -46,13 +46,18 @@ KILLED_RUN = textwrap.dedent("""
 @pytest.mark.slow
 def test_kill_9_then_resume(tiny_data, tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    proc = subprocess.run([sys.executable, "-c", KILLED_RUN, str(tiny_data), str(tmp_path / "killed")], cwd=root, capture_output=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, str(tiny_data), str(tmp_path / "killed")], cwd=root, capture_output=True
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     cfg = tiny_config(**SMALL, dropout=0.1)
     train(plan_run(tiny_data, 8 * cfg.tokens_per_iter, cfg, out=tmp_path / "whole", device="cpu"))
     train(plan_run(tiny_data, None, None, out=tmp_path / "killed", device="cpu", resume=True))
 
     def lines(d):
-        return [(r["kind"], r["iter"], r.get("loss"), r.get("val_loss")) for r in map(json.loads, (d / "metrics.jsonl").read_text().splitlines())]
+        return [
+            (r["kind"], r["iter"], r.get("loss"), r.get("val_loss"))
+            for r in map(json.loads, (d / "metrics.jsonl").read_text().splitlines())
+        ]
 
     assert lines(tmp_path / "killed") == lines(tmp_path / "whole")

@@ -15,8 +15,15 @@ from fwpipe.train.recipe import build_optimizers, param_groups, set_lrs, wsd_sca
 
 from .conftest import tiny_config
 
-MODERN_PARTS = {"pos_emb": "rotary", "norm": "rmsnorm", "qk_norm": True, "mlp": "relu2", "tie_embeddings": False,
-                "zero_init_proj": True, "logit_softcap": 30.0}
+MODERN_PARTS = {
+    "pos_emb": "rotary",
+    "norm": "rmsnorm",
+    "qk_norm": True,
+    "mlp": "relu2",
+    "tie_embeddings": False,
+    "zero_init_proj": True,
+    "logit_softcap": 30.0,
+}
 
 
 def test_recipe_goes_under_the_preset():
@@ -26,8 +33,13 @@ def test_recipe_goes_under_the_preset():
     assert cfg.lr == 3e-3 and cfg.model.n_embd == 128  # the preset's own keys still win
     assert load_config("tiny-cpu", ["recipe=modern", "qk_norm=false"]).model.qk_norm is False  # each part ablates
     old = load_config("tiny-cpu")  # presets stay nanogpt: existing runs and checkpoints unchanged
-    assert (old.recipe, old.optimizer, old.schedule, old.model.pos_emb, old.model.tie_embeddings) == \
-        ("nanogpt", "adamw", "cosine", "learned", True)  # fmt: skip
+    assert (old.recipe, old.optimizer, old.schedule, old.model.pos_emb, old.model.tie_embeddings) == (
+        "nanogpt",
+        "adamw",
+        "cosine",
+        "learned",
+        True,
+    )
     for name in ("tiny-cpu-modern", "rtx4070-40m-modern", "gpt2-124m-modern"):
         c = load_config(name)
         assert c.recipe == "modern" and c.optimizer == "muon" and c.model.pos_emb == "rotary", name
@@ -67,7 +79,7 @@ def test_modern_parts_do_what_they_say():
     rot = model.transformer.h[0].attn.rotary
     q, k = torch.randn(1, 1, 1, 32).expand(1, 1, 64, 32), torch.randn(1, 1, 1, 32).expand(1, 1, 64, 32)
     rq, rk = rot(q.contiguous()), rot(k.contiguous())
-    s = (rq[0, 0] @ rk[0, 0].T)  # (64, 64) scores between every pair of positions
+    s = rq[0, 0] @ rk[0, 0].T  # (64, 64) scores between every pair of positions
     assert torch.allclose(s[10, 3], s[15, 8], atol=1e-5) and not torch.allclose(s[10, 3], s[10, 8], atol=1e-3)
 
 
@@ -82,8 +94,11 @@ def test_every_parameter_in_exactly_one_group(recipe, tied):
     assert sorted(seen) == sorted(id(p) for p in model.parameters()) and len(seen) == len(set(seen))
     if recipe == "modern":
         by = {g.name: {n for n, _ in g.params} for g in groups}
-        assert by["muon"] == {f"transformer.h.{i}.{n}.weight" for i in range(2)
-                              for n in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")}
+        assert by["muon"] == {
+            f"transformer.h.{i}.{n}.weight"
+            for i in range(2)
+            for n in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+        }
         assert by["embed"] == {"transformer.wte.weight"} and by["head"] == (set() if tied else {"lm_head.weight"})
         assert all(p.dim() == 1 for g in groups if g.name == "scalar" for _, p in g.params) and by["scalar"]
         opts = build_optimizers(model, cfg, "cpu")
@@ -95,7 +110,9 @@ def test_wsd_values_at_chosen_steps():
     # 100 iterations, warmup 10, cool-down over the last 40% (iterations 60..99)
     want = {0: 0.1, 4: 0.5, 9: 1.0, 10: 1.0, 59: 1.0, 60: 1.0, 70: 0.75, 80: 0.5, 90: 0.25, 99: 0.025, 100: 0.0}
     assert {it: wsd_scale(it, 10, 0.4, 100) for it in want} == pytest.approx(want)
-    cfg = load_config("tiny-cpu", ["recipe=modern", "warmup_iters=10", "muon_lr=0.02", "embed_lr=0.05", "head_lr=0.002", "lr=0.001"])
+    cfg = load_config(
+        "tiny-cpu", ["recipe=modern", "warmup_iters=10", "muon_lr=0.02", "embed_lr=0.05", "head_lr=0.002", "lr=0.001"]
+    )
     opts = build_optimizers(GPT(ModelConfig(n_layer=1, n_head=2, n_embd=32, block_size=32, **MODERN_PARTS)), cfg, "cpu")
     assert set_lrs(opts, 80, cfg, 100) == pytest.approx(0.0005)  # each group at half its own lr
     lrs = {g["name"]: g["lr"] for o in opts.values() for g in o.param_groups}
@@ -109,7 +126,9 @@ def test_plan_memory_knows_muon_and_the_new_parts():
     total_b = param_counts(mo.model)[0]
     muon = 12 * 12 * 768 * 768  # the blocks' matrices: one momentum float each instead of two
     assert b["optimizer"] == 4 * (muon + 2 * (total_b - muon)) + 4 * 4 * 4 * 768 * 768
-    assert b["weights"] - a["weights"] == 4 * (50304 * 768 - 1024 * 768 - 25 * 768)  # + untied head, - wpe, - norm weights
+    assert b["weights"] - a["weights"] == 4 * (
+        50304 * 768 - 1024 * 768 - 25 * 768
+    )  # + untied head, - wpe, - norm weights
     assert b["activations"] > a["activations"]  # RoPE / QK-norm copies of q, k and ReLU^2's relu(h)
 
 
@@ -129,8 +148,16 @@ def test_modern_resume_is_exact_also_after_a_crash_inside_a_checkpoint_write(tmp
     from fwpipe.train import checkpoint
     from fwpipe.train.loop import plan_run, train
 
-    cfg = tiny_config(recipe="modern", n_embd=32, block_size=32, batch_size=4, eval_interval=4, warmup_iters=3,
-                      cooldown_frac=0.5, dropout=0.1)  # dropout: the RNG must come back too
+    cfg = tiny_config(
+        recipe="modern",
+        n_embd=32,
+        block_size=32,
+        batch_size=4,
+        eval_interval=4,
+        warmup_iters=3,
+        cooldown_frac=0.5,
+        dropout=0.1,
+    )  # dropout: the RNG must come back too
     budget = 12 * cfg.tokens_per_iter
     train(plan_run(tiny_data, budget, cfg, out=tmp_path / "a", device="cpu"))
 
@@ -156,7 +183,9 @@ def test_modern_resume_is_exact_also_after_a_crash_inside_a_checkpoint_write(tmp
     train(plan_run(tiny_data, None, None, out=tmp_path / "b", device="cpu", resume=True))
     a, b = _read(tmp_path / "a"), _read(tmp_path / "b")
     strip = ("tokens_per_s", "mfu", "eta_s")
-    assert [{k: v for k, v in r.items() if k not in strip} for r in a] == [{k: v for k, v in r.items() if k not in strip} for r in b]
+    assert [{k: v for k, v in r.items() if k not in strip} for r in a] == [
+        {k: v for k, v in r.items() if k not in strip} for r in b
+    ]
     assert a[-1]["kind"] == "eval" and a[-1]["val_loss"] < a[0]["val_loss"] - 0.5  # it learned something
 
 
@@ -178,7 +207,10 @@ def test_gpu_check_cpu_path(tmp_path, tiny_data):
     finally:
         sys.path.remove(str(bench))
     done, record = gpu_check.cpu_checks(tiny_data, tmp_path)
-    assert record["plans"]["gpt2-124m-modern"]["recipe"] == "modern" and record["plans"]["gpt2-124m"]["recipe"] == "nanogpt"
+    assert (
+        record["plans"]["gpt2-124m-modern"]["recipe"] == "modern"
+        and record["plans"]["gpt2-124m"]["recipe"] == "nanogpt"
+    )
     assert record["plans"]["gpt2-124m-modern"]["params_total"] == param_counts(load_config("gpt2-124m-modern").model)[0]
     assert record["cpu_loss_run"]["falls"], done
     assert any("rtx4070-40m ran 3 CPU steps" in line for line in done)
@@ -224,10 +256,15 @@ def test_kill_9_at_two_points_then_resume_logs_the_same_losses(tmp_path, tiny_da
                 proc.kill()
         return proc
 
-    assert run_until(["--config", str(tmp_path / "c.toml"), "--budget-tokens", str(budget)], 5).returncode == -signal.SIGKILL
+    assert (
+        run_until(["--config", str(tmp_path / "c.toml"), "--budget-tokens", str(budget)], 5).returncode
+        == -signal.SIGKILL
+    )
     assert run_until(["--resume"], 11).returncode == -signal.SIGKILL  # killed, not finished
     last = subprocess.run(base + ["--resume"], env=env, capture_output=True, text=True, timeout=240)
     assert last.returncode == 0, last.stderr[-2000:]
     strip = ("tokens_per_s", "mfu", "eta_s")
     a, b = _read(tmp_path / "a"), _read(tmp_path / "b")
-    assert [{k: v for k, v in r.items() if k not in strip} for r in a] == [{k: v for k, v in r.items() if k not in strip} for r in b]
+    assert [{k: v for k, v in r.items() if k not in strip} for r in a] == [
+        {k: v for k, v in r.items() if k not in strip} for r in b
+    ]

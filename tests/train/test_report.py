@@ -50,7 +50,9 @@ def test_loss_figure_log_tokens_epochs_plateau(run_dir):
     assert ax.get_xscale() == "log"
     assert [a.get_xlabel() for a in ax.child_axes] == ["epochs"]  # the secondary axis on top
     labels = ax.get_legend_handles_labels()[1]
-    assert "train step loss as logged (dropout 0.1)" in labels and "train loss at evals (eval mode, no dropout)" in labels
+    assert (
+        "train step loss as logged (dropout 0.1)" in labels and "train loss at evals (eval mode, no dropout)" in labels
+    )
     boundaries = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
     last = max(r["tokens"] for r in recs if r.get("kind") == "train")
     assert len(boundaries) == last // tpe >= 2
@@ -67,7 +69,10 @@ def test_report_command_and_page_in_chromium(run_dir, tmp_path):
     page = run_dir / REPORT_HTML
     assert res.output.strip() == f"wrote {page}"
     dom = dump_dom(page, tmp_path)
-    cards = dict((sec, lvl) for lvl, sec in re.findall(r'<div class="card verdict-(\w+)".*?<span class="sec">([\w ]+)</span>', dom))
+    cards = dict(
+        (sec, lvl)
+        for lvl, sec in re.findall(r'<div class="card verdict-(\w+)".*?<span class="sec">([\w ]+)</span>', dom)
+    )
     assert cards["plateau"] == "warn" and cards["val loss"] == "info"
     assert '<table class="plan">' in dom and '<table class="advice">' in dom
     assert "verdict:" in dom and "score = estimated val-loss excess" in dom  # fwpipe.diagnosis's ranked causes
@@ -82,7 +87,11 @@ def test_report_refuses_a_directory_that_is_not_a_run(tmp_path):
     (other / "notes.txt").write_text("mine")
     res = CliRunner().invoke(main, ["report", str(other)])
     assert res.exit_code == 1
-    assert res.output.startswith("Error: ") and "not a fwpipe training run" in res.output and len(res.output.strip().splitlines()) == 1
+    assert (
+        res.output.startswith("Error: ")
+        and "not a fwpipe training run" in res.output
+        and len(res.output.strip().splitlines()) == 1
+    )
     assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
 
 
@@ -91,8 +100,10 @@ def test_loss_figure_shows_hellaswag_on_its_own_axis():
     import matplotlib.pyplot as plt
 
     records = [{"kind": "train", "tokens": t, "loss": 8 - t / 1e4} for t in (1000, 2000, 4000, 8000)]
-    records += [{"kind": "eval", "tokens": t, "val_loss": 8 - t / 1e4, "train_loss": 8 - t / 1e4, "hellaswag_acc_norm": a}
-                for t, a in ((2000, 0.24), (8000, 0.31))]
+    records += [
+        {"kind": "eval", "tokens": t, "val_loss": 8 - t / 1e4, "train_loss": 8 - t / 1e4, "hellaswag_acc_norm": a}
+        for t, a in ((2000, 0.24), (8000, 0.31))
+    ]
     fig = loss_figure(records, tokens_per_epoch=5000)
     try:
         right = [a for a in fig.axes if "HellaSwag" in a.get_ylabel()]

@@ -138,9 +138,13 @@ def test_a_damaged_checkpoint_is_one_error_line(tmp_path, tiny_data, done_run, d
     (run / "last.pt").write_bytes(bad)
     (run / "best.pt").write_bytes(bad)
     before = {p.name: p.read_bytes() for p in run.iterdir()}
-    assert_error(cli("sample", run / "last.pt", "--device", "cpu", "--tokens", 3), "last.pt", "not a readable checkpoint")
+    assert_error(
+        cli("sample", run / "last.pt", "--device", "cpu", "--tokens", 3), "last.pt", "not a readable checkpoint"
+    )
     assert_error(cli("sample", run, "--device", "cpu", "--tokens", 3), "best.pt", "not a readable checkpoint")
-    assert_error(cli("train", tiny_data, "--out", run, "--resume", "--device", "cpu"), "last.pt", "not a readable checkpoint")
+    assert_error(
+        cli("train", tiny_data, "--out", run, "--resume", "--device", "cpu"), "last.pt", "not a readable checkpoint"
+    )
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
 
 
@@ -150,7 +154,9 @@ def test_a_torch_file_that_is_not_a_checkpoint_is_one_error_line(tmp_path, tiny_
     assert_error(cli("sample", run / "last.pt", "--device", "cpu"), "not a fwpipe checkpoint", "Tensor")
     good = torch.load(done_run / "last.pt", weights_only=True)
     torch.save({k: v for k, v in good.items() if k != "optimizer"}, run / "last.pt")
-    assert_error(cli("train", tiny_data, "--out", run, "--resume", "--device", "cpu"), "not a fwpipe checkpoint", "optimizer")
+    assert_error(
+        cli("train", tiny_data, "--out", run, "--resume", "--device", "cpu"), "not a fwpipe checkpoint", "optimizer"
+    )
     torch.save({**good, "iter": "6"}, run / "last.pt")
     assert_error(cli("train", tiny_data, "--out", run, "--resume", "--device", "cpu"), "iter is a str")
     torch.save({**good, "config": {**good["config"], "beta1": 2.0}}, run / "last.pt")
@@ -176,7 +182,9 @@ def test_sample_without_a_checkpoint_says_what_sample_needs(tmp_path):
 # ------------------------------------------------------------------- the run directory is ours
 
 
-@pytest.mark.parametrize("name", ["metrics.jsonl", "plan.json", "config.toml", "loss.png", "best.pt", "run.json", ".last.pt.tmp"])
+@pytest.mark.parametrize(
+    "name", ["metrics.jsonl", "plan.json", "config.toml", "loss.png", "best.pt", "run.json", ".last.pt.tmp"]
+)
 def test_a_link_among_the_run_files_is_refused_and_its_target_untouched(tmp_path, tiny_data, name):
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
@@ -225,10 +233,16 @@ def test_out_that_is_a_file_or_holds_other_files_is_refused(tmp_path, tiny_data)
     (mine / "thesis.tex").write_text("mine")
     (mine / "metrics.jsonl").write_text("my own metrics\n")
     for extra in ([], ["--resume"]):
-        assert_error(cli("train", tiny_data, "--budget-tokens", BUDGET, "--out", mine, *TINY, *extra), "thesis.tex", "not a fwpipe training run")
+        assert_error(
+            cli("train", tiny_data, "--budget-tokens", BUDGET, "--out", mine, *TINY, *extra),
+            "thesis.tex",
+            "not a fwpipe training run",
+        )
     assert sorted(os.listdir(mine)) == ["metrics.jsonl", "thesis.tex"]
     assert (mine / "metrics.jsonl").read_text() == "my own metrics\n"
-    assert_error(cli("train", tiny_data, "--budget-tokens", BUDGET, "--out", tiny_data, *TINY), "not a fwpipe training run")
+    assert_error(
+        cli("train", tiny_data, "--budget-tokens", BUDGET, "--out", tiny_data, *TINY), "not a fwpipe training run"
+    )
     assert not (tiny_data / "run.json").exists()  # the dataset itself is not a run directory
 
 
@@ -241,17 +255,34 @@ def test_a_run_directory_is_marked_as_fwpipe_s(done_run):
 @pytest.mark.slow
 def test_two_trains_never_write_one_run_directory(tmp_path, tiny_data):
     out = tmp_path / "run"
-    args = ["train", str(tiny_data), "--budget-tokens", str(1000 * 128), "--out", str(out),
-            *TINY, "--set", "log_interval=1", "--set", "eval_interval=1000"]  # fmt: skip
-    first = subprocess.Popen([sys.executable, "-m", "fwpipe.cli", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    args = [
+        "train",
+        str(tiny_data),
+        "--budget-tokens",
+        str(1000 * 128),
+        "--out",
+        str(out),
+        *TINY,
+        "--set",
+        "log_interval=1",
+        "--set",
+        "eval_interval=1000",
+    ]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "fwpipe.cli", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.time() + 60
         while not ((out / "metrics.jsonl").exists() and '"train"' in (out / "metrics.jsonl").read_text()):
-            assert first.poll() is None and time.time() < deadline, first.stderr.read().decode() if first.poll() is not None else "timeout"
+            assert first.poll() is None and time.time() < deadline, (
+                first.stderr.read().decode() if first.poll() is not None else "timeout"
+            )
             time.sleep(0.1)
         plan = (out / "plan.json").read_bytes()
         assert_error(cli("train", *args[1:]), "another fwpipe train is writing this run directory")
-        assert_error(cli("train", tiny_data, "--budget-tokens", 2000 * 128, "--out", out, *TINY), "another fwpipe train")
+        assert_error(
+            cli("train", tiny_data, "--budget-tokens", 2000 * 128, "--out", out, *TINY), "another fwpipe train"
+        )
         assert first.poll() is None and (out / "plan.json").read_bytes() == plan
         time.sleep(0.5)
         iters = [r["iter"] for r in metrics(out) if r["kind"] == "train"]
@@ -353,6 +384,7 @@ def test_a_full_disk_while_saving_a_checkpoint_keeps_the_last_one(tmp_path, tiny
 
     def fill_up(e):
         if e["kind"] == "train" and e["iter"] == 4:  # the disk fills after the iteration-3 checkpoint
+
             def full_open(file, mode="r", *a, **k):
                 if not isinstance(file, int) and str(file).startswith(str(out)) and "w" in mode:
                     return io.BufferedWriter(Full(file, "wb"))
@@ -360,7 +392,13 @@ def test_a_full_disk_while_saving_a_checkpoint_keeps_the_last_one(tmp_path, tiny
 
             monkeypatch.setattr(builtins, "open", full_open)
             # atomic.py opens its temp files itself (O_NOFOLLOW), so the full disk must reach it too
-            monkeypatch.setattr(atomic, "open_new", lambda path: io.BufferedWriter(Full(path, "wb")) if str(path).startswith(str(out)) else real_open_new(path))
+            monkeypatch.setattr(
+                atomic,
+                "open_new",
+                lambda path: (
+                    io.BufferedWriter(Full(path, "wb")) if str(path).startswith(str(out)) else real_open_new(path)
+                ),
+            )
 
     with pytest.raises(OutputError, match="No space left on device") as e:
         train(plan_run(tiny_data, BUDGET, cfg, out=out, device="cpu"), fill_up)
@@ -373,9 +411,25 @@ def test_a_full_disk_while_saving_a_checkpoint_keeps_the_last_one(tmp_path, tiny
 # ----------------------------------------------------------- config values and a diverged run
 
 
-@pytest.mark.parametrize("item", ["beta1=2", "beta2=1", "seed=-1", "seed=1e30", "seed=9223372036854775808", "weight_decay=nan",
-                                  "weight_decay=-0.1", "lr=inf", "min_lr=nan", "grad_clip=nan", "dropout=1", "n_layer=inf",
-                                  "warmup_iters=nan", "plateau_threshold=inf"])  # fmt: skip
+@pytest.mark.parametrize(
+    "item",
+    [
+        "beta1=2",
+        "beta2=1",
+        "seed=-1",
+        "seed=1e30",
+        "seed=9223372036854775808",
+        "weight_decay=nan",
+        "weight_decay=-0.1",
+        "lr=inf",
+        "min_lr=nan",
+        "grad_clip=nan",
+        "dropout=1",
+        "n_layer=inf",
+        "warmup_iters=nan",
+        "plateau_threshold=inf",
+    ],
+)
 def test_out_of_range_config_values_stop_even_a_dry_run(tmp_path, tiny_data, item):
     key = item.split("=")[0]
     r = cli("train", tiny_data, "--budget-tokens", BUDGET, "--out", tmp_path / "run", "--dry-run", *TINY, "--set", item)
@@ -386,7 +440,9 @@ def test_out_of_range_config_values_stop_even_a_dry_run(tmp_path, tiny_data, ite
 def test_non_finite_values_in_a_toml_config_are_refused(tmp_path, tiny_data):
     toml = tmp_path / "nan.toml"
     toml.write_text("weight_decay = nan\n")
-    assert_error(cli("train", tiny_data, "--budget-tokens", BUDGET, "--config", toml, "--dry-run"), "weight_decay=nan", "finite")
+    assert_error(
+        cli("train", tiny_data, "--budget-tokens", BUDGET, "--config", toml, "--dry-run"), "weight_decay=nan", "finite"
+    )
 
 
 def test_a_large_seed_is_kept_exactly():
@@ -398,8 +454,27 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_the_last_finite_checkpoin
     """lr 1e11 in a linear warmup over 1e9 iterations: lr grows 100 per iteration, and the loss
     turns NaN after a few (at iteration 6 on the reference machine)."""
     out = tmp_path / "run"
-    r = cli("train", tiny_data, "--budget-tokens", 30 * 128, "--out", out, *TINY, "--set", "lr=1e11", "--set", "min_lr=0",
-            "--set", "warmup_iters=1000000000", "--set", "grad_clip=0", "--set", "eval_interval=2", "--set", "log_interval=1")  # fmt: skip
+    r = cli(
+        "train",
+        tiny_data,
+        "--budget-tokens",
+        30 * 128,
+        "--out",
+        out,
+        *TINY,
+        "--set",
+        "lr=1e11",
+        "--set",
+        "min_lr=0",
+        "--set",
+        "warmup_iters=1000000000",
+        "--set",
+        "grad_clip=0",
+        "--set",
+        "eval_interval=2",
+        "--set",
+        "log_interval=1",
+    )
     assert_stopped(r, "training diverged at iteration", "last finite state")
     assert "best val" not in r.output and "done:" not in r.output
     bad_iter = int(r.output.split("diverged at iteration ")[1].split(":")[0])
@@ -416,9 +491,16 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_the_last_finite_checkpoin
 def test_resume_refuses_another_config_and_accepts_its_own(tmp_path, tiny_data, done_run):
     run = copy_run(done_run, tmp_path / "run")
     r = cli("train", tiny_data, "--out", run, "--resume", "--device", "cpu", "--config", "tiny-cpu")
-    assert_error(r, "--config tiny-cpu differs from the config of the run being resumed", f"resume with --out {run} and no --config")
+    assert_error(
+        r,
+        "--config tiny-cpu differs from the config of the run being resumed",
+        f"resume with --out {run} and no --config",
+    )
     other = tmp_path / "other.toml"
     other.write_text((run / "config.toml").read_text().replace("seed = 1337", "seed = 7"))
-    assert_error(cli("train", tiny_data, "--out", run, "--resume", "--device", "cpu", "--config", other), "seed 7 vs the run's 1337")
+    assert_error(
+        cli("train", tiny_data, "--out", run, "--resume", "--device", "cpu", "--config", other),
+        "seed 7 vs the run's 1337",
+    )
     r = cli("train", tiny_data, "--out", run, "--resume", "--device", "cpu", "--config", run / "config.toml")
     assert r.exit_code == 0 and "done: 6/6" in r.output, r.output

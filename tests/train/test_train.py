@@ -49,7 +49,9 @@ def test_outputs_and_metrics_lines(trained):
     assert all(r["mfu"] is None and r["tokens_per_s"] > 0 for r in steps)  # CPU: tokens/s only
     # epoch accounting: tokens over the loader's tokens per epoch
     windows = run.plan["unique_tokens"] // 64
-    assert steps[-1]["epoch"] == pytest.approx(40 * 8 / ((run.dataset.split("train").stream_tokens - 1) // 64), rel=1e-9)
+    assert steps[-1]["epoch"] == pytest.approx(
+        40 * 8 / ((run.dataset.split("train").stream_tokens - 1) // 64), rel=1e-9
+    )
     assert 0 < steps[-1]["epoch"] < 1 and windows > 0
     assert steps[-1]["tokens"] == 40 * 512
     assert steps[0]["lr"] < steps[9]["lr"] and 1e-3 <= steps[-1]["lr"] < 1.1e-3  # warmup, then cosine down to the floor
