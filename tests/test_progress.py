@@ -64,10 +64,11 @@ def test_run_clock_counts_from_the_start_or_the_resume():
 
 
 def test_prepare_piped_writes_plain_progress_lines(tmp_path, first150, monkeypatch, capfd):
-    from fwpipe.pipeline import prepare as prep
+    from fwpipe.pipeline import passes
+    from fwpipe.pipeline.prepare import prepare
 
-    monkeypatch.setattr(prep, "PIPED_EVERY_S", 0.0)  # every update, so that a small input shows some
-    prep.prepare([first150], tmp_path / "out", workers=1)
+    monkeypatch.setattr(passes, "PIPED_EVERY_S", 0.0)  # every update, so that a small input shows some
+    prepare([first150], tmp_path / "out", workers=1)
     err = capfd.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.startswith("prepare: ")]
     assert lines and "\r" not in err and "\x1b" not in err, err

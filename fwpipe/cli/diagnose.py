@@ -16,19 +16,16 @@ from typing import Any
 import click
 import numpy as np
 
-from fwpipe import diagnosis, fmt
+from fwpipe import diagnosis
+from fwpipe.cli.common import (
+    CONTEXT,
+    TOKENS,
+    SuggestingCommand,
+    budget_option,
+    json_option,
+    params_option,
+)
 from fwpipe.errors import ConfigError, InputFormatError
-
-
-def parse_count(value: str | float, what: str) -> float:
-    """7.6e9, 7.6B, 100M, 40M, 2.5k (fwpipe.fmt.parse_count) -> a positive number; ConfigError else."""
-    try:
-        v = fmt.parse_count(str(value).replace(",", ""))
-    except ValueError:
-        v = math.nan
-    if not (v > 0) or math.isinf(v):
-        raise ConfigError(f"{what} {value!r} is not a positive number", f"write e.g. {what} 40M, 0.3B or 7.6e9")
-    return v
 
 
 def _unigram_entropy(counts: np.ndarray) -> float | None:
@@ -157,27 +154,22 @@ def gather(
     return diagnosis.Inputs(evals=evals, train=train, **kw)
 
 
-@click.command("diagnose", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.command("diagnose", cls=SuggestingCommand, context_settings=CONTEXT)
 @click.argument("source", metavar="RUN_OR_LOG", required=False)
 @click.argument("dataset", metavar="[DATASET]", required=False)
 @click.option(
     "--config", default=None, metavar="NAME|TOML", help="The log's config: model size, tokens/iter, eval_iters."
 )
-@click.option("--params", default=None, metavar="N", help="Model parameters without position embeddings, e.g. 40M.")
-@click.option("--tokens-per-iter", default=None, metavar="N", help="Tokens per iteration, e.g. 524288.")
+@params_option
+@click.option("--tokens-per-iter", type=TOKENS, default=None, help="Tokens per iteration, e.g. 524288 or 512k.")
 @click.option(
     "--unique-tokens",
+    type=TOKENS,
     default=None,
-    metavar="N",
     help="Unique train tokens (one epoch) when no DATASET is at hand, e.g. 0.3B.",
 )
-@click.option(
-    "--budget-tokens",
-    default=None,
-    metavar="N",
-    help="The run's planned tokens, e.g. 7.6B (a log: defaults to where it stopped).",
-)
-@click.option("--eval-tokens", default=None, metavar="N", help="Tokens per val estimate (eval_iters x batch x block).")
+@budget_option("the run's planned tokens (a log: defaults to where it stopped).")
+@click.option("--eval-tokens", type=TOKENS, default=None, help="Tokens per val estimate (eval_iters x batch x block).")
 @click.option("--no-leakage", is_flag=True, help="Skip the val-vs-train leakage check of DATASET.")
 @click.option(
     "--probe",
@@ -193,13 +185,7 @@ def gather(
     default=None,
     help="With --probe: iterations per branch (default 2% of the run, at most 200).",
 )
-@click.option(
-    "--json",
-    "json_path",
-    default=None,
-    metavar="PATH|-",
-    help="Also write the diagnosis as JSON ('-' for stdout only).",
-)
+@json_option("the diagnosis")
 def diagnose_command(
     source,
     dataset,
@@ -227,7 +213,7 @@ def diagnose_command(
     from fwpipe.cli.common import summary as _summary
 
     num = {
-        k: (parse_count(v, "--" + k.replace("_", "-")) if v is not None else None)
+        k: v
         for k, v in (
             ("params", params),
             ("tokens_per_iter", tokens_per_iter),
