@@ -334,7 +334,14 @@ def format_text(result: dict[str, Any]) -> list[str]:
     cs = result["causes"]
     top = cs[0]
     margin = top["score"] - cs[1]["score"] if len(cs) > 1 else top["score"]
-    lines = [f"verdict: {result['verdict']} (score {top['score']:.3f} nats, {margin:.3f} ahead of {cs[1]['name']})"]
+    if top["score"] > 0:
+        lines = [f"verdict: {result['verdict']} (score {top['score']:.3f} nats, {margin:.3f} ahead of {cs[1]['name']})"]
+    else:  # nothing scores: say why instead of a verdict that its own line contradicts
+        n = result["inputs"].get("n_evals", 0)
+        lines = [
+            f"verdict: {result['verdict']} by default: no cause scores above 0 nats "
+            f"({n} evals; a slope per doubling needs 3 past iteration 0: evaluate more often, or train longer)"
+        ]
     for c in cs:
         ch = c["expected_loss_change"]
         eff = f"; expected loss change {ch:+.3f}" if ch else ""
