@@ -165,7 +165,7 @@ def warm() -> None:
     """Load what every unit needs (the language model, the tokenizer, the numba kernels) in this
     process: called before a local pool forks, its workers start with them loaded (~1 CPU-second
     each otherwise)."""
-    lang._fasttext()
+    lang.fasttext_model()
     get_encoding()
     measure("Warm up. The n-gram kernels load from numba's cache once.", QualityConfig())
 

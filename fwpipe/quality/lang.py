@@ -19,6 +19,12 @@ _NOT_UPPER = bytes(c for c in range(128) if not 65 <= c <= 90)  # bytes.translat
 _NOT_LETTER = bytes(c for c in range(128) if not (65 <= c <= 90 or 97 <= c <= 122))  # [A-Za-z] stays
 
 
+def forget_model() -> None:
+    """Drop the loaded models (tests load them again under conditions they set)."""
+    global _MODEL, _FASTTEXT
+    _MODEL = _FASTTEXT = None
+
+
 def _model():
     global _MODEL
     if _MODEL is None:
@@ -29,7 +35,7 @@ def _model():
     return _MODEL
 
 
-def _fasttext():
+def fasttext_model():
     """The lite model itself (what LangDetector.detect(model="lite") predicts with)."""
     global _FASTTEXT
     if _FASTTEXT is None:
@@ -58,7 +64,7 @@ def detect(text: str, max_chars: int = 10_000) -> tuple[str, float]:
     head = " ".join(text[:max_chars].split())  # fastText reads one line
     if not head:
         return "", 0.0
-    labels, scores = _fasttext().predict(_normalized(head), k=1, threshold=0.0)
+    labels, scores = fasttext_model().predict(_normalized(head), k=1, threshold=0.0)
     return labels[0].replace("__label__", ""), min(float(scores[0]), 1.0)
 
 

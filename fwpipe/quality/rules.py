@@ -35,7 +35,7 @@ TERMINAL = tuple(TERMINAL_PUNCTUATION)  # str.endswith takes a tuple
 C4_END_PUNCTUATION = (".", "?", "!", '"', "'")
 C4_CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
 C4_POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
-_SENTENCE_END = frozenset(SENTENCE_END)
+SENTENCE_END = frozenset(SENTENCE_END)
 
 # Words, as spaCy's English tokenizer splits web text (close, not equal: README, Quality):
 # whitespace first, then each symbol on its own, except what spaCy keeps whole: URLs, e-mail
@@ -43,7 +43,7 @@ _SENTENCE_END = frozenset(SENTENCE_END)
 # . , : / (1,000 3:15 and/or 1.5 x.y.z); runs of dots or dashes; and apart from those it splits
 # contractions (do n't, it 's) and hyphenated words (well - known), and a final period.
 _CONTRACTION = r"[sSdDmM]|re|ve|ll|RE|VE|LL"
-_WORD_PLAIN = re.compile(
+WORD_PLAIN = re.compile(
     r"(?:https?://|www\.)\S+?(?=[.,;:!?)\]\"']*(?:\s|$))"  # URL, less the punctuation after it
     r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|@\w+"  # e-mail address, @handle
     r"|(?<![\w.])(?:" + "|".join(ABBREVIATIONS) + r")\.(?!\w)"  # Mr. Inc. Jan.
@@ -57,9 +57,9 @@ _WORD_PLAIN = re.compile(
 # non-space. ++ before @: @ is not in [\w.+-], so giving characters back never helps.
 # (?=[A-Za-z]{1,6}+\.): every abbreviation is 1-6 ASCII letters then a period, so the
 # 100-way alternation runs only there. (?=\w+n't): \w+?(?=n't) needs one. Tested equal to
-# _WORD_PLAIN on real text (tests/quality/test_quality.py).
+# WORD_PLAIN on real text (tests/quality/test_quality.py).
 assert all(a.isascii() and a.isalpha() and len(a) <= 6 for a in ABBREVIATIONS)
-_WORD = re.compile(
+WORD = re.compile(
     r"(?=\S)(?:(?:https?://|www\.)\S+?(?=[.,;:!?)\]\"']*(?:\s|$))"
     r"|[\w.+-]++@[\w-]+(?:\.[\w-]+)+|@\w+"
     r"|(?=[A-Za-z]{1,6}+\.)(?<![\w.])(?:" + "|".join(ABBREVIATIONS) + r")\.(?!\w)"
@@ -77,7 +77,7 @@ _LINES = re.compile(r"\n+")
 
 
 def words(text: str) -> list[str]:
-    return _WORD.findall(text)
+    return WORD.findall(text)
 
 
 def _duplicates(items: list[str]) -> tuple[int, int]:
@@ -102,7 +102,7 @@ class Words:
     distinct word: a web page repeats most of its words)."""
 
     def __init__(self, text: str):
-        self.list = _WORD.findall(text)
+        self.list = WORD.findall(text)
         vocab = dict.fromkeys(self.list)  # distinct words, first seen first
         self.vocab = {w: i for i, w in enumerate(vocab)}
         self.ids = np.fromiter(map(self.vocab.__getitem__, self.list), np.int64, len(self.list))
@@ -134,7 +134,7 @@ def gopher_quality(text: str, ws: Words, c: GopherQuality) -> dict:
     }
 
 
-def _concatenated(ws: Words) -> tuple[np.ndarray, np.ndarray]:
+def concatenated(ws: Words) -> tuple[np.ndarray, np.ndarray]:
     """The words' characters concatenated (UTF-32 code points) and each word's start in them."""
     starts = np.zeros(len(ws) + 1, np.int64)
     np.cumsum(ws.lens[ws.ids], out=starts[1:])
@@ -153,7 +153,7 @@ def gopher_repetition(text: str, ws: Words, c: GopherRepetition) -> dict:
         "rep_dup_line_frac": line_dups / len(lines),
         "rep_dup_line_char_frac": line_chars / n_chars,
     }
-    chars, starts = _concatenated(ws)
+    chars, starts = concatenated(ws)
     for n, _ in c.top_n_grams:
         out[f"rep_top_{n}gram_char_frac"] = kernels.top_ngram_chars(ws.ids, ws.lens[ws.ids], n) / n_chars
     for n, _ in c.dup_n_grams:
@@ -179,9 +179,9 @@ def sentence_starts(line: str) -> list[int]:
     if not _MAYBE_SECOND.search(line):  # most lines: one sentence, no word loop needed
         return [0]
     starts, seen_end = [0], False
-    for m in _WORD.finditer(line):
+    for m in WORD.finditer(line):
         w = m.group()
-        if w in _SENTENCE_END:
+        if w in SENTENCE_END:
             seen_end = True
         elif seen_end and not PUNCTUATION_SET.issuperset(w):
             starts.append(m.start())
@@ -190,7 +190,7 @@ def sentence_starts(line: str) -> list[int]:
 
 
 # a word's part in a sentence split: E a sentence-ending mark, P punctuation only, W anything else
-_WORD_KIND = {ch: "E" for ch in SENTENCE_END} | {ch: "P" for ch in PUNCTUATION_SET if ch not in _SENTENCE_END}
+_WORD_KIND = {ch: "E" for ch in SENTENCE_END} | {ch: "P" for ch in PUNCTUATION_SET if ch not in SENTENCE_END}
 _NEW_SENTENCE = re.compile("E[EP]*W")  # a mark, then the first word after it: where sentence_starts starts one
 
 
@@ -199,7 +199,7 @@ def sentence_count(line: str) -> int:
     letter (E/P/W) and a regular expression counts the places a sentence starts."""
     if not _MAYBE_SECOND.search(line):
         return 1
-    kinds = "".join([_WORD_KIND.get(w) or ("P" if PUNCTUATION_SET.issuperset(w) else "W") for w in _WORD.findall(line)])
+    kinds = "".join([_WORD_KIND.get(w) or ("P" if PUNCTUATION_SET.issuperset(w) else "W") for w in WORD.findall(line)])
     return 1 + len(_NEW_SENTENCE.findall(kinds))
 
 

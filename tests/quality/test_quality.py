@@ -49,7 +49,7 @@ def test_kernels_equal_datatrove_loops():
     for _ in range(300):
         ws = [rng.choice(vocab[: rng.randint(2, len(vocab))]) for _ in range(rng.randint(0, 60))]
         w = rules.Words(" ".join(ws))
-        chars, starts = rules._concatenated(w)
+        chars, starts = rules.concatenated(w)
         for n in (2, 3, 4):
             want = gr.find_top_duplicate(gr.get_n_grams(ws, n)) if len(ws) >= n else 0
             assert kernels.top_ngram_chars(w.ids, w.lens[w.ids], n) == want
@@ -113,7 +113,7 @@ def test_language_model_is_bundled(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(lang, "_MODEL", None)
+    lang.forget_model()  # load again with the network refused
     assert lang.detect("The cat sat on the mat and looked out of the window at the rain.")[0] == "en"
     assert lang.detect("Le chat est assis sur le tapis et regarde la pluie par la fenêtre.")[0] == "fr"
     assert lang.detect("   \n ") == ("", 0.0)
@@ -122,9 +122,9 @@ def test_language_model_is_bundled(monkeypatch):
 def _sentence_starts_ref(line: str) -> list[int]:
     """The plain twin of rules.sentence_starts: the word loop on every line."""
     starts, seen_end = [0], False
-    for m in rules._WORD.finditer(line):
+    for m in rules.WORD.finditer(line):
         w = m.group()
-        if w in rules._SENTENCE_END:
+        if w in rules.SENTENCE_END:
             seen_end = True
         elif seen_end and not rules.PUNCTUATION_SET.issuperset(w):
             starts.append(m.start())
@@ -186,8 +186,8 @@ def test_quality_units_same_bytes_for_any_worker_count(first150, tmp_path, monke
 
 
 def test_guarded_word_pattern_equals_the_plain_one(first150):
-    """rules._WORD (with guards for speed) finds the same words at the same places as the
-    readable _WORD_PLAIN, on real text and on the cases each guard is about."""
+    """rules.WORD (with guards for speed) finds the same words at the same places as the
+    readable WORD_PLAIN, on real text and on the cases each guard is about."""
     texts = pl.read_parquet(first150, columns=["text"])["text"].to_list()
     texts += [
         "Mr. Smith, Messrs. Jones and Prof. X met at 3 p.m. in the U.S. on Jan. 5; Messrsx. no. A. B",
@@ -196,6 +196,6 @@ def test_guarded_word_pattern_equals_the_plain_one(first150):
         "  \t\n  ...  -- --- 1,000 3:15 and/or 1.5 x.y.z _ __ １２ ¿Qué? ‘quote’ «a» e.g. i.e.",
     ]
     for t in texts:
-        assert [(m.start(), m.group()) for m in rules._WORD.finditer(t)] == [
-            (m.start(), m.group()) for m in rules._WORD_PLAIN.finditer(t)
+        assert [(m.start(), m.group()) for m in rules.WORD.finditer(t)] == [
+            (m.start(), m.group()) for m in rules.WORD_PLAIN.finditer(t)
         ]
