@@ -247,6 +247,8 @@ class Loop:
 
         self.run_, self.rd, self.emit = run, rd, emit
         cfg, plan, dev, w = run.cfg, run.plan, run.device, run.world
+        # given back in close(): a library call leaves torch's global thread count as it found it
+        self.threads_before = torch.get_num_threads()
         self.threads = set_threads(cfg.threads)
         if cfg.threads == 0 and dev.type == "cpu":
             # the count decides the losses' last bits (a CPU reduction splits its sum by thread), and
@@ -353,6 +355,7 @@ class Loop:
         self.emit(r)
 
     def close(self) -> None:
+        set_threads(self.threads_before)
         if self.metrics is not None:
             self.metrics.close()
         for sink in self.sinks:

@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from fwpipe import fmt
 from fwpipe.audit import audit
 from fwpipe.audit.html import render, write_html
 from fwpipe.tokenizer import encode
@@ -51,7 +52,7 @@ def test_audit_page_in_chromium(leaky, tmp_path):
     cards = re.findall(r'<div class="card verdict-(\w+)".*?<span class="sec">(\w+)</span><p>(.*?)</p>', dom)
     by = {sec: (lvl, text) for lvl, sec, text in cards}
     assert by["leakage"][0] == "bad" and "1 val docs copied from train, 2 near-copied" in by["leakage"][1]
-    assert by["budget"][0] == "bad" and f"{report['budget']['epochs']:.1f} epochs" in by["budget"][1]
+    assert by["budget"][0] == "bad" and f"{fmt.ratio(report['budget']['epochs'])} epochs" in by["budget"][1]
     assert "duplicates" in by and "lengths" in by
     assert by["against"][0] == "bad" and "eval set: 1 of 4 docs copied in train" in by["against"][1]
     against = re.search(r'<table class="against">.*?</table>', dom, re.S).group(0)

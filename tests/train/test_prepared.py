@@ -14,7 +14,9 @@ from fwpipe.train.loop import plan_run, train
 
 from .conftest import tiny_config
 
-SMALL = dict(n_embd=32, block_size=32, batch_size=4, eval_interval=3)
+# threads=2 in both runs: the killed subprocess and this process would otherwise each use their
+# own torch default, and a CPU matmul's last bits follow the thread count
+SMALL = dict(n_embd=32, block_size=32, batch_size=4, eval_interval=3, threads=2)
 
 
 @pytest.fixture(scope="module", params=["fwpipe", "nanogpt"])
@@ -36,7 +38,7 @@ KILLED_RUN = textwrap.dedent("""
     import os, signal, sys
     from tests.train.conftest import tiny_config
     from fwpipe.train.loop import plan_run, train
-    cfg = tiny_config(n_embd=32, block_size=32, batch_size=4, eval_interval=3, dropout=0.1)
+    cfg = tiny_config(n_embd=32, block_size=32, batch_size=4, eval_interval=3, threads=2, dropout=0.1)
     run = plan_run(sys.argv[1], 8 * cfg.tokens_per_iter, cfg, out=sys.argv[2], device="cpu")
     # kill -9 ourselves right after iteration 5 is logged: 2 iterations past the last checkpoint
     train(run, lambda e: os.kill(os.getpid(), signal.SIGKILL) if e["kind"] == "train" and e["iter"] == 5 else None)
