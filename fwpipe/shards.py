@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ VERSION = 1
 HEADER_INTS = 256
 HEADER_BYTES = HEADER_INTS * 4
 TOKEN_DTYPE = np.dtype("<u2")  # since EOT == 50256 < 2**16
+SLICE_TOKENS = 1 << 24  # tokens a pass over a whole shard maps at once (32 MB), their pages dropped after
 _HINT = "free disk space or choose another -o directory, then re-run to resume"
 
 
@@ -104,6 +106,37 @@ def release_pages(tokens: np.ndarray) -> None:
             pass
 
 
+def slices(tokens: np.ndarray, eot: int | None = None, size: int = SLICE_TOKENS) -> Iterator[tuple[int, int]]:
+    """[a, b) ranges of about `size` tokens covering `tokens`, for a pass that drops each one's
+    pages after it (a whole 100M-token shard mapped at once is 200 MB resident). With `eot`,
+    every cut is at an EOT (tokens[b] == eot, or b is the end), so no document straddles two."""
+    n, a = len(tokens), 0
+    while a < n:
+        b = min(n, a + size)
+        while eot is not None and b < n:  # on to the next EOT, 64K tokens at a time
+            hit = np.flatnonzero(tokens[b : b + (1 << 16)] == eot)
+            if len(hit):
+                b += int(hit[0])
+                break
+            b = min(n, b + (1 << 16))
+        yield a, b
+        a = b
+
+
+def document_bounds(tokens: np.ndarray, eot: int) -> tuple[np.ndarray, np.ndarray]:
+    """kernels.doc_bounds of a shard (int64 starts and ends of its non-empty runs between EOTs),
+    a slice at a time, each slice's pages dropped after it."""
+    from fwpipe.kernels import doc_bounds
+
+    starts, ends = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for a, b in slices(tokens, eot):
+        s, e = doc_bounds(tokens[a:b], eot)
+        starts.append(s + a)
+        ends.append(e + a)
+        release_pages(tokens)
+    return np.concatenate(starts), np.concatenate(ends)
+
+
 def check_token_ids(path: Path, tokens: np.ndarray, offset: int) -> np.ndarray:
     """Return `tokens` if every id is in the GPT-2 vocabulary, else raise ShardFormatError.
 
@@ -114,8 +147,10 @@ def check_token_ids(path: Path, tokens: np.ndarray, offset: int) -> np.ndarray:
     """
     if len(tokens) == 0:
         return tokens
-    top = int(tokens.max())
-    release_pages(tokens)  # the pass maps every page; a dataset larger than RAM must not stay resident
+    top = 0
+    for a, b in slices(tokens):  # the pass maps every page; a dataset larger than RAM must not stay resident
+        top = max(top, int(tokens[a:b].max()))
+        release_pages(tokens)
     if top < VOCAB_SIZE:
         return tokens
     bad = tokens >= VOCAB_SIZE

@@ -21,18 +21,17 @@ TOP_GROUPS = 10
 
 @dataclass
 class ExactResult:
-    first: np.ndarray  # (n_docs,) global index of the earliest identical document (itself if none)
+    first: np.ndarray  # (n_docs,) int32 (dedup.index_dtype): the earliest identical document (itself if none)
     report: dict
 
 
 def exact_duplicates(corpus: Corpus) -> ExactResult:
     n = corpus.n_docs
     first = exact_first(corpus)
-    is_dup = first != np.arange(n)
-    lengths = corpus.lengths
+    is_dup = first != np.arange(n, dtype=first.dtype)
     report = {
         "docs": int(is_dup.sum()),
-        "tokens": int(lengths[is_dup].sum()),
+        "tokens": int((corpus.ends[is_dup] - corpus.starts[is_dup]).sum()),  # not corpus.lengths: 8 bytes a document
         "groups": int(len(unique(first[is_dup]))),
         "by_split": {name: int(is_dup[lo:hi].sum()) for name, (lo, hi) in corpus.split_docs.items()},
         "largest": _largest(corpus, first, is_dup),
@@ -48,7 +47,7 @@ def _largest(corpus: Corpus, first: np.ndarray, is_dup: np.ndarray) -> list[dict
     return [
         {
             "copies": int(copies[t]) + 1,
-            "n_tokens": int(corpus.lengths[reps[t]]),
+            "n_tokens": int(corpus.ends[reps[t]] - corpus.starts[reps[t]]),
             "first": corpus.where(int(reps[t])),
             "snippet": corpus.snippet(int(reps[t])),
         }

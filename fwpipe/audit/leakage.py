@@ -54,7 +54,7 @@ def leakage(
 
 def _ngram_contamination(corpus: Corpus, n: int, max_val_ngrams: int) -> dict:
     v_lo, v_hi = corpus.split_docs["val"]
-    lengths = corpus.lengths[v_lo:v_hi]
+    lengths = corpus.ends[v_lo:v_hi] - corpus.starts[v_lo:v_hi]  # val only (corpus.lengths: every document)
     total = int(np.maximum(lengths - n + 1, 0).sum())
     step = max(1, int(np.ceil(total / max_val_ngrams)))  # bounded memory: sample every step-th val doc
     checked = np.arange(v_lo, v_hi, step)

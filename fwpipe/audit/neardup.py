@@ -22,21 +22,25 @@ TOP_CLUSTERS = 10
 
 @dataclass
 class NearResult:
-    cluster: np.ndarray  # (n_docs,) cluster id, -1 for documents in no cluster
+    cluster: np.ndarray  # (n_docs,) cluster id, -1 for documents in no cluster (int32 below 2**31 documents)
     near_train: np.ndarray  # (n_docs,) bool: has a train doc at estimated Jaccard >= threshold
     report: dict
 
 
 def cluster_ids(root: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(cluster, cl_roots, sizes): cluster id per doc (-1 when alone; ids follow each cluster's
-    first doc), each cluster's first doc, each cluster's size. 8 bytes per document at a time."""
-    counts = np.bincount(root, minlength=len(root))
-    cl_roots = np.flatnonzero(counts > 1)  # ascending: ids in order of the first member
-    sizes = counts[cl_roots]
-    in_cluster = counts[root] > 1
-    del counts
-    cluster = np.full(len(root), -1, dtype=np.int64)
-    cluster[in_cluster] = np.searchsorted(cl_roots, root[in_cluster])
+    first doc), each cluster's first doc, each cluster's size. The answer in root's dtype, and
+    2 bytes per document besides (not a count per document: 8 bytes)."""
+    joined = root != np.arange(len(root), dtype=root.dtype)  # documents that are not their own root
+    in_cluster = joined.copy()
+    in_cluster[root[joined]] = True  # and the roots that others joined
+    del joined
+    members = root[in_cluster]  # the cluster members' roots: as many as documents in clusters
+    cl_roots = np.flatnonzero(in_cluster & (root == np.arange(len(root), dtype=root.dtype)))  # ascending
+    ids = np.searchsorted(cl_roots, members)
+    sizes = np.bincount(ids, minlength=len(cl_roots)).astype(np.int64)
+    cluster = np.full(len(root), -1, dtype=root.dtype)
+    cluster[in_cluster] = ids
     return cluster, cl_roots, sizes
 
 
@@ -44,16 +48,18 @@ def near_duplicates(corpus: Corpus, comp: Components, cfg: DedupConfig) -> NearR
     n = corpus.n_docs
     root, rep = comp.root, comp.rep
     cluster, cl_roots, sizes = cluster_ids(root)
-    in_cluster = cluster >= 0
-    removable = in_cluster & (root != np.arange(n))
+    removable = root != np.arange(n, dtype=root.dtype)  # in a cluster, and not its first member
     # val docs whose own group, or a group joined to it by a kept pair, has a train doc
     n_train = corpus.n_train
-    near_rep = np.arange(n) < n_train  # for group first members: a train doc is in the group
+    near_rep = np.zeros(n, dtype=bool)  # for group first members: a train doc is in the group
+    near_rep[:n_train] = True
     for left, right in comp.kept_pairs():  # left < right, so a train right implies a train left
         near_rep[right[left < n_train]] = True
     near_train = near_rep[rep]
     del near_rep
-    lengths = corpus.lengths
+    # token sums from the offsets, not corpus.lengths (8 bytes a document)
+    removable_tokens = (corpus.ends[removable] - corpus.starts[removable]).sum()
+    all_tokens = corpus.ends.sum() - corpus.starts.sum()
     report = {
         **{k: v for k, v in cfg.as_dict().items() if k in ("threshold", "shingle", "num_perm", "bands", "rows")},
         "candidate_pairs": comp.stats["candidate_pairs"],
@@ -61,12 +67,12 @@ def near_duplicates(corpus: Corpus, comp: Components, cfg: DedupConfig) -> NearR
         "distinct_signatures": comp.stats["distinct_signatures"],
         "confirmed_rejects": comp.stats["confirmed_rejects"],
         "clusters": int(len(cl_roots)),
-        "docs_in_clusters": int(in_cluster.sum()),
+        "docs_in_clusters": int(sizes.sum()),
         "removable_docs": int(removable.sum()),
-        "removable_tokens": int(lengths[removable].sum()),
-        "removable_token_fraction": float(lengths[removable].sum() / max(lengths.sum(), 1)),
+        "removable_tokens": int(removable_tokens),
+        "removable_token_fraction": float(removable_tokens / max(all_tokens, 1)),
         "cluster_sizes": _size_histogram(sizes),
-        "largest": _largest(corpus, cl_roots, sizes, lengths, cluster),
+        "largest": _largest(corpus, cl_roots, sizes, cluster),
     }
     log.info(
         "near duplicates: %d candidate pairs, %d kept, %d clusters",
@@ -82,9 +88,7 @@ def _size_histogram(sizes: np.ndarray) -> dict:
     return {"size": values.tolist(), "clusters": counts.tolist()}
 
 
-def _largest(
-    corpus: Corpus, cl_roots: np.ndarray, sizes: np.ndarray, lengths: np.ndarray, cluster: np.ndarray
-) -> list[dict]:
+def _largest(corpus: Corpus, cl_roots: np.ndarray, sizes: np.ndarray, cluster: np.ndarray) -> list[dict]:
     top = np.lexsort((cl_roots, -sizes))[:TOP_CLUSTERS]
     out = []
     for t in top:
@@ -92,7 +96,7 @@ def _largest(
         out.append(
             {
                 "docs": int(sizes[t]),
-                "n_tokens": int(lengths[members].sum()),
+                "n_tokens": int((corpus.ends[members] - corpus.starts[members]).sum()),
                 "first": corpus.where(int(cl_roots[t])),
                 "splits": {
                     s: int(((members >= lo) & (members < hi)).sum()) for s, (lo, hi) in corpus.split_docs.items()

@@ -8,6 +8,7 @@ from fwpipe.audit.corpus import Corpus
 from fwpipe.dataset import SPLITS, Dataset
 from fwpipe.errors import InputFormatError
 from fwpipe.kernels import token_histogram
+from fwpipe.shards import release_pages, slices
 from fwpipe.tokenizer import EOT, VOCAB_SIZE
 
 
@@ -20,7 +21,9 @@ def totals(corpus: Corpus) -> dict:
         for k, tokens in enumerate(corpus.shards):
             if corpus.shard_split[k] == name:
                 stream += len(tokens)
-                counts += token_histogram(tokens, VOCAB_SIZE)
+                for a, b in slices(tokens):  # each slice's pages dropped after it: 2 bytes a token otherwise
+                    counts += token_histogram(tokens[a:b], VOCAB_SIZE)
+                    release_pages(tokens)
         n_tokens = int((corpus.ends[lo:hi] - corpus.starts[lo:hi]).sum())
         out[name] = {
             "docs": hi - lo,

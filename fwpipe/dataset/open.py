@@ -18,7 +18,7 @@ import numpy as np
 from fwpipe.dataset.files import DOCS, MANIFEST, SPLITS
 from fwpipe.dataset.manifest import Manifest, Sizing, load_manifest
 from fwpipe.errors import InputNotFoundError, ShardFormatError
-from fwpipe.shards import MAGIC, read_raw_bin, read_shard, release_pages
+from fwpipe.shards import MAGIC, document_bounds, read_raw_bin, read_shard
 from fwpipe.tokenizer import EOT
 
 Format = Literal["fwpipe", "nanogpt", "llmc"]
@@ -39,11 +39,8 @@ class Split:
 
     def documents(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """Per shard: (shard index, doc starts, doc ends) of every non-empty run between EOTs."""
-        from fwpipe.kernels import doc_bounds
-
         for i, tokens in enumerate(self.shards):
-            starts, ends = doc_bounds(tokens, EOT)
-            release_pages(tokens)
+            starts, ends = document_bounds(tokens, EOT)  # a slice at a time, its pages dropped after it
             yield i, starts, ends
 
 

@@ -14,8 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from fwpipe.kernels import doc_bounds
-from fwpipe.shards import release_pages
+from fwpipe.shards import document_bounds
 
 
 class Docs(Protocol):
@@ -36,17 +35,27 @@ class DocIndex:
 def index_shards(shards: Sequence[np.ndarray], eot: int) -> DocIndex:
     """Every non-empty run of tokens between EOTs in the shards, numbered in shard order.
 
-    Each shard's mapped pages are dropped after its pass: kept, the whole corpus would stay
-    resident, 2 bytes a token (330 MB for 5M 33-token documents)."""
+    Each shard is read a slice at a time, its mapped pages dropped after each: kept, the whole
+    corpus would stay resident, 2 bytes a token (330 MB for 5M 33-token documents)."""
     starts, ends, counts = [], [], [0]
     for tokens in shards:
-        s, e = doc_bounds(tokens, eot)
-        release_pages(tokens)
+        s, e = document_bounds(tokens, eot)
         starts.append(s)
         ends.append(e)
         counts.append(len(s))
     cat = lambda xs: np.concatenate(xs).astype(np.int64, copy=False) if xs else np.zeros(0, np.int64)  # noqa: E731
     return DocIndex(list(shards), np.cumsum(counts).astype(np.int64), cat(starts), cat(ends))
+
+
+# Document numbers are stored as int32 while every one fits (4 bytes a document instead of 8 in
+# each per-document index array: exact_first, rep, root); a corpus of 2**31 documents or more
+# gets int64. A module constant, so a test can lower it and check that both give one answer.
+INT32_DOCS = 2**31 - 1
+
+
+def index_dtype(n: int) -> np.dtype:
+    """The dtype of arrays that hold document numbers (or member positions) below n."""
+    return np.dtype(np.int32) if n <= INT32_DOCS else np.dtype(np.int64)
 
 
 def n_docs(docs: Docs) -> int:

@@ -1,7 +1,8 @@
 """Near-duplicate clusters out of core: signatures, band buckets, verified pairs, union-find.
 
 Stages, each on disk in the scratch directory (scratch.py), so that resident memory is a few
-arrays of 8 bytes per document plus the budget, whatever the document count:
+arrays of 1-8 bytes per document plus the budget, whatever the document count (document numbers
+are int32 below 2**31 documents, docs.index_dtype):
 
 1. sign: per unit of UNIT_DOCS documents, MinHash signatures (datasketch-exact, kernels.
    minhash_signatures) and from them the band keys and full-signature key, written per unit
@@ -17,7 +18,7 @@ arrays of 8 bytes per document plus the budget, whatever the document count:
 4. verify: per range of left members, the distinct candidate pairs are counted, their
    signatures compared (estimated Jaccard >= threshold), and pairs with a few-shingle side
    confirmed by their exact shingle Jaccard; the kept pairs go to a file.
-5. union-find over one parent array (8 bytes per member): the label of each member is the
+5. union-find over one parent array (4 bytes per member): the label of each member is the
    smallest member of its component.
 
 The passes' sizes come from the memory budget only; their answers do not depend on it.
@@ -35,7 +36,7 @@ import numpy as np
 
 from fwpipe.atomic import atomic_file, write_bytes
 from fwpipe.dedup.config import DedupConfig, permutations
-from fwpipe.dedup.docs import Docs, doc_tokens, n_docs, unique
+from fwpipe.dedup.docs import Docs, doc_tokens, index_dtype, n_docs, unique
 from fwpipe.dedup.exact import _first_of_runs, _repeated
 from fwpipe.dedup.scratch import Scratch, read_array
 from fwpipe.executors import INLINE, Executor, sized
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 UNIT_DOCS = 1 << 17  # documents per signature unit: 64 MB of signatures at 128 permutations, 10 MB of keys
 PAIR_BYTES = 40  # memory per candidate pair while verifying: code, its sort, left, right, agreement
 KEY_BYTES = 40  # memory per group while bucketing a band: key, position, its sorted copy, the repeat test
+CHUNK = 1 << 18  # members or pairs streamed at once: 2 MB of keys; 256 MB of signatures while verifying
 
 
 def units(docs: Docs) -> list[tuple[int, int, int]]:
@@ -80,13 +82,13 @@ def sign(
     # under one unit's work (~0.3 s) a local pool's start-up (~1 s) costs more than it saves
     executor = sized(executor, len(todo), worth_a_pool=sum(hi - lo for _, _, lo, hi in todo) >= UNIT_DOCS)
     executor.check_storage([sc.root], sorted({token_source(docs.shards[k])[0] for _, k, _, _ in todo} - {None}))
-    calls = []
-    for u, k, lo, hi in todo:
-        idx = np.arange(lo, hi)
-        if copy_of is not None:
-            idx = idx[copy_of[lo:hi] == idx]  # a copy's signature is its original's: not computed
-        calls.append(
-            (
+
+    def calls():  # made as the executor asks for them: all at once they would be 24 bytes a document
+        for u, k, lo, hi in todo:
+            idx = np.arange(lo, hi)
+            if copy_of is not None:
+                idx = idx[copy_of[lo:hi] == idx]  # a copy's signature is its original's: not computed
+            yield (
                 token_source(docs.shards[k]),
                 idx - lo,
                 docs.starts[idx],
@@ -95,8 +97,8 @@ def sign(
                 cfg,
                 str(sc.unit_path(u)),
             )
-        )
-    for n in executor.map(sign_unit, iter(calls)):
+
+    for n in executor.map(sign_unit, calls()):
         log.debug("dedup: signature unit of %d documents done", n)
     log.info("dedup: signature keys of %d documents in %s", n_docs(docs), sc.root)
 
@@ -180,8 +182,8 @@ def _signatures_of(sc: Scratch, docs: Docs, cfg: DedupConfig, doc_ids: np.ndarra
 
 @dataclass
 class Components:
-    root: np.ndarray  # (m,) int64: smallest member position of each member's component
-    rep: np.ndarray  # (m,) int64: first member position of each member's signature group
+    root: np.ndarray  # (m,) int32 (int64 past 2**31 members): smallest member position of each member's component
+    rep: np.ndarray  # (m,) the same dtype: first member position of each member's signature group
     stats: dict = field(default_factory=dict)  # candidate_pairs, kept_pairs, distinct_signatures, confirmed_rejects
     kept_path: Path | None = None  # the verified pairs (positions), for kept_pairs()
 
@@ -239,7 +241,9 @@ def components(
     """
     m = n_docs(docs) if members is None else len(members)
     budget = max(sc.memory_bytes, 1 << 12)
-    chunk = max(1 << 8, budget // 64)  # members per streamed chunk
+    # members (or pairs) per streamed chunk: a few MB of keys; larger chunks save nothing, and
+    # below the budget's cap their size would grow with the corpus (8-24 bytes a document)
+    chunk = max(1 << 8, min(budget // 64, CHUNK))
     ub = _unit_bounds(docs)
     if members is None:
 
@@ -252,7 +256,7 @@ def components(
 
     docs_of = (lambda p: p) if members is None else (lambda p: members[p])  # noqa: E731
     rep, few = _groups(docs, cfg, keys_of, docs_of, m, chunk, copy_of)
-    is_rep = rep == np.arange(m)
+    is_rep = rep == np.arange(m, dtype=rep.dtype)
     stats = {"distinct_signatures": int(is_rep.sum())}
     band_files = _bucket(sc, cfg, keys_of, is_rep, chunk, budget, tag, stats)
     del is_rep
@@ -284,16 +288,20 @@ def _groups(
         d = docs_of(np.arange(p0, p1))
         few[p0:p1] = (docs.ends[d] - docs.starts[d] - cfg.shingle + 1) <= cfg.confirm_shingles
         full[p0:p1] = keys_of(cfg.bands, p0, p1)
-    rep = np.arange(m, dtype=np.int64)
-    orig = np.ones(m, dtype=bool) if copy_of is None else copy_of == rep
-    cand = np.flatnonzero(orig & ~few)
-    cand = cand[_repeated(full[cand])]  # nearly every signature is unique: sort only the others
+    rep = np.arange(m, dtype=index_dtype(m))
+    sel = ~few if copy_of is None else (copy_of == rep) & ~few  # originals with many shingles
+    # nearly every signature is unique: sort only the repeated ones. sel narrows in place to
+    # them (1 byte a member; their positions as int64 would be 8)
+    sel[sel] = _repeated(full[sel])
+    cand = np.flatnonzero(sel)
+    del sel
     order = cand[np.argsort(full[cand], kind="stable")]
     del cand
     _first_of_runs(full, order, rep)
     del order, full
     if copy_of is not None:
-        rep[~orig] = rep[copy_of[~orig]]  # copies point at originals, whose rep is final
+        copies = np.flatnonzero(copy_of != np.arange(m, dtype=copy_of.dtype))
+        rep[copies] = rep[copy_of[copies]]  # copies point at originals, whose rep is final
     return rep, few
 
 
@@ -306,7 +314,13 @@ def _bucket(
     while KEY_BYTES * n_rep / n_ranges > budget:
         n_ranges *= 2
     shift = np.uint64(64 - int(np.log2(n_ranges))) if n_ranges > 1 else None
-    rep_pos = np.flatnonzero(is_rep) if shift is None else None  # the group first members, ascending
+    rep_pos = None
+    if shift is None:  # the group first members, ascending, as int32 (not flatnonzero's int64)
+        rep_pos, filled = np.empty(n_rep, dtype=index_dtype(m)), 0
+        for p0 in range(0, m, chunk):
+            got = np.flatnonzero(is_rep[p0 : p0 + chunk]) + p0
+            rep_pos[filled : filled + len(got)] = got
+            filled += len(got)
     band_files = []
     for bnd in range(cfg.bands):
         path = sc.root / f"{tag}.cand.{bnd:02d}"

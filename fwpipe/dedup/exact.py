@@ -3,8 +3,8 @@
 Each document is hashed whole (kernels.doc_hashes, 64 bits plus its length, per shard); a
 stable argsort by hash puts equal documents side by side in global order, so the first of each
 run is the earliest copy. Every claimed copy is then compared token by token with that first
-one, so a hash collision can never count as a duplicate. Memory: the hashes and the sort order,
-16 bytes per document, and the answer (8 bytes per document).
+one, so a hash collision can never count as a duplicate. Memory: the hashes and their sorted
+copy, 16 bytes per document, and the answer (4 bytes per document; 8 past 2**31 documents).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 import numba
 import numpy as np
 
-from fwpipe.dedup.docs import Docs, doc_tokens, n_docs
+from fwpipe.dedup.docs import Docs, doc_tokens, index_dtype, n_docs
 from fwpipe.kernels import doc_hashes
 from fwpipe.shards import release_pages
 
@@ -50,7 +50,7 @@ def _first_of_runs(hashes, order, first):
 
 
 def exact_first(docs: Docs) -> np.ndarray:
-    """(n_docs,) int64: the global index of each document's earliest identical document (itself if none)."""
+    """(n_docs,) int32 (int64 past 2**31 documents, docs.index_dtype): the global index of each document's earliest identical document (itself if none)."""
     n = n_docs(docs)
     hashes = np.empty(n, dtype=np.uint64)
     for k, tokens in enumerate(docs.shards):
@@ -59,14 +59,14 @@ def exact_first(docs: Docs) -> np.ndarray:
             b = min(hi, a + (1 << 17))  # shard would hold up to 200 MB resident
             hashes[a:b] = doc_hashes(tokens, docs.starts[a:b], docs.ends[a:b])
             release_pages(tokens)
-    first = np.arange(n, dtype=np.int64)
+    first = np.arange(n, dtype=index_dtype(n))
     # nearly every hash is unique: a plain sort finds the repeated ones, and only those are
     # argsorted, stably, so that within equal hashes the order is global order
     order = np.flatnonzero(_repeated(hashes))
     order = order[np.argsort(hashes[order], kind="stable")]
     _first_of_runs(hashes, order, first)
     del order, hashes
-    copies = np.flatnonzero(first != np.arange(n))
+    copies = np.flatnonzero(first != np.arange(n, dtype=first.dtype))
     same_len = (docs.ends[copies] - docs.starts[copies]) == (docs.ends[first[copies]] - docs.starts[first[copies]])
     for i, d in enumerate(copies):  # verify: one comparison of a copy's tokens with the original's
         if not same_len[i] or not np.array_equal(doc_tokens(docs, d), doc_tokens(docs, first[d])):
@@ -76,5 +76,5 @@ def exact_first(docs: Docs) -> np.ndarray:
             # each check faults in the pages around both documents (~200 KB a document)
             for tokens in docs.shards:
                 release_pages(tokens)
-    log.info("exact duplicates: %d of %d documents are copies", int((first != np.arange(n)).sum()), n)
+    log.info("exact duplicates: %d of %d documents are copies", int((first[copies] != copies).sum()), n)
     return first
