@@ -40,6 +40,7 @@ from fwpipe.dedup import (
     index_shards,
     near_clusters,
 )
+from fwpipe.dedup.docs import index_dtype
 from fwpipe.executors import INLINE, Executor
 from fwpipe.pipeline import passes
 from fwpipe.pipeline.finalize import DedupTallies, finalize
@@ -98,7 +99,7 @@ def first_pass(run: Run) -> FirstPass:
         if run.target is not None and fi + 1 < len(run.sources) and raw_train >= run.target:
             note.update(f"prepare: finding duplicates among {raw_train:,} tokens", force=True)
             p = _plan(run, stages, names)
-            if kept_train_tokens(p) >= run.target:
+            if p.kept_train_stream >= run.target:
                 log.info("budget reached after %d of %d input files", fi + 1, len(run.sources))
                 break
     else:
@@ -208,7 +209,7 @@ def copy_kept_documents(run: Run, p: DedupPlan, prog: Progress) -> Layout:
 
 @dataclass
 class DedupPlan:
-    """Keep and split for every first-pass document, in ~35 bytes a document.
+    """Keep and split for every first-pass document, in ~10 bytes a document.
 
     The first pass's strings (id, url, source_file: ~100 bytes a document) stay on disk in the
     stages' docs.parquet; batches() reads them back in input order when they are needed.
@@ -218,19 +219,18 @@ class DedupPlan:
     stages: list[Path]  # its datasets, one per input file, in input order
     names: list[str] | None  # the name this run gives each stage's input (see first_pass)
     shard_base: np.ndarray  # (stages,) index of each stage's first shard in the combined list
-    key_hash: np.ndarray  # (n,) uint64, docs.parquet's key_hash in input order
-    n_tokens: np.ndarray  # (n,) int64
-    rep: np.ndarray  # (n,) the first member of each document's cluster (itself if alone)
+    rep: np.ndarray  # (n,) int32 (int64 past 2**31 documents): the first member of each document's cluster
     split: np.ndarray  # (n,) int8 TRAIN / VAL for every document, by its cluster's first member
     keep: np.ndarray  # (n,) bool
-    exact_first: np.ndarray  # (n,) earliest identical document
+    exact_first: np.ndarray  # (n,) the same dtype as rep: earliest identical document
     clusters: int
     report: dict
+    kept_train_stream: int  # stream tokens (with EOT) of the documents kept in train: what a budget counts
 
     def forget_clusters(self) -> None:
-        """Drop what only removed.parquet and the budget need (rep, exact_first, key_hash,
-        n_tokens: 32 bytes a document), once they are done; pass 2 needs keep and split only."""
-        self.rep = self.exact_first = self.key_hash = self.n_tokens = np.zeros(0, np.int64)
+        """Drop what only removed.parquet needs (rep, exact_first: 8 bytes a document), once it
+        is written; pass 2 needs keep and split only."""
+        self.rep = self.exact_first = np.zeros(0, np.int32)
 
     def batches(self, columns: list[str], batch_rows: int = BATCH_ROWS) -> Iterator[tuple[int, pa.Table]]:
         """(first row, table) for the first pass's docs.parquet rows, in order, `batch_rows` at a time.
@@ -262,22 +262,44 @@ class DedupPlan:
             f.close()
 
 
-def one_stream(stages: list[Path]) -> tuple[Dataset, np.ndarray, np.ndarray, np.ndarray]:
+def one_stream(stages: list[Path], threshold: int) -> tuple[Dataset, np.ndarray, np.ndarray]:
     """The first-pass datasets (one per input file, in input order) as one train stream.
 
-    Returns it with each stage's first shard in the combined list, and the key_hash and
-    n_tokens columns of their docs.parquet (the only ones the plan holds in memory).
+    Returns it with each stage's first shard in the combined list, and whether each document's
+    key_hash (docs.parquet) is below the val threshold: 1 byte a document held, not the 8 of
+    the hash (read in batches; the smallest hash, which force_val may need, is read again then).
     """
     dss = [open_dataset(d) for d in stages]
     train = Split(
         "train", [p for ds in dss for p in ds.split("train").paths], [t for ds in dss for t in ds.split("train").shards]
     )
     shard_base = np.cumsum([0] + [len(ds.split("train").shards) for ds in dss])[:-1]
-    cols = [pq.read_table(d / DOCS, columns=["key_hash", "n_tokens"]) for d in stages]
-    key_hash = np.concatenate([np.zeros(0, np.uint64)] + [t["key_hash"].to_numpy() for t in cols])
-    n_tokens = np.concatenate([np.zeros(0, np.int64)] + [t["n_tokens"].to_numpy() for t in cols])
+    below = np.empty(sum(pq.read_metadata(d / DOCS).num_rows for d in stages), dtype=bool)
+    for row0, h in _key_hashes(stages):
+        below[row0 : row0 + len(h)] = h < np.uint64(threshold)
     ds = Dataset(stages[0].parent, "fwpipe", {"train": train, "val": Split("val", [], [])})
-    return ds, shard_base, key_hash, n_tokens
+    return ds, shard_base, below
+
+
+def _key_hashes(stages: list[Path]) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, key_hash) of the first pass's docs.parquet rows in input order, BATCH_ROWS at a time."""
+    row0 = 0
+    for d in stages:
+        with pq.ParquetFile(d / DOCS) as f:
+            for b in f.iter_batches(batch_size=BATCH_ROWS, columns=["key_hash"]):
+                yield row0, b.column(0).to_numpy()
+                row0 += b.num_rows
+
+
+def _smallest_hash(stages: list[Path], among: np.ndarray) -> int:
+    """The first row of the smallest key_hash among the rows `among` marks (np.argmin's choice)."""
+    best, best_row = None, -1
+    for row0, h in _key_hashes(stages):
+        rows = np.flatnonzero(among[row0 : row0 + len(h)])
+        if len(rows) and (best is None or h[rows].min() < best):
+            i = rows[np.argmin(h[rows])]
+            best, best_row = h[i], row0 + int(i)
+    return best_row
 
 
 def plan(
@@ -297,19 +319,18 @@ def plan(
     documents all hash to train sends the smallest-hash cluster to val. The engine's scratch
     files go under tmp_dir (default: beside the first pass) and are removed at the end.
     """
-    ds, shard_base, key_hash, lengths = one_stream(stages)
+    ds, shard_base, below = one_stream(stages, threshold)
     corpus = index_shards(ds.split("train").shards, EOT)
     n = len(corpus.starts)
-    if len(key_hash) != n:
-        raise AssertionError(f"first pass holds {n} documents but docs.parquet {len(key_hash)}")
-    idx = np.arange(n, dtype=np.int64)
+    if len(below) != n:
+        raise AssertionError(f"first pass holds {n} documents but docs.parquet {len(below)}")
     first = exact_first(corpus)
     report: dict = {"mode": mode}
     sc = None
     if mode == "exact" or n == 0:
         rep = first.copy()
-        split = np.where(key_hash[rep] < np.uint64(threshold), VAL, TRAIN).astype(np.int8)
-        keep = rep == idx
+        split = _split_of(below, rep)
+        keep = rep == np.arange(n, dtype=rep.dtype)
     else:
         identity = {
             "stages": [
@@ -328,31 +349,42 @@ def plan(
         )
         rep = comp.root  # the smallest member of each component is its first
         del comp
-        keep = rep == idx
-        split = np.where(key_hash[rep] < np.uint64(threshold), VAL, TRAIN).astype(np.int8)
+        keep = rep == np.arange(n, dtype=rep.dtype)
+        split = _split_of(below, rep)
         rounds = 0
         while residual_pass(sc, corpus, keep, rep, split, rounds):
             rounds += 1
         report.update(
             {k: v for k, v in CONFIG.as_dict().items() if k in ("threshold", "shingle", "num_perm", "bands", "rows")}
         )
+    del below
     if force_val and keep.sum() >= 2 and not (split[keep] == VAL).any():
         # a dataset of two or more documents always gets a val document: the smallest hash
-        kept = np.flatnonzero(keep)
-        chosen = kept[np.argmin(key_hash[kept])]
+        chosen = _smallest_hash(stages, keep)
         split[rep == chosen] = VAL
-    clusters = int(len(np.unique(rep[rep != idx])))
+    clusters = int(len(np.unique(rep[rep != np.arange(n, dtype=rep.dtype)])))
+    gone = ~keep
+    # token counts from the offsets (docs.parquet's n_tokens is the same number)
+    kept_train = keep & (split == TRAIN)
     report.update(
         clusters=clusters,
-        removed_docs=int((~keep).sum()),
-        removed_tokens=int(lengths[~keep].sum()),
-        removed_exact=int(((~keep) & (first == rep)).sum()),
+        removed_docs=int(gone.sum()),
+        removed_tokens=int((corpus.ends[gone] - corpus.starts[gone]).sum()),
+        removed_exact=int((gone & (first == rep)).sum()),
     )
+    kept_train_stream = int((corpus.ends[kept_train] - corpus.starts[kept_train] + 1).sum())
     report["removed_near"] = report["removed_docs"] - report["removed_exact"]
     if sc is not None:
         sc.remove()
     log.info("dedup %s: %d clusters, %d documents removed", mode, clusters, report["removed_docs"])
-    return DedupPlan(ds, list(stages), names, shard_base, key_hash, lengths, rep, split, keep, first, clusters, report)
+    return DedupPlan(ds, list(stages), names, shard_base, rep, split, keep, first, clusters, report, kept_train_stream)
+
+
+def _split_of(below: np.ndarray, rep: np.ndarray) -> np.ndarray:
+    """(n,) int8 TRAIN / VAL: each document follows its cluster's first member's key hash."""
+    split = np.full(len(rep), TRAIN, dtype=np.int8)
+    split[below[rep]] = VAL
+    return split
 
 
 def residual_pass(
@@ -365,10 +397,10 @@ def residual_pass(
     removed too (the later one in audit order goes), so that audit finds none on the result.
     Returns whether anything was removed; the caller repeats until nothing is.
     """
-    kept = np.flatnonzero(keep)
-    order = np.concatenate([kept[split[kept] == TRAIN], kept[split[kept] == VAL]])
+    dt = index_dtype(len(keep))  # members as int32: 4 bytes a kept document, not flatnonzero's 8
+    order = np.concatenate([np.flatnonzero(keep & (split == s)).astype(dt) for s in (TRAIN, VAL)])
     root = components(sc, corpus, cfg, members=order, tag=f"residual{round_}").root
-    gone = root != np.arange(len(order))
+    gone = root != np.arange(len(order), dtype=root.dtype)
     if not gone.any():
         return False
     keep[order[gone]] = False
@@ -376,12 +408,6 @@ def residual_pass(
     rep[:] = rep[rep]  # documents that pointed at a newly removed one follow it to its keeper
     log.info("dedup: %d more near duplicates among the kept documents", int(gone.sum()))
     return True
-
-
-def kept_train_tokens(p: DedupPlan) -> int:
-    """Stream tokens (with EOT) of the documents this plan keeps in train."""
-    ok = p.keep & (p.split == TRAIN)
-    return int((p.n_tokens[ok] + 1).sum())
 
 
 def removed_table(p: DedupPlan, batch_rows: int = BATCH_ROWS) -> pa.Table:
