@@ -2,10 +2,14 @@
 document count grows.
 
 Generates N documents, runs each command in a child process, and prints its peak RSS (the
-child's VmHWM, read by the child at exit), bytes per document, documents/s and tokens/s, at each size, then the
-marginal bytes per document between the smallest and largest size (flat cost: the same figure
-at every size). Goal: audit on 15M short documents and prepare --dedup near on 5M documents
-each under 2 GB peak RSS.
+child's VmHWM, read by the child at exit), bytes per document, documents/s and tokens/s, at each
+size; then, between the smallest and the largest size, the marginal bytes per document (the
+slope) and the floor (the peak less slope x documents: what does not grow with the corpus).
+Goal: a slope of at most 64 bytes per document over a floor of at most 1 GiB for both commands,
+so that FineWeb's 100BT sample (~150M documents) fits in ~11 GB and the 10BT sample in ~2 GB.
+The audit runs with --no-quality unless --quality: the quality section streams units of
+documents and holds no per-document state, and at ~3K documents/s it would make a 15M-document
+run take hours.
 
 Audit input: llm.c shards of random token ids, "short" documents (20-60 tokens, mean 40) or
 "fineweb" ones (log-normal lengths, median ~500 tokens, like FineWeb's); 1% of documents are
@@ -13,6 +17,7 @@ exact copies and 1% edited copies (last tokens changed) of earlier ones, so the 
 stages have work. Prepare input: parquet of word soup (~40 tokens a document), same copies.
 
     python bench/scale_bench.py --audit-docs 1e6,15e6 --prepare-docs 1e6,5e6
+    python bench/scale_bench.py --audit-docs 1e5,4e5 --prepare-docs "" --quality   # quality's slope
     python bench/scale_bench.py --audit-docs 1e5,1e6 --prepare-docs 1e5,3e5 --kind fineweb   # quick
 """
 
@@ -135,6 +140,7 @@ def main() -> None:
     )
     ap.add_argument("--kind", choices=["short", "fineweb"], default="short", help="audit document lengths")
     ap.add_argument("--memory-gb", default=None, help="passed to both commands")
+    ap.add_argument("--quality", action="store_true", help="audit with its quality section (slow: ~3K docs/s)")
     ap.add_argument("--tmp", default=None, help="where to generate data (default: system temp)")
     ap.add_argument("--json", default=None, help="also write the rows as JSON")
     a = ap.parse_args()
@@ -145,7 +151,8 @@ def main() -> None:
         for n in [int(float(x)) for x in a.audit_docs.split(",") if x]:
             d = base / f"audit-{n}"
             tokens = make_shards(d, n, a.kind)
-            secs, rss = _run(["audit", str(d), "--json", str(base / f"audit-{n}.json"), *extra])
+            quality = [] if a.quality else ["--no-quality"]
+            secs, rss = _run(["audit", str(d), "--json", str(base / f"audit-{n}.json"), *quality, *extra])
             rows.append(
                 {"command": "audit", "kind": a.kind, "docs": n, "tokens": tokens, "seconds": secs, "peak_rss": rss}
             )
@@ -178,9 +185,13 @@ def main() -> None:
             r = [x for x in rows if x["command"] == cmd]
             if len(r) >= 2:
                 marg = (r[-1]["peak_rss"] - r[0]["peak_rss"]) / (r[-1]["docs"] - r[0]["docs"])
+                floor = r[0]["peak_rss"] - marg * r[0]["docs"]
                 print(
-                    f"{cmd}: marginal {marg:,.0f} bytes/document from {r[0]['docs']:,} to {r[-1]['docs']:,} documents"
+                    f"{cmd}: marginal {marg:,.0f} bytes/document from {r[0]['docs']:,} to {r[-1]['docs']:,} documents "
+                    f"over a floor of {floor / 2**30:.2f} GiB (goal: <= 64 over <= 1 GiB)"
                 )
+                for x in r:
+                    x.update(marginal_bytes_per_doc=marg, floor_bytes=floor)
         if a.json:
             Path(a.json).write_text(json.dumps(rows, indent=1))
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,7 @@ from fwpipe.quality.removed import append_removed, write_filtered
 from fwpipe.tokenizer import EOT, VOCAB_SIZE
 
 log = logging.getLogger(__name__)
+DOCS_GROUP_ROWS = 1 << 20  # rows a docs.parquet row group holds (the file's bytes depend on it)
 _HINT = "free disk space or choose another -o directory, then run the same command again to resume"
 
 
@@ -183,11 +185,40 @@ def _write_docs(
         pq.ParquetWriter(f, docs_schema(), compression="zstd") as w,
     ):
         for split in SPLIT_NAMES:
-            for t in _split_tables(run.work, split, n_shards[split], trailing[split]):
-                t = t.filter(pc.equal(t["status"], OK))
-                check.add(t)
-                w.write_table(_docs_rows(t, split, names, bases), row_group_size=1 << 20)
+            for batches in _split_batches(run.work, split, n_shards[split], trailing[split]):
+                # one shard's rows, a row group at a time: the bytes of writing the shard's
+                # table whole (its row groups, and the chunks each column is written in, on
+                # which the pages depend), with 1M rows in memory instead of the shard's
+                pending, rows, wrote = [], 0, False
+                for t in batches:
+                    t = t.filter(pc.equal(t["status"], OK))
+                    check.add(t)
+                    pending.append(t)
+                    rows += t.num_rows
+                    while rows >= DOCS_GROUP_ROWS:
+                        g = pa.concat_tables(pending)
+                        w.write_table(
+                            _docs_rows(g.slice(0, DOCS_GROUP_ROWS), split, names, bases), row_group_size=DOCS_GROUP_ROWS
+                        )
+                        pending, rows, wrote = [g.slice(DOCS_GROUP_ROWS)], rows - DOCS_GROUP_ROWS, True
+                if rows or not wrote:  # the rest, or (as the whole table did) an empty row group
+                    g = pa.concat_tables(pending)
+                    w.write_table(_docs_rows(g, split, names, bases), row_group_size=DOCS_GROUP_ROWS)
+                del pending
+    pa.default_memory_pool().release_unused()  # the allocator keeps freed row groups otherwise
     return check.result()
+
+
+def _split_batches(work: WorkDir, split: str, n_shards: int, trailing: pa.Table) -> Iterator[Iterator[pa.Table]]:
+    """For each finished shard, then for the rows after the last one: its rows table as tables
+    of the record batches pq.read_table would make its chunks of (the dataset scanner's, 128K
+    rows within a row group), read one at a time."""
+    import pyarrow.dataset as pads
+
+    for i in range(n_shards):
+        scan = pads.dataset(work.sidecar(split, i, "rows.parquet"), format="parquet")
+        yield (pa.Table.from_batches([b]) for b in scan.to_batches(batch_readahead=1, fragment_readahead=1))
+    yield iter([trailing])
 
 
 def _sizing(run: Run, train_stream: int, stop: int | None) -> Sizing | None:
@@ -226,10 +257,8 @@ def _sizing(run: Run, train_stream: int, stop: int | None) -> Sizing | None:
 
 
 def _split_tables(work: WorkDir, split: str, n_shards: int, trailing: pa.Table, columns: list[str] | None = None):
-    """Each finished shard's rows table, then the rows after the last shard (skipped ones).
-
-    The totals pass asks only for the two columns it counts; the docs.parquet pass reads all.
-    """
+    """Each finished shard's rows table, then the rows after the last shard (skipped ones):
+    for the totals pass, which asks only for the two columns it counts."""
     for i in range(n_shards):
         yield pq.read_table(work.sidecar(split, i, "rows.parquet"), columns=columns)
     yield trailing.select(columns) if columns else trailing
