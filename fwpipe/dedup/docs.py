@@ -2,8 +2,9 @@
 
 Documents are numbered globally; the documents of shard k are [shard_docs[k], shard_docs[k+1]),
 and document d is shards[shard(d)][starts[d]:ends[d]]. audit's Corpus has these fields; prepare
-builds a DocIndex over its first-pass shards. 20 bytes per document stay in memory (two int64
-offsets and the shard boundaries); the tokens stay on disk, memory-mapped.
+builds a DocIndex over its first-pass shards (two offsets a document: int32 while every shard
+holds under 2**31 tokens, 8 bytes a document; int64 otherwise); the tokens stay on disk,
+memory-mapped.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from fwpipe.shards import document_bounds
 class Docs(Protocol):
     shards: Sequence[np.ndarray]  # token arrays (memory maps)
     shard_docs: np.ndarray  # (n_shards + 1,) first global document of each shard
-    starts: np.ndarray  # (n_docs,) int64 offset of each document in its shard
-    ends: np.ndarray  # (n_docs,) int64, exclusive
+    starts: np.ndarray  # (n_docs,) int32 or int64 offset of each document in its shard
+    ends: np.ndarray  # (n_docs,) the same dtype, exclusive
 
 
 @dataclass
@@ -37,13 +38,16 @@ def index_shards(shards: Sequence[np.ndarray], eot: int) -> DocIndex:
 
     Each shard is read a slice at a time, its mapped pages dropped after each: kept, the whole
     corpus would stay resident, 2 bytes a token (330 MB for 5M 33-token documents)."""
+    # offsets as int32 where every shard is under 2**31 tokens (prepare's are 100M): 8 bytes a
+    # document instead of 16
+    dt = np.int32 if max((len(t) for t in shards), default=0) <= INT32_OFFSETS else np.int64
     starts, ends, counts = [], [], [0]
     for tokens in shards:
         s, e = document_bounds(tokens, eot)
-        starts.append(s)
-        ends.append(e)
+        starts.append(s.astype(dt))
+        ends.append(e.astype(dt))
         counts.append(len(s))
-    cat = lambda xs: np.concatenate(xs).astype(np.int64, copy=False) if xs else np.zeros(0, np.int64)  # noqa: E731
+    cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, dt)  # noqa: E731
     return DocIndex(list(shards), np.cumsum(counts).astype(np.int64), cat(starts), cat(ends))
 
 
@@ -51,6 +55,7 @@ def index_shards(shards: Sequence[np.ndarray], eot: int) -> DocIndex:
 # each per-document index array: exact_first, rep, root); a corpus of 2**31 documents or more
 # gets int64. A module constant, so a test can lower it and check that both give one answer.
 INT32_DOCS = 2**31 - 1
+INT32_OFFSETS = 2**31 - 1  # likewise for token offsets within a shard (index_shards)
 
 
 def index_dtype(n: int) -> np.dtype:

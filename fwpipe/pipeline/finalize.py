@@ -201,6 +201,8 @@ def _write_docs(
                             _docs_rows(g.slice(0, DOCS_GROUP_ROWS), split, names, bases), row_group_size=DOCS_GROUP_ROWS
                         )
                         pending, rows, wrote = [g.slice(DOCS_GROUP_ROWS)], rows - DOCS_GROUP_ROWS, True
+                        del g
+                        pa.default_memory_pool().release_unused()  # else the allocator keeps each group's pages
                 if rows or not wrote:  # the rest, or (as the whole table did) an empty row group
                     g = pa.concat_tables(pending)
                     w.write_table(_docs_rows(g, split, names, bases), row_group_size=DOCS_GROUP_ROWS)

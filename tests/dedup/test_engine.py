@@ -56,6 +56,30 @@ def test_out_of_core_passes_equal_one_pass(mixed, tmp_path):
     assert one.stats["kept_pairs"] >= 40 and (one.root != np.arange(len(one.root))).sum() >= 100  # real work was done
 
 
+def test_int32_and_int64_document_numbers_give_one_answer(mixed, tmp_path, monkeypatch):
+    """Below 2**31 documents (tokens in a shard) the per-document index arrays (offsets) are
+    int32, 4 bytes a document, not 8; past it, int64. With the limits lowered under this
+    corpus's sizes the int64 paths run, and the exact copies, groups and components must be the
+    same numbers."""
+    from fwpipe.dedup import docs as docs_module
+
+    cfg = DedupConfig()
+    first32 = exact_first(mixed)
+    _, c32 = near_clusters(mixed, cfg, copy_of=first32, tmp_dir=tmp_path / "a", identity={}, memory_bytes=4096)
+    monkeypatch.setattr(docs_module, "INT32_DOCS", len(mixed.starts) - 1)
+    monkeypatch.setattr(docs_module, "INT32_OFFSETS", 100)
+    wide = index_shards(mixed.shards, EOT)
+    first64 = exact_first(wide)
+    _, c64 = near_clusters(wide, cfg, copy_of=first64, tmp_dir=tmp_path / "b", identity={}, memory_bytes=4096)
+    assert mixed.starts.dtype == first32.dtype == c32.root.dtype == c32.rep.dtype == np.int32
+    assert wide.starts.dtype == first64.dtype == c64.root.dtype == c64.rep.dtype == np.int64
+    assert np.array_equal(mixed.starts, wide.starts) and np.array_equal(mixed.ends, wide.ends)
+    assert (first32 != np.arange(len(first32))).sum() >= 40  # exact copies were found
+    assert np.array_equal(first32, first64)
+    assert np.array_equal(c32.root, c64.root) and np.array_equal(c32.rep, c64.rep)
+    assert c32.stats == c64.stats
+
+
 def test_engine_pairs_and_clusters_equal_datasketch_lsh(mixed, tmp_path):
     """The same candidate pairs as datasketch MinHashLSH on the same signatures, and the clusters
     of those pairs at estimated Jaccard >= threshold."""
