@@ -47,6 +47,7 @@ from fwpipe.quality.removed import append_removed, write_filtered
 from fwpipe.tokenizer import EOT, VOCAB_SIZE
 
 log = logging.getLogger(__name__)
+SCAN_BATCH_ROWS = 1 << 17  # pyarrow.dataset's batch size, so the chunks pq.read_table gave
 DOCS_GROUP_ROWS = 1 << 20  # rows a docs.parquet row group holds (the file's bytes depend on it)
 _HINT = "free disk space or choose another -o directory, then run the same command again to resume"
 
@@ -213,13 +214,18 @@ def _write_docs(
 
 def _split_batches(work: WorkDir, split: str, n_shards: int, trailing: pa.Table) -> Iterator[Iterator[pa.Table]]:
     """For each finished shard, then for the rows after the last one: its rows table as tables
-    of the record batches pq.read_table would make its chunks of (the dataset scanner's, 128K
-    rows within a row group), read one at a time."""
-    import pyarrow.dataset as pads
+    of the record batches that pq.read_table makes its chunks of (128K rows, counted from the
+    start of each row group: the dataset scanner's), decoded one at a time (the scanner would
+    hold whole row groups, 1M rows)."""
+
+    def shard(path: Path) -> Iterator[pa.Table]:
+        with pq.ParquetFile(path) as f:
+            for i in range(f.num_row_groups):
+                for b in f.iter_batches(batch_size=SCAN_BATCH_ROWS, row_groups=[i]):
+                    yield pa.Table.from_batches([b])
 
     for i in range(n_shards):
-        scan = pads.dataset(work.sidecar(split, i, "rows.parquet"), format="parquet")
-        yield (pa.Table.from_batches([b]) for b in scan.to_batches(batch_readahead=1, fragment_readahead=1))
+        yield shard(work.sidecar(split, i, "rows.parquet"))
     yield iter([trailing])
 
 
