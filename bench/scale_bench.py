@@ -183,15 +183,19 @@ def main() -> None:
             shutil.rmtree(out)
         for cmd in ("audit", "prepare --dedup near"):
             r = [x for x in rows if x["command"] == cmd]
-            if len(r) >= 2:
-                marg = (r[-1]["peak_rss"] - r[0]["peak_rss"]) / (r[-1]["docs"] - r[0]["docs"])
-                floor = r[0]["peak_rss"] - marg * r[0]["docs"]
+            if len(r) < 2:
+                continue
+            pairs = [(r[0], r[-1])] + (list(zip(r, r[1:])) if len(r) > 2 else [])  # first to last, then each step
+            for lo, hi in pairs:
+                marg = (hi["peak_rss"] - lo["peak_rss"]) / (hi["docs"] - lo["docs"])
+                floor = lo["peak_rss"] - marg * lo["docs"]
                 print(
-                    f"{cmd}: marginal {marg:,.0f} bytes/document from {r[0]['docs']:,} to {r[-1]['docs']:,} documents "
+                    f"{cmd}: marginal {marg:,.0f} bytes/document from {lo['docs']:,} to {hi['docs']:,} documents "
                     f"over a floor of {floor / 2**30:.2f} GiB (goal: <= 64 over <= 1 GiB)"
                 )
-                for x in r:
-                    x.update(marginal_bytes_per_doc=marg, floor_bytes=floor)
+                hi.setdefault("marginal", []).append(
+                    {"from_docs": lo["docs"], "bytes_per_doc": marg, "floor_bytes": floor}
+                )
         if a.json:
             Path(a.json).write_text(json.dumps(rows, indent=1))
     finally:

@@ -82,10 +82,9 @@ def units(corpus: Corpus) -> list[tuple[int, int]]:
     """[lo, hi) global document ranges, within one shard, of at most UNIT_DOCS documents and
     about UNIT_TOKENS tokens: the pieces measured apart (in other processes with --workers)."""
     out = []
-    lengths = corpus.lengths
     for k in range(len(corpus.shards)):
         lo, hi = corpus.shard_range(k)
-        ends = np.cumsum(lengths[lo:hi])
+        ends = np.cumsum(corpus.ends[lo:hi] - corpus.starts[lo:hi])  # one shard's (corpus.lengths: all)
         a = lo
         while a < hi:
             done = int(ends[a - lo - 1]) if a > lo else 0
@@ -187,7 +186,6 @@ def quality(
     import pyarrow.parquet as pq
 
     ruleset = rules(cfg)
-    lengths = corpus.lengths
     fails_docs = Counter()
     fails_tokens = Counter()
     filter_docs = Counter()
@@ -273,7 +271,7 @@ def quality(
             sink.abort()
         raise
     n_docs = corpus.n_docs
-    n_tokens = int(lengths.sum())
+    n_tokens = int(corpus.ends.sum() - corpus.starts.sum())
     section = {
         "docs": n_docs,
         "tokens": n_tokens,
