@@ -139,6 +139,28 @@ def open_scratch(
     return s
 
 
+def trim_heap() -> None:
+    """Give the C heap's freed pages back to the system (glibc's malloc_trim; nothing elsewhere).
+
+    After a large array is freed, glibc serves allocations up to its size from the heap rather
+    than from fresh mappings, and the chunked passes' many few-MB arrays then leave freed pages
+    resident there (measured: ~80 MB at 4M documents), counted in RSS like live ones."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
+
+
 def scratch_bytes(n_docs: int, bands: int) -> int:
     """Disk the scratch directory takes for n_docs documents: 8 bytes a band key and the full key."""
     return n_docs * 8 * (bands + 1)
