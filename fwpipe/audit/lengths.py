@@ -13,11 +13,17 @@ SHORT_DOC_TOKENS = 64  # documents under this many tokens are mostly boilerplate
 
 def length_stats(lengths: np.ndarray, block_size: int) -> dict:
     """Summary of one split's document lengths (tokens without EOT)."""
-    n = len(lengths)
+    return _stats(lengths.astype(np.float64), block_size)
+
+
+def _stats(x: np.ndarray, block_size: int) -> dict:
+    """length_stats of the lengths as a float64 array of the caller's, which it sorts in place
+    (np.sort would hold a second copy, 8 bytes a document)."""
+    n = len(x)
     if n == 0:
         return {"docs": 0}
-    x = lengths.astype(np.float64)
-    x.sort()  # in place: np.sort would hold a second copy (8 bytes a document)
+    x.sort()
+    counts = length_histogram(x.astype(np.int64))  # the exact integers: lengths are far below 2**53
     total = x.sum()
     mean = total / n
     std = x.std()
@@ -51,13 +57,17 @@ def length_stats(lengths: np.ndarray, block_size: int) -> dict:
         "over_block_token_share": float(x[x > block_size].sum() / total),
         "histogram": {
             "bin_lower_edges": length_bin_edges(),
-            "counts": length_histogram(np.asarray(lengths, dtype=np.int64)).tolist(),
+            "counts": counts.tolist(),
         },
     }
 
 
 def lengths(corpus: Corpus, block_size: int) -> dict:
-    return {
-        name: length_stats(corpus.ends[lo:hi] - corpus.starts[lo:hi], block_size)  # one split's, not all
-        for name, (lo, hi) in ((s, corpus.split_docs[s]) for s in SPLITS)
-    }
+    out = {}
+    for name in SPLITS:
+        lo, hi = corpus.split_docs[name]
+        x = corpus.ends[lo:hi].astype(np.float64)  # one split's lengths as floats, and no int copy beside
+        x -= corpus.starts[lo:hi]
+        out[name] = _stats(x, block_size)
+        del x
+    return out
