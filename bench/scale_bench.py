@@ -3,8 +3,9 @@ document count grows.
 
 Generates N documents, runs each command in a child process, and prints its peak RSS (the
 child's VmHWM, read by the child at exit), bytes per document, documents/s and tokens/s, at each
-size; then, between the smallest and the largest size, the marginal bytes per document (the
-slope) and the floor (the peak less slope x documents: what does not grow with the corpus).
+size; then, from the smallest to the largest size and between each two sizes in turn, the
+marginal bytes per document (the slope) and the floor (the peak less slope x documents: what
+does not grow with the corpus).
 Goal: a slope of at most 64 bytes per document over a floor of at most 1 GiB for both commands,
 so that FineWeb's 100BT sample (~150M documents) fits in ~11 GB and the 10BT sample in ~2 GB.
 The audit runs with --no-quality unless --quality: the quality section streams units of
@@ -16,7 +17,7 @@ Audit input: llm.c shards of random token ids, "short" documents (20-60 tokens, 
 exact copies and 1% edited copies (last tokens changed) of earlier ones, so the duplicate
 stages have work. Prepare input: parquet of word soup (~40 tokens a document), same copies.
 
-    python bench/scale_bench.py --audit-docs 1e6,15e6 --prepare-docs 1e6,5e6
+    python bench/scale_bench.py --audit-docs 1e6,15e6 --prepare-docs 1e6,2.5e6,5e6
     python bench/scale_bench.py --audit-docs 1e5,4e5 --prepare-docs "" --quality   # quality's slope
     python bench/scale_bench.py --audit-docs 1e5,1e6 --prepare-docs 1e5,3e5 --kind fineweb   # quick
 """
