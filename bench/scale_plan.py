@@ -1,16 +1,17 @@
 """The plan on paper for the full FineWeb on a Ray cluster (docs/scale.md), from rates measured here.
 
-    python bench/scale_plan.py [--tokens 15e12] [--docs 22e9] [--nodes 8,32,128] [--node-cores 64] ...
+    python bench/scale_plan.py [--memory-gb 3000] [--tokens 15e12] [--docs 22e9] [--nodes 8,32,128] ...
 
-Part 1 measures, in this one process, on the real FineWeb rows in ../shared/data: CPU-seconds
-(time.process_time, steadier than wall time on a shared machine) per token of each step that
-prepare and audit run over every token, the CPU-seconds per element of a numpy sort (the dedup
-engine's global stages are sorts of 8-byte keys), and bytes per token / document of what the
-steps read and write. Rates come from fineweb-first150 (695 tokens a document, FineWeb's mean is
-~682); the 1,400-document file (long, legal-skewed documents) is printed beside it.
-Part 2 scales the rates to --tokens / --docs, says where each stage runs (cluster tasks, or the
-driver alone), and prints wall time, node-hours and cost for each --nodes. Every input that is
-not measured is an argument whose help names where its default comes from.
+Part 1 measures, in this one process (numba on one thread), on the real FineWeb rows in
+../shared/data, CPU-seconds (time.process_time: steadier than wall time on a shared machine) a
+token of each step prepare and audit run over every token; a real prepare + audit quality
+section, timed apart from its units, for the driver's own share a document and the files' bytes
+a document; and a numpy sort of 8-byte keys (the dedup engine's global stages are such sorts).
+Kernel rates come from the 1,400-document file (2.2M tokens: steadier timings), the quality
+rules' from fineweb-first150 (695 tokens a document, FineWeb's mean is ~682).
+Part 2 scales them to --tokens / --docs, says where each stage runs (cluster tasks, or the
+driver alone), and prints wall time and cost for each --nodes. Every input that is not measured
+is an argument whose help says where its default comes from.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def measure(path: Path, with_quality: bool) -> dict:
         EXACT: cpu(lambda: K.doc_hashes(toks, s, e)),
         PROBE: probe_cpu(toks, s, e),
     }
-    if with_quality:  # one unit's work, as a worker does it
+    if with_quality:  # the quality rules as one unit of a worker's
         warm()
         t0 = time.process_time()
         measure_unit((None, toks), s, e, "train", 0, [None] * n_docs, QualityConfig(), True)
@@ -132,26 +133,39 @@ class Timed(Inline):
             yield out
 
 
-def measure_files(path: Path) -> dict:
-    """A real `prepare --dedup none --workers 1` of one file, then audit's quality section on it:
-    docs.parquet and quality.parquet bytes a document, the quality units' CPU-seconds a token,
-    and the driver's own CPU-seconds a document (gathering the units' tables in order, tallies,
-    writing quality.parquet)."""
+def audit_quality(src: Path) -> dict:
+    """`prepare --dedup none --workers 1` of a parquet file, then audit's quality section on it:
+    docs.parquet and quality.parquet bytes a document, the units' CPU-seconds a token, and the
+    driver's own CPU-seconds a document (the units' tables gathered in order, the tallies,
+    quality.parquet written)."""
     with tempfile.TemporaryDirectory() as tmp:
         ds = Path(tmp) / "ds"
-        prepare([path], ds, options=PrepareOptions(dedup="none"), workers=1, progress=False)
+        prepare([src], ds, options=PrepareOptions(dedup="none"), workers=1, progress=False)
         corpus = index(open_dataset(ds))
         warm()
         ex, t0 = Timed(), time.process_time()
         quality(corpus, QualityConfig(), ds / "quality.parquet", executor=ex)
-        driver_s = time.process_time() - t0 - ex.unit_s
-        n, n_tok = corpus.n_docs, int(corpus.lengths.sum())
+        n = corpus.n_docs
         return {
+            "n": n,
             "docs": (ds / "docs.parquet").stat().st_size / n,
             "quality": (ds / "quality.parquet").stat().st_size / n,
-            "quality_cpu_per_token": ex.unit_s / n_tok,
-            "quality_drv": driver_s / n,
+            "unit_per_token": ex.unit_s / int(corpus.lengths.sum()),
+            "driver_per_doc": (time.process_time() - t0 - ex.unit_s) / n,
         }
+
+
+def cut(path: Path, out: Path, chars: int = 600) -> None:
+    """The file's text in pieces of `chars` characters (ids `<id>/k`, the url kept): many documents
+    for the same text, so the quality section's fixed costs weigh little in the driver's share
+    a document (their bytes a document are not FineWeb's: ids and urls repeat)."""
+    rows = pq.read_table(path, columns=["text", "id", "url"]).to_pylist()
+    pieces = [
+        {"text": r["text"][i : i + chars], "id": f"{r['id']}/{i // chars}", "url": r["url"]}
+        for r in rows
+        for i in range(0, len(r["text"]), chars)
+    ]
+    pq.write_table(pa.Table.from_pylist(pieces), out)
 
 
 def plan(r: dict, files: dict, sort_s: float, args) -> None:
@@ -275,8 +289,11 @@ def main() -> None:
 
     print("== Part 1: measured here, one process, CPU-seconds (shared machine: load in the doc)")
     ms = {f: measure(SHARED / f, with_quality=f == FILES[0]) for f in FILES}
-    files = measure_files(SHARED / FILES[1])
-    ms[FILES[1]]["cpu_per_token"][QUALITY] = files["quality_cpu_per_token"]
+    real = audit_quality(SHARED / FILES[1])
+    ms[FILES[1]]["cpu_per_token"][QUALITY] = real["unit_per_token"]
+    with tempfile.TemporaryDirectory() as tmp:
+        cut(SHARED / FILES[1], Path(tmp) / "pieces.parquet")
+        pieces = audit_quality(Path(tmp) / "pieces.parquet")
     for f, m in ms.items():
         print(f"\n{f}: {m['docs']} docs, {m['tokens']:,} tokens ({m['tokens'] / m['docs']:.0f} a doc)")
         for k, v in m["cpu_per_token"].items():
@@ -284,9 +301,10 @@ def main() -> None:
         print(
             f"  parquet {m['parquet_bytes_per_token']:.2f} B/token (text {m['text_bytes_per_token']:.2f} B/token raw)"
         )
-    print(f"\nprepare --dedup none, then audit's quality section, on {FILES[1]} (real id and url):")
-    print(f"  docs.parquet {files['docs']:.0f} B/doc, quality.parquet {files['quality']:.0f} B/doc")
-    print(f"  quality, the driver's own share: {files['quality_drv'] * 1e6:.1f} us/doc")
+    print("\nprepare --dedup none, then audit's quality section (units inline, timed apart from the driver):")
+    for what, q in ((f"{FILES[1]}", real), (f"the same text cut into {pieces['n']:,} documents", pieces)):
+        print(f"  {what}: docs.parquet {q['docs']:.0f} B/doc, quality.parquet {q['quality']:.0f} B/doc,")
+        print(f"    driver's own share {q['driver_per_doc'] * 1e6:.1f} us/doc")
     keys = np.random.default_rng(1).integers(0, 2**64 - 1, 10**7, dtype=np.uint64)
     sort_s = cpu(lambda: np.sort(keys), rounds=3, min_s=0) / len(keys)
     print(f"numpy sort of 1e7 uint64: {sort_s * 1e9:.1f} ns/element")
@@ -297,6 +315,7 @@ def main() -> None:
     r = {**big["cpu_per_token"], QUALITY: typical["cpu_per_token"][QUALITY]}
     if args.parquet_bytes_per_token is None:
         args.parquet_bytes_per_token = big["parquet_bytes_per_token"]
+    files = {"docs": real["docs"], "quality": real["quality"], "quality_drv": pieces["driver_per_doc"]}
     plan(r, files, sort_s, args)
 
 
