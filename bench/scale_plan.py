@@ -174,19 +174,22 @@ def plan(r: dict, files: dict, sort_s: float, args) -> None:
     tb = lambda x: f"{x / 1e12:,.1f} TB"  # noqa: E731
     sort_n = sort_s * math.log2(D) / math.log2(1e7)  # per element: n log n from the 1e7-key measurement
     passes = lambda *ks: T * sum(r[k] for k in ks)  # noqa: E731
-    global_sorts = D * 11 * sort_n  # exact hashes, full signature keys, 9 bands: one sort of D keys each
+    bands = DedupConfig().bands
+    global_sorts = D * (2 + bands) * sort_n  # exact hashes, full signature keys, each band: a sort of D keys
+    scratch = 8 * (bands + 1)  # B/doc of dedup scratch: the band keys and the full key (README)
     in_bytes = T * args.parquet_bytes_per_token
-    # (stage, where, CPU-seconds, runs on many threads, bytes read + written by those doing it)
+    # (stage, where, CPU-seconds, runs on many threads, bytes read + written by those doing it).
+    # Tokens are 2 bytes; the assembly and copy stages' CPU is not measured (they copy bytes: 0 here)
     stages = [
         ("prepare: fetch + tokenize to units", "cluster", T * r[TOKENIZE] / args.prepare_share, True, in_bytes + 2 * T),
         ("prepare: assemble first-pass stages", "cluster", 0.0, True, 4 * T),
-        ("prepare: MinHash (--dedup near)", "cluster", T * r[MINHASH], True, 2 * T + 80 * D),
+        ("prepare: MinHash (--dedup near)", "cluster", T * r[MINHASH], True, 2 * T + scratch * D),
         ("prepare: plan: index + exact hashes", "driver", passes(INDEX, EXACT), True, 2 * 2 * T),
-        ("prepare: plan: 11 sorts + union-find", "driver", global_sorts, False, 80 * D),
+        (f"prepare: plan: {2 + bands} sorts + union-find", "driver", global_sorts, False, scratch * D),
         ("prepare: copy kept + assemble shards", "cluster", 0.0, True, 8 * T),
         ("audit: index, totals, exact, 13-gram probe", "driver", passes(INDEX, TOTALS, EXACT, PROBE), True, 4 * 2 * T),
-        ("audit: MinHash", "cluster", T * r[MINHASH], True, 2 * T + 80 * D),
-        ("audit: 11 sorts + union-find", "driver", global_sorts, False, 80 * D),
+        ("audit: MinHash", "cluster", T * r[MINHASH], True, 2 * T + scratch * D),
+        (f"audit: {2 + bands} sorts + union-find", "driver", global_sorts, False, scratch * D),
     ]
     stages += [  # with --no-quality, audit skips these two
         ("audit: quality signals", "cluster", T * r[QUALITY], True, 2 * T),
@@ -196,7 +199,7 @@ def plan(r: dict, files: dict, sort_s: float, args) -> None:
     print(f"{'stage':<44} {'where':<8} {'CPU-hours':>10} {'I/O':>9} {'driver h':>9}")
 
     def hours(stage, n):
-        """Wall seconds of a stage: on the driver (its numba passes on all its cores, numpy's sorts
+        """Wall hours of a stage: on the driver (its numba passes on all its cores, numpy's sorts
         and Python on one), or on n nodes; the slower of CPU and bytes."""
         _, where, c, par, byt = stage
         if where == "driver":
@@ -223,7 +226,7 @@ def plan(r: dict, files: dict, sort_s: float, args) -> None:
         print(f"  {what}: {bpd:.0f} B/doc x {D:.3g} docs = {tb(bpd * D)} resident")
     print(f"  union-find parent + group arrays alone: 16 B/doc = {tb(16 * D)}; one array of 8-byte keys: {tb(8 * D)}")
     print(f"  pair code left*m+right in int64: exceeds 2**63 above m = {math.isqrt(2**63):,} documents")
-    print(f"  dedup scratch, each of prepare and audit: 80 B/doc = {tb(80 * D)}")
+    print(f"  dedup scratch, each of prepare and audit: {scratch} B/doc = {tb(scratch * D)}")
     for gb in sorted({1.0, args.memory_gb}):  # fwpipe's default, and the one asked for
         ranges = 2 ** math.ceil(math.log2(max(1.0, KEY_BYTES * D / (gb * 2**30))))
         print(
