@@ -40,7 +40,6 @@ from fwpipe.pipeline.options import Run
 from fwpipe.pipeline.shardset import read_stats, write_npy_atomic
 from fwpipe.pipeline.split import SPLIT_NAMES
 from fwpipe.pipeline.tokenize import EMPTY_TEXT, NULL_TEXT, OK, TOO_LONG
-from fwpipe.pipeline.workdir import WorkDir
 from fwpipe.quality.filter import FILTERED
 from fwpipe.quality.removed import append_removed, write_filtered
 from fwpipe.tokenizer import EOT, VOCAB_SIZE
@@ -68,11 +67,10 @@ def finalize(run: Run, n_shards: dict[str, int], layout: Layout, dedup: DedupTal
     one shard's rows at a time, so memory does not grow with the number of documents.
     """
     out_dir, work, options = run.work.out_dir, run.work, run.options
-    trailing = {s: rows_table(layout.trailing[s], n_shards[s]) for s in SPLIT_NAMES}
-    per_split, hists, skipped = _totals(run, n_shards, trailing)
+    per_split, hists, skipped = _totals(run, n_shards, layout)
     bases = _write_nanogpt(out_dir, run.shard_dir, per_split) if options.format == "nanogpt" else None
     names = pa.array([s.path for s in run.sources], pa.string())
-    tc_check = _write_docs(run, n_shards, trailing, bases, names)
+    tc_check = _write_docs(run, layout, bases, names)
     write_npy_atomic(out_dir / TOKEN_COUNTS, np.stack([hists[s] for s in SPLIT_NAMES]))
 
     total_docs = per_split["train"].docs + per_split["val"].docs
@@ -85,11 +83,7 @@ def finalize(run: Run, n_shards: dict[str, int], layout: Layout, dedup: DedupTal
         commit_file(work.removed, out_dir / REMOVED)  # pass 2 redoes it if need be
     elif options.filters:
         columns = ["status", "file_index", "source_row", "id"]
-        tables = (
-            t
-            for split in SPLIT_NAMES
-            for t in _split_tables(work, split, n_shards[split], trailing[split], columns=columns)
-        )
+        tables = (t for split in SPLIT_NAMES for t in _split_tables(layout, split, columns=columns))
         write_filtered(out_dir / REMOVED, tables, names)
     sizing = _sizing(run, per_split["train"].stream_tokens, layout.stop)
     summary = {
@@ -133,7 +127,7 @@ def finalize(run: Run, n_shards: dict[str, int], layout: Layout, dedup: DedupTal
 
 
 def _totals(
-    run: Run, n_shards: dict[str, int], trailing: dict[str, pa.Table]
+    run: Run, n_shards: dict[str, int], layout: Layout
 ) -> tuple[dict[str, SplitTotals], dict[str, np.ndarray], dict]:
     """Per split: its totals and token histogram, from the shards' sidecars; and the rows skipped."""
     per_split, hists = {}, {}
@@ -150,7 +144,7 @@ def _totals(
                 ShardFile(shard_name(split, i), len(shards.read_shard(run.shard_dir / shard_name(split, i))))
             )
         docs = tokens = 0
-        for t in _split_tables(run.work, split, n_shards[split], trailing[split], columns=["status", "n_tokens"]):
+        for t in _split_tables(layout, split, columns=["status", "n_tokens"]):
             status = t["status"].to_numpy()
             for name, code in (("null_text", NULL_TEXT), ("empty_text", EMPTY_TEXT), ("too_long", TOO_LONG)):
                 skipped[name] += int((status == code).sum())
@@ -172,9 +166,7 @@ def _totals(
     return per_split, hists, skipped
 
 
-def _write_docs(
-    run: Run, n_shards: dict[str, int], trailing: dict[str, pa.Table], bases: dict | None, names: pa.Array
-) -> dict | None:
+def _write_docs(run: Run, layout: Layout, bases: dict | None, names: pa.Array) -> dict | None:
     """docs.parquet, streamed into an atomic temp file (a full disk leaves neither it nor its
     temp); returns the token_count check made on the way."""
     check = _TokenCountCheck(run.sources)
@@ -183,7 +175,7 @@ def _write_docs(
         pq.ParquetWriter(f, docs_schema(), compression="zstd") as w,
     ):
         for split in SPLIT_NAMES:
-            for t in _split_tables(run.work, split, n_shards[split], trailing[split]):
+            for t in _split_tables(layout, split):
                 t = t.filter(pc.equal(t["status"], OK))
                 check.add(t)
                 w.write_table(_docs_rows(t, split, names, bases), row_group_size=1 << 20)
@@ -225,14 +217,15 @@ def _sizing(run: Run, train_stream: int, stop: int | None) -> Sizing | None:
     return out
 
 
-def _split_tables(work: WorkDir, split: str, n_shards: int, trailing: pa.Table, columns: list[str] | None = None):
-    """Each finished shard's rows table, then the rows after the last shard (skipped ones).
+def _split_tables(layout: Layout, split: str, columns: list[str] | None = None):
+    """Each shard's rows table, then the rows after the last shard (skipped ones), read from the
+    units' rows tables through the layout's pieces (the units stay until finalize is done).
 
     The totals pass asks only for the two columns it counts; the docs.parquet pass reads all.
     """
-    for i in range(n_shards):
-        yield pq.read_table(work.sidecar(split, i, "rows.parquet"), columns=columns)
-    yield trailing.select(columns) if columns else trailing
+    for sh in layout.shards[split]:
+        yield rows_table(sh.pieces, sh.index, columns)
+    yield rows_table(layout.trailing[split], len(layout.shards[split]), columns)
 
 
 def _docs_rows(t: pa.Table, split: str, names: pa.Array, bases: dict | None) -> pa.Table:

@@ -17,7 +17,7 @@ from fwpipe.dataset import Manifest, write_manifest
 from fwpipe.errors import OutputError
 from fwpipe.executors import Executor
 from fwpipe.fmt import clock, tokens
-from fwpipe.pipeline.assemble import ShardTask, assemble_shard
+from fwpipe.pipeline.assemble import ShardTask, assemble_split
 from fwpipe.pipeline.inputs import read_batches
 from fwpipe.pipeline.layout import Layout
 from fwpipe.pipeline.options import Run
@@ -149,25 +149,25 @@ def wave_size(rest: list, layout: Layout, target: int, rows_done: int) -> int:
 
 
 def assemble(run: Run, layout: Layout) -> dict[str, int]:
-    """Write every shard the layout planned, one assembly task each, in parallel; returns the
-    shards per split."""
+    """Write every shard the layout planned, in order, as one task (each shard frees its units'
+    tokens as it takes them, and a unit's marker is rewritten then: one writer, assemble.py);
+    returns the shards per split."""
     fmt, w = run.options.format, run.work
-    tasks = [
-        (
-            ShardTask(
-                sh.index,
-                str(w.shard(fmt, s, sh.index)),
-                str(w.sidecar(s, sh.index, "rows.parquet")),
-                str(w.sidecar(s, sh.index, "stats.npy")),
-                sh.n_tokens,
-                tuple(sh.pieces),
-            ),
+    tasks = tuple(
+        ShardTask(
+            sh.index,
+            str(w.shard(fmt, s, sh.index)),
+            str(w.part(s, sh.index)),
+            str(w.sidecar(s, sh.index, "stats.npy")),
+            sh.n_tokens,
+            tuple(sh.pieces),
         )
         for s in SPLIT_NAMES
         for sh in layout.shards[s]
-    ]
-    for _ in run.executor.map(assemble_shard, tasks):
-        pass
+    )
+    if tasks:
+        for _ in run.executor.map(assemble_split, [(tasks,)]):
+            pass
     return {s: len(layout.shards[s]) for s in SPLIT_NAMES}
 
 

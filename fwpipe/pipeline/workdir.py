@@ -6,8 +6,9 @@
                                        (shards, docs.parquet, manifest, its own .work)
     .work/pass2/u000001/               --dedup's second pass: the kept documents of stage 1
     .work/removed.parquet              --dedup: written before pass 2, moved out by finalize
-    .work/train_000003.rows.parquet    a finished shard's rows and statistics (assemble.py)
-    .work/train_000003.stats.npy
+    .work/train_000003.bin.part        a shard being written, and its journal (assemble.py)
+    .work/train_000003.bin.part.json
+    .work/train_000003.stats.npy       a finished shard's statistics
     .work/train.bin, ...               --format nanogpt: the shards, before finalize joins them
 
 Paths are absolute: units may run with another working directory, or on another node.
@@ -53,8 +54,12 @@ class WorkDir:
         return self.root / REMOVED
 
     def sidecar(self, split: str, index: int, kind: str) -> Path:
-        """A shard's rows table ("rows.parquet") or statistics ("stats.npy")."""
+        """A shard's statistics ("stats.npy")."""
         return self.root / f"{split}_{index:06d}.{kind}"
+
+    def part(self, split: str, index: int) -> Path:
+        """A shard while it is written (its journal: this name + ".json")."""
+        return self.root / f"{shard_name(split, index)}.part"
 
     def shard_dir(self, fmt: str) -> Path:
         """Where shards are assembled: beside the manifest, or (nanogpt) here until finalize joins them."""

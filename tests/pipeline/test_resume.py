@@ -12,7 +12,8 @@ import pytest
 from fwpipe.dataset import read_manifest
 from fwpipe.errors import OutputError
 from fwpipe.pipeline.prepare import PrepareOptions, prepare
-from fwpipe.shards import TokenFileWriter
+from fwpipe.atomic import output_error
+from fwpipe.pipeline.assemble import ShardPart
 from tests.corpus import dir_digest
 
 
@@ -59,23 +60,23 @@ def test_kill_9_then_rerun_gives_identical_bytes(tmp_path, sample1400, first150)
 def test_disk_full_leaves_nothing_that_looks_complete_and_resumes(tmp_path, monkeypatch, sample1400):
     opts = PrepareOptions(shard_tokens=100_000)
     prepare([sample1400], tmp_path / "ref", options=opts, progress=False)
-    real_write = TokenFileWriter.write
+    real_write = ShardPart.write
     calls = {"n": 0}
 
     def failing_write(self, tokens):
         calls["n"] += 1
-        if calls["n"] == 8:  # the disk fills up part way through a shard
-            raise self._error(OSError(28, "No space left on device"))
+        if calls["n"] == 8:  # the disk fills up part way through the shards
+            raise output_error(self.task.path, OSError(28, "No space left on device"))
         return real_write(self, tokens)
 
-    monkeypatch.setattr(TokenFileWriter, "write", failing_write)
+    monkeypatch.setattr(ShardPart, "write", failing_write)
     with pytest.raises(OutputError, match="No space left"):
         prepare([sample1400], tmp_path / "out", options=opts, progress=False)
     out = tmp_path / "out"
     assert read_manifest(out).status == "in_progress"
     assert not (out / "docs.parquet").exists()
     assert not list(out.glob(".*.tmp"))
-    monkeypatch.setattr(TokenFileWriter, "write", real_write)
+    monkeypatch.setattr(ShardPart, "write", real_write)
     s = prepare([sample1400], out, options=opts, progress=False)
     assert s["resumed"] and dir_digest(out) == dir_digest(tmp_path / "ref")
 
@@ -84,21 +85,21 @@ def test_disk_full_leaves_nothing_that_looks_complete_and_resumes(tmp_path, monk
 def test_crash_after_the_first_pass_of_dedup_resumes_to_identical_bytes(tmp_path, monkeypatch, sample1400, first150):
     opts = PrepareOptions(shard_tokens=100_000, dedup="near")
     prepare([sample1400, first150], tmp_path / "ref", options=opts, progress=False)
-    real_write = TokenFileWriter.write
+    real_write = ShardPart.write
     calls = {"n": 0}
 
     def failing_write(self, tokens):  # only the second pass (final shards) fails
-        if ".work" not in str(self.path):
+        if ".work" not in self.task.path:
             calls["n"] += 1
             if calls["n"] == 3:
-                raise self._error(OSError(28, "No space left on device"))
+                raise output_error(self.task.path, OSError(28, "No space left on device"))
         return real_write(self, tokens)
 
-    monkeypatch.setattr(TokenFileWriter, "write", failing_write)
+    monkeypatch.setattr(ShardPart, "write", failing_write)
     with pytest.raises(OutputError):
         prepare([sample1400, first150], tmp_path / "out", options=opts, progress=False)
     assert all((d / "manifest.json").exists() for d in (tmp_path / "out" / ".work").glob("stage1-*"))
-    monkeypatch.setattr(TokenFileWriter, "write", real_write)
+    monkeypatch.setattr(ShardPart, "write", real_write)
     s = prepare([sample1400, first150], tmp_path / "out", options=opts, progress=False)
     assert s["resumed"] and s["tokens_this_run"] == 0  # nothing was tokenized again
     assert dir_digest(tmp_path / "out") == dir_digest(tmp_path / "ref")

@@ -64,7 +64,7 @@ def _crash_in_assembly(monkeypatch):
     def boom(task):
         raise OSError("killed while assembling")
 
-    monkeypatch.setattr(passes, "assemble_shard", boom)
+    monkeypatch.setattr(passes, "assemble_split", boom)
 
 
 def test_a_rerun_verifies_finished_units_and_redoes_only_damaged_ones(tmp_path, monkeypatch, small_groups):
