@@ -9,11 +9,11 @@ import time
 import numpy as np
 import pytest
 
+from fwpipe.atomic import output_error
 from fwpipe.dataset import read_manifest
 from fwpipe.errors import OutputError
-from fwpipe.pipeline.prepare import PrepareOptions, prepare
-from fwpipe.atomic import output_error
 from fwpipe.pipeline.assemble import ShardPart
+from fwpipe.pipeline.prepare import PrepareOptions, prepare
 from tests.corpus import dir_digest
 
 
