@@ -95,6 +95,7 @@ class Source:
     has_url: bool
     revision: str = ""  # remote only: ETag, S3 version id or Hub commit
     url: str = field(default="", repr=False, compare=False)  # remote only: what opens it (may hold a credential)
+    text_bytes: int = field(default=0, compare=False)  # the text column, uncompressed, from the footer (space.py)
 
     def to_json(self) -> dict:
         d = {"path": self.path, "bytes": self.bytes, "rows": self.rows, "sha256": self.sha256}
@@ -211,6 +212,7 @@ def inspect(path: Path, text_column: str, *, hash_content: bool = True) -> Sourc
             f"{path}: column {text_column!r} is {ttype}, not a string", "pass --text-column NAME with a string column"
         )
     md = pf.metadata
+    leaf = [md.schema.column(i).path for i in range(md.num_columns)].index(text_column)
     return Source(
         path=info.public if info else str(path),
         bytes=info.size if info else path.stat().st_size,
@@ -223,6 +225,7 @@ def inspect(path: Path, text_column: str, *, hash_content: bool = True) -> Sourc
         has_url=URL_COLUMN in schema.names and _is_str(schema.field(URL_COLUMN).type),
         revision=info.revision if info else "",
         url=info.url if info else "",
+        text_bytes=sum(md.row_group(i).column(leaf).total_uncompressed_size for i in range(md.num_row_groups)),
     )
 
 

@@ -31,7 +31,7 @@ from fwpipe.atomic import lock_dir
 from fwpipe.dataset import read_manifest
 from fwpipe.errors import FwpipeError, OutputError
 from fwpipe.executors import INLINE, Executor, make_executor, sized
-from fwpipe.pipeline import dedup_passes, outputs, passes
+from fwpipe.pipeline import dedup_passes, outputs, passes, space
 from fwpipe.pipeline.finalize import finalize
 from fwpipe.pipeline.inputs import inspect_all, resolve_inputs
 from fwpipe.pipeline.options import PrepareOptions, Run
@@ -115,6 +115,7 @@ def _prepare(run: Run, overwrite: bool) -> dict:
     if state == "complete":
         log.info("%s is already prepared from these inputs; nothing to do", run.out_dir)
         return dict(read_manifest(run.out_dir).summary, out_dir=str(run.out_dir), did_work=False)
+    space.check_free(run)  # before the first file: a disk that cannot hold the run is one line now, not hours later
     passes.start(run)
     # on a cluster: every node must write here and read the (local) inputs the driver reads
     run.executor.check_storage([run.work.root, run.work.out_dir], [p for p in run.paths if Path(str(p)).is_file()])
