@@ -17,6 +17,7 @@ the dedup report) that finalize records.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 from collections.abc import Iterator
@@ -48,7 +49,7 @@ from fwpipe.pipeline.options import Run
 from fwpipe.pipeline.shardset import write_parquet_atomic
 from fwpipe.pipeline.split import TRAIN, VAL
 from fwpipe.pipeline.tokenize import ChunkRows
-from fwpipe.pipeline.units import UnitWriter, run_unit
+from fwpipe.pipeline.units import UnitWriter, run_unit, verified
 from fwpipe.progress import Progress
 from fwpipe.tokenizer import EOT
 
@@ -149,13 +150,10 @@ def _stage(stage: Run, units: Path) -> tuple[Run, passes.UnitTally]:
         passes.start(stage)
         prog = Progress(enabled=stage.progress)
         try:
-            layout, tally = passes.lay_out(
-                run_unit, passes.unit_tasks(stage, units), stage.executor, stage.options.shard_tokens, None, prog
-            )
-            n_shards = passes.assemble(stage, layout)
+            layout, tally = passes.lay_out(run_unit, passes.unit_tasks(stage, units), stage, prog)
         finally:
             prog.close()
-        finalize(stage, n_shards, layout)
+        finalize(stage, layout.shard_counts(), layout)
     shutil.rmtree(units, ignore_errors=True)  # in the stage's shards now
     return stage, tally
 
@@ -203,7 +201,7 @@ def copy_kept_documents(run: Run, p: DedupPlan, prog: Progress) -> Layout:
             )
         )
         row0 += n
-    return passes.lay_out(copy_kept, tasks, run.executor, run.options.shard_tokens, run.target, prog)[0]
+    return passes.lay_out(copy_kept, tasks, run, prog)[0]
 
 
 @dataclass
@@ -449,8 +447,17 @@ def copy_kept(task: CopyTask) -> dict:
 
     The stage's docs.parquet is read `batch_rows` rows at a time, so its strings (ids, urls:
     ~100 bytes a document) are never all in memory at once; each stage shard's mapped pages are
-    dropped once the copy has moved past it.
+    dropped once the copy has moved past it. A rerun skips a unit whose marker checks out for
+    the same stage and plan (its tokens may be in the shards already: units.consume).
     """
+    identity = {
+        "copy_of": task.stage,
+        "keep": hashlib.sha256(np.ascontiguousarray(task.keep)).hexdigest(),
+        "split": hashlib.sha256(np.ascontiguousarray(task.split)).hexdigest(),
+    }
+    done = verified(Path(task.dir), identity)
+    if done is not None:
+        return dict(done, ran=False)
     w = UnitWriter(Path(task.dir))
     try:
         tokens = open_dataset(task.stage).split("train").shards
@@ -495,7 +502,7 @@ def copy_kept(task: CopyTask) -> dict:
             released = max(released, int(c["shard"][kept[0]]))
         for s in range(released, len(tokens)):
             shards.release_pages(tokens[s])
-        return dict(w.commit({"copy_of": task.stage}), ran=False)
+        return dict(w.commit(identity), ran=False)
     except BaseException:
         w.abort()
         raise

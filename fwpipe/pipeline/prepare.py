@@ -1,12 +1,13 @@
 """`fwpipe prepare`: FineWeb parquet -> GPT-2 token shards, docs.parquet and manifest.json.
 
-One reading, top to bottom, in every mode: claim the output directory -> tokenize (or, with
---dedup, a first pass, a plan and a copy of the kept documents) -> assemble the shards ->
-finalize. The inputs are cut into numbered work units (units.py: whole row groups of one file)
-that run on an executor (fwpipe.executors: inline, local processes, or Ray) and write their
-tokens and rows under .work (workdir.py). One cheap global step in the driver (layout.py)
-decides the budget stop and every shard's pieces; the shards are assembled from the units in
-parallel (assemble.py); finalize.py writes docs.parquet, token_counts.npy and the manifest.
+One reading, top to bottom, in every mode: claim the output directory -> check its disk has
+room (space.py) -> tokenize (or, with --dedup, a first pass, a plan and a copy of the kept
+documents) -> finalize. The inputs are cut into numbered work units (units.py: whole row
+groups of one file) that run on an executor (fwpipe.executors: inline, local processes, or
+Ray) and write their tokens and rows under .work (workdir.py). One cheap global step in the
+driver (layout.py) decides, unit by unit, the budget stop and every shard's pieces, and the
+driver writes the shards as it goes, freeing each unit's tokens once a shard holds them
+(assemble.py); finalize.py writes docs.parquet, token_counts.npy and the manifest.
 Units and shards are written atomically and checked on a rerun, so a kill -9 at any moment
 followed by the same command ends with the same bytes as a run that never stopped, whatever
 ran where.
@@ -130,11 +131,9 @@ def _prepare(run: Run, overwrite: bool) -> dict:
             layout = dedup_passes.copy_kept_documents(run, first.plan, prog)
             units, dedup = first.units, first.tallies
             del first  # the plan's arrays (~2 bytes a document by now) are not needed by finalize
-        prog.update("prepare: assembling shards", force=True)
-        n_shards = passes.assemble(run, layout)
     finally:
         prog.close()
-    summary = finalize(run, n_shards, layout, dedup)
+    summary = finalize(run, layout.shard_counts(), layout, dedup)
     return dict(summary, did_work=True, resumed=state == "resume", units=units)
 
 

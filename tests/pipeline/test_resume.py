@@ -66,7 +66,7 @@ def test_disk_full_leaves_nothing_that_looks_complete_and_resumes(tmp_path, monk
     def failing_write(self, tokens):
         calls["n"] += 1
         if calls["n"] == 8:  # the disk fills up part way through the shards
-            raise output_error(self.task.path, OSError(28, "No space left on device"))
+            raise output_error(str(self.path), OSError(28, "No space left on device"))
         return real_write(self, tokens)
 
     monkeypatch.setattr(ShardPart, "write", failing_write)
@@ -89,10 +89,10 @@ def test_crash_after_the_first_pass_of_dedup_resumes_to_identical_bytes(tmp_path
     calls = {"n": 0}
 
     def failing_write(self, tokens):  # only the second pass (final shards) fails
-        if ".work" not in self.task.path:
+        if ".work" not in str(self.path):
             calls["n"] += 1
             if calls["n"] == 3:
-                raise output_error(self.task.path, OSError(28, "No space left on device"))
+                raise output_error(str(self.path), OSError(28, "No space left on device"))
         return real_write(self, tokens)
 
     monkeypatch.setattr(ShardPart, "write", failing_write)

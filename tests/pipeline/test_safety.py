@@ -413,8 +413,8 @@ def test_resume_with_another_spelling_of_the_inputs(tmp_path, first150, monkeypa
     real_write = ShardPart.write
 
     def failing_write(self, tokens):  # only the second pass (the final shards) fails
-        if ".work" not in self.task.path:
-            raise output_error(self.task.path, OSError(errno.ENOSPC, "No space left on device"))
+        if ".work" not in str(self.path):
+            raise output_error(str(self.path), OSError(errno.ENOSPC, "No space left on device"))
         return real_write(self, tokens)
 
     monkeypatch.chdir(tmp_path)
