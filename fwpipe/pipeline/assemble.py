@@ -6,6 +6,7 @@ closed. A shard grows under .work and takes its final name only when whole:
 
     .work/train_000003.bin.part       the shard while it is written (llm.c header filled in last)
     .work/train_000003.bin.part.json  its journal: pieces and tokens in it, durably, and the plan
+    .work/train_000003.bin.part.npy   the token histogram of what the journal vouches for
     .work/train_000003.stats.npy      its token histogram and document-length histogram
     train_000003.bin                  renamed into place last, so its name means "finished"
 
@@ -103,6 +104,7 @@ class ShardPart:
         self.path = work.shard(fmt, split, index)
         self.part = work.part(split, index)
         self.journal_path = Path(f"{self.part}.json")
+        self.hist_path = Path(f"{self.part}.npy")
         self.stats = work.sidecar(split, index, "stats.npy")
         self.hist = np.zeros(VOCAB_SIZE, dtype=np.int64)
         self.n_tokens = 0
@@ -119,14 +121,26 @@ class ShardPart:
                 self.fed, self.n_tokens = j["pieces"], j["tokens"]
                 self.f.truncate(shards.HEADER_BYTES + 2 * self.n_tokens)  # what the journal vouches for
                 self.f.seek(0, os.SEEK_END)
-                self.hist += _histogram(self.part, self.n_tokens)
+                self.hist += self._journaled_histogram()
             else:
                 discard(self.journal_path)
+                discard(self.hist_path)
                 self.f = open_new(self.part)
                 self.f.write(shards.header(0).tobytes())
         except OSError as e:
             self.close()
             raise output_error(self.path, e) from e
+
+    def _journaled_histogram(self) -> np.ndarray:
+        """The histogram the journal's last entry saved (its counts sum to the tokens it vouches
+        for), else one read back from the part file."""
+        try:
+            h = np.load(self.hist_path)
+            if h.shape == (VOCAB_SIZE,) and h.dtype == np.int64 and int(h.sum()) == self.n_tokens:
+                return h
+        except (OSError, ValueError):
+            pass
+        return _histogram(self.part, self.n_tokens)
 
     def _read_journal(self) -> dict | None:
         try:
@@ -176,6 +190,7 @@ class ShardPart:
             if not self.stats.exists():  # written before the rename; rebuilt from the shard if lost
                 self._write_stats(_histogram(self.path, n_tokens), pieces)
             discard(self.journal_path)
+            discard(self.hist_path)
             return
         if self.n_tokens != n_tokens:
             raise AssertionError(f"{self.path}: {self.n_tokens} tokens assembled, {n_tokens} planned")
@@ -190,6 +205,7 @@ class ShardPart:
         self._write_stats(self.hist, pieces)
         commit_file(self.part, self.path)
         discard(self.journal_path)
+        discard(self.hist_path)
         log.info("finished %s: %d tokens", self.path.name, n_tokens)
 
     def drop(self) -> None:
@@ -198,6 +214,7 @@ class ShardPart:
         if not self.done:
             discard(self.part)
             discard(self.journal_path)
+            discard(self.hist_path)
 
     def close(self) -> None:
         """Close, keeping the file: its journal says what in it a rerun may keep."""
@@ -224,6 +241,7 @@ class ShardPart:
         except OSError as e:
             self.close()
             raise output_error(self.path, e) from e
+        write_npy_atomic(self.hist_path, self.hist)  # a resume then reads 400 KB, not the part file
         write_json(self.journal_path, {"plan": self.plan, "pieces": pieces, "tokens": self.n_tokens})
 
     def _write_stats(self, hist: np.ndarray, pieces: list[Piece]) -> None:

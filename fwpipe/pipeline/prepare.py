@@ -19,6 +19,7 @@ engine (fwpipe.dedup); never another stage.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from fwpipe import remote
-from fwpipe.atomic import lock_dir
+from fwpipe.atomic import lock_dir, write_json
 from fwpipe.dataset import read_manifest
 from fwpipe.errors import FwpipeError, OutputError
 from fwpipe.executors import INLINE, Executor, make_executor, sized
@@ -84,7 +85,7 @@ def prepare(
     # numba's first call costs ~0.4 s of set-up: pay it while the inputs are being hashed
     warm = threading.Thread(target=_warm_up, args=(options.dedup != "none", options.tokenizer_engine), daemon=True)
     warm.start()
-    sources = inspect_all(paths, options.text_column)
+    sources = inspect_all(paths, options.text_column, known=_known_hashes(WorkDir(out_dir)))
     warm.join()
     check_engine(options.tokenizer_engine)  # refuse to start if the engine is not exact (checked once, in the warm-up)
     n_units = len(plan_units(sources, unit_rows))
@@ -118,6 +119,7 @@ def _prepare(run: Run, overwrite: bool) -> dict:
         return dict(read_manifest(run.out_dir).summary, out_dir=str(run.out_dir), did_work=False)
     space.check_free(run)  # before the first file: a disk that cannot hold the run is one line now, not hours later
     passes.start(run)
+    _record_hashes(run)
     # on a cluster: every node must write here and read the (local) inputs the driver reads
     run.executor.check_storage([run.work.root, run.work.out_dir], [p for p in run.paths if Path(str(p)).is_file()])
     prog = Progress(enabled=run.progress, piped_every_s=passes.PIPED_EVERY_S)
@@ -135,6 +137,23 @@ def _prepare(run: Run, overwrite: bool) -> dict:
         prog.close()
     summary = finalize(run, layout.shard_counts(), layout, dedup)
     return dict(summary, did_work=True, resumed=state == "resume", units=units)
+
+
+def _known_hashes(work: WorkDir) -> dict[str, str]:
+    """The inputs' sha256s an interrupted run recorded, by stat_key (inputs.py): a resume does
+    not hash inputs that provably did not change (~1 s a GB). Read before the lock is taken:
+    a guess, checked again by identity once the directory is ours."""
+    try:
+        if work.root.is_symlink():
+            return {}
+        known = json.loads(work.inputs.read_text())["files"]
+        return {k: v for k, v in known.items() if isinstance(k, str) and isinstance(v, str)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _record_hashes(run: Run) -> None:
+    write_json(run.work.inputs, {"files": {s.stat_key: s.sha256 for s in run.sources if s.stat_key and s.sha256}})
 
 
 @contextlib.contextmanager

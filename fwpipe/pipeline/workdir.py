@@ -1,5 +1,6 @@
 """Every path under a dataset's `.work`, prepare's private scratch (never read by other stages).
 
+    .work/inputs.json                  the inputs' sha256s by stat_key (inputs.py), for a rerun
     .work/units/u000003/               a tokenizing unit (units.py)
     .work/units1/f000001/u000003/      --dedup's first pass: input 1's units
     .work/stage1-000001/               --dedup's first pass: input 1 as a dataset of its own
@@ -28,6 +29,10 @@ class WorkDir:
         self.given = Path(out_dir)  # as the user spelled it, for messages and the summary
         self.out_dir = self.given.absolute()
         self.root = self.out_dir / WORK
+
+    @property
+    def inputs(self) -> Path:
+        return self.root / "inputs.json"
 
     @property
     def units(self) -> Path:
