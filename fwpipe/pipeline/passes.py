@@ -18,6 +18,7 @@ from pathlib import Path
 
 from fwpipe.dataset import Manifest, write_manifest
 from fwpipe.errors import OutputError
+from fwpipe.executors import Executor
 from fwpipe.fmt import clock, tokens
 from fwpipe.pipeline.assemble import ShardWriter
 from fwpipe.pipeline.inputs import read_batches
@@ -100,16 +101,18 @@ def shard_writer(run: Run, tasks: list) -> ShardWriter:
     return ShardWriter(run.work, run.options.format, hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
-def lay_out(fn: Callable, tasks: list, run: Run, prog: Progress) -> tuple[Layout, UnitTally]:
+def lay_out(
+    fn: Callable, tasks: list, run: Run, prog: Progress, executor: Executor | None = None
+) -> tuple[Layout, UnitTally]:
     """Run `fn` on every unit in order through the run's executor, laying out each result as it
     comes and writing the shards it plans (ShardWriter).
 
     With a budget, units go out in waves sized from the tokens per row seen so far (one unit
     first), and none is started once the finished prefix reaches the target: as one streaming
     pass stops reading there, inputs past the stop are not read (up to a misestimated wave).
-    Returns the layout and what the units did.
+    executor (default the run's) runs the units. Returns the layout and what the units did.
     """
-    executor, target = run.executor, run.target
+    executor, target = executor or run.executor, run.target
     layout = Layout(run.options.shard_tokens, target)
     writer = shard_writer(run, tasks)
 

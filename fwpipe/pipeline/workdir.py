@@ -6,6 +6,7 @@
     .work/stage1-000001/               --dedup's first pass: input 1 as a dataset of its own
                                        (shards, docs.parquet, manifest, its own .work)
     .work/pass2/u000001/               --dedup's second pass: the kept documents of stage 1
+    .work/plan/                        --dedup: the plan, saved before pass 2 (dedup_passes.py)
     .work/removed.parquet              --dedup: written before pass 2, moved out by finalize
     .work/train_000003.bin.part        a shard being written, and its journal (assemble.py)
     .work/train_000003.bin.part.json
@@ -53,6 +54,10 @@ class WorkDir:
     def copy_unit(self, stage_index: int) -> Path:
         """--dedup's second pass: the unit that copies stage `stage_index`'s kept documents."""
         return self.root / "pass2" / f"u{stage_index:06d}"
+
+    @property
+    def plan(self) -> Path:
+        return self.root / "plan"
 
     @property
     def removed(self) -> Path:
