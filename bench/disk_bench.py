@@ -80,10 +80,11 @@ def build_corpus(root: Path, mb: float, files: int, seed: int = 0) -> list[Path]
     return paths
 
 
-def disk_bytes(root: Path) -> tuple[int, int]:
-    """(allocated bytes of every file under root, of those under root/.work); files may vanish."""
+def disk_bytes(root: Path, parts: dict | None = None) -> tuple[int, int]:
+    """(allocated bytes of every file under root, of those under root/.work); files may vanish.
+    parts: filled with the bytes under each entry of .work (units, stage1-000000, ...)."""
     total = work = 0
-    stack = [(root, False)]
+    stack = [(root, None)]
     while stack:
         d, in_work = stack.pop()
         try:
@@ -95,11 +96,18 @@ def disk_bytes(root: Path) -> tuple[int, int]:
                 st = e.stat(follow_symlinks=False)
             except OSError:
                 continue
+            top = in_work or (e.name if Path(d).name == ".work" else None)
             if e.is_dir(follow_symlinks=False):
-                stack.append((Path(e.path), in_work or e.name == ".work"))
+                stack.append((Path(e.path), top or ("" if e.name == ".work" else None)))
             else:
                 total += st.st_blocks * 512
-                work += st.st_blocks * 512 if in_work else 0
+                if in_work is not None or Path(d).name == ".work":
+                    work += st.st_blocks * 512
+                    key = top if top else "files"
+                    if parts is not None:
+                        parts[key.split("-")[0].rstrip("0123456789_") or key] = (
+                            parts.get(key.split("-")[0].rstrip("0123456789_") or key, 0) + st.st_blocks * 512
+                        )
     return total, work
 
 
@@ -125,16 +133,17 @@ def run(cmd: list[str], *, sample: Path | None = None, every: float = 0.05, kill
     peak disk of that directory. kill(elapsed) -> True sends SIGKILL."""
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = {"total": 0, "work": 0}
+    peak = {"total": 0, "work": 0, "parts": {}}
     stop = threading.Event()
     killed = threading.Event()
 
     def watch():
         while not stop.is_set():
             if sample is not None:
-                total, work = disk_bytes(sample)
+                parts: dict = {}
+                total, work = disk_bytes(sample, parts)
                 if total > peak["total"]:
-                    peak.update(total=total, work=work)
+                    peak.update(total=total, work=work, parts=parts)
             if kill is not None and not killed.is_set() and kill(time.perf_counter() - t0):
                 os.kill(p.pid, signal.SIGKILL)
                 killed.set()
@@ -155,6 +164,7 @@ def run(cmd: list[str], *, sample: Path | None = None, every: float = 0.05, kill
         "wall": time.perf_counter() - t0,
         "peak": peak["total"],
         "peak_work": peak["work"],
+        "peak_parts": peak["parts"],
         "killed": killed.is_set(),
     }
 
@@ -187,6 +197,8 @@ def disk(tmp: Path, sizes: list[float], modes: list[str], files: int, workers: i
                 f"peak/final {r['peak'] / final:.2f}  {r['wall']:.0f} s",
                 flush=True,
             )
+            made = ", ".join(f"{k} {v / 1e6:.0f} MB" for k, v in sorted(r["peak_parts"].items(), key=lambda kv: -kv[1]))
+            print(f"        at the peak .work held: {made}", flush=True)
             shutil.rmtree(out)
         shutil.rmtree(tmp / f"in-{mb:g}")
 

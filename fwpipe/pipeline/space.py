@@ -8,6 +8,7 @@ included, sampled while prepare runs) over the dataset it leaves, times that dat
              one EOT a row; 2 bytes a token in the shards
     rows     ROW_BYTES each: the units' rows tables (uncompressed, kept until finalize) and
              docs.parquet
+    peak     peak_ratio(): measured, and for --dedup the largest input's share on top
     dedup    near: the engine's scratch (fwpipe.dedup.scratch_bytes) when it is under the output
              directory (no --tmp-dir); the engine checks its own disk again when it opens it
 
@@ -29,11 +30,21 @@ BYTES_PER_TOKEN = 4.0
 # a row's share of the disk: ~170 bytes in a unit's rows table (9 numbers, id, url; Arrow,
 # uncompressed) and ~80 in docs.parquet; rounded up
 ROW_BYTES = 300
-# peak disk over the dataset's tokens and rows, measured (bench/disk_bench.py --only disk):
-# dedup none frees each unit's tokens as the shards take them (1.15 at 100 MB of text);
-# --dedup keeps its first pass (one shard set per input) while the second writes the result
-PEAK = {"none": 1.2, "exact": 2.5, "near": 2.5}
+# peak disk over the dataset, measured (bench/disk_bench.py --only disk): dedup none frees each
+# unit's tokens as the shards take them (1.03-1.17); --dedup's second pass copies one input at a
+# time out of the first pass, which it frees input by input, so the largest input's tokens are
+# on the disk twice at the peak (1.29-1.35 with 4 equal inputs, ~1 + 1/4 + rows)
+PEAK_NONE = 1.2
+PEAK_DEDUP = 1.1  # plus the largest input's share of the bytes
 _HINT = "free disk space or pass -o on a disk with room (a resumed run asks only for the rest)"
+
+
+def peak_ratio(run: Run) -> float:
+    """The peak disk of `run` over the dataset it leaves (measured, see PEAK_NONE)."""
+    if run.options.dedup == "none":
+        return PEAK_NONE
+    total = sum(s.bytes for s in run.sources) or 1
+    return PEAK_DEDUP + max((s.bytes for s in run.sources), default=0) / total
 
 
 def needed_bytes(run: Run) -> int:
@@ -44,7 +55,7 @@ def needed_bytes(run: Run) -> int:
     if run.target is not None and tokens > 0:  # a budget stops at target train tokens
         keep = min(1.0, run.target / (1 - o.val_fraction) / tokens)
         tokens, rows = tokens * keep, rows * keep
-    need = PEAK[o.dedup] * (2 * tokens + ROW_BYTES * rows)
+    need = peak_ratio(run) * (2 * tokens + ROW_BYTES * rows)
     if o.dedup == "near" and run.scratch.get("tmp_dir") is None:
         from fwpipe.dedup import scratch_bytes
         from fwpipe.pipeline.dedup_passes import CONFIG

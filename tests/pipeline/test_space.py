@@ -23,12 +23,13 @@ def _run(src, out, **kw) -> Run:
 @pytest.mark.parametrize("dedup", ["none", "near"])
 def test_the_estimate_covers_what_a_real_run_leaves_without_asking_for_far_more(tmp_path, sample1400, dedup):
     out = tmp_path / "out"
-    need = space.needed_bytes(_run(sample1400, out, dedup=dedup))
+    run = _run(sample1400, out, dedup=dedup)
+    need = space.needed_bytes(run)
     prepare([sample1400], out, options=PrepareOptions(dedup=dedup), progress=False)
     final = space.used_bytes(out)
     assert final > 4_000_000  # the shards, docs.parquet and the rest are really there
     # at least the dataset itself; at most the measured peak ratio of its mode, with room to spare
-    assert final < need < 1.5 * space.PEAK[dedup] * final + (1 << 20)
+    assert final < need < 1.5 * space.peak_ratio(run) * final + (1 << 20)
 
 
 def test_a_budget_asks_only_for_what_it_keeps(tmp_path, sample1400):
