@@ -116,6 +116,21 @@ def test_no_stage_imports_another_and_the_ground_floor_imports_no_stage():
     assert not wrong, "imports that go up or across:\n" + "\n".join(wrong)
 
 
+def test_the_ground_floor_files_import_no_package_above_them():
+    """fwpipe/*.py (shards, tokenizer, kernels, budget, ...) sit under every package: none of
+    them imports dataset/, executors/, dedup/, quality/ or diagnosis/ (docs/layout.md's floor plan)."""
+    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()} - {"sample", "assets", "configs"}
+    assert {"dataset", "executors", "dedup", "quality", "diagnosis", "pipeline"} <= packages
+    wrong = [
+        f"{name} -> {t}"
+        for name, targets in GRAPH.items()
+        if name.count(".") == 1 and MODULES[name].parent == ROOT and floor(name)[0] != "top"
+        for t in sorted(targets)
+        if t.split(".")[1] in packages
+    ]
+    assert not wrong, "ground-floor files importing a package:\n" + "\n".join(wrong)
+
+
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """The strongly connected components with more than one module (Tarjan), each sorted."""
     index, low, stack, on_stack, out = {}, {}, [], set(), []

@@ -31,6 +31,10 @@ from fwpipe.train.plan import diagnosis_inputs, make_plan
 
 log = logging.getLogger(__name__)
 
+# loss.png is redrawn at an eval at most this often (drawing costs ~0.5-1 s of CPU, as much as
+# a tiny run's whole eval), and always at the last eval and when the loop stops
+PLOT_EVERY_S = 30.0
+
 Event = dict[str, Any]
 
 
@@ -303,6 +307,7 @@ class Loop:
         self.state = checkpoint.TrainState(model, optimizers, scaler, loader)
 
         self.records: list[Event] = []
+        self.plotted_at, self.plot_stale, self.plot_diag = -math.inf, False, None  # loss.png: see draw()
         if run.checkpoint is not None:
             self.state.restore(run.checkpoint, self.last_path)
             it = self.state.iter
@@ -441,9 +446,8 @@ class Loop:
 
     def evaluate(self) -> None:
         from fwpipe.diagnosis import at_eval
-        from fwpipe.train.plot import plot_losses
 
-        cfg, plan, st, iter_done = self.cfg, self.plan, self.state, self.state.iter
+        plan, st, iter_done = self.plan, self.state, self.state.iter
         val_loss, train_loss = self.estimate(self.val_batches), self.estimate(self.train_batches)
         for name, v in (("val", val_loss), ("train", train_loss)):
             if v is not None and not math.isfinite(v):
@@ -473,8 +477,17 @@ class Loop:
             st.best_val = val_loss
         if iter_done > 0:
             self.save(is_best or val_loss is None)
-        if not self.main:
+        self.plot_diag, self.plot_stale = d.get("diagnosis"), True
+        if time.perf_counter() - self.plotted_at >= PLOT_EVERY_S or iter_done >= self.max_iters:
+            self.draw()
+
+    def draw(self) -> None:
+        """Redraw loss.png from the records so far (rank 0 only)."""
+        from fwpipe.train.plot import plot_losses
+
+        if not self.main or not self.plot_stale:
             return
+        cfg, plan, d = self.cfg, self.plan, self.plot_diag
         with self.rd.writing(rundir.LOSS_PNG) as path:
             plot_losses(
                 self.records,
@@ -482,10 +495,11 @@ class Loop:
                 path,
                 title=f"{cfg.name} ({cfg.recipe}): {params(plan['params_non_embedding'])} params",
                 dropout=cfg.model.dropout,
-                diagnosis=d.get("diagnosis"),
+                diagnosis=d,
                 budget_tokens=plan["tokens_trained"],
-                verdict=d["diagnosis"]["text"][1] if d.get("diagnosis") else None,
+                verdict=d["text"][1] if d else None,
             )  # fwpipe.diagnosis's verdict line
+        self.plotted_at, self.plot_stale = time.perf_counter(), False
 
     def step(self) -> tuple[Any, Any, float]:
         """One iteration: every micro-batch forward and backward, clip, every optimizer steps.
@@ -604,6 +618,7 @@ class Loop:
         except KeyboardInterrupt:
             self.on_interrupt()
             raise
+        self.draw()  # the evals since the last redraw, when it was less than PLOT_EVERY_S ago
         best, evals = st.best_val, st.evals
         summary = {
             "kind": "done",

@@ -128,7 +128,12 @@ def test_resume_keeps_the_thread_count_the_run_started_with(tmp_path, tiny_data)
         assert "threads = 2" in (out / "config.toml").read_text()
         assert checkpoint.load(out / "last.pt")["config"]["threads"] == 2
         torch.set_num_threads(1)  # the resuming shell's choice differs
-        summary = train(plan_run(tiny_data, None, None, out=out, device="cpu", resume=True))
-        assert summary["iterations"] == 4 and torch.get_num_threads() == 2
+        seen = set()  # the count while the resumed run trains, read at each of its events
+        summary = train(
+            plan_run(tiny_data, None, None, out=out, device="cpu", resume=True),
+            lambda e: seen.add(torch.get_num_threads()),
+        )
+        assert summary["iterations"] == 4 and seen == {2}
+        assert torch.get_num_threads() == 1  # and the caller's count is given back at the end
     finally:
         torch.set_num_threads(before)
