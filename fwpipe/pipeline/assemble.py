@@ -179,7 +179,7 @@ class ShardPart:
         """The layout closed this shard at n_tokens: seal it, write its statistics, give it its name."""
         if self.done:
             try:
-                found = len(shards.read_shard(self.path))
+                found = shards.shard_tokens(self.path)  # its header (ids were checked as they went in)
             except ShardFormatError:
                 found = -1
             if found != n_tokens:

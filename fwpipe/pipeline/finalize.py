@@ -140,9 +140,8 @@ def _totals(
             tc, lh = read_stats(run.work.sidecar(split, i, "stats.npy"))
             token_counts += tc
             length_hist += lh
-            shard_files.append(
-                ShardFile(shard_name(split, i), len(shards.read_shard(run.shard_dir / shard_name(split, i))))
-            )
+            # the writer checked each shard holds what the layout planned (assemble.py)
+            shard_files.append(ShardFile(shard_name(split, i), layout.shards[split][i].n_tokens))
         docs = tokens = 0
         for t in _split_tables(layout, split, columns=["status", "n_tokens"]):
             status = t["status"].to_numpy()
