@@ -80,7 +80,7 @@ def finalize(run: Run, n_shards: dict[str, int], layout: Layout, dedup: DedupTal
         skipped, tc_check = dedup.skipped, dedup.token_count_check
         if options.filters:  # the stages' filtered rows join dedup's list
             append_removed(work.removed, [s / REMOVED for s in dedup.stages])
-        commit_file(work.removed, out_dir / REMOVED)  # pass 2 redoes it if need be
+        commit_file(work.removed, out_dir / REMOVED)  # pass 2 writes it again from the saved plan if need be
     elif options.filters:
         columns = ["status", "file_index", "source_row", "id"]
         tables = (t for split in SPLIT_NAMES for t in _split_tables(layout, split, columns=columns))
