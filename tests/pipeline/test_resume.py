@@ -161,6 +161,7 @@ def test_a_kill_at_90_percent_redoes_only_the_rest_and_rehashes_nothing(tmp_path
     assert dir_digest(out) == dir_digest(tmp_path / "ref")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_after", [3, 15], ids=["first-pass", "second-pass"])
 def test_a_kill_during_dedup_resumes_to_identical_bytes(tmp_path, rg100, kill_after):
     opts = PrepareOptions(dedup="near", shard_tokens=150_000)
