@@ -133,6 +133,7 @@ def _prepare(run: Run, overwrite: bool) -> dict:
             layout = dedup_passes.copy_kept_documents(run, first.plan, prog)
             units, dedup = first.units, first.tallies
             del first  # the plan's arrays (~2 bytes a document by now) are not needed by finalize
+        prog.update("prepare: writing docs.parquet and the manifest", force=True)
     finally:
         prog.close()
     summary = finalize(run, layout.shard_counts(), layout, dedup)
