@@ -186,3 +186,26 @@ def test_an_input_rewritten_in_place_with_its_old_mtime_is_still_a_changed_input
     os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))  # and its modification time set back
     with pytest.raises(DatasetMismatchError, match="changed since"):
         prepare([src], out, options=PrepareOptions(dedup="none", shard_tokens=150_000), unit_rows=100, progress=False)
+
+
+def test_a_filtered_dedup_run_resumes_to_identical_bytes(tmp_path, monkeypatch, first150):
+    """--filter is in the identity as a list, as the manifest reads it back: a resume is the same run."""
+    opts = PrepareOptions(dedup="exact", filters=("gopher",), shard_tokens=20_000)
+    prepare([first150], tmp_path / "ref", options=opts, progress=False)
+    real_write = ShardPart.write
+
+    def failing_write(self, tokens):  # the second pass's third piece fails
+        if ".work" not in str(self.path):
+            failing_write.n += 1
+            if failing_write.n == 3:
+                raise output_error(str(self.path), OSError(28, "No space left on device"))
+        return real_write(self, tokens)
+
+    failing_write.n = 0
+    monkeypatch.setattr(ShardPart, "write", failing_write)
+    with pytest.raises(OutputError):
+        prepare([first150], tmp_path / "out", options=opts, progress=False)
+    monkeypatch.setattr(ShardPart, "write", real_write)
+    s = prepare([first150], tmp_path / "out", options=opts, progress=False)
+    assert s["resumed"] and s["tokens_this_run"] == 0 and s["skipped"]["filtered"] > 0
+    assert dir_digest(tmp_path / "out") == dir_digest(tmp_path / "ref")
