@@ -17,12 +17,14 @@ import errno
 import json
 import logging
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from fwpipe.errors import OutputError
+from fwpipe.errors import DiskSpaceError, OutputError
+from fwpipe.fmt import size
 
 log = logging.getLogger(__name__)
 
@@ -206,3 +208,25 @@ def lock_dir(path: Path, *, busy: str, hint: str, open_hint: str) -> int:
         os.close(fd)
         raise OutputError(f"{path}: {busy}", hint) from None
     return fd
+
+
+def free_bytes(path: str | Path) -> int:
+    """Free bytes on the disk that holds `path`, or would hold it (its nearest existing parent)."""
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return shutil.disk_usage(p).free
+
+
+def require_free(path: str | Path, needed: int, what: str, hint: str) -> int:
+    """Refuse, before anything is written, a write of `needed` bytes under `path` that its disk
+    cannot hold: one DiskSpaceError naming the place, the bytes needed and the bytes free
+    ("{path}: {what} {needed}, {free} are free", what e.g. "the dedup scratch needs").
+    Returns the free bytes."""
+    try:
+        free = free_bytes(path)
+    except OSError as e:
+        raise output_error(path, e) from e
+    if free < needed:
+        raise DiskSpaceError(f"{path}: {what} {size(needed)}, {size(free)} are free", hint)
+    return free

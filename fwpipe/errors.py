@@ -47,6 +47,10 @@ class OutputError(FwpipeError):
     """Writing output failed (disk full, permissions)."""
 
 
+class DiskSpaceError(OutputError):
+    """Too little free disk for what a command is about to write, found before it writes it."""
+
+
 class DependencyError(FwpipeError):
     """An optional dependency (torch) that is not installed."""
 

@@ -47,8 +47,9 @@ def write_shard(path: Path, tokens: np.ndarray) -> None:
     write_bytes(path, [header(len(tokens)).tobytes(), tokens.data], hint=_HINT)
 
 
-def read_shard(path: Path) -> np.memmap:
-    """Memory-map the tokens of one llm.c-format shard after checking header and size."""
+def shard_tokens(path: Path) -> int:
+    """The token count of one llm.c-format shard, after checking its header and size (the ids
+    are not read: read_shard checks them)."""
     path = Path(path)
     size = path.stat().st_size
     if size < HEADER_BYTES:
@@ -71,10 +72,17 @@ def read_shard(path: Path) -> np.memmap:
             f"{path}: header says {int(h[2]):,} tokens ({expected:,} bytes) but the file has {size:,} bytes",
             "the shard is truncated or corrupt; delete it and re-run fwpipe prepare",
         )
-    if h[2] == 0:
+    return int(h[2])
+
+
+def read_shard(path: Path) -> np.memmap:
+    """Memory-map the tokens of one llm.c-format shard after checking header and size."""
+    path = Path(path)
+    n = shard_tokens(path)
+    if n == 0:
         return np.zeros(0, dtype=TOKEN_DTYPE)  # np.memmap cannot map zero bytes
     return check_token_ids(
-        path, np.memmap(path, dtype=TOKEN_DTYPE, mode="r", offset=HEADER_BYTES, shape=(int(h[2]),)), HEADER_BYTES
+        path, np.memmap(path, dtype=TOKEN_DTYPE, mode="r", offset=HEADER_BYTES, shape=(n,)), HEADER_BYTES
     )
 
 

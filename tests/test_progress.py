@@ -72,4 +72,6 @@ def test_prepare_piped_writes_plain_progress_lines(tmp_path, first150, monkeypat
     err = capfd.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.startswith("prepare: ")]
     assert lines and "\r" not in err and "\x1b" not in err, err
-    assert any("units" in ln and "ETA" in ln for ln in lines) and "prepare: assembling shards" in lines, lines
+    assert (
+        any("units" in ln and "ETA" in ln for ln in lines) and "prepare: writing docs.parquet and the manifest" in lines
+    ), lines

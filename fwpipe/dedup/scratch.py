@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fwpipe.atomic import free_bytes, require_free
 from fwpipe.errors import OutputError
-from fwpipe.fmt import size
 
 log = logging.getLogger(__name__)
 PREFIX = "fwpipe-dedup-"
@@ -116,7 +116,7 @@ def open_scratch(
             reused = False
             root.mkdir(parents=True, exist_ok=True)
             _claim(root)
-        free = shutil.disk_usage(root).free
+        free = free_bytes(root)
     except OSError as e:
         raise OutputError(
             f"cannot make the dedup scratch directory {root}: {e.strerror or e}",
@@ -130,12 +130,14 @@ def open_scratch(
         "reused from an interrupted run" if reused else "new",
         free / 1e9,
     )
-    if not reused and free < s.planned_bytes():
-        s.remove()
-        raise OutputError(
-            f"{tmp_dir}: the dedup scratch needs {size(s.planned_bytes())}, {size(free)} are free",
-            "pass --tmp-dir DIR on a disk with room",
-        )
+    if not reused:
+        try:
+            require_free(
+                tmp_dir, s.planned_bytes(), "the dedup scratch needs", "pass --tmp-dir DIR on a disk with room"
+            )
+        except OutputError:
+            s.remove()
+            raise
     return s
 
 

@@ -1,10 +1,11 @@
 """The prepare and estimate stage: FineWeb parquet in, a dataset directory out.
 
-    prepare.py       the driver, top to bottom: claim -> tokenize or dedup -> assemble -> finalize
+    prepare.py       the driver, top to bottom: claim -> room on disk -> tokenize or dedup -> finalize
     options.py       PrepareOptions (checked), the identity that decides the bytes, the Run
     workdir.py       every path under the dataset's .work
-    passes.py        unit tasks, lay-out (budget waves), assembly, the forced val document
-    dedup_passes.py  --dedup: first pass per input, the plan (fwpipe.dedup), the kept documents copied
+    space.py         the disk a prepare needs, estimated before it starts, and the refusal
+    passes.py        unit tasks, lay-out (budget waves) with the shards written as it goes, the forced val document
+    dedup_passes.py  --dedup: first pass per input, the plan (fwpipe.dedup, saved), the kept documents copied
     units.py, tokenize.py, split.py, inputs.py   a unit's work: read, tokenize, split, write
     layout.py, assemble.py, shardset.py, finalize.py   shards and the finished directory
     outputs.py       which files in an output directory are prepare's to replace (the only deleter)

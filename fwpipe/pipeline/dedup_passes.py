@@ -7,9 +7,15 @@
    MinHash near-duplicate components in stages on disk. One cluster, one side: every member
    follows the split that the cluster's first member's key hashes to, so near duplicates never
    straddle train and val; with dedup on, only that first member is kept anyway.
-3. copy_kept_documents: removed.parquet, then per stage a unit that copies the kept documents'
-   tokens and rows out of it (copy_kept, below), laid out like tokenized units: the shards come
-   from the same global step and assembly as a dedup-none prepare's.
+3. copy_kept_documents: per stage a unit that copies the kept documents' tokens and rows out
+   of it (copy_kept, below), laid out like tokenized units: the shards come from the same
+   global step and writer as a dedup-none prepare's. The copies run one at a time in the
+   driver, and each frees its stage's shards once it is written, so the first pass and the
+   result share the disk (about one input's worth of tokens is on it twice, not the dataset).
+
+Between 2 and 3 the plan is saved (.work/plan: removed.parquet, then keep and split, 2 bytes a
+document, then plan.json last, as its marker), so a rerun after the first stage was freed
+never needs the first pass again: it loads the plan and goes on with the copies.
 
 Returns to prepare a Layout and the first pass's tallies (skipped rows, the token_count check,
 the dedup report) that finalize records.
@@ -17,6 +23,8 @@ the dedup report) that finalize records.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import shutil
 from collections.abc import Iterator
@@ -30,7 +38,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fwpipe import shards
-from fwpipe.dataset import DOCS, REMOVED_COLUMNS, Dataset, Split, open_dataset, read_manifest
+from fwpipe.atomic import write_json
+from fwpipe.dataset import (
+    DOCS,
+    MANIFEST,
+    REMOVED,
+    REMOVED_COLUMNS,
+    TOKEN_COUNTS,
+    Dataset,
+    Split,
+    open_dataset,
+    read_manifest,
+)
 from fwpipe.dedup import (
     DEFAULT_MEMORY_BYTES,
     DedupConfig,
@@ -41,15 +60,16 @@ from fwpipe.dedup import (
     near_clusters,
 )
 from fwpipe.dedup.docs import index_dtype
+from fwpipe.errors import OutputError
 from fwpipe.executors import INLINE, Executor
-from fwpipe.pipeline import passes
+from fwpipe.pipeline import outputs, passes
 from fwpipe.pipeline.finalize import DedupTallies, finalize
 from fwpipe.pipeline.layout import Layout
 from fwpipe.pipeline.options import Run
-from fwpipe.pipeline.shardset import write_parquet_atomic
+from fwpipe.pipeline.shardset import write_npy_atomic, write_parquet_atomic
 from fwpipe.pipeline.split import TRAIN, VAL
 from fwpipe.pipeline.tokenize import ChunkRows
-from fwpipe.pipeline.units import UnitWriter, run_unit
+from fwpipe.pipeline.units import UnitWriter, run_unit, verified
 from fwpipe.progress import Progress
 from fwpipe.tokenizer import EOT
 
@@ -64,11 +84,25 @@ CONFIG = DedupConfig()  # the engine's defaults, the same as audit's, so audit f
 BATCH_ROWS = 1 << 16
 
 
+PLAN_VERSION = 1  # bump when what .work/plan holds changes
+
+
+@dataclass
+class Kept:
+    """What pass 2 needs of the plan (saved in .work/plan): the stages and their documents'
+    keep and split, 2 bytes a document."""
+
+    stages: list[Path]
+    stage_docs: list[int]
+    keep: np.ndarray  # (n,) bool
+    split: np.ndarray  # (n,) int8 TRAIN / VAL
+
+
 @dataclass
 class FirstPass:
     """What --dedup's first pass hands on: the plan, and the tallies finalize records."""
 
-    plan: DedupPlan
+    plan: Kept
     units: passes.UnitTally  # tokens this run tokenized, bytes other processes fetched
     tallies: DedupTallies  # the plan's report; rows skipped and the token_count check, over the stages
 
@@ -80,8 +114,12 @@ def first_pass(run: Run) -> FirstPass:
     Without a budget the units of every file not yet done run first, all in one go (so small
     files keep every worker busy), then each file's stage is laid out from them. With a budget,
     files are taken in order only until the documents that dedup keeps in train reach it, so
-    the inputs after that are never read.
+    the inputs after that are never read. A plan an earlier run saved is loaded instead.
     """
+    saved = load_plan(run)
+    if saved is not None:
+        log.info("dedup: the plan an interrupted run saved is reused; the first pass is not redone")
+        return saved
     note = Progress(enabled=run.progress, piped_every_s=passes.PIPED_EVERY_S)
     tally = passes.UnitTally()
     if run.target is None:
@@ -106,7 +144,59 @@ def first_pass(run: Run) -> FirstPass:
         note.update(f"prepare: finding duplicates among {raw_train:,} tokens", force=True)
         p = _plan(run, stages, names)
     note.close()
-    return FirstPass(p, tally, DedupTallies(p.report, *_tallies(done), stages=[s.work.out_dir for s in done]))
+    tallies = DedupTallies(p.report, *_tallies(done), stages=[s.work.out_dir for s in done])
+    return FirstPass(save_plan(run, p, tallies), tally, tallies)
+
+
+def save_plan(run: Run, p: DedupPlan, tallies: DedupTallies) -> Kept:
+    """removed.parquet, keep and split, then plan.json (the marker, written last)."""
+    d = run.work.plan
+    d.mkdir(exist_ok=True)
+    write_parquet_atomic(removed_table(p, 8 * (run.batch_rows or 1024)), d / REMOVED)
+    kept = Kept(list(p.stages), [pq.read_metadata(Path(st) / DOCS).num_rows for st in p.stages], p.keep, p.split)
+    write_npy_atomic(d / "keep.npy", kept.keep)
+    write_npy_atomic(d / "split.npy", kept.split)
+    write_json(
+        d / "plan.json",
+        {
+            "version": PLAN_VERSION,
+            "identity": _identity_digest(run),
+            "stages": [Path(st).name for st in kept.stages],  # under .work: the directory may have moved
+            "stage_docs": kept.stage_docs,
+            "names": [src.path for src in run.sources],  # as removed.parquet spells the inputs
+            "keep": _digest(kept.keep),
+            "split": _digest(kept.split),
+            "tallies": {k: getattr(tallies, k) for k in ("report", "skipped", "token_count_check")},
+        },
+    )
+    return kept
+
+
+def load_plan(run: Run) -> FirstPass | None:
+    """The plan an interrupted run of this dataset saved, every file checked, else None."""
+    d = run.work.plan
+    try:
+        j = json.loads((d / "plan.json").read_text())
+        if j["version"] != PLAN_VERSION or j["identity"] != _identity_digest(run):
+            return None
+        keep, split = np.load(d / "keep.npy"), np.load(d / "split.npy")
+        if _digest(keep) != j["keep"] or _digest(split) != j["split"] or not (d / REMOVED).is_file():
+            return None
+        stages = [run.work.root / name for name in j["stages"]]
+        t = j["tallies"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    tallies = DedupTallies(t["report"], t["skipped"], t["token_count_check"], stages=stages)
+    return FirstPass(Kept(stages, j["stage_docs"], keep, split), passes.UnitTally(), tallies)
+
+
+def _identity_digest(run: Run) -> str:
+    """The run's identity as resume compares it (an input is its bytes, however its path is spelt)."""
+    return _digest(json.dumps(outputs.comparable(run.identity), sort_keys=True).encode())
+
+
+def _digest(data) -> str:
+    return hashlib.sha256(np.ascontiguousarray(data) if isinstance(data, np.ndarray) else data).hexdigest()
 
 
 def _plan(run: Run, stages: list[Path], names: list[str]) -> DedupPlan:
@@ -150,13 +240,10 @@ def _stage(stage: Run, units: Path) -> tuple[Run, passes.UnitTally]:
         passes.start(stage)
         prog = Progress(enabled=stage.progress)
         try:
-            layout, tally = passes.lay_out(
-                run_unit, passes.unit_tasks(stage, units), stage.executor, stage.options.shard_tokens, None, prog
-            )
-            n_shards = passes.assemble(stage, layout)
+            layout, tally = passes.lay_out(run_unit, passes.unit_tasks(stage, units), stage, prog)
         finally:
             prog.close()
-        finalize(stage, n_shards, layout)
+        finalize(stage, layout.shard_counts(), layout)
     shutil.rmtree(units, ignore_errors=True)  # in the stage's shards now
     return stage, tally
 
@@ -179,32 +266,30 @@ def _tallies(stages: list[Run]) -> tuple[dict, dict | None]:
     return skipped, check
 
 
-def copy_kept_documents(run: Run, p: DedupPlan, prog: Progress) -> Layout:
+def copy_kept_documents(run: Run, kept: Kept, prog: Progress) -> Layout:
     """Pass 2 of --dedup: the documents the plan keeps, copied from each first-pass stage into a
     unit of its own (copy_kept), then laid out like tokenized units: one shard-writing path.
 
-    removed.parquet is written first; the plan then keeps only keep and split (2 bytes a document).
+    The copies run in this process, one at a time (each is a copy, not a tokenization): a stage's
+    shards are freed as soon as its copy is written, before the next copy starts.
     """
-    batch_rows = 8 * (run.batch_rows or 1024)
-    write_parquet_atomic(removed_table(p, batch_rows), run.work.removed)
-    p.forget_clusters()  # from here on only keep and split: 2 of the plan's ~35 bytes a document
+    _removed_as_named(run)
     gpos0 = np.cumsum([0] + [src.rows for src in run.sources])
     tasks, row0 = [], 0
-    for si, stage in enumerate(p.stages):
-        n = pq.read_metadata(Path(stage) / DOCS).num_rows
+    for si, (stage, n) in enumerate(zip(kept.stages, kept.stage_docs)):
         tasks.append(
             CopyTask(
                 str(run.work.copy_unit(si)),
                 str(Path(stage).absolute()),
                 si,
                 int(gpos0[si]),
-                p.keep[row0 : row0 + n].copy(),
-                p.split[row0 : row0 + n].copy(),
-                batch_rows,
+                kept.keep[row0 : row0 + n].copy(),
+                kept.split[row0 : row0 + n].copy(),
+                8 * (run.batch_rows or 1024),
             )
         )
         row0 += n
-    return passes.lay_out(copy_kept, tasks, run.executor, run.options.shard_tokens, run.target, prog)[0]
+    return passes.lay_out(copy_kept, tasks, run, prog, executor=INLINE)[0]
 
 
 @dataclass
@@ -475,8 +560,23 @@ def copy_kept(task: CopyTask) -> dict:
 
     The stage's docs.parquet is read `batch_rows` rows at a time, so its strings (ids, urls:
     ~100 bytes a document) are never all in memory at once; each stage shard's mapped pages are
-    dropped once the copy has moved past it.
+    dropped once the copy has moved past it. A rerun skips a unit whose marker checks out for
+    the same stage and plan (its tokens may be in the shards already: units.consume).
     """
+    identity = {
+        "copy_of": task.stage,
+        "keep": hashlib.sha256(np.ascontiguousarray(task.keep)).hexdigest(),
+        "split": hashlib.sha256(np.ascontiguousarray(task.split)).hexdigest(),
+    }
+    done = verified(Path(task.dir), identity)
+    if done is not None:
+        free_stage(Path(task.stage))  # a run killed between the copy and freeing its stage
+        return dict(done, ran=False)
+    if not (Path(task.stage) / MANIFEST).is_file():
+        raise OutputError(
+            f"{task.stage}: the first pass of this input was freed, but its copy is not whole",
+            "run the same command again with --overwrite",
+        )
     w = UnitWriter(Path(task.dir))
     try:
         tokens = open_dataset(task.stage).split("train").shards
@@ -521,7 +621,31 @@ def copy_kept(task: CopyTask) -> dict:
             released = max(released, int(c["shard"][kept[0]]))
         for s in range(released, len(tokens)):
             shards.release_pages(tokens[s])
-        return dict(w.commit({"copy_of": task.stage}), ran=False)
+        result = w.commit(identity)
     except BaseException:
         w.abort()
         raise
+    free_stage(Path(task.stage))
+    return dict(result, ran=False)
+
+
+def _removed_as_named(run: Run) -> None:
+    """The saved removed.parquet at .work/removed.parquet (finalize moves, and may extend, it),
+    its inputs named as this run names them: a resumed run may spell a path differently."""
+    t = pq.read_table(run.work.plan / REMOVED)
+    old = json.loads((run.work.plan / "plan.json").read_text())["names"]
+    rename = dict(zip(old, [src.path for src in run.sources]))
+    for col in ("source_file", "kept_source_file"):
+        names = [rename.get(v, v) for v in t[col].to_pylist()]
+        t = t.set_column(t.schema.get_field_index(col), col, pa.array(names, t.schema.field(col).type))
+    write_parquet_atomic(t, run.work.removed)
+
+
+def free_stage(stage: Path) -> None:
+    """A stage whose kept documents are copied: its manifest goes first (it vouches for the
+    shards), then its shards and docs.parquet; with --filter its removed.parquet stays for finalize."""
+    if not stage.is_dir():
+        return
+    (stage / MANIFEST).unlink(missing_ok=True)
+    for f in [*stage.glob("train_*.bin"), stage / DOCS, stage / TOKEN_COUNTS]:
+        f.unlink(missing_ok=True)

@@ -34,20 +34,18 @@ from fwpipe.dataset import (
     write_manifest,
 )
 from fwpipe.lengthbins import length_bin_edges
-from fwpipe.pipeline.assemble import rows_table
+from fwpipe.pipeline.assemble import rows_parts, rows_table
 from fwpipe.pipeline.inputs import Source
 from fwpipe.pipeline.layout import Layout
 from fwpipe.pipeline.options import Run
 from fwpipe.pipeline.shardset import read_stats, write_npy_atomic
 from fwpipe.pipeline.split import SPLIT_NAMES
 from fwpipe.pipeline.tokenize import EMPTY_TEXT, NULL_TEXT, OK, TOO_LONG
-from fwpipe.pipeline.workdir import WorkDir
 from fwpipe.quality.filter import FILTERED
 from fwpipe.quality.removed import append_removed, write_filtered
 from fwpipe.tokenizer import EOT, VOCAB_SIZE
 
 log = logging.getLogger(__name__)
-SCAN_BATCH_ROWS = 1 << 17  # pyarrow.dataset's batch size, so the chunks pq.read_table gave
 DOCS_GROUP_ROWS = 1 << 20  # rows a docs.parquet row group holds (the file's bytes depend on it)
 _HINT = "free disk space or choose another -o directory, then run the same command again to resume"
 
@@ -71,11 +69,10 @@ def finalize(run: Run, n_shards: dict[str, int], layout: Layout, dedup: DedupTal
     one shard's rows at a time, so memory does not grow with the number of documents.
     """
     out_dir, work, options = run.work.out_dir, run.work, run.options
-    trailing = {s: rows_table(layout.trailing[s], n_shards[s]) for s in SPLIT_NAMES}
-    per_split, hists, skipped = _totals(run, n_shards, trailing)
+    per_split, hists, skipped = _totals(run, n_shards, layout)
     bases = _write_nanogpt(out_dir, run.shard_dir, per_split) if options.format == "nanogpt" else None
     names = pa.array([s.path for s in run.sources], pa.string())
-    tc_check = _write_docs(run, n_shards, trailing, bases, names)
+    tc_check = _write_docs(run, layout, bases, names)
     write_npy_atomic(out_dir / TOKEN_COUNTS, np.stack([hists[s] for s in SPLIT_NAMES]))
 
     total_docs = per_split["train"].docs + per_split["val"].docs
@@ -85,14 +82,10 @@ def finalize(run: Run, n_shards: dict[str, int], layout: Layout, dedup: DedupTal
         skipped, tc_check = dedup.skipped, dedup.token_count_check
         if options.filters:  # the stages' filtered rows join dedup's list
             append_removed(work.removed, [s / REMOVED for s in dedup.stages])
-        commit_file(work.removed, out_dir / REMOVED)  # pass 2 redoes it if need be
+        commit_file(work.removed, out_dir / REMOVED)  # pass 2 writes it again from the saved plan if need be
     elif options.filters:
         columns = ["status", "file_index", "source_row", "id"]
-        tables = (
-            t
-            for split in SPLIT_NAMES
-            for t in _split_tables(work, split, n_shards[split], trailing[split], columns=columns)
-        )
+        tables = (t for split in SPLIT_NAMES for t in _split_tables(layout, split, columns=columns))
         write_filtered(out_dir / REMOVED, tables, names)
     sizing = _sizing(run, per_split["train"].stream_tokens, layout.stop)
     summary = {
@@ -136,7 +129,7 @@ def finalize(run: Run, n_shards: dict[str, int], layout: Layout, dedup: DedupTal
 
 
 def _totals(
-    run: Run, n_shards: dict[str, int], trailing: dict[str, pa.Table]
+    run: Run, n_shards: dict[str, int], layout: Layout
 ) -> tuple[dict[str, SplitTotals], dict[str, np.ndarray], dict]:
     """Per split: its totals and token histogram, from the shards' sidecars; and the rows skipped."""
     per_split, hists = {}, {}
@@ -149,11 +142,10 @@ def _totals(
             tc, lh = read_stats(run.work.sidecar(split, i, "stats.npy"))
             token_counts += tc
             length_hist += lh
-            shard_files.append(
-                ShardFile(shard_name(split, i), len(shards.read_shard(run.shard_dir / shard_name(split, i))))
-            )
+            # the writer checked each shard holds what the layout planned (assemble.py)
+            shard_files.append(ShardFile(shard_name(split, i), layout.shards[split][i].n_tokens))
         docs = tokens = 0
-        for t in _split_tables(run.work, split, n_shards[split], trailing[split], columns=["status", "n_tokens"]):
+        for t in _split_tables(layout, split, columns=["status", "n_tokens"]):
             status = t["status"].to_numpy()
             for name, code in (("null_text", NULL_TEXT), ("empty_text", EMPTY_TEXT), ("too_long", TOO_LONG)):
                 skipped[name] += int((status == code).sum())
@@ -175,9 +167,7 @@ def _totals(
     return per_split, hists, skipped
 
 
-def _write_docs(
-    run: Run, n_shards: dict[str, int], trailing: dict[str, pa.Table], bases: dict | None, names: pa.Array
-) -> dict | None:
+def _write_docs(run: Run, layout: Layout, bases: dict | None, names: pa.Array) -> dict | None:
     """docs.parquet, streamed into an atomic temp file (a full disk leaves neither it nor its
     temp); returns the token_count check made on the way."""
     check = _TokenCountCheck(run.sources)
@@ -186,47 +176,33 @@ def _write_docs(
         pq.ParquetWriter(f, docs_schema(), compression="zstd") as w,
     ):
         for split in SPLIT_NAMES:
-            for batches in _split_batches(run.work, split, n_shards[split], trailing[split]):
-                # one shard's rows, a row group at a time: the bytes of writing the shard's
-                # table whole (its row groups, and the chunks each column is written in, on
-                # which the pages depend), with 1M rows in memory instead of the shard's
+            for pieces, index in _shards_pieces(layout, split):
+                # one shard's rows, a row group at a time: the bytes of writing the shard's table
+                # whole (its row groups, each column one chunk in each), with 1M rows in memory
+                # at once instead of the shard's (2.4M rows of 40-token documents)
                 pending, rows, wrote = [], 0, False
-                for t in batches:
+                for t in rows_parts(pieces, index):
                     t = t.filter(pc.equal(t["status"], OK))
                     check.add(t)
                     pending.append(t)
                     rows += t.num_rows
                     while rows >= DOCS_GROUP_ROWS:
                         g = pa.concat_tables(pending)
-                        w.write_table(
-                            _docs_rows(g.slice(0, DOCS_GROUP_ROWS), split, names, bases), row_group_size=DOCS_GROUP_ROWS
-                        )
+                        group = g.slice(0, DOCS_GROUP_ROWS).combine_chunks()
+                        w.write_table(_docs_rows(group, split, names, bases), row_group_size=DOCS_GROUP_ROWS)
                         pending, rows, wrote = [g.slice(DOCS_GROUP_ROWS)], rows - DOCS_GROUP_ROWS, True
-                        del g
+                        del g, group
                         pa.default_memory_pool().release_unused()  # else the allocator keeps each group's pages
-                if rows or not wrote:  # the rest, or (as the whole table did) an empty row group
-                    g = pa.concat_tables(pending)
-                    w.write_table(_docs_rows(g, split, names, bases), row_group_size=DOCS_GROUP_ROWS)
+                if rows:
+                    rest = pa.concat_tables(pending).combine_chunks()
+                    w.write_table(_docs_rows(rest, split, names, bases), row_group_size=DOCS_GROUP_ROWS)
+                elif not wrote:  # no document: what writing the whole (empty) table wrote
+                    t = rows_table(pieces, index)
+                    t = t.filter(pc.equal(t["status"], OK))
+                    w.write_table(_docs_rows(t, split, names, bases), row_group_size=DOCS_GROUP_ROWS)
                 del pending
     pa.default_memory_pool().release_unused()  # the allocator keeps freed row groups otherwise
     return check.result()
-
-
-def _split_batches(work: WorkDir, split: str, n_shards: int, trailing: pa.Table) -> Iterator[Iterator[pa.Table]]:
-    """For each finished shard, then for the rows after the last one: its rows table as tables
-    of the record batches that pq.read_table makes its chunks of (128K rows, counted from the
-    start of each row group: the dataset scanner's), decoded one at a time (the scanner would
-    hold whole row groups, 1M rows)."""
-
-    def shard(path: Path) -> Iterator[pa.Table]:
-        with pq.ParquetFile(path) as f:
-            for i in range(f.num_row_groups):
-                for b in f.iter_batches(batch_size=SCAN_BATCH_ROWS, row_groups=[i]):
-                    yield pa.Table.from_batches([b])
-
-    for i in range(n_shards):
-        yield shard(work.sidecar(split, i, "rows.parquet"))
-    yield iter([trailing])
 
 
 def _sizing(run: Run, train_stream: int, stop: int | None) -> Sizing | None:
@@ -264,12 +240,23 @@ def _sizing(run: Run, train_stream: int, stop: int | None) -> Sizing | None:
     return out
 
 
-def _split_tables(work: WorkDir, split: str, n_shards: int, trailing: pa.Table, columns: list[str] | None = None):
-    """Each finished shard's rows table, then the rows after the last shard (skipped ones):
-    for the totals pass, which asks only for the two columns it counts."""
-    for i in range(n_shards):
-        yield pq.read_table(work.sidecar(split, i, "rows.parquet"), columns=columns)
-    yield trailing.select(columns) if columns else trailing
+def _split_tables(layout: Layout, split: str, columns: list[str] | None = None):
+    """Each shard's rows table, then the rows after the last shard (skipped ones), read from the
+    units' rows tables through the layout's pieces (the units stay until finalize is done).
+
+    The totals pass asks only for the two columns it counts; the docs.parquet pass reads all.
+    """
+    for sh in layout.shards[split]:
+        yield rows_table(sh.pieces, sh.index, columns)
+    yield rows_table(layout.trailing[split], len(layout.shards[split]), columns)
+
+
+def _shards_pieces(layout: Layout, split: str) -> Iterator[tuple[list, int]]:
+    """(pieces, shard index) of each shard, then of the rows after the last one (skipped ones),
+    as _split_tables reads them."""
+    for sh in layout.shards[split]:
+        yield sh.pieces, sh.index
+    yield layout.trailing[split], len(layout.shards[split])
 
 
 def _docs_rows(t: pa.Table, split: str, names: pa.Array, bases: dict | None) -> pa.Table:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob as globlib
 import hashlib
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -95,6 +96,8 @@ class Source:
     has_url: bool
     revision: str = ""  # remote only: ETag, S3 version id or Hub commit
     url: str = field(default="", repr=False, compare=False)  # remote only: what opens it (may hold a credential)
+    text_bytes: int = field(default=0, compare=False)  # the text column, uncompressed, from the footer (space.py)
+    stat_key: str = field(default="", repr=False, compare=False)  # local only: stat_key() when it was hashed
 
     def to_json(self) -> dict:
         d = {"path": self.path, "bytes": self.bytes, "rows": self.rows, "sha256": self.sha256}
@@ -183,13 +186,26 @@ def _is_key_type(t: pa.DataType) -> bool:
     return _is_str(t) or pa.types.is_integer(t)
 
 
-def inspect(path: Path, text_column: str, *, hash_content: bool = True) -> Source:
+def stat_key(path: Path) -> str:
+    """What says a local file is byte for byte the one hashed before: its device, inode, size,
+    modification and change times. Any write changes the change time, which no user call can
+    set back (unlike the modification time), so a rewritten or replaced file never matches."""
+    st = os.stat(path)
+    return f"{os.path.realpath(path)}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def inspect(path: Path, text_column: str, *, hash_content: bool = True, known: dict[str, str] | None = None) -> Source:
     """Check schema and footer of one input and fingerprint it, reading no text.
 
     A remote file's fingerprint is its size and revision (and the server's sha256 where it
-    states one): hashing it here would download it.
+    states one): hashing it here would download it. known: sha256s by stat_key, recorded by an
+    interrupted run of the same command (prepare's .work/inputs.json): a file whose stat_key
+    is there is not hashed again.
     """
     info = remote.stat(path) if isinstance(path, str) and remote.is_url(path) else None
+    key = (
+        stat_key(path) if info is None and hash_content else None
+    )  # taken before hashing: a write meanwhile changes it
     pf = open_parquet(path)
     schema = pf.schema_arrow
     if text_column not in schema.names:
@@ -211,11 +227,12 @@ def inspect(path: Path, text_column: str, *, hash_content: bool = True) -> Sourc
             f"{path}: column {text_column!r} is {ttype}, not a string", "pass --text-column NAME with a string column"
         )
     md = pf.metadata
+    leaf = [md.schema.column(i).path for i in range(md.num_columns)].index(text_column)
     return Source(
         path=info.public if info else str(path),
         bytes=info.size if info else path.stat().st_size,
         rows=md.num_rows,
-        sha256=info.sha256 if info else file_sha256(path) if hash_content else "",
+        sha256=info.sha256 if info else (known or {}).get(key) or file_sha256(path) if hash_content else "",
         row_groups=tuple(md.row_group(i).num_rows for i in range(md.num_row_groups)),
         has_id=KEY_COLUMN in schema.names and text_column != KEY_COLUMN and _is_key_type(schema.field(KEY_COLUMN).type),
         has_token_count=TOKEN_COUNT_COLUMN in schema.names
@@ -223,26 +240,29 @@ def inspect(path: Path, text_column: str, *, hash_content: bool = True) -> Sourc
         has_url=URL_COLUMN in schema.names and _is_str(schema.field(URL_COLUMN).type),
         revision=info.revision if info else "",
         url=info.url if info else "",
+        text_bytes=sum(md.row_group(i).column(leaf).total_uncompressed_size for i in range(md.num_row_groups)),
+        stat_key=key or "",
     )
 
 
-def inspect_all(paths: list[Path | str], text_column: str) -> list[Source]:
+def inspect_all(paths: list[Path | str], text_column: str, known: dict[str, str] | None = None) -> list[Source]:
     """inspect() of every input, in order, local files hashed on several threads at once.
 
     Hashing is most of a big input's start-up (sha256 runs ~0.6-1.5 GB/s a core here: ~2 s for
     one 2 GB FineWeb file) and hashlib releases the GIL, so 2 cores halve it. Remote inputs are
     inspected one by one, as before. An error names the first bad input in order.
     """
-    import os
     from concurrent.futures import ThreadPoolExecutor
 
     is_local = [not (isinstance(p, str) and remote.is_url(p)) for p in paths]
     workers = min(sum(is_local), os.cpu_count() or 1)
     if workers <= 1:
-        return [inspect(p, text_column) for p in paths]
+        return [inspect(p, text_column, known=known) for p in paths]
     pool = ThreadPoolExecutor(workers, thread_name_prefix="fwpipe-hash")
     try:
-        futures = [pool.submit(inspect, p, text_column) if local else None for p, local in zip(paths, is_local)]
+        futures = [
+            pool.submit(inspect, p, text_column, known=known) if local else None for p, local in zip(paths, is_local)
+        ]
         return [f.result() if f is not None else inspect(p, text_column) for p, f in zip(paths, futures)]
     finally:
         pool.shutdown(wait=False, cancel_futures=True)  # after an error, start no more hashing

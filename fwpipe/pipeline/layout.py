@@ -10,8 +10,8 @@ n_tokens; gpos only where the budget ends) and decides, exactly as one streaming
   stay in the shard before them); a last shard holding no tokens is not written, its rows
   only counted (`trailing`).
 
-A shard is a list of pieces (a row range of one unit's split and its token range), which the
-assembly tasks (assemble.py) turn into files in parallel.
+A shard is a list of pieces (a row range of one unit's split and its token range), which
+assemble.ShardWriter turns into files as the layout grows.
 """
 
 from __future__ import annotations
@@ -106,6 +106,9 @@ class Layout:
             return  # a shard of only skipped rows is not written; its rows stay for the next
         self.shards[split].append(shard)
         self.open[split] = ShardPlan(split, shard.index + 1)
+
+    def shard_counts(self) -> dict[str, int]:
+        return {s: len(self.shards[s]) for s in SPLIT_NAMES}
 
     def finish(self) -> None:
         """Close the last shard of each split; one without tokens leaves its rows as `trailing`."""

@@ -93,7 +93,12 @@ def identity(sources: list[Source], options: PrepareOptions) -> dict:
             "seed": options.seed,
         },
         # unfiltered: as before --filter
-        "options": {k: v for k, v in asdict(options).items() if k not in NOT_IDENTITY and (k != "filters" or v)},
+        # as JSON reads it back (filters: a list, not a tuple), so a resumed run compares equal
+        "options": {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in asdict(options).items()
+            if k not in NOT_IDENTITY and (k != "filters" or v)
+        },
     }
 
 

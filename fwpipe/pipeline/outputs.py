@@ -150,7 +150,7 @@ def _check(out_dir: Path, ours: list[str], fmt: str) -> None:
     refuse_links(out_dir, ours)
 
 
-def _comparable(identity: dict) -> dict:
+def comparable(identity: dict) -> dict:
     """The identity without the sources' paths: an input is its bytes (size, rows, sha256), so
     `x.parquet`, `./x.parquet` and `/abs/x.parquet` (or a moved copy) are the same input."""
     # a URL is its identity with its revision (remote sources have no sha256 before streaming)
@@ -165,7 +165,7 @@ def _comparable(identity: dict) -> dict:
 
 
 def same_identity(old: Manifest, identity: dict) -> bool:
-    return _comparable(old.identity()) == _comparable(identity)
+    return comparable(old.identity()) == comparable(identity)
 
 
 def _refuse_different(out_dir: Path, old: Manifest, identity: dict) -> None:
@@ -186,7 +186,7 @@ def _refuse_different(out_dir: Path, old: Manifest, identity: dict) -> None:
                 f"{s['path']}: changed since {out_dir} was prepared from it (size or content)",
                 "pass --overwrite to prepare it again",
             )
-    old_c, new_c = _comparable(old.identity()), _comparable(identity)
+    old_c, new_c = comparable(old.identity()), comparable(identity)
     diffs = [k for k in identity if old_c.get(k) != new_c[k]]
     raise DatasetMismatchError(
         f"{out_dir}: holds a different dataset (differs in {', '.join(diffs)})",

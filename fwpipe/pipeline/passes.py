@@ -1,13 +1,16 @@
-"""The passes every prepare runs: units out, a layout in, shards assembled.
+"""The passes every prepare runs: units out, a layout in, shards written as it grows.
 
 unit_tasks cuts the inputs into tokenizing units (units.py); lay_out runs any unit function in
-order through the run's executor and lays each result out as it comes (layout.py), stopping
-at a budget; assemble writes every shard the layout planned (assemble.py). forced_val decides
-the one document a tiny dataset sends to val.
+order through the run's executor, lays each result out as it comes (layout.py), stopping at a
+budget, and has the shards the layout plans written meanwhile (assemble.ShardWriter, in this
+process: each unit's tokens are freed once a shard holds them). forced_val decides the one
+document a tiny dataset sends to val.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +20,7 @@ from fwpipe.dataset import Manifest, write_manifest
 from fwpipe.errors import OutputError
 from fwpipe.executors import Executor
 from fwpipe.fmt import clock, tokens
-from fwpipe.pipeline.assemble import ShardTask, assemble_shard
+from fwpipe.pipeline.assemble import ShardWriter
 from fwpipe.pipeline.inputs import read_batches
 from fwpipe.pipeline.layout import Layout
 from fwpipe.pipeline.options import Run
@@ -85,22 +88,33 @@ def unit_tasks(run: Run, units: Path, forced_val: frozenset[int] = frozenset()) 
 
 
 def tokenize(run: Run, prog: Progress) -> tuple[Layout, UnitTally]:
-    """A dedup-none prepare's one pass: every unit tokenized and laid out, up to a budget."""
+    """A dedup-none prepare's one pass: every unit tokenized, laid out and written, up to a budget."""
     tasks = unit_tasks(run, run.work.units, forced_val(run))
-    return lay_out(run_unit, tasks, run.executor, run.options.shard_tokens, run.target, prog)
+    return lay_out(run_unit, tasks, run, prog)
+
+
+def shard_writer(run: Run, tasks: list) -> ShardWriter:
+    """The writer of `run`'s shards. Its plan (the run's identity and its units) keys the part
+    files' journals: a rerun cut into other units starts the open shards again."""
+    units = [(Path(t.dir).name, t.rows) for t in tasks]
+    key = json.dumps([run.identity, units], sort_keys=True, default=str)
+    return ShardWriter(run.work, run.options.format, hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
 def lay_out(
-    fn: Callable, tasks: list, executor: Executor, shard_tokens: int, target: int | None, prog: Progress
+    fn: Callable, tasks: list, run: Run, prog: Progress, executor: Executor | None = None
 ) -> tuple[Layout, UnitTally]:
-    """Run `fn` on every unit in order through `executor`, laying out each result as it comes.
+    """Run `fn` on every unit in order through the run's executor, laying out each result as it
+    comes and writing the shards it plans (ShardWriter).
 
     With a budget, units go out in waves sized from the tokens per row seen so far (one unit
     first), and none is started once the finished prefix reaches the target: as one streaming
     pass stops reading there, inputs past the stop are not read (up to a misestimated wave).
-    Returns the layout and what the units did.
+    executor (default the run's) runs the units. Returns the layout and what the units did.
     """
-    layout = Layout(shard_tokens, target)
+    executor, target = executor or run.executor, run.target
+    layout = Layout(run.options.shard_tokens, target)
+    writer = shard_writer(run, tasks)
 
     def units(wave):
         for t in wave:
@@ -110,26 +124,34 @@ def lay_out(
 
     tally = UnitTally()
     docs = rows_done = done = 0
-    while done < len(tasks) and layout.stop is None:
-        wave = (
-            tasks[done:] if target is None else tasks[done : done + wave_size(tasks[done:], layout, target, rows_done)]
-        )
-        for task, r in zip(wave, executor.map(fn, units(wave))):
-            done += 1
-            if layout.stop is not None:
-                continue  # started before the budget was reached: not needed, failed or not
-            if "error" in r:
-                raise r["error"]
-            layout.add(task.dir, r)
-            rows_done += task.rows
-            docs += sum(r[s]["docs"] for s in SPLIT_NAMES)
-            tally.add(r)
-            el = prog.elapsed()
-            prog.update(
-                f"prepare: {done:,}/{len(tasks):,} units  {docs:,} docs  {tokens(tally.tokens / max(el, 1e-9))} tok/s  "
-                f"ETA {clock(el * (len(tasks) - done) / done)}"
+    try:
+        while done < len(tasks) and layout.stop is None:
+            wave = (
+                tasks[done:]
+                if target is None
+                else tasks[done : done + wave_size(tasks[done:], layout, target, rows_done)]
             )
-    layout.finish()
+            for task, r in zip(wave, executor.map(fn, units(wave))):
+                done += 1
+                if layout.stop is not None:
+                    continue  # started before the budget was reached: not needed, failed or not
+                if "error" in r:
+                    raise r["error"]
+                layout.add(task.dir, r)
+                writer.update(layout)
+                rows_done += task.rows
+                docs += sum(r[s]["docs"] for s in SPLIT_NAMES)
+                tally.add(r)
+                el = prog.elapsed()
+                prog.update(
+                    f"prepare: {done:,}/{len(tasks):,} units  {docs:,} docs  {tokens(tally.tokens / max(el, 1e-9))} tok/s  "
+                    f"ETA {clock(el * (len(tasks) - done) / done)}"
+                )
+        layout.finish()
+        writer.finish(layout)
+    except BaseException:
+        writer.close()  # the open parts stay, for a rerun to resume from their journals
+        raise
     return layout, tally
 
 
@@ -146,29 +168,6 @@ def wave_size(rest: list, layout: Layout, target: int, rows_done: int) -> int:
             break
         n += 1
     return max(1, n)
-
-
-def assemble(run: Run, layout: Layout) -> dict[str, int]:
-    """Write every shard the layout planned, one assembly task each, in parallel; returns the
-    shards per split."""
-    fmt, w = run.options.format, run.work
-    tasks = [
-        (
-            ShardTask(
-                sh.index,
-                str(w.shard(fmt, s, sh.index)),
-                str(w.sidecar(s, sh.index, "rows.parquet")),
-                str(w.sidecar(s, sh.index, "stats.npy")),
-                sh.n_tokens,
-                tuple(sh.pieces),
-            ),
-        )
-        for s in SPLIT_NAMES
-        for sh in layout.shards[s]
-    ]
-    for _ in run.executor.map(assemble_shard, tasks):
-        pass
-    return {s: len(layout.shards[s]) for s in SPLIT_NAMES}
 
 
 def forced_val(run: Run) -> frozenset[int]:

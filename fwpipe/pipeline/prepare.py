@@ -1,12 +1,13 @@
 """`fwpipe prepare`: FineWeb parquet -> GPT-2 token shards, docs.parquet and manifest.json.
 
-One reading, top to bottom, in every mode: claim the output directory -> tokenize (or, with
---dedup, a first pass, a plan and a copy of the kept documents) -> assemble the shards ->
-finalize. The inputs are cut into numbered work units (units.py: whole row groups of one file)
-that run on an executor (fwpipe.executors: inline, local processes, or Ray) and write their
-tokens and rows under .work (workdir.py). One cheap global step in the driver (layout.py)
-decides the budget stop and every shard's pieces; the shards are assembled from the units in
-parallel (assemble.py); finalize.py writes docs.parquet, token_counts.npy and the manifest.
+One reading, top to bottom, in every mode: claim the output directory -> check its disk has
+room (space.py) -> tokenize (or, with --dedup, a first pass, a plan and a copy of the kept
+documents) -> finalize. The inputs are cut into numbered work units (units.py: whole row
+groups of one file) that run on an executor (fwpipe.executors: inline, local processes, or
+Ray) and write their tokens and rows under .work (workdir.py). One cheap global step in the
+driver (layout.py) decides, unit by unit, the budget stop and every shard's pieces, and the
+driver writes the shards as it goes, freeing each unit's tokens once a shard holds them
+(assemble.py); finalize.py writes docs.parquet, token_counts.npy and the manifest.
 Units and shards are written atomically and checked on a rerun, so a kill -9 at any moment
 followed by the same command ends with the same bytes as a run that never stopped, whatever
 ran where.
@@ -18,6 +19,7 @@ engine (fwpipe.dedup); never another stage.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -27,11 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from fwpipe import remote
-from fwpipe.atomic import lock_dir
+from fwpipe.atomic import lock_dir, write_json
 from fwpipe.dataset import read_manifest
 from fwpipe.errors import FwpipeError, OutputError
 from fwpipe.executors import INLINE, Executor, make_executor, sized
-from fwpipe.pipeline import dedup_passes, outputs, passes
+from fwpipe.pipeline import dedup_passes, outputs, passes, space
 from fwpipe.pipeline.finalize import finalize
 from fwpipe.pipeline.inputs import inspect_all, resolve_inputs
 from fwpipe.pipeline.options import PrepareOptions, Run
@@ -83,7 +85,7 @@ def prepare(
     # numba's first call costs ~0.4 s of set-up: pay it while the inputs are being hashed
     warm = threading.Thread(target=_warm_up, args=(options.dedup != "none", options.tokenizer_engine), daemon=True)
     warm.start()
-    sources = inspect_all(paths, options.text_column)
+    sources = inspect_all(paths, options.text_column, known=_known_hashes(WorkDir(out_dir)))
     warm.join()
     check_engine(options.tokenizer_engine)  # refuse to start if the engine is not exact (checked once, in the warm-up)
     n_units = len(plan_units(sources, unit_rows))
@@ -115,7 +117,9 @@ def _prepare(run: Run, overwrite: bool) -> dict:
     if state == "complete":
         log.info("%s is already prepared from these inputs; nothing to do", run.out_dir)
         return dict(read_manifest(run.out_dir).summary, out_dir=str(run.out_dir), did_work=False)
+    space.check_free(run)  # before the first file: a disk that cannot hold the run is one line now, not hours later
     passes.start(run)
+    _record_hashes(run)
     # on a cluster: every node must write here and read the (local) inputs the driver reads
     run.executor.check_storage([run.work.root, run.work.out_dir], [p for p in run.paths if Path(str(p)).is_file()])
     prog = Progress(enabled=run.progress, piped_every_s=passes.PIPED_EVERY_S)
@@ -129,12 +133,28 @@ def _prepare(run: Run, overwrite: bool) -> dict:
             layout = dedup_passes.copy_kept_documents(run, first.plan, prog)
             units, dedup = first.units, first.tallies
             del first  # the plan's arrays (~2 bytes a document by now) are not needed by finalize
-        prog.update("prepare: assembling shards", force=True)
-        n_shards = passes.assemble(run, layout)
+        prog.update("prepare: writing docs.parquet and the manifest", force=True)
     finally:
         prog.close()
-    summary = finalize(run, n_shards, layout, dedup)
+    summary = finalize(run, layout.shard_counts(), layout, dedup)
     return dict(summary, did_work=True, resumed=state == "resume", units=units)
+
+
+def _known_hashes(work: WorkDir) -> dict[str, str]:
+    """The inputs' sha256s an interrupted run recorded, by stat_key (inputs.py): a resume does
+    not hash inputs that provably did not change (~1 s a GB). Read before the lock is taken:
+    a guess, checked again by identity once the directory is ours."""
+    try:
+        if work.root.is_symlink():
+            return {}
+        known = json.loads(work.inputs.read_text())["files"]
+        return {k: v for k, v in known.items() if isinstance(k, str) and isinstance(v, str)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _record_hashes(run: Run) -> None:
+    write_json(run.work.inputs, {"files": {s.stat_key: s.sha256 for s in run.sources if s.stat_key and s.sha256}})
 
 
 @contextlib.contextmanager

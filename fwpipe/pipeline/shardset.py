@@ -1,8 +1,8 @@
-"""The tables of prepare's shard sidecars (named by workdir.py, written by assemble.py), and
+"""The rows a shard accounts for (ROWS_SCHEMA: assemble.rows_table builds them from the units'
+rows tables), a shard's statistics sidecar (named by workdir.py, written by assemble.py), and
 atomic parquet / .npy writes.
 
-    .work/train_000003.rows.parquet   every input row the shard accounts for (docs and skipped)
-    .work/train_000003.stats.npy      its token histogram and document-length histogram
+    .work/train_000003.stats.npy      a finished shard's token histogram and document-length histogram
     train_000003.bin                  renamed into place last, so its name means "finished"
 """
 

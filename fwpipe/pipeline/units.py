@@ -12,7 +12,10 @@ number of workers, processes or nodes writes the same unit files:
 
 Each file is written atomically; the marker records their sizes and sha256s and the identity
 of everything that decides their bytes. A rerun that finds a marker whose files and identity
-check out skips the unit; anything else in the unit's directory is redone.
+check out skips the unit; anything else in the unit's directory is redone. Once a split's
+tokens are in the shards (assemble.py), the marker says so ("consumed") before the token file
+is deleted, so a marker never vouches for a file that is gone; the rows tables stay until
+finalize has read them.
 """
 
 from __future__ import annotations
@@ -184,7 +187,10 @@ def verified(d: Path, identity: dict) -> dict | None:
             return None
         if sorted(m["files"]) != sorted(UNIT_FILES):
             return None
+        freed = {f"{s}.tokens" for s in m.get("consumed", [])}  # in the shards now: assemble.py vouches for them
         for name in UNIT_FILES:
+            if name in freed:
+                continue
             f = m["files"][name]
             p = d / name
             if not p.is_file() or p.stat().st_size != f["bytes"] or file_sha256(p) != f["sha256"]:
@@ -192,6 +198,21 @@ def verified(d: Path, identity: dict) -> dict | None:
         return m["result"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def consume(d: str | Path, split: str) -> None:
+    """`split`'s tokens of unit `d` are durably in the shards: say so in the marker, then free them."""
+    d = Path(d)
+    m = json.loads((d / MARKER).read_text())
+    if split not in m.get("consumed", []):
+        m["consumed"] = sorted({*m.get("consumed", []), split})
+        write_json(d / MARKER, m)
+    (d / f"{split}.tokens").unlink(missing_ok=True)
+
+
+def forget(d: str | Path) -> None:
+    """Unit `d` is to be done again: its marker goes (its files are then unvouched for, and redone)."""
+    (Path(d) / MARKER).unlink(missing_ok=True)
 
 
 class UnitWriter:

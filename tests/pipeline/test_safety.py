@@ -402,25 +402,26 @@ def test_relative_and_absolute_spellings_of_one_input_are_the_same_dataset(tmp_p
 
 def test_resume_with_another_spelling_of_the_inputs(tmp_path, first150, monkeypatch):
     """Interrupted after dedup's first pass with relative paths, resumed with absolute ones."""
-    from fwpipe.shards import TokenFileWriter
+    from fwpipe.atomic import output_error
+    from fwpipe.pipeline.assemble import ShardPart
 
     shutil.copy(first150, tmp_path / "a.parquet")
     write_parquet(tmp_path / "b.parquet", pq.read_table(first150).slice(0, 60).to_pydict())  # 60 exact copies
     absolute = [str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")]
     opts = PrepareOptions(dedup="exact", shard_tokens=20_000)
     prepare(absolute, tmp_path / "ref", options=opts, progress=False)
-    real_write = TokenFileWriter.write
+    real_write = ShardPart.write
 
     def failing_write(self, tokens):  # only the second pass (the final shards) fails
         if ".work" not in str(self.path):
-            raise self._error(OSError(errno.ENOSPC, "No space left on device"))
+            raise output_error(str(self.path), OSError(errno.ENOSPC, "No space left on device"))
         return real_write(self, tokens)
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(TokenFileWriter, "write", failing_write)
+    monkeypatch.setattr(ShardPart, "write", failing_write)
     with pytest.raises(OutputError):
         prepare(["a.parquet", "b.parquet"], "out", options=opts, progress=False)
-    monkeypatch.setattr(TokenFileWriter, "write", real_write)
+    monkeypatch.setattr(ShardPart, "write", real_write)
     s = prepare(absolute, tmp_path / "out", options=opts, progress=False)
     assert s["resumed"] and s["tokens_this_run"] == 0 and s["dedup"]["removed_docs"] >= 60
     assert dir_digest(tmp_path / "out") == dir_digest(tmp_path / "ref")

@@ -7,6 +7,7 @@ import pytest
 
 from fwpipe import executors
 from fwpipe.pipeline import inputs, passes
+from fwpipe.pipeline.assemble import ShardWriter
 from fwpipe.pipeline.inputs import Source
 from fwpipe.pipeline.prepare import PrepareOptions, prepare
 from fwpipe.pipeline.units import Unit, plan_units
@@ -61,10 +62,13 @@ def test_same_bytes_inline_on_processes_and_for_any_unit_size(tmp_path, small_gr
 
 
 def _crash_in_assembly(monkeypatch):
-    def boom(task):
+    """Every unit done and none of their tokens in a shard yet: the run dies then."""
+
+    def boom(self, layout):
         raise OSError("killed while assembling")
 
-    monkeypatch.setattr(passes, "assemble_shard", boom)
+    monkeypatch.setattr(ShardWriter, "update", lambda self, layout, open_shards=True: None)
+    monkeypatch.setattr(ShardWriter, "finish", boom)
 
 
 def test_a_rerun_verifies_finished_units_and_redoes_only_damaged_ones(tmp_path, monkeypatch, small_groups):
