@@ -182,7 +182,9 @@ def _write_docs(run: Run, layout: Layout, bases: dict | None, names: pa.Array) -
                 # at once instead of the shard's (2.4M rows of 40-token documents)
                 pending, rows, wrote = [], 0, False
                 for t in rows_parts(pieces, index):
-                    t = t.filter(pc.equal(t["status"], OK))
+                    ok = pc.equal(t["status"], OK)
+                    if not pc.all(ok).as_py():  # else the piece as it is: the units' mapped rows, not a copy
+                        t = t.filter(ok)
                     check.add(t)
                     pending.append(t)
                     rows += t.num_rows
