@@ -190,7 +190,7 @@ def main() -> None:
 def _print(r: dict) -> None:
     print(
         f"{r['command']:<22} {r['kind']:<8} {r['docs']:>11,} docs {r['tokens']:>14,} tokens {r['seconds']:8.1f} s  "
-        f"peak RSS {r["peak_rss"] / 2**30:6.2f} GiB  {r['peak_rss'] / r['docs']:8,.0f} B/doc  "
+        f"peak RSS {r['peak_rss'] / 2**30:6.2f} GB  {r['peak_rss'] / r['docs']:8,.0f} B/doc  "
         f"{r['docs'] / r['seconds']:>10,.0f} docs/s  {r['tokens'] / r['seconds'] / 1e6:7.2f} M tokens/s",
         flush=True,
     )
