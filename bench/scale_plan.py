@@ -182,11 +182,13 @@ def plan(r: dict, files: dict, sort_s: float, args) -> None:
     # Tokens are 2 bytes; the assembly and copy stages' CPU is not measured (they copy bytes: 0 here)
     stages = [
         ("prepare: fetch + tokenize to units", "cluster", T * r[TOKENIZE] / args.prepare_share, True, in_bytes + 2 * T),
-        ("prepare: assemble first-pass stages", "cluster", 0.0, True, 4 * T),
+        # the driver appends each unit's tokens to the open shard as units finish (the disk peak's
+        # price): every shard byte passes through it
+        ("prepare: assemble first-pass shards", "driver", 0.0, True, 4 * T),
         ("prepare: MinHash (--dedup near)", "cluster", T * r[MINHASH], True, 2 * T + scratch * D),
         ("prepare: plan: index + exact hashes", "driver", passes(INDEX, EXACT), True, 2 * 2 * T),
         (f"prepare: plan: {2 + bands} sorts + union-find", "driver", global_sorts, False, scratch * D),
-        ("prepare: copy kept + assemble shards", "cluster", 0.0, True, 8 * T),
+        ("prepare: copy kept + assemble shards", "driver", 0.0, True, 8 * T),
         ("audit: index, totals, exact, 13-gram probe", "driver", passes(INDEX, TOTALS, EXACT, PROBE), True, 4 * 2 * T),
         ("audit: MinHash", "cluster", T * r[MINHASH], True, 2 * T + scratch * D),
         (f"audit: {2 + bands} sorts + union-find", "driver", global_sorts, False, scratch * D),
