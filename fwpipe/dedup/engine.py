@@ -39,6 +39,7 @@ from fwpipe.dedup.config import DedupConfig, permutations
 from fwpipe.dedup.docs import Docs, doc_tokens, index_dtype, n_docs, unique
 from fwpipe.dedup.exact import _first_of_runs, _repeated
 from fwpipe.dedup.scratch import Scratch, read_array, trim_heap
+from fwpipe.errors import ConfigError
 from fwpipe.executors import INLINE, Executor, sized
 from fwpipe.kernels import (
     bucket_pairs,
@@ -240,6 +241,7 @@ def components(
     documents in order when None). copy_of (member positions) joins exact copies to their originals.
     """
     m = n_docs(docs) if members is None else len(members)
+    check_pair_codes(m)
     budget = max(sc.memory_bytes, 1 << 12)
     # members (or pairs) per streamed chunk: a few MB of keys; larger chunks save nothing, and
     # below the budget's cap their size would grow with the corpus (8-24 bytes a document)
@@ -316,6 +318,20 @@ def _groups(
         copies = np.flatnonzero(copy_of != np.arange(m, dtype=copy_of.dtype))
         rep[copies] = rep[copy_of[copies]]  # copies point at originals, whose rep is final
     return rep, few
+
+
+# A candidate pair (left, right) travels as one int64, left * m + right: exact while m * m fits
+MAX_MEMBERS = 3_037_000_499  # floor(sqrt(2**63 - 1)); numpy would wrap silently above it
+
+
+def check_pair_codes(m: int) -> None:
+    """Refuse a run whose pair codes would overflow int64 (about 14% of FineWeb's 22B documents)."""
+    if m > MAX_MEMBERS:
+        raise ConfigError(
+            f"near-duplicate search over {m:,} documents: more than the {MAX_MEMBERS:,} its pair codes "
+            "(left * m + right, int64) can hold",
+            "split the input into parts of at most 3e9 documents and deduplicate each (docs/scale.md)",
+        )
 
 
 def _bucket(

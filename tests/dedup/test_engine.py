@@ -188,3 +188,17 @@ def test_a_full_disk_is_refused_before_any_work(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match="needs 80 MB, 1 KB are free"):
         open_scratch(tmp_path, {}, n_docs=1_000_000, num_perm=128, bands=9)
     assert list(tmp_path.iterdir()) == []  # nothing left behind
+
+
+def test_pair_codes_refuse_a_corpus_they_cannot_number():
+    """A pair travels as left * m + right in an int64: the largest m whose codes all fit is the
+    limit, one more is refused with one line (numpy would wrap without a word)."""
+    from fwpipe.dedup.engine import MAX_MEMBERS, check_pair_codes
+    from fwpipe.errors import ConfigError
+
+    top = np.iinfo(np.int64).max
+    assert (MAX_MEMBERS - 1) * MAX_MEMBERS + (MAX_MEMBERS - 1) <= top  # the largest code at the limit fits
+    assert MAX_MEMBERS * (MAX_MEMBERS + 1) + MAX_MEMBERS > top  # one more document and it would not
+    check_pair_codes(MAX_MEMBERS)
+    with pytest.raises(ConfigError, match="3,037,000,500 documents"):
+        check_pair_codes(MAX_MEMBERS + 1)
