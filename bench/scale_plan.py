@@ -35,7 +35,7 @@ from fwpipe.audit.quality import measure_unit, quality, warm
 from fwpipe.dataset import open_dataset
 from fwpipe.dedup.config import DedupConfig, permutations
 from fwpipe.dedup.docs import unique
-from fwpipe.dedup.engine import KEY_BYTES, UNIT_DOCS
+from fwpipe.dedup.engine import KEY_BYTES, MAX_MEMBERS, UNIT_DOCS
 from fwpipe.executors.base import Inline
 from fwpipe.pipeline.options import PrepareOptions
 from fwpipe.pipeline.prepare import prepare
@@ -227,7 +227,10 @@ def plan(r: dict, files: dict, sort_s: float, args) -> None:
     for what, bpd in (("audit", args.audit_bytes_per_doc), ("prepare --dedup near", args.prepare_bytes_per_doc)):
         print(f"  {what}: {bpd:.0f} B/doc x {D:.3g} docs = {tb(bpd * D)} resident")
     print(f"  union-find parent + group arrays alone: 16 B/doc = {tb(16 * D)}; one array of 8-byte keys: {tb(8 * D)}")
-    print(f"  pair code left*m+right in int64: exceeds 2**63 above m = {math.isqrt(2**63):,} documents")
+    print(
+        f"  pair code left*m+right in int64: exceeds 2**63 above m = {math.isqrt(2**63):,} documents"
+        f" (refused above engine.MAX_MEMBERS = {MAX_MEMBERS:,}: {D / MAX_MEMBERS:.1f} parts at --docs)"
+    )
     print(f"  dedup scratch, each of prepare and audit: {scratch} B/doc = {tb(scratch * D)}")
     for gb in sorted({1.0, args.memory_gb}):  # fwpipe's default, and the one asked for
         ranges = 2 ** math.ceil(math.log2(max(1.0, KEY_BYTES * D / (gb * 2**30))))
@@ -239,9 +242,11 @@ def plan(r: dict, files: dict, sort_s: float, args) -> None:
         f"  work units: prepare {in_bytes / UNIT_BYTES:,.0f}, signature {D / UNIT_DOCS:,.0f},"
         f" quality {T / (1 << 19):,.0f}; 100M-token shards {T / 1e8:,.0f}"
     )
+    final = 2 * T + D * files["docs"]
     print(
         f"  disk: input {tb(in_bytes)}, final shards {tb(2 * T)}, docs.parquet {tb(D * files['docs'])},"
-        f" quality.parquet {tb(D * files['quality'])}"
+        f" quality.parquet {tb(D * files['quality'])}; prepare's peak at --disk-peak {args.disk_peak:g}x"
+        f" the dataset: {tb(args.disk_peak * final)}"
     )
 
 
@@ -285,9 +290,23 @@ def main() -> None:
     ap.add_argument(
         "--prepare-share", type=float, default=0.60, help="prepare / bare gigatoken, README (prepare_bench, long)"
     )
-    ap.add_argument("--audit-bytes-per-doc", type=float, default=105, help="README: scale_bench, audit 1M-15M docs")
     ap.add_argument(
-        "--prepare-bytes-per-doc", type=float, default=128, help="README: scale_bench, prepare --dedup near 1M-5M"
+        "--audit-bytes-per-doc",
+        type=float,
+        default=44,
+        help="README, Memory and the dedup engine: scale_bench, audit 1M-15M",
+    )
+    ap.add_argument(
+        "--prepare-bytes-per-doc",
+        type=float,
+        default=45,
+        help="README, Memory and the dedup engine: scale_bench, prepare --dedup near 1M-5M (43 B/doc; its plan ~45)",
+    )
+    ap.add_argument(
+        "--disk-peak",
+        type=float,
+        default=1.3,
+        help="prepare's peak disk over the dataset it leaves: README, prepare's Disk (disk_bench, 4 inputs; ~2 for 1)",
     )
     args = ap.parse_args()
     args.nodes = [int(x) for x in args.nodes.split(",")]
