@@ -5,37 +5,14 @@ from __future__ import annotations
 
 import json
 
-from click.testing import CliRunner
-
-from fwpipe.cli import main
 from fwpipe.fmt import params, pct, ratio, tokens
 
-TINY = [
-    "--config",
-    "tiny-cpu",
-    "--device",
-    "cpu",
-    "--set",
-    "n_layer=1",
-    "--set",
-    "n_embd=32",
-    "--set",
-    "n_head=2",
-    "--set",
-    "block_size=32",
-    "--set",
-    "batch_size=4",
-]
-
-
-def run(*args):
-    r = CliRunner().invoke(main, [str(a) for a in args])
-    return r
+from .test_cli import TINY, cli  # the train CLI tests' one tiny-model flag list and runner
 
 
 def test_audit_plan_and_refusal_spell_the_budget_numbers_alike(tiny_data, tmp_path):
     budget = "2e7"  # ~100 epochs of tiny_data's ~0.2M train tokens: refused, so train also has its message
-    r = run(
+    r = cli(
         "train",
         tiny_data,
         "--budget-tokens",
@@ -51,7 +28,7 @@ def test_audit_plan_and_refusal_spell_the_budget_numbers_alike(tiny_data, tmp_pa
     plan_text, refusal = r.stdout, r.stderr
     plan = json.loads((tmp_path / "plan.json").read_text())
     n = plan["params_non_embedding"]
-    a = run("audit", tiny_data, "--budget-tokens", budget, "--params", n, "--json", tmp_path / "audit.json")
+    a = cli("audit", tiny_data, "--budget-tokens", budget, "--params", n, "--json", tmp_path / "audit.json")
     assert a.exit_code == 0, a.output
     audit = json.loads((tmp_path / "audit.json").read_text())["budget"]
     assert (
@@ -91,7 +68,7 @@ def test_audit_plan_and_refusal_spell_the_budget_numbers_alike(tiny_data, tmp_pa
 def test_train_log_lines_carry_i_of_n_elapsed_and_eta(tiny_data, tmp_path):
     import re
 
-    r = run(
+    r = cli(
         "train",
         tiny_data,
         "--budget-tokens",
