@@ -119,28 +119,23 @@ def setup(tmp_path_factory, tiny_data, fineweb_texts):
     return root, budget, _metrics(ref)
 
 
+def _train_args(root, tiny_data, budget, out) -> list[str]:
+    """`fwpipe train` arguments of the two-rank runs: the setup's config, budget and HellaSwag file."""
+    return [str(tiny_data), "--config", str(root / "tiny.toml"), "--budget-tokens", str(budget)] + [
+        "--hellaswag",
+        str(root / "hellaswag.jsonl"),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
+
+
 @pytest.mark.slow
 def test_two_ranks_log_the_one_rank_losses(setup, tiny_data):
     root, budget, ref = setup
     out = root / "two"
-    rc, text = _finish(
-        _torchrun(
-            [
-                str(tiny_data),
-                "--config",
-                str(root / "tiny.toml"),
-                "--budget-tokens",
-                str(budget),
-                "--hellaswag",
-                str(root / "hellaswag.jsonl"),
-                "--out",
-                str(out),
-                "--device",
-                "cpu",
-            ],
-            root,
-        )
-    )
+    rc, text = _finish(_torchrun(_train_args(root, tiny_data, budget, out), root))
     assert rc == 0, text[-3000:]
     assert text.count("processes   2") == 1  # the plan says so, printed by rank 0 alone
     assert text.count("eval iter 5:") == 1
@@ -152,19 +147,7 @@ def test_two_ranks_log_the_one_rank_losses(setup, tiny_data):
 def test_killed_rank_stops_the_run_and_resume_recovers(setup, tiny_data):
     root, budget, ref = setup
     out = root / "killed"
-    args = [
-        str(tiny_data),
-        "--config",
-        str(root / "tiny.toml"),
-        "--budget-tokens",
-        str(budget),
-        "--hellaswag",
-        str(root / "hellaswag.jsonl"),
-        "--out",
-        str(out),
-        "--device",
-        "cpu",
-    ]
+    args = _train_args(root, tiny_data, budget, out)
     proc = _torchrun(args, root)
     try:
         deadline = time.monotonic() + 120
